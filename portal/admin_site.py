@@ -1,0 +1,58 @@
+"""The admin home: every integration with its last run, next run and "run now"."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.urls import path
+from django.views.decorators.http import require_POST
+
+from . import operations
+from .models import SyncRun
+
+
+class PortalAdminSite(admin.AdminSite):
+    site_header = "Operations portal"
+    site_title = "Operations portal"
+    index_title = "Integrations"
+
+    def get_urls(self):
+        return [
+            path("run/<str:app>/<str:name>/", self.admin_view(require_POST(self.run_now)), name="run_operation"),
+        ] + super().get_urls()
+
+    def integrations(self, request):
+        panels = []
+        for app, ops in operations.by_app().items():
+            if not request.user.has_module_perms(app):
+                continue
+            rows = []
+            for op in ops:
+                rows.append({"op": op, "last_run": op.last_run(), "next_run": op.next_run_at()})
+            panels.append({"app": app, "operations": rows})
+        return panels
+
+    def index(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "integrations": self.integrations(request)}
+        return super().index(request, extra_context)
+
+    def run_now(self, request, app, name):
+        if not request.user.has_module_perms(app) or not any(
+            request.user.has_perm(f"{app}.{p}") for p in _change_perms(app)
+        ):
+            raise PermissionDenied
+        try:
+            op = operations.get(app, name)
+        except KeyError:
+            messages.error(request, f"No operation {app}.{name}.")
+            return redirect("admin:index")
+        record = operations.enqueue(app, name, trigger=SyncRun.Trigger.ADMIN, user=request.user)
+        messages.success(request, f"{op.label}: queued as run #{record.pk}.")
+        return redirect("admin:index")
+
+
+def _change_perms(app):
+    from django.contrib.auth.models import Permission
+
+    return Permission.objects.filter(content_type__app_label=app, codename__startswith="change_").values_list(
+        "codename", flat=True
+    )

@@ -1,0 +1,18 @@
+from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
+
+
+class PortalAdminConfig(admin_apps.AdminConfig):
+    default = False
+    default_site = "portal.admin_site.PortalAdminSite"
+
+
+class PortalConfig(AppConfig):
+    default = True
+    name = "portal"
+    verbose_name = "Portal"
+
+    def ready(self):
+        from .operations import Operation, register
+
+        register(Operation("portal", "reap_runs", "Heal lost runs", "portal.reap_runs"))

@@ -1,0 +1,229 @@
+"""The one HTTP session every upstream client uses.
+
+    session = UpstreamSession("verkada", rate=5, burst=5, secret_params={"token"})
+    reply = session.request("GET", url, timeout=...)
+    data = session.json(reply)           # typed errors for non-2xx / non-JSON
+
+What it does for every client:
+- connect/read timeouts (UPSTREAM_CONNECT_TIMEOUT / UPSTREAM_TIMEOUT by default);
+- retries with exponential backoff and jitter on connection errors, 5xx and 429,
+  honouring Retry-After up to UPSTREAM_RETRY_AFTER_MAX (urllib3's Retry, not a
+  hand-written loop); POST is not retried unless the client says it is safe;
+- a per-upstream token bucket shared across processes (portal.ratelimit), and a
+  429 empties the bucket for the Retry-After period so other workers wait too;
+- one log line per call with the URL's secret query parameters redacted; headers
+  and bodies are never logged.
+
+Failures surface as UpstreamError subclasses, never as None or {}.
+"""
+
+import logging
+import time
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from .ratelimit import get_bucket
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SECRET_PARAMS = frozenset(
+    {
+        "access_token",
+        "refresh_token",
+        "token",
+        "api_key",
+        "apikey",
+        "key",
+        "password",
+        "secret",
+        "sign",
+        "signature",
+        "code",
+        "client_secret",
+        "app_secret",
+        "partner_key",
+    }
+)
+
+
+class UpstreamError(Exception):
+    """An upstream call did not give us what we asked for."""
+
+    transient = False
+
+    def __init__(self, message, *, status=None, upstream=None, body=None):
+        super().__init__(message)
+        self.status = status
+        self.upstream = upstream
+        self.body = body
+
+
+class UpstreamTransientError(UpstreamError):
+    """Worth trying again later: timeout, connection reset, 5xx, 429."""
+
+    transient = True
+
+    def __init__(self, message, *, retry_after=None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class UpstreamAuthError(UpstreamError):
+    """Credentials missing, wrong or expired: a person has to act."""
+
+
+class UpstreamPermanentError(UpstreamError):
+    """The upstream refused this request; repeating it will not help."""
+
+
+class UpstreamBadResponse(UpstreamTransientError):
+    """The reply was not what the contract says (e.g. malformed JSON, HTML)."""
+
+
+def redact_url(url, secret_params=DEFAULT_SECRET_PARAMS):
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = [(k, "***" if k.lower() in secret_params else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
+
+
+class _CappedRetry(Retry):
+    """Retry-After beyond the cap is not slept in a request; the call fails
+    transient and the caller (task, beat) tries later."""
+
+    def get_retry_after(self, response):
+        value = super().get_retry_after(response)
+        if value is not None:
+            value = min(value, settings.UPSTREAM_RETRY_AFTER_MAX)
+        return value
+
+
+class UpstreamSession(requests.Session):
+    def __init__(
+        self,
+        name,
+        *,
+        rate=None,
+        burst=None,
+        retries=None,
+        backoff=None,
+        retry_methods=("GET", "HEAD", "OPTIONS", "PUT", "DELETE"),
+        timeout=None,
+        connect_timeout=None,
+        secret_params=(),
+        user_agent="OperationsPortal/1.0",
+    ):
+        super().__init__()
+        self.name = name
+        self.timeout = (
+            connect_timeout if connect_timeout is not None else settings.UPSTREAM_CONNECT_TIMEOUT,
+            timeout if timeout is not None else settings.UPSTREAM_TIMEOUT,
+        )
+        self.secret_params = DEFAULT_SECRET_PARAMS | {p.lower() for p in secret_params}
+        self.bucket = get_bucket(name, rate, burst) if rate else None
+        retry = _CappedRetry(
+            total=settings.UPSTREAM_RETRIES if retries is None else retries,
+            backoff_factor=settings.UPSTREAM_BACKOFF if backoff is None else backoff,
+            backoff_jitter=0.3,
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=frozenset(m.upper() for m in retry_methods),
+            respect_retry_after_header=True,
+            raise_on_status=False,  # the client sees the last reply and maps it
+            retry_after_max=settings.UPSTREAM_RETRY_AFTER_MAX,
+        )
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+        self.headers["User-Agent"] = user_agent
+
+    def request(self, method, url, *args, **kwargs):
+        kwargs.setdefault("timeout", self.timeout)
+        if self.bucket and not self.bucket.acquire():
+            raise UpstreamTransientError(f"{self.name}: local rate limit wait too long", upstream=self.name)
+        shown = redact_url(url if not kwargs.get("params") else requests.Request(method, url, params=kwargs["params"]).prepare().url, self.secret_params)
+        started = time.monotonic()
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except requests.Timeout as exc:
+            logger.warning("%s %s %s timed out", self.name, method, shown)
+            raise UpstreamTransientError(f"{self.name} did not answer in time ({method} {shown})", upstream=self.name) from exc
+        except requests.ConnectionError as exc:
+            logger.warning("%s %s %s connection failed", self.name, method, shown)
+            raise UpstreamTransientError(
+                f"{self.name} could not be reached ({method} {shown}): {type(exc).__name__}", upstream=self.name
+            ) from exc
+        except requests.RequestException as exc:
+            raise UpstreamTransientError(f"{self.name} request failed: {type(exc).__name__}", upstream=self.name) from exc
+        elapsed_ms = round((time.monotonic() - started) * 1000)
+        logger.info(
+            "%s %s %s -> %s",
+            self.name,
+            method,
+            shown,
+            response.status_code,
+            extra={"upstream": self.name, "status": response.status_code, "elapsed_ms": elapsed_ms},
+        )
+        if response.status_code == 429 and self.bucket:
+            self.bucket.penalize(retry_after_seconds(response) or 1.0)
+        return response
+
+    # --- reply mapping ------------------------------------------------------
+    def raise_for_status(self, response, *, message=None):
+        """Map a non-2xx reply to a typed UpstreamError."""
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        detail = message or _error_detail(response)
+        text = f"{self.name} answered HTTP {status}: {detail}"
+        if status == 429:
+            raise UpstreamTransientError(
+                text, status=status, upstream=self.name, retry_after=retry_after_seconds(response), body=detail
+            )
+        if status >= 500 or status in (408,):
+            raise UpstreamTransientError(text, status=status, upstream=self.name, body=detail)
+        if status in (401, 403):
+            raise UpstreamAuthError(text, status=status, upstream=self.name, body=detail)
+        raise UpstreamPermanentError(text, status=status, upstream=self.name, body=detail)
+
+    def json(self, response, *, check_status=True):
+        if check_status:
+            self.raise_for_status(response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            kind = "an HTML page" if "html" in response.headers.get("Content-Type", "") else "malformed JSON"
+            raise UpstreamBadResponse(
+                f"{self.name} answered {kind} where JSON was expected (HTTP {response.status_code})",
+                status=response.status_code,
+                upstream=self.name,
+            ) from exc
+
+
+def retry_after_seconds(response):
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _error_detail(response, limit=300):
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        if "<html" in text[:200].lower():
+            return "an HTML page"
+        return text[:limit] or response.reason
+    if isinstance(body, dict):
+        for key in ("message", "msg", "err", "error", "error_description", "detail"):
+            if body.get(key):
+                return str(body[key])[:limit]
+    return str(body)[:limit]

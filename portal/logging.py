@@ -1,0 +1,28 @@
+"""Structured logging: every record carries the id of the run it belongs to."""
+
+import contextvars
+import logging
+
+current_run_id = contextvars.ContextVar("current_run_id", default=None)
+
+
+class RunContextFilter(logging.Filter):
+    def filter(self, record):
+        if not hasattr(record, "run_id"):
+            record.run_id = current_run_id.get()
+        return True
+
+
+class RunLogHandler(logging.Handler):
+    """Collects a run's log lines so staff can read them on the run's page."""
+
+    def __init__(self, run_id, limit=500):
+        super().__init__(level=logging.INFO)
+        self.run_id = run_id
+        self.limit = limit
+        self.lines = []
+
+    def emit(self, record):
+        if current_run_id.get() != self.run_id or len(self.lines) >= self.limit:
+            return
+        self.lines.append(f"{record.levelname} {record.name}: {record.getMessage()}")

@@ -1,0 +1,15 @@
+"""The sandbox framework: fake upstreams that speak the real wire contract.
+
+A sandbox is a `Sandbox` subclass in an app's `sandbox.py` (listed in that
+module's `SANDBOXES`). `SandboxServer` serves all of them from one process under
+`/<prefix>/…`, plus control endpoints for tests and demos:
+
+    GET  /_sandbox/<name>/state    what it received and holds
+    POST /_sandbox/<name>/faults   {"count": N, "status": 500, "latency_ms": 200,
+                                    "retry_after": 5, "kind": "timeout"|"reset"|"malformed",
+                                    "path": "/api/…" (optional prefix filter)}
+    POST /_sandbox/<name>/reset    back to its initial state
+"""
+
+from .base import Fault, Sandbox, json_response, route  # noqa: F401
+from .server import SandboxServer, discover_sandboxes, start_in_thread  # noqa: F401

@@ -1,0 +1,177 @@
+import importlib
+import json
+import logging
+import socket
+import struct
+import threading
+
+from django.apps import apps
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from .base import Fault, Sandbox, json_response
+
+logger = logging.getLogger("portal.sandbox")
+
+
+def discover_sandboxes() -> list[Sandbox]:
+    """Instantiate every Sandbox listed in `<app>/sandbox.py` or `<app>/sandbox/__init__.py`."""
+    found = []
+    for config in apps.get_app_configs():
+        try:
+            module = importlib.import_module(f"{config.name}.sandbox")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{config.name}.sandbox":
+                raise
+            continue
+        for cls in getattr(module, "SANDBOXES", []):
+            found.append(cls())
+    return found
+
+
+class _Reset(Exception):
+    """Raised after the socket was reset: nothing more is written."""
+
+
+class SandboxServer:
+    """One WSGI app for every sandbox: `/<name>/…` and `/_sandbox/<name>/…`."""
+
+    def __init__(self, sandboxes):
+        self.sandboxes = {s.name: s for s in sandboxes}
+        self.base_url = ""
+
+    def set_base_url(self, base_url):
+        self.base_url = base_url.rstrip("/")
+        for sandbox in self.sandboxes.values():
+            sandbox.base_url = f"{self.base_url}/{sandbox.name}"
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        try:
+            response = self.dispatch(request)
+        except _Reset:
+            start_response("500 Reset", [("Content-Length", "0")])
+            return [b""]
+        return response(environ, start_response)
+
+    def dispatch(self, request):
+        parts = request.path.strip("/").split("/", 1)
+        if parts[0] == "_sandbox":
+            return self.control(request, parts[1] if len(parts) > 1 else "")
+        if parts[0] == "":
+            return json_response({"sandboxes": sorted(self.sandboxes)})
+        sandbox = self.sandboxes.get(parts[0])
+        if sandbox is None:
+            return json_response({"message": f"no sandbox {parts[0]!r}"}, 404)
+        inner_path = "/" + (parts[1] if len(parts) > 1 else "")
+        with sandbox.lock:
+            sandbox.requests_seen += 1
+        sandbox.sleep_ms(sandbox.latency_ms)
+        fault = sandbox.take_fault(inner_path)
+        if fault:
+            injected = self.apply_fault(fault, sandbox, request)
+            if injected is not None:
+                return injected
+        adapter = sandbox.url_map.bind("sandbox", path_info=inner_path, url_scheme="http")
+        try:
+            endpoint, kwargs = adapter.match(method=request.method)
+        except MethodNotAllowed as exc:
+            return json_response({"message": "Method not allowed"}, 405, headers={"Allow": ", ".join(exc.valid_methods or [])})
+        except NotFound:
+            return json_response({"message": f"Not found: {inner_path}"}, 404)
+        except HTTPException as exc:
+            return json_response({"message": exc.description}, exc.code)
+        try:
+            return getattr(sandbox, endpoint)(request, **kwargs)
+        except Exception:  # a sandbox bug should look like an upstream 500, and be logged
+            logger.exception("sandbox %s crashed on %s", sandbox.name, inner_path)
+            return json_response({"message": "Internal Server Error"}, 500)
+
+    def apply_fault(self, fault, sandbox, request):
+        sandbox.sleep_ms(fault.latency_ms)
+        if fault.kind == "timeout":
+            sandbox.sleep_ms(int(fault.timeout_s * 1000))
+            return json_response({"message": "late reply"}, 504)
+        if fault.kind == "reset":
+            sock = request.environ.get("werkzeug.socket")
+            if sock is not None:
+                # SO_LINGER 0: close sends RST, the client sees "connection reset".
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
+            raise _Reset()
+        if fault.kind == "malformed":
+            return Response('{"success": true, "data": [', status=fault.status or 200, mimetype="application/json")
+        if fault.kind == "html":
+            return Response(
+                "<html><head><title>Maintenance</title></head><body>Down for maintenance</body></html>",
+                status=fault.status or 200,
+                mimetype="text/html",
+            )
+        if fault.status:
+            headers = {}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = str(fault.retry_after)
+            body = fault.body if fault.body is not None else {"message": f"injected HTTP {fault.status}"}
+            return json_response(body, fault.status, headers=headers)
+        return None  # latency only: go on to the real handler
+
+    def control(self, request, rest):
+        name, _, action = rest.partition("/")
+        sandbox = self.sandboxes.get(name)
+        if sandbox is None:
+            return json_response({"message": f"no sandbox {name!r}"}, 404)
+        if action == "state" and request.method == "GET":
+            with sandbox.lock:
+                data = sandbox.state()
+                data["_faults_pending"] = len(sandbox.faults)
+                data["_requests_seen"] = sandbox.requests_seen
+            return json_response(data)
+        if action == "faults" and request.method == "POST":
+            try:
+                spec = json.loads(request.get_data() or b"{}")
+                fault = Fault.from_json(spec)
+            except (ValueError, TypeError) as exc:
+                return json_response({"message": str(exc)}, 400)
+            sandbox.add_fault(fault)
+            return json_response({"queued": fault.count})
+        if action == "latency" and request.method == "POST":
+            spec = json.loads(request.get_data() or b"{}")
+            sandbox.latency_ms = int(spec.get("latency_ms", 0))
+            return json_response({"latency_ms": sandbox.latency_ms})
+        if action == "reset" and request.method == "POST":
+            sandbox.full_reset()
+            return json_response({"reset": True})
+        custom = sandbox.handle_control(action, request)
+        if custom is not None:
+            return custom
+        return json_response({"message": f"unknown control {action!r}"}, 404)
+
+
+class RunningSandbox:
+    def __init__(self, server, http_server, thread):
+        self.app = server
+        self.http_server = http_server
+        self.thread = thread
+        self.url = server.base_url
+
+    def __getitem__(self, name):
+        return self.app.sandboxes[name]
+
+    def reset(self):
+        for sandbox in self.app.sandboxes.values():
+            sandbox.full_reset()
+
+    def stop(self):
+        self.http_server.shutdown()
+
+
+def start_in_thread(host="127.0.0.1", port=0, sandboxes=None) -> RunningSandbox:
+    """Serve the sandboxes from a daemon thread (tests, benchmarks)."""
+    server = SandboxServer(sandboxes if sandboxes is not None else discover_sandboxes())
+    http_server = make_server(host, port, server, threaded=True)
+    http_server.daemon_threads = True
+    server.set_base_url(f"http://{host}:{http_server.server_port}")
+    thread = threading.Thread(target=http_server.serve_forever, name="sandbox-server", daemon=True)
+    thread.start()
+    return RunningSandbox(server, http_server, thread)

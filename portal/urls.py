@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from .health import health
+
+handler404 = "portal.api.errors.json_not_found"
+handler500 = "portal.api.errors.json_server_error"
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("health/", health, name="health"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/portal/", include("portal.api.urls")),
+    path("api/checkin/v1/", include("checkin.api.urls")),
+    path("api/walmart/", include("walmart.api.urls")),
+    path("api/sales/", include("sales.api.urls")),
+]
