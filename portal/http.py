@@ -153,6 +153,9 @@ class UpstreamSession(requests.Session):
             logger.warning("%s %s %s timed out", self.name, method, shown)
             raise UpstreamTransientError(f"{self.name} did not answer in time ({method} {shown})", upstream=self.name) from exc
         except requests.ConnectionError as exc:
+            if _is_read_timeout(exc):
+                logger.warning("%s %s %s timed out", self.name, method, shown)
+                raise UpstreamTransientError(f"{self.name} did not answer in time ({method} {shown})", upstream=self.name) from exc
             logger.warning("%s %s %s connection failed", self.name, method, shown)
             raise UpstreamTransientError(
                 f"{self.name} could not be reached ({method} {shown}): {type(exc).__name__}", upstream=self.name
@@ -202,6 +205,15 @@ class UpstreamSession(requests.Session):
                 status=response.status_code,
                 upstream=self.name,
             ) from exc
+
+
+def _is_read_timeout(exc):
+    # With retries exhausted urllib3 wraps a read timeout in MaxRetryError, which
+    # requests reports as ConnectionError; staff should still read "timed out".
+    from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+
+    inner = exc.args[0] if exc.args else None
+    return isinstance(inner, MaxRetryError) and isinstance(inner.reason, ReadTimeoutError)
 
 
 def retry_after_seconds(response):

@@ -96,9 +96,13 @@ class SandboxServer:
         if fault.kind == "reset":
             sock = request.environ.get("werkzeug.socket")
             if sock is not None:
-                # SO_LINGER 0: close sends RST, the client sees "connection reset".
+                # Drop the connection with no reply: the client sees the connection
+                # aborted/reset, as when an upstream's load balancer kills it.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                sock.close()
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
             raise _Reset()
         if fault.kind == "malformed":
             return Response('{"success": true, "data": [', status=fault.status or 200, mimetype="application/json")
@@ -111,7 +115,8 @@ class SandboxServer:
         if fault.status:
             headers = {}
             if fault.retry_after is not None:
-                headers["Retry-After"] = str(fault.retry_after)
+                # HTTP wants whole seconds
+                headers["Retry-After"] = str(int(round(float(fault.retry_after))))
             body = fault.body if fault.body is not None else {"message": f"injected HTTP {fault.status}"}
             return json_response(body, fault.status, headers=headers)
         return None  # latency only: go on to the real handler

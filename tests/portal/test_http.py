@@ -1,0 +1,137 @@
+"""The shared HTTP session against a live server: retries, Retry-After, faults, redaction."""
+
+import logging
+
+import pytest
+from werkzeug.wrappers import Response
+
+from portal.http import (
+    UpstreamAuthError,
+    UpstreamBadResponse,
+    UpstreamPermanentError,
+    UpstreamSession,
+    UpstreamTransientError,
+    redact_url,
+)
+from portal.sandbox import Fault, Sandbox, json_response, route, start_in_thread
+
+
+class EchoSandbox(Sandbox):
+    name = "echo"
+
+    def reset(self):
+        self.hits = []
+
+    def state(self):
+        return {"hits": self.hits}
+
+    @route("/thing", methods=("GET", "POST"))
+    def thing(self, request):
+        with self.lock:
+            self.hits.append((request.method, request.args.to_dict()))
+        return json_response({"ok": True, "n": len(self.hits)})
+
+    @route("/status/<int:code>")
+    def status(self, request, code):
+        return json_response({"message": f"you asked for {code}"}, code)
+
+    @route("/text")
+    def text(self, request):
+        return Response("plain words", mimetype="text/plain")
+
+
+@pytest.fixture(scope="module")
+def echo():
+    server = start_in_thread(sandboxes=[EchoSandbox()])
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def box(echo):
+    echo.reset()
+    return echo["echo"]
+
+
+def url(echo, path):
+    return f"{echo.url}/echo{path}"
+
+
+def test_it_retries_a_5xx_and_returns_the_good_reply(echo, box):
+    box.add_fault(Fault(count=2, status=503))
+    session = UpstreamSession("echo", retries=3, backoff=0.01)
+    reply = session.get(url(echo, "/thing"))
+    assert session.json(reply)["ok"] is True
+    assert len(box.hits) == 1  # the two 503s never reached the handler
+
+
+def test_it_gives_up_after_its_retries_with_a_transient_error(echo, box):
+    box.add_fault(Fault(count=10, status=500))
+    session = UpstreamSession("echo", retries=2, backoff=0.01)
+    reply = session.get(url(echo, "/thing"))
+    with pytest.raises(UpstreamTransientError, match="HTTP 500"):
+        session.json(reply)
+    assert box.faults[0].used == 3  # first try + 2 retries
+
+
+def test_it_honours_retry_after_on_429(echo, box, monkeypatch):
+    slept = []
+    monkeypatch.setattr("urllib3.util.retry.time.sleep", lambda s: slept.append(s))
+    box.add_fault(Fault(count=1, status=429, retry_after=2))
+    session = UpstreamSession("echo", retries=2, backoff=0.01)
+    assert session.json(session.get(url(echo, "/thing")))["ok"]
+    assert 2 in slept
+
+
+def test_a_post_is_not_repeated_on_5xx_unless_the_client_says_so(echo, box):
+    box.add_fault(Fault(count=1, status=502))
+    session = UpstreamSession("echo", retries=3, backoff=0.01)
+    with pytest.raises(UpstreamTransientError):
+        session.json(session.post(url(echo, "/thing")))
+    assert box.hits == [] and not box.faults
+
+
+def test_timeouts_and_resets_become_transient_errors(echo, box, settings):
+    session = UpstreamSession("echo", retries=0, timeout=0.5)
+    box.add_fault(Fault(count=1, kind="timeout", timeout_s=2))
+    with pytest.raises(UpstreamTransientError, match="did not answer in time"):
+        session.get(url(echo, "/thing"))
+    box.add_fault(Fault(count=1, kind="reset"))
+    with pytest.raises(UpstreamTransientError, match="could not be reached"):
+        session.get(url(echo, "/thing"))
+
+
+def test_malformed_json_and_html_pages_are_bad_responses(echo, box):
+    session = UpstreamSession("echo", retries=0)
+    box.add_fault(Fault(count=1, kind="malformed"))
+    with pytest.raises(UpstreamBadResponse, match="malformed JSON"):
+        session.json(session.get(url(echo, "/thing")))
+    box.add_fault(Fault(count=1, kind="html"))
+    with pytest.raises(UpstreamBadResponse, match="HTML page"):
+        session.json(session.get(url(echo, "/thing")))
+
+
+def test_statuses_map_to_typed_errors_with_the_upstreams_words(echo, box):
+    session = UpstreamSession("echo", retries=0)
+    with pytest.raises(UpstreamAuthError, match="you asked for 401"):
+        session.json(session.get(url(echo, "/status/401")))
+    with pytest.raises(UpstreamPermanentError, match="you asked for 404"):
+        session.json(session.get(url(echo, "/status/404")))
+
+
+def test_secret_query_parameters_never_reach_the_log(echo, box, caplog):
+    session = UpstreamSession("echo", retries=0, secret_params={"partner_sig"})
+    with caplog.at_level(logging.INFO, logger="portal.http"):
+        session.get(url(echo, "/thing"), params={"access_token": "tok-123", "partner_sig": "abc", "page": "2"})
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "portal.http")
+    assert "tok-123" not in text and "abc" not in text
+    assert "page=2" in text
+    assert redact_url("https://x/y?sign=zz&a=1") == "https://x/y?sign=***&a=1"
+
+
+def test_a_429_empties_the_shared_bucket_for_other_callers(echo, box):
+    first = UpstreamSession("echo-limited", rate=100, burst=5, retries=0)
+    box.add_fault(Fault(count=1, status=429, retry_after=30))
+    first.get(url(echo, "/thing"))
+    other = UpstreamSession("echo-limited", rate=100, burst=5, retries=0)
+    assert other.bucket._take() > 1  # a second session (another worker) has to wait too
