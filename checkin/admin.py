@@ -1,0 +1,141 @@
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.html import format_html
+
+from portal.admin import SecretFieldsMixin, runs_link, secret_status
+from portal.models import SyncRun
+from portal.operations import enqueue
+
+from .models import CheckinSession, CheckinSettings, CheckoutUser, SessionRefresh
+
+
+@admin.register(CheckinSettings)
+class CheckinSettingsAdmin(SecretFieldsMixin, admin.ModelAdmin):
+    fields = ("checkout_api_key", "cycle_min_hours", "cycle_max_hours", "max_gap_minutes", "next_cycle_at",
+              "connected", "connection_checked_at", "runs")
+    readonly_fields = ("connected", "connection_checked_at", "runs")
+    list_display = ("__str__", "api_key_status", "connected", "next_cycle_at")
+
+    def has_add_permission(self, request):
+        return not CheckinSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        # One row: go straight to it.
+        settings_row = CheckinSettings.load()
+        return redirect(reverse("admin:checkin_checkinsettings_change", args=[settings_row.pk]))
+
+    @admin.display(description="CheckOut API key")
+    def api_key_status(self, obj):
+        return secret_status(obj.checkout_api_key)
+
+    @admin.display(description="runs")
+    def runs(self, obj):
+        return runs_link("checkin", label="all check-in runs")
+
+
+def _queue_refreshes(modeladmin, request, emails):
+    queued = [enqueue("checkin", "refresh_session", trigger=SyncRun.Trigger.ADMIN, user=request.user, email=email)
+              for email in emails]
+    if queued:
+        modeladmin.message_user(
+            request, format_html("Queued {} session refresh(es); follow them in the {}.", len(queued),
+                                 runs_link("checkin", "refresh_session")), messages.SUCCESS)
+    else:
+        modeladmin.message_user(request, "None of the selected users has a session with a cookie.", messages.WARNING)
+
+
+class SessionRefreshInline(admin.TabularInline):
+    model = SessionRefresh
+    fields = ("created", "result", "message", "changed_rows", "logged_upstream", "run")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    ordering = ("-created", "-pk")
+    show_change_link = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("run")
+
+
+@admin.register(CheckoutUser)
+class CheckoutUserAdmin(admin.ModelAdmin):
+    list_display = ("email", "opted_in", "checkin_report", "checkin_report_time", "session_link", "last_fetched")
+    list_filter = ("opted_in", "checkin_report")
+    search_fields = ("email",)
+    readonly_fields = ("email", "opted_in", "checkin_report", "checkin_report_time", "sync", "first_seen",
+                       "last_fetched", "session_link")
+    actions = ["refresh_session", "fetch_users_now"]
+    # Actions that need no selection (the list is empty before the first fetch).
+    actions_without_selection = ("fetch_users_now",)
+
+    def has_add_permission(self, request):
+        return False  # users come from CheckOut
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("session")
+
+    @admin.display(description="session")
+    def session_link(self, obj):
+        session = getattr(obj, "session", None)
+        if session is None:
+            return "-"
+        url = reverse("admin:checkin_checkinsession_change", args=[session.pk])
+        return format_html('<a href="{}">{}</a>', url, session.last_result or "never refreshed")
+
+    def changelist_view(self, request, extra_context=None):
+        if (request.method == "POST" and request.POST.get("action") in self.actions_without_selection
+                and not request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)):
+            post = request.POST.copy()
+            post.setlist(helpers.ACTION_CHECKBOX_NAME, ["0"])
+            post["select_across"] = "1"
+            request.POST = post
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description="Refresh session", permissions=["change"])
+    def refresh_session(self, request, queryset):
+        emails = CheckinSession.objects.filter(user__in=queryset, user__opted_in=True).exclude(cookie="")
+        _queue_refreshes(self, request, emails.values_list("user__email", flat=True))
+
+    @admin.action(description="Fetch users now (no selection needed)", permissions=["change"])
+    def fetch_users_now(self, request, queryset):
+        record = enqueue("checkin", "fetch_users", trigger=SyncRun.Trigger.ADMIN, user=request.user)
+        url = reverse("admin:portal_syncrun_change", args=[record.pk])
+        self.message_user(request, format_html('Fetch users queued as <a href="{}">run #{}</a>.', url, record.pk),
+                          messages.SUCCESS)
+
+
+@admin.register(CheckinSession)
+class CheckinSessionAdmin(admin.ModelAdmin):
+    # The cookie is never shown: only whether one is stored.
+    list_display = ("user", "cookie_status", "last_result", "last_refreshed_at", "next_refresh_at")
+    list_filter = ("last_result", "user__opted_in")
+    search_fields = ("user__email",)
+    fields = ("user", "cookie_status", "last_result", "last_message", "last_refreshed_at", "next_refresh_at", "runs")
+    readonly_fields = ("user", "cookie_status", "last_result", "last_message", "last_refreshed_at", "runs")
+    inlines = [SessionRefreshInline]
+    actions = ["refresh_session"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+    @admin.display(description="cookie")
+    def cookie_status(self, obj):
+        return secret_status(obj.cookie)
+
+    @admin.display(description="runs")
+    def runs(self, obj):
+        return runs_link("checkin", "refresh_session", label="refresh runs")
+
+    @admin.action(description="Refresh session", permissions=["change"])
+    def refresh_session(self, request, queryset):
+        eligible = queryset.filter(user__opted_in=True).exclude(cookie="")
+        _queue_refreshes(self, request, eligible.values_list("user__email", flat=True))

@@ -1,0 +1,287 @@
+"""Check-in operations: one function each, called by the admin, the API, the
+Celery tasks and the management commands (or queued for them with enqueue()).
+
+- fetch_users: CheckOut's opted-in users → CheckoutUser + CheckinSession rows.
+- refresh_session(email) / refresh_sessions: load the York page with the cookie,
+  verify it, keep the rotated cookie, then `update` and `log` on CheckOut.
+- refresh_due_sessions (beat, every minute): plans a cycle when one is due
+  (users shuffled, spread with random gaps, the next cycle 1–5 h later, like the
+  original scheduler) and refreshes the sessions whose due time has come.
+"""
+
+import logging
+import random
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from portal.http import UpstreamAuthError, UpstreamError
+from portal.models import RunLock
+from portal.runs import OperationFailed, OperationSkipped, operation
+
+from . import conf
+from .client import CheckinPageClient, CheckoutClient
+from .models import CheckinSession, CheckinSettings, CheckoutUser, SessionRefresh, cookie_fingerprint
+
+logger = logging.getLogger(__name__)
+
+NORMAL = CheckinSession.Result.NORMAL
+FAIL = CheckinSession.Result.FAIL
+CHECKIN_TITLE = "Check-In"
+LOGIN_TITLE = "Please log in to continue..."
+# The original service's words in CheckOut's log, so its UI reads the same.
+MESSAGES = {
+    "success": "Session refresh success",
+    "expired": "Session refresh fail - Session expired",
+    "no_cookie": "Session refresh fail - No new session token",
+    "no_email": "Session refresh fail - Could not find user email",
+    "mismatch": "Email mismatch - Checkout user email does not match Checkin account",
+    "not_stored": "Session refresh fail - Token updated but user record not found",
+}
+
+_rng = random.SystemRandom()
+
+
+def checkout_api_key():
+    return CheckinSettings.load().checkout_api_key or conf.checkout_api_key_from_env()
+
+
+def checkout_client():
+    return CheckoutClient(checkout_api_key())
+
+
+def eligible_sessions():
+    """Sessions the refresh cycle looks after: opted-in users with a cookie."""
+    return CheckinSession.objects.select_related("user").filter(user__opted_in=True).exclude(cookie="")
+
+
+# --- fetch users ---------------------------------------------------------------------
+@operation("checkin", "fetch_users")
+def fetch_users(run):
+    """Fetch CheckOut's opted-in users and upsert them by e-mail. Idempotent.
+
+    Tests the connection first (as the original monitor did) and records the
+    outcome for /status. All rows are written in one transaction after the whole
+    list arrived, so a failed fetch changes nothing. Users no longer listed are
+    marked opted out, not deleted (their refresh history stays).
+    """
+    client = checkout_client()
+    try:
+        client.test()
+    except UpstreamError:
+        _record_connection(False)
+        raise
+    _record_connection(True)
+    records = {record.email: record for record in client.users()}  # an e-mail listed twice counts once
+    run.set_total(len(records))
+    now = timezone.now()
+    with transaction.atomic():
+        for record in records.values():
+            _upsert_user(run, record, now)
+            run.advance()
+        opted_out = CheckoutUser.objects.filter(opted_in=True).exclude(email__in=list(records)).update(opted_in=False)
+    run.set_counter("opted_out", opted_out)
+    logger.info("fetched %s CheckOut users (%s opted out)", len(records), opted_out)
+    return {"users": len(records), "opted_out": opted_out}
+
+
+def _record_connection(connected):
+    CheckinSettings.load()  # make sure the row exists
+    CheckinSettings.objects.filter(pk=1).update(connected=connected, connection_checked_at=timezone.now())
+
+
+def _upsert_user(run, record, now):
+    user, created = CheckoutUser.objects.update_or_create(
+        email=record.email,
+        defaults={
+            "opted_in": True,
+            "checkin_report": record.checkin_report,
+            "checkin_report_time": record.checkin_report_time,
+            "sync": record.sync,
+            "last_fetched": now,
+        },
+    )
+    run.count("created" if created else "updated")
+    session, _ = CheckinSession.objects.get_or_create(user=user)
+    fingerprint = cookie_fingerprint(record.checkintoken)
+    if fingerprint != session.upstream_fingerprint:
+        # CheckOut holds a cookie we did not put there: the user imported a new one.
+        session.cookie = record.checkintoken
+        session.upstream_fingerprint = fingerprint
+        session.save(update_fields=["cookie", "upstream_fingerprint"])
+        run.count("cookies_imported")
+
+
+# --- refresh -------------------------------------------------------------------------
+@contextmanager
+def _session_lock(session, run, ttl=300):
+    """One refresh of a session at a time (the page rotates the cookie: a second
+    concurrent load with the old cookie would see the log-in page)."""
+    key = f"checkin.session:{session.pk}"
+    now = timezone.now()
+    RunLock.objects.filter(key=key, expires__lt=now).delete()
+    try:
+        with transaction.atomic():
+            RunLock.objects.create(key=key, run=run.record, expires=now + timedelta(seconds=ttl))
+    except IntegrityError:
+        raise OperationSkipped(f"{session.user.email} is being refreshed by another run.") from None
+    try:
+        yield
+    finally:
+        RunLock.objects.filter(key=key, run=run.record).delete()
+
+
+def _check_page(page_client, email, cookie):
+    """Load the page with the cookie: (result, message, rotated cookie or None)."""
+    try:
+        page = page_client.load(cookie)
+    except UpstreamError as exc:
+        return FAIL, f"Session refresh fail - {exc}"[:500], None
+    if page.title == LOGIN_TITLE:
+        return FAIL, MESSAGES["expired"], None
+    if page.title != CHECKIN_TITLE:
+        return FAIL, f"Parser title fail - Unexpected page title: {page.title}"[:500], None
+    if not page.shown_email:
+        return FAIL, MESSAGES["no_email"], None
+    if page.shown_email.strip().lower() != email.lower():
+        # The page rotated the cookie of a different account: do not keep or push it.
+        return FAIL, MESSAGES["mismatch"], None
+    if not page.new_cookie:
+        return FAIL, MESSAGES["no_cookie"], None
+    return NORMAL, MESSAGES["success"], page.new_cookie
+
+
+def _refresh_one(run, session, page_client, checkout):
+    """Refresh one session and record the attempt. Returns (SessionRefresh, CheckOut error or None).
+
+    The rotated cookie is saved before CheckOut is told: the old one is dead once
+    the page answered, so losing the new one would lose the session.
+    """
+    email = session.user.email
+    old_cookie = session.cookie
+    result, message, new_cookie = _check_page(page_client, email, old_cookie)
+    changed_rows = None
+    checkout_error = None
+    if new_cookie:
+        session.cookie = new_cookie
+        session.save(update_fields=["cookie"])
+        try:
+            changed_rows = checkout.update(email, old_cookie, new_cookie)
+        except UpstreamError as exc:
+            checkout_error = exc
+            result, message = FAIL, f"Session refreshed, but CheckOut did not store the new cookie: {exc}"[:500]
+        else:
+            if changed_rows:
+                session.upstream_fingerprint = cookie_fingerprint(new_cookie)
+                session.save(update_fields=["upstream_fingerprint"])
+            else:
+                result, message = FAIL, MESSAGES["not_stored"]
+    logged = False
+    if checkout_error is None:
+        try:
+            checkout.log(email, result, message)
+            logged = True
+        except UpstreamError as exc:
+            checkout_error = exc
+    now = timezone.now()
+    with transaction.atomic():
+        refresh = SessionRefresh.objects.create(
+            session=session, run=run.record, created=now, result=result, message=message,
+            changed_rows=changed_rows, logged_upstream=logged,
+        )
+        session.last_result, session.last_message, session.last_refreshed_at = result, message, now
+        session.save(update_fields=["last_result", "last_message", "last_refreshed_at"])
+        CheckoutUser.objects.filter(pk=session.user_id).update(checkin_report=result, checkin_report_time=now)
+    run.count("normal" if result == NORMAL else "fail")
+    logger.info("refreshed session %s: %s", session.pk, result)
+    return refresh, checkout_error
+
+
+def find_session(email):
+    return eligible_sessions().filter(user__email__iexact=email.strip()).first()
+
+
+@operation("checkin", "refresh_session", lock=False)
+def refresh_session(run, *, email):
+    """Refresh one user's session now. Not idempotent upstream by nature (the
+    cookie rotates and CheckOut gets a log row); here it adds one history row and
+    updates the session in place. A Fail ends the run `failed` with its reason."""
+    session = find_session(email)
+    if session is None:
+        raise OperationFailed(f"No check-in session for {email} (not an opted-in user with a cookie).")
+    with _session_lock(session, run):
+        refresh, checkout_error = _refresh_one(run, session, CheckinPageClient(), checkout_client())
+    if checkout_error is not None:
+        raise checkout_error
+    if refresh.result == FAIL:
+        raise OperationFailed(f"{email}: {refresh.message}")
+    return {"email": session.user.email, "result": refresh.result}
+
+
+def _refresh_many(run, sessions):
+    page_client, checkout = CheckinPageClient(), checkout_client()
+    run.set_total(len(sessions))
+    checkout_errors = []
+    for session in sessions:
+        try:
+            with _session_lock(session, run):
+                _, error = _refresh_one(run, session, page_client, checkout)
+        except OperationSkipped:
+            run.count("busy")
+            error = None
+        run.advance()
+        if isinstance(error, UpstreamAuthError):
+            raise error  # CheckOut refuses our key: every other user would fail the same way
+        if error is not None:
+            checkout_errors.append(error)
+    if checkout_errors:
+        raise OperationFailed(
+            f"CheckOut did not take {len(checkout_errors)} of {len(sessions)} refreshes; last error: {checkout_errors[-1]}"
+        )
+    return {"refreshed": len(sessions)}
+
+
+@operation("checkin", "refresh_sessions")
+def refresh_sessions(run):
+    """Refresh every opted-in user's session now, one after another. Each attempt
+    adds a history row; users and sessions are updated in place, never duplicated."""
+    return _refresh_many(run, list(eligible_sessions().order_by("user__email")))
+
+
+# --- the periodic cycle --------------------------------------------------------------
+def plan_cycle(run, settings_row, now):
+    """Shuffle users and spread their due times with random gaps, so CheckOut and
+    the York page never see every user at the same second; the next cycle comes
+    a random 1–5 h (settings) after this one's last user."""
+    sessions = list(eligible_sessions())
+    _rng.shuffle(sessions)
+    due = now
+    for session in sessions:
+        due += timedelta(minutes=_rng.uniform(0, settings_row.max_gap_minutes))
+        session.next_refresh_at = due
+    CheckinSession.objects.bulk_update(sessions, ["next_refresh_at"])
+    low, high = sorted((settings_row.cycle_min_hours, settings_row.cycle_max_hours))
+    settings_row.next_cycle_at = due + timedelta(hours=_rng.uniform(low, high))
+    CheckinSettings.objects.filter(pk=1).update(next_cycle_at=settings_row.next_cycle_at)
+    run.count("planned", len(sessions))
+    logger.info("planned a refresh cycle of %s sessions; next cycle at %s", len(sessions), settings_row.next_cycle_at)
+
+
+@operation("checkin", "refresh_due_sessions")
+def refresh_due_sessions(run):
+    """Beat tick: plan a cycle when one is due, then refresh the sessions whose due
+    time has come. Each due time is claimed with a conditional UPDATE, so a
+    session is refreshed once per cycle even if two ticks overlap."""
+    now = timezone.now()
+    settings_row = CheckinSettings.load()
+    if settings_row.next_cycle_at is None or settings_row.next_cycle_at <= now:
+        plan_cycle(run, settings_row, now)
+    claimed = []
+    for session in eligible_sessions().filter(next_refresh_at__lte=now).order_by("next_refresh_at"):
+        if CheckinSession.objects.filter(pk=session.pk, next_refresh_at=session.next_refresh_at).update(next_refresh_at=None):
+            claimed.append(session)
+    if not claimed:
+        return {"refreshed": 0}
+    return _refresh_many(run, claimed)
