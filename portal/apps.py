@@ -16,3 +16,8 @@ class PortalConfig(AppConfig):
         from .operations import Operation, register
 
         register(Operation("portal", "reap_runs", "Heal lost runs", "portal.reap_runs"))
+        # Import every app's tasks now (not lazily in the worker) so the web
+        # process can look tasks up by name when it enqueues an operation.
+        from .celery import app as celery_app
+
+        celery_app.autodiscover_tasks(force=True)

@@ -17,5 +17,7 @@ def seed_all():
             if exc.name != f"{config.name}.demo":
                 raise
             continue
-        lines.extend(module.seed() or [])
+        seed = getattr(module, "seed", None)
+        if callable(seed):
+            lines.extend(seed() or [])
     return lines

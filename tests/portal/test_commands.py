@@ -1,0 +1,64 @@
+import io
+
+import pytest
+from django.core.management import call_command
+
+from portal.models import SyncRun
+
+pytestmark = pytest.mark.django_db
+
+
+def test_setup_demo_creates_the_admin_once_and_prints_its_login(django_user_model):
+    out = io.StringIO()
+    call_command("setup_demo", stdout=out)
+    assert "password" in out.getvalue()
+    assert django_user_model.objects.get(username="admin").is_superuser
+    again = io.StringIO()
+    call_command("setup_demo", stdout=again)
+    assert "password '" not in again.getvalue()
+    assert django_user_model.objects.filter(username="admin").count() == 1
+
+
+def test_reap_runs_requeues_a_run_stuck_in_the_queue(django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    stuck = SyncRun.objects.create(
+        app="portal", operation="reap_runs", trigger="beat", status="queued", task_name="portal.reap_runs",
+        created=timezone.now() - timedelta(hours=1),
+    )
+    out = io.StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("reap_runs", stdout=out)
+    assert "'requeued': 1" in out.getvalue()
+    stuck.refresh_from_db()
+    assert stuck.status == "succeeded"  # sent again and run by the (eager) worker
+
+
+def test_runsandboxes_serves_every_sandbox(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "manage.py", "runsandboxes", "--bind", f"127.0.0.1:{port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(100):
+            try:
+                body = requests.get(f"http://127.0.0.1:{port}/", timeout=1).json()
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("runsandboxes did not start")
+        assert isinstance(body["sandboxes"], list)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
