@@ -1,0 +1,38 @@
+"""Start-up configuration: secrets are required, production settings are hardened."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def manage(*args, env):
+    base = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DEBUG")}
+    # An empty var dir without .env, so only what this test passes counts.
+    return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], capture_output=True, text=True,
+                          env={**base, **env}, cwd=ROOT, timeout=120)
+
+
+def test_a_missing_secret_stops_the_start_with_a_clear_message(tmp_path, monkeypatch):
+    # read_env does not overwrite: an explicitly empty variable stands for "unset".
+    result = manage("check", env={"SECRET_KEY": "", "FIELD_ENCRYPTION_KEYS": "x", "PORTAL_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_check_deploy_is_clean_with_debug_off(tmp_path):
+    from cryptography.fernet import Fernet
+
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING",
+        env={
+            "DEBUG": "0",
+            "SECRET_KEY": "k" * 20 + "production-like-secret-key-with-enough-entropy-1234567890",
+            "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "ALLOWED_HOSTS": "portal.example.com",
+            "PORTAL_VAR_DIR": str(tmp_path),
+        },
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
