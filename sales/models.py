@@ -1,1 +1,194 @@
-from django.db import models  # noqa: F401
+"""JD Sports estate, its sales, and the Helix outbox that posts each sale once."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from portal.fields import EncryptedTextField
+from portal.models import SingletonSettings
+
+
+class SalesSettings(SingletonSettings):
+    """Credentials and pacing for both upstreams, edited in the admin."""
+
+    jdsports_api_key = EncryptedTextField(blank=True, help_text="JD Sports API key (sent as X-API-Key).")
+    verkada_api_key = EncryptedTextField(blank=True, help_text="Verkada API key with Helix Read/Write.")
+    verkada_token = EncryptedTextField(blank=True, editable=False, help_text="Short-lived API token minted from the key.")
+    verkada_token_expires = models.DateTimeField(null=True, blank=True, editable=False)
+    verkada_requests_per_minute = models.PositiveIntegerField(
+        default=300, help_text="The organisation's Verkada rate limit (300/min unless Verkada raised it)."
+    )
+    verkada_rate_headroom_percent = models.PositiveSmallIntegerField(
+        default=10, help_text="Stay this far under the limit, for other callers and clock jitter."
+    )
+    posting_concurrency = models.PositiveSmallIntegerField(default=4, help_text="Helix posts in flight per worker.")
+    initial_lookback_hours = models.PositiveIntegerField(default=1, help_text="How far back the very first sync reaches.")
+    settle_seconds = models.PositiveIntegerField(
+        default=60, help_text="Sales newer than this are left for the next sync (a till may report late)."
+    )
+
+    class Meta:
+        verbose_name = "sales settings"
+        verbose_name_plural = "sales settings"
+
+    def __str__(self):
+        return "Sales settings"
+
+
+class Store(models.Model):
+    store_id = models.BigIntegerField(unique=True)
+    name = models.CharField(max_length=200)
+    address = models.CharField(max_length=300, blank=True)
+    phone = models.CharField(max_length=50, blank=True)
+    email = models.CharField(max_length=200, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["store_id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.store_id})"
+
+
+class PointOfSale(models.Model):
+    pos_id = models.BigIntegerField(unique=True)
+    name = models.CharField(max_length=200)
+    store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.SET_NULL, related_name="points_of_sale")
+    camera_id = models.CharField(max_length=100, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pos_id"]
+        verbose_name = "point of sale"
+        verbose_name_plural = "points of sale"
+
+    def __str__(self):
+        return f"{self.name} ({self.pos_id})"
+
+
+class Camera(models.Model):
+    camera_id = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    location = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=50, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    pos = models.ForeignKey(PointOfSale, null=True, blank=True, on_delete=models.SET_NULL, related_name="cameras")
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["camera_id"]
+
+    def __str__(self):
+        return self.name or self.camera_id
+
+
+class Item(models.Model):
+    item_id = models.BigIntegerField(unique=True)
+    name = models.CharField(max_length=200)
+    price = models.DecimalField(max_digits=12, decimal_places=2)
+    quantity = models.IntegerField(default=0)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["item_id"]
+
+    def __str__(self):
+        return self.name
+
+
+class Transaction(models.Model):
+    """One sale. Raw upstream ids are kept beside the foreign keys so a sale whose
+    camera or item is not (yet) known is still stored and can be linked later."""
+
+    transaction_id = models.CharField(max_length=64, unique=True)
+    transaction_date = models.DateTimeField(db_index=True)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    item_ref = models.CharField(max_length=64, blank=True)
+    camera_ref = models.CharField(max_length=100, blank=True)
+    item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions")
+    camera = models.ForeignKey(Camera, null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions")
+    store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions")
+    thumbnail_url = models.URLField(max_length=1000, blank=True)
+    thumbnail_expires = models.DateTimeField(null=True, blank=True)
+    footage_url = models.URLField(max_length=1000, blank=True)
+    links_fetched_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-transaction_date"]
+        indexes = [models.Index(fields=["store", "transaction_date"])]
+
+    def __str__(self):
+        return f"#{self.transaction_id}"
+
+    @property
+    def time_ms(self):
+        return int(self.transaction_date.timestamp() * 1000)
+
+
+class SyncCursor(models.Model):
+    """Where the incremental sync of a source got to. Moved only in the same
+    database transaction as the rows it covers."""
+
+    source = models.CharField(max_length=50, unique=True)
+    watermark = models.DateTimeField(help_text="Everything before this has been synced.")
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.source} @ {self.watermark:%Y-%m-%d %H:%M:%S}"
+
+
+class HelixEventType(models.Model):
+    """A Helix event type and how a sale fills its attributes (the seed's
+    "dynamic event types"). Exactly one is active: new sales are posted with it."""
+
+    name = models.CharField(max_length=200, unique=True)
+    event_schema = models.JSONField(default=dict, help_text='Attribute name -> "string" | "integer" | "float" | "boolean".')
+    attribute_mapping = models.JSONField(
+        default=dict, help_text="Attribute name -> sale field (transaction_id, amount, item_name, store_name, …)."
+    )
+    active = models.BooleanField(default=True)
+    event_type_uid = models.CharField(max_length=100, blank=True, help_text="Set once Verkada has the type.")
+    synced_schema = models.JSONField(null=True, blank=True, editable=False, help_text="The schema Verkada last accepted.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["active"], condition=Q(active=True), name="sales_one_active_event_type")]
+
+    def __str__(self):
+        return self.name
+
+
+class HelixOutbox(models.Model):
+    """One row per sale: the Helix event to post. Claimed before the call,
+    marked after it; a stale claim (a crash in between) is checked upstream
+    before posting again."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        POSTING = "posting"
+        POSTED = "posted"
+        EXPIRED = "expired", "too old for Helix"
+        FAILED = "failed", "refused (needs a person)"
+
+    transaction = models.OneToOneField(Transaction, on_delete=models.CASCADE, related_name="helix")
+    camera_id = models.CharField(max_length=100)
+    time_ms = models.BigIntegerField(help_text="Event time; nudged by a millisecond if the camera already has an event then.")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    event_type_uid = models.CharField(max_length=100, blank=True, help_text="The type it was (or is being) posted as.")
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
+    claim_token = models.CharField(max_length=64, blank=True, db_index=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    posted_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "Helix outbox entry"
+        verbose_name_plural = "Helix outbox"
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["camera_id", "time_ms"], name="sales_outbox_camera_time_unique")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self):
+        return f"{self.transaction_id} → {self.camera_id}@{self.time_ms} ({self.status})"

@@ -1,0 +1,204 @@
+"""The only code that speaks HTTP to JD Sports and Verkada.
+
+JD Sports' APIs are private: the contract we follow is written in
+`sales/sandbox/jdsports.py`. Verkada: https://apidocs.verkada.com/reference/getting-started
+and /work/shared/upstreams/verkada.md.
+"""
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from portal.http import UpstreamAuthError, UpstreamBadResponse, UpstreamSession
+from portal.upstreams import upstream_url
+
+logger = logging.getLogger(__name__)
+
+VERKADA_TOKEN_REUSE = timedelta(minutes=25)  # tokens live 30 min; mint before they lapse
+
+
+def _parse_naive_utc(value):
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UpstreamBadResponse(f"jdsports sent an unreadable date {value!r}", upstream="jdsports") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _decimal(value, what):
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise UpstreamBadResponse(f"jdsports sent a non-numeric {what} {value!r}", upstream="jdsports") from exc
+
+
+@dataclass(frozen=True)
+class SaleRecord:
+    transaction_id: str
+    transaction_date: datetime
+    amount: Decimal
+    item_id: str
+    camera_id: str
+
+    @classmethod
+    def parse(cls, row):
+        try:
+            return cls(
+                transaction_id=str(row["transaction_id"]),
+                transaction_date=_parse_naive_utc(row["transaction_date"]),
+                amount=_decimal(row["transaction_amount"], "transaction_amount"),
+                item_id=str(row.get("item_id") or ""),
+                camera_id=str(row.get("camera_id") or ""),
+            )
+        except (KeyError, TypeError) as exc:
+            raise UpstreamBadResponse(f"jdsports sent a sale without {exc}", upstream="jdsports") from exc
+
+
+class JDSportsClient:
+    """Sales, Inventory, Camera, Point of Sale and Store APIs (API-key auth)."""
+
+    PAGE_SIZE = 200
+
+    def __init__(self, api_key):
+        if not api_key:
+            raise UpstreamAuthError("No JD Sports API key is configured (Sales settings).", upstream="jdsports")
+        self.base = upstream_url("jdsports")
+        self.session = UpstreamSession("jdsports", rate=20, burst=20)
+        self.session.headers["X-API-Key"] = api_key
+
+    def _pages(self, path, params=None):
+        token = None
+        while True:
+            query = {**(params or {}), "page_size": self.PAGE_SIZE}
+            if token:
+                query["page_token"] = token
+            body = self.session.json(self.session.get(f"{self.base}{path}", params=query))
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                raise UpstreamBadResponse(f"jdsports {path} reply has no data list", upstream="jdsports")
+            yield from body["data"]
+            token = body.get("next_page_token")
+            if not token:
+                return
+
+    def transactions(self, start, end) -> list[SaleRecord]:
+        """Sales with start <= transaction_date < end, every page."""
+        params = {"start_time": start.astimezone(UTC).isoformat(), "end_time": end.astimezone(UTC).isoformat()}
+        return [SaleRecord.parse(row) for row in self._pages("/sales/v1/transactions", params)]
+
+    def stores(self):
+        return list(self._pages("/stores/v1/stores"))
+
+    def points_of_sale(self):
+        return list(self._pages("/pos/v1/points-of-sale"))
+
+    def cameras(self):
+        return list(self._pages("/cameras/v1/cameras"))
+
+    def items(self):
+        return list(self._pages("/inventory/v1/items"))
+
+
+class VerkadaClient:
+    """Helix event types and events, footage links.
+
+    Thread-safe: Helix posting runs several calls at once. Every call, the token
+    exchange included, goes through one rate-limited session whose bucket is
+    shared by every worker (the limit is per organisation).
+    """
+
+    TYPE_PATH = "/cameras/v1/video_tagging/event_type"
+    EVENT_PATH = "/cameras/v1/video_tagging/event"
+
+    def __init__(self, api_key, *, requests_per_minute=300, headroom_percent=10, token=None, token_expires=None):
+        if not api_key:
+            raise UpstreamAuthError("No Verkada API key is configured (Sales settings).", upstream="verkada")
+        self.api_key = api_key
+        self.base = upstream_url("verkada")
+        rate = requests_per_minute / 60.0 * (100 - headroom_percent) / 100.0
+        # burst 1: a sliding-window limit forgives no saved-up burst.
+        self.session = UpstreamSession("verkada", rate=rate, burst=1)
+        self.token = token or ""
+        self.token_expires = token_expires
+        self.token_changed = False
+        self._token_lock = threading.Lock()
+
+    # --- auth --------------------------------------------------------------------
+    def _mint(self, stale=None):
+        with self._token_lock:
+            if self.token and self.token != stale and self.token_expires and self.token_expires > datetime.now(UTC):
+                return self.token  # another thread already minted
+            reply = self.session.post(f"{self.base}/token", headers={"x-api-key": self.api_key})
+            body = self.session.json(reply)
+            if not isinstance(body, dict) or not body.get("token"):
+                raise UpstreamBadResponse("verkada /token reply has no token", upstream="verkada")
+            self.token = body["token"]
+            self.token_expires = datetime.now(UTC) + VERKADA_TOKEN_REUSE
+            self.token_changed = True
+            logger.info("verkada: minted a new API token")
+            return self.token
+
+    def _current_token(self):
+        if self.token and self.token_expires and self.token_expires > datetime.now(UTC):
+            return self.token
+        return self._mint(stale=self.token)
+
+    def _call(self, method, path, **kwargs):
+        """One call with the API token; an expired token is re-minted once."""
+        token = self._current_token()
+        reply = self.session.request(method, f"{self.base}{path}", headers={"x-verkada-auth": token}, **kwargs)
+        if reply.status_code == 401 and "expired" in reply.text.lower():
+            token = self._mint(stale=token)
+            reply = self.session.request(method, f"{self.base}{path}", headers={"x-verkada-auth": token}, **kwargs)
+        return reply
+
+    # --- event types -------------------------------------------------------------------
+    def find_event_types(self, *, name=None, uid=None):
+        params = {"event_type_uid": uid} if uid else ({"name": name} if name else {})
+        body = self.session.json(self._call("GET", self.TYPE_PATH, params=params))
+        return body.get("event_types") or []
+
+    def create_event_type(self, name, schema):
+        body = self.session.json(self._call("POST", self.TYPE_PATH, json={"name": name, "event_schema": schema}))
+        if not body.get("event_type_uid"):
+            raise UpstreamBadResponse("verkada created an event type without a uid", upstream="verkada")
+        return body
+
+    def update_event_type(self, uid, *, name, schema):
+        return self.session.json(
+            self._call("PATCH", self.TYPE_PATH, params={"event_type_uid": uid}, json={"name": name, "event_schema": schema})
+        )
+
+    # --- events ----------------------------------------------------------------------------
+    def post_event(self, *, camera_id, event_type_uid, time_ms, attributes):
+        """Raises UpstreamError subclasses; a 409 (an upsert-less API) means it is there."""
+        payload = {"camera_id": camera_id, "event_type_uid": event_type_uid, "time_ms": time_ms, "attributes": attributes}
+        reply = self._call("POST", self.EVENT_PATH, json=payload)
+        if reply.status_code == 409:
+            return {}
+        return self.session.json(reply)
+
+    def get_event(self, *, camera_id, event_type_uid, time_ms):
+        """The event, or None when Verkada has no event with that identity."""
+        reply = self._call(
+            "GET", self.EVENT_PATH, params={"camera_id": camera_id, "event_type_uid": event_type_uid, "time_ms": time_ms}
+        )
+        if reply.status_code == 404:
+            return None
+        return self.session.json(reply)
+
+    # --- footage ------------------------------------------------------------------------------
+    def thumbnail_link(self, camera_id, timestamp, expiry=86400):
+        body = self.session.json(
+            self._call("GET", "/cameras/v1/footage/thumbnails/link", params={"camera_id": camera_id, "timestamp": timestamp, "expiry": expiry})
+        )
+        if not body.get("url"):
+            raise UpstreamBadResponse("verkada thumbnail link reply has no url", upstream="verkada")
+        return body["url"], int(body.get("expiry") or expiry)
+
+    def footage_link(self, camera_id, timestamp):
+        body = self.session.json(self._call("GET", "/cameras/v1/footage/link", params={"camera_id": camera_id, "timestamp": timestamp}))
+        if not body.get("url"):
+            raise UpstreamBadResponse("verkada footage link reply has no url", upstream="verkada")
+        return body["url"]

@@ -1,0 +1,100 @@
+"""JD Sports Sales, Inventory, Camera, Point of Sale and Store APIs (sandbox).
+
+The APIs are not public; these are the contract choices the client follows:
+
+- Auth: header `X-API-Key: <key>`; a missing or unknown key gets
+  `401 {"message": "invalid API key"}`. The sandbox key is `jd-sandbox-key`.
+- Every list answers `{"data": [...], "next_page_token": str|null}`; query
+  `page_size` (default 100, max 500) and `page_token` (opaque, from the previous
+  reply). No random page access.
+- `GET /sales/v1/transactions?start_time=<ISO 8601>&end_time=<ISO 8601>`: sales
+  with start_time <= transaction_date < end_time, oldest first. A missing or
+  unparsable bound is `400`. `transaction_date` is UTC, "YYYY-MM-DD HH:MM:SS"
+  (the seed's shape). Only sales that have happened (<= now) are returned.
+- `GET /inventory/v1/items`, `/cameras/v1/cameras`, `/pos/v1/points-of-sale`,
+  `/stores/v1/stores`: the seed's record shapes.
+- Data is deterministic (`catalog.py`): one sale every 90 s across six tills, so
+  an hourly sync always has about 40 new sales.
+"""
+
+import base64
+import json
+from datetime import UTC, datetime
+
+from portal.sandbox import Sandbox, json_response, route
+
+from . import catalog
+
+API_KEY = "jd-sandbox-key"
+
+
+def _page(request, rows):
+    try:
+        size = min(500, max(1, int(request.args.get("page_size", 100))))
+        token = request.args.get("page_token")
+        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"] if token else 0
+    except (ValueError, KeyError, TypeError):
+        return json_response({"message": "invalid page_size or page_token"}, 400)
+    chunk = rows[offset : offset + size]
+    more = offset + size < len(rows)
+    next_token = base64.urlsafe_b64encode(json.dumps({"offset": offset + size}).encode()).decode() if more else None
+    return json_response({"data": chunk, "next_page_token": next_token})
+
+
+def _parse_time(value):
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class JDSportsSandbox(Sandbox):
+    name = "jdsports"
+
+    def reset(self):
+        self.windows_served = []  # (start, end) of every transactions request, for tests
+
+    def state(self):
+        return {
+            "stores": len(catalog.STORES),
+            "cameras": len(catalog.CAMERAS),
+            "points_of_sale": len(catalog.POINTS_OF_SALE),
+            "items": len(catalog.ITEMS),
+            "windows_served": [[s.isoformat(), e.isoformat()] for s, e in self.windows_served[-50:]],
+        }
+
+    def transactions_between(self, start, end):
+        return catalog.transactions_between(start, end, now=datetime.now(UTC))
+
+    def _refuse(self, request):
+        if request.headers.get("X-API-Key") != API_KEY:
+            return json_response({"message": "invalid API key"}, 401)
+        return None
+
+    @route("/sales/v1/transactions")
+    def transactions(self, request):
+        if refused := self._refuse(request):
+            return refused
+        try:
+            start = _parse_time(request.args["start_time"])
+            end = _parse_time(request.args["end_time"])
+        except (KeyError, ValueError):
+            return json_response({"message": "start_time and end_time (ISO 8601) are required"}, 400)
+        if request.args.get("page_token") is None:
+            with self.lock:
+                self.windows_served.append((start, end))
+        return _page(request, self.transactions_between(start, end))
+
+    @route("/inventory/v1/items")
+    def items(self, request):
+        return self._refuse(request) or _page(request, catalog.ITEMS)
+
+    @route("/cameras/v1/cameras")
+    def cameras(self, request):
+        return self._refuse(request) or _page(request, catalog.CAMERAS)
+
+    @route("/pos/v1/points-of-sale")
+    def points_of_sale(self, request):
+        return self._refuse(request) or _page(request, catalog.POINTS_OF_SALE)
+
+    @route("/stores/v1/stores")
+    def stores(self, request):
+        return self._refuse(request) or _page(request, catalog.STORES)

@@ -1,0 +1,37 @@
+"""Clients built from the stored settings, and the clock tests may move."""
+
+from django.utils import timezone
+
+from ..client import JDSportsClient, VerkadaClient
+from ..models import SalesSettings
+
+
+def now():
+    """The one clock the sales services read (tests move it, nothing else is mocked)."""
+    return timezone.now()
+
+
+def jdsports_client(config=None):
+    config = config or SalesSettings.load()
+    return JDSportsClient(config.jdsports_api_key)
+
+
+def verkada_client(config=None):
+    config = config or SalesSettings.load()
+    return VerkadaClient(
+        config.verkada_api_key,
+        requests_per_minute=config.verkada_requests_per_minute,
+        headroom_percent=config.verkada_rate_headroom_percent,
+        token=config.verkada_token,
+        token_expires=config.verkada_token_expires,
+    )
+
+
+def keep_verkada_token(client):
+    """Store a token the client minted so other workers reuse it (25 minutes)."""
+    if client.token_changed:
+        config = SalesSettings.load()
+        config.verkada_token = client.token
+        config.verkada_token_expires = client.token_expires
+        config.save(update_fields=["verkada_token", "verkada_token_expires"])
+        client.token_changed = False

@@ -1,0 +1,195 @@
+"""Post every sale to Verkada Helix exactly once."""
+
+import logging
+import uuid
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.db.models import F
+
+from portal.http import UpstreamAuthError, UpstreamError, UpstreamPermanentError, UpstreamTransientError
+from portal.runs import OperationFailed, operation
+
+from .. import mapping
+from ..models import HelixEventType, HelixOutbox, SalesSettings
+from . import common
+
+logger = logging.getLogger(__name__)
+
+Status = HelixOutbox.Status
+STALE_CLAIM = timedelta(minutes=5)  # a claim this old belongs to a worker that died
+HELIX_MAX_AGE = timedelta(days=30) - timedelta(minutes=1)  # a minute's margin for clock skew
+MAX_BACKOFF_S = 600
+
+
+def ensure_event_type(client):
+    """The active event type, created (once) or updated upstream to match its
+    schema. Runs under a row lock so two workers never create it twice."""
+    with transaction.atomic():
+        event_type = HelixEventType.objects.select_for_update().filter(active=True).first()
+        if event_type is None:
+            event_type = HelixEventType.objects.create(
+                name=mapping.DEFAULT_NAME, event_schema=mapping.DEFAULT_SCHEMA, attribute_mapping=mapping.DEFAULT_MAPPING
+            )
+        errors = mapping.schema_errors(event_type.event_schema, event_type.attribute_mapping)
+        if errors:
+            raise OperationFailed(f"Helix event type {event_type.name!r} is not usable: " + " ".join(errors))
+        if not event_type.event_type_uid:
+            # A crash after creating it upstream must not create a second one: look it up by name first.
+            found = client.find_event_types(name=event_type.name)
+            if found:
+                event_type.event_type_uid = found[0]["event_type_uid"]
+                event_type.synced_schema = found[0].get("event_schema")
+            else:
+                created = client.create_event_type(event_type.name, event_type.event_schema)
+                event_type.event_type_uid = created["event_type_uid"]
+                event_type.synced_schema = created.get("event_schema", event_type.event_schema)
+                logger.info("created Helix event type %s", event_type.event_type_uid)
+        if event_type.synced_schema != event_type.event_schema:
+            client.update_event_type(event_type.event_type_uid, name=event_type.name, schema=event_type.event_schema)
+            event_type.synced_schema = event_type.event_schema
+            logger.info("updated Helix event type %s schema", event_type.event_type_uid)
+        event_type.save(update_fields=["event_type_uid", "synced_schema"])
+    return event_type
+
+
+def _backoff(attempts, retry_after=None):
+    return timedelta(seconds=max(retry_after or 0, min(MAX_BACKOFF_S, 5 * 2 ** max(0, attempts - 1))))
+
+
+def _finish(row, token, **fields):
+    """Record an outcome, only if the row is still ours."""
+    return HelixOutbox.objects.filter(pk=row.pk, claim_token=token, status=Status.POSTING).update(**fields)
+
+
+def recover_stale_claims(run, client):
+    """A row left `posting` by a crash may or may not have reached Verkada: ask it."""
+    for row in HelixOutbox.objects.filter(status=Status.POSTING, claimed_at__lt=common.now() - STALE_CLAIM):
+        token = uuid.uuid4().hex
+        if not HelixOutbox.objects.filter(pk=row.pk, claim_token=row.claim_token, status=Status.POSTING).update(
+            claim_token=token, claimed_at=common.now()
+        ):
+            continue  # another worker is recovering it
+        found = client.get_event(camera_id=row.camera_id, event_type_uid=row.event_type_uid, time_ms=row.time_ms)
+        if found is not None:
+            _finish(row, token, status=Status.POSTED, posted_at=common.now(), claim_token="", last_error="")
+            run.count("recovered_posted")
+        else:
+            _finish(row, token, status=Status.PENDING, claim_token="", next_attempt_at=common.now())
+            run.count("recovered_pending")
+
+
+def expire_old_events():
+    cutoff_ms = int((common.now() - HELIX_MAX_AGE).timestamp() * 1000)
+    return HelixOutbox.objects.filter(status=Status.PENDING, time_ms__lt=cutoff_ms).update(
+        status=Status.EXPIRED, last_error="Helix only accepts events from the last 30 days."
+    )
+
+
+def claim_batch(size, event_type_uid):
+    """Move up to `size` due rows from pending to posting under a fresh claim token.
+
+    The conditional UPDATE makes each row go to exactly one worker on any
+    database; on PostgreSQL SKIP LOCKED also keeps workers off each other's rows.
+    """
+    token = uuid.uuid4().hex
+    now = common.now()
+    with transaction.atomic():
+        due = HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=now).order_by("id")
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        ids = list(due.values_list("id", flat=True)[:size])
+        if ids:
+            HelixOutbox.objects.filter(id__in=ids, status=Status.PENDING).update(
+                status=Status.POSTING, claim_token=token, claimed_at=now, event_type_uid=event_type_uid, attempts=F("attempts") + 1
+            )
+    rows = HelixOutbox.objects.filter(claim_token=token, status=Status.POSTING).select_related(
+        "transaction__item", "transaction__camera__pos", "transaction__store"
+    )
+    return token, list(rows)
+
+
+def _post(client, row, attributes):
+    """Runs in a worker thread: HTTP only, no database."""
+    try:
+        client.post_event(camera_id=row.camera_id, event_type_uid=row.event_type_uid, time_ms=row.time_ms, attributes=attributes)
+        return None
+    except UpstreamError as exc:
+        return exc
+
+
+def _record_outcome(run, row, token, error):
+    now = common.now()
+    if error is None:
+        _finish(row, token, status=Status.POSTED, posted_at=now, claim_token="", last_error="")
+        run.count("posted")
+    elif isinstance(error, UpstreamTransientError):
+        if error.status == 429:
+            run.count("rate_limited")
+        _finish(row, token, status=Status.PENDING, claim_token="", last_error=str(error)[:1000],
+                next_attempt_at=now + _backoff(row.attempts, error.retry_after))
+        run.count("retry_later")
+    elif isinstance(error, UpstreamPermanentError) and "30 days" in str(error):
+        _finish(row, token, status=Status.EXPIRED, claim_token="", last_error=str(error)[:1000])
+        run.count("expired")
+    elif isinstance(error, UpstreamAuthError):
+        _finish(row, token, status=Status.PENDING, claim_token="", last_error=str(error)[:1000], next_attempt_at=now)
+        run.count("auth_refused")
+    else:
+        _finish(row, token, status=Status.FAILED, claim_token="", last_error=str(error)[:1000])
+        run.count("failed")
+    run.advance()
+
+
+@operation("sales", "post_helix_events", lock=False)
+def post_helix_events(run, limit=None):
+    """Post pending outbox rows as Helix events, several at a time.
+
+    Not locked per operation: several workers may run it at once, each claiming
+    its own rows. Paced by the shared Verkada rate limiter, so workers together
+    stay under the organisation's limit; a 429 or 5xx leaves the row pending
+    with a due time. Side effects: POSTs to Verkada; idempotent per row.
+    """
+    config = SalesSettings.load()
+    client = common.verkada_client(config)
+    try:
+        event_type = ensure_event_type(client)
+        expired = expire_old_events()
+        if expired:
+            run.count("expired", expired)
+        recover_stale_claims(run, client)
+        run.set_total(HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=common.now()).count())
+        _drain(run, client, event_type, config.posting_concurrency or 1, limit)
+    finally:
+        common.keep_verkada_token(client)
+    if run.record.counters.get("auth_refused"):
+        raise UpstreamAuthError("Verkada refused the API key; the events stay pending.", upstream="verkada")
+
+
+def _drain(run, client, event_type, concurrency, limit):
+    """Keep `concurrency` posts in flight, claiming small batches as they free up."""
+    in_flight = {}
+    claimed = 0
+    exhausted = False
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="helix-post") as pool:
+        while True:
+            while not exhausted and len(in_flight) < concurrency * 2 and (limit is None or claimed < limit):
+                size = concurrency if limit is None else min(concurrency, limit - claimed)
+                token, rows = claim_batch(size, event_type.event_type_uid)
+                if not rows:
+                    exhausted = True
+                    break
+                claimed += len(rows)
+                for row in rows:
+                    attributes = mapping.attributes_for(row.transaction, event_type.event_schema, event_type.attribute_mapping)
+                    in_flight[pool.submit(_post, client, row, attributes)] = (row, token)
+            if not in_flight:
+                return
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                row, token = in_flight.pop(future)
+                error = future.result()
+                _record_outcome(run, row, token, error)
+                if isinstance(error, UpstreamAuthError):
+                    exhausted = True  # stop claiming; what is in flight finishes

@@ -1,0 +1,22 @@
+"""Thin Celery wrappers: ids and JSON in, the service does the work."""
+
+from celery import shared_task
+
+from portal.models import SyncRun
+
+from . import services
+
+
+@shared_task(name="sales.sync_sales")
+def sync_sales_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
+    services.sync_sales(run_id=run_id, trigger=trigger, **params)
+
+
+@shared_task(name="sales.post_helix_events")
+def post_helix_events_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
+    services.post_helix_events(run_id=run_id, trigger=trigger, **params)
+
+
+@shared_task(name="sales.fetch_footage_links")
+def fetch_footage_links_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
+    services.fetch_footage_links(run_id=run_id, trigger=trigger, **params)

@@ -1,0 +1,99 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+
+from sales.models import Camera, HelixOutbox, Item, PointOfSale, Store, SyncCursor, Transaction
+from sales.sandbox import catalog
+from sales.services import SOURCE, sync_sales
+
+from .conftest import upstream_sales
+
+pytestmark = pytest.mark.django_db
+
+
+def _hour(n):
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    return base - timedelta(hours=n)
+
+
+def test_it_upserts_the_estate_and_the_sales_of_the_last_hour(sales_settings, clock):
+    clock.set(_hour(1))
+    record = sync_sales(trigger="command")
+    assert record.status == "succeeded", record.error
+    assert Store.objects.count() == len(catalog.STORES)
+    assert PointOfSale.objects.count() == len(catalog.POINTS_OF_SALE)
+    assert Camera.objects.count() == len(catalog.CAMERAS)
+    assert Item.objects.count() == len(catalog.ITEMS)
+    window_end = _hour(1) - timedelta(seconds=sales_settings.settle_seconds)
+    expected = upstream_sales(_hour(2), window_end)
+    assert sorted(Transaction.objects.values_list("transaction_id", flat=True)) == sorted(str(s["transaction_id"]) for s in expected)
+    assert HelixOutbox.objects.count() == len(expected)
+    sale = Transaction.objects.select_related("store", "camera__pos").first()
+    assert sale.store == sale.camera.pos.store
+    assert SyncCursor.objects.get(source=SOURCE).watermark == window_end
+
+
+def test_it_pulls_each_window_once_with_no_gap_no_overlap_and_no_duplicates(sales_settings, clock, sandbox):
+    for hours_ago in (5, 3, 3, 0):
+        clock.set(_hour(hours_ago) + timedelta(minutes=7))
+        assert sync_sales(trigger="beat").status == "succeeded"
+    windows = sandbox["jdsports"].windows_served
+    for (_, previous_end), (start, _) in zip(windows, windows[1:]):
+        assert start == previous_end  # every window starts where the last one ended
+    first_start = windows[0][0]
+    expected = upstream_sales(first_start, windows[-1][1])
+    assert Transaction.objects.count() == len(expected) == HelixOutbox.objects.count()
+    assert Transaction.objects.values("transaction_id").distinct().count() == len(expected)
+
+
+@pytest.mark.parametrize("fault", [
+    {"status": 500, "count": 10},
+    {"kind": "malformed"},
+    {"kind": "html", "status": 502, "count": 10},
+    {"status": 401, "body": {"message": "invalid API key"}},
+])
+def test_it_keeps_the_watermark_on_a_failed_run_and_catches_up_after(sales_settings, clock, sandbox, fault):
+    clock.set(_hour(3))
+    assert sync_sales(trigger="beat").status == "succeeded"
+    watermark = SyncCursor.objects.get(source=SOURCE).watermark
+    before = Transaction.objects.count()
+    clock.set(_hour(0))
+    sandbox["jdsports"].add_fault(__import__("portal.sandbox", fromlist=["Fault"]).Fault.from_json({**fault, "path": "/sales/"}))
+    failed = sync_sales(trigger="beat")
+    assert failed.status == "failed"
+    assert SyncCursor.objects.get(source=SOURCE).watermark == watermark
+    assert Transaction.objects.count() == before
+    sandbox["jdsports"].faults.clear()
+    assert sync_sales(trigger="beat").status == "succeeded"
+    expected = upstream_sales(_hour(4), _hour(0) - timedelta(seconds=sales_settings.settle_seconds))
+    assert sorted(Transaction.objects.values_list("transaction_id", flat=True)) == sorted(str(s["transaction_id"]) for s in expected)
+    assert HelixOutbox.objects.count() == len(expected)
+
+
+def test_it_backfills_a_date_range_without_moving_the_watermark(sales_settings, clock):
+    clock.set(_hour(0))
+    call_command("sync_sales")
+    watermark = SyncCursor.objects.get(source=SOURCE).watermark
+    start, end = _hour(30), _hour(27)
+    call_command("backfill_sales", start=start.isoformat(), end=end.isoformat())
+    call_command("backfill_sales", start=start.isoformat(), end=end.isoformat())  # again: nothing duplicated
+    backfilled = Transaction.objects.filter(transaction_date__gte=start, transaction_date__lt=end)
+    assert backfilled.count() == len(upstream_sales(start, end)) > 0
+    assert HelixOutbox.objects.filter(transaction__in=backfilled).count() == backfilled.count()
+    assert SyncCursor.objects.get(source=SOURCE).watermark == watermark
+
+
+def test_it_marks_sales_older_than_helix_accepts_as_expired(sales_settings, clock):
+    start = _hour(24 * 40)
+    record = sync_sales(trigger="command", start=start.isoformat(), end=(start + timedelta(hours=1)).isoformat())
+    assert record.status == "succeeded"
+    assert record.counters["outbox_expired"] == HelixOutbox.objects.count() > 0
+    assert set(HelixOutbox.objects.values_list("status", flat=True)) == {"expired"}
+
+
+def test_a_backfill_command_with_an_inverted_range_fails_with_a_message(sales_settings):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="start before its end"):
+        call_command("backfill_sales", start="2026-01-02", end="2026-01-01")
