@@ -1,1 +1,141 @@
-from django.db import models  # noqa: F401
+"""Retail Link: credentials, per-user login sessions, event assignments, EDR reports."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+
+from portal.fields import EncryptedTextField
+from portal.models import SingletonSettings, SyncRun
+
+from . import clock
+
+
+class RetailLinkSettings(SingletonSettings):
+    """Credentials when they are not in the environment (env wins)."""
+
+    username = EncryptedTextField(blank=True)
+    password = EncryptedTextField(blank=True)
+    mfa_credential_id = EncryptedTextField(blank=True, help_text="The `credid` the SMS code is sent to.")
+    club_numbers = models.CharField(
+        max_length=200, blank=True, help_text="Comma-separated club numbers for the daily schedule report."
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "Retail Link settings"
+
+    def __str__(self):
+        return "Retail Link settings"
+
+
+class RetailLinkSessionQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(expires_at__gt=clock.now())
+
+    def expired(self):
+        return self.filter(expires_at__lte=clock.now())
+
+
+class RetailLinkSession(models.Model):
+    """One portal user's Retail Link login: half-finished (code sent) or
+    authenticated. Stored encrypted so any web process or worker can continue or
+    use it; slides 10 minutes on every use."""
+
+    class Stage(models.TextChoices):
+        AWAITING_CODE = "awaiting_code", "MFA code sent"
+        AUTHENTICATED = "authenticated", "Authenticated"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="retaillink_session")
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.AWAITING_CODE)
+    browser_state = EncryptedTextField(blank=True, help_text="Playwright storage_state (cookies) as JSON.")
+    bearer = EncryptedTextField(blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+    last_activity = models.DateTimeField(default=clock.now)
+    expires_at = models.DateTimeField(db_index=True)
+    authenticated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RetailLinkSessionQuerySet.as_manager()
+
+    class Meta:
+        permissions = [("use_retaillink", "Can log in to Retail Link and download EDRs")]
+
+    def __str__(self):
+        return f"Retail Link session of {self.user}"
+
+    @property
+    def is_authenticated(self):
+        return self.stage == self.Stage.AUTHENTICATED and bool(self.bearer)
+
+    def time_remaining(self):
+        return max(0, int((self.expires_at - clock.now()).total_seconds()))
+
+    def touch(self, timeout_seconds):
+        """Slide the inactivity timeout (every operation calls this)."""
+        now = clock.now()
+        self.last_activity = now
+        self.expires_at = now + timedelta(seconds=timeout_seconds)
+        type(self).objects.filter(pk=self.pk).update(last_activity=now, expires_at=self.expires_at)
+
+
+class EventAssignment(models.Model):
+    """Which staff member works which event (the scheduling app's answer)."""
+
+    event_id = models.CharField(max_length=20, unique=True)
+    employee_name = models.CharField(max_length=200)
+    event_date = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["event_date", "event_id"]
+
+    def __str__(self):
+        return f"{self.event_id}: {self.employee_name}"
+
+
+def edr_upload_to(report, filename):
+    folder = report.event_date.strftime("%Y%m%d") if report.event_date else "undated"
+    return f"walmart/edr/{folder}/{filename}"
+
+
+class EdrReport(models.Model):
+    """One event's EDR and its PDF (natural key: event id; a re-fetch replaces it)."""
+
+    event_id = models.CharField(max_length=20, unique=True)
+    event_name = models.CharField(max_length=300, blank=True)
+    event_date = models.DateField(null=True, blank=True, db_index=True)
+    event_type = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=30, blank=True)
+    employee_name = models.CharField(max_length=200, blank=True)
+    data = models.JSONField(default=dict, help_text="The EDR as Retail Link returned it.")
+    pdf = models.FileField(upload_to=edr_upload_to, max_length=300, blank=True)
+    fetched_at = models.DateTimeField()
+    fetched_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-event_date", "event_id"]
+        verbose_name = "EDR report"
+
+    def __str__(self):
+        return f"EDR {self.event_id}"
+
+    @property
+    def filename(self):
+        return self.pdf.name.rsplit("/", 1)[-1] if self.pdf else ""
+
+
+class EdrBatchItem(models.Model):
+    """One event's outcome in one batch run (natural key: run + event id)."""
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="walmart_edr_items")
+    event_id = models.CharField(max_length=20)
+    success = models.BooleanField(default=False)
+    report = models.ForeignKey(EdrReport, null=True, blank=True, on_delete=models.SET_NULL, related_name="batch_items")
+    employee_name = models.CharField(max_length=200, blank=True)
+    filename = models.CharField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "event_id"], name="walmart_batch_item_unique")]
+
+    def __str__(self):
+        return f"run #{self.run_id} event {self.event_id}"

@@ -1,0 +1,51 @@
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from walmart.models import EdrReport, EventAssignment
+
+pytestmark = pytest.mark.django_db
+
+
+def test_download_edr_saves_one_pdf(rl_user):
+    out = io.StringIO()
+    call_command("download_edr", "606100", user="root", stdout=out)
+    report = EdrReport.objects.get(event_id="606100")
+    assert report.pdf.path in out.getvalue()
+
+
+def test_download_edr_says_to_log_in_first(admin_user):
+    with pytest.raises(CommandError, match="request an MFA code first"):
+        call_command("download_edr", "606100", user="root")
+
+
+def test_download_edrs_runs_a_batch_for_a_date(rl_user, rl):
+    out = io.StringIO()
+    call_command("download_edrs", date="2025-10-07", user="root", stdout=out)
+    approved = [e for e in rl.events.values() if e.event_date.isoformat() == "2025-10-07" and e.status == "APPROVED"]
+    assert EdrReport.objects.count() == len(approved)
+    assert f"{len(approved)} of {len(approved)} EDRs downloaded, 0 failed" in out.getvalue()
+
+
+def test_download_edrs_refuses_a_malformed_date(rl_user):
+    with pytest.raises(CommandError, match="use YYYY-MM-DD"):
+        call_command("download_edrs", date="07/10/2025", user="root")
+
+
+def test_import_event_assignments_upserts_from_csv(tmp_path):
+    path = tmp_path / "assignments.csv"
+    path.write_text("event_id,employee_name,event_date\n606100,John Doe,2025-10-06\n606101,Ann Lee,\n")
+    out = io.StringIO()
+    call_command("import_event_assignments", str(path), stdout=out)
+    path.write_text("event_id,employee_name\n606100,Jane Roe\n")
+    call_command("import_event_assignments", str(path), stdout=out)
+    assert dict(EventAssignment.objects.values_list("event_id", "employee_name")) == {"606100": "Jane Roe", "606101": "Ann Lee"}
+    assert "0 assignments created, 1 updated." in out.getvalue()
+
+
+def test_import_event_assignments_needs_the_columns(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("id,name\n1,x\n")
+    with pytest.raises(CommandError, match="event_id and employee_name"):
+        call_command("import_event_assignments", str(path))

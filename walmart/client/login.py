@@ -1,0 +1,168 @@
+"""The Retail Link MFA login, driven in headless Chromium.
+
+The real login host sits behind PerimeterX: only a browser that ran the login
+page's script carries the cookies the API accepts (retail-link.md, "Bot
+defence"). So the two steps run in Chromium, and what survives between them is
+the browser's `storage_state` (cookies, including the half-finished login's),
+which the caller stores encrypted; step two may run in another process.
+
+    state = request_code(credentials)              # SMS sent
+    result = submit_code(state, credentials, "123456")
+    result.storage_state, result.bearer            # for EmsClient
+"""
+
+import json
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from portal.http import UpstreamTransientError
+
+from .. import conf
+from .errors import BotDefenceError, LoginRefused
+
+logger = logging.getLogger(__name__)
+
+BROWSER_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
+                "--disable-sync", "--no-first-run"]
+
+# A JSON POST from inside the page, so Origin, Referer and cookies are the browser's.
+POST_FROM_PAGE = """async ([path, body]) => {
+  const reply = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
+                                   body: JSON.stringify(body), credentials: "include"});
+  return {status: reply.status, type: reply.headers.get("content-type") || "", text: await reply.text()};
+}"""
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    storage_state: str
+    bearer: str
+
+
+def _executable():
+    path = conf.CHROMIUM_PATH
+    return path if path and os.path.exists(path) else None
+
+
+@contextmanager
+def browser_context(storage_state=None):
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_executable(), headless=True, args=BROWSER_ARGS)
+        try:
+            context = browser.new_context(storage_state=json.loads(storage_state) if storage_state else None)
+            context.set_default_timeout(conf.LOGIN_STEP_TIMEOUT * 1000)
+            context.set_default_navigation_timeout(10_000)
+            try:
+                yield context
+            except PlaywrightError as exc:
+                # navigation/timeouts/connection refused: worth trying again later
+                raise UpstreamTransientError(f"Retail Link login page did not respond: {str(exc).splitlines()[0]}",
+                                             upstream="retaillink") from exc
+        finally:
+            browser.close()
+
+
+def _reply(status, content_type, body_text):
+    try:
+        body = json.loads(body_text) if body_text else {}
+    except ValueError:
+        body = {}
+    return status, content_type, body if isinstance(body, dict) else {}
+
+
+def _check(step, status, content_type, body):
+    """Map a login-host reply to a typed error; return quietly on success."""
+    if status == 412 or "html" in content_type:
+        raise BotDefenceError(
+            f"Retail Link's bot defence refused the {step} step (HTTP {status}); try again later.",
+            status=status, upstream="retaillink",
+        )
+    if 200 <= status < 300:
+        return
+    if status == 429 or status >= 500:
+        raise UpstreamTransientError(f"Retail Link answered HTTP {status} at the {step} step; try again shortly.",
+                                     status=status, upstream="retaillink")
+    reason = body.get("errorCode", "")
+    if reason == "ACCOUNT_LOCKED" or status == 423:
+        raise LoginRefused("locked", "The Retail Link account is locked after repeated failed codes; "
+                           "wait for it to unlock or ask Walmart support.", status=status)
+    if reason == "CODE_EXPIRED":
+        raise LoginRefused("code_expired", "The MFA code has expired; request a new code.", status=status)
+    if step == "validate code":
+        raise LoginRefused("invalid_code", "The MFA code was not accepted; check the SMS and enter it again.",
+                           status=status)
+    if step == "sign in":
+        raise LoginRefused("invalid_credentials", "Retail Link refused the username or password; "
+                           "check the Retail Link settings.", status=status)
+    raise LoginRefused("refused", f"Retail Link refused the {step} step (HTTP {status}).", status=status)
+
+
+def _post(page, path, body, step):
+    reply = page.evaluate(POST_FROM_PAGE, [path, body])
+    _check(step, *_reply(reply["status"], reply["type"], reply["text"]))
+
+
+def _open_login_page(context):
+    page = context.new_page()
+    response = page.goto(f"{conf.login_host_url()}/login", wait_until="load")
+    if response is None or response.status >= 400:
+        _check("login page", response.status if response else 599, "", {})
+    return page
+
+
+def request_code(credentials):
+    """Open the login page, sign in, and have the SMS code sent.
+
+    Returns the browser's storage_state (JSON) to continue from."""
+    with browser_context() as context:
+        page = _open_login_page(context)
+        page.fill("#username", credentials.username)
+        page.fill("#password", credentials.password)
+        with page.expect_response(lambda r: r.url.endswith("/api/login")) as reply_info:
+            page.click("#sign-in")
+        reply = reply_info.value
+        _check("sign in", *_reply(reply.status, reply.headers.get("content-type", ""), reply.text()))
+        _post(page, "api/mfa/sendCode", {"type": "SMS_OTP", "credid": credentials.credential_id}, "send code")
+        logger.info("Retail Link MFA code requested")
+        return json.dumps(context.storage_state())
+
+
+def submit_code(storage_state, credentials, code):
+    """Submit the MFA code in a browser reopened from `storage_state`, then take
+    the EMS bearer from the `auth-token` cookie set by /authenticate."""
+    with browser_context(storage_state) as context:
+        page = _open_login_page(context)
+        _post(page, "api/mfa/validateCode",
+              {"type": "SMS_OTP", "credid": credentials.credential_id, "code": code, "failureCount": 0},
+              "validate code")
+        ems = conf.ems_host_url()
+        try:  # the real EMS wants its landing page visited first; failures are ignored (as clients do)
+            page.goto(f"{ems}/EventManagement/", wait_until="load")
+        except Exception:  # noqa: BLE001
+            logger.info("EMS landing page did not load; continuing")
+        response = page.goto(f"{ems}/EventManagement/api/authenticate")
+        status = response.status if response else 599
+        _check("authenticate", status, response.headers.get("content-type", "") if response else "", {})
+        bearer = bearer_from_cookies(context.cookies())
+        if not bearer:
+            raise LoginRefused("no_token", "Retail Link accepted the code but issued no token (auth-token cookie "
+                               "missing); request a new code and try again.", status=status)
+        logger.info("Retail Link login complete")
+        return LoginResult(storage_state=json.dumps(context.storage_state()), bearer=bearer)
+
+
+def bearer_from_cookies(cookies):
+    """`auth-token` is URL-encoded JSON whose `token` member is the bearer."""
+    for cookie in cookies:
+        if cookie["name"] == "auth-token":
+            try:
+                return json.loads(unquote(cookie["value"])).get("token", "")
+            except (ValueError, AttributeError):
+                return ""
+    return ""

@@ -1,0 +1,68 @@
+"""Settings of the Retail Link integration, read from the environment.
+
+Credentials come from WALMART_EDR_USERNAME / WALMART_EDR_PASSWORD /
+WALMART_EDR_MFA_CREDENTIAL_ID when set, else from the encrypted
+RetailLinkSettings row edited in the admin.
+"""
+
+import os
+from dataclasses import dataclass
+
+import environ
+
+from portal.upstreams import upstream_url
+
+env = environ.Env()
+
+SESSION_TIMEOUT_SECONDS = env.int("WALMART_SESSION_TIMEOUT_SECONDS", default=600)
+# Render PDFs on this many processes (default: every core).
+PDF_WORKERS = env.int("WALMART_PDF_WORKERS", default=os.cpu_count() or 1)
+CHROMIUM_PATH = env.str("CHROMIUM_PATH", default="/usr/bin/chromium")
+# Per-step timeouts from the upstream notes (seconds).
+LOGIN_STEP_TIMEOUT = 15
+EDR_TIMEOUT = 30
+SCHEDULE_TIMEOUT = 60
+
+
+def login_host_url():
+    """The login host (retaillink.login.wal-mart.com). RETAILLINK_LOGIN_URL for the
+    real one; otherwise the sandbox's /login sub-prefix."""
+    if os.environ.get("RETAILLINK_LOGIN_URL"):
+        return upstream_url("retaillink-login")
+    return f"{upstream_url('retaillink')}/login"
+
+
+def ems_host_url():
+    """The EMS host (retaillink2.wal-mart.com); RETAILLINK_EDR_URL for the real one."""
+    if os.environ.get("RETAILLINK_EDR_URL"):
+        return upstream_url("retaillink-edr")
+    return f"{upstream_url('retaillink')}/edr"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+    credential_id: str
+
+    @property
+    def complete(self):
+        return bool(self.username and self.password and self.credential_id)
+
+
+def credentials():
+    from .models import RetailLinkSettings
+
+    stored = RetailLinkSettings.load()
+    return Credentials(
+        username=env.str("WALMART_EDR_USERNAME", default="") or stored.username,
+        password=env.str("WALMART_EDR_PASSWORD", default="") or stored.password,
+        credential_id=env.str("WALMART_EDR_MFA_CREDENTIAL_ID", default="") or stored.mfa_credential_id,
+    )
+
+
+def club_numbers():
+    from .models import RetailLinkSettings
+
+    raw = env.str("WALMART_EDR_CLUBS", default="") or RetailLinkSettings.load().club_numbers
+    return [int(c) for c in raw.replace(" ", "").split(",") if c.strip().isdigit()]

@@ -1,0 +1,276 @@
+"""Retail Link operations: login steps, single EDR, EDR batch, session cleanup.
+
+The admin, the API, the commands and the tasks all call these.
+"""
+
+import io
+import logging
+import zipfile
+from concurrent.futures import FIRST_COMPLETED, wait
+from contextlib import contextmanager
+from datetime import date as date_type
+
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from portal.http import UpstreamError
+from portal.runs import OperationFailed, operation
+
+from . import clock, conf, sessions
+from .client import EmsClient, SessionExpired, request_code, submit_code
+from .client.errors import LOG_IN_AGAIN
+from .client.types import approved_event_ids
+from .models import EdrBatchItem, EdrReport, EventAssignment, RetailLinkSession
+from .pdf import pdf_filename, render_html
+from .pdf_render import html_to_pdf, render_pool
+
+logger = logging.getLogger(__name__)
+
+CONFIGURATION_MISSING = (
+    "Configuration missing: set WALMART_EDR_USERNAME, WALMART_EDR_PASSWORD and WALMART_EDR_MFA_CREDENTIAL_ID "
+    "or fill in the Retail Link settings in the admin."
+)
+
+
+# --- login -------------------------------------------------------------------------
+def request_mfa(user):
+    """Start a login for `user`: sign in in a browser and have the SMS sent.
+
+    Side effects: an SMS from Retail Link; replaces the user's session row.
+    Raises OperationFailed (configuration) or an UpstreamError (refusal)."""
+    credentials = conf.credentials()
+    if not credentials.complete:
+        raise OperationFailed(CONFIGURATION_MISSING)
+    browser_state = request_code(credentials)
+    return sessions.start_session(user, browser_state)
+
+
+def authenticate(user, mfa_code):
+    """Finish the user's login with the SMS code; the session becomes usable.
+
+    A wrong code leaves the half-finished login in place for another try."""
+    session = sessions.require_session(user)
+    if session.is_authenticated:
+        return session
+    result = submit_code(session.browser_state, conf.credentials(), mfa_code.strip())
+    return sessions.mark_authenticated(session, result.storage_state, result.bearer)
+
+
+def logout(user):
+    return sessions.end_session(user)
+
+
+@contextmanager
+def ems_client(user):
+    """An EMS client on the user's authenticated session. An upstream 401 ends
+    the session: the user has to log in again."""
+    session = sessions.require_authenticated(user)
+    client = EmsClient(session.browser_state, session.bearer)
+    try:
+        yield client
+    except SessionExpired:
+        sessions.end_session(user)
+        raise
+    finally:
+        client.close()
+
+
+# --- EDRs ------------------------------------------------------------------------------
+def fetch_edr(user, event_id):
+    """The EDR of one event (read-only; slides the session)."""
+    with ems_client(user) as client:
+        return client.edr_report(event_id)
+
+
+def employee_for(event_id):
+    return EventAssignment.objects.filter(event_id=str(event_id)).values_list("employee_name", flat=True).first() or ""
+
+
+def store_report(edr, employee_name, pdf_bytes, user=None):
+    """Upsert the event's report and replace its PDF (a re-fetch never duplicates)."""
+    with transaction.atomic():
+        report, _ = EdrReport.objects.select_for_update().get_or_create(
+            event_id=edr.event_id, defaults={"fetched_at": clock.now()}
+        )
+        old_file = report.pdf.name if report.pdf else ""
+        report.event_name = edr.name[:300]
+        report.event_date = edr.event_date
+        report.event_type = edr.event_type[:100]
+        report.status = edr.status[:30]
+        report.employee_name = employee_name
+        report.data = edr.raw
+        report.fetched_at = clock.now()
+        report.fetched_by = user if getattr(user, "pk", None) else None
+        if old_file:
+            report.pdf.storage.delete(old_file)
+        report.pdf.save(pdf_filename(edr.event_id, employee_name), ContentFile(pdf_bytes), save=False)
+        report.save()
+    return report
+
+
+def download_edr(user, event_id):
+    """Fetch one EDR, render its PDF and store it. Idempotent per event id."""
+    edr = fetch_edr(user, event_id)
+    employee = employee_for(edr.event_id)
+    return store_report(edr, employee, html_to_pdf(render_html(edr, employee)), user)
+
+
+def _batch_event_ids(client, date, event_ids):
+    if date:
+        try:
+            day = date_type.fromisoformat(str(date))
+        except ValueError as exc:
+            raise OperationFailed(f"Malformed date {date!r}; use YYYY-MM-DD.") from exc
+        rows = client.daily_schedule(day, day, conf.club_numbers())
+        return approved_event_ids(rows)
+    ids = []
+    for event_id in event_ids or []:
+        event_id = str(event_id).strip()
+        if event_id and event_id not in ids:
+            ids.append(event_id)
+    return ids
+
+
+class _Batch:
+    """Bookkeeping of one batch run: per-event rows, counters, progress."""
+
+    def __init__(self, run, user):
+        self.run = run
+        self.user = user
+
+    def record(self, event_id, *, report=None, employee="", error=""):
+        EdrBatchItem.objects.update_or_create(
+            run_id=self.run.record.pk,
+            event_id=event_id,
+            defaults={
+                "success": report is not None,
+                "report": report,
+                "employee_name": employee,
+                "filename": report.filename if report else "",
+                "error": error,
+            },
+        )
+        self.run.count("successful" if report is not None else "failed")
+        self.run.advance()
+
+    def harvest(self, pending, block):
+        done, _ = wait(list(pending), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for future in done:
+            edr, employee = pending.pop(future)
+            try:
+                report = store_report(edr, employee, future.result(), self.user)
+            except Exception as exc:  # a bad document must not stop the batch
+                logger.warning("EDR %s: PDF failed: %s", edr.event_id, exc)
+                self.record(edr.event_id, employee=employee, error=f"PDF generation failed: {exc}")
+            else:
+                self.record(edr.event_id, report=report, employee=employee)
+
+
+@operation("walmart", "edr_batch", lock_key=lambda params: f"user-{params.get('user_id')}")
+def edr_batch(run, *, user_id, date=None, event_ids=None):
+    """Download the EDRs of a date's approved events (or of listed event ids)
+    and store one PDF per event.
+
+    Idempotent: reports are upserted by event id, PDFs replaced. A failed event is
+    recorded and the batch goes on; an expired session stops it (log in again).
+    Fetching runs here while PDFs render on every core."""
+    user = get_user_model().objects.get(pk=user_id)
+    batch = _Batch(run, user)
+    with ems_client(user) as client:
+        event_ids = _batch_event_ids(client, date, event_ids)
+        run.set_total(len(event_ids))
+        logger.info("EDR batch: %s events", len(event_ids))
+        employees = dict(EventAssignment.objects.filter(event_id__in=event_ids).values_list("event_id", "employee_name"))
+        pool = render_pool(min(conf.PDF_WORKERS, max(1, len(event_ids))))
+        pending = {}
+        try:
+            for index, event_id in enumerate(event_ids):
+                try:
+                    edr = client.edr_report(event_id)
+                except SessionExpired:
+                    for missed in event_ids[index:]:
+                        batch.record(missed, error=LOG_IN_AGAIN)
+                    raise
+                except UpstreamError as exc:
+                    batch.record(event_id, error=str(exc))
+                    continue
+                employee = employees.get(edr.event_id, "")
+                pending[pool.submit(html_to_pdf, render_html(edr, employee))] = (edr, employee)
+                if pending:
+                    batch.harvest(pending, block=False)
+            while pending:
+                batch.harvest(pending, block=True)
+        finally:
+            pool.shutdown(wait=True)
+    run.save_progress(force=True)
+    return batch_summary(run.record)
+
+
+def batch_summary(record):
+    """The seed's batch-download reply for a run."""
+    items = list(EdrBatchItem.objects.filter(run=record))
+    results = []
+    for item in items:
+        if item.success:
+            results.append({"event_id": item.event_id, "success": True, "filename": item.filename,
+                            "employee_name": item.employee_name or None})
+        else:
+            results.append({"event_id": item.event_id, "success": False, "error": item.error})
+    return {
+        "total": record.progress_total if record.progress_total is not None else len(items),
+        "successful": sum(1 for i in items if i.success),
+        "failed": sum(1 for i in items if not i.success),
+        "results": results,
+    }
+
+
+def batch_zip(record):
+    """Every PDF of a batch run as one zip (bytes)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for item in EdrBatchItem.objects.filter(run=record, success=True).select_related("report"):
+            if item.report and item.report.pdf:
+                with item.report.pdf.open("rb") as handle:
+                    archive.writestr(item.report.filename, handle.read())
+    return buffer.getvalue()
+
+
+def start_edr_batch(user, *, trigger, date=None, event_ids=None):
+    """Queue a batch for the worker; the run row is returned at once to poll."""
+    from portal.operations import enqueue
+
+    params = {"user_id": user.pk}
+    if date:
+        params["date"] = str(date)
+    else:
+        params["event_ids"] = [str(e) for e in event_ids]
+    return enqueue("walmart", "edr_batch", trigger=trigger, user=user, **params)
+
+
+# --- housekeeping ------------------------------------------------------------------------
+@operation("walmart", "clear_expired_sessions")
+def clear_expired_sessions(run):
+    """Delete sessions past their inactivity timeout. Idempotent."""
+    deleted, _ = RetailLinkSession.objects.expired().delete()
+    run.count("deleted", deleted)
+    return deleted
+
+
+def import_event_assignments(rows):
+    """Upsert assignments from CSV rows (event_id, employee_name[, event_date]).
+    Returns (created, updated). Idempotent."""
+    created = updated = 0
+    for row in rows:
+        event_id = str(row.get("event_id", "")).strip()
+        name = str(row.get("employee_name", "")).strip()
+        if not event_id or not name:
+            continue
+        raw_date = str(row.get("event_date") or "").strip()
+        _, was_created = EventAssignment.objects.update_or_create(
+            event_id=event_id,
+            defaults={"employee_name": name, "event_date": date_type.fromisoformat(raw_date) if raw_date else None},
+        )
+        created += was_created
+        updated += not was_created
+    return created, updated
