@@ -8,15 +8,22 @@ from portal.models import SyncRun
 pytestmark = pytest.mark.django_db
 
 
-def test_setup_demo_creates_the_admin_once_and_prints_its_login(django_user_model):
+def test_setup_demo_creates_the_admin_once_and_prints_its_login_on_every_start(django_user_model, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
     out = io.StringIO()
     call_command("setup_demo", stdout=out)
-    assert "password" in out.getvalue()
-    assert django_user_model.objects.get(username="admin").is_superuser
+    password = out.getvalue().split("password '")[1].split("'")[0]
+    admin = django_user_model.objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password(password)
     again = io.StringIO()
     call_command("setup_demo", stdout=again)
-    assert "password '" not in again.getvalue()
+    assert f"password '{password}'" in again.getvalue()
     assert django_user_model.objects.filter(username="admin").count() == 1
+    admin.set_password("changed-by-staff-123")
+    admin.save()
+    third = io.StringIO()
+    call_command("setup_demo", stdout=third)
+    assert password not in third.getvalue() and not (tmp_path / "demo-login.txt").exists()
 
 
 def test_reap_runs_requeues_a_run_stuck_in_the_queue(django_capture_on_commit_callbacks):
