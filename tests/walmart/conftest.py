@@ -74,3 +74,29 @@ def pdf_text(path_or_file):
     from pypdf import PdfReader
 
     return "\n".join(page.extract_text() for page in PdfReader(path_or_file).pages)
+
+
+class MovableClock:
+    def __init__(self):
+        from django.utils import timezone
+
+        self._real = timezone.now
+        self.offset = None
+
+    def advance(self, **delta):
+        from datetime import timedelta
+
+        self.offset = (self.offset or timedelta()) + timedelta(**delta)
+
+    def now(self):
+        from datetime import timedelta
+
+        return self._real() + (self.offset or timedelta())
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The session timeout's clock, moved by the test (`clock.advance(minutes=11)`)."""
+    movable = MovableClock()
+    monkeypatch.setattr("walmart.clock.now", movable.now)
+    return movable
