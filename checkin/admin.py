@@ -73,6 +73,9 @@ class CheckoutUserAdmin(admin.ModelAdmin):
     actions = ["refresh_session", "fetch_users_now"]
     # Actions that need no selection (the list is empty before the first fetch).
     actions_without_selection = ("fetch_users_now",)
+    # Django hides the action bar on an empty, counted list; not counting keeps
+    # "fetch users now" reachable before the first fetch.
+    show_full_result_count = False
 
     def has_add_permission(self, request):
         return False  # users come from CheckOut

@@ -48,3 +48,12 @@ class CheckoutUserSerializer(serializers.ModelSerializer):
     def get_nextRefreshAt(self, user) -> str | None:
         session = self._session(user)
         return iso_ms(session.next_refresh_at) if session else None
+
+
+class EnvelopeSerializer(serializers.Serializer):
+    """Every reply of this API (the original service's envelope); for the schema."""
+
+    success = serializers.BooleanField()
+    message = serializers.CharField()
+    data = serializers.JSONField(allow_null=True)
+    error = serializers.CharField(required=False)

@@ -10,6 +10,8 @@ the result), and the run is recorded as a SyncRun like any other trigger.
 import hmac
 
 from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
@@ -22,7 +24,7 @@ from portal.api.errors import envelope_exception_handler
 from portal.api.serializers import SyncRunSerializer
 from portal.models import SyncRun
 
-from .serializers import CheckoutUserSerializer, iso_ms
+from .serializers import CheckoutUserSerializer, EnvelopeSerializer, iso_ms
 
 
 def reply(message, data=None, *, success=True, error=None, status_code=200, headers=None):
@@ -76,6 +78,15 @@ class CheckinAPIView(APIView):
         return checkin_exception_handler
 
 
+documented = extend_schema(
+    tags=["checkin"],
+    request=None,
+    parameters=[OpenApiParameter("x-checkout-key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
+                                 description="CHECKIN_API_KEY, as CheckOut sends it")],
+    responses={code: EnvelopeSerializer for code in (200, 401, 404, 405, 500)},
+)
+
+
 def _connected():
     return CheckinSettings.load().connected
 
@@ -102,6 +113,7 @@ ENDPOINTS = {
 }
 
 
+@documented
 class IndexView(CheckinAPIView):
     def get(self, request):
         base = request.path.rstrip("/")
@@ -112,6 +124,7 @@ class IndexView(CheckinAPIView):
         )
 
 
+@documented
 class AuthTestView(CheckinAPIView):
     """Past the key check it can only say true (as the original)."""
 
@@ -121,11 +134,13 @@ class AuthTestView(CheckinAPIView):
     post = get
 
 
+@documented
 class StatusView(CheckinAPIView):
     def get(self, request):
         return reply("API Status", {"connected": _connected()})
 
 
+@documented
 class StateView(CheckinAPIView):
     def get(self, request):
         settings_row = CheckinSettings.load()
@@ -141,6 +156,7 @@ class StateView(CheckinAPIView):
         return reply("Global State", {"connected": settings_row.connected, "stored_data": stored})
 
 
+@documented
 class RefreshView(CheckinAPIView):
     def get(self, request):
         record = services.refresh_sessions(trigger=SyncRun.Trigger.API)
@@ -152,6 +168,7 @@ class RefreshView(CheckinAPIView):
                      success=False, error=record.error)
 
 
+@documented
 class RefreshSessionView(CheckinAPIView):
     def get(self, request, email):
         if services.find_session(email) is None:
@@ -168,6 +185,7 @@ class RefreshSessionView(CheckinAPIView):
         return reply("Checkin session refreshed successfully", data)
 
 
+@documented
 class FetchUsersView(CheckinAPIView):
     def get(self, request):
         record = services.fetch_users(trigger=SyncRun.Trigger.API)
@@ -176,6 +194,7 @@ class FetchUsersView(CheckinAPIView):
                      {"success": ok, "run": SyncRunSerializer(record).data}, success=ok, error=None if ok else record.error)
 
 
+@extend_schema(exclude=True)
 class NotFoundView(CheckinAPIView):
     """Anything else under /api/checkin/v1/: the envelope's 404 (after the key check,
     as the original's before_request middleware did)."""

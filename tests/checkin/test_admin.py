@@ -16,6 +16,7 @@ SESSIONS = reverse("admin:checkin_checkinsession_changelist")
 
 
 def test_fetch_users_now_works_on_an_empty_list_and_shows_the_run(admin_client, configured, checkout, django_capture_on_commit_callbacks):
+    assert 'value="fetch_users_now"' in admin_client.get(USERS).content.decode()  # offered on the empty list
     with django_capture_on_commit_callbacks(execute=True):
         reply = admin_client.post(USERS, {"action": "fetch_users_now", "index": 0}, follow=True)
     assert reply.status_code == 200
