@@ -13,6 +13,8 @@ Follows /work/shared/upstreams/verkada.md. Choices where the contract is unsure:
 - Keys: `verkada-sandbox-key` (Helix read/write), `verkada-readonly-key`
   (GET-only tokens: writes get 403), `verkada-expired-key` (401).
   `POST /_sandbox/verkada/expire_tokens` expires every token (401 "Token expired").
+- `POST /_sandbox/verkada/lose_replies {"count": N}`: the next N event POSTs are
+  stored but answered 504, as when a gateway loses the reply.
 - Event attribute values are returned typed, as posted; `flagged` defaults to false.
 - Search replies carry `next_token` (one of the two names clients disagree on).
 - Footage links: `https://sandbox.verkada.example/...` URLs with the asked expiry.
@@ -76,6 +78,7 @@ class VerkadaSandbox(Sandbox):
         self.events = {}  # (camera_id, uid, time_ms) -> event
         self.post_counts = {}  # "camera|uid|time_ms" -> POSTs received
         self.max_in_short_window = 0
+        self.replies_to_lose = 0  # event POSTs that are stored but answered 504 (a lost reply)
 
     # --- control -------------------------------------------------------------
     def handle_control(self, action, request):
@@ -83,6 +86,9 @@ class VerkadaSandbox(Sandbox):
             with self.lock:
                 self.per_minute = int((_body(request) or {}).get("per_minute", self.default_per_minute))
             return json_response({"per_minute": self.per_minute})
+        if action == "lose_replies" and request.method == "POST":
+            self.lose_replies(int((_body(request) or {}).get("count", 1)))
+            return json_response({"replies_to_lose": self.replies_to_lose})
         if action == "expire_tokens" and request.method == "POST":
             with self.lock:
                 for token in self.tokens.values():
@@ -93,6 +99,10 @@ class VerkadaSandbox(Sandbox):
     def set_limit(self, per_minute):
         with self.lock:
             self.per_minute = per_minute
+
+    def lose_replies(self, count):
+        with self.lock:
+            self.replies_to_lose = count
 
     def expire_tokens(self):
         with self.lock:
@@ -274,6 +284,9 @@ class VerkadaSandbox(Sandbox):
             self.events[(camera_id, uid, time_ms)] = event
             count_key = f"{camera_id}|{uid}|{time_ms}"
             self.post_counts[count_key] = self.post_counts.get(count_key, 0) + 1
+            if self.replies_to_lose:
+                self.replies_to_lose -= 1
+                return _error(504, "Gateway timeout")
         return json_response({})
 
     @route(EVENT_PATH + "/search", methods=("POST",))

@@ -113,6 +113,11 @@ def claim_batch(size, event_type_uid):
 def _post(client, row, attributes):
     """Runs in a worker thread: HTTP only, no database."""
     try:
+        if row.attempts > 1:
+            # An earlier attempt may have reached Verkada and lost its reply (timeout,
+            # 5xx): look before posting again, so no event is posted twice.
+            if client.get_event(camera_id=row.camera_id, event_type_uid=row.event_type_uid, time_ms=row.time_ms) is not None:
+                return None
         client.post_event(camera_id=row.camera_id, event_type_uid=row.event_type_uid, time_ms=row.time_ms, attributes=attributes)
         return None
     except UpstreamError as exc:
@@ -160,18 +165,20 @@ def post_helix_events(run, limit=None):
             run.count("expired", expired)
         recover_stale_claims(run, client)
         run.set_total(HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=common.now()).count())
-        _drain(run, client, event_type, config.posting_concurrency or 1, limit)
+        auth_error = _drain(run, client, event_type, config.posting_concurrency or 1, limit)
     finally:
         common.keep_verkada_token(client)
-    if run.record.counters.get("auth_refused"):
-        raise UpstreamAuthError("Verkada refused the API key; the events stay pending.", upstream="verkada")
+    if auth_error is not None:
+        raise UpstreamAuthError(f"{auth_error} (the events stay pending)", upstream="verkada", status=auth_error.status)
 
 
 def _drain(run, client, event_type, concurrency, limit):
-    """Keep `concurrency` posts in flight, claiming small batches as they free up."""
+    """Keep `concurrency` posts in flight, claiming small batches as they free up.
+    Returns the first auth error, after which nothing more is claimed."""
     in_flight = {}
     claimed = 0
     exhausted = False
+    auth_error = None
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="helix-post") as pool:
         while True:
             while not exhausted and len(in_flight) < concurrency * 2 and (limit is None or claimed < limit):
@@ -185,7 +192,7 @@ def _drain(run, client, event_type, concurrency, limit):
                     attributes = mapping.attributes_for(row.transaction, event_type.event_schema, event_type.attribute_mapping)
                     in_flight[pool.submit(_post, client, row, attributes)] = (row, token)
             if not in_flight:
-                return
+                return auth_error
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
                 row, token = in_flight.pop(future)
@@ -193,3 +200,4 @@ def _drain(run, client, event_type, concurrency, limit):
                 _record_outcome(run, row, token, error)
                 if isinstance(error, UpstreamAuthError):
                     exhausted = True  # stop claiming; what is in flight finishes
+                    auth_error = auth_error or error

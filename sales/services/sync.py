@@ -174,7 +174,7 @@ def create_outbox_rows(run, sales):
         while (sale.camera_ref, time_ms) in taken:
             time_ms += 1
         taken.add((sale.camera_ref, time_ms))
-        row = HelixOutbox(transaction=sale, camera_id=sale.camera_ref, time_ms=time_ms)
+        row = HelixOutbox(transaction=sale, camera_id=sale.camera_ref, time_ms=time_ms, next_attempt_at=common.now())
         if not sale.camera_ref:
             row.status, row.last_error = HelixOutbox.Status.FAILED, "The sale has no camera to attach the event to."
         elif sale.transaction_date < cutoff:

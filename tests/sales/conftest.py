@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -27,14 +27,20 @@ def clock(monkeypatch):
     """Moves the sales services' clock (the only thing tests mock)."""
 
     class Clock:
+        """Runs on from wherever it was set, like a real clock."""
+
         def __init__(self):
-            self.value = None
+            self.offset = timedelta(0)
+            self.frozen = None
 
         def set(self, when):
-            self.value = when
+            self.offset, self.frozen = when - datetime.now(UTC), None
+
+        def freeze(self, when):
+            self.frozen = when
 
         def __call__(self):
-            return self.value or datetime.now(UTC)
+            return self.frozen or datetime.now(UTC) + self.offset
 
     fake = Clock()
     monkeypatch.setattr("sales.services.common.now", fake)
@@ -44,3 +50,30 @@ def clock(monkeypatch):
 def upstream_sales(start, end):
     """What the JD Sports sandbox holds for a window (the ground truth)."""
     return catalog.transactions_between(start, end, now=datetime.now(UTC))
+
+
+def synced_sales(clock, hours_ago=0):
+    """Sync the hour before `hours_ago` hours ago (a real sync against the sandbox)."""
+    from datetime import timedelta
+
+    from sales.services import sync_sales
+
+    clock.set(datetime.now(UTC) - timedelta(hours=hours_ago))
+    record = sync_sales(trigger="command")
+    assert record.status == "succeeded", record.error
+    return record
+
+
+def assert_one_event_per_sale(sandbox):
+    """The database and Verkada's received events match one to one, none posted twice."""
+    from sales.models import HelixEventType, HelixOutbox, Transaction
+
+    state = sandbox["verkada"].state()
+    uid = HelixEventType.objects.get(active=True).event_type_uid
+    received = {(e["camera_id"], e["event_type_uid"], e["time_ms"]): e for e in state["events"]}
+    outbox = list(HelixOutbox.objects.select_related("transaction"))
+    assert len(outbox) == Transaction.objects.count()
+    assert {r.status for r in outbox} == {"posted"}
+    assert set(received) == {(r.camera_id, uid, r.time_ms) for r in outbox}
+    assert {e["attributes"]["transaction_id"] for e in received.values()} == {r.transaction.transaction_id for r in outbox}
+    assert state["duplicates"] == {}

@@ -18,7 +18,7 @@ def _hour(n):
 
 
 def test_it_upserts_the_estate_and_the_sales_of_the_last_hour(sales_settings, clock):
-    clock.set(_hour(1))
+    clock.freeze(_hour(1))
     record = sync_sales(trigger="command")
     assert record.status == "succeeded", record.error
     assert Store.objects.count() == len(catalog.STORES)
@@ -36,7 +36,7 @@ def test_it_upserts_the_estate_and_the_sales_of_the_last_hour(sales_settings, cl
 
 def test_it_pulls_each_window_once_with_no_gap_no_overlap_and_no_duplicates(sales_settings, clock, sandbox):
     for hours_ago in (5, 3, 3, 0):
-        clock.set(_hour(hours_ago) + timedelta(minutes=7))
+        clock.freeze(_hour(hours_ago) + timedelta(minutes=7))
         assert sync_sales(trigger="beat").status == "succeeded"
     windows = sandbox["jdsports"].windows_served
     for (_, previous_end), (start, _) in zip(windows, windows[1:]):
@@ -54,11 +54,11 @@ def test_it_pulls_each_window_once_with_no_gap_no_overlap_and_no_duplicates(sale
     {"status": 401, "body": {"message": "invalid API key"}},
 ])
 def test_it_keeps_the_watermark_on_a_failed_run_and_catches_up_after(sales_settings, clock, sandbox, fault):
-    clock.set(_hour(3))
+    clock.freeze(_hour(3))
     assert sync_sales(trigger="beat").status == "succeeded"
     watermark = SyncCursor.objects.get(source=SOURCE).watermark
     before = Transaction.objects.count()
-    clock.set(_hour(0))
+    clock.freeze(_hour(0))
     sandbox["jdsports"].add_fault(__import__("portal.sandbox", fromlist=["Fault"]).Fault.from_json({**fault, "path": "/sales/"}))
     failed = sync_sales(trigger="beat")
     assert failed.status == "failed"
@@ -72,7 +72,7 @@ def test_it_keeps_the_watermark_on_a_failed_run_and_catches_up_after(sales_setti
 
 
 def test_it_backfills_a_date_range_without_moving_the_watermark(sales_settings, clock):
-    clock.set(_hour(0))
+    clock.freeze(_hour(0))
     call_command("sync_sales")
     watermark = SyncCursor.objects.get(source=SOURCE).watermark
     start, end = _hour(30), _hour(27)

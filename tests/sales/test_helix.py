@@ -1,0 +1,195 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+
+from portal.sandbox import Fault
+from sales.models import HelixEventType, HelixOutbox, SalesSettings, Transaction
+from sales.services import common, post_helix_events
+from sales.services.helix import STALE_CLAIM
+
+from .conftest import assert_one_event_per_sale, synced_sales
+
+pytestmark = pytest.mark.django_db
+
+EVENT_PATH = "/cameras/v1/video_tagging/event"
+
+
+def _later(clock, minutes=30):
+    """Move past every backoff so rows left pending are due again."""
+    clock.set(datetime.now(UTC) + timedelta(minutes=minutes))
+
+
+def test_it_posts_every_sale_as_exactly_one_typed_event(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    record = post_helix_events(trigger="command")
+    assert record.status == "succeeded", record.error
+    assert record.counters["posted"] == Transaction.objects.count() > 0
+    assert_one_event_per_sale(sandbox)
+    event = sandbox["verkada"].state()["events"][0]
+    assert isinstance(event["attributes"]["amount"], float) and event["attributes"]["store_name"]
+    again = post_helix_events(trigger="command")
+    assert again.counters.get("posted", 0) == 0
+    assert sandbox["verkada"].state()["event_posts"] == Transaction.objects.count()
+
+
+def test_it_creates_the_event_type_once_and_patches_a_changed_schema(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    call_command("post_helix_events", limit=3)
+    call_command("post_helix_events", limit=3)
+    event_type = HelixEventType.objects.get(active=True)
+    assert [t["event_type_uid"] for t in sandbox["verkada"].state()["event_types"]] == [event_type.event_type_uid]
+    event_type.event_schema = {**event_type.event_schema, "pos_id": "integer"}
+    event_type.attribute_mapping = {**event_type.attribute_mapping, "pos_id": "pos_id"}
+    event_type.save()
+    assert post_helix_events(trigger="command").status == "succeeded"
+    upstream_type = sandbox["verkada"].state()["event_types"][0]
+    assert upstream_type["event_schema"]["pos_id"] == "integer"
+    assert all(isinstance(e["attributes"]["pos_id"], int) for e in sandbox["verkada"].state()["events"][-3:])
+
+
+def test_it_refuses_an_event_type_whose_mapping_does_not_validate(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    HelixEventType.objects.create(name="Broken", event_schema={"amount": "money"}, attribute_mapping={"amount": "price_tag"})
+    record = post_helix_events(trigger="command")
+    assert record.status == "failed"
+    assert "money" in record.error and "price_tag" in record.error
+    assert sandbox["verkada"].state()["event_types"] == []
+    assert HelixOutbox.objects.filter(status="pending").count() == Transaction.objects.count()
+
+
+@pytest.mark.parametrize("fault", [
+    {"status": 500, "count": 3},
+    {"status": 503, "count": 2, "retry_after": 1},
+    {"status": 429, "count": 2, "retry_after": 5},
+    {"kind": "timeout", "timeout_s": 2.5},
+    {"kind": "reset", "count": 2},
+    {"kind": "malformed"},
+])
+def test_it_posts_each_sale_once_after_an_upstream_fault_and_a_rerun(sales_settings, clock, sandbox, fault):
+    synced_sales(clock)
+    # The event type first: its path shares the events' prefix, which the fault filters on.
+    post_helix_events(trigger="command", limit=1)
+    sandbox["verkada"].add_fault(Fault.from_json({**fault, "path": EVENT_PATH}))
+    first = post_helix_events(trigger="command")
+    assert first.counters.get("retry_later", 0) >= 1
+    _later(clock)
+    post_helix_events(trigger="beat")
+    assert_one_event_per_sale(sandbox)
+
+
+def test_a_429_backs_off_for_at_least_the_retry_after(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=1)
+    now = datetime.now(UTC)
+    clock.freeze(now)  # so the row cannot come due again within this run
+    sandbox["verkada"].add_fault(Fault.from_json({"status": 429, "count": 1, "retry_after": 5, "path": EVENT_PATH}))
+    record = post_helix_events(trigger="command")
+    assert record.counters["rate_limited"] == 1
+    waiting = HelixOutbox.objects.get(status="pending")
+    assert waiting.next_attempt_at >= now + timedelta(seconds=5)
+    assert "429" in waiting.last_error
+
+
+def test_a_lost_reply_is_checked_upstream_instead_of_posted_again(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    sandbox["verkada"].lose_replies(2)
+    post_helix_events(trigger="command")
+    assert HelixOutbox.objects.filter(status="pending").count() == 2
+    _later(clock)
+    post_helix_events(trigger="command")
+    assert_one_event_per_sale(sandbox)
+
+
+def test_a_crash_between_post_and_mark_is_recovered_without_a_second_post(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    call_command("post_helix_events", limit=1)  # creates the event type
+    event_type = HelixEventType.objects.get(active=True)
+    crashed_after_post, crashed_before_post = HelixOutbox.objects.filter(status="pending")[:2]
+    client = common.verkada_client()
+    client.post_event(camera_id=crashed_after_post.camera_id, event_type_uid=event_type.event_type_uid,
+                      time_ms=crashed_after_post.time_ms,
+                      attributes={"transaction_id": crashed_after_post.transaction.transaction_id})
+    claimed_at = datetime.now(UTC) - STALE_CLAIM - timedelta(seconds=1)
+    HelixOutbox.objects.filter(pk__in=[crashed_after_post.pk, crashed_before_post.pk]).update(
+        status="posting", claim_token="dead-worker", claimed_at=claimed_at, event_type_uid=event_type.event_type_uid, attempts=1
+    )
+    record = post_helix_events(trigger="command")
+    assert record.counters["recovered_posted"] == 1 and record.counters["recovered_pending"] == 1
+    assert_one_event_per_sale(sandbox)
+
+
+def test_a_fresh_claim_of_another_worker_is_left_alone(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    busy = HelixOutbox.objects.first()
+    HelixOutbox.objects.filter(pk=busy.pk).update(status="posting", claim_token="live-worker", claimed_at=datetime.now(UTC))
+    post_helix_events(trigger="command")
+    busy.refresh_from_db()
+    assert (busy.status, busy.claim_token) == ("posting", "live-worker")
+    assert HelixOutbox.objects.filter(status="posted").count() == Transaction.objects.count() - 1
+
+
+def test_an_expired_token_is_reminted_once_mid_run(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    call_command("post_helix_events", limit=2)
+    minted = sandbox["verkada"].state()["tokens_minted"]
+    sandbox["verkada"].expire_tokens()
+    assert post_helix_events(trigger="command").status == "succeeded"
+    assert sandbox["verkada"].state()["tokens_minted"] == minted + 1
+    assert_one_event_per_sale(sandbox)
+
+
+def test_a_read_only_key_fails_the_run_and_leaves_events_pending(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    call_command("post_helix_events", limit=1)
+    SalesSettings.objects.filter(pk=1).update(verkada_token="", verkada_token_expires=None)
+    config = SalesSettings.load()
+    config.verkada_api_key = "verkada-readonly-key"
+    config.save()
+    record = post_helix_events(trigger="command")
+    assert record.status == "failed" and "403" in record.error
+    assert HelixOutbox.objects.filter(status="pending").count() == Transaction.objects.count() - 1
+    config.verkada_api_key = "verkada-sandbox-key"
+    config.verkada_token = ""
+    config.save()
+    assert post_helix_events(trigger="command").status == "succeeded"
+    assert_one_event_per_sale(sandbox)
+
+
+def test_a_sale_that_aged_past_30_days_while_pending_is_expired_not_posted(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    stale = HelixOutbox.objects.first()
+    HelixOutbox.objects.filter(pk=stale.pk).update(time_ms=int((datetime.now(UTC) - timedelta(days=31)).timestamp() * 1000))
+    record = post_helix_events(trigger="command")
+    assert record.counters["expired"] == 1
+    stale.refresh_from_db()
+    assert stale.status == "expired"
+    assert len(sandbox["verkada"].state()["events"]) == Transaction.objects.count() - 1
+
+
+def test_the_verkada_token_is_stored_encrypted_and_reused(sales_settings, clock, sandbox):
+    from django.db import connection
+
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=1)
+    post_helix_events(trigger="command", limit=1)
+    assert sandbox["verkada"].state()["tokens_minted"] == 1
+    token = SalesSettings.load().verkada_token
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT verkada_token, verkada_api_key FROM sales_salessettings")
+        stored_token, stored_key = cursor.fetchone()
+    assert token and token not in stored_token and "verkada-sandbox-key" not in stored_key
+
+
+def test_footage_and_thumbnail_links_are_stored_per_sale(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    unknown = Transaction.objects.first()
+    Transaction.objects.filter(pk=unknown.pk).update(camera_ref="cam-nowhere")
+    call_command("fetch_footage_links")
+    linked = Transaction.objects.exclude(pk=unknown.pk)
+    assert all(t.thumbnail_url and t.footage_url and t.camera_ref in t.footage_url for t in linked)
+    unknown.refresh_from_db()
+    assert unknown.links_fetched_at and not unknown.footage_url
+    seen = sandbox["verkada"].requests_seen
+    call_command("fetch_footage_links")  # nothing left to fetch: no upstream calls but the token
+    assert sandbox["verkada"].requests_seen == seen
