@@ -36,6 +36,7 @@ Both start from DEMO_USERS: opted-in users with live cookies, one whose cookie
 has expired, and one who has not opted in.
 """
 
+import functools
 import secrets
 import time
 from collections import deque
@@ -70,6 +71,18 @@ MAINTENANCE_PAGE = (
 
 def _now_iso():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def gated(handler):
+    """CheckOut's middleware before every /api/autocheckin/* handler; the handler
+    then runs under the sandbox lock."""
+
+    @functools.wraps(handler)
+    def wrapper(self, request, **kwargs):
+        with self.lock:
+            return self._gate(request) or handler(self, request, **kwargs)
+
+    return wrapper
 
 
 class CheckoutSandbox(Sandbox):
@@ -153,80 +166,65 @@ class CheckoutSandbox(Sandbox):
 
     # --- /api/autocheckin/* --------------------------------------------------------
     @route("/api/autocheckin/test")
+    @gated
     def test(self, request):
-        with self.lock:
-            refused = self._gate(request)
-        return refused or json_response({"success": True, "msg": "AutoCheckin API connection successful"})
+        return json_response({"success": True, "msg": "AutoCheckin API connection successful"})
 
     @route("/api/autocheckin/users")
+    @gated
     def list_users(self, request):
-        with self.lock:
-            refused = self._gate(request)
-            users = [
-                {k: v for k, v in row.items() if k != "checkinstate"}
-                for row in self.users.values() if row["checkinstate"] == 1
-            ]
-        return refused or json_response({"success": True, "autoCheckinUsers": users})
+        users = [{k: v for k, v in row.items() if k != "checkinstate"} for row in self.users.values() if row["checkinstate"] == 1]
+        return json_response({"success": True, "autoCheckinUsers": users})
 
     @route("/api/autocheckin/update", methods=("POST",))
+    @gated
     def update(self, request):
-        with self.lock:
-            refused = self._gate(request)
-            if refused:
-                return refused
-            body = request.get_json(silent=True) or {}
-            email, old, new = body.get("email"), body.get("oldtoken"), body.get("newtoken")
-            if not email or not new:
-                return json_response({"success": False, "err": "Missing email or newtoken"}, 400)
-            affected = changed = 0
-            # UPDATE users SET checkintoken=? WHERE checkintoken=? OR email=?
-            for row in self.users.values():
-                if (old and row["checkintoken"] == old) or row["email"] == email:
-                    affected += 1
-                    if row["checkintoken"] != new:
-                        row["checkintoken"] = new
-                        changed += 1
-            result = {"fieldCount": 0, "affectedRows": affected, "insertId": 0, "info": "", "serverStatus": 2,
-                      "warningStatus": 0, "changedRows": changed}
-            self.updates.append({"email": email, "changedRows": changed, "affectedRows": affected})
+        body = request.get_json(silent=True) or {}
+        email, old, new = body.get("email"), body.get("oldtoken"), body.get("newtoken")
+        if not email or not new:
+            return json_response({"success": False, "err": "Missing email or newtoken"}, 400)
+        affected = changed = 0
+        # UPDATE users SET checkintoken=? WHERE checkintoken=? OR email=?
+        for row in self.users.values():
+            if (old and row["checkintoken"] == old) or row["email"] == email:
+                affected += 1
+                if row["checkintoken"] != new:
+                    row["checkintoken"] = new
+                    changed += 1
+        result = {"fieldCount": 0, "affectedRows": affected, "insertId": 0, "info": "", "serverStatus": 2,
+                  "warningStatus": 0, "changedRows": changed}
+        self.updates.append({"email": email, "changedRows": changed, "affectedRows": affected})
         return json_response({"success": True, "result": result})
 
     @route("/api/autocheckin/log", methods=("POST",))
+    @gated
     def log(self, request):
-        with self.lock:
-            refused = self._gate(request)
-            if refused:
-                return refused
-            body = request.get_json(silent=True) or {}
-            email, state, message = body.get("email"), body.get("state"), body.get("message", "")
-            if not email or not state:
-                return json_response({"success": False, "err": "Missing email or state"}, 400)
-            now = _now_iso()
-            row = self.users.get(email)
-            if row is not None:
-                row["checkinReport"] = state
-                row["checkinReportTime"] = now
-            self.logs.append({"email": email, "state": state, "message": message, "time": now})
+        body = request.get_json(silent=True) or {}
+        email, state, message = body.get("email"), body.get("state"), body.get("message", "")
+        if not email or not state:
+            return json_response({"success": False, "err": "Missing email or state"}, 400)
+        now = _now_iso()
+        row = self.users.get(email)
+        if row is not None:
+            row["checkinReport"] = state
+            row["checkinReportTime"] = now
+        self.logs.append({"email": email, "state": state, "message": message, "time": now})
         return json_response({"success": True, "message": "Log entry created"})
 
     @route("/api/autocheckin/update-sync", methods=("POST",))
+    @gated
     def update_sync(self, request):
-        with self.lock:
-            refused = self._gate(request)
-            if refused:
-                return refused
-            body = request.get_json(silent=True) or {}
-            row = self.users.get(body.get("email"))
-            if row is None or not isinstance(body.get("sync"), dict):
-                return json_response({"success": False, "err": "Missing or unknown email, or no sync"}, 400)
-            row["sync"] = _merge_sync(row["sync"] or {}, body["sync"])
+        body = request.get_json(silent=True) or {}
+        row = self.users.get(body.get("email"))
+        if row is None or not isinstance(body.get("sync"), dict):
+            return json_response({"success": False, "err": "Missing or unknown email, or no sync"}, 400)
+        row["sync"] = _merge_sync(row["sync"] or {}, body["sync"])
         return json_response({"success": True, "message": "Sync data updated"})
 
     @route("/api/autocheckin/<path:rest>", methods=("GET", "POST", "PUT", "PATCH", "DELETE"))
+    @gated
     def unknown(self, request, rest):
-        with self.lock:
-            refused = self._gate(request)
-        return refused or json_response({"success": False, "msg": "AutoCheckin endpoint not found"}, 404)
+        return json_response({"success": False, "msg": "AutoCheckin endpoint not found"}, 404)
 
 
 def _merge_sync(current, incoming, depth=0):

@@ -92,3 +92,15 @@ def test_setup_demo_seeds_the_sandbox_key_once(checkout):
 
     assert apps.get_app_config("checkin").is_configured()
     assert fetch_users(trigger="command").status == "succeeded"
+
+
+def test_the_user_page_renders_without_the_cookie_and_is_not_configured_without_a_key(admin_client, configured, checkout, monkeypatch):
+    fetch_users(trigger="command")
+    ada = CheckoutUser.objects.get(email="ada.lovelace@york.ac.uk")
+    html = admin_client.get(reverse("admin:checkin_checkoutuser_change", args=[ada.pk])).content.decode()
+    assert ada.email in html and ada.session.cookie not in html
+    from django.apps import apps
+
+    monkeypatch.delenv("CHECKOUT_API_KEY", raising=False)
+    CheckinSettings.objects.update(checkout_api_key="")
+    assert apps.get_app_config("checkin").is_configured() is False
