@@ -7,6 +7,7 @@ Kept free of Django so pool workers start fast: they receive finished HTML
 import io
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 
 
 class PdfRenderError(Exception):
@@ -42,12 +43,46 @@ class _InlineExecutor:
         pass
 
 
+@contextmanager
+def _children_allowed():
+    """A Celery prefork child is a daemonic process, and multiprocessing refuses
+    to start children from one ("daemonic processes are not allowed to have
+    children"). The flag only guards against orphans; our pool is always shut
+    down (workers joined) before the task returns, so it is lifted while the
+    pool starts its workers."""
+    config = multiprocessing.current_process()._config
+    daemon = config.pop("daemon", None)
+    # billiard (Celery's multiprocessing fork) leaves its own AuthenticationString
+    # here, which the standard library refuses to pickle to the fork server.
+    authkey = config.get("authkey")
+    if authkey is not None and type(authkey) is not multiprocessing.process.AuthenticationString:
+        config["authkey"] = multiprocessing.process.AuthenticationString(bytes(authkey))
+    try:
+        yield
+    finally:
+        if daemon is not None:
+            config["daemon"] = daemon
+
+
+class _ProcessPool:
+    def __init__(self, workers):
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["walmart.pdf_render"])
+        with _children_allowed():
+            self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm_up)
+
+    def submit(self, fn, *args):
+        with _children_allowed():  # workers are started on demand, at submit
+            return self._executor.submit(fn, *args)
+
+    def shutdown(self, wait=True):
+        self._executor.shutdown(wait=wait)
+
+
 def render_pool(workers):
     """A process pool for html_to_pdf. `forkserver` (not fork): the caller may be
     a threaded web process or a Celery prefork child; the fork server starts
     clean, with xhtml2pdf preloaded so every worker forks warm."""
     if workers <= 1:
         return _InlineExecutor()
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["walmart.pdf_render"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm_up)
+    return _ProcessPool(workers)

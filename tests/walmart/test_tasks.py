@@ -1,0 +1,53 @@
+"""The Celery tasks: the batch on a real worker (PDFs rendered on a process pool
+inside the prefork child), the session cleanup as beat would run it."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from portal.models import SyncRun
+from tests.conftest import wait_for_run
+from walmart import services
+from walmart.models import EdrBatchItem, EdrReport, RetailLinkSession
+from walmart.tasks import clear_expired_sessions_task, edr_batch_task
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_edr_batch_task_runs_on_a_real_worker(worker, admin_user, authenticate_user, rl):
+    authenticate_user(admin_user)
+    assert edr_batch_task.name == "walmart.edr_batch"
+    queued = services.start_edr_batch(admin_user, trigger=SyncRun.Trigger.API, event_ids=["606100", "606102", "606104", "999"])
+    done = wait_for_run(queued.pk)
+    assert done.status == "succeeded", done.error + done.log
+    assert done.task_id  # it went through the broker
+    assert (done.progress_done, done.progress_total) == (4, 4)
+    assert done.counters == {"successful": 3, "failed": 1}
+    assert EdrBatchItem.objects.filter(run=done, success=True).count() == 3
+    report = EdrReport.objects.get(event_id="606104")
+    # the worker writes under its own MEDIA_ROOT (this test's settings point elsewhere)
+    assert (Path(settings.VAR_DIR) / "media" / report.pdf.name).read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.django_db
+def test_clear_expired_sessions_task_deletes_only_idle_sessions(admin_user, django_user_model, authenticate_user, clock):
+    authenticate_user(admin_user)
+    clock.advance(minutes=5)
+    fresh = django_user_model.objects.create_user("fresh")
+    authenticate_user(fresh)
+    clock.advance(minutes=6)  # root idle 11 min, fresh 6 min
+    clear_expired_sessions_task.delay()
+    assert list(RetailLinkSession.objects.values_list("user__username", flat=True)) == ["fresh"]
+    record = SyncRun.objects.get(operation="clear_expired_sessions")
+    assert (record.trigger, record.counters) == ("beat", {"deleted": 1})
+
+
+@pytest.mark.django_db
+def test_the_cleanup_is_scheduled_every_minute():
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(task="walmart.clear_expired_sessions")
+    assert task.enabled and task.interval.every == 1 and task.interval.period == "minutes"
+    assert timedelta(minutes=task.interval.every) < timedelta(minutes=10)

@@ -1,0 +1,192 @@
+"""/api/walmart/: the seed's endpoints, on the shared services.
+
+Errors use the portal's envelope with a message saying what to do next.
+"""
+
+from django.db.models import Q
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404
+from rest_framework import generics, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from portal.api.errors import envelope
+from portal.api.permissions import HasAppPermission
+from portal.api.serializers import SyncRunSerializer
+from portal.http import UpstreamError
+from portal.models import SyncRun
+from portal.runs import OperationFailed
+
+from .. import conf, services, sessions
+from ..client import BotDefenceError, EdrNotFound, LoginRefused, SessionExpired
+from ..models import EdrReport, RetailLinkSession
+from .serializers import AuthenticateSerializer, BatchDownloadSerializer, EdrReportSerializer
+
+USE_PERMISSION = "walmart.use_retaillink"
+
+
+def refusal(exc):
+    """An expected refusal as the envelope, with the right status."""
+    if isinstance(exc, (sessions.NoSession, sessions.NotAuthenticated, SessionExpired)):
+        return envelope(str(exc), type(exc).__name__, status_code=status.HTTP_401_UNAUTHORIZED)
+    if isinstance(exc, LoginRefused):
+        return envelope(str(exc), exc.reason, status_code=status.HTTP_401_UNAUTHORIZED)
+    if isinstance(exc, EdrNotFound):
+        return envelope("EDR data not found", str(exc), status_code=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, BotDefenceError):
+        return envelope(str(exc), "bot_defence", status_code=status.HTTP_502_BAD_GATEWAY)
+    if isinstance(exc, UpstreamError):
+        code = status.HTTP_503_SERVICE_UNAVAILABLE if exc.transient else status.HTTP_502_BAD_GATEWAY
+        return envelope(str(exc), "upstream", status_code=code)
+    return envelope(str(exc), "configuration" if "Configuration missing" in str(exc) else "refused")
+
+
+class RetailLinkView(APIView):
+    permission_classes = [HasAppPermission]
+    required_permission = USE_PERMISSION
+
+
+class AuthView(RetailLinkView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+
+class RequestMfaView(AuthView):
+    """Sign in to Retail Link (in a browser) and have the SMS code sent."""
+
+    def post(self, request):
+        try:
+            session = services.request_mfa(request.user)
+        except (OperationFailed, UpstreamError) as exc:
+            return refusal(exc)
+        return Response({"success": True, "message": "MFA code sent to registered phone",
+                         "session_info": sessions.session_info(session)})
+
+
+class AuthenticateView(AuthView):
+    """Finish the login with the SMS code."""
+
+    def post(self, request):
+        serializer = AuthenticateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            session = services.authenticate(request.user, serializer.validated_data["mfa_code"])
+        except (OperationFailed, UpstreamError) as exc:
+            return refusal(exc)
+        return Response({"success": True, "message": "Authentication successful",
+                         "session_info": sessions.session_info(session)})
+
+
+class LogoutView(AuthView):
+    def post(self, request):
+        ended = services.logout(request.user)
+        return Response({"success": True, "message": "Logged out successfully" if ended else "No active session"})
+
+
+class SessionStatusView(RetailLinkView):
+    """Reading the status does not slide the timeout, so the countdown is true."""
+
+    def get(self, request):
+        session = sessions.live_session(request.user)
+        if session is None:
+            return Response({"has_session": False, "session_info": None})
+        return Response({"has_session": True, "session_info": sessions.session_info(session)})
+
+
+class EdrView(RetailLinkView):
+    def get(self, request, event_id):
+        try:
+            edr = services.fetch_edr(request.user, event_id)
+        except (OperationFailed, UpstreamError) as exc:
+            return refusal(exc)
+        return Response({"success": True, "event_id": edr.event_id, "edr_data": edr.raw})
+
+
+def batch_payload(record, request):
+    from django.urls import reverse
+
+    return {
+        "success": True,
+        "run": SyncRunSerializer(record).data,
+        **services.batch_summary(record),
+        "status_url": request.build_absolute_uri(reverse("walmart-api:batch-status", args=[record.pk])),
+        "zip_url": request.build_absolute_uri(reverse("walmart-api:batch-zip", args=[record.pk])),
+    }
+
+
+class BatchDownloadView(RetailLinkView):
+    """Queue a batch; poll `status_url` for progress and per-event results."""
+
+    def post(self, request):
+        serializer = BatchDownloadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            sessions.require_authenticated(request.user)
+        except OperationFailed as exc:
+            return refusal(exc)
+        record = services.start_edr_batch(request.user, trigger=SyncRun.Trigger.API, **serializer.validated_data)
+        record.refresh_from_db()
+        body = batch_payload(record, request)
+        body["message"] = f"EDR batch queued as run #{record.pk}"
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+def own_batch(request, run_id):
+    """A user sees only the batches they started."""
+    return get_object_or_404(SyncRun, pk=run_id, app="walmart", operation="edr_batch", triggered_by=request.user)
+
+
+class BatchStatusView(RetailLinkView):
+    def get(self, request, run_id):
+        return Response(batch_payload(own_batch(request, run_id), request))
+
+
+class BatchZipView(RetailLinkView):
+    def get(self, request, run_id):
+        record = own_batch(request, run_id)
+        response = HttpResponse(services.batch_zip(record), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="edr_batch_{record.pk}.zip"'
+        return response
+
+
+class EdrReportList(generics.ListAPIView):
+    """Stored EDR reports (view_edrreport permission)."""
+
+    queryset = EdrReport.objects.all()
+    serializer_class = EdrReportSerializer
+    filterset_fields = ["event_date", "event_id", "status"]
+    ordering_fields = ["event_date", "fetched_at"]
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        search = self.request.query_params.get("q")
+        if search:
+            queryset = queryset.filter(Q(event_name__icontains=search) | Q(employee_name__icontains=search))
+        return queryset
+
+
+class EdrReportPdf(generics.RetrieveAPIView):
+    queryset = EdrReport.objects.all()
+
+    def retrieve(self, request, *args, **kwargs):
+        report = self.get_object()
+        if not report.pdf:
+            raise Http404("This report has no PDF.")
+        return FileResponse(report.pdf.open("rb"), as_attachment=True, filename=report.filename,
+                            content_type="application/pdf")
+
+
+class HealthView(APIView):
+    """No login needed; says whether credentials are set and how many sessions are live."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    def get(self, request):
+        return Response({
+            "status": "healthy",
+            "walmart_configured": conf.credentials().complete,
+            "active_sessions": RetailLinkSession.objects.live().count(),
+        })
