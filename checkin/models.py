@@ -84,6 +84,9 @@ class CheckinSession(models.Model):
     # a different one the user re-imported it, and CheckOut's wins; when it is the
     # same, our (possibly newer, rotated but not yet pushed) cookie is kept.
     upstream_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
+    # When that fingerprint was last set (an import or our push): a user list read
+    # before it is older than what we know and must not bring a dead cookie back.
+    upstream_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_result = models.CharField(max_length=10, blank=True, choices=Result.choices)
     last_message = models.CharField(max_length=500, blank=True)
     last_refreshed_at = models.DateTimeField(null=True, blank=True)

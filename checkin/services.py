@@ -74,12 +74,12 @@ def fetch_users(run):
         _record_connection(False)
         raise
     _record_connection(True)
+    requested_at = timezone.now()
     records = {record.email: record for record in client.users()}  # an e-mail listed twice counts once
     run.set_total(len(records))
-    now = timezone.now()
     with transaction.atomic():
         for record in records.values():
-            _upsert_user(run, record, now)
+            _upsert_user(run, record, requested_at)
             run.advance()
         opted_out = CheckoutUser.objects.filter(opted_in=True).exclude(email__in=list(records)).update(opted_in=False)
     run.set_counter("opted_out", opted_out)
@@ -92,7 +92,7 @@ def _record_connection(connected):
     CheckinSettings.objects.filter(pk=1).update(connected=connected, connection_checked_at=timezone.now())
 
 
-def _upsert_user(run, record, now):
+def _upsert_user(run, record, requested_at):
     user, created = CheckoutUser.objects.update_or_create(
         email=record.email,
         defaults={
@@ -100,18 +100,24 @@ def _upsert_user(run, record, now):
             "checkin_report": record.checkin_report,
             "checkin_report_time": record.checkin_report_time,
             "sync": record.sync,
-            "last_fetched": now,
+            "last_fetched": requested_at,
         },
     )
     run.count("created" if created else "updated")
     session, _ = CheckinSession.objects.get_or_create(user=user)
     fingerprint = cookie_fingerprint(record.checkintoken)
-    if fingerprint != session.upstream_fingerprint:
-        # CheckOut holds a cookie we did not put there: the user imported a new one.
-        session.cookie = record.checkintoken
-        session.upstream_fingerprint = fingerprint
-        session.save(update_fields=["cookie", "upstream_fingerprint"])
-        run.count("cookies_imported")
+    if fingerprint == session.upstream_fingerprint:
+        return  # CheckOut holds what we know; ours may be newer (rotated, push pending)
+    if session.upstream_synced_at and session.upstream_synced_at >= requested_at:
+        # A refresh pushed a new cookie after this list was read: the list is stale.
+        run.count("cookies_newer_here")
+        return
+    # CheckOut holds a cookie we did not put there: the user imported a new one.
+    session.cookie = record.checkintoken
+    session.upstream_fingerprint = fingerprint
+    session.upstream_synced_at = requested_at
+    session.save(update_fields=["cookie", "upstream_fingerprint", "upstream_synced_at"])
+    run.count("cookies_imported")
 
 
 # --- refresh -------------------------------------------------------------------------
@@ -175,7 +181,8 @@ def _refresh_one(run, session, page_client, checkout):
         else:
             if changed_rows:
                 session.upstream_fingerprint = cookie_fingerprint(new_cookie)
-                session.save(update_fields=["upstream_fingerprint"])
+                session.upstream_synced_at = timezone.now()
+                session.save(update_fields=["upstream_fingerprint", "upstream_synced_at"])
             else:
                 result, message = FAIL, MESSAGES["not_stored"]
     logged = False

@@ -91,3 +91,22 @@ def test_the_checkin_fetch_users_command_reports_counts_and_fails_loudly(configu
     checkout.api_tokens.clear()
     with pytest.raises(CommandError, match="HTTP 403"):
         call_command("checkin_fetch_users", stdout=io.StringIO())
+
+
+def test_a_user_list_read_before_our_push_does_not_bring_back_a_dead_cookie(configured, checkout):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    fetch_users(trigger="command")
+    session = CheckinSession.objects.get(user__email="ada.lovelace@york.ac.uk")
+    # A refresh pushed "pushed-cookie" while this fetch was reading the (older) list.
+    session.cookie = "pushed-cookie"
+    session.upstream_fingerprint = cookie_fingerprint("pushed-cookie")
+    session.upstream_synced_at = timezone.now() + timedelta(seconds=30)
+    session.save()
+    checkout.set_user("ada.lovelace@york.ac.uk", checkintoken="stale-before-the-push")
+    record = fetch_users(trigger="command")
+    session.refresh_from_db()
+    assert session.cookie == "pushed-cookie"
+    assert record.counters["cookies_newer_here"] == 1
