@@ -192,3 +192,11 @@ class HelixOutbox(models.Model):
 
     def __str__(self):
         return f"{self.transaction_id} → {self.camera_id}@{self.time_ms} ({self.status})"
+
+    @classmethod
+    def retry_now(cls, queryset):
+        """Make refused or waiting rows due at once; posted, expired and in-flight rows
+        are left as they are (Helix would refuse an expired one again)."""
+        return queryset.filter(status__in=[cls.Status.PENDING, cls.Status.FAILED]).exclude(camera_id="").update(
+            status=cls.Status.PENDING, next_attempt_at=timezone.now(), last_error=""
+        )

@@ -23,6 +23,12 @@ def sales_settings(db, sandbox):
 
 
 @pytest.fixture
+def run_on_commit(django_capture_on_commit_callbacks):
+    """Queued runs are sent on commit; in a test transaction, send them at the block's end."""
+    return django_capture_on_commit_callbacks
+
+
+@pytest.fixture
 def clock(monkeypatch):
     """Moves the sales services' clock (the only thing tests mock)."""
 

@@ -1,0 +1,216 @@
+from django import forms
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.html import format_html
+
+from portal import operations
+from portal.admin import SecretFieldsMixin, runs_link, secret_status
+from portal.models import SyncRun
+
+from . import dashboard, mapping
+from .models import Camera, HelixEventType, HelixOutbox, Item, PointOfSale, SalesSettings, Store, SyncCursor, Transaction
+
+
+@admin.register(SalesSettings)
+class SalesSettingsAdmin(SecretFieldsMixin, admin.ModelAdmin):
+    list_display = ("__str__", "jdsports_key", "verkada_key", "verkada_requests_per_minute", "posting_concurrency", "runs")
+    fieldsets = [
+        ("JD Sports", {"fields": ["jdsports_api_key", "initial_lookback_hours", "settle_seconds"]}),
+        ("Verkada", {"fields": ["verkada_api_key", "verkada_requests_per_minute", "verkada_rate_headroom_percent", "posting_concurrency"]}),
+    ]
+
+    def has_add_permission(self, request):
+        return not SalesSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="JD Sports key")
+    def jdsports_key(self, obj):
+        return secret_status(obj.jdsports_api_key)
+
+    @admin.display(description="Verkada key")
+    def verkada_key(self, obj):
+        return secret_status(obj.verkada_api_key)
+
+    @admin.display(description="runs")
+    def runs(self, obj):
+        return runs_link("sales")
+
+
+@admin.register(Store)
+class StoreAdmin(admin.ModelAdmin):
+    list_display = ("store_id", "name", "address", "phone", "email", "updated")
+    search_fields = ("name", "store_id", "address")
+
+
+@admin.register(PointOfSale)
+class PointOfSaleAdmin(admin.ModelAdmin):
+    list_display = ("pos_id", "name", "store", "camera_id", "updated")
+    list_filter = ("store",)
+    search_fields = ("name", "pos_id")
+
+
+@admin.register(Camera)
+class CameraAdmin(admin.ModelAdmin):
+    list_display = ("camera_id", "name", "location", "status", "model", "pos")
+    list_filter = ("status", "pos__store")
+    search_fields = ("camera_id", "name")
+
+
+@admin.register(Item)
+class ItemAdmin(admin.ModelAdmin):
+    list_display = ("item_id", "name", "price", "quantity")
+    search_fields = ("name", "item_id")
+
+
+@admin.register(Transaction)
+class TransactionAdmin(admin.ModelAdmin):
+    list_display = ("transaction_id", "transaction_date", "amount", "item", "store", "camera_ref", "helix_status", "links")
+    list_filter = ("store", "helix__status", ("transaction_date", admin.DateFieldListFilter))
+    search_fields = ("transaction_id", "camera_ref", "item_ref")
+    date_hierarchy = "transaction_date"
+    list_select_related = ("item", "store", "helix")
+    readonly_fields = [f.name for f in Transaction._meta.fields]
+    actions = ["fetch_footage_links"]
+    change_list_template = "admin/sales/transaction_change_list.html"
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="Helix", ordering="helix__status")
+    def helix_status(self, obj):
+        helix = getattr(obj, "helix", None)
+        if helix is None:
+            return "—"
+        colour = {"posted": "#2e7d32", "failed": "#c62828", "expired": "#777"}.get(helix.status, "#1565c0")
+        return format_html('<b style="color:{}" title="{}">{}</b>', colour, helix.last_error, helix.status)
+
+    @admin.display(description="footage")
+    def links(self, obj):
+        if not obj.footage_url:
+            return "—"
+        return format_html('<a href="{}" target="_blank" rel="noopener">footage</a> · <a href="{}" target="_blank" rel="noopener">thumbnail</a>',
+                           obj.footage_url, obj.thumbnail_url)
+
+    @admin.action(description="Fetch footage links (in the background)", permissions=["view"])
+    def fetch_footage_links(self, request, queryset):
+        record = operations.enqueue("sales", "fetch_footage_links", trigger=SyncRun.Trigger.ADMIN, user=request.user)
+        self.message_user(request, format_html("Fetching footage links: run #{} queued ({}).", record.pk, runs_link("sales", "fetch_footage_links")))
+
+    def get_urls(self):
+        return [
+            path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="sales_dashboard"),
+        ] + super().get_urls()
+
+    def dashboard_view(self, request):
+        if not self.has_view_permission(request):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Sales dashboard",
+            "sales": dashboard.sales_per_store_per_day(),
+            "backlog": dashboard.helix_backlog(),
+        }
+        return TemplateResponse(request, "admin/sales/dashboard.html", context)
+
+
+class BackfillForm(forms.Form):
+    start = forms.SplitDateTimeField(help_text="UTC, inclusive")
+    end = forms.SplitDateTimeField(help_text="UTC, exclusive")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("start") and data.get("end") and data["start"] >= data["end"]:
+            raise forms.ValidationError("The start must be before the end.")
+        return data
+
+
+@admin.register(SyncCursor)
+class SyncCursorAdmin(admin.ModelAdmin):
+    list_display = ("source", "watermark", "updated", "runs")
+    readonly_fields = ("source", "updated")
+    actions = ["sync_sales", "backfill_sales"]
+
+    @admin.display(description="runs")
+    def runs(self, obj):
+        return runs_link("sales", "sync_sales")
+
+    @admin.action(description="Sync sales now (in the background)", permissions=["change"])
+    def sync_sales(self, request, queryset):
+        record = operations.enqueue("sales", "sync_sales", trigger=SyncRun.Trigger.ADMIN, user=request.user)
+        self.message_user(request, f"Sales sync queued as run #{record.pk}.")
+
+    @admin.action(description="Backfill a date range…", permissions=["change"])
+    def backfill_sales(self, request, queryset):
+        form = BackfillForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            record = operations.enqueue(
+                "sales", "sync_sales", trigger=SyncRun.Trigger.ADMIN, user=request.user,
+                start=form.cleaned_data["start"].isoformat(), end=form.cleaned_data["end"].isoformat(),
+            )
+            self.message_user(request, f"Backfill {form.cleaned_data['start']:%Y-%m-%d %H:%M} → "
+                                       f"{form.cleaned_data['end']:%Y-%m-%d %H:%M} queued as run #{record.pk}.")
+            return None
+        context = {**self.admin_site.each_context(request), "title": "Backfill sales", "form": form, "queryset": queryset,
+                   "opts": self.model._meta}
+        return TemplateResponse(request, "admin/sales/backfill.html", context)
+
+
+class HelixEventTypeForm(forms.ModelForm):
+    class Meta:
+        model = HelixEventType
+        fields = ["name", "active", "event_schema", "attribute_mapping"]
+        help_texts = {
+            "attribute_mapping": "Attribute → sale field. Sale fields: " + ", ".join(mapping.SALE_FIELDS),
+        }
+
+    def clean(self):
+        data = super().clean()
+        errors = mapping.schema_errors(data.get("event_schema"), data.get("attribute_mapping"))
+        if errors:
+            raise forms.ValidationError(errors)
+        if self.instance.pk and self.instance.event_type_uid and data.get("name") != self.instance.name:
+            # Verkada keeps the uid; the rename is sent with the next schema sync.
+            self.instance.synced_schema = None
+        return data
+
+
+@admin.register(HelixEventType)
+class HelixEventTypeAdmin(admin.ModelAdmin):
+    form = HelixEventTypeForm
+    list_display = ("name", "active", "event_type_uid", "in_sync")
+    readonly_fields = ("event_type_uid",)
+
+    @admin.display(boolean=True, description="schema in sync")
+    def in_sync(self, obj):
+        return bool(obj.event_type_uid) and obj.synced_schema == obj.event_schema
+
+
+@admin.register(HelixOutbox)
+class HelixOutboxAdmin(admin.ModelAdmin):
+    list_display = ("transaction", "camera_id", "time_ms", "status", "attempts", "next_attempt_at", "posted_at", "last_error_short")
+    list_filter = ("status",)
+    search_fields = ("transaction__transaction_id", "camera_id")
+    readonly_fields = [f.name for f in HelixOutbox._meta.fields]
+    list_select_related = ("transaction",)
+    actions = ["retry"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="last error")
+    def last_error_short(self, obj):
+        return obj.last_error[:80]
+
+    @admin.action(description="Retry posting now", permissions=["change"])
+    def retry(self, request, queryset):
+        count = HelixOutbox.retry_now(queryset)
+        if count:
+            record = operations.enqueue("sales", "post_helix_events", trigger=SyncRun.Trigger.ADMIN, user=request.user)
+            self.message_user(request, f"{count} event(s) due again; posting queued as run #{record.pk}.")
+        else:
+            self.message_user(request, "Nothing to retry: posted, expired and in-flight events are left as they are.", messages.WARNING)

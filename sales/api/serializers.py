@@ -1,0 +1,55 @@
+from rest_framework import serializers
+
+from ..models import Store, Transaction
+
+
+class StoreSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Store
+        fields = ["store_id", "name", "address", "phone", "email"]
+
+
+class TransactionSerializer(serializers.ModelSerializer):
+    camera_id = serializers.CharField(source="camera_ref")
+    item_id = serializers.CharField(source="item_ref")
+    item_name = serializers.CharField(source="item.name", default=None)
+    store_id = serializers.IntegerField(source="store.store_id", default=None)
+    store_name = serializers.CharField(source="store.name", default=None)
+    helix_status = serializers.CharField(source="helix.status", default=None)
+    helix_posted_at = serializers.DateTimeField(source="helix.posted_at", default=None)
+
+    class Meta:
+        model = Transaction
+        fields = [
+            "transaction_id", "transaction_date", "amount", "item_id", "item_name", "camera_id", "store_id", "store_name",
+            "helix_status", "helix_posted_at", "thumbnail_url", "footage_url",
+        ]
+        read_only_fields = fields
+
+
+class SalesDaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    transactions = serializers.IntegerField()
+    total_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+
+class StoreSalesSerializer(serializers.Serializer):
+    store_id = serializers.IntegerField()
+    store_name = serializers.CharField()
+    transactions = serializers.IntegerField()
+    total_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    by_day = SalesDaySerializer(many=True)
+
+
+class RunRequestSerializer(serializers.Serializer):
+    """Empty for a sync since the last one; start and end for a backfill."""
+
+    start = serializers.DateTimeField(required=False)
+    end = serializers.DateTimeField(required=False)
+
+    def validate(self, data):
+        if ("start" in data) != ("end" in data):
+            raise serializers.ValidationError("Give both start and end for a backfill, or neither.")
+        if "start" in data and data["start"] >= data["end"]:
+            raise serializers.ValidationError("start must be before end.")
+        return data

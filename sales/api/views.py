@@ -1,0 +1,96 @@
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncDate
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal import operations
+from portal.api.permissions import HasAppPermission
+from portal.api.serializers import SyncRunSerializer
+from portal.models import SyncRun
+
+from ..filtersets import TransactionFilter
+from ..models import Store, Transaction
+from .serializers import RunRequestSerializer, StoreSalesSerializer, StoreSerializer, TransactionSerializer
+
+
+class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Sales, newest first, with their Helix posting status and footage links."""
+
+    queryset = Transaction.objects.select_related("item", "store", "helix")
+    serializer_class = TransactionSerializer
+    filterset_class = TransactionFilter
+    lookup_field = "transaction_id"
+    ordering_fields = ["transaction_date", "amount"]
+
+
+class StoreViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Store.objects.all()
+    serializer_class = StoreSerializer
+    lookup_field = "store_id"
+
+    @extend_schema(responses=StoreSerializer(many=True))
+    @action(detail=False, url_path="with-transactions")
+    def with_transactions(self, request):
+        """Stores with at least one sale (the seed's store list)."""
+        stores = self.filter_queryset(self.get_queryset()).filter(transactions__isnull=False).distinct()
+        page = self.paginate_queryset(stores)
+        return self.get_paginated_response(StoreSerializer(page, many=True).data)
+
+    @extend_schema(
+        responses=StoreSalesSerializer,
+        parameters=[
+            OpenApiParameter("date_after", str, description="ISO date-time, inclusive"),
+            OpenApiParameter("date_before", str, description="ISO date-time, exclusive"),
+        ],
+    )
+    @action(detail=True)
+    def sales(self, request, store_id=None):
+        """Sales totals for a store, overall and per day (UTC), optionally in a date range."""
+        store = self.get_object()
+        sales = TransactionFilter(request.query_params, queryset=Transaction.objects.filter(store=store)).qs
+        totals = sales.aggregate(transactions=Count("id"), total_amount=Sum("amount"))
+        by_day = (
+            sales.annotate(day=TruncDate("transaction_date")).values("day")
+            .annotate(transactions=Count("id"), total_amount=Sum("amount")).order_by("day")
+        )
+        body = {
+            "store_id": store.store_id,
+            "store_name": store.name,
+            "transactions": totals["transactions"],
+            "total_amount": totals["total_amount"] or 0,
+            "by_day": list(by_day),
+        }
+        return Response(StoreSalesSerializer(body).data)
+
+
+class FetchAndStoreTransactionsView(APIView):
+    """Run the sales sync now (the seed's `fetch_and_store_transactions`); with
+    start and end, a backfill of that range. Answers 202 with the queued run."""
+
+    permission_classes = [HasAppPermission]
+    required_permission = "sales.change_transaction"
+
+    @extend_schema(request=RunRequestSerializer, responses={202: SyncRunSerializer})
+    def post(self, request):
+        params = RunRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        kwargs = {k: v.isoformat() for k, v in params.validated_data.items()}
+        record = operations.enqueue("sales", "sync_sales", trigger=SyncRun.Trigger.API, user=request.user, **kwargs)
+        record.refresh_from_db()
+        return Response(SyncRunSerializer(record).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PostHelixEventsView(APIView):
+    """Post pending sales to Helix now. Answers 202 with the queued run."""
+
+    permission_classes = [HasAppPermission]
+    required_permission = "sales.change_helixoutbox"
+
+    @extend_schema(request=None, responses={202: SyncRunSerializer})
+    def post(self, request):
+        record = operations.enqueue("sales", "post_helix_events", trigger=SyncRun.Trigger.API, user=request.user)
+        record.refresh_from_db()
+        return Response(SyncRunSerializer(record).data, status=status.HTTP_202_ACCEPTED)

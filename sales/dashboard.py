@@ -1,0 +1,61 @@
+"""Numbers and inline-SVG geometry for the sales dashboard (no CDN at run time)."""
+
+from datetime import timedelta
+
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from .models import HelixOutbox, Store, Transaction
+
+PALETTE = ["#1565c0", "#2e7d32", "#ef6c00", "#6a1b9a", "#c62828", "#00838f", "#5d4037", "#455a64"]
+CHART_HEIGHT = 180
+
+
+def sales_per_store_per_day(days=14):
+    """Grouped bars: one group per day, one bar per store."""
+    today = timezone.now().date()
+    first = today - timedelta(days=days - 1)
+    rows = (
+        Transaction.objects.filter(transaction_date__date__gte=first, store__isnull=False)
+        .annotate(day=TruncDate("transaction_date")).values("day", "store_id")
+        .annotate(total=Sum("amount"), count=Count("id"))
+    )
+    totals = {(r["day"], r["store_id"]): r for r in rows}
+    stores = list(Store.objects.filter(pk__in={r["store_id"] for r in totals.values()}).order_by("store_id"))
+    peak = max([float(r["total"]) for r in totals.values()] or [1.0])
+    group_width = max(1, len(stores)) * 10 + 8
+    groups = []
+    for n in range(days):
+        day = first + timedelta(days=n)
+        bars = []
+        for i, store in enumerate(stores):
+            row = totals.get((day, store.pk))
+            total = float(row["total"]) if row else 0.0
+            height = round(CHART_HEIGHT * total / peak, 1)
+            bars.append({
+                "x": n * group_width + i * 10, "y": CHART_HEIGHT - height, "height": height,
+                "colour": PALETTE[i % len(PALETTE)], "title": f"{store.name} {day}: £{total:,.2f} ({row['count'] if row else 0} sales)",
+            })
+        groups.append({"day": day, "label_x": n * group_width, "bars": bars})
+    legend = [{"name": s.name, "colour": PALETTE[i % len(PALETTE)]} for i, s in enumerate(stores)]
+    return {"groups": groups, "legend": legend, "width": days * group_width, "height": CHART_HEIGHT, "peak": peak}
+
+
+def helix_backlog():
+    """Outbox rows by status, and the pending ones by age."""
+    counts = dict(HelixOutbox.objects.values_list("status").annotate(n=Count("id")))
+    statuses = [{"status": s.label, "key": s.value, "count": counts.get(s.value, 0)} for s in HelixOutbox.Status]
+    now = timezone.now()
+    buckets = [("< 1 h", timedelta(0), timedelta(hours=1)), ("1–6 h", timedelta(hours=1), timedelta(hours=6)),
+               ("6–24 h", timedelta(hours=6), timedelta(days=1)), ("1–7 d", timedelta(days=1), timedelta(days=7)),
+               ("> 7 d", timedelta(days=7), timedelta(days=3650))]
+    waiting = HelixOutbox.objects.filter(status__in=[HelixOutbox.Status.PENDING, HelixOutbox.Status.POSTING])
+    ages = []
+    for label, younger, older in buckets:
+        n = waiting.filter(transaction__transaction_date__lte=now - younger, transaction__transaction_date__gt=now - older).count()
+        ages.append({"label": label, "count": n})
+    peak = max([a["count"] for a in ages] + [s["count"] for s in statuses] + [1])
+    for entry in statuses + ages:
+        entry["width"] = round(300 * entry["count"] / peak, 1)
+    return {"statuses": statuses, "ages": ages, "backlog": counts.get("pending", 0) + counts.get("posting", 0)}

@@ -1,0 +1,21 @@
+import django_filters
+
+from .models import HelixOutbox, Transaction
+
+
+class TransactionFilter(django_filters.FilterSet):
+    store = django_filters.NumberFilter(field_name="store__store_id", help_text="JD Sports store id")
+    camera = django_filters.CharFilter(field_name="camera_ref", help_text="camera id")
+    date_after = django_filters.IsoDateTimeFilter(field_name="transaction_date", lookup_expr="gte")
+    date_before = django_filters.IsoDateTimeFilter(field_name="transaction_date", lookup_expr="lt")
+    helix_status = django_filters.ChoiceFilter(field_name="helix__status", choices=HelixOutbox.Status.choices)
+    posted = django_filters.BooleanFilter(method="filter_posted", help_text="true: posted to Helix; false: not yet")
+
+    class Meta:
+        model = Transaction
+        fields = ["store", "camera", "date_after", "date_before", "helix_status", "posted"]
+
+    def filter_posted(self, queryset, name, value):
+        if value:
+            return queryset.filter(helix__status=HelixOutbox.Status.POSTED)
+        return queryset.exclude(helix__status=HelixOutbox.Status.POSTED)

@@ -1,0 +1,96 @@
+import pytest
+from django.urls import reverse
+
+from portal.models import SyncRun
+from sales.models import HelixEventType, HelixOutbox, SalesSettings, SyncCursor, Transaction
+from sales.services import post_helix_events
+
+from .conftest import synced_sales
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_outbox_retry_action_makes_failed_events_due_and_posts_them(sales_settings, clock, sandbox, admin_client, run_on_commit):
+    synced_sales(clock)
+    refused = list(HelixOutbox.objects.all()[:3])
+    HelixOutbox.objects.filter(pk__in=[r.pk for r in refused]).update(status="failed", last_error="HTTP 400")
+    post_helix_events(trigger="command")
+    with run_on_commit(execute=True):
+        reply = admin_client.post(reverse("admin:sales_helixoutbox_changelist"),
+                                  {"action": "retry", "_selected_action": [r.pk for r in refused]}, follow=True)
+    assert "3 event(s) due again" in reply.content.decode()
+    assert HelixOutbox.objects.filter(status="posted").count() == Transaction.objects.count()
+    assert SyncRun.objects.filter(operation="post_helix_events", trigger="admin", status="succeeded").exists()
+
+
+def test_the_backfill_action_asks_for_a_range_then_queues_it(sales_settings, clock, admin_client, run_on_commit):
+    synced_sales(clock)
+    cursor = SyncCursor.objects.get()
+    url = reverse("admin:sales_synccursor_changelist")
+    form = admin_client.post(url, {"action": "backfill_sales", "_selected_action": [cursor.pk]})
+    assert form.status_code == 200 and "Queue the backfill" in form.content.decode()
+    with run_on_commit(execute=True):
+        reply = admin_client.post(url, {
+            "action": "backfill_sales", "_selected_action": [cursor.pk], "apply": "1",
+            "start_0": "2026-01-10", "start_1": "00:00:00", "end_0": "2026-01-10", "end_1": "02:00:00",
+        }, follow=True)
+    assert "queued as run" in reply.content.decode()
+    run = SyncRun.objects.get(operation="sync_sales", trigger="admin")
+    assert run.status == "succeeded" and run.params["start"].startswith("2026-01-10T00:00:00")
+    assert Transaction.objects.filter(transaction_date__date="2026-01-10").count() == 80
+    assert SyncCursor.objects.get().watermark == cursor.watermark
+
+
+def test_the_sync_now_action_runs_the_sync(sales_settings, clock, admin_client, run_on_commit):
+    synced_sales(clock)
+    cursor = SyncCursor.objects.get()
+    with run_on_commit(execute=True):
+        admin_client.post(reverse("admin:sales_synccursor_changelist"), {"action": "sync_sales", "_selected_action": [cursor.pk]})
+    assert SyncRun.objects.get(operation="sync_sales", trigger="admin").status == "succeeded"
+
+
+def test_the_event_type_form_rejects_a_bad_schema_or_mapping(admin_client, db):
+    url = reverse("admin:sales_helixeventtype_add")
+    reply = admin_client.post(url, {"name": "Checkout", "active": "on", "event_schema": '{"amount": "money"}',
+                                    "attribute_mapping": '{"total": "amount"}'})
+    text = reply.content.decode()
+    assert reply.status_code == 200 and "money" in text and "not in the schema" in text
+    assert not HelixEventType.objects.exists()
+    ok = admin_client.post(url, {"name": "Checkout", "active": "on", "event_schema": '{"amount": "float"}',
+                                 "attribute_mapping": '{"amount": "amount"}'})
+    assert ok.status_code == 302 and HelixEventType.objects.get().attribute_mapping == {"amount": "amount"}
+
+
+def test_the_settings_page_never_shows_a_secret_and_blank_keeps_it(sales_settings, admin_client):
+    url = reverse("admin:sales_salessettings_change", args=[1])
+    page = admin_client.get(url).content.decode()
+    assert "jd-sandbox-key" not in page and "verkada-sandbox-key" not in page
+    listing = admin_client.get(reverse("admin:sales_salessettings_changelist")).content.decode()
+    assert "set" in listing and "verkada-sandbox-key" not in listing
+    admin_client.post(url, {"jdsports_api_key": "", "verkada_api_key": "", "initial_lookback_hours": 2, "settle_seconds": 60,
+                            "verkada_requests_per_minute": 300, "verkada_rate_headroom_percent": 10, "posting_concurrency": 4})
+    config = SalesSettings.load()
+    assert config.jdsports_api_key == "jd-sandbox-key" and config.initial_lookback_hours == 2
+
+
+def test_the_dashboard_charts_sales_per_store_per_day_and_the_backlog(sales_settings, clock, sandbox, admin_client):
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=4)
+    page = admin_client.get(reverse("admin:sales_dashboard")).content.decode()
+    assert 'id="sales-per-store-per-day"' in page and page.count('class="bar"') >= 3
+    assert "London Oxford Street" in page
+    waiting = HelixOutbox.objects.filter(status="pending").count()
+    assert f"Helix posting backlog: {waiting} waiting" in page
+    changelist = admin_client.get(reverse("admin:sales_transaction_changelist")).content.decode()
+    assert reverse("admin:sales_dashboard") in changelist
+
+
+def test_the_transactions_changelist_shows_posting_status_and_footage_links(sales_settings, clock, sandbox, admin_client, run_on_commit):
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=2)
+    with run_on_commit(execute=True):
+        admin_client.post(reverse("admin:sales_transaction_changelist"),
+                          {"action": "fetch_footage_links", "_selected_action": [Transaction.objects.first().pk]})
+    page = admin_client.get(reverse("admin:sales_transaction_changelist")).content.decode()
+    assert "posted" in page and "pending" in page
+    assert "sandbox.verkada.example/command/history" in page

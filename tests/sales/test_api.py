@@ -1,0 +1,103 @@
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db.models import Sum
+
+from portal.models import SyncRun
+from sales.models import Store, Transaction
+from sales.services import post_helix_events
+
+from .conftest import synced_sales
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_api(api_client, django_user_model):
+    user = django_user_model.objects.create_user("analyst", password="pw-for-tests-only")
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="sales", codename__startswith="view_"))
+    api_client.force_authenticate(user)
+    return api_client
+
+
+def test_it_lists_transactions_filtered_by_store_camera_dates_and_posting(sales_settings, clock, sandbox, staff_api):
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=5)
+    store = Store.objects.get(store_id=101)
+    reply = staff_api.get("/api/sales/transactions/", {"store": 101, "page_size": 500})
+    assert reply.status_code == 200
+    assert reply.json()["count"] == Transaction.objects.filter(store=store).count() > 0
+    assert {row["store_id"] for row in reply.json()["results"]} == {101}
+    camera = Transaction.objects.first().camera_ref
+    assert {r["camera_id"] for r in staff_api.get("/api/sales/transactions/", {"camera": camera}).json()["results"]} == {camera}
+    assert staff_api.get("/api/sales/transactions/", {"posted": "true"}).json()["count"] == 5
+    pending = staff_api.get("/api/sales/transactions/", {"helix_status": "pending"}).json()
+    assert pending["count"] == Transaction.objects.count() - 5
+    middle = Transaction.objects.order_by("transaction_date")[10].transaction_date
+    after = staff_api.get("/api/sales/transactions/", {"date_after": middle.isoformat()}).json()
+    assert after["count"] == Transaction.objects.filter(transaction_date__gte=middle).count()
+    row = after["results"][0]
+    assert set(row) >= {"transaction_id", "amount", "item_name", "helix_status", "footage_url"}
+
+
+def test_it_totals_a_stores_sales_and_lists_stores_with_sales(sales_settings, clock, staff_api):
+    synced_sales(clock)
+    Store.objects.create(store_id=999, name="Closed store")
+    reply = staff_api.get("/api/sales/stores/102/sales/")
+    assert reply.status_code == 200
+    body = reply.json()
+    expected = Transaction.objects.filter(store__store_id=102).aggregate(total=Sum("amount"))["total"]
+    assert Decimal(body["total_amount"]) == expected
+    assert body["transactions"] == Transaction.objects.filter(store__store_id=102).count()
+    assert sum(d["transactions"] for d in body["by_day"]) == body["transactions"]
+    with_sales = staff_api.get("/api/sales/stores/with-transactions/").json()
+    assert {s["store_id"] for s in with_sales["results"]} == {101, 102, 103}
+
+
+def test_fetch_and_store_transactions_runs_the_sync_and_returns_the_run(sales_settings, admin_user, api_client, run_on_commit):
+    api_client.force_authenticate(admin_user)
+    with run_on_commit(execute=True):
+        reply = api_client.post("/api/sales/fetch_and_store_transactions/", {}, format="json")
+    assert reply.status_code == 202 and reply.json()["status"] == "queued"
+    run = SyncRun.objects.get(pk=reply.json()["id"])
+    assert (run.operation, run.trigger, run.status) == ("sync_sales", "api", "succeeded")
+    assert Transaction.objects.exists()
+    start = (datetime.now(UTC) - timedelta(days=3)).replace(microsecond=0)
+    with run_on_commit(execute=True):
+        backfill = api_client.post("/api/sales/fetch_and_store_transactions/",
+                                   {"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}, format="json")
+    assert backfill.status_code == 202 and backfill.json()["params"]["start"].startswith(start.date().isoformat())
+    assert Transaction.objects.filter(transaction_date__lt=start + timedelta(hours=1)).count() == 40
+    with run_on_commit(execute=True):
+        post = api_client.post("/api/sales/post_helix_events/")
+    assert post.status_code == 202 and SyncRun.objects.get(pk=post.json()["id"]).status == "succeeded"
+
+
+def test_the_api_refuses_bad_ranges_and_users_without_permission(sales_settings, staff_api, admin_user, api_client):
+    assert staff_api.post("/api/sales/fetch_and_store_transactions/", {}, format="json").status_code == 403
+    api_client.force_authenticate(None)
+    assert api_client.get("/api/sales/transactions/").status_code in (401, 403)
+    api_client.force_authenticate(admin_user)
+    reply = api_client.post("/api/sales/fetch_and_store_transactions/", {"start": "2026-01-02T00:00:00Z"}, format="json")
+    assert reply.status_code == 400 and reply.json()["success"] is False
+    assert not SyncRun.objects.exists()
+
+
+def test_the_api_never_returns_a_secret(sales_settings, clock, admin_user, api_client):
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=1)
+    api_client.force_authenticate(admin_user)
+    text = "".join(api_client.get(url).content.decode() for url in
+                   ["/api/sales/transactions/", "/api/sales/stores/", "/api/runs/?app=sales", "/api/schema/"])
+    for secret in ("jd-sandbox-key", "verkada-sandbox-key", SalesSettingsToken.get()):
+        assert secret not in text
+
+
+class SalesSettingsToken:
+    @staticmethod
+    def get():
+        from sales.models import SalesSettings
+
+        return SalesSettings.load().verkada_token
