@@ -176,3 +176,21 @@ def test_the_checkin_refresh_sessions_command_for_all_one_and_due(fetched):
     due = io.StringIO()
     call_command("checkin_refresh_sessions", "--due", stdout=due)
     assert "planned=5" in due.getvalue()
+
+
+@pytest.mark.parametrize("fault, needle", [
+    ({"kind": "timeout", "timeout_s": 3}, "checkin-page did not answer in time"),
+    ({"kind": "reset"}, "checkin-page"),
+    ({"status": 503, "retry_after": 1}, "checkin-page answered HTTP 503"),
+    ({"status": 429, "retry_after": 1}, "checkin-page answered HTTP 429"),
+])
+def test_page_faults_are_a_recorded_fail_and_the_next_refresh_works(fetched, sandbox, checkout, page, settings, fault, needle):
+    settings.UPSTREAM_RETRIES = 0
+    requests.post(f"{sandbox.url}/_sandbox/checkin-page/faults", json={**fault, "count": 1})
+    record = refresh_session(trigger="command", email=ADA)
+    assert record.status == "failed" and needle in record.error
+    session = session_of(ADA)
+    assert session.cookie == "demo-cookie-ada-0001" and session.last_result == "Fail"
+    assert checkout.logs[-1]["state"] == "Fail" and needle in checkout.logs[-1]["message"]
+    assert refresh_session(trigger="command", email=ADA).status == "succeeded"
+    assert session_of(ADA).refreshes.count() == 2 and CheckinSession.objects.count() == 5
