@@ -14,8 +14,8 @@ from .models import CheckinSession, CheckinSettings, CheckoutUser, SessionRefres
 @admin.register(CheckinSettings)
 class CheckinSettingsAdmin(SecretFieldsMixin, admin.ModelAdmin):
     fields = ("checkout_api_key", "cycle_min_hours", "cycle_max_hours", "max_gap_minutes", "next_cycle_at",
-              "connected", "connection_checked_at", "runs")
-    readonly_fields = ("connected", "connection_checked_at", "runs")
+              "connected", "connection_checked_at", "runs", "schedules")
+    readonly_fields = ("connected", "connection_checked_at", "runs", "schedules")
     list_display = ("__str__", "api_key_status", "connected", "next_cycle_at")
 
     def has_add_permission(self, request):
@@ -37,6 +37,11 @@ class CheckinSettingsAdmin(SecretFieldsMixin, admin.ModelAdmin):
     def runs(self, obj):
         return runs_link("checkin", label="all check-in runs")
 
+    @admin.display(description="schedules")
+    def schedules(self, obj):
+        url = reverse("admin:django_celery_beat_periodictask_changelist") + "?q=checkin."
+        return format_html('<a href="{}">fetch users / refresh tick (beat)</a>', url)
+
 
 def _queue_refreshes(modeladmin, request, emails):
     queued = [enqueue("checkin", "refresh_session", trigger=SyncRun.Trigger.ADMIN, user=request.user, email=email)
@@ -51,7 +56,7 @@ def _queue_refreshes(modeladmin, request, emails):
 
 class SessionRefreshInline(admin.TabularInline):
     model = SessionRefresh
-    fields = ("created", "result", "message", "changed_rows", "logged_upstream", "run")
+    fields = ("created", "result", "message", "changed_rows", "logged_upstream", "run_link")
     readonly_fields = fields
     extra = 0
     max_num = 0
@@ -61,6 +66,13 @@ class SessionRefreshInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("run")
+
+    @admin.display(description="run")
+    def run_link(self, obj):
+        if obj.run_id is None:
+            return "-"
+        url = reverse("admin:portal_syncrun_change", args=[obj.run_id])
+        return format_html('<a href="{}">#{} ({})</a>', url, obj.run_id, obj.run.trigger)
 
 
 @admin.register(CheckoutUser)

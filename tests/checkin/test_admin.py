@@ -52,7 +52,9 @@ def test_the_session_page_shows_history_but_never_the_cookie(admin_client, confi
     refresh_session(trigger="command", email="ada.lovelace@york.ac.uk")
     session = CheckinSession.objects.get(user__email="ada.lovelace@york.ac.uk")
     html = admin_client.get(reverse("admin:checkin_checkinsession_change", args=[session.pk])).content.decode()
-    assert "Session refresh success" in html and "set" in html
+    assert "Session refresh success" in html
+    run = SessionRefresh.objects.get().run
+    assert reverse("admin:portal_syncrun_change", args=[run.pk]) in html
     assert session.cookie not in html
     listing = admin_client.get(SESSIONS).content.decode()
     assert session.cookie not in listing and "demo-cookie" not in listing
@@ -63,6 +65,8 @@ def test_the_settings_key_is_write_only_and_blank_keeps_it(admin_client, configu
     assert admin_client.get(reverse("admin:checkin_checkinsettings_changelist")).url == url
     html = admin_client.get(url).content.decode()
     assert DEMO_CHECKOUT_API_KEY not in html
+    schedules = admin_client.get(reverse("admin:django_celery_beat_periodictask_changelist") + "?q=checkin.")
+    assert "checkin: refresh due sessions" in schedules.content.decode()
     form = {"checkout_api_key": "", "cycle_min_hours": "2", "cycle_max_hours": "3", "max_gap_minutes": "5",
             "next_cycle_at_0": "", "next_cycle_at_1": ""}
     assert admin_client.post(url, form).status_code == 302
