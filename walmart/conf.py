@@ -17,6 +17,10 @@ env = environ.Env()
 SESSION_TIMEOUT_SECONDS = env.int("WALMART_SESSION_TIMEOUT_SECONDS", default=600)
 # Render PDFs on this many processes (default: every core).
 PDF_WORKERS = env.int("WALMART_PDF_WORKERS", default=os.cpu_count() or 1)
+# Shared token bucket for EMS data calls (requests/second, burst). Walmart
+# publishes no limit; 429 + Retry-After is honoured whatever these are.
+EMS_RATE = env.float("WALMART_EMS_RATE", default=50.0)
+EMS_BURST = env.int("WALMART_EMS_BURST", default=50)
 CHROMIUM_PATH = env.str("CHROMIUM_PATH", default="/usr/bin/chromium")
 # Per-step timeouts from the upstream notes (seconds).
 LOGIN_STEP_TIMEOUT = 15

@@ -49,3 +49,17 @@ def test_import_event_assignments_needs_the_columns(tmp_path):
     path.write_text("id,name\n1,x\n")
     with pytest.raises(CommandError, match="event_id and employee_name"):
         call_command("import_event_assignments", str(path))
+
+
+def test_the_demo_points_at_the_sandbox_account_once(monkeypatch):
+    from walmart import demo
+    from walmart.models import RetailLinkSettings
+
+    for name in ("WALMART_EDR_USERNAME", "WALMART_EDR_PASSWORD", "WALMART_EDR_MFA_CREDENTIAL_ID"):
+        monkeypatch.delenv(name)
+    demo.seed()
+    demo.seed()
+    from walmart.conf import credentials
+
+    assert credentials().complete and credentials().username == "demo.user@example.com"
+    assert RetailLinkSettings.objects.count() == 1 and EventAssignment.objects.count() == 4

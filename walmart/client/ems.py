@@ -36,7 +36,7 @@ class EmsClient:
     def __init__(self, storage_state, bearer):
         self.base = f"{conf.ems_host_url()}/EventManagement"
         # The schedule and browse queries are POSTs that change nothing: safe to retry.
-        self.session = UpstreamSession("retaillink", rate=10, burst=20, retry_methods=("GET", "POST"))
+        self.session = UpstreamSession("retaillink", rate=conf.EMS_RATE, burst=conf.EMS_BURST, retry_methods=("GET", "POST"))
         self.session.headers.update({
             "Authorization": f"Bearer {bearer}",
             "Referer": f"{self.base}/",
