@@ -43,6 +43,9 @@ def test_refresh_sessions_task_and_refresh_due_sessions_task_run_their_services(
     refresh_due_sessions_task.delay()
     due_run = SyncRun.objects.get(operation="refresh_due_sessions")
     assert due_run.trigger == "beat" and due_run.counters["planned"] == 5
+    # the next minute's tick, with the cycle planned and nothing due yet, leaves no run row
+    refresh_due_sessions_task.delay()
+    assert SyncRun.objects.filter(operation="refresh_due_sessions").count() == 1
     refresh_session_task.delay(trigger="api", email="ada.lovelace@york.ac.uk")
     assert SessionRefresh.objects.filter(session__user__email="ada.lovelace@york.ac.uk").count() == 2
 
