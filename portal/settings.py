@@ -185,6 +185,9 @@ UPSTREAM_RETRY_AFTER_MAX = env.int("UPSTREAM_RETRY_AFTER_MAX", default=60)
 RATE_LIMIT_REDIS_URL = env.str("RATE_LIMIT_REDIS_URL", default=CELERY_BROKER_URL if BROKER_IS_REDIS else "")
 RATE_LIMIT_DIR = Path(env.str("RATE_LIMIT_DIR", default=str(VAR_DIR / "ratelimit")))
 
+# Finished runs older than this are deleted by portal.reap_runs.
+SYNC_RUN_RETENTION_DAYS = env.int("SYNC_RUN_RETENTION_DAYS", default=90)
+
 # --- failure notices ---------------------------------------------------------
 FAILURE_NOTICE_THRESHOLD = env.int("FAILURE_NOTICE_THRESHOLD", default=3)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

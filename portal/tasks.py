@@ -16,7 +16,9 @@ def reap_runs(run):
     - queued longer than 10 minutes: sent again (the task's conditional claim
       makes a duplicate delivery a no-op);
     - running past the task time limit: the worker died; marked errored and its
-      lock released so the next run can start.
+      lock released so the next run can start;
+    - finished longer ago than SYNC_RUN_RETENTION_DAYS: deleted, so the run list
+      stays about what happened recently.
     """
     now = timezone.now()
     for record in SyncRun.objects.filter(status=SyncRun.Status.QUEUED, created__lt=now - timedelta(minutes=10)).exclude(task_name=""):
@@ -31,6 +33,10 @@ def reap_runs(run):
         record.save(update_fields=["status", "error", "finished"])
         RunLock.objects.filter(run=record).delete()
         run.count("lost")
+    cutoff = now - timedelta(days=settings.SYNC_RUN_RETENTION_DAYS)
+    pruned, _ = SyncRun.objects.filter(status__in=SyncRun.FINISHED, finished__lt=cutoff).delete()
+    if pruned:
+        run.count("pruned", pruned)
 
 
 @shared_task(name="portal.reap_runs")

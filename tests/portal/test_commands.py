@@ -69,3 +69,18 @@ def test_runsandboxes_serves_every_sandbox(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_reap_runs_prunes_runs_past_the_retention(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.SYNC_RUN_RETENTION_DAYS = 30
+    old = SyncRun.objects.create(app="checkin", operation="fetch_users", trigger="beat", status="succeeded",
+                                 finished=timezone.now() - timedelta(days=31))
+    recent = SyncRun.objects.create(app="checkin", operation="fetch_users", trigger="beat", status="failed",
+                                    finished=timezone.now() - timedelta(days=29))
+    call_command("reap_runs", stdout=io.StringIO())
+    assert not SyncRun.objects.filter(pk=old.pk).exists()
+    assert SyncRun.objects.filter(pk=recent.pk).exists()
