@@ -11,15 +11,13 @@ Celery tasks and the management commands (or queued for them with enqueue()).
 
 import logging
 import random
-from contextlib import contextmanager
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from portal.http import UpstreamAuthError, UpstreamError
-from portal.models import RunLock
-from portal.runs import OperationFailed, OperationSkipped, operation
+from portal.runs import OperationFailed, OperationSkipped, hold_lock, operation
 
 from . import conf
 from .client import CheckinPageClient, CheckoutClient
@@ -121,22 +119,13 @@ def _upsert_user(run, record, requested_at):
 
 
 # --- refresh -------------------------------------------------------------------------
-@contextmanager
 def _session_lock(session, run, ttl=300):
     """One refresh of a session at a time (the page rotates the cookie: a second
     concurrent load with the old cookie would see the log-in page)."""
-    key = f"checkin.session:{session.pk}"
-    now = timezone.now()
-    RunLock.objects.filter(key=key, expires__lt=now).delete()
-    try:
-        with transaction.atomic():
-            RunLock.objects.create(key=key, run=run.record, expires=now + timedelta(seconds=ttl))
-    except IntegrityError:
-        raise OperationSkipped(f"{session.user.email} is being refreshed by another run.") from None
-    try:
-        yield
-    finally:
-        RunLock.objects.filter(key=key, run=run.record).delete()
+    return hold_lock(
+        f"checkin.session:{session.pk}", run.record, ttl=ttl,
+        busy_message=f"{session.user.email} is being refreshed by another run.",
+    )
 
 
 def _check_page(page_client, email, cookie):

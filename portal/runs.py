@@ -15,6 +15,7 @@ JobRunner): callers read the outcome from the returned SyncRun.
 
 import logging
 import threading
+from contextlib import contextmanager
 import time
 import traceback
 from datetime import timedelta
@@ -97,6 +98,20 @@ def _acquire_lock(key, run, ttl):
 
 def _release_lock(key, run):
     RunLock.objects.filter(key=key, run=run).delete()
+
+
+@contextmanager
+def hold_lock(key, record, *, ttl=3600, busy_message=None):
+    """Hold `key` for the body, or raise OperationSkipped when another run holds it.
+
+    For locks finer than the operation's own (one object at a time)."""
+    if not _acquire_lock(key, record, ttl):
+        holder = RunLock.objects.filter(key=key).values_list("run_id", flat=True).first()
+        raise OperationSkipped(busy_message or f"Another run of {key} is in progress (run #{holder}).")
+    try:
+        yield
+    finally:
+        _release_lock(key, record)
 
 
 class operation:
