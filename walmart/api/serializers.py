@@ -56,7 +56,7 @@ class EdrReportSerializer(serializers.ModelSerializer):
                   "pdf_url", "fetched_at"]
         read_only_fields = fields
 
-    def get_pdf_url(self, report):
+    def get_pdf_url(self, report) -> str | None:
         from django.urls import reverse
 
         if not report.pdf:

@@ -4,6 +4,8 @@ Errors use the portal's envelope with a message saying what to do next.
 """
 
 from django.db.models import Q
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from rest_framework import generics, status
@@ -56,6 +58,7 @@ class AuthView(RetailLinkView):
 class RequestMfaView(AuthView):
     """Sign in to Retail Link (in a browser) and have the SMS code sent."""
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         try:
             session = services.request_mfa(request.user)
@@ -68,6 +71,7 @@ class RequestMfaView(AuthView):
 class AuthenticateView(AuthView):
     """Finish the login with the SMS code."""
 
+    @extend_schema(request=AuthenticateSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         serializer = AuthenticateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -80,6 +84,7 @@ class AuthenticateView(AuthView):
 
 
 class LogoutView(AuthView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         ended = services.logout(request.user)
         return Response({"success": True, "message": "Logged out successfully" if ended else "No active session"})
@@ -88,6 +93,7 @@ class LogoutView(AuthView):
 class SessionStatusView(RetailLinkView):
     """Reading the status does not slide the timeout, so the countdown is true."""
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         session = sessions.live_session(request.user)
         if session is None:
@@ -96,6 +102,7 @@ class SessionStatusView(RetailLinkView):
 
 
 class EdrView(RetailLinkView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, event_id):
         try:
             edr = services.fetch_edr(request.user, event_id)
@@ -119,6 +126,7 @@ def batch_payload(record, request):
 class BatchDownloadView(RetailLinkView):
     """Queue a batch; poll `status_url` for progress and per-event results."""
 
+    @extend_schema(request=BatchDownloadSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         serializer = BatchDownloadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -139,11 +147,13 @@ def own_batch(request, run_id):
 
 
 class BatchStatusView(RetailLinkView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, run_id):
         return Response(batch_payload(own_batch(request, run_id), request))
 
 
 class BatchZipView(RetailLinkView):
+    @extend_schema(responses={(200, 'application/zip'): OpenApiTypes.BINARY})
     def get(self, request, run_id):
         record = own_batch(request, run_id)
         response = HttpResponse(services.batch_zip(record), content_type="application/zip")
@@ -169,7 +179,9 @@ class EdrReportList(generics.ListAPIView):
 
 class EdrReportPdf(generics.RetrieveAPIView):
     queryset = EdrReport.objects.all()
+    serializer_class = EdrReportSerializer  # for the schema; the reply is the PDF
 
+    @extend_schema(responses={(200, 'application/pdf'): OpenApiTypes.BINARY})
     def retrieve(self, request, *args, **kwargs):
         report = self.get_object()
         if not report.pdf:
@@ -184,6 +196,7 @@ class HealthView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         return Response({
             "status": "healthy",
