@@ -1,6 +1,8 @@
 """Admin: Retail Link login page, "Download EDRs" form with a progress bar, the
 reports with their PDFs, assignments, settings (secrets write-only)."""
 
+import io
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
@@ -15,7 +17,7 @@ from portal.models import SyncRun
 from portal.runs import OperationFailed
 
 from . import services, sessions
-from .forms import DownloadEdrsForm, MfaCodeForm
+from .forms import AssignmentImportForm, DownloadEdrsForm, MfaCodeForm
 from .models import EdrReport, EventAssignment, RetailLinkSession, RetailLinkSettings
 
 USE_PERMISSION = "walmart.use_retaillink"
@@ -47,6 +49,31 @@ class EventAssignmentAdmin(admin.ModelAdmin):
     list_display = ("event_id", "employee_name", "event_date")
     search_fields = ("event_id", "employee_name")
     list_filter = ("event_date",)
+    change_list_template = "admin/walmart/eventassignment/change_list.html"
+
+    def get_urls(self):
+        return [
+            path("import/", self.admin_site.admin_view(self.import_view), name="walmart_eventassignment_import"),
+        ] + super().get_urls()
+
+    def import_view(self, request):
+        """Upload the scheduling app's CSV (event_id, employee_name[, event_date])."""
+        if not (self.has_add_permission(request) and self.has_change_permission(request)):
+            raise PermissionDenied
+        form = AssignmentImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            text = io.TextIOWrapper(form.cleaned_data["csv_file"].file, encoding="utf-8-sig", newline="")
+            try:
+                created, updated = services.import_event_assignments_csv(text)
+            except OperationFailed as exc:
+                form.add_error("csv_file", str(exc))
+            else:
+                self.message_user(request, f"{created} assignments created, {updated} updated.")
+                return redirect("admin:walmart_eventassignment_changelist")
+        return TemplateResponse(request, "admin/walmart/import_assignments.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "title": "Import event assignments",
+            "form": form,
+        })
 
 
 @admin.register(RetailLinkSession)

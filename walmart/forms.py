@@ -31,3 +31,7 @@ class DownloadEdrsForm(forms.Form):
             if not self.errors:
                 raise forms.ValidationError("Give either a date or a list of event ids.")
         return data
+
+
+class AssignmentImportForm(forms.Form):
+    csv_file = forms.FileField(label="CSV file", help_text="Columns: event_id, employee_name and optionally event_date (YYYY-MM-DD).")

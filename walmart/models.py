@@ -127,6 +127,7 @@ class EdrBatchItem(models.Model):
 
     run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="walmart_edr_items")
     event_id = models.CharField(max_length=20)
+    position = models.PositiveIntegerField(default=0, help_text="The event's place in the batch.")
     success = models.BooleanField(default=False)
     report = models.ForeignKey(EdrReport, null=True, blank=True, on_delete=models.SET_NULL, related_name="batch_items")
     employee_name = models.CharField(max_length=200, blank=True)
@@ -134,7 +135,7 @@ class EdrBatchItem(models.Model):
     error = models.TextField(blank=True)
 
     class Meta:
-        ordering = ["run", "id"]
+        ordering = ["run", "position", "id"]
         constraints = [models.UniqueConstraint(fields=["run", "event_id"], name="walmart_batch_item_unique")]
 
     def __str__(self):

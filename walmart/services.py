@@ -3,6 +3,7 @@
 The admin, the API, the commands and the tasks all call these.
 """
 
+import csv
 import io
 import logging
 import zipfile
@@ -72,6 +73,8 @@ def ems_client(user):
     except SessionExpired:
         sessions.end_session(user)
         raise
+    else:
+        session.touch(conf.SESSION_TIMEOUT_SECONDS)  # a long batch counts as activity until its end
     finally:
         client.close()
 
@@ -138,12 +141,14 @@ class _Batch:
     def __init__(self, run, user):
         self.run = run
         self.user = user
+        self.positions = {}
 
     def record(self, event_id, *, report=None, employee="", error=""):
         EdrBatchItem.objects.update_or_create(
             run_id=self.run.record.pk,
             event_id=event_id,
             defaults={
+                "position": self.positions.get(event_id, 0),
                 "success": report is not None,
                 "report": report,
                 "employee_name": employee,
@@ -179,6 +184,7 @@ def edr_batch(run, *, user_id, date=None, event_ids=None):
     batch = _Batch(run, user)
     with ems_client(user) as client:
         event_ids = _batch_event_ids(client, date, event_ids)
+        batch.positions = {event_id: index for index, event_id in enumerate(event_ids)}
         run.set_total(len(event_ids))
         logger.info("EDR batch: %s events", len(event_ids))
         employees = dict(EventAssignment.objects.filter(event_id__in=event_ids).values_list("event_id", "employee_name"))
@@ -255,6 +261,20 @@ def clear_expired_sessions(run):
     deleted, _ = RetailLinkSession.objects.expired().delete()
     run.count("deleted", deleted)
     return deleted
+
+
+def import_event_assignments_csv(stream):
+    """Upsert assignments from a CSV text stream with the columns event_id,
+    employee_name[, event_date]. Returns (created, updated); refuses a file
+    without the columns or with a malformed date."""
+    reader = csv.DictReader(stream)
+    if not {"event_id", "employee_name"} <= set(reader.fieldnames or []):
+        raise OperationFailed("The CSV needs the columns event_id and employee_name (and optionally event_date).")
+    try:
+        with transaction.atomic():
+            return import_event_assignments(reader)
+    except ValueError as exc:
+        raise OperationFailed(f"Bad row in the CSV (line {reader.line_num}): {exc}") from exc
 
 
 def import_event_assignments(rows):

@@ -111,3 +111,19 @@ def test_assignments_are_edited_in_the_admin(admin_client):
     from walmart.models import EventAssignment
 
     assert EventAssignment.objects.get().employee_name == "John Doe"
+
+
+def test_assignments_are_imported_from_a_csv_upload(admin_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from walmart.models import EventAssignment
+
+    url = reverse("admin:walmart_eventassignment_import")
+    assert url in admin_client.get(reverse("admin:walmart_eventassignment_changelist")).content.decode()
+    upload = SimpleUploadedFile("a.csv", b"event_id,employee_name,event_date\n606100,John Doe,2025-10-06\n")
+    reply = admin_client.post(url, {"csv_file": upload}, follow=True)
+    assert "1 assignments created, 0 updated." in reply.content.decode()
+    assert EventAssignment.objects.get().employee_name == "John Doe"
+    bad = SimpleUploadedFile("b.csv", b"event_id,employee_name,event_date\n606101,Ann Lee,06/10/2025\n")
+    page = admin_client.post(url, {"csv_file": bad}).content.decode()
+    assert "Bad row in the CSV" in page and EventAssignment.objects.count() == 1

@@ -39,6 +39,18 @@ def test_it_downloads_the_approved_events_of_a_date_once_each(rl_user, rl, setti
     assert EdrReport.objects.get(event_id=expected[1]).filename == f"EDR_{expected[1]}_Unassigned.pdf"
 
 
+def test_a_date_without_events_is_an_empty_batch(rl_user):
+    record = services.edr_batch(trigger="command", user_id=rl_user.pk, date="2024-01-01")
+    assert record.status == "succeeded"
+    assert record.result == {"total": 0, "successful": 0, "failed": 0, "results": []}
+
+
+def test_results_keep_the_batch_order(rl_user):
+    ids = ["606104", "606100", "999", "606102"]
+    record = services.edr_batch(trigger="command", user_id=rl_user.pk, event_ids=ids)
+    assert [r["event_id"] for r in record.result["results"]] == ids
+
+
 def test_a_rerun_replaces_reports_instead_of_duplicating_them(rl_user, rl, settings):
     ids = approved_on(rl, DAY)[:3]
     first = services.edr_batch(trigger="command", user_id=rl_user.pk, event_ids=ids)

@@ -1,7 +1,6 @@
-import csv
-
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.runs import OperationFailed
 from walmart import services
 
 
@@ -14,12 +13,9 @@ class Command(BaseCommand):
     def handle(self, *args, csv_path, **options):
         try:
             with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-                reader = csv.DictReader(handle)
-                if not {"event_id", "employee_name"} <= set(reader.fieldnames or []):
-                    raise CommandError("The CSV needs the columns event_id and employee_name.")
-                created, updated = services.import_event_assignments(reader)
+                created, updated = services.import_event_assignments_csv(handle)
         except OSError as exc:
             raise CommandError(f"Cannot read {csv_path}: {exc}") from exc
-        except ValueError as exc:
-            raise CommandError(f"Bad row in {csv_path}: {exc}") from exc
+        except OperationFailed as exc:
+            raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS(f"{created} assignments created, {updated} updated."))
