@@ -6,22 +6,24 @@ from django.db import connection
 from portal.fields import EncryptedTextField, decrypt
 
 from django.db import models
+from django.test.utils import isolate_apps
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class Vault(models.Model):
-    token = EncryptedTextField(blank=True)
-
-    class Meta:
-        app_label = "portal"
-        db_table = "test_vault"
-        managed = False
-
-
 @pytest.fixture
 def secret_table():
-    """A throwaway table with an encrypted column, created for the test."""
+    """A throwaway table with an encrypted column, created for the test (in an
+    isolated app registry, so no migration ever sees it)."""
+    with isolate_apps("portal"):
+
+        class Vault(models.Model):
+            token = EncryptedTextField(blank=True)
+
+            class Meta:
+                app_label = "portal"
+                db_table = "test_vault"
+
     with connection.schema_editor() as editor:
         editor.create_model(Vault)
     yield Vault
