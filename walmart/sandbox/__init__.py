@@ -348,7 +348,6 @@ class RetailLinkSandbox(Sandbox):
             "demoDate": event.event_date.isoformat(), "eventType": event.event_type,
             "itemNbr": t(item.item_nbr, str(item.item_nbr)), "itemDesc": item.desc,
             "vendorBilledNbr": item.vendor_nbr, "deptNbr": item.dept_nbr, "status": event.status,
-            "clubNbr": event.club,
         }
 
 
