@@ -117,8 +117,9 @@ class VerkadaClient:
         self.api_key = api_key
         self.base = upstream_url("verkada")
         rate = requests_per_minute / 60.0 * (100 - headroom_percent) / 100.0
-        # burst 1: a sliding-window limit forgives no saved-up burst.
-        self.session = UpstreamSession("verkada", rate=rate, burst=1)
+        # A sliding-window limit forgives little saved-up burst: a tenth of a second's
+        # worth (at least one), enough to make up for sleep overshoot at high rates.
+        self.session = UpstreamSession("verkada", rate=rate, burst=max(1.0, rate / 10))
         self.token = token or ""
         self.token_expires = token_expires
         self.token_changed = False

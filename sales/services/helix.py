@@ -1,6 +1,7 @@
 """Post every sale to Verkada Helix exactly once."""
 
 import logging
+import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import timedelta
@@ -18,7 +19,11 @@ from . import common
 logger = logging.getLogger(__name__)
 
 Status = HelixOutbox.Status
-STALE_CLAIM = timedelta(minutes=5)  # a claim this old belongs to a worker that died
+# A claim this old belongs to a worker that died: far longer than a claimed row can
+# wait in a live worker (a few posts in flight, the rate limiter's 300 s wait at most).
+STALE_CLAIM = timedelta(minutes=15)
+#: a run stops claiming after this long, well inside the task time limit; the next beat run goes on
+RUN_BUDGET_S = 10 * 60
 HELIX_MAX_AGE = timedelta(days=30) - timedelta(minutes=1)  # a minute's margin for clock skew
 MAX_BACKOFF_S = 600
 
@@ -148,7 +153,7 @@ def _record_outcome(run, row, token, error):
 
 
 @operation("sales", "post_helix_events", lock=False)
-def post_helix_events(run, limit=None):
+def post_helix_events(run, limit=None, max_seconds=RUN_BUDGET_S):
     """Post pending outbox rows as Helix events, several at a time.
 
     Not locked per operation: several workers may run it at once, each claiming
@@ -165,22 +170,25 @@ def post_helix_events(run, limit=None):
             run.count("expired", expired)
         recover_stale_claims(run, client)
         run.set_total(HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=common.now()).count())
-        auth_error = _drain(run, client, event_type, config.posting_concurrency or 1, limit)
+        auth_error = _drain(run, client, event_type, config.posting_concurrency or 1, limit, max_seconds)
     finally:
         common.keep_verkada_token(client)
     if auth_error is not None:
         raise UpstreamAuthError(f"{auth_error} (the events stay pending)", upstream="verkada", status=auth_error.status)
 
 
-def _drain(run, client, event_type, concurrency, limit):
+def _drain(run, client, event_type, concurrency, limit, max_seconds):
     """Keep `concurrency` posts in flight, claiming small batches as they free up.
     Returns the first auth error, after which nothing more is claimed."""
     in_flight = {}
     claimed = 0
     exhausted = False
     auth_error = None
+    stop_claiming_at = time.monotonic() + max_seconds
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="helix-post") as pool:
         while True:
+            if time.monotonic() > stop_claiming_at:
+                exhausted = True
             while not exhausted and len(in_flight) < concurrency * 2 and (limit is None or claimed < limit):
                 size = concurrency if limit is None else min(concurrency, limit - claimed)
                 token, rows = claim_batch(size, event_type.event_type_uid)

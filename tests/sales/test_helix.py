@@ -193,3 +193,26 @@ def test_footage_and_thumbnail_links_are_stored_per_sale(sales_settings, clock, 
     seen = sandbox["verkada"].requests_seen
     call_command("fetch_footage_links")  # nothing left to fetch: no upstream calls but the token
     assert sandbox["verkada"].requests_seen == seen
+
+
+def test_a_run_past_its_time_budget_stops_claiming_and_leaves_the_rest_pending(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    record = post_helix_events(trigger="beat", max_seconds=-1)
+    assert record.status == "succeeded" and record.counters.get("posted", 0) == 0
+    assert HelixOutbox.objects.filter(status="pending").count() == Transaction.objects.count()
+
+
+def test_the_demo_seed_points_both_upstreams_at_the_sandboxes_and_is_idempotent(db, sandbox, clock):
+    from django.apps import apps
+
+    from sales import demo
+
+    demo.seed()
+    demo.seed()
+    assert HelixEventType.objects.count() == 1
+    assert apps.get_app_config("sales").is_configured()
+    synced_sales(clock)
+    sandbox["verkada"].set_limit(60000)
+    SalesSettings.objects.filter(pk=1).update(verkada_requests_per_minute=60000)
+    assert post_helix_events(trigger="command").status == "succeeded"
+    assert_one_event_per_sale(sandbox)

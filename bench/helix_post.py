@@ -1,0 +1,101 @@
+"""Benchmark: post pending sales to the Verkada sandbox as Helix events.
+
+    .venv/bin/python bench/helix_post.py [--events 10000] [--latency-ms 50] [--per-second 50]
+
+Sets Django up on its own (a temporary PORTAL_VAR_DIR and SQLite unless
+DATABASE_URL is set), serves the sandboxes from a thread with the Verkada latency
+and rate limit raised as asked, backfills enough JD Sports sales to have N pending
+events, then posts them through the real service (`post_helix_events`) and prints
+events/s, the 429s Verkada answered, the ratio to the limit and the duplicates.
+Target: >= 90% of the limit, zero 429s, zero duplicates.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup_django():
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    if "PORTAL_VAR_DIR" not in os.environ:
+        os.environ["PORTAL_VAR_DIR"] = tempfile.mkdtemp(prefix="bench-helix-")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--latency-ms", type=int, default=50)
+    parser.add_argument("--per-second", type=int, default=50, help="Verkada's limit in the sandbox (requests/s)")
+    parser.add_argument("--concurrency", type=int, default=8, help="posts in flight")
+    parser.add_argument("--headroom", type=int, default=5, help="percent under the limit the client paces at")
+    args = parser.parse_args()
+
+    setup_django()
+    from django.conf import settings
+
+    from portal.sandbox import start_in_thread
+    from sales.models import HelixOutbox, SalesSettings
+    from sales.sandbox import JDSportsSandbox, VerkadaSandbox, catalog
+    from sales.sandbox.jdsports import API_KEY
+    from sales.services import post_helix_events, sync_sales
+
+    server = start_in_thread(sandboxes=[JDSportsSandbox(), VerkadaSandbox()])
+    settings.SANDBOX_URL = server.url
+    per_minute = args.per_second * 60
+    verkada = server["verkada"]
+
+    config = SalesSettings.load()
+    config.jdsports_api_key, config.verkada_api_key = API_KEY, "verkada-sandbox-key"
+    config.verkada_requests_per_minute = per_minute
+    config.verkada_rate_headroom_percent = args.headroom
+    config.posting_concurrency = args.concurrency
+    config.save()
+
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    start = end - timedelta(seconds=catalog.TRANSACTION_EVERY * args.events)
+    verkada.set_limit(10**9)  # setting up is not what we measure
+    record = sync_sales(trigger="command", start=start.isoformat(), end=end.isoformat())
+    assert record.status == "succeeded", record.error
+    pending = HelixOutbox.objects.filter(status="pending").count()
+    print(f"pending events: {pending} (backfilled {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC)")
+
+    verkada.reset()
+    verkada.set_limit(per_minute)
+    verkada.latency_ms = args.latency_ms
+    began = time.monotonic()
+    record = post_helix_events(trigger="command", max_seconds=3600)
+    elapsed = time.monotonic() - began
+    state = verkada.state()
+    server.stop()
+
+    posted = record.counters.get("posted", 0)
+    requests_per_s = (state["event_posts"] + state["tokens_minted"] + 2) / elapsed  # + event type lookup/create
+    events_per_s = posted / elapsed
+    print(f"run #{record.pk} {record.status} {record.error}".rstrip())
+    print(f"posted:         {posted} of {pending} in {elapsed:.1f} s")
+    print(f"events/s:       {events_per_s:.1f}")
+    print(f"requests/s:     {requests_per_s:.1f} (limit {args.per_second}/s, latency {args.latency_ms} ms, {args.concurrency} in flight)")
+    print(f"ratio to limit: {events_per_s / args.per_second:.1%}")
+    print(f"429s received:  {state['rate_limited']}")
+    print(f"duplicates:     {len(state['duplicates'])}")
+    ok = events_per_s >= 0.9 * args.per_second and state["rate_limited"] == 0 and not state["duplicates"] and posted == pending
+    print("target met" if ok else "TARGET MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
