@@ -6,7 +6,7 @@ import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from portal.http import UpstreamAuthError, UpstreamError, UpstreamPermanentError, UpstreamTransientError
@@ -31,12 +31,21 @@ MAX_BACKOFF_S = 600
 def ensure_event_type(client):
     """The active event type, created (once) or updated upstream to match its
     schema. Runs under a row lock so two workers never create it twice."""
+    if not HelixEventType.objects.filter(active=True).exists():
+        try:
+            # Two workers may both get here: the unique name and the one-active
+            # constraint let only one row in, and get_or_create finds it for the other.
+            with transaction.atomic():
+                HelixEventType.objects.get_or_create(
+                    name=mapping.DEFAULT_NAME,
+                    defaults={"event_schema": mapping.DEFAULT_SCHEMA, "attribute_mapping": mapping.DEFAULT_MAPPING},
+                )
+        except IntegrityError:
+            pass  # another active type appeared meanwhile
     with transaction.atomic():
         event_type = HelixEventType.objects.select_for_update().filter(active=True).first()
         if event_type is None:
-            event_type = HelixEventType.objects.create(
-                name=mapping.DEFAULT_NAME, event_schema=mapping.DEFAULT_SCHEMA, attribute_mapping=mapping.DEFAULT_MAPPING
-            )
+            raise OperationFailed("No Helix event type is active; activate one in the admin.")
         errors = mapping.schema_errors(event_type.event_schema, event_type.attribute_mapping)
         if errors:
             raise OperationFailed(f"Helix event type {event_type.name!r} is not usable: " + " ".join(errors))
