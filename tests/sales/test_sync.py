@@ -52,6 +52,7 @@ def test_it_pulls_each_window_once_with_no_gap_no_overlap_and_no_duplicates(sale
     {"kind": "malformed"},
     {"kind": "html", "status": 502, "count": 10},
     {"status": 401, "body": {"message": "invalid API key"}},
+    {"kind": "reset", "count": 10},
 ])
 def test_it_keeps_the_watermark_on_a_failed_run_and_catches_up_after(sales_settings, clock, sandbox, fault):
     clock.freeze(_hour(3))
@@ -97,3 +98,39 @@ def test_a_backfill_command_with_an_inverted_range_fails_with_a_message(sales_se
 
     with pytest.raises(CommandError, match="start before its end"):
         call_command("backfill_sales", start="2026-01-02", end="2026-01-01")
+
+
+def test_it_follows_every_page_of_a_window(sales_settings, clock, sandbox, monkeypatch):
+    from sales.client import JDSportsClient
+
+    monkeypatch.setattr(JDSportsClient, "PAGE_SIZE", 7)
+    clock.freeze(_hour(0))
+    assert sync_sales(trigger="command").status == "succeeded"
+    expected = upstream_sales(_hour(1), _hour(0) - timedelta(seconds=sales_settings.settle_seconds))
+    assert len(expected) > 7 * 3
+    assert sorted(Transaction.objects.values_list("transaction_id", flat=True)) == sorted(str(s["transaction_id"]) for s in expected)
+
+
+def test_after_faults_on_both_sides_and_reruns_verkada_holds_one_event_per_upstream_sale(sales_settings, clock, sandbox):
+    from portal.sandbox import Fault
+    from sales.services import post_helix_events
+
+    from .conftest import assert_one_event_per_sale
+
+    clock.freeze(_hour(2))
+    sync_sales(trigger="beat")
+    sandbox["jdsports"].add_fault(Fault.from_json({"status": 503, "count": 10, "path": "/sales/"}))
+    sandbox["verkada"].add_fault(Fault.from_json({"status": 500, "count": 5, "path": "/cameras/v1/video_tagging/event"}))
+    sandbox["verkada"].lose_replies(3)
+    clock.freeze(_hour(0))
+    assert sync_sales(trigger="beat").status == "failed"
+    post_helix_events(trigger="beat")
+    sandbox["jdsports"].faults.clear()
+    sync_sales(trigger="beat")
+    for _ in range(3):
+        clock.freeze(clock() + timedelta(minutes=30))
+        post_helix_events(trigger="beat")
+    upstream = upstream_sales(_hour(3), _hour(0) - timedelta(seconds=sales_settings.settle_seconds))
+    received = sandbox["verkada"].state()["events"]
+    assert sorted(e["attributes"]["transaction_id"] for e in received) == sorted(str(s["transaction_id"]) for s in upstream)
+    assert_one_event_per_sale(sandbox)
