@@ -134,3 +134,12 @@ def test_after_faults_on_both_sides_and_reruns_verkada_holds_one_event_per_upstr
     received = sandbox["verkada"].state()["events"]
     assert sorted(e["attributes"]["transaction_id"] for e in received) == sorted(str(s["transaction_id"]) for s in upstream)
     assert_one_event_per_sale(sandbox)
+
+
+def test_without_keys_the_sync_fails_with_a_message_for_staff(db):
+    from django.apps import apps
+
+    record = sync_sales(trigger="command")
+    assert record.status == "failed" and "No JD Sports API key" in record.error
+    assert not apps.get_app_config("sales").is_configured()
+    assert not SyncCursor.objects.exists()
