@@ -94,7 +94,7 @@ class TransactionAdmin(admin.ModelAdmin):
         return format_html('<a href="{}" target="_blank" rel="noopener">footage</a> · <a href="{}" target="_blank" rel="noopener">thumbnail</a>',
                            obj.footage_url, obj.thumbnail_url)
 
-    @admin.action(description="Fetch footage links (in the background)", permissions=["view"])
+    @admin.action(description="Fetch footage links (in the background)", permissions=["change"])
     def fetch_footage_links(self, request, queryset):
         record = operations.enqueue("sales", "fetch_footage_links", trigger=SyncRun.Trigger.ADMIN, user=request.user)
         self.message_user(request, format_html("Fetching footage links: run #{} queued ({}).", record.pk, runs_link("sales", "fetch_footage_links")))
@@ -171,6 +171,9 @@ class HelixEventTypeForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         errors = mapping.schema_errors(data.get("event_schema"), data.get("attribute_mapping"))
+        other_active = HelixEventType.objects.filter(active=True).exclude(pk=self.instance.pk).first()
+        if data.get("active") and other_active:
+            errors.append(f"Only one event type posts new sales: deactivate {other_active.name!r} first.")
         if errors:
             raise forms.ValidationError(errors)
         if self.instance.pk and self.instance.event_type_uid and data.get("name") != self.instance.name:

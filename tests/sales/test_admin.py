@@ -59,6 +59,9 @@ def test_the_event_type_form_rejects_a_bad_schema_or_mapping(admin_client, db):
     ok = admin_client.post(url, {"name": "Checkout", "active": "on", "event_schema": '{"amount": "float"}',
                                  "attribute_mapping": '{"amount": "amount"}'})
     assert ok.status_code == 302 and HelixEventType.objects.get().attribute_mapping == {"amount": "amount"}
+    second = admin_client.post(url, {"name": "Returns", "active": "on", "event_schema": '{"amount": "float"}',
+                                     "attribute_mapping": '{"amount": "amount"}'})
+    assert second.status_code == 200 and "deactivate" in second.content.decode()
 
 
 def test_the_settings_page_never_shows_a_secret_and_blank_keeps_it(sales_settings, admin_client):
