@@ -100,6 +100,28 @@ class JDSportsClient:
         return list(self._pages("/inventory/v1/items"))
 
 
+class _OneTakerAtATime:
+    """Lets this process's posting threads take rate-limit tokens one after another.
+
+    The Redis bucket computes "now" before its script runs; two threads racing
+    can store an older timestamp over a newer one and refill the same interval
+    twice (measured: ~3% over the rate, enough for 429s at the limit). Taking
+    tokens one thread at a time removes the race within a process; the
+    portal-side fix is to never move the stored timestamp backwards.
+    """
+
+    def __init__(self, bucket):
+        self.bucket = bucket
+        self._lock = threading.Lock()
+
+    def acquire(self, timeout=300.0):
+        with self._lock:
+            return self.bucket.acquire(timeout)
+
+    def penalize(self, seconds):
+        self.bucket.penalize(seconds)
+
+
 class VerkadaClient:
     """Helix event types and events, footage links.
 
@@ -120,6 +142,8 @@ class VerkadaClient:
         # A sliding-window limit forgives little saved-up burst: a tenth of a second's
         # worth (at least one), enough to make up for sleep overshoot at high rates.
         self.session = UpstreamSession("verkada", rate=rate, burst=max(1.0, rate / 10))
+        if self.session.bucket is not None:
+            self.session.bucket = _OneTakerAtATime(self.session.bucket)
         self.token = token or ""
         self.token_expires = token_expires
         self.token_changed = False
