@@ -24,6 +24,9 @@ local state = redis.call('HMGET', key, 'tokens', 'ts')
 local tokens = tonumber(state[1])
 local ts = tonumber(state[2])
 if tokens == nil then tokens = burst; ts = now end
+-- callers read the clock before the script runs, so a later call can carry an
+-- earlier time; never move the refill point backwards (it would refill twice)
+if now < ts then now = ts end
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local wait = 0
 if tokens >= 1 then
@@ -116,6 +119,7 @@ class FileTokenBucket(TokenBucket):
             except ValueError:
                 state = None
             tokens, ts = (state["tokens"], state["ts"]) if state else (self.burst, now)
+            now = max(now, ts)  # never refill the same interval twice
             tokens = _refill(tokens, ts, now, self.rate, self.burst)
             tokens, result = change(tokens)
             fh.seek(0)
