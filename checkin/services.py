@@ -274,7 +274,7 @@ def refresh_is_due(now=None):
     return eligible_sessions().filter(next_refresh_at__lte=now).exists()
 
 
-@operation("checkin", "refresh_due_sessions")
+@operation("checkin", "refresh_due_sessions", has_work=refresh_is_due)
 def refresh_due_sessions(run):
     """Beat tick: plan a cycle when one is due, then refresh the sessions whose due
     time has come. Each due time is claimed with a conditional UPDATE, so a

@@ -24,6 +24,4 @@ def refresh_sessions_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
 
 @shared_task(name="checkin.refresh_due_sessions")
 def refresh_due_sessions_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
-    if run_id is None and not services.refresh_is_due():
-        return  # the per-minute tick with nothing due leaves no run behind
     services.refresh_due_sessions(run_id=run_id, trigger=trigger, **params)

@@ -123,13 +123,15 @@ class operation:
 
         record = fetch_users(trigger="command", user=request.user)   # -> SyncRun
 
-    The wrapped function receives the RunContext first. Callers pass `trigger`,
+    `has_work`, when given, is asked first on beat ticks: with nothing to do the
+    tick returns None and leaves no row. The wrapped function receives the RunContext first. Callers pass `trigger`,
     `user` and (when a queued row exists) `run_id`; other keyword arguments are the
     operation's parameters, stored on the row. The function's return value is
     left on `record.result` (not stored). A run whose lock is held ends skipped.
     """
 
-    def __init__(self, app, name, *, lock=True, lock_key=None, lock_ttl=3600):
+    def __init__(self, app, name, *, lock=True, lock_key=None, lock_ttl=3600, has_work=None):
+        self.has_work = has_work  # cheap callable; a beat tick with no work writes no row
         self.app = app
         self.name = name
         self.lock = lock
@@ -156,6 +158,9 @@ class operation:
         return self.lock_key or f"{self.app}.{self.name}"
 
     def execute(self, fn, *, trigger, user, run_id, params):
+        if self.has_work and not run_id and trigger == SyncRun.Trigger.BEAT and not self.has_work():
+            # Frequent housekeeping ticks (every minute) would bury real runs.
+            return None
         if run_id:
             claimed = _claim_queued(run_id)
             if claimed is None:

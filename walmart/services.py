@@ -255,7 +255,7 @@ def start_edr_batch(user, *, trigger, date=None, event_ids=None):
 
 
 # --- housekeeping ------------------------------------------------------------------------
-@operation("walmart", "clear_expired_sessions")
+@operation("walmart", "clear_expired_sessions", has_work=lambda: RetailLinkSession.objects.expired().exists())
 def clear_expired_sessions(run):
     """Delete sessions past their inactivity timeout. Idempotent."""
     deleted, _ = RetailLinkSession.objects.expired().delete()

@@ -3,7 +3,12 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from checkin.models import CheckinSession, CheckinSettings, CheckoutUser, cookie_fingerprint
+from checkin.models import (
+    CheckinSession,
+    CheckinSettings,
+    CheckoutUser,
+    cookie_fingerprint,
+)
 from checkin.services import fetch_users
 from tests.checkin.conftest import OPTED_IN
 

@@ -8,7 +8,13 @@ from django.utils import timezone
 
 from checkin import services
 from checkin.models import CheckinSession, CheckinSettings, CheckoutUser, SessionRefresh
-from checkin.services import fetch_users, refresh_due_sessions, refresh_session, refresh_sessions
+from checkin.services import (
+    fetch_users,
+    refresh_due_sessions,
+    refresh_session,
+    refresh_sessions,
+)
+from portal.models import SyncRun
 from tests.checkin.conftest import EXPIRED, LIVE, OPTED_IN
 
 pytestmark = pytest.mark.django_db
@@ -157,8 +163,9 @@ def test_the_cycle_is_shuffled_and_spread_with_gaps_then_refreshes_what_is_due(f
     assert "planned" not in tick.counters  # the next cycle is hours away
     assert SessionRefresh.objects.count() == 5
     assert not CheckinSession.objects.filter(next_refresh_at__isnull=False).exists()
-    idle = refresh_due_sessions(trigger="beat")
-    assert idle.result == {"refreshed": 0} and SessionRefresh.objects.count() == 5
+    runs_before = SyncRun.objects.count()
+    assert refresh_due_sessions(trigger="beat") is None  # an idle tick: no work, no run row
+    assert SessionRefresh.objects.count() == 5 and SyncRun.objects.count() == runs_before
 
     # The next cycle's time comes: a new plan.
     CheckinSettings.objects.update(next_cycle_at=timezone.now() - timedelta(seconds=1))

@@ -4,7 +4,12 @@ import pytest
 
 from checkin.models import CheckinSession, CheckoutUser, SessionRefresh
 from checkin.sandbox import DEMO_CHECKOUT_API_KEY
-from checkin.tasks import fetch_users_task, refresh_due_sessions_task, refresh_session_task, refresh_sessions_task
+from checkin.tasks import (
+    fetch_users_task,
+    refresh_due_sessions_task,
+    refresh_session_task,
+    refresh_sessions_task,
+)
 from portal.models import SyncRun
 from portal.operations import enqueue
 from tests.conftest import wait_for_run

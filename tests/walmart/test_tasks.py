@@ -42,6 +42,8 @@ def test_clear_expired_sessions_task_deletes_only_idle_sessions(admin_user, djan
     assert list(RetailLinkSession.objects.values_list("user__username", flat=True)) == ["fresh"]
     record = SyncRun.objects.get(operation="clear_expired_sessions")
     assert (record.trigger, record.counters) == ("beat", {"deleted": 1})
+    clear_expired_sessions_task.delay()  # the next tick has nothing to clear: no run row
+    assert SyncRun.objects.filter(operation="clear_expired_sessions").count() == 1
 
 
 @pytest.mark.django_db
