@@ -93,8 +93,20 @@ def redact_url(url, secret_params=DEFAULT_SECRET_PARAMS):
 
 
 class _CappedRetry(Retry):
-    """Retry-After beyond the cap is not slept in a request; the call fails
-    transient and the caller (task, beat) tries later."""
+    """Retry-After is slept up to the cap, and every retry takes a token from the
+    upstream's bucket like a first try does (so retries are paced too)."""
+
+    bucket = None
+
+    def new(self, **kwargs):
+        retry = super().new(**kwargs)
+        retry.bucket = self.bucket
+        return retry
+
+    def sleep(self, response=None):
+        super().sleep(response)
+        if self.bucket is not None:
+            self.bucket.acquire()
 
     def get_retry_after(self, response):
         value = super().get_retry_after(response)
@@ -136,6 +148,7 @@ class UpstreamSession(requests.Session):
             raise_on_status=False,  # the client sees the last reply and maps it
             retry_after_max=settings.UPSTREAM_RETRY_AFTER_MAX,
         )
+        retry.bucket = self.bucket
         adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
         self.mount("http://", adapter)
         self.mount("https://", adapter)

@@ -7,7 +7,8 @@ module's `SANDBOXES`). `SandboxServer` serves all of them from one process under
     GET  /_sandbox/<name>/state    what it received and holds
     POST /_sandbox/<name>/faults   {"count": N, "status": 500, "latency_ms": 200,
                                     "retry_after": 5, "kind": "timeout"|"reset"|"malformed",
-                                    "path": "/api/…" (optional prefix filter)}
+                                    "path": "/api/…" (optional prefix filter),
+                                    "exact": true (path must match exactly)}
     POST /_sandbox/<name>/reset    back to its initial state
 """
 

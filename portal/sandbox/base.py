@@ -30,6 +30,7 @@ class Fault:
     kind: str | None = None  # timeout | reset | malformed | html
     timeout_s: float = 15.0
     path: str = ""  # only requests whose path (inside the sandbox) starts with this
+    exact: bool = False  # ...or is exactly this
     body: dict | None = None
     used: int = field(default=0)
 
@@ -45,6 +46,7 @@ class Fault:
             kind=data.get("kind"),
             timeout_s=float(data.get("timeout_s", 15.0)),
             path=data.get("path", ""),
+            exact=bool(data.get("exact", False)),
             body=data.get("body"),
         )
         if fault.kind not in cls.KINDS:
@@ -97,7 +99,7 @@ class Sandbox:
     def take_fault(self, path):
         with self.lock:
             for fault in self.faults:
-                if path.startswith(fault.path):
+                if (path == fault.path) if fault.exact else path.startswith(fault.path):
                     fault.used += 1
                     if fault.used >= fault.count:
                         self.faults.remove(fault)

@@ -135,3 +135,22 @@ def test_a_429_empties_the_shared_bucket_for_other_callers(echo, box):
     first.get(url(echo, "/thing"))
     other = UpstreamSession("echo-limited", rate=100, burst=5, retries=0)
     assert other.bucket._take() > 1  # a second session (another worker) has to wait too
+
+
+def test_retries_are_paced_by_the_bucket_too(echo, box, tmp_path):
+    session = UpstreamSession("echo-paced", rate=1, burst=10, retries=3, backoff=0.01)
+    box.add_fault(Fault(count=2, status=503))
+    before = session.bucket._take()  # one token for this probe
+    session.get(url(echo, "/thing"))
+    # the probe, the first try and two retries each took a token from one bucket
+    import json
+
+    state = json.loads(session.bucket.path.read_text())
+    assert before == 0 and state["tokens"] < 10 - 3.5
+
+
+def test_a_fault_can_target_one_exact_path(echo, box):
+    session = UpstreamSession("echo", retries=0)
+    box.add_fault(Fault(count=1, status=500, path="/thing", exact=True))
+    assert session.get(url(echo, "/thingamajig")).status_code == 404  # not caught by the fault
+    assert session.get(url(echo, "/thing")).status_code == 500
