@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "checkin",
     "walmart",
     "sales",
+    "marketplace",
+    "campaigns",
 ]
 
 MIDDLEWARE = [

@@ -18,4 +18,6 @@ urlpatterns = [
     path("api/checkin/v1/", include("checkin.api.urls")),
     path("api/walmart/", include("walmart.api.urls")),
     path("api/sales/", include("sales.api.urls")),
+    path("api/marketplace/", include("marketplace.api.urls")),
+    path("api/campaigns/", include("campaigns.api.urls")),
 ]

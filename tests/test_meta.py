@@ -40,7 +40,7 @@ def test_every_celery_task_has_a_test():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("app", ["portal", "checkin", "walmart", "sales"])
+@pytest.mark.parametrize("app", ["portal", "checkin", "walmart", "sales", "marketplace", "campaigns"])
 def test_every_app_has_its_migrations_made(app):
     from io import StringIO
 
