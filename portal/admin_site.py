@@ -1,9 +1,10 @@
 """The admin home: every integration with its last run, next run and "run now"."""
 
+from django.apps import apps
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
-from django.urls import path
+from django.urls import NoReverseMatch, path, reverse
 from django.views.decorators.http import require_POST
 
 from . import operations
@@ -28,7 +29,15 @@ class PortalAdminSite(admin.AdminSite):
             rows = []
             for op in ops:
                 rows.append({"op": op, "last_run": op.last_run(), "next_run": op.next_run_at()})
-            panels.append({"app": app, "operations": rows})
+            config = apps.get_app_config(app)
+            is_configured = getattr(config, "is_configured", None)
+            panels.append({
+                "app": app,
+                "name": config.verbose_name,
+                "url": _app_url(app),
+                "configured": is_configured() if callable(is_configured) else None,
+                "operations": rows,
+            })
         return panels
 
     def index(self, request, extra_context=None):
@@ -48,6 +57,13 @@ class PortalAdminSite(admin.AdminSite):
         record = operations.enqueue(app, name, trigger=SyncRun.Trigger.ADMIN, user=request.user)
         messages.success(request, f"{op.label}: queued as run #{record.pk}.")
         return redirect("admin:index")
+
+
+def _app_url(app_label):
+    try:
+        return reverse("admin:app_list", args=[app_label])
+    except NoReverseMatch:  # an app with no models in the admin
+        return None
 
 
 def _change_perms(app):

@@ -11,6 +11,7 @@ def test_the_admin_home_lists_integrations_with_last_and_next_run(admin_client):
     assert "Heal lost runs" in page
     assert "disk full" in page
     assert "Run now" in page
+    assert 'href="/admin/portal/"' in page  # the integration links to its admin section
     assert "not scheduled" not in page.split("Heal lost runs")[1].split("</tr>")[0]  # beat row from the migration
 
 
