@@ -1,1 +1,209 @@
-from django.db import models  # noqa: F401
+"""Netlife portals, what their webshops hold, and SMS campaigns built from it.
+
+Everything synced is keyed on Netlife's uuids under unique constraints, so a
+re-run upserts in place. Phone numbers, e-mails and access keys are personal
+data: the admin shows them only to users with the view permission, logs only
+ever carry counts.
+"""
+
+from django.core.files.storage import FileSystemStorage
+from django.db import models
+from django.utils.functional import LazyObject
+
+from portal.fields import EncryptedTextField
+from portal.upstreams import upstream_url
+
+
+class _ExportStorage(LazyObject):
+    """Private storage for contact CSVs (never under MEDIA_URL)."""
+
+    def _setup(self):
+        from . import conf
+
+        self._wrapped = FileSystemStorage(location=conf.export_dir())
+
+
+export_storage = _ExportStorage()
+
+
+def _export_storage():
+    return export_storage
+
+
+class Portal(models.Model):
+    """One Netlife brand webshop, e.g. nowandforeverphoto.shop."""
+
+    class Brand(models.TextChoices):
+        GENERATIONS = "generations", "Generations"
+        LEGACY = "legacy", "Legacy"
+        OTHER = "other", "Other"
+
+    key = models.SlugField(max_length=60, unique=True, help_text="The portal's host name without .shop, e.g. nowandforeverphoto.")
+    name = models.CharField(max_length=120, blank=True)
+    base_url = models.URLField(
+        blank=True,
+        help_text="API root, e.g. https://nowandforeverphoto.shop/api/v1. Blank: the sandbox (or $NETLIFE_URL) prefix for this portal.",
+    )
+    shop_url = models.URLField(blank=True, help_text="Public shop for gallery links; blank: https://<key>.shop.")
+    username = models.CharField(max_length=200, blank=True)
+    password = EncryptedTextField(blank=True)
+    enabled = models.BooleanField(default=True, help_text="Synced by the daily schedule.")
+    max_concurrent_jobs = models.PositiveSmallIntegerField(default=5, help_text="Jobs fetched in parallel (the seed used 5–10).")
+    requests_per_second = models.FloatField(default=8.0, help_text="Our pace against this portal (Netlife's hinted limit is 8/s).")
+    create_missing_access_keys = models.BooleanField(
+        default=False, help_text="Ask Netlife to create a gallery access key for subjects with images that have none."
+    )
+    default_country_code = models.CharField(max_length=4, default="1", help_text="Calling code for numbers without one (1 = US/CA).")
+    last_synced_at = models.DateTimeField(null=True, blank=True, help_text="Set only by a sync in which every job succeeded.")
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self):
+        return self.name or self.key
+
+    @property
+    def brand(self):
+        if "gen" in self.key:
+            return self.Brand.GENERATIONS
+        if "legacy" in self.key:
+            return self.Brand.LEGACY
+        return self.Brand.OTHER
+
+    @property
+    def api_url(self):
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        return f"{upstream_url('netlife')}/{self.key}/api/v1"
+
+    @property
+    def public_url(self):
+        return (self.shop_url or f"https://{self.key}.shop").rstrip("/")
+
+
+class Job(models.Model):
+    """A photo shoot / customer project."""
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="jobs")
+    uuid = models.CharField(max_length=64)
+    name = models.CharField(max_length=255, blank=True)
+    subjects_count = models.PositiveIntegerField(default=0)
+    buyers_count = models.PositiveIntegerField(default=0)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["portal", "name"]
+        constraints = [models.UniqueConstraint(fields=["portal", "uuid"], name="campaigns_job_natural_key")]
+
+    def __str__(self):
+        return self.name or self.uuid
+
+
+class Activity(models.Model):
+    """An activity of a job, with its sales status (we sync those in the webshop)."""
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="activities")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="activities")
+    uuid = models.CharField(max_length=64)
+    name = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=60, blank=True)
+    starting = models.DateTimeField(null=True, blank=True, help_text="When the activity entered its status.")
+    ending = models.DateTimeField(null=True, blank=True)
+    in_webshop = models.BooleanField(default=True, help_text="In the last sync's in-webshop list.")
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["portal", "-starting"]
+        verbose_name_plural = "activities"
+        constraints = [models.UniqueConstraint(fields=["portal", "uuid"], name="campaigns_activity_natural_key")]
+
+    def __str__(self):
+        return self.name or self.uuid
+
+
+class RegisteredUser(models.Model):
+    """A registered parent / buyer account, linked to subjects through /jobs/{job}/users."""
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="registered_users")
+    uuid = models.CharField(max_length=64)
+    username = models.CharField(max_length=254, blank=True)
+    name = models.CharField(max_length=255, blank=True)
+    email = models.CharField(max_length=254, blank=True)
+    phone_number = models.CharField(max_length=40, blank=True)
+    details_fetched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["portal", "username"]
+        constraints = [models.UniqueConstraint(fields=["portal", "uuid"], name="campaigns_user_natural_key")]
+
+    def __str__(self):
+        return self.username or self.uuid
+
+
+class Subject(models.Model):
+    """A person photographed in a job: a buyer when they have an order."""
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="subjects")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="subjects")
+    uuid = models.CharField(max_length=64)
+    name = models.CharField(max_length=255, blank=True)
+    first_name = models.CharField(max_length=120, blank=True)
+    last_name = models.CharField(max_length=120, blank=True)
+    external_id = models.CharField(max_length=120, blank=True)
+    group = models.CharField(max_length=120, blank=True)
+    country = models.CharField(max_length=60, blank=True)
+    phone_number = models.CharField(max_length=40, blank=True)
+    email = models.CharField(max_length=254, blank=True)
+    delivery_contacts = models.JSONField(default=list, blank=True, help_text="delivery_1 / delivery_2: name, email_address, mobile_phone.")
+    has_order = models.BooleanField(default=False, db_index=True, help_text="A buyer (has an order).")
+    image_count = models.PositiveIntegerField(default=0)
+    registered_user = models.ForeignKey(RegisteredUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="subjects")
+    access_key = EncryptedTextField(blank=True, help_text="Gallery code; grants access to the subject's photos.")
+    activities = models.ManyToManyField(Activity, through="SubjectActivity", related_name="subjects", blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["portal", "job", "last_name", "first_name"]
+        constraints = [models.UniqueConstraint(fields=["portal", "uuid"], name="campaigns_subject_natural_key")]
+
+    def __str__(self):
+        return self.name or f"{self.first_name} {self.last_name}".strip() or self.uuid
+
+
+class SubjectActivity(models.Model):
+    """Which activities a subject's images were taken in."""
+
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE)
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subject", "activity"], name="campaigns_subject_activity_unique")]
+
+
+class Campaign(models.Model):
+    """An SMS campaign: who to text (portals, audience, activities) and what."""
+
+    class Audience(models.TextChoices):
+        BUYERS = "buyers", "Buyers"
+        NON_BUYERS = "non_buyers", "Non-buyers"
+        ALL = "all", "All subjects"
+
+    name = models.CharField(max_length=200, unique=True)
+    portals = models.ManyToManyField(Portal, related_name="campaigns")
+    audience = models.CharField(max_length=20, choices=Audience.choices, default=Audience.NON_BUYERS)
+    activities = models.ManyToManyField(
+        Activity, blank=True, related_name="campaigns",
+        help_text="Only subjects photographed in these activities. None selected: every activity now in the webshop.",
+    )
+    message_template = models.CharField(max_length=480, default="Your photos are ready!")
+    sender_id = models.CharField(max_length=11, default="Netlife", help_text="Alphanumeric SMS sender (max 11 characters).")
+    created = models.DateTimeField(auto_now_add=True)
+    export_file = models.FileField(storage=_export_storage, upload_to="", blank=True, editable=False)
+    export_built_at = models.DateTimeField(null=True, blank=True, editable=False)
+    export_contacts = models.PositiveIntegerField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return self.name

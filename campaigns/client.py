@@ -1,0 +1,305 @@
+"""The only code here that speaks HTTP upstream: a Netlife portal's /api/v1.
+
+Contract: shared/upstreams/netlife.md (reverse-engineered from the public
+SMS-campaign extractor; Netlife publishes no API docs). HTTP Basic on every
+request; list rows in `data`, `results` or a bare list; `/jobs/{job}/users` is
+the one paginated call (`meta.next` / `next` / `next_url`, absolute or relative
+to /api/v1). Job details can be slow, so that call alone gets a long timeout.
+
+Everything goes through portal.http.UpstreamSession (timeouts, retries with
+backoff on 5xx/429 honouring Retry-After, the shared rate limit, redacted
+logs). Unlike the seed's client we keep TLS verification on, and a failure is
+an UpstreamError, never None or {}.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urljoin
+
+from django.utils.dateparse import parse_datetime
+
+from portal.http import UpstreamAuthError, UpstreamBadResponse, UpstreamSession
+
+from . import conf
+
+logger = logging.getLogger(__name__)
+
+MAX_PAGES = 1000  # a portal that keeps sending "next" must not loop us forever
+
+
+def _text(value, limit=255):
+    return str(value).strip()[:limit] if value not in (None, "") else ""
+
+
+def _when(value):
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = parse_datetime(value.replace(" ", "T"))
+    except ValueError:
+        return None
+    if parsed is not None and parsed.tzinfo is None:
+        from datetime import UTC
+
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _rows(body, what):
+    """Rows from `data`, `results` or a bare list (all three are seen)."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for key in ("data", "results"):
+            if isinstance(body.get(key), list):
+                return body[key]
+            if isinstance(body.get(key), dict):
+                return list(body[key].values())  # keyed by uuid
+    raise UpstreamBadResponse(f"netlife's {what} reply holds no list", upstream="netlife")
+
+
+def _object(body, what):
+    if isinstance(body, dict) and isinstance(body.get("data"), dict):
+        return body["data"]
+    if isinstance(body, dict) and "data" not in body:
+        return body
+    raise UpstreamBadResponse(f"netlife's {what} reply holds no object", upstream="netlife")
+
+
+def _values(container):
+    """`subjects` and `images` come as a list or as an object keyed by uuid."""
+    if isinstance(container, list):
+        return [item for item in container if isinstance(item, dict)]
+    if isinstance(container, dict):
+        rows = []
+        for key, item in container.items():
+            if isinstance(item, dict):
+                rows.append({"uuid": key, **item})
+        return rows
+    return []
+
+
+@dataclass(frozen=True)
+class ActivityRecord:
+    uuid: str
+    name: str
+    job_uuid: str
+    job_name: str
+    status: str
+    starting: datetime | None
+    ending: datetime | None
+
+    @classmethod
+    def parse(cls, raw):
+        job = raw.get("job") if isinstance(raw, dict) else None
+        if not isinstance(raw, dict) or not raw.get("uuid") or not isinstance(job, dict) or not job.get("uuid"):
+            raise UpstreamBadResponse("netlife sent an activity without a uuid or job uuid", upstream="netlife")
+        status = raw.get("status")
+        return cls(
+            uuid=_text(raw["uuid"], 64),
+            name=_text(raw.get("name")),
+            job_uuid=_text(job["uuid"], 64),
+            job_name=_text(job.get("name")),
+            status=_text(status.get("id") if isinstance(status, dict) else status, 60),
+            starting=_when(raw.get("starting")),
+            ending=_when(raw.get("ending")),
+        )
+
+
+@dataclass(frozen=True)
+class JobDetails:
+    name: str
+    # subject uuid -> activity uuids its images were taken in
+    subject_activities: dict[str, set[str]]
+
+    @classmethod
+    def parse(cls, raw):
+        subject_activities: dict[str, set[str]] = {}
+        for image in _values(raw.get("images")):
+            activity = image.get("activity")
+            activity_uuid = activity.get("uuid") if isinstance(activity, dict) else image.get("activity_uuid")
+            subject = image.get("subject")
+            subject_uuid = subject.get("uuid") if isinstance(subject, dict) else image.get("subject_uuid")
+            if activity_uuid and subject_uuid:
+                subject_activities.setdefault(str(subject_uuid), set()).add(str(activity_uuid))
+        for subject in _values(raw.get("subjects")):
+            if subject.get("uuid") and subject.get("activity_uuid"):
+                subject_activities.setdefault(str(subject["uuid"]), set()).add(str(subject["activity_uuid"]))
+        return cls(name=_text(raw.get("name")), subject_activities=subject_activities)
+
+
+@dataclass(frozen=True)
+class SubjectRecord:
+    uuid: str
+    name: str
+    first_name: str
+    last_name: str
+    external_id: str
+    group: str
+    country: str
+    phone_number: str
+    email: str
+    delivery_contacts: list = field(default_factory=list)
+    image_count: int = 0
+    activity_uuids: frozenset = frozenset()
+
+    @classmethod
+    def parse(cls, raw):
+        if not isinstance(raw, dict) or not raw.get("uuid"):
+            raise UpstreamBadResponse("netlife sent a subject without a uuid", upstream="netlife")
+        deliveries = []
+        for key in ("delivery_1", "delivery_2"):
+            contact = raw.get(key)
+            if isinstance(contact, dict) and any(contact.get(k) for k in ("name", "email_address", "mobile_phone")):
+                deliveries.append({k: _text(contact.get(k)) for k in ("name", "email_address", "mobile_phone")})
+        images = _values(raw.get("images")) + _values(raw.get("group_images"))
+        activities = {str(raw["activity_uuid"])} if raw.get("activity_uuid") else set()
+        for image in images:
+            activity = image.get("activity")
+            uuid = activity.get("uuid") if isinstance(activity, dict) else image.get("activity_uuid")
+            if uuid:
+                activities.add(str(uuid))
+        has_single_image = bool(raw.get("image") or raw.get("favorite_image_uuid"))
+        group = raw.get("group")
+        return cls(
+            uuid=_text(raw["uuid"], 64),
+            name=_text(raw.get("name")),
+            first_name=_text(raw.get("first_name"), 120),
+            last_name=_text(raw.get("last_name"), 120),
+            external_id=_text(raw.get("external_id"), 120),
+            group=_text(group.get("name") if isinstance(group, dict) else group, 120),
+            country=_text(raw.get("country"), 60),
+            phone_number=_text(raw.get("phone_number"), 40),
+            email=_text(raw.get("email"), 254).lower(),
+            delivery_contacts=deliveries,
+            image_count=len(images) or int(has_single_image),
+            activity_uuids=frozenset(activities),
+        )
+
+
+@dataclass(frozen=True)
+class UserLink:
+    subject_uuid: str
+    user_uuid: str
+    username: str
+
+    @classmethod
+    def parse(cls, raw):
+        # camelCase here, unlike the rest of the API; the client also tries uuid/email.
+        if not isinstance(raw, dict):
+            return None
+        subject_uuid = raw.get("subjectUuid") or raw.get("subject_uuid")
+        user_uuid = raw.get("userUuid") or raw.get("uuid")
+        if not subject_uuid or not user_uuid:
+            return None
+        return cls(_text(subject_uuid, 64), _text(user_uuid, 64), _text(raw.get("userUsername") or raw.get("email"), 254).lower())
+
+
+@dataclass(frozen=True)
+class UserDetails:
+    name: str
+    email: str
+    phone_number: str
+
+    @classmethod
+    def parse(cls, raw):
+        return cls(_text(raw.get("name")), _text(raw.get("email_address") or raw.get("email"), 254).lower(),
+                   _text(raw.get("phone_number"), 40))
+
+
+def _first_key(body):
+    """Access keys come as a list or {access_keys|data: [...]}, of {access_key}, {key} or strings."""
+    items = body
+    if isinstance(body, dict):
+        items = body.get("access_keys") if isinstance(body.get("access_keys"), list) else body.get("data")
+        if isinstance(items, dict):
+            items = [items]
+    if not isinstance(items, list):
+        raise UpstreamBadResponse("netlife's access keys reply holds no list", upstream="netlife")
+    for item in items:
+        key = item.get("access_key") or item.get("key") if isinstance(item, dict) else item
+        if isinstance(key, str) and key.strip():
+            return key.strip()
+    return None
+
+
+class NetlifeClient:
+    """One portal's API with the shared Basic credential."""
+
+    def __init__(self, portal):
+        if not portal.username or not portal.password:
+            raise UpstreamAuthError(f"Portal {portal.key} has no Netlife username/password; set them in the admin.", upstream="netlife")
+        self.portal_key = portal.key
+        self.base_url = portal.api_url
+        rate = portal.requests_per_second or None
+        # One bucket per portal host: each brand is its own server.
+        self.session = UpstreamSession(f"netlife-{portal.key}", rate=rate, burst=max(1, int(rate or 1)))
+        self.session.auth = (portal.username, portal.password)
+        self.session.headers["Accept"] = "application/json"
+
+    def _get(self, path, *, params=None, timeout=None, what=None):
+        url = path if path.startswith("http") else f"{self.base_url}{path}"
+        kwargs = {"params": params}
+        if timeout:
+            kwargs["timeout"] = (self.session.timeout[0], timeout)
+        response = self.session.request("GET", url, **kwargs)
+        return response, self.session.json(response)
+
+    def activities_in_webshop(self) -> list[ActivityRecord]:
+        _response, body = self._get("/activities/search", params={"status_id": "in-webshop"})
+        return [ActivityRecord.parse(row) for row in _rows(body, "activities")]
+
+    def job_details(self, job_uuid) -> JobDetails:
+        # Netlife builds this reply slowly for big jobs: the seed's client waits 120 s.
+        _response, body = self._get(f"/jobs/{job_uuid}", timeout=conf.job_detail_timeout())
+        return JobDetails.parse(_object(body, "job"))
+
+    def job_subjects(self, job_uuid, *, has_order=None) -> list[SubjectRecord]:
+        params = {"include_images": "true", "include_favorite_image": "true"}
+        if has_order is not None:
+            params["filter_has_order"] = "true" if has_order else "false"
+        _response, body = self._get(f"/jobs/{job_uuid}/subjects", params=params)
+        return [SubjectRecord.parse(row) for row in _rows(body, "subjects")]
+
+    def job_users(self, job_uuid) -> list[UserLink]:
+        """Every page of /jobs/{job}/users (the one paginated list)."""
+        links, url, seen = [], f"{self.base_url}/jobs/{job_uuid}/users", set()
+        params = {"per_page": 100}
+        while url and len(seen) < MAX_PAGES:
+            seen.add(url)
+            _response, body = self._get(url, params=params)
+            links.extend(link for link in map(UserLink.parse, _rows(body, "users")) if link)
+            url = self._next_url(body)
+            params = None  # the next link carries its own query
+            if url in seen:
+                raise UpstreamBadResponse(f"netlife's users pagination loops at {url}", upstream="netlife")
+        return links
+
+    def _next_url(self, body):
+        if not isinstance(body, dict):
+            return None
+        meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+        link = meta.get("next") or body.get("next") or body.get("next_url")
+        if not link or not isinstance(link, str):
+            return None
+        return link if link.startswith("http") else urljoin(self.base_url + "/", link.lstrip("/"))
+
+    def user_details(self, user_uuid) -> UserDetails:
+        _response, body = self._get(f"/users/{user_uuid}")
+        return UserDetails.parse(_object(body, "user"))
+
+    def access_key(self, job_uuid, subject_uuid) -> str | None:
+        """The subject's first gallery code; None when Netlife has none (404)."""
+        url = f"{self.base_url}/jobs/{job_uuid}/subjects/{subject_uuid}/accesskeys"
+        response = self.session.request("GET", url)
+        if response.status_code == 404:
+            return None
+        return _first_key(self.session.json(response))
+
+    def create_access_key(self, job_uuid, subject_uuid) -> str | None:
+        # POST is not retried by the session (creating twice would make two codes);
+        # the next sync reads the list first, so a lost reply is found then.
+        url = f"{self.base_url}/jobs/{job_uuid}/subjects/{subject_uuid}/accesskeys"
+        response = self.session.request("POST", url)
+        return _first_key(self.session.json(response))

@@ -1,0 +1,268 @@
+"""Fake Netlife portals (contract: shared/upstreams/netlife.md).
+
+Served under `/netlife/<portal>/api/v1/...`: every portal key of the seed's
+client exists; `nowandforeverphoto`, `legacyphoto` and `westpointportraits` hold
+data (see data.py), the others answer an empty activities list.
+
+- Auth: HTTP Basic on every request with the one shared credential
+  (DEMO_USERNAME / DEMO_PASSWORD). Missing or wrong: 401 with
+  `WWW-Authenticate: Basic realm="Netlife"`. RESTRICTED_USERNAME (same
+  password) may use only `legacyphoto`: 403 elsewhere.
+- Errors: `{"success": false, "error": {"code", "message"}}`; an unknown uuid or
+  portal is 404 `not_found`, an unknown `status_id` or a non-boolean filter is
+  400 `invalid_param`.
+- Objects come as `{"success": true, "data": {...}}`. Lists other than
+  `/jobs/{job}/users` come whole in `data` (the public client reads only the
+  first page of those). `/jobs/{job}/users` pages with `page` / `per_page`
+  (default 100, max 500): `meta{page,per_page,total,next}` and `next_url`
+  carry the same absolute URL, null on the last page.
+- `/jobs/{job}/subjects` splits buyers / non-buyers on `filter_has_order`
+  (`has_order` accepted too); images only with `include_images=true`.
+- Job details: `subjects` and `images` as lists, or as objects keyed by uuid
+  after `POST /_sandbox/netlife/shape {"keyed": true}`. Images carry
+  `activity{uuid}` and `subject_uuid` (the latter is our choice: the public
+  client maps images to subjects through the subjects' own images).
+  `POST /_sandbox/netlife/slow_jobs {"ms": 3000}` makes job details slow.
+- Access keys under both `accesskeys` and `access_keys`. GET: `{"success":
+  true, "data": [{"access_key": ...}]}`, or 404 `not_found` when the subject
+  has none. POST (no body) creates one: 201 with the new key.
+- Rate limit: a one-second sliding window per credential and portal
+  (`RATE_LIMIT_PER_SECOND`, settable with `POST /_sandbox/netlife/limit
+  {"per_second": n}`); over it: 429 `rate_limited` with `Retry-After: 1`.
+"""
+
+import base64
+import binascii
+import time
+from collections import defaultdict, deque
+
+from portal.sandbox import Sandbox, json_response, route
+
+from .data import ALL_PORTALS, build_portal
+
+DEMO_USERNAME = "sms-campaigns@netlife.example"
+DEMO_PASSWORD = "netlife-sandbox-password"
+RESTRICTED_USERNAME = "legacy-only@netlife.example"
+RESTRICTED_PORTALS = {"legacyphoto"}
+RATE_LIMIT_PER_SECOND = 40
+STATUSES = {"in-webshop", "in-production", "closed", "archived"}
+API = "/<portal>/api/v1"
+
+
+def error(status, code, message, headers=None):
+    return json_response({"success": False, "error": {"code": code, "message": message}}, status, headers=headers)
+
+
+def _boolean(request, *names):
+    for name in names:
+        value = request.args.get(name)
+        if value is not None:
+            lowered = value.lower()
+            if lowered in ("true", "1"):
+                return True
+            if lowered in ("false", "0"):
+                return False
+            raise ValueError(f"{name} must be true or false")
+    return None
+
+
+def portal_api(handler):
+    """Auth, portal lookup and rate limit before every API handler."""
+
+    def wrapped(self, request, portal, **kwargs):
+        if portal not in self.portals:
+            return error(404, "not_found", f"No portal {portal}")
+        refusal = self.check_auth(request, portal)
+        if refusal is not None:
+            return refusal
+        with self.lock:
+            self.calls[handler.__name__] += 1
+        return handler(self, request, self.portals[portal], **kwargs)
+
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
+class NetlifeSandbox(Sandbox):
+    name = "netlife"
+
+    def reset(self):
+        self.portals = {key: build_portal(key) for key in ALL_PORTALS}
+        self.keyed_maps = False
+        self.slow_job_ms = 0
+        self.per_second = RATE_LIMIT_PER_SECOND
+        self.windows = defaultdict(deque)
+        self.calls = defaultdict(int)
+        self.created_keys = 0
+        self.rate_limited = 0
+
+    def state(self):
+        return {
+            "portals": {key: {"activities": len(p["activities"]), "jobs": len(p["jobs"]),
+                              "subjects": sum(len(j["subjects"]) for j in p["jobs"].values())}
+                        for key, p in self.portals.items()},
+            "calls": dict(self.calls),
+            "created_keys": self.created_keys,
+            "rate_limited": self.rate_limited,
+            "keyed_maps": self.keyed_maps,
+        }
+
+    def handle_control(self, action, request):
+        spec = request.get_json(silent=True) or {}
+        if action == "shape" and request.method == "POST":
+            self.keyed_maps = bool(spec.get("keyed"))
+            return json_response({"keyed": self.keyed_maps})
+        if action == "slow_jobs" and request.method == "POST":
+            self.slow_job_ms = int(spec.get("ms", 0))
+            return json_response({"ms": self.slow_job_ms})
+        if action == "limit" and request.method == "POST":
+            self.per_second = int(spec.get("per_second", RATE_LIMIT_PER_SECOND))
+            return json_response({"per_second": self.per_second})
+        return None
+
+    # --- ground truth for tests ----------------------------------------------
+    def subjects_of(self, portal):
+        return [s for job in self.portals[portal]["jobs"].values() for s in job["subjects"]]
+
+    def in_webshop_jobs(self, portal):
+        return {a["job"]["uuid"] for a in self.portals[portal]["activities"] if a["status"]["id"] == "in-webshop"}
+
+    def remove_activity(self, portal, activity_uuid):
+        with self.lock:
+            self.portals[portal]["activities"] = [a for a in self.portals[portal]["activities"] if a["uuid"] != activity_uuid]
+
+    # --- gate -----------------------------------------------------------------
+    def check_auth(self, request, portal):
+        header = request.headers.get("Authorization", "")
+        username = password = None
+        if header.startswith("Basic "):
+            try:
+                username, _, password = base64.b64decode(header[6:]).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                pass
+        if password != DEMO_PASSWORD or username not in (DEMO_USERNAME, RESTRICTED_USERNAME):
+            return error(401, "unauthorized", "Invalid credentials", headers={"WWW-Authenticate": 'Basic realm="Netlife"'})
+        if username == RESTRICTED_USERNAME and portal not in RESTRICTED_PORTALS:
+            return error(403, "forbidden", f"No access to portal {portal}")
+        now = time.monotonic()
+        with self.lock:
+            window = self.windows[(username, portal)]
+            while window and now - window[0] >= 1.0:
+                window.popleft()
+            if self.per_second and len(window) >= self.per_second:
+                self.rate_limited += 1
+                return error(429, "rate_limited", "Too many requests", headers={"Retry-After": "1"})
+            window.append(now)
+        return None
+
+    def _job(self, data, job_uuid):
+        return data["jobs"].get(job_uuid)
+
+    def _subject(self, job, subject_uuid):
+        return next((s for s in job["subjects"] if s["uuid"] == subject_uuid), None)
+
+    # --- API --------------------------------------------------------------------
+    @route(f"{API}/activities/search")
+    @portal_api
+    def activities_search(self, request, data):
+        status = request.args.get("status_id")
+        if status is not None and status not in STATUSES:
+            return error(400, "invalid_param", f"Unknown status_id {status}")
+        rows = [a for a in data["activities"] if status is None or a["status"]["id"] == status]
+        return json_response({"success": True, "data": rows})
+
+    @route(f"{API}/jobs/<job_uuid>")
+    @portal_api
+    def job_details(self, request, data, job_uuid):
+        job = self._job(data, job_uuid)
+        if job is None:
+            return error(404, "not_found", f"No job {job_uuid}")
+        self.sleep_ms(self.slow_job_ms)
+        subjects = [{k: v for k, v in s.items() if not k.startswith("_") and k not in ("images", "group_images")}
+                    for s in job["subjects"]]
+        images = [image for s in job["subjects"] for image in s["images"]]
+        if self.keyed_maps:
+            subjects = {s["uuid"]: {k: v for k, v in s.items() if k != "uuid"} for s in subjects}
+            images = {i["uuid"]: {k: v for k, v in i.items() if k != "uuid"} for i in images}
+        return json_response({"success": True, "data": {"uuid": job_uuid, "name": job["name"], "subjects": subjects, "images": images}})
+
+    @route(f"{API}/jobs/<job_uuid>/subjects")
+    @portal_api
+    def job_subjects(self, request, data, job_uuid):
+        job = self._job(data, job_uuid)
+        if job is None:
+            return error(404, "not_found", f"No job {job_uuid}")
+        try:
+            has_order = _boolean(request, "filter_has_order", "has_order")
+            include_images = _boolean(request, "include_images")
+        except ValueError as exc:
+            return error(400, "invalid_param", str(exc))
+        rows = []
+        for subject in job["subjects"]:
+            if has_order is not None and subject["_has_order"] != has_order:
+                continue
+            row = {k: v for k, v in subject.items() if not k.startswith("_")}
+            if not include_images:
+                row.pop("images"), row.pop("group_images")
+            rows.append(row)
+        return json_response({"success": True, "data": rows})
+
+    @route(f"{API}/jobs/<job_uuid>/users")
+    @portal_api
+    def job_users(self, request, data, job_uuid):
+        job = self._job(data, job_uuid)
+        if job is None:
+            return error(404, "not_found", f"No job {job_uuid}")
+        try:
+            page = max(1, int(request.args.get("page", 1)))
+            per_page = min(500, max(1, int(request.args.get("per_page", 100))))
+        except ValueError:
+            return error(400, "invalid_param", "page and per_page must be integers")
+        links = job["links"]
+        rows = links[(page - 1) * per_page: page * per_page]
+        more = page * per_page < len(links)
+        next_url = f"{request.base_url}?page={page + 1}&per_page={per_page}" if more else None
+        return json_response({"success": True, "data": rows,
+                              "meta": {"page": page, "per_page": per_page, "total": len(links), "next": next_url},
+                              "next_url": next_url})
+
+    @route(f"{API}/jobs/<job_uuid>/subjects/<subject_uuid>/users")
+    @portal_api
+    def subject_users(self, request, data, job_uuid, subject_uuid):
+        job = self._job(data, job_uuid)
+        if job is None or self._subject(job, subject_uuid) is None:
+            return error(404, "not_found", "No such job or subject")
+        users = [{"uuid": link["userUuid"], **data["users"][link["userUuid"]]}
+                 for link in job["links"] if link["subjectUuid"] == subject_uuid]
+        return json_response({"success": True, "data": users})
+
+    @route(f"{API}/users/<user_uuid>")
+    @portal_api
+    def user_details(self, request, data, user_uuid):
+        user = data["users"].get(user_uuid)
+        if user is None:
+            return error(404, "not_found", f"No user {user_uuid}")
+        return json_response({"success": True, "data": user})
+
+    @route(f"{API}/jobs/<job_uuid>/subjects/<subject_uuid>/accesskeys", methods=("GET", "POST"))
+    @route(f"{API}/jobs/<job_uuid>/subjects/<subject_uuid>/access_keys", methods=("GET", "POST"))
+    @portal_api
+    def access_keys(self, request, data, job_uuid, subject_uuid):
+        job = self._job(data, job_uuid)
+        if job is None or self._subject(job, subject_uuid) is None:
+            return error(404, "not_found", "No such job or subject")
+        with self.lock:
+            keys = job["keys"].get(subject_uuid, [])
+            if request.method == "POST":
+                key = f"N{self.created_keys:05d}{subject_uuid[:4].upper()}"
+                job["keys"][subject_uuid] = keys + [key]
+                self.created_keys += 1
+                return json_response({"success": True, "data": {"access_key": key}}, 201)
+            if not keys:
+                return error(404, "not_found", "No access keys for this subject")
+            return json_response({"success": True, "data": [{"access_key": k} for k in keys]})
+
+
+SANDBOXES = [NetlifeSandbox]
+
+__all__ = ["NetlifeSandbox", "SANDBOXES", "DEMO_USERNAME", "DEMO_PASSWORD", "RESTRICTED_USERNAME"]

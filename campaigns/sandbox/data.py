@@ -1,0 +1,96 @@
+"""The sandbox's portals: deterministic jobs, activities, subjects, users, keys.
+
+Built from a fixed seed so tests can state the ground truth. Phone numbers are
+in the 555-01xx range reserved for fiction; e-mails are @example.com.
+"""
+
+import uuid
+
+NAMESPACE = uuid.UUID("6f1d3c52-9a57-4c6b-9a7e-1d2f0b5c8e41")
+
+FIRST = ["Emma", "Liam", "Olivia", "Noah", "Ava", "Elijah", "Sophia", "James", "Mia", "Lucas", "Harper", "Mason"]
+LAST = ["Hansen", "Johnson", "Olsen", "Smith", "Larsen", "Brown", "Berg", "Miller", "Dahl", "Davis", "Moen", "Garcia"]
+
+# portal -> jobs: (name, subjects, [(activity name, status)])
+PORTALS = {
+    "nowandforeverphoto": [
+        ("Lincoln High Seniors 2026", 130, [("Senior portraits", "in-webshop"), ("Retakes", "in-webshop")]),
+        ("Oak Ridge Elementary Fall", 40, [("Fall picture day", "in-webshop")]),
+        ("Riverside Soccer Club", 15, [("Team photos", "in-production")]),
+    ],
+    "legacyphoto": [("Westfield Academy Class of 2026", 25, [("Cap and gown", "in-webshop")])],
+    "westpointportraits": [("USMA Plebe Portraits", 12, [("Reception day", "in-webshop")])],
+}
+EMPTY_PORTALS = ["generationsphotos", "nowandgen", "legacyseniorphotos", "legacyphotos", "midshipmenportraits", "coastguardportraits"]
+ALL_PORTALS = list(PORTALS) + EMPTY_PORTALS
+
+
+def _uuid(*parts):
+    return str(uuid.uuid5(NAMESPACE, ":".join(str(p) for p in parts)))
+
+
+def _phone(area, n, style):
+    line = f"01{n % 100:02d}"
+    return [f"({area}) 555-{line}", f"{area}.555.{line}", f"+1 {area} 555 {line}", f"1{area}555{line}"][style % 4]
+
+
+def build_portal(key):
+    """One portal's data: activities, jobs (with subjects, user links, keys), users."""
+    activities, jobs, users = [], {}, {}
+    for job_index, (job_name, subject_count, job_activities) in enumerate(PORTALS.get(key, [])):
+        job_uuid = _uuid(key, "job", job_index)
+        activity_rows = []
+        for a_index, (a_name, status) in enumerate(job_activities):
+            activity_rows.append({
+                "uuid": _uuid(key, job_uuid, "activity", a_index),
+                "name": a_name,
+                "status": {"id": status, "name": status.replace("-", " ").title()},
+                "starting": f"2026-0{(a_index % 9) + 1}-1{job_index}T09:00:00+00:00",
+                "ending": None,
+                "job": {"uuid": job_uuid, "name": job_name},
+            })
+        activities.extend(activity_rows)
+        subjects, links, keys = [], [], {}
+        area = 201 + job_index * 3 + ALL_PORTALS.index(key) * 10
+        for i in range(subject_count):
+            subject_uuid = _uuid(key, job_uuid, "subject", i)
+            first, last = FIRST[i % len(FIRST)], LAST[(i // len(FIRST) + job_index) % len(LAST)]
+            # Siblings: subjects 10k and 10k+1 share a parent, so the same mobile shows up twice.
+            parent_n = i - 1 if i % 10 == 1 else i
+            parent_phone = _phone(area + (parent_n // 100), parent_n, parent_n)
+            activity = activity_rows[i % len(activity_rows)]
+            has_images = i % 7 != 6
+            images = [
+                {"uuid": _uuid(subject_uuid, "image", n), "activity": {"uuid": activity["uuid"]}, "subject_uuid": subject_uuid}
+                for n in range(2 if has_images else 0)
+            ]
+            subjects.append({
+                "uuid": subject_uuid,
+                "name": f"{first} {last}",
+                "first_name": first,
+                "last_name": last,
+                "external_id": f"S{job_index}{i:04d}",
+                "group": f"Class {chr(65 + i % 4)}",
+                "country": "US",
+                # A fifth have no phone of their own; the delivery contact may still have one.
+                "phone_number": "" if i % 5 == 4 else _phone(area + (i // 100), i, i + 1) if i % 3 == 2 else parent_phone,
+                "email": f"{first}.{last}.{i}@example.com".lower() if i % 4 != 3 else None,
+                "delivery_1": {"name": f"Parent of {first}", "email_address": f"parent.{parent_n}.{job_index}@example.com",
+                               "mobile_phone": parent_phone} if i % 6 != 5 else None,
+                "delivery_2": {"name": "", "email_address": "", "mobile_phone": parent_phone} if i % 9 == 0 else None,
+                "images": images,
+                "group_images": [],
+                "image": images[0]["uuid"] if images else None,
+                "favorite_image_uuid": images[0]["uuid"] if images else None,
+                "activity_uuid": activity["uuid"],
+                "_has_order": i % 3 == 0,
+            })
+            if i % 2 == 0:
+                user_uuid = _uuid(key, "user", parent_n, job_index)
+                users[user_uuid] = {"name": f"Parent of {first} {last}", "email_address": f"Parent.{parent_n}.{job_index}@Example.com",
+                                    "phone_number": parent_phone if i % 4 == 0 else ""}
+                links.append({"subjectUuid": subject_uuid, "userUuid": user_uuid, "userUsername": f"parent.{parent_n}.{job_index}@example.com"})
+            if has_images and i % 4 == 0:
+                keys[subject_uuid] = [f"K{job_index}{i:03d}{key[:3].upper()}"]
+        jobs[job_uuid] = {"uuid": job_uuid, "name": job_name, "subjects": subjects, "links": links, "keys": keys}
+    return {"activities": activities, "jobs": jobs, "users": users}

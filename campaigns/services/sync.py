@@ -1,0 +1,237 @@
+"""Sync Netlife portals: activities in webshop -> jobs -> subjects -> users, keys.
+
+Jobs are fetched in parallel threads (HTTP only, bounded by the portal's
+max_concurrent_jobs; the shared rate limiter paces the calls) and written by
+the run's own thread, one transaction per job, with bulk upserts on Netlife's
+uuids. A job that fails leaves its stored rows as they were and the portal's
+last_synced_at unmoved; the other jobs are still saved.
+"""
+
+import contextvars
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from portal.http import UpstreamError
+from portal.operations import enqueue
+from portal.runs import OperationFailed, operation
+
+from ..client import NetlifeClient, SubjectRecord, UserDetails, UserLink
+from ..models import Activity, Job, Portal, RegisteredUser, Subject, SubjectActivity
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+@dataclass
+class JobSnapshot:
+    """Everything fetched for one job, before it is written."""
+
+    uuid: str
+    name: str
+    subjects: list[SubjectRecord]
+    buyers: set[str]
+    subject_activities: dict[str, set[str]]
+    links: list[UserLink]
+    user_details: dict[str, UserDetails] = field(default_factory=dict)
+    access_keys: dict[str, str] = field(default_factory=dict)
+    keys_created: int = 0
+
+
+class JobFetcher:
+    """The HTTP side of one job; called from pool threads, touches no database."""
+
+    def __init__(self, client, portal, *, users_with_details, subjects_with_keys):
+        self.client = client
+        self.create_keys = portal.create_missing_access_keys
+        self.subjects_with_keys = subjects_with_keys
+        self._lock = threading.Lock()
+        self._claimed_users = set(users_with_details)  # fetch each user's details once per run
+
+    def _claim_user(self, uuid):
+        with self._lock:
+            if uuid in self._claimed_users:
+                return False
+            self._claimed_users.add(uuid)
+            return True
+
+    def fetch(self, job_uuid) -> JobSnapshot:
+        details = self.client.job_details(job_uuid)
+        buyers = self.client.job_subjects(job_uuid, has_order=True)
+        non_buyers = self.client.job_subjects(job_uuid, has_order=False)
+        by_uuid = {s.uuid: s for s in non_buyers}
+        by_uuid.update({s.uuid: s for s in buyers})  # a subject in both lists bought something
+        snapshot = JobSnapshot(
+            uuid=job_uuid, name=details.name, subjects=list(by_uuid.values()), buyers={s.uuid for s in buyers},
+            subject_activities=details.subject_activities, links=self.client.job_users(job_uuid),
+        )
+        for link in snapshot.links:
+            if self._claim_user(link.user_uuid):
+                snapshot.user_details[link.user_uuid] = self.client.user_details(link.user_uuid)
+        for subject in snapshot.subjects:
+            if subject.image_count and subject.uuid not in self.subjects_with_keys:
+                key = self.client.access_key(job_uuid, subject.uuid)
+                if key is None and self.create_keys:
+                    key = self.client.create_access_key(job_uuid, subject.uuid)
+                    snapshot.keys_created += bool(key)
+                if key:
+                    snapshot.access_keys[subject.uuid] = key
+        return snapshot
+
+
+def _ids(model, portal, uuids):
+    return dict(model.objects.filter(portal=portal, uuid__in=list(uuids)).values_list("uuid", "id"))
+
+
+def store_activities(portal, activities, now):
+    """Upsert jobs and activities; activities gone from the list leave the webshop."""
+    with transaction.atomic():
+        Job.objects.bulk_create(
+            [Job(portal=portal, uuid=uuid, name=name) for uuid, name in {a.job_uuid: a.job_name for a in activities}.items()],
+            ignore_conflicts=True, batch_size=BATCH,
+        )
+        job_ids = _ids(Job, portal, {a.job_uuid for a in activities})
+        Activity.objects.bulk_create(
+            [Activity(portal=portal, job_id=job_ids[a.job_uuid], uuid=a.uuid, name=a.name, status=a.status or "in-webshop",
+                      starting=a.starting, ending=a.ending, in_webshop=True, last_seen_at=now) for a in activities],
+            update_conflicts=True, unique_fields=["portal", "uuid"],
+            update_fields=["job", "name", "status", "starting", "ending", "in_webshop", "last_seen_at"], batch_size=BATCH,
+        )
+        left = Activity.objects.filter(portal=portal, in_webshop=True).exclude(uuid__in=[a.uuid for a in activities])
+        return left.update(in_webshop=False)
+
+
+def store_job(portal, snapshot: JobSnapshot, now, run):
+    """One job's rows in one transaction: user links, subjects, their activities."""
+    with transaction.atomic():
+        job, _ = Job.objects.update_or_create(
+            portal=portal, uuid=snapshot.uuid,
+            defaults={"subjects_count": len(snapshot.subjects), "buyers_count": len(snapshot.buyers), "synced_at": now,
+                      **({"name": snapshot.name} if snapshot.name else {})},
+        )
+        usernames = {link.user_uuid: link.username for link in snapshot.links}
+        detailed = [RegisteredUser(portal=portal, uuid=uuid, username=usernames.get(uuid, ""), name=d.name, email=d.email,
+                                   phone_number=d.phone_number, details_fetched_at=now)
+                    for uuid, d in snapshot.user_details.items()]
+        RegisteredUser.objects.bulk_create(detailed, update_conflicts=True, unique_fields=["portal", "uuid"],
+                                           update_fields=["username", "name", "email", "phone_number", "details_fetched_at"],
+                                           batch_size=BATCH)
+        linked_only = [RegisteredUser(portal=portal, uuid=uuid, username=name) for uuid, name in usernames.items()
+                       if uuid not in snapshot.user_details]
+        RegisteredUser.objects.bulk_create(linked_only, update_conflicts=True, unique_fields=["portal", "uuid"],
+                                           update_fields=["username"], batch_size=BATCH)
+        user_ids = _ids(RegisteredUser, portal, usernames)
+        user_of_subject = {link.subject_uuid: user_ids[link.user_uuid] for link in snapshot.links}
+
+        existing = set(Subject.objects.filter(portal=portal, uuid__in=[s.uuid for s in snapshot.subjects]).values_list("uuid", flat=True))
+        fields = ["job", "name", "first_name", "last_name", "external_id", "group", "country", "phone_number", "email",
+                  "delivery_contacts", "has_order", "image_count", "registered_user", "synced_at"]
+        rows = {True: [], False: []}
+        for s in snapshot.subjects:
+            key = snapshot.access_keys.get(s.uuid, "")
+            rows[bool(key)].append(Subject(
+                portal=portal, job=job, uuid=s.uuid, name=s.name, first_name=s.first_name, last_name=s.last_name,
+                external_id=s.external_id, group=s.group, country=s.country, phone_number=s.phone_number, email=s.email,
+                delivery_contacts=s.delivery_contacts, has_order=s.uuid in snapshot.buyers, image_count=s.image_count,
+                registered_user_id=user_of_subject.get(s.uuid), access_key=key, synced_at=now,
+            ))
+        # A key we hold is not fetched again, so only a new key overwrites the column.
+        for with_key, batch in rows.items():
+            Subject.objects.bulk_create(batch, update_conflicts=True, unique_fields=["portal", "uuid"],
+                                        update_fields=fields + (["access_key"] if with_key else []), batch_size=BATCH)
+        current = [s.uuid for s in snapshot.subjects]
+        removed, _ = Subject.objects.filter(job=job).exclude(uuid__in=current).delete()
+
+        subject_ids = _ids(Subject, portal, current)
+        activity_ids = dict(Activity.objects.filter(portal=portal).values_list("uuid", "id"))
+        pairs = set()
+        for s in snapshot.subjects:
+            for activity_uuid in s.activity_uuids | snapshot.subject_activities.get(s.uuid, set()):
+                if activity_uuid in activity_ids:
+                    pairs.add((subject_ids[s.uuid], activity_ids[activity_uuid]))
+        SubjectActivity.objects.filter(subject_id__in=subject_ids.values()).delete()
+        SubjectActivity.objects.bulk_create([SubjectActivity(subject_id=s, activity_id=a) for s, a in pairs], batch_size=BATCH)
+
+    run.count("subjects", len(snapshot.subjects))
+    run.count("subjects_created", len(current) - len(existing))
+    run.count("buyers", len(snapshot.buyers))
+    run.count("non_buyers", len(snapshot.subjects) - len(snapshot.buyers))
+    run.count("registered_users", len(snapshot.links))
+    run.count("user_details_fetched", len(snapshot.user_details))
+    run.count("access_keys_found", len(snapshot.access_keys) - snapshot.keys_created)
+    run.count("access_keys_created", snapshot.keys_created)
+    if removed:
+        run.count("subjects_removed", removed)
+
+
+@operation("campaigns", "sync_portal", lock_key=lambda params: params.get("portal", ""), lock_ttl=2 * 3600 + 300)
+def sync_portal(run, portal):
+    """Sync one portal (by key) from Netlife.
+
+    Idempotent: every row is upserted on its uuid, so a re-run changes nothing
+    that did not change upstream. Side effects upstream only when the portal's
+    `create_missing_access_keys` is on (one POST per subject with images and
+    no key). Any failed job fails the run (after the others are saved) and
+    leaves last_synced_at where it was.
+    """
+    row = Portal.objects.filter(key=portal).first()
+    if row is None:
+        raise OperationFailed(f"No portal {portal!r}; add it in the admin.")
+    client = NetlifeClient(row)
+    started = timezone.now()
+    activities = client.activities_in_webshop()
+    run.count("activities", len(activities))
+    left = store_activities(row, activities, started)
+    if left:
+        run.count("activities_left_webshop", left)
+    job_uuids = sorted({a.job_uuid for a in activities})
+    run.set_total(len(job_uuids))
+    fetcher = JobFetcher(
+        client, row,
+        users_with_details=set(RegisteredUser.objects.filter(portal=row, details_fetched_at__isnull=False).values_list("uuid", flat=True)),
+        subjects_with_keys=set(Subject.objects.filter(portal=row).exclude(access_key="").values_list("uuid", flat=True)),
+    )
+    failures = []
+    with ThreadPoolExecutor(max_workers=max(1, row.max_concurrent_jobs), thread_name_prefix=f"netlife-{row.key}") as pool:
+        # Each thread gets a copy of the context, so its log lines land in this run's log.
+        futures = {pool.submit(contextvars.copy_context().run, fetcher.fetch, uuid): uuid for uuid in job_uuids}
+        for future in as_completed(futures):
+            try:
+                snapshot = future.result()
+            except UpstreamError as exc:
+                failures.append(f"job {futures[future]}: {exc}")
+                run.count("jobs_failed")
+                logger.warning("portal %s job %s failed: %s", row.key, futures[future], exc)
+                continue
+            store_job(row, snapshot, started, run)
+            run.count("jobs")
+            run.advance()
+    if failures:
+        raise OperationFailed(f"{len(failures)} of {len(job_uuids)} jobs failed (others saved); first: {failures[0]}")
+    Portal.objects.filter(pk=row.pk).update(last_synced_at=started)
+    logger.info("portal %s synced: %s", row.key, run.record.counters)
+    return dict(run.record.counters)
+
+
+@operation("campaigns", "sync_portals")
+def sync_portals(run, portals=None):
+    """Queue one sync_portal run per portal (every enabled one by default).
+
+    Each portal's run is its own row, lock and outcome, so one portal's outage
+    does not hide the others' results. No side effects beyond the queued runs.
+    """
+    queryset = Portal.objects.filter(key__in=portals) if portals else Portal.objects.filter(enabled=True)
+    keys = list(queryset.values_list("key", flat=True))
+    if portals and set(portals) - set(keys):
+        raise OperationFailed(f"Unknown portals: {', '.join(sorted(set(portals) - set(keys)))}")
+    queued = []
+    for key in keys:
+        record = enqueue("campaigns", "sync_portal", trigger=run.record.trigger, user=run.record.triggered_by, portal=key)
+        queued.append(record.pk)
+        run.count("queued")
+    return queued

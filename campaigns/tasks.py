@@ -1,0 +1,22 @@
+"""Thin Celery wrappers: ids and JSON in, the service does the work."""
+
+from celery import shared_task
+
+from portal.models import SyncRun
+
+from . import services
+
+
+@shared_task(name="campaigns.sync_portals")
+def sync_portals_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
+    services.sync_portals(run_id=run_id, trigger=trigger, **params)
+
+
+@shared_task(name="campaigns.sync_portal", time_limit=2 * 3600, soft_time_limit=2 * 3600 - 60)
+def sync_portal_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
+    services.sync_portal(run_id=run_id, trigger=trigger, **params)
+
+
+@shared_task(name="campaigns.build_export")
+def build_export_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
+    services.build_export(run_id=run_id, trigger=trigger, **params)

@@ -1,0 +1,93 @@
+"""sync_portal against the live Netlife sandbox: idempotent, complete, fault-tolerant."""
+
+import pytest
+
+from campaigns.models import Activity, Job, Portal, RegisteredUser, Subject, SubjectActivity
+from campaigns.services import sync_portal
+
+pytestmark = pytest.mark.django_db
+
+KEY = "nowandforeverphoto"
+
+
+def counts():
+    return {m.__name__: m.objects.count() for m in (Job, Activity, Subject, RegisteredUser, SubjectActivity)}
+
+
+def test_it_syncs_the_webshop_graph_and_a_rerun_changes_nothing(synced, netlife, portal):
+    truth_jobs = netlife.in_webshop_jobs(KEY)
+    truth = [s for job in netlife.portals[KEY]["jobs"].values() if job["uuid"] in truth_jobs for s in job["subjects"]]
+    assert synced.counters["activities"] == 3  # the in-production activity is not in the webshop
+    assert synced.counters["jobs"] == 2
+    assert Subject.objects.count() == len(truth) == 170
+    buyers = {s["uuid"] for s in truth if s["_has_order"]}
+    assert set(Subject.objects.filter(has_order=True).values_list("uuid", flat=True)) == buyers
+    assert synced.counters["buyers"] == len(buyers) and synced.counters["non_buyers"] == len(truth) - len(buyers)
+    # registered users: 130 links straddle the 100-row page
+    links = [link for job in netlife.portals[KEY]["jobs"].values() if job["uuid"] in truth_jobs for link in job["links"]]
+    assert Subject.objects.exclude(registered_user=None).count() == len(links) == 85
+    user = RegisteredUser.objects.exclude(phone_number="").first()
+    assert user.details_fetched_at and user.email == user.email.lower()
+    keyed = {s for job in netlife.portals[KEY]["jobs"].values() if job["uuid"] in truth_jobs for s, k in job["keys"].items() if k}
+    assert set(Subject.objects.exclude(access_key="").values_list("uuid", flat=True)) == keyed
+    assert SubjectActivity.objects.filter(subject__image_count__gt=0).exists()
+    portal.refresh_from_db()
+    assert portal.last_synced_at is not None
+
+    before, calls_before = counts(), dict(netlife.state()["calls"])
+    again = sync_portal(trigger="command", portal=KEY)
+    assert again.status == "succeeded", again.error
+    assert counts() == before
+    assert again.counters["subjects_created"] == 0
+    calls = netlife.state()["calls"]
+    # known users' details and known keys are not fetched again
+    assert calls["user_details"] == calls_before["user_details"]
+    assert calls["access_keys"] - calls_before["access_keys"] == calls_before["access_keys"] - len(keyed)
+
+
+def test_keyed_maps_give_the_same_result_as_lists(portal, netlife):
+    netlife.keyed_maps = True
+    record = sync_portal(trigger="command", portal=KEY)
+    assert record.status == "succeeded", record.error
+    assert Subject.objects.count() == 170
+    retakes = Activity.objects.get(name="Retakes")
+    assert retakes.subjects.count() == 65
+
+
+def test_an_activity_that_left_the_webshop_is_marked(synced, netlife):
+    retakes = Activity.objects.get(name="Retakes")
+    netlife.remove_activity(KEY, retakes.uuid)
+    record = sync_portal(trigger="command", portal=KEY)
+    assert record.counters["activities_left_webshop"] == 1
+    retakes.refresh_from_db()
+    assert not retakes.in_webshop
+
+
+def test_a_failing_job_fails_the_run_keeps_the_others_and_the_cursor(portal, netlife):
+    job_uuid = sorted(netlife.in_webshop_jobs(KEY))[0]
+    netlife.add_fault(__import__("portal.sandbox", fromlist=["Fault"]).Fault(
+        count=10, status=503, path=f"/{KEY}/api/v1/jobs/{job_uuid}", exact=True))
+    record = sync_portal(trigger="command", portal=KEY)
+    assert record.status == "failed"
+    assert "1 of 2 jobs failed" in record.error and "503" in record.error
+    assert record.counters["jobs"] == 1 and record.counters["jobs_failed"] == 1
+    assert not Subject.objects.filter(job__uuid=job_uuid).exists()
+    assert Subject.objects.exists()
+    assert Portal.objects.get(key=KEY).last_synced_at is None
+    netlife.faults.clear()
+    assert sync_portal(trigger="command", portal=KEY).status == "succeeded"
+    assert Subject.objects.count() == 170
+
+
+def test_a_bad_credential_fails_with_a_message_for_staff(portal, netlife):
+    portal.password = "wrong"
+    portal.save()
+    record = sync_portal(trigger="command", portal=KEY)
+    assert record.status == "failed" and "401" in record.error
+    assert "wrong" not in record.log and "netlife-sandbox-password" not in record.log
+    assert not Job.objects.exists()
+
+
+def test_an_unknown_portal_fails(db, netlife):
+    record = sync_portal(trigger="command", portal="nosuchportal")
+    assert record.status == "failed" and "No portal" in record.error
