@@ -1,11 +1,9 @@
-import importlib
 import json
 import logging
 import socket
 import struct
 import threading
 
-from django.apps import apps
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
@@ -17,17 +15,9 @@ logger = logging.getLogger("portal.sandbox")
 
 def discover_sandboxes() -> list[Sandbox]:
     """Instantiate every Sandbox listed in `<app>/sandbox.py` or `<app>/sandbox/__init__.py`."""
-    found = []
-    for config in apps.get_app_configs():
-        try:
-            module = importlib.import_module(f"{config.name}.sandbox")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{config.name}.sandbox":
-                raise
-            continue
-        for cls in getattr(module, "SANDBOXES", []):
-            found.append(cls())
-    return found
+    from portal.discovery import app_modules
+
+    return [cls() for module in app_modules("sandbox") for cls in getattr(module, "SANDBOXES", [])]
 
 
 class _Reset(Exception):
