@@ -8,7 +8,7 @@ from .sandbox.data import ALL_PORTALS, PORTALS
 def seed():
     created = 0
     for key in ALL_PORTALS:
-        portal, made = Portal.objects.get_or_create(
+        _portal, made = Portal.objects.get_or_create(
             key=key, defaults={"name": key, "username": DEMO_USERNAME, "password": DEMO_PASSWORD, "enabled": key in PORTALS},
         )
         created += made

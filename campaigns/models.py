@@ -6,12 +6,31 @@ data: the admin shows them only to users with the view permission, logs only
 ever carry counts.
 """
 
+from django.core.exceptions import ValidationError
 from django.core.files.storage import FileSystemStorage
 from django.db import models
 from django.utils.functional import LazyObject
 
 from portal.fields import EncryptedTextField
 from portal.upstreams import upstream_url
+
+
+# The export's columns, also the placeholders a message template may use.
+CONTACT_COLUMNS = [
+    "phone", "contact_name", "contact_email", "phone_source", "message", "sender_id",
+    "portal", "brand", "job_uuid", "job_name", "activities", "subject_uuid", "subject_name", "first_name",
+    "last_name", "external_id", "group", "buyer", "registered_user_uuid", "registered_email", "access_key",
+    "gallery_url", "access_url",
+]
+
+
+def validate_message_template(value):
+    try:
+        value.format_map(dict.fromkeys(CONTACT_COLUMNS, ""))
+    except KeyError as exc:
+        raise ValidationError(f"Unknown placeholder {exc}; use any of: {', '.join(CONTACT_COLUMNS)}.") from exc
+    except (ValueError, IndexError, AttributeError) as exc:
+        raise ValidationError(f"Not a valid template: {exc}") from exc
 
 
 class _ExportStorage(LazyObject):
@@ -195,7 +214,10 @@ class Campaign(models.Model):
         Activity, blank=True, related_name="campaigns",
         help_text="Only subjects photographed in these activities. None selected: every activity now in the webshop.",
     )
-    message_template = models.CharField(max_length=480, default="Your photos are ready!")
+    message_template = models.CharField(
+        max_length=480, default="Your photos are ready!", validators=[validate_message_template],
+        help_text="Placeholders like {first_name} or {access_url} are filled in per contact.",
+    )
     sender_id = models.CharField(max_length=11, default="Netlife", help_text="Alphanumeric SMS sender (max 11 characters).")
     created = models.DateTimeField(auto_now_add=True)
     export_file = models.FileField(storage=_export_storage, upload_to="", blank=True, editable=False)

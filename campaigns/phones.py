@@ -28,7 +28,7 @@ def normalise(raw, *, country="", default_code="1"):
     if not raw:
         return ""
     text = str(raw).strip()
-    international = text.startswith("+") or text.startswith("00")
+    international = text.startswith(("+", "00"))
     digits = re.sub(r"\D", "", text)
     if text.startswith("00"):
         digits = digits[2:]

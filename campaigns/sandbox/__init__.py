@@ -265,4 +265,4 @@ class NetlifeSandbox(Sandbox):
 
 SANDBOXES = [NetlifeSandbox]
 
-__all__ = ["NetlifeSandbox", "SANDBOXES", "DEMO_USERNAME", "DEMO_PASSWORD", "RESTRICTED_USERNAME"]
+__all__ = ["DEMO_PASSWORD", "DEMO_USERNAME", "RESTRICTED_USERNAME", "SANDBOXES", "NetlifeSandbox"]

@@ -15,17 +15,12 @@ from django.utils import timezone
 
 from portal.runs import OperationFailed, operation
 
-from ..models import Campaign, Subject
+from ..models import CONTACT_COLUMNS, Campaign, Subject
 from ..phones import normalise
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = [
-    "phone", "contact_name", "contact_email", "phone_source", "message", "sender_id",
-    "portal", "brand", "job_uuid", "job_name", "activities", "subject_uuid", "subject_name", "first_name",
-    "last_name", "external_id", "group", "buyer", "registered_user_uuid", "registered_email", "access_key",
-    "gallery_url", "access_url",
-]
+COLUMNS = CONTACT_COLUMNS
 
 
 class _Blank(dict):

@@ -46,8 +46,9 @@ def _export_dir(tmp_path, monkeypatch):
     from campaigns.models import export_storage
 
     monkeypatch.setenv("CAMPAIGN_EXPORT_DIR", str(tmp_path / "exports"))
-    export_storage._wrapped = None.__class__  # force the lazy storage to re-read the folder
     from django.utils.functional import empty
+
+    # the lazy storage reads the folder again on first use
 
     export_storage._wrapped = empty
     yield

@@ -2,8 +2,16 @@
 
 import pytest
 
-from campaigns.models import Activity, Job, Portal, RegisteredUser, Subject, SubjectActivity
+from campaigns.models import (
+    Activity,
+    Job,
+    Portal,
+    RegisteredUser,
+    Subject,
+    SubjectActivity,
+)
 from campaigns.services import sync_portal
+from portal.sandbox import Fault
 
 pytestmark = pytest.mark.django_db
 
@@ -64,8 +72,8 @@ def test_an_activity_that_left_the_webshop_is_marked(synced, netlife):
 
 
 def test_a_failing_job_fails_the_run_keeps_the_others_and_the_cursor(portal, netlife):
-    job_uuid = sorted(netlife.in_webshop_jobs(KEY))[0]
-    netlife.add_fault(__import__("portal.sandbox", fromlist=["Fault"]).Fault(
+    job_uuid = min(netlife.in_webshop_jobs(KEY))
+    netlife.add_fault(Fault(
         count=10, status=503, path=f"/{KEY}/api/v1/jobs/{job_uuid}", exact=True))
     record = sync_portal(trigger="command", portal=KEY)
     assert record.status == "failed"
