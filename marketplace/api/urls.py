@@ -1,1 +1,15 @@
-urlpatterns = []
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from . import views
+
+router = DefaultRouter()
+router.register("connections", views.ConnectionViewSet, basename="marketplace-connection")
+router.register("order-lines", views.OrderLineViewSet, basename="marketplace-order-line")
+
+urlpatterns = [
+    path("summary/", views.SummaryView.as_view(), name="marketplace-summary"),
+    path("sync/", views.SyncAllView.as_view(), name="marketplace-sync"),
+    path("uploads/", views.CsvUploadView.as_view(), name="marketplace-upload"),
+    path("mock-data/", views.MockDataView.as_view(), name="marketplace-mock-data"),
+] + router.urls

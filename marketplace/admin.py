@@ -1,0 +1,303 @@
+"""Marketplace admin: connections with their OAuth flow and token status (never
+the tokens), CSV upload, mock data, and the warehouse tables read-only."""
+
+import hmac
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from portal.admin import SecretFieldsMixin, runs_link, secret_status
+from portal.http import UpstreamError
+from portal.models import SyncRun
+from portal.operations import enqueue
+
+from . import services
+from .models import (
+    Connection,
+    CsvUpload,
+    DimCustomer,
+    DimDate,
+    DimProduct,
+    DimShop,
+    DimStatus,
+    FactOrderLine,
+)
+
+
+def _run_link(record):
+    url = reverse("admin:portal_syncrun_change", args=[record.pk])
+    return format_html('<a href="{}">run #{}</a>', url, record.pk)
+
+
+@admin.register(Connection)
+class ConnectionAdmin(SecretFieldsMixin, admin.ModelAdmin):
+    list_display = ("name", "platform", "shop_id", "status", "token_state", "refresh_due_at", "orders_cursor",
+                    "connect_link")
+    list_filter = ("platform", "status", "sync_enabled")
+    search_fields = ("name", "shop_id", "shop_name")
+    fieldsets = (
+        (None, {"fields": ("platform", "name", "app_key", "app_secret", "country", "sync_enabled")}),
+        ("Connection", {"fields": ("connect_link", "status", "shop_id", "shop_name", "token_state",
+                                   "access_expires_at", "refresh_expires_at", "refresh_due_at",
+                                   "token_refreshed_at", "last_error")}),
+        ("Orders", {"fields": ("orders_cursor", "runs")}),
+    )
+    readonly_fields = ("connect_link", "status", "shop_id", "shop_name", "token_state", "access_expires_at",
+                       "refresh_expires_at", "refresh_due_at", "token_refreshed_at", "last_error", "runs")
+    actions = ["sync_orders", "refresh_token"]
+    # The fieldsets leave the tokens and the pending OAuth code out of every form.
+    exclude = ("access_token", "refresh_token", "oauth_code", "oauth_state", "oauth_shop_id")
+
+    def get_secret_fields(self):
+        # Only the app secret is ever typed in; the tokens are not even rendered.
+        return ["app_secret"]
+
+    @admin.display(description="token")
+    def token_state(self, obj):
+        return obj.token_status()
+
+    @admin.display(description="app secret")
+    def app_secret_status(self, obj):
+        return secret_status(obj.app_secret)
+
+    @admin.display(description="connect")
+    def connect_link(self, obj):
+        if not obj.pk:
+            return "Save first, then connect."
+        url = reverse("admin:marketplace_connection_connect", args=[obj.pk])
+        label = "Reconnect" if obj.has_tokens else "Connect"
+        return format_html('<a class="button" href="{}">{}</a>', url, label)
+
+    @admin.display(description="runs")
+    def runs(self, obj):
+        return runs_link("marketplace", "sync_orders", label="order sync runs")
+
+    # --- OAuth ---------------------------------------------------------------------
+    def get_urls(self):
+        own = [
+            path("<int:pk>/connect/", self.admin_site.admin_view(self.connect_view),
+                 name="marketplace_connection_connect"),
+            path("oauth/<str:platform>/callback/", self.admin_site.admin_view(self.callback_view),
+                 name="marketplace_oauth_callback"),
+        ]
+        return own + super().get_urls()
+
+    def connect_view(self, request, pk):
+        connection = get_object_or_404(Connection, pk=pk)
+        if not self.has_change_permission(request, connection):
+            raise PermissionDenied
+        callback = request.build_absolute_uri(
+            reverse("admin:marketplace_oauth_callback", args=[connection.platform]))
+        try:
+            url = services.authorization_url(connection, callback)
+        except UpstreamError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return redirect(reverse("admin:marketplace_connection_change", args=[pk]))
+        return redirect(url)
+
+    def callback_view(self, request, platform):
+        state = request.GET.get("state", "")
+        connection = Connection.objects.filter(platform=platform).exclude(oauth_state="").filter(
+            oauth_state=state).first() if state else None
+        if connection is None or not hmac.compare_digest(connection.oauth_state, state):
+            self.message_user(request, "This authorisation link is unknown or was already used; use Connect again.",
+                              messages.ERROR)
+            return redirect(reverse("admin:marketplace_connection_changelist"))
+        if not self.has_change_permission(request, connection):
+            raise PermissionDenied
+        change_url = reverse("admin:marketplace_connection_change", args=[connection.pk])
+        code = request.GET.get("code", "")
+        if not code:
+            reason = request.GET.get("error", "no code")
+            Connection.objects.filter(pk=connection.pk).update(oauth_state="")
+            self.message_user(request, f"The seller did not authorise the app ({reason}).", messages.ERROR)
+            return redirect(change_url)
+        connection.oauth_code = code
+        connection.oauth_shop_id = request.GET.get("shop_id", "")
+        connection.save(update_fields=["oauth_code", "oauth_shop_id", "updated"])
+        record = services.connect_account(trigger=SyncRun.Trigger.ADMIN, user=request.user,
+                                          connection_id=connection.pk)
+        if record.status == SyncRun.Status.SUCCEEDED:
+            connection.refresh_from_db()
+            self.message_user(request, f"{connection} is connected (shop {connection.shop_id}).", messages.SUCCESS)
+        else:
+            self.message_user(request, format_html("Connecting failed ({}): {}", _run_link(record), record.error),
+                              messages.ERROR)
+        return redirect(change_url)
+
+    # --- actions --------------------------------------------------------------------
+    @admin.action(description="Sync orders now", permissions=["change"])
+    def sync_orders(self, request, queryset):
+        queued = [enqueue("marketplace", "sync_orders", trigger=SyncRun.Trigger.ADMIN, user=request.user,
+                          connection_id=c.pk) for c in queryset.filter(status=Connection.Status.CONNECTED)]
+        skipped = queryset.count() - len(queued)
+        self.message_user(request, format_html("Queued {} order sync(s); follow them in the {}.", len(queued),
+                                               runs_link("marketplace", "sync_orders")), messages.SUCCESS)
+        if skipped:
+            self.message_user(request, f"{skipped} selected connection(s) are not connected and were left out.",
+                              messages.WARNING)
+
+    @admin.action(description="Refresh token now", permissions=["change"])
+    def refresh_token(self, request, queryset):
+        queued = [enqueue("marketplace", "refresh_token", trigger=SyncRun.Trigger.ADMIN, user=request.user,
+                          connection_id=c.pk) for c in queryset if c.has_tokens]
+        self.message_user(request, format_html("Queued {} token refresh(es); follow them in the {}.", len(queued),
+                                               runs_link("marketplace", "refresh_token")), messages.SUCCESS)
+
+
+class CsvUploadForm(forms.ModelForm):
+    file = forms.FileField(help_text="Order export (CSV, UTF-8). Every row is checked; one bad row loads nothing.")
+
+    class Meta:
+        model = CsvUpload
+        fields = ("platform", "shop")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        try:
+            return upload.name, upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise forms.ValidationError(f"The file is not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
+
+
+@admin.register(CsvUpload)
+class CsvUploadAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "platform", "shop", "status", "rows", "uploaded_by", "created")
+    list_filter = ("status", "platform")
+    readonly_fields = ("platform", "shop", "filename", "status", "rows", "error_list", "uploaded_by", "created")
+    fields = readonly_fields
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = CsvUploadForm
+            kwargs["fields"] = ("platform", "shop", "file")
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ("platform", "shop", "file") if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="errors")
+    def error_list(self, obj):
+        if not obj.errors:
+            return "-"
+        return format_html("<ul>{}</ul>", format_html("".join(f"<li>{{{i}}}</li>" for i in range(len(obj.errors))),
+                                                      *obj.errors))
+
+    def save_model(self, request, obj, form, change):
+        obj.filename, obj.content = form.cleaned_data["file"]
+        obj.uploaded_by = request.user
+        super().save_model(request, obj, form, change)
+        record = services.import_orders_csv(trigger=SyncRun.Trigger.ADMIN, user=request.user, upload_id=obj.pk)
+        self._import_record = record
+
+    def response_add(self, request, obj, post_url_continue=None):
+        record = getattr(self, "_import_record", None)
+        if record is not None and record.status == SyncRun.Status.SUCCEEDED:
+            self.message_user(request, f"{obj.filename}: {record.counters.get('lines', 0)} order lines loaded.",
+                              messages.SUCCESS)
+        elif record is not None:
+            self.message_user(request, format_html("{} was not loaded ({}): {}", obj.filename, _run_link(record),
+                                                   record.error), messages.ERROR)
+        return redirect(reverse("admin:marketplace_csvupload_change", args=[obj.pk]))
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(FactOrderLine)
+class FactOrderLineAdmin(ReadOnlyAdmin):
+    list_display = ("platform", "order_id", "line_id", "ordered_at", "shop", "product", "quantity", "paid_price",
+                    "currency", "status", "source", "is_mock")
+    list_filter = ("platform", "source", "is_mock", "status__group", "shop")
+    search_fields = ("order_id", "product__sku", "product__name")
+    date_hierarchy = "ordered_at"
+    list_select_related = ("shop", "product", "status")
+    actions = ["generate_mock_orders", "purge_mock_orders"]
+    actions_without_selection = ("generate_mock_orders", "purge_mock_orders")
+    show_full_result_count = False  # keeps the action bar on an empty warehouse
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # facts leave only through purge (mock) or a re-sync
+
+    def changelist_view(self, request, extra_context=None):
+        if (request.method == "POST" and request.POST.get("action") in self.actions_without_selection
+                and not request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)):
+            post = request.POST.copy()
+            post.setlist(helpers.ACTION_CHECKBOX_NAME, ["0"])
+            post["select_across"] = "1"
+            request.POST = post
+        extra_context = {**(extra_context or {}),
+                         "title": "Order lines (Upload CSV under 'CSV uploads'; mock rows are flagged)"}
+        return super().changelist_view(request, extra_context)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_generate_permission(self, request):
+        return request.user.has_perm("marketplace.add_factorderline") or request.user.is_superuser
+
+    @admin.action(description="Generate 200 mock orders (no selection needed)", permissions=["generate"])
+    def generate_mock_orders(self, request, queryset):
+        record = enqueue("marketplace", "generate_mock_orders", trigger=SyncRun.Trigger.ADMIN, user=request.user,
+                         orders=200)
+        self.message_user(request, format_html("Mock data generation queued as {}.", _run_link(record)),
+                          messages.SUCCESS)
+
+    @admin.action(description="Delete all mock orders (no selection needed)", permissions=["generate"])
+    def purge_mock_orders(self, request, queryset):
+        record = enqueue("marketplace", "generate_mock_orders", trigger=SyncRun.Trigger.ADMIN, user=request.user,
+                         purge=True)
+        self.message_user(request, format_html("Mock data removal queued as {}.", _run_link(record)),
+                          messages.SUCCESS)
+
+
+@admin.register(DimShop)
+class DimShopAdmin(ReadOnlyAdmin):
+    list_display = ("platform", "shop_id", "name", "is_mock")
+    list_filter = ("platform", "is_mock")
+
+
+@admin.register(DimProduct)
+class DimProductAdmin(ReadOnlyAdmin):
+    list_display = ("platform", "sku", "name", "variation")
+    list_filter = ("platform",)
+    search_fields = ("sku", "name")
+
+
+@admin.register(DimCustomer)
+class DimCustomerAdmin(ReadOnlyAdmin):
+    list_display = ("platform", "name", "city", "region", "country")
+    list_filter = ("platform", "country", "region")
+    search_fields = ("name", "city")
+
+
+@admin.register(DimStatus)
+class DimStatusAdmin(ReadOnlyAdmin):
+    list_display = ("platform", "code", "group")
+    list_filter = ("platform", "group")
+
+
+@admin.register(DimDate)
+class DimDateAdmin(ReadOnlyAdmin):
+    list_display = ("date", "year", "quarter", "month", "weekday", "iso_week")
+    date_hierarchy = "date"
+
+

@@ -1,0 +1,89 @@
+from rest_framework import serializers
+
+from ..models import Connection, CsvUpload, FactOrderLine, Platform
+
+
+class ConnectionSerializer(serializers.ModelSerializer):
+    """A connection as staff may see it: token state, never a token or secret."""
+
+    token_status = serializers.CharField(read_only=True)
+    app_secret_set = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Connection
+        fields = ["id", "platform", "name", "app_key", "app_secret_set", "country", "shop_id", "shop_name", "status",
+                  "token_status", "access_expires_at", "refresh_expires_at", "refresh_due_at", "token_refreshed_at",
+                  "orders_cursor", "sync_enabled", "last_error"]
+        read_only_fields = fields
+
+    def get_app_secret_set(self, obj) -> bool:
+        return bool(obj.app_secret)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["token_status"] = instance.token_status()
+        return data
+
+
+class OrderLineSerializer(serializers.ModelSerializer):
+    shop = serializers.CharField(source="shop.shop_id")
+    date = serializers.DateField(source="date.date")
+    sku = serializers.CharField(source="product.sku")
+    product_name = serializers.CharField(source="product.name")
+    variation = serializers.CharField(source="product.variation")
+    customer = serializers.CharField(source="customer.name")
+    city = serializers.CharField(source="customer.city")
+    region = serializers.CharField(source="customer.region")
+    country = serializers.CharField(source="customer.country")
+    status = serializers.CharField(source="status.code")
+    status_group = serializers.CharField(source="status.group")
+
+    class Meta:
+        model = FactOrderLine
+        fields = ["id", "platform", "shop", "order_id", "line_id", "date", "ordered_at", "updated_at", "sku",
+                  "product_name", "variation", "customer", "city", "region", "country", "status", "status_group",
+                  "quantity", "unit_price", "paid_price", "currency", "source", "is_mock"]
+        read_only_fields = fields
+
+
+class SummaryRowSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    platform = serializers.CharField()
+    orders = serializers.IntegerField()
+    lines = serializers.IntegerField()
+    units = serializers.IntegerField()
+    revenue = serializers.DecimalField(max_digits=16, decimal_places=2)
+
+
+class SummaryQuerySerializer(serializers.Serializer):
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+    platform = serializers.ChoiceField(choices=Platform.choices, required=False)
+    include_mock = serializers.BooleanField(required=False, default=False)
+    include_cancelled = serializers.BooleanField(required=False, default=False)
+
+
+class CsvUploadRequestSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    platform = serializers.ChoiceField(choices=Platform.choices)
+    shop = serializers.CharField(max_length=200, required=False, default="csv")
+
+    def validate_file(self, upload):
+        try:
+            return upload.name, upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise serializers.ValidationError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
+
+class CsvUploadSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CsvUpload
+        fields = ["id", "platform", "shop", "filename", "status", "rows", "errors", "created"]
+        read_only_fields = fields
+
+
+class MockRequestSerializer(serializers.Serializer):
+    orders = serializers.IntegerField(min_value=1, max_value=50000, default=200)
+    days = serializers.IntegerField(min_value=1, max_value=3650, default=30)
+    seed = serializers.IntegerField(required=False)
+    purge = serializers.BooleanField(default=False)

@@ -1,0 +1,163 @@
+"""The marketplace API under /api/marketplace/: connections (no tokens), order
+lines, a sales summary, CSV upload and run-now endpoints returning the run."""
+
+from django.db.models import Count, Sum
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal import operations
+from portal.api.errors import envelope
+from portal.api.permissions import HasAppPermission
+from portal.api.serializers import SyncRunSerializer
+from portal.models import SyncRun
+
+from .. import services
+from ..filtersets import OrderLineFilter
+from ..models import Connection, CsvUpload, DimStatus, FactOrderLine
+from .serializers import (
+    ConnectionSerializer,
+    CsvUploadRequestSerializer,
+    CsvUploadSerializer,
+    MockRequestSerializer,
+    OrderLineSerializer,
+    SummaryQuerySerializer,
+    SummaryRowSerializer,
+)
+
+
+def queued(record):
+    return Response(SyncRunSerializer(record).data, status=status.HTTP_202_ACCEPTED)
+
+
+
+
+class ConnectionViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Connection.objects.all()
+    serializer_class = ConnectionSerializer
+    filterset_fields = ["platform", "status"]
+
+    def get_permissions(self):
+        if self.action in ("sync", "refresh_token"):
+            self.required_permission = "marketplace.change_connection"
+            return [HasAppPermission()]
+        return super().get_permissions()
+
+    @extend_schema(request=None, responses={202: SyncRunSerializer})
+    @action(detail=True, methods=["post"])
+    def sync(self, request, pk=None):
+        """Queue an order sync of this connection; 202 with the queued run."""
+        connection = self.get_object()
+        if connection.status != Connection.Status.CONNECTED:
+            return envelope("Not connected", f"{connection} is {connection.get_status_display()}; connect it first.",
+                            status_code=409)
+        return queued(operations.enqueue("marketplace", "sync_orders", trigger=SyncRun.Trigger.API,
+                                         user=request.user, connection_id=connection.pk))
+
+    @extend_schema(request=None, responses={202: SyncRunSerializer})
+    @action(detail=True, methods=["post"], url_path="refresh-token")
+    def refresh_token(self, request, pk=None):
+        """Queue a refresh of this connection's access token; 202 with the queued run."""
+        connection = self.get_object()
+        if not connection.has_tokens:
+            return envelope("Not connected", f"{connection} has no tokens; connect it first.", status_code=409)
+        return queued(operations.enqueue("marketplace", "refresh_token", trigger=SyncRun.Trigger.API,
+                                         user=request.user, connection_id=connection.pk))
+
+
+class OrderLineViewSet(viewsets.ReadOnlyModelViewSet):
+    """Fact rows (one per order line) with their dimensions, newest first."""
+
+    queryset = FactOrderLine.objects.select_related("shop", "date", "product", "customer", "status")
+    serializer_class = OrderLineSerializer
+    filterset_class = OrderLineFilter
+    ordering_fields = ["ordered_at", "paid_price", "updated_at"]
+
+
+class SummaryView(APIView):
+    """Sales by day and platform. Mock rows and cancelled/returned lines are left
+    out unless asked for."""
+
+    permission_classes = [HasAppPermission]
+    required_permission = "marketplace.view_factorderline"
+
+    @extend_schema(parameters=[SummaryQuerySerializer], responses=SummaryRowSerializer(many=True))
+    def get(self, request):
+        query = SummaryQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        lines = FactOrderLine.objects.all()
+        if not params["include_mock"]:
+            lines = lines.filter(is_mock=False)
+        if not params["include_cancelled"]:
+            lines = lines.exclude(status__group__in=[DimStatus.Group.CANCELLED, DimStatus.Group.RETURNED])
+        if params.get("platform"):
+            lines = lines.filter(platform=params["platform"])
+        if params.get("date_from"):
+            lines = lines.filter(date__date__gte=params["date_from"])
+        if params.get("date_to"):
+            lines = lines.filter(date__date__lte=params["date_to"])
+        rows = (lines.values("date__date", "platform")
+                .annotate(orders=Count("order_id", distinct=True), lines=Count("id"), units=Sum("quantity"),
+                          revenue=Sum("paid_price"))
+                .order_by("date__date", "platform"))
+        data = [{**row, "date": row.pop("date__date")} for row in rows]
+        return Response({"results": SummaryRowSerializer(data, many=True).data,
+                         "totals": lines.aggregate(orders=Count("order_id", distinct=True), revenue=Sum("paid_price"))})
+
+
+class SyncAllView(APIView):
+    """Queue an order sync of every connected shop; 202 with the queued run."""
+
+    permission_classes = [HasAppPermission]
+    required_permission = "marketplace.change_connection"
+
+    @extend_schema(request=None, responses={202: SyncRunSerializer})
+    def post(self, request):
+        return queued(operations.enqueue("marketplace", "sync_orders", trigger=SyncRun.Trigger.API, user=request.user))
+
+
+class CsvUploadView(APIView):
+    """Upload an order export (multipart: file, platform, shop). All or nothing:
+    201 with the upload and its run, or 400 listing every bad row."""
+
+    permission_classes = [HasAppPermission]
+    required_permission = "marketplace.add_csvupload"
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request={"multipart/form-data": CsvUploadRequestSerializer}, responses={201: CsvUploadSerializer})
+    def post(self, request):
+        form = CsvUploadRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        filename, content = form.validated_data["file"]
+        upload = CsvUpload.objects.create(platform=form.validated_data["platform"], shop=form.validated_data["shop"],
+                                          filename=filename, content=content, uploaded_by=request.user)
+        record = services.import_orders_csv(trigger=SyncRun.Trigger.API, user=request.user, upload_id=upload.pk)
+        upload.refresh_from_db()
+        data = {"upload": CsvUploadSerializer(upload).data, "run": SyncRunSerializer(record).data}
+        if record.status != SyncRun.Status.SUCCEEDED:
+            return envelope("The file was not loaded", record.error, status_code=400, data=data)
+        return Response({"success": True, "message": f"{upload.rows} order lines loaded", "data": data},
+                        status=status.HTTP_201_CREATED)
+
+
+class MockDataView(APIView):
+    """Queue mock order generation (or, with purge, removal of every mock row)."""
+
+    permission_classes = [HasAppPermission]
+    required_permission = "marketplace.add_factorderline"
+
+    @extend_schema(request=MockRequestSerializer, responses={202: SyncRunSerializer})
+    def post(self, request):
+        form = MockRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        params = {k: v for k, v in form.validated_data.items() if v is not None}
+        if params.get("purge"):
+            params = {"purge": True}
+        else:
+            params.pop("purge", None)
+        return queued(operations.enqueue("marketplace", "generate_mock_orders", trigger=SyncRun.Trigger.API,
+                                         user=request.user, **params))

@@ -1,0 +1,20 @@
+"""The only code that speaks to Lazada and Shopee (through portal.http)."""
+
+from .base import (
+    MarketplaceClient,
+    ReauthorizationRequired,
+    TokenExpired,
+    TokenKeeper,
+    Tokens,
+    with_token,
+)
+from .lazada import LazadaClient
+from .shopee import ShopeeClient
+
+
+def client_for(connection) -> MarketplaceClient:
+    cls = {"lazada": LazadaClient, "shopee": ShopeeClient}[connection.platform]
+    return cls(connection.app_key, connection.app_secret, country=connection.country)
+
+
+__all__ = ["MarketplaceClient", "ReauthorizationRequired", "TokenExpired", "TokenKeeper", "Tokens", "with_token", "LazadaClient", "ShopeeClient", "client_for"]

@@ -1,0 +1,144 @@
+"""The star schema: one fact row per order line, five dimensions.
+
+Every table has a natural key under a unique constraint, so loads are bulk
+upserts and a re-run never duplicates a row. Rows that came from the mock
+generator carry `is_mock` (facts and shops) so reports can leave them out.
+"""
+
+from django.db import models
+
+from .connections import Platform
+
+
+class Source(models.TextChoices):
+    API = "api"
+    CSV = "csv"
+    MOCK = "mock"
+
+
+class DimDate(models.Model):
+    date_key = models.PositiveIntegerField(unique=True, help_text="YYYYMMDD")
+    date = models.DateField(unique=True)
+    year = models.PositiveSmallIntegerField()
+    quarter = models.PositiveSmallIntegerField()
+    month = models.PositiveSmallIntegerField()
+    day = models.PositiveSmallIntegerField()
+    weekday = models.PositiveSmallIntegerField(help_text="1 = Monday")
+    iso_week = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["date"]
+        verbose_name = "date"
+
+    def __str__(self):
+        return self.date.isoformat()
+
+
+class DimShop(models.Model):
+    """The shop/platform dimension (Lazada=lazada, Shopee=shopee)."""
+
+    platform = models.CharField(max_length=20, choices=Platform.choices)
+    shop_id = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, blank=True)
+    is_mock = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["platform", "shop_id"]
+        verbose_name = "shop"
+        constraints = [models.UniqueConstraint(fields=["platform", "shop_id"], name="marketplace_dimshop_natural_key")]
+
+    def __str__(self):
+        return f"{self.platform}:{self.name or self.shop_id}"
+
+
+class DimProduct(models.Model):
+    platform = models.CharField(max_length=20, choices=Platform.choices)
+    sku = models.CharField(max_length=200)
+    name = models.CharField(max_length=500, blank=True)
+    variation = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["platform", "sku"]
+        verbose_name = "product"
+        constraints = [models.UniqueConstraint(fields=["platform", "sku"], name="marketplace_dimproduct_natural_key")]
+
+    def __str__(self):
+        return f"{self.sku} {self.name}".strip()
+
+
+class DimCustomer(models.Model):
+    """Customer and region. `customer_key` is a hash of what identifies the buyer
+    (name + phone), so no phone number is stored."""
+
+    platform = models.CharField(max_length=20, choices=Platform.choices)
+    customer_key = models.CharField(max_length=64)
+    name = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=200, blank=True)
+    region = models.CharField(max_length=200, blank=True)
+    country = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["platform", "name"]
+        verbose_name = "customer"
+        constraints = [
+            models.UniqueConstraint(fields=["platform", "customer_key"], name="marketplace_dimcustomer_natural_key")
+        ]
+
+    def __str__(self):
+        return f"{self.name or self.customer_key[:8]} ({self.region or self.city})"
+
+
+class DimStatus(models.Model):
+    class Group(models.TextChoices):
+        PENDING = "pending"
+        SHIPPING = "shipping"
+        DELIVERED = "delivered"
+        CANCELLED = "cancelled"
+        RETURNED = "returned"
+        OTHER = "other"
+
+    platform = models.CharField(max_length=20, choices=Platform.choices)
+    code = models.CharField(max_length=50, help_text="The marketplace's own status, lower case.")
+    group = models.CharField(max_length=20, choices=Group.choices, default=Group.OTHER)
+
+    class Meta:
+        ordering = ["platform", "code"]
+        verbose_name = "status"
+        verbose_name_plural = "statuses"
+        constraints = [models.UniqueConstraint(fields=["platform", "code"], name="marketplace_dimstatus_natural_key")]
+
+    def __str__(self):
+        return f"{self.platform}:{self.code}"
+
+
+class FactOrderLine(models.Model):
+    """One line of one order. Natural key: (platform, order_id, line_id)."""
+
+    platform = models.CharField(max_length=20, choices=Platform.choices)
+    order_id = models.CharField(max_length=100)
+    line_id = models.CharField(max_length=100)
+    shop = models.ForeignKey(DimShop, on_delete=models.PROTECT, related_name="lines")
+    date = models.ForeignKey(DimDate, on_delete=models.PROTECT, related_name="lines", help_text="Order date.")
+    product = models.ForeignKey(DimProduct, on_delete=models.PROTECT, related_name="lines")
+    customer = models.ForeignKey(DimCustomer, on_delete=models.PROTECT, related_name="lines")
+    status = models.ForeignKey(DimStatus, on_delete=models.PROTECT, related_name="lines")
+    quantity = models.PositiveIntegerField(default=1)
+    unit_price = models.DecimalField(max_digits=14, decimal_places=2)
+    paid_price = models.DecimalField(max_digits=14, decimal_places=2, help_text="What the buyer paid for the line.")
+    currency = models.CharField(max_length=3, blank=True)
+    ordered_at = models.DateTimeField()
+    updated_at = models.DateTimeField(null=True, blank=True, help_text="The marketplace's update time.")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    is_mock = models.BooleanField(default=False, db_index=True)
+    loaded_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-ordered_at", "order_id", "line_id"]
+        verbose_name = "order line"
+        constraints = [
+            models.UniqueConstraint(fields=["platform", "order_id", "line_id"], name="marketplace_fact_natural_key")
+        ]
+        indexes = [models.Index(fields=["platform", "ordered_at"])]
+
+    def __str__(self):
+        return f"{self.platform} {self.order_id}/{self.line_id}"

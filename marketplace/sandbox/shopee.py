@@ -1,0 +1,314 @@
+"""Shopee Open Platform v2 sandbox (contract: /work/shared/upstreams/shopee.md).
+
+Paths are the real ones under the `shopee` prefix: `/api/v2/shop/auth_partner`,
+`/api/v2/auth/token/get`, `/api/v2/auth/access_token/get`,
+`/api/v2/order/get_order_list`, `/api/v2/order/get_order_detail`.
+
+Choices where the contract is silent:
+- HTTP status of errors: 403 for `error_sign`/`error_auth`/`invalid_acceess_token`,
+  400 for `error_param`/`invalid_code`/`order.order_list_invalid_time`/refresh
+  errors, 500 for `error_server`, 429 with `error: "error_rate_limit"` and a
+  Retry-After for throttling. Clients parse the body whatever the status.
+- An expired access token answers `invalid_acceess_token` (Shopee's spelling).
+- The auth link auto-approves and redirects to `redirect` with `code` and
+  `shop_id` appended to the redirect's own query string (state kept there).
+- The order list is sorted by the chosen time field, then order_sn; the cursor
+  is the offset as a string (opaque to clients).
+- Control: `POST /_sandbox/shopee/tokens {"access_expires_in": s, "refresh_expires_in": s}`,
+  `POST .../expire {"what": "access"|"refresh"}` (access expiry skips the 5 min
+  grace), `POST .../error {"code": "error_server", "count": n, "path": "..."}`,
+  `POST .../orders {"count": n}` or `{"touch": [order_sn...]}`.
+"""
+
+import hashlib
+import hmac
+import json
+import random
+import secrets
+import string
+import time
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlencode
+
+from werkzeug.wrappers import Response
+
+from portal.sandbox.base import json_response, route
+
+from .common import MarketplaceSandbox
+
+DEMO_PARTNER_ID = 2001887
+DEMO_PARTNER_KEY = "shopee-sandbox-partner-key"
+DEMO_SHOP_ID = 880011
+ACCESS_LIFETIME = 4 * 3600
+REFRESH_LIFETIME = 30 * 86400
+OLD_ACCESS_GRACE = 300
+CODE_LIFETIME = 600
+MAX_SKEW = 300
+WINDOW_MAX = 15 * 86400
+STATUSES = ("UNPAID", "READY_TO_SHIP", "PROCESSED", "SHIPPED", "COMPLETED", "CANCELLED", "TO_RETURN")
+PRODUCTS = [
+    (1001, "Linen Tee", "LA-TEE-001", 11, "White,M", 19.9),
+    (1002, "Wrap Dress", "LA-DRS-014", 12, "Navy,S", 49.0),
+    (1003, "Canvas Tote", "LA-BAG-203", 13, "Natural", 24.5),
+    (1004, "Pleated Skirt", "LA-SKT-450", 14, "Black,L", 39.0),
+]
+PLACES = [("Singapore", "Central"), ("Jurong West", "West"), ("Woodlands", "North")]
+
+HTTP_STATUS = {
+    "error_sign": 403, "error_auth": 403, "invalid_acceess_token": 403, "error_permission": 403,
+    "error_server": 500, "error_rate_limit": 429,
+}
+
+
+def shopee_sign(partner_key, partner_id, path, timestamp, access_token="", shop_id=""):
+    base = f"{partner_id}{path}{timestamp}{access_token}{shop_id}"
+    return hmac.new(partner_key.encode(), base.encode(), hashlib.sha256).hexdigest()
+
+
+class ShopeeSandbox(MarketplaceSandbox):
+    name = "shopee"
+    touched_status = "COMPLETED"
+
+    def reset(self):
+        self.partners = {DEMO_PARTNER_ID: DEMO_PARTNER_KEY}
+        self.access_lifetime = ACCESS_LIFETIME
+        self.refresh_lifetime = REFRESH_LIFETIME
+        self.codes = {}
+        self.access_tokens = {}  # token -> {"shop_id", "expires"}
+        self.refresh_tokens = {}  # token -> {"shop_id", "expires"}; deleted when used
+        self.queued_errors = []
+        self.calls = []
+        self.refreshes = 0
+        self.rng = random.Random(7)
+        self.orders = {}
+        now = datetime.now(timezone.utc)
+        # Spread over more than one 15-day window, so clients must walk windows.
+        self.add_orders(40, start=now - timedelta(days=25), end=now - timedelta(minutes=5))
+
+    # --- data -----------------------------------------------------------------
+    def add_orders(self, count, *, start=None, end=None):
+        now = datetime.now(timezone.utc)
+        start = start or now - timedelta(hours=1)
+        end = end or now - timedelta(seconds=1)
+        span = (end - start).total_seconds()
+        created = []
+        with self.lock:
+            for _ in range(count):
+                order_sn = "25" + "".join(self.rng.choice(string.ascii_uppercase + string.digits) for _ in range(12))
+                create_time = int((start + timedelta(seconds=self.rng.random() * span)).timestamp())
+                update_time = min(int(end.timestamp()), create_time + self.rng.randint(0, 7200))
+                items = []
+                for item_id, name, sku, model_id, model_name, price in self.rng.sample(PRODUCTS, self.rng.randint(1, 2)):
+                    items.append({"item_id": item_id, "item_name": name, "item_sku": sku, "model_id": model_id,
+                                  "model_name": model_name, "model_sku": sku,
+                                  "model_quantity_purchased": self.rng.randint(1, 3),
+                                  "model_original_price": price, "model_discounted_price": round(price * 0.9, 2)})
+                city, state = self.rng.choice(PLACES)
+                self.orders[order_sn] = {
+                    "order_sn": order_sn, "region": "SG", "currency": "SGD", "cod": False,
+                    "order_status": self.rng.choice(STATUSES), "create_time": create_time,
+                    "update_time": update_time, "days_to_ship": 3, "ship_by_date": create_time + 3 * 86400,
+                    "message_to_seller": "", "buyer_username": self.rng.choice(["anna.s", "budi88", "chloe_t"]),
+                    "recipient_address": {"name": "R****", "phone": "******21", "full_address": "****",
+                                          "city": city, "state": state, "zipcode": "******"},
+                    "item_list": items,
+                    "total_amount": round(sum(i["model_discounted_price"] * i["model_quantity_purchased"]
+                                              for i in items), 2),
+                    "payment_method": "Credit Card",
+                }
+                created.append(order_sn)
+        return created
+
+    def touch(self, order_sns, status="COMPLETED"):
+        with self.lock:
+            for sn in order_sns:
+                self.orders[sn]["order_status"] = status
+                self.orders[sn]["update_time"] = int(time.time())
+
+    def expire(self, what="access"):
+        with self.lock:
+            if what in ("access", "both"):
+                for info in self.access_tokens.values():
+                    info["expires"] = 0
+            if what in ("refresh", "both"):
+                for info in self.refresh_tokens.values():
+                    info["expires"] = 0
+
+    def state(self):
+        return {"orders": len(self.orders), "access_tokens": len(self.access_tokens), "refreshes": self.refreshes}
+
+    # --- protocol helpers -------------------------------------------------------
+    def error(self, code, message, status=None):
+        headers = {"Retry-After": "1"} if code == "error_rate_limit" else None
+        return json_response({"request_id": secrets.token_hex(8), "error": code, "message": message},
+                             status or HTTP_STATUS.get(code, 400), headers=headers)
+
+    def ok(self, response, **extra):
+        return json_response({"request_id": secrets.token_hex(8), "error": "", "message": "", "response": response,
+                              **extra})
+
+    def check(self, request, path, *, shop_call):
+        """Common params and sign (query only). Returns (shop_id, error response)."""
+        args = request.args
+        injected = self.record_call(path, args.to_dict())
+        if injected:
+            return None, self.error(injected, f"injected {injected}")
+        for required in ("partner_id", "timestamp", "sign") + (("access_token", "shop_id") if shop_call else ()):
+            if not args.get(required):
+                return None, self.error("error_param", f"There is no {required} in query.")
+        try:
+            partner_id, stamp = int(args["partner_id"]), int(args["timestamp"])
+        except ValueError:
+            return None, self.error("error_param", "Invalid partner_id or timestamp.")
+        key = self.partners.get(partner_id)
+        if key is None:
+            return None, self.error("error_param", "Invalid partner_id.")
+        if abs(stamp - time.time()) > MAX_SKEW:
+            return None, self.error("error_param", "Invalid timestamp.")
+        token, shop_id = (args["access_token"], args["shop_id"]) if shop_call else ("", "")
+        expected = shopee_sign(key, partner_id, "/api/v2" + path, stamp, token, shop_id)
+        if not hmac.compare_digest(expected, args["sign"]):
+            return None, self.error("error_sign", "Wrong sign.")
+        if shop_call:
+            with self.lock:
+                info = self.access_tokens.get(token)
+            if info is None or info["expires"] <= time.time():
+                return None, self.error("invalid_acceess_token", "Invalid access_token.")
+            if str(info["shop_id"]) != shop_id:
+                return None, self.error("error_auth", "No permission to current api.")
+            return int(shop_id), None
+        return partner_id, None
+
+    def issue(self, shop_id):
+        now = time.time()
+        access, refresh = secrets.token_hex(16), secrets.token_hex(16)
+        with self.lock:
+            self.access_tokens[access] = {"shop_id": shop_id, "expires": now + self.access_lifetime}
+            self.refresh_tokens[refresh] = {"shop_id": shop_id, "expires": now + self.refresh_lifetime}
+        return access, refresh
+
+    def body(self, request):
+        try:
+            data = json.loads(request.get_data() or b"{}")
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    # --- auth ----------------------------------------------------------------------
+    @route("/api/v2/shop/auth_partner")
+    def auth_partner(self, request):
+        _, error = self.check(request, "/shop/auth_partner", shop_call=False)
+        if error:
+            return error
+        redirect = request.args.get("redirect")
+        if not redirect:
+            return self.error("error_param", "There is no redirect in query.")
+        code = secrets.token_hex(16)
+        with self.lock:
+            self.codes[code] = {"shop_id": DEMO_SHOP_ID, "partner_id": int(request.args["partner_id"]),
+                                "expires": time.time() + CODE_LIFETIME}
+        joiner = "&" if "?" in redirect else "?"
+        return Response("", 302, headers={"Location": redirect + joiner + urlencode({"code": code,
+                                                                                       "shop_id": DEMO_SHOP_ID})})
+
+    @route("/api/v2/auth/token/get", methods=("POST",))
+    def token_get(self, request):
+        partner_id, error = self.check(request, "/auth/token/get", shop_call=False)
+        if error:
+            return error
+        body = self.body(request)
+        if body is None or body.get("partner_id") != partner_id or not body.get("code") or not body.get("shop_id"):
+            return self.error("error_param", "code, partner_id and shop_id are required in the body.")
+        with self.lock:
+            grant = self.codes.pop(body["code"], None)
+        if grant is None or grant["expires"] <= time.time() or grant["partner_id"] != partner_id:
+            return self.error("invalid_code", "Invalid code")
+        if grant["shop_id"] != body["shop_id"]:
+            return self.error("invalid_shop_id", "Invalid shop_id")
+        access, refresh = self.issue(grant["shop_id"])
+        return json_response({"request_id": secrets.token_hex(8), "error": "", "message": "",
+                              "access_token": access, "refresh_token": refresh, "expire_in": self.access_lifetime})
+
+    @route("/api/v2/auth/access_token/get", methods=("POST",))
+    def access_token_get(self, request):
+        partner_id, error = self.check(request, "/auth/access_token/get", shop_call=False)
+        if error:
+            return error
+        body = self.body(request)
+        if body is None or body.get("partner_id") != partner_id or not body.get("refresh_token") \
+                or not body.get("shop_id"):
+            return self.error("error_param", "refresh_token, partner_id and shop_id are required in the body.")
+        with self.lock:
+            info = self.refresh_tokens.get(body["refresh_token"])
+            if info is None or info["shop_id"] != body["shop_id"]:
+                return self.error("error_shop_refresh_token", "Invalid refresh_token.")
+            if info["expires"] <= time.time():
+                return self.error("refresh_token_expired", "refresh_token expired.")
+            del self.refresh_tokens[body["refresh_token"]]  # single use
+            # The old access tokens of this shop stay valid 5 more minutes.
+            for token_info in self.access_tokens.values():
+                if token_info["shop_id"] == info["shop_id"]:
+                    token_info["expires"] = min(token_info["expires"], time.time() + OLD_ACCESS_GRACE)
+            self.refreshes += 1
+        access, refresh = self.issue(info["shop_id"])
+        return json_response({"request_id": secrets.token_hex(8), "error": "", "message": "",
+                              "access_token": access, "refresh_token": refresh, "expire_in": self.access_lifetime,
+                              "partner_id": partner_id, "shop_id": info["shop_id"]})
+
+    # --- orders ----------------------------------------------------------------------
+    @route("/api/v2/order/get_order_list")
+    def get_order_list(self, request):
+        _, error = self.check(request, "/order/get_order_list", shop_call=True)
+        if error:
+            return error
+        args = request.args
+        field = args.get("time_range_field")
+        if field not in ("create_time", "update_time"):
+            return self.error("error_param", "time_range_field must be create_time or update_time.")
+        try:
+            time_from, time_to, page_size = int(args["time_from"]), int(args["time_to"]), int(args["page_size"])
+            offset = int(args.get("cursor") or 0)
+        except (KeyError, ValueError):
+            return self.error("error_param", "time_from, time_to, page_size and cursor must be integers.")
+        if time_from >= time_to or time_to - time_from > WINDOW_MAX:
+            return self.error("order.order_list_invalid_time",
+                              "The time range is invalid: time_from < time_to and at most 15 days.")
+        if not 1 <= page_size <= 100:
+            return self.error("error_param", "page_size must be between 1 and 100.")
+        status = args.get("order_status")
+        with self.lock:
+            matching = sorted(
+                (o for o in self.orders.values()
+                 if time_from <= o[field] <= time_to and (not status or o["order_status"] == status)),
+                key=lambda o: (o[field], o["order_sn"]),
+            )
+        page = matching[offset:offset + page_size]
+        more = offset + page_size < len(matching)
+        with_status = "order_status" in args.get("response_optional_fields", "")
+        order_list = [{"order_sn": o["order_sn"], **({"order_status": o["order_status"]} if with_status else {})}
+                      for o in page]
+        return self.ok({"more": more, "next_cursor": str(offset + page_size) if more else "", "order_list": order_list})
+
+    DEFAULT_FIELDS = ("order_sn", "region", "currency", "cod", "order_status", "create_time", "update_time",
+                      "days_to_ship", "ship_by_date", "message_to_seller")
+
+    @route("/api/v2/order/get_order_detail")
+    def get_order_detail(self, request):
+        _, error = self.check(request, "/order/get_order_detail", shop_call=True)
+        if error:
+            return error
+        sns = [s for s in request.args.get("order_sn_list", "").split(",") if s]
+        if not 1 <= len(sns) <= 50:
+            return self.error("error_param", "order_sn_list takes 1 to 50 values.")
+        optional = {f for f in request.args.get("response_optional_fields", "").split(",") if f}
+        fields = set(self.DEFAULT_FIELDS) | optional
+        found, missing = [], []
+        with self.lock:
+            for sn in sns:
+                order = self.orders.get(sn)
+                if order is None:
+                    missing.append(sn)
+                    continue
+                found.append({k: json.loads(json.dumps(v)) for k, v in order.items() if k in fields})
+        extra = {"warning": [f"order_sn {sn} not found" for sn in missing]} if missing else {}
+        return self.ok({"order_list": found}, **extra)

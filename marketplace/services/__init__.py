@@ -1,0 +1,17 @@
+"""Marketplace operations: one @operation function each (see each module)."""
+
+from .csv_import import import_orders_csv
+from .mock import generate_mock_orders
+from .orders import sync_orders
+from .tokens import (
+    ConnectionTokens,
+    authorization_url,
+    connect_account,
+    refresh_due_tokens,
+    refresh_token,
+)
+
+__all__ = [
+    "ConnectionTokens", "authorization_url", "connect_account", "refresh_due_tokens", "refresh_token",
+    "sync_orders", "import_orders_csv", "generate_mock_orders",
+]

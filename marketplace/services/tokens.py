@@ -1,0 +1,170 @@
+"""OAuth: connecting a seller, and keeping the access token fresh.
+
+A refresh happens (1) on the beat's tick when `refresh_due_at` has passed,
+(2) when a staff member asks, or (3) when an upstream refuses the token in the
+middle of a sync (one refresh, one retry). All three go through
+`refresh_connection`, which holds the connection's row lock for the call: the
+refresh tokens are single-use (Shopee) or rotate (Lazada), so two workers must
+never spend the same one.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from portal.runs import OperationFailed, operation
+
+from .. import conf
+from ..client import ReauthorizationRequired, TokenKeeper, client_for
+from ..models import Connection
+
+logger = logging.getLogger(__name__)
+
+
+def authorization_url(connection, redirect_uri):
+    """The seller's consent page for `connection`, with a fresh CSRF state."""
+    state = connection.new_oauth_state()
+    return client_for(connection).authorize_url(redirect_uri, state)
+
+
+def apply_tokens(connection, tokens, now=None):
+    now = now or timezone.now()
+    connection.access_token = tokens.access_token
+    if tokens.refresh_token:
+        connection.refresh_token = tokens.refresh_token  # always keep the newest
+    connection.access_expires_at = tokens.access_expires_at
+    connection.refresh_expires_at = tokens.refresh_expires_at
+    lifetime = tokens.access_expires_at - now
+    margin = min(timedelta(minutes=conf.refresh_margin_minutes()), lifetime / 2)
+    refreshable = tokens.refresh_expires_at is not None and tokens.refresh_expires_at > now
+    connection.refresh_due_at = tokens.access_expires_at - margin if refreshable else None
+    connection.token_refreshed_at = now
+    connection.status = Connection.Status.CONNECTED
+    connection.last_error = ""
+
+
+def _mark(connection_id, status, error):
+    Connection.objects.filter(pk=connection_id).update(status=status, last_error=error[:2000],
+                                                       refresh_due_at=None, updated=timezone.now())
+
+
+def refresh_connection(connection, client=None, *, rejected_token=None):
+    """Refresh `connection`'s access token; returns the fresh Connection row.
+
+    With `rejected_token` (a token an upstream just refused) it first checks
+    whether another worker has already replaced it, and uses that one."""
+    client = client or client_for(connection)
+    failure = None
+    with transaction.atomic():
+        row = Connection.objects.select_for_update().get(pk=connection.pk)
+        if rejected_token is not None and row.access_token != rejected_token and row.access_valid():
+            return row
+        if not row.refresh_valid():
+            failure = ReauthorizationRequired(f"{row}: the refresh token has expired; connect the shop again.",
+                                              upstream=row.platform)
+        else:
+            try:
+                tokens = client.refresh(row.refresh_token, row.shop_id)
+            except ReauthorizationRequired as exc:
+                failure = exc
+            else:
+                apply_tokens(row, tokens)
+                row.save()
+                logger.info("connection #%s: access token refreshed, valid until %s", row.pk, row.access_expires_at)
+                return row
+    _mark(connection.pk, Connection.Status.EXPIRED, str(failure))
+    logger.warning("connection #%s needs to be connected again: %s", connection.pk, failure)
+    raise failure
+
+
+class ConnectionTokens(TokenKeeper):
+    """The database side of a client's token needs, for one connection."""
+
+    def __init__(self, connection, client):
+        self.connection = connection
+        self.client = client
+        self.shop_id = connection.shop_id
+        self.refreshed = 0
+
+    def token(self):
+        if not self.connection.access_valid():
+            return self.renew(self.connection.access_token)
+        return self.connection.access_token
+
+    def renew(self, rejected_token):
+        self.connection = refresh_connection(self.connection, self.client, rejected_token=rejected_token)
+        self.refreshed += 1
+        return self.connection.access_token
+
+
+@operation("marketplace", "connect_account", lock_key=lambda p: str(p.get("connection_id")))
+def connect_account(run, connection_id):
+    """Exchange the authorisation code the callback parked on the connection for
+    tokens. Not repeatable by design: the code is single-use and cleared here."""
+    connection = Connection.objects.get(pk=connection_id)
+    code, shop_id = connection.oauth_code, connection.oauth_shop_id
+    if not code:
+        raise OperationFailed(f"{connection}: no authorisation code is waiting; use Connect again.")
+    Connection.objects.filter(pk=connection.pk).update(oauth_code="", oauth_state="")
+    client = client_for(connection)
+    try:
+        tokens = client.exchange_code(code, shop_id)
+    except ReauthorizationRequired as exc:
+        _mark(connection.pk, Connection.Status.ERROR, str(exc))
+        raise OperationFailed(f"{connection}: the marketplace refused the authorisation code ({exc}).") from exc
+    connection.refresh_from_db()
+    apply_tokens(connection, tokens)
+    connection.shop_id = tokens.shop_id or shop_id
+    connection.shop_name = tokens.shop_name or connection.shop_name
+    if tokens.country:
+        connection.country = tokens.country
+    connection.oauth_code = ""
+    connection.oauth_state = ""
+    try:
+        with transaction.atomic():
+            connection.save()
+    except IntegrityError as exc:
+        raise OperationFailed(f"{connection.get_platform_display()} shop {connection.shop_id} is already "
+                              "connected under another name.") from exc
+    run.count("connected")
+    logger.info("connection #%s connected to %s shop %s", connection.pk, connection.platform, connection.shop_id)
+    return connection.pk
+
+
+@operation("marketplace", "refresh_token", lock_key=lambda p: str(p.get("connection_id")))
+def refresh_token(run, connection_id):
+    """Refresh one connection's access token now. Side effect: rotates the tokens."""
+    connection = Connection.objects.get(pk=connection_id)
+    if not connection.has_tokens:
+        raise OperationFailed(f"{connection} is not connected yet; use Connect first.")
+    refresh_connection(connection)
+    run.count("refreshed")
+
+
+def _due(now=None):
+    return Connection.objects.filter(status=Connection.Status.CONNECTED, refresh_due_at__lte=now or timezone.now())
+
+
+@operation("marketplace", "refresh_due_tokens", has_work=lambda: _due().exists())
+def refresh_due_tokens(run):
+    """Refresh every connection whose refresh time has come (the beat's tick).
+    A failure on one connection does not stop the others; the run then fails
+    naming them."""
+    due = list(_due())
+    run.set_total(len(due))
+    failures = []
+    for connection in due:
+        try:
+            refresh_connection(connection)
+            run.count("refreshed")
+        except Exception as exc:  # noqa: BLE001 - one shop's failure must not stop the others
+            run.count("failed")
+            failures.append(f"{connection}: {exc}")
+            if not isinstance(exc, ReauthorizationRequired):
+                # Try again on a later tick (e.g. after a timeout), not never.
+                Connection.objects.filter(pk=connection.pk).update(last_error=str(exc)[:2000])
+        run.advance()
+    if failures:
+        raise OperationFailed("; ".join(failures))

@@ -1,0 +1,156 @@
+"""Loading order lines into the star schema, in bulk.
+
+Every source (the Lazada and Shopee syncs, CSV upload, the mock generator)
+turns its input into `OrderLine`s and calls `load_lines()`. Dimensions are
+upserted first (one INSERT ... ON CONFLICT per table), their ids read back by
+natural key, then the facts are upserted the same way. Nothing is inserted one
+row at a time, and loading the same lines twice changes nothing.
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import DimCustomer, DimDate, DimProduct, DimShop, DimStatus, FactOrderLine
+
+BATCH = 1000
+
+STATUS_GROUPS = {
+    # Lazada
+    "unpaid": "pending", "pending": "pending", "packed": "pending", "topack": "pending",
+    "ready_to_ship": "shipping", "toship": "shipping", "shipping": "shipping", "shipped": "shipping",
+    "delivered": "delivered", "canceled": "cancelled", "returned": "returned", "failed": "cancelled",
+    "lost": "cancelled",
+    # Shopee
+    "invoice_pending": "pending", "processed": "pending", "retry_ship": "shipping",
+    "to_confirm_receive": "shipping", "completed": "delivered", "in_cancel": "cancelled",
+    "cancelled": "cancelled", "to_return": "returned",
+}
+
+
+def customer_key(*parts):
+    """A stable key for a buyer without storing what identifies them."""
+    joined = "|".join((p or "").strip().lower() for p in parts)
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+@dataclass
+class OrderLine:
+    platform: str
+    shop_id: str
+    order_id: str
+    line_id: str
+    ordered_at: datetime
+    status: str
+    sku: str
+    product_name: str = ""
+    variation: str = ""
+    quantity: int = 1
+    unit_price: Decimal = Decimal("0")
+    paid_price: Decimal = Decimal("0")
+    currency: str = ""
+    customer_key: str = ""
+    customer_name: str = ""
+    city: str = ""
+    region: str = ""
+    country: str = ""
+    updated_at: datetime | None = None
+    shop_name: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def load_lines(lines, *, source, is_mock=False):
+    """Upsert `lines` and their dimensions; returns the number of fact rows written.
+
+    Idempotent: the natural keys decide what is new. Call it inside the caller's
+    transaction when a cursor must move with the rows.
+    """
+    lines = list(lines)
+    if not lines:
+        return 0
+    with transaction.atomic():
+        shops = _upsert_shops(lines, is_mock)
+        dates = _upsert_dates(lines)
+        products = _upsert(
+            DimProduct, ("platform", "sku"), ("name", "variation"),
+            {(l.platform, l.sku): {"name": l.product_name[:500], "variation": l.variation[:300]} for l in lines},
+        )
+        customers = _upsert(
+            DimCustomer, ("platform", "customer_key"), ("name", "city", "region", "country"),
+            {(l.platform, l.customer_key or customer_key(l.customer_name)): {
+                "name": l.customer_name[:200], "city": l.city[:200], "region": l.region[:200], "country": l.country[:100],
+            } for l in lines},
+        )
+        statuses = _upsert(
+            DimStatus, ("platform", "code"), ("group",),
+            {(l.platform, l.status.lower()): {"group": STATUS_GROUPS.get(l.status.lower(), "other")} for l in lines},
+        )
+        facts = {}
+        for l in lines:
+            # The last occurrence wins (a later update of the same line in one batch).
+            facts[(l.platform, l.order_id, l.line_id)] = FactOrderLine(
+                platform=l.platform, order_id=l.order_id, line_id=l.line_id,
+                shop_id=shops[(l.platform, l.shop_id)], date_id=dates[_local_date(l.ordered_at)],
+                product_id=products[(l.platform, l.sku)],
+                customer_id=customers[(l.platform, l.customer_key or customer_key(l.customer_name))],
+                status_id=statuses[(l.platform, l.status.lower())],
+                quantity=l.quantity, unit_price=l.unit_price, paid_price=l.paid_price, currency=l.currency,
+                ordered_at=l.ordered_at, updated_at=l.updated_at, source=source, is_mock=is_mock,
+                loaded_at=timezone.now(),
+            )
+        FactOrderLine.objects.bulk_create(
+            list(facts.values()), batch_size=BATCH, update_conflicts=True,
+            unique_fields=["platform", "order_id", "line_id"],
+            update_fields=["shop", "date", "product", "customer", "status", "quantity", "unit_price", "paid_price",
+                           "currency", "ordered_at", "updated_at", "source", "is_mock", "loaded_at"],
+        )
+    return len(facts)
+
+
+def _local_date(moment: datetime) -> date:
+    return timezone.localtime(moment).date() if timezone.is_aware(moment) else moment.date()
+
+
+def _upsert(model, key_fields, update_fields, rows_by_key):
+    objs = [model(**dict(zip(key_fields, key)), **values) for key, values in rows_by_key.items()]
+    model.objects.bulk_create(objs, batch_size=BATCH, update_conflicts=True, unique_fields=list(key_fields),
+                              update_fields=list(update_fields))
+    return _ids(model, key_fields, rows_by_key.keys())
+
+
+def _ids(model, key_fields, keys):
+    """Read back the ids by natural key (bulk_create does not return them on every backend)."""
+    keys = set(keys)
+    found = {}
+    first_values = {k[0] for k in keys}
+    second_values = [k[1] for k in keys]
+    for start in range(0, len(second_values), BATCH):
+        chunk = second_values[start:start + BATCH]
+        query = model.objects.filter(**{f"{key_fields[0]}__in": first_values, f"{key_fields[1]}__in": chunk})
+        for row in query.values("pk", *key_fields):
+            key = tuple(row[f] for f in key_fields)
+            if key in keys:
+                found[key] = row["pk"]
+    return found
+
+
+def _upsert_shops(lines, is_mock):
+    rows = {}
+    for l in lines:
+        rows[(l.platform, l.shop_id)] = {"name": (l.shop_name or l.shop_id)[:200], "is_mock": is_mock}
+    return _upsert(DimShop, ("platform", "shop_id"), ("name", "is_mock"), rows)
+
+
+def _upsert_dates(lines):
+    days = {_local_date(l.ordered_at) for l in lines}
+    objs = [
+        DimDate(date_key=int(d.strftime("%Y%m%d")), date=d, year=d.year, quarter=(d.month - 1) // 3 + 1,
+                month=d.month, day=d.day, weekday=d.isoweekday(), iso_week=d.isocalendar()[1])
+        for d in days
+    ]
+    DimDate.objects.bulk_create(objs, batch_size=BATCH, ignore_conflicts=True)
+    return dict(DimDate.objects.filter(date__in=days).values_list("date", "pk"))
