@@ -233,8 +233,9 @@ class NetlifeClient:
         self.portal_key = portal.key
         self.base_url = portal.api_url
         rate = portal.requests_per_second or None
-        # One bucket per portal host: each brand is its own server.
-        self.session = UpstreamSession(f"netlife-{portal.key}", rate=rate, burst=max(1, int(rate or 1)))
+        # One bucket per portal host: each brand is its own server. No burst: a
+        # burst on top of the rate would exceed a per-second limit of that rate.
+        self.session = UpstreamSession(f"netlife-{portal.key}", rate=rate, burst=1)
         self.session.auth = (portal.username, portal.password)
         self.session.headers["Accept"] = "application/json"
 

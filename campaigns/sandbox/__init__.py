@@ -22,7 +22,9 @@ data (see data.py), the others answer an empty activities list.
   after `POST /_sandbox/netlife/shape {"keyed": true}`. Images carry
   `activity{uuid}` and `subject_uuid` (the latter is our choice: the public
   client maps images to subjects through the subjects' own images).
-  `POST /_sandbox/netlife/slow_jobs {"ms": 3000}` makes job details slow.
+  `POST /_sandbox/netlife/slow_jobs {"ms": 3000}` makes job details slow;
+  `POST /_sandbox/netlife/fail_users_page {"page": 2, "count": 5}` makes one
+  page of `/jobs/{job}/users` answer 503 (a mid-pagination failure).
 - Access keys under both `accesskeys` and `access_keys`. GET: `{"success":
   true, "data": [{"access_key": ...}]}`, or 404 `not_found` when the subject
   has none. POST (no body) creates one: 201 with the new key.
@@ -95,6 +97,7 @@ class NetlifeSandbox(Sandbox):
         self.calls = defaultdict(int)
         self.created_keys = 0
         self.rate_limited = 0
+        self.failing_user_pages = {}  # page number -> how many more 503s it answers
 
     def state(self):
         return {
@@ -115,6 +118,9 @@ class NetlifeSandbox(Sandbox):
         if action == "slow_jobs" and request.method == "POST":
             self.slow_job_ms = int(spec.get("ms", 0))
             return json_response({"ms": self.slow_job_ms})
+        if action == "fail_users_page" and request.method == "POST":
+            self.failing_user_pages[int(spec.get("page", 2))] = int(spec.get("count", 1))
+            return json_response({"failing": self.failing_user_pages})
         if action == "limit" and request.method == "POST":
             self.per_second = int(spec.get("per_second", RATE_LIMIT_PER_SECOND))
             return json_response({"per_second": self.per_second})
@@ -218,6 +224,10 @@ class NetlifeSandbox(Sandbox):
             per_page = min(500, max(1, int(request.args.get("per_page", 100))))
         except ValueError:
             return error(400, "invalid_param", "page and per_page must be integers")
+        with self.lock:
+            if self.failing_user_pages.get(page):
+                self.failing_user_pages[page] -= 1
+                return error(503, "unavailable", "Service temporarily unavailable")
         links = job["links"]
         rows = links[(page - 1) * per_page: page * per_page]
         more = page * per_page < len(links)

@@ -85,7 +85,7 @@ def build_portal(key):
                 "activity_uuid": activity["uuid"],
                 "_has_order": i % 3 == 0,
             })
-            if i % 2 == 0:
+            if i % 5 != 3:  # most families register; the big job's links straddle a 100-row page
                 user_uuid = _uuid(key, "user", parent_n, job_index)
                 users[user_uuid] = {"name": f"Parent of {first} {last}", "email_address": f"Parent.{parent_n}.{job_index}@Example.com",
                                     "phone_number": parent_phone if i % 4 == 0 else ""}

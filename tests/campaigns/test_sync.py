@@ -33,7 +33,7 @@ def test_it_syncs_the_webshop_graph_and_a_rerun_changes_nothing(synced, netlife,
     assert synced.counters["buyers"] == len(buyers) and synced.counters["non_buyers"] == len(truth) - len(buyers)
     # registered users: 130 links straddle the 100-row page
     links = [link for job in netlife.portals[KEY]["jobs"].values() if job["uuid"] in truth_jobs for link in job["links"]]
-    assert Subject.objects.exclude(registered_user=None).count() == len(links) == 85
+    assert Subject.objects.exclude(registered_user=None).count() == len(links) == 136
     user = RegisteredUser.objects.exclude(phone_number="").first()
     assert user.details_fetched_at and user.email == user.email.lower()
     keyed = {s for job in netlife.portals[KEY]["jobs"].values() if job["uuid"] in truth_jobs for s, k in job["keys"].items() if k}
