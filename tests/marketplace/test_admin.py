@@ -1,0 +1,44 @@
+"""Connection admin actions, run by POSTing to the changelist."""
+
+import pytest
+from django.urls import reverse
+
+from marketplace.models import FactOrderLine
+from portal.models import SyncRun
+
+
+@pytest.mark.django_db
+def test_sync_orders_action_queues_a_run_per_connected_shop(admin_client, connected_lazada, shopee_connection,
+                                                            django_capture_on_commit_callbacks):
+    url = reverse("admin:marketplace_connection_changelist")
+    with django_capture_on_commit_callbacks(execute=True):
+        page = admin_client.post(url, {"action": "sync_orders",
+                                       "_selected_action": [connected_lazada.pk, shopee_connection.pk]}, follow=True)
+    assert b"Queued 1 order sync" in page.content
+    assert b"not connected and were left out" in page.content
+    run = SyncRun.objects.get(operation="sync_orders")
+    assert run.trigger == "admin" and run.status == "succeeded"
+    assert FactOrderLine.objects.filter(platform="lazada").exists()
+
+
+@pytest.mark.django_db
+def test_refresh_token_action_rotates_the_tokens(admin_client, sandbox, connected_lazada,
+                                                 django_capture_on_commit_callbacks):
+    old = connected_lazada.access_token
+    url = reverse("admin:marketplace_connection_changelist")
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(url, {"action": "refresh_token", "_selected_action": [connected_lazada.pk]})
+    connected_lazada.refresh_from_db()
+    assert connected_lazada.access_token != old
+    assert sandbox["lazada"].refreshes == 1
+
+
+@pytest.mark.django_db
+def test_the_warehouse_pages_render(admin_client, connected_lazada):
+    from django.core.management import call_command
+
+    call_command("marketplace_sync_orders")
+    for name in ("factorderline", "dimshop", "dimproduct", "dimcustomer", "dimstatus", "dimdate", "csvupload",
+                 "connection"):
+        assert admin_client.get(reverse(f"admin:marketplace_{name}_changelist")).status_code == 200
+    assert admin_client.get(reverse("admin:marketplace_csvupload_add")).status_code == 200

@@ -1,0 +1,105 @@
+"""CSV upload of order exports: all or nothing, by command, admin form and API."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from marketplace.models import CsvUpload, FactOrderLine
+
+GOOD = """orderNumber,orderItemId,createTime,updateTime,status,sellerSku,itemName,variation,unitPrice,paidPrice,customerName,shippingCity,shippingRegion,shippingCountry
+500001,1,22 Nov 2025 10:15,22 Nov 2025 12:00,delivered,LA-TEE-001,Linen Tee,White M,19.90,17.90,Ana Tan,Singapore,Central,Singapore
+500001,2,22 Nov 2025 10:15,22 Nov 2025 12:00,delivered,LA-BAG-203,Canvas Tote,,24.50,24.50,Ana Tan,Singapore,Central,Singapore
+500002,3,2025-11-23 09:00:00,,canceled,LA-DRS-014,Wrap Dress,Navy S,49.00,49.00,Ben Lim,Jurong,West,Singapore
+"""
+
+BAD = """Order Number,Order Item Id,Created at,Status,Seller SKU,Item Name,Unit Price,Quantity
+600001,1,22 Nov 2025 10:15,delivered,LA-TEE-001,Linen Tee,19.90,1
+600002,2,yesterday,delivered,LA-TEE-001,Linen Tee,19.90,1
+600003,3,22 Nov 2025 10:15,delivered,,Linen Tee,abc,1
+600004,4,22 Nov 2025 10:15,delivered,LA-TEE-001,Linen Tee,19.90,-2
+"""
+
+
+@pytest.fixture
+def good_csv(tmp_path):
+    path = tmp_path / "samplelazada.csv"
+    path.write_text(GOOD)
+    return path
+
+
+@pytest.mark.django_db
+def test_it_loads_a_valid_export_and_a_second_load_changes_nothing(good_csv):
+    call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--shop", "LA SG")
+    assert FactOrderLine.objects.count() == 3
+    call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--shop", "LA SG")
+    assert FactOrderLine.objects.count() == 3
+    tee = FactOrderLine.objects.select_related("customer", "status", "date").get(order_id="500001", line_id="1")
+    assert str(tee.paid_price) == "17.90" and tee.source == "csv" and not tee.is_mock
+    assert tee.customer.region == "Central" and tee.date.date.isoformat() == "2025-11-22"
+    assert FactOrderLine.objects.get(order_id="500002").status.group == "cancelled"
+
+
+@pytest.mark.django_db
+def test_a_malformed_file_lists_every_bad_row_and_loads_nothing(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text(BAD)
+    with pytest.raises(CommandError) as failure:
+        call_command("marketplace_import_csv", str(path), "--platform", "lazada")
+    message = str(failure.value)
+    assert "row 3: ordered_at: not a date" in message
+    assert "row 4: sku is empty" in message and "unit_price: not an amount" in message
+    assert "row 5: quantity" in message
+    assert "row 2" not in message
+    assert FactOrderLine.objects.count() == 0  # row 2 was fine, but nothing loads
+    upload = CsvUpload.objects.get()
+    assert upload.status == "rejected" and len(upload.errors) == 3
+
+
+@pytest.mark.django_db
+def test_a_file_without_the_required_columns_is_refused(tmp_path):
+    path = tmp_path / "wrong.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(CommandError, match="row 1: missing column"):
+        call_command("marketplace_import_csv", str(path), "--platform", "shopee")
+
+
+@pytest.mark.django_db
+def test_a_file_that_is_not_utf8_is_refused_before_anything_is_stored(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("Order Number\nCaf\xe9\n".encode("latin-1"))
+    with pytest.raises(CommandError, match="not UTF-8"):
+        call_command("marketplace_import_csv", str(path), "--platform", "lazada")
+    assert not CsvUpload.objects.exists()
+
+
+@pytest.mark.django_db
+def test_staff_upload_a_file_in_the_admin(admin_client):
+    url = reverse("admin:marketplace_csvupload_add")
+    page = admin_client.post(url, {"platform": "shopee", "shop": "LA Shopee",
+                                   "file": SimpleUploadedFile("orders.csv", GOOD.encode())}, follow=True)
+    assert b"3 order lines loaded" in page.content
+    assert FactOrderLine.objects.filter(platform="shopee", shop__shop_id="LA Shopee").count() == 3
+
+    page = admin_client.post(url, {"platform": "shopee", "shop": "LA Shopee",
+                                   "file": SimpleUploadedFile("bad.csv", BAD.encode())}, follow=True)
+    assert b"was not loaded" in page.content and b"row 3: ordered_at" in page.content
+    assert FactOrderLine.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_the_api_takes_an_upload_and_answers_400_with_the_rows_when_bad(api_client, admin_user):
+    api_client.force_authenticate(admin_user)
+    url = reverse("marketplace-upload")
+    reply = api_client.post(url, {"platform": "lazada", "file": SimpleUploadedFile("bad.csv", BAD.encode())},
+                            format="multipart")
+    assert reply.status_code == 400
+    body = reply.json()
+    assert body["success"] is False and "row 4" in body["error"]
+    assert len(body["data"]["upload"]["errors"]) == 3 and body["data"]["run"]["status"] == "failed"
+
+    reply = api_client.post(url, {"platform": "lazada", "file": SimpleUploadedFile("ok.csv", GOOD.encode())},
+                            format="multipart")
+    assert reply.status_code == 201, reply.json()
+    assert reply.json()["data"]["upload"]["rows"] == 3
+    assert FactOrderLine.objects.count() == 3
