@@ -19,6 +19,7 @@ from portal.models import SyncRun
 from portal.operations import enqueue
 
 from .models import Activity, Campaign, Job, Portal, RegisteredUser, Subject
+from .services import check_portal
 
 CONTACTS_PERMISSION = "campaigns.view_subject"
 
@@ -71,7 +72,7 @@ class PortalAdmin(SecretFieldsMixin, admin.ModelAdmin):
     list_filter = ("enabled",)
     search_fields = ("key", "name")
     readonly_fields = ("last_synced_at", "runs")
-    actions = ["sync_portal"]
+    actions = ["sync_portal", "check_portal"]
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if isinstance(db_field, models.URLField):
@@ -85,6 +86,16 @@ class PortalAdmin(SecretFieldsMixin, admin.ModelAdmin):
     @admin.display(description="runs")
     def runs(self, obj):
         return runs_link("campaigns", "sync_portal", label="sync runs")
+
+    @admin.action(description="Test the connection", permissions=["change"])
+    def check_portal(self, request, queryset):
+        # One quick read-only call per portal: run inline so staff see the answer at once.
+        for portal in queryset:
+            record = check_portal(trigger=SyncRun.Trigger.ADMIN, user=request.user, portal=portal.key)
+            if record.status == SyncRun.Status.SUCCEEDED:
+                self.message_user(request, f"{portal.key}: connected, {record.result} activities in the webshop.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"{portal.key}: {record.error}", messages.ERROR)
 
     @admin.action(description="Sync the selected portals now", permissions=["change"])
     def sync_portal(self, request, queryset):

@@ -18,6 +18,7 @@ from portal.models import SyncRun
 from portal.operations import enqueue
 
 from ..models import Activity, Campaign, Job, Portal, Subject
+from ..services import check_portal
 from .serializers import ActivitySerializer, CampaignSerializer, JobSerializer, PortalSerializer, SubjectSerializer
 
 SYNC_PERMISSION = "campaigns.change_portal"
@@ -41,6 +42,15 @@ class PortalViewSet(viewsets.ModelViewSet):
         """Queue a sync of this portal; poll /api/runs/<id>/ for its progress."""
         portal = self.get_object()
         return queued(enqueue("campaigns", "sync_portal", trigger=SyncRun.Trigger.API, user=request.user, portal=portal.key))
+
+
+    @extend_schema(request=None, responses={200: SyncRunSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[HasAppPermission])
+    def check(self, request, key=None):
+        """Test the portal's URL and credential now (one read-only call); the run says how it went."""
+        portal = self.get_object()
+        record = check_portal(trigger=SyncRun.Trigger.API, user=request.user, portal=portal.key)
+        return Response(SyncRunSerializer(record).data)
 
 
 class SyncAllView(APIView):

@@ -161,12 +161,35 @@ def store_job(portal, snapshot: JobSnapshot, now, run):
     run.count("subjects_created", len(current) - len(existing))
     run.count("buyers", len(snapshot.buyers))
     run.count("non_buyers", len(snapshot.subjects) - len(snapshot.buyers))
+    run.count("subjects_with_phone", sum(1 for s in snapshot.subjects
+                                         if s.phone_number or any(c.get("mobile_phone") for c in s.delivery_contacts)))
+    run.count("subjects_with_email", sum(1 for s in snapshot.subjects
+                                         if s.email or any(c.get("email_address") for c in s.delivery_contacts)))
+    run.count("subjects_with_images", sum(1 for s in snapshot.subjects if s.image_count))
     run.count("registered_users", len(snapshot.links))
     run.count("user_details_fetched", len(snapshot.user_details))
     run.count("access_keys_found", len(snapshot.access_keys) - snapshot.keys_created)
     run.count("access_keys_created", snapshot.keys_created)
     if removed:
         run.count("subjects_removed", removed)
+
+
+def _portal(key):
+    row = Portal.objects.filter(key=key).first()
+    if row is None:
+        raise OperationFailed(f"No portal {key!r}; add it in the admin.")
+    return row
+
+
+@operation("campaigns", "check_portal", lock=False)
+def check_portal(run, portal):
+    """Prove a portal's URL and credential work: one read-only activities call.
+
+    No side effects; the run records how many activities are in the webshop.
+    """
+    activities = NetlifeClient(_portal(portal)).activities_in_webshop()
+    run.set_counter("activities", len(activities))
+    return len(activities)
 
 
 @operation("campaigns", "sync_portal", lock_key=lambda params: params.get("portal", ""), lock_ttl=2 * 3600 + 300)
@@ -179,9 +202,7 @@ def sync_portal(run, portal):
     no key). Any failed job fails the run (after the others are saved) and
     leaves last_synced_at where it was.
     """
-    row = Portal.objects.filter(key=portal).first()
-    if row is None:
-        raise OperationFailed(f"No portal {portal!r}; add it in the admin.")
+    row = _portal(portal)
     client = NetlifeClient(row)
     started = timezone.now()
     activities = client.activities_in_webshop()

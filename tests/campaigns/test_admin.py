@@ -79,3 +79,16 @@ def test_the_browsing_pages_render(admin_client, synced):
     assert admin_client.get(reverse("admin:campaigns_subject_change", args=[subject.pk])).status_code == 200
     assert admin_client.get(reverse("admin:campaigns_campaign_add")).status_code == 200
     assert Portal.objects.count() == 1 and not Campaign.objects.exists()
+
+
+def test_the_test_connection_action_reports_each_portal(admin_client, portal, netlife):
+    from .conftest import make_portal
+
+    broken = make_portal("legacyphoto")
+    Portal.objects.filter(pk=broken.pk).update(password="")
+    Portal.objects.filter(pk=broken.pk).update(username="")
+    reply = admin_client.post(PORTALS, {"action": "check_portal", "index": 0,
+                                        helpers.ACTION_CHECKBOX_NAME: [portal.pk, broken.pk]}, follow=True)
+    page = [str(m) for m in reply.context["messages"]]
+    assert "nowandforeverphoto: connected, 3 activities in the webshop." in page
+    assert any(m.startswith("legacyphoto: Portal legacyphoto has no Netlife username/password") for m in page)

@@ -104,3 +104,14 @@ def test_an_unknown_template_placeholder_is_refused(api_client, admin_user, port
                             format="json")
     assert reply.status_code == 400 and "nickname" in reply.json()["error"]
     assert not Campaign.objects.exists() and Portal.objects.count() == 1
+
+
+def test_check_answers_with_the_finished_run(api_client, admin_user, portal, netlife):
+    api_client.force_authenticate(admin_user)
+    reply = api_client.post(f"{BASE}/portals/{portal.key}/check/")
+    assert reply.status_code == 200
+    assert reply.json()["status"] == "succeeded" and reply.json()["counters"] == {"activities": 3}
+    portal.password = "wrong"
+    portal.save()
+    failed = api_client.post(f"{BASE}/portals/{portal.key}/check/").json()
+    assert failed["status"] == "failed" and "401" in failed["error"]
