@@ -9,6 +9,8 @@ ever carry counts.
 from django.core.exceptions import ValidationError
 from django.core.files.storage import FileSystemStorage
 from django.db import models
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils.functional import LazyObject
 
 from portal.fields import EncryptedTextField
@@ -229,3 +231,10 @@ class Campaign(models.Model):
 
     def __str__(self):
         return self.name
+
+
+@receiver(post_delete, sender=Campaign)
+def _delete_export_file(sender, instance, **kwargs):
+    # The CSV holds personal data: it goes with its campaign (also on bulk delete).
+    if instance.export_file:
+        instance.export_file.storage.delete(instance.export_file.name)

@@ -92,3 +92,22 @@ def test_the_test_connection_action_reports_each_portal(admin_client, portal, ne
     page = [str(m) for m in reply.context["messages"]]
     assert "nowandforeverphoto: connected, 3 activities in the webshop." in page
     assert any(m.startswith("legacyphoto: Portal legacyphoto has no Netlife username/password") for m in page)
+
+
+def test_a_campaign_is_added_in_the_admin_and_its_file_goes_with_it(admin_client, synced, portal):
+    add = reverse("admin:campaigns_campaign_add")
+    form = {"name": "Spring", "portals": [portal.pk], "audience": "buyers", "message_template": "Hi {nickname}",
+            "sender_id": "Netlife"}
+    refused = admin_client.post(add, form)
+    assert refused.status_code == 200 and "Unknown placeholder" in refused.content.decode()
+    form["message_template"] = "Hi {first_name}, your photos: {access_url}"
+    assert admin_client.post(add, form).status_code == 302
+    campaign = Campaign.objects.get(name="Spring")
+    from campaigns.services import build_export
+
+    build_export(trigger="command", campaign=campaign.pk)
+    campaign.refresh_from_db()
+    storage, name = campaign.export_file.storage, campaign.export_file.name
+    assert storage.exists(name)
+    admin_client.post(CAMPAIGNS, {"action": "delete_selected", "post": "yes", helpers.ACTION_CHECKBOX_NAME: [campaign.pk]})
+    assert not Campaign.objects.exists() and not storage.exists(name)
