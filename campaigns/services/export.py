@@ -122,6 +122,9 @@ def build_export(run, campaign):
         raise OperationFailed(f"No campaign #{campaign}.")
     if not row.portals.exists():
         raise OperationFailed(f"Campaign {row.name!r} has no portals selected.")
+    if not Subject.objects.filter(portal__in=row.portals.all()).exists():
+        # An empty file would look like "nobody to text"; the truth is "not synced yet".
+        raise OperationFailed(f"No subjects synced yet for campaign {row.name!r}'s portals; sync them first.")
     content = render_csv(contact_rows(row, run))
     contacts = run.record.counters.get("contacts", 0)
     old_name = row.export_file.name

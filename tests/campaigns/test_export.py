@@ -88,6 +88,13 @@ def test_a_campaign_without_portals_fails(db, netlife):
     assert record.status == "failed" and "no portals" in record.error
 
 
+def test_an_export_before_any_sync_fails_instead_of_writing_an_empty_file(campaign):
+    record = build_export(trigger="command", campaign=campaign.pk)
+    assert record.status == "failed" and "sync them first" in record.error
+    campaign.refresh_from_db()
+    assert not campaign.export_file and campaign.export_contacts is None
+
+
 def test_the_commands_sync_and_build_an_export(portal, campaign, tmp_path, capsys):
     call_command("campaigns_sync", portal.key)
     assert Subject.objects.count() == 170
