@@ -67,6 +67,8 @@ class CsvUploadRequestSerializer(serializers.Serializer):
     file = serializers.FileField()
     platform = serializers.ChoiceField(choices=Platform.choices)
     shop = serializers.CharField(max_length=200, required=False, default="csv")
+    check = serializers.BooleanField(required=False, default=False,
+                                     help_text="only validate the file (the seed's /upload): nothing is stored")
 
     def validate_file(self, upload):
         try:

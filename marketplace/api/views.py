@@ -18,6 +18,7 @@ from portal.models import SyncRun
 from .. import services
 from ..filtersets import OrderLineFilter
 from ..models import Connection, CsvUpload, DimStatus, FactOrderLine
+from ..services.csv_import import CsvRejected, parse_orders_csv, summarize
 from .serializers import (
     ConnectionSerializer,
     CsvUploadRequestSerializer,
@@ -122,7 +123,8 @@ class SyncAllView(APIView):
 
 class CsvUploadView(APIView):
     """Upload an order export (multipart: file, platform, shop). All or nothing:
-    201 with the upload and its run, or 400 listing every bad row."""
+    201 with the upload and its run, or 400 listing every bad row. With
+    check=true the file is only validated and nothing is stored."""
 
     permission_classes = [HasAppPermission]
     required_permission = "marketplace.add_csvupload"
@@ -133,6 +135,8 @@ class CsvUploadView(APIView):
         form = CsvUploadRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         filename, content = form.validated_data["file"]
+        if form.validated_data["check"]:
+            return self.check_only(filename, content, form.validated_data)
         upload = CsvUpload.objects.create(platform=form.validated_data["platform"], shop=form.validated_data["shop"],
                                           filename=filename, content=content, uploaded_by=request.user)
         record = services.import_orders_csv(trigger=SyncRun.Trigger.API, user=request.user, upload_id=upload.pk)
@@ -142,6 +146,16 @@ class CsvUploadView(APIView):
             return envelope("The file was not loaded", record.error, status_code=400, data=data)
         return Response({"success": True, "message": f"{upload.rows} order lines loaded", "data": data},
                         status=status.HTTP_201_CREATED)
+
+    def check_only(self, filename, content, params):
+        try:
+            lines = parse_orders_csv(content, platform=params["platform"], shop=params["shop"])
+        except CsvRejected as exc:
+            return envelope("The file is not valid", summarize(exc.errors), status_code=400,
+                            data={"filename": filename, "errors": exc.errors})
+        orders = len({line.order_id for line in lines})
+        return Response({"success": True, "message": f"{filename}: {len(lines)} valid order lines",
+                         "data": {"filename": filename, "lines": len(lines), "orders": orders, "errors": []}})
 
 
 class MockDataView(APIView):

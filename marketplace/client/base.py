@@ -46,6 +46,10 @@ class MarketplaceClient:
     def refresh(self, refresh_token, shop_id="") -> Tokens:
         raise NotImplementedError
 
+    def shop_name(self, keeper) -> str:
+        """The shop's display name, where the contract offers a call for it."""
+        return ""
+
 
 class ReauthorizationRequired(UpstreamAuthError):
     """The refresh token (or the whole grant) is gone: the seller must connect again."""

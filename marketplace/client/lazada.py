@@ -155,8 +155,9 @@ class LazadaClient(MarketplaceClient):
             raise UpstreamBadResponse(f"lazada token reply is missing {exc}", upstream="lazada") from exc
 
     # --- data --------------------------------------------------------------------
-    def seller(self, keeper):
-        return with_token(keeper, lambda token: self.call(conf.lazada_api_url(), "/seller/get", token=token))["data"]
+    def shop_name(self, keeper):
+        body = with_token(keeper, lambda token: self.call(conf.lazada_api_url(), "/seller/get", token=token))
+        return str((body.get("data") or {}).get("name") or "")
 
     def order_pages(self, keeper, since: datetime, until: datetime):
         """Yield (lines, cursor) per page of orders updated in [since, until).

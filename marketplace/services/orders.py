@@ -58,7 +58,9 @@ def _syncable():
     return Connection.objects.filter(status=Connection.Status.CONNECTED, sync_enabled=True)
 
 
-@operation("marketplace", "sync_orders")
+# A one-shop run and the all-shops run may overlap; the per-shop lock inside
+# keeps two runs off the same shop.
+@operation("marketplace", "sync_orders", lock_key=lambda p: str(p.get("connection_id") or "all"))
 def sync_orders(run, connection_id=None):
     """Pull new and updated orders of one connection (or every connected one)
     into the star schema. Idempotent: rows are upserted on natural keys, the
@@ -74,11 +76,13 @@ def sync_orders(run, connection_id=None):
     failures = []
     for connection in connections:
         try:
-            with hold_lock(f"marketplace.sync_orders:{connection.pk}", run.record):
+            with hold_lock(f"marketplace.orders_of_shop:{connection.pk}", run.record):
                 sync_connection(run, connection)
             run.count("shops_synced")
         except OperationSkipped as exc:
             run.count("shops_skipped")  # another run is syncing it right now
+            if len(connections) == 1:
+                raise
             logger.info("%s", exc)
         except UpstreamError as exc:
             run.count("shops_failed")

@@ -14,6 +14,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.http import UpstreamError
 from portal.runs import OperationFailed, operation
 
 from .. import conf
@@ -129,6 +130,11 @@ def connect_account(run, connection_id):
         raise OperationFailed(f"{connection.get_platform_display()} shop {connection.shop_id} is already "
                               "connected under another name.") from exc
     run.count("connected")
+    try:
+        connection.shop_name = client.shop_name(ConnectionTokens(connection, client)) or connection.shop_name
+        connection.save(update_fields=["shop_name", "updated"])
+    except UpstreamError as exc:  # a name is nice to have; the connection stands
+        logger.warning("connection #%s: shop name not fetched: %s", connection.pk, exc)
     logger.info("connection #%s connected to %s shop %s", connection.pk, connection.platform, connection.shop_id)
     return connection.pk
 

@@ -17,7 +17,7 @@ def test_sync_orders_action_queues_a_run_per_connected_shop(admin_client, connec
     assert b"Queued 1 order sync" in page.content
     assert b"not connected and were left out" in page.content
     run = SyncRun.objects.get(operation="sync_orders")
-    assert run.trigger == "admin" and run.status == "succeeded"
+    assert run.trigger == "admin" and run.status == "succeeded", run.log
     assert FactOrderLine.objects.filter(platform="lazada").exists()
 
 

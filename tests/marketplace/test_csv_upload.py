@@ -103,3 +103,22 @@ def test_the_api_takes_an_upload_and_answers_400_with_the_rows_when_bad(api_clie
     assert reply.status_code == 201, reply.json()
     assert reply.json()["data"]["upload"]["rows"] == 3
     assert FactOrderLine.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_check_only_validates_and_stores_nothing(api_client, admin_user, good_csv, tmp_path):
+    from io import StringIO
+
+    out = StringIO()
+    call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--check", stdout=out)
+    assert "3 valid order lines" in out.getvalue()
+    api_client.force_authenticate(admin_user)
+    reply = api_client.post(reverse("marketplace-upload"), {"platform": "lazada", "check": "true",
+                                                            "file": SimpleUploadedFile("bad.csv", BAD.encode())},
+                            format="multipart")
+    assert reply.status_code == 400 and len(reply.json()["data"]["errors"]) == 3
+    reply = api_client.post(reverse("marketplace-upload"), {"platform": "lazada", "check": "true",
+                                                            "file": SimpleUploadedFile("ok.csv", GOOD.encode())},
+                            format="multipart")
+    assert reply.status_code == 200 and reply.json()["data"]["orders"] == 2
+    assert not FactOrderLine.objects.exists() and not CsvUpload.objects.exists()

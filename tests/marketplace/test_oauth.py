@@ -36,6 +36,8 @@ def test_it_connects_a_shop_and_keeps_the_tokens_encrypted_and_out_of_sight(admi
         assert connection.access_token not in html and connection.refresh_token not in html
         assert connection.app_secret not in html
     assert "valid for" in change.content.decode()
+    if connection.platform == "lazada":
+        assert connection.shop_name == "LA Collections"  # from /seller/get
     run = SyncRun.objects.get(operation="connect_account")
     assert connection.access_token not in run.log and "code" not in run.params
 

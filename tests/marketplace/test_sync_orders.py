@@ -9,6 +9,7 @@ from django.db.models import F
 
 from marketplace.models import Connection, DimStatus, FactOrderLine
 from marketplace.services import sync_orders
+from portal.models import SyncRun
 from portal.sandbox.base import json_response
 
 
@@ -125,3 +126,14 @@ def test_a_server_error_mid_sync_keeps_the_stored_pages_and_the_rerun_completes(
 def test_it_refuses_to_sync_without_a_connected_shop(lazada_connection):
     with pytest.raises(CommandError, match="No connected marketplace shop"):
         call_command("marketplace_sync_orders")
+
+
+@pytest.mark.django_db
+def test_a_shop_being_synced_by_another_run_is_skipped_not_synced_twice(connected_lazada):
+    from portal.runs import hold_lock
+
+    other = SyncRun.objects.create(app="marketplace", operation="sync_orders", trigger="beat", status="running")
+    with hold_lock(f"marketplace.orders_of_shop:{connected_lazada.pk}", other):
+        record = sync_orders(trigger="command", connection_id=connected_lazada.pk)
+    assert record.status == "skipped" and f"run #{other.pk}" in record.error
+    assert not FactOrderLine.objects.exists()
