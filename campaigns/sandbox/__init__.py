@@ -79,7 +79,19 @@ def portal_api(handler):
             return refusal
         with self.lock:
             self.calls[handler.__name__] += 1
-        return handler(self, request, self.portals[portal], **kwargs)
+        data = self.portals[portal]
+        if "job_uuid" in kwargs:  # unknown uuids are 404 not_found, like any other
+            job = data["jobs"].get(kwargs.pop("job_uuid"))
+            if job is None:
+                return error(404, "not_found", "No such job")
+            kwargs["job"] = job
+            if "subject_uuid" in kwargs:
+                subject_uuid = kwargs.pop("subject_uuid")
+                subject = next((s for s in job["subjects"] if s["uuid"] == subject_uuid), None)
+                if subject is None:
+                    return error(404, "not_found", "No such subject")
+                kwargs["subject"] = subject
+        return handler(self, request, data, **kwargs)
 
     wrapped.__name__ = handler.__name__
     return wrapped
@@ -161,12 +173,6 @@ class NetlifeSandbox(Sandbox):
             window.append(now)
         return None
 
-    def _job(self, data, job_uuid):
-        return data["jobs"].get(job_uuid)
-
-    def _subject(self, job, subject_uuid):
-        return next((s for s in job["subjects"] if s["uuid"] == subject_uuid), None)
-
     # --- API --------------------------------------------------------------------
     @route(f"{API}/activities/search")
     @portal_api
@@ -179,10 +185,7 @@ class NetlifeSandbox(Sandbox):
 
     @route(f"{API}/jobs/<job_uuid>")
     @portal_api
-    def job_details(self, request, data, job_uuid):
-        job = self._job(data, job_uuid)
-        if job is None:
-            return error(404, "not_found", f"No job {job_uuid}")
+    def job_details(self, request, data, job):
         self.sleep_ms(self.slow_job_ms)
         subjects = [{k: v for k, v in s.items() if not k.startswith("_") and k not in ("images", "group_images")}
                     for s in job["subjects"]]
@@ -190,14 +193,11 @@ class NetlifeSandbox(Sandbox):
         if self.keyed_maps:
             subjects = {s["uuid"]: {k: v for k, v in s.items() if k != "uuid"} for s in subjects}
             images = {i["uuid"]: {k: v for k, v in i.items() if k != "uuid"} for i in images}
-        return json_response({"success": True, "data": {"uuid": job_uuid, "name": job["name"], "subjects": subjects, "images": images}})
+        return json_response({"success": True, "data": {"uuid": job["uuid"], "name": job["name"], "subjects": subjects, "images": images}})
 
     @route(f"{API}/jobs/<job_uuid>/subjects")
     @portal_api
-    def job_subjects(self, request, data, job_uuid):
-        job = self._job(data, job_uuid)
-        if job is None:
-            return error(404, "not_found", f"No job {job_uuid}")
+    def job_subjects(self, request, data, job):
         try:
             has_order = _boolean(request, "filter_has_order", "has_order")
             include_images = _boolean(request, "include_images")
@@ -215,10 +215,7 @@ class NetlifeSandbox(Sandbox):
 
     @route(f"{API}/jobs/<job_uuid>/users")
     @portal_api
-    def job_users(self, request, data, job_uuid):
-        job = self._job(data, job_uuid)
-        if job is None:
-            return error(404, "not_found", f"No job {job_uuid}")
+    def job_users(self, request, data, job):
         try:
             page = max(1, int(request.args.get("page", 1)))
             per_page = min(500, max(1, int(request.args.get("per_page", 100))))
@@ -238,12 +235,9 @@ class NetlifeSandbox(Sandbox):
 
     @route(f"{API}/jobs/<job_uuid>/subjects/<subject_uuid>/users")
     @portal_api
-    def subject_users(self, request, data, job_uuid, subject_uuid):
-        job = self._job(data, job_uuid)
-        if job is None or self._subject(job, subject_uuid) is None:
-            return error(404, "not_found", "No such job or subject")
+    def subject_users(self, request, data, job, subject):
         users = [{"uuid": link["userUuid"], **data["users"][link["userUuid"]]}
-                 for link in job["links"] if link["subjectUuid"] == subject_uuid]
+                 for link in job["links"] if link["subjectUuid"] == subject["uuid"]]
         return json_response({"success": True, "data": users})
 
     @route(f"{API}/users/<user_uuid>")
@@ -257,10 +251,8 @@ class NetlifeSandbox(Sandbox):
     @route(f"{API}/jobs/<job_uuid>/subjects/<subject_uuid>/accesskeys", methods=("GET", "POST"))
     @route(f"{API}/jobs/<job_uuid>/subjects/<subject_uuid>/access_keys", methods=("GET", "POST"))
     @portal_api
-    def access_keys(self, request, data, job_uuid, subject_uuid):
-        job = self._job(data, job_uuid)
-        if job is None or self._subject(job, subject_uuid) is None:
-            return error(404, "not_found", "No such job or subject")
+    def access_keys(self, request, data, job, subject):
+        subject_uuid = subject["uuid"]
         with self.lock:
             keys = job["keys"].get(subject_uuid, [])
             if request.method == "POST":

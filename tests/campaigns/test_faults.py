@@ -107,3 +107,7 @@ def test_the_sandbox_speaks_the_contract(sandbox, netlife):
     for spelling in ("accesskeys", "access_keys"):
         reply = requests.get(f"{api}/jobs/{job['uuid']}/subjects/{keyed}/{spelling}", auth=auth, timeout=5)
         assert reply.json()["data"][0]["access_key"] == job["keys"][keyed][0]
+    linked = job["links"][0]
+    users = requests.get(f"{api}/jobs/{job['uuid']}/subjects/{linked['subjectUuid']}/users", auth=auth, timeout=5).json()
+    assert users["success"] is True and users["data"][0]["uuid"] == linked["userUuid"]
+    assert requests.get(f"{api}/jobs/{job['uuid']}/subjects/nope/accesskeys", auth=auth, timeout=5).status_code == 404
