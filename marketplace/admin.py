@@ -57,6 +57,15 @@ class ConnectionAdmin(SecretFieldsMixin, admin.ModelAdmin):
         # Only the app secret is ever typed in; the tokens are not even rendered.
         return ["app_secret"]
 
+    def save_model(self, request, obj, form, change):
+        if not change:
+            return super().save_model(request, obj, form, change)
+        # Write only what the form edits: a token refresh may have rotated the
+        # tokens since this page was opened, and a full save would put back the
+        # spent ones (Shopee's refresh tokens are single-use).
+        fields = [name for name in form.cleaned_data if name != "app_secret" or form.cleaned_data[name]]
+        obj.save(update_fields=[*fields, "updated"])
+
     @admin.display(description="token")
     def token_state(self, obj):
         return obj.token_status()

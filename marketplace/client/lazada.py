@@ -97,6 +97,10 @@ class LazadaClient(MarketplaceClient):
         return self.parse(response, api_path)
 
     def parse(self, response, api_path):
+        if response.status_code == 401:
+            # Not Lazada's documented shape (errors come as HTTP 200), but a gateway's
+            # 401 means the same to us: refresh once, retry once.
+            raise TokenExpired(f"lazada {api_path}: HTTP 401", status=401, upstream="lazada")
         if response.status_code >= 500 or response.status_code == 429:
             self.session.raise_for_status(response)
         body = self.session.json(response, check_status=False)

@@ -104,6 +104,8 @@ class ShopeeClient(MarketplaceClient):
             body = response.json()
         except ValueError:
             body = None
+        if response.status_code == 401 and not (isinstance(body, dict) and body.get("error")):
+            raise TokenExpired(f"shopee {path}: HTTP 401", status=401, upstream="shopee")
         if not isinstance(body, dict):
             self.session.raise_for_status(response)
             raise UpstreamBadResponse(f"shopee {path} answered something that is not a JSON object",

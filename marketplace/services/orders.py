@@ -60,7 +60,8 @@ def _syncable():
 
 # A one-shop run and the all-shops run may overlap; the per-shop lock inside
 # keeps two runs off the same shop.
-@operation("marketplace", "sync_orders", lock_key=lambda p: str(p.get("connection_id") or "all"))
+@operation("marketplace", "sync_orders", lock_key=lambda p: str(p.get("connection_id") or "all"),
+           has_work=lambda: _syncable().exists())
 def sync_orders(run, connection_id=None):
     """Pull new and updated orders of one connection (or every connected one)
     into the star schema. Idempotent: rows are upserted on natural keys, the

@@ -42,3 +42,21 @@ def test_the_warehouse_pages_render(admin_client, connected_lazada):
                  "connection"):
         assert admin_client.get(reverse(f"admin:marketplace_{name}_changelist")).status_code == 200
     assert admin_client.get(reverse("admin:marketplace_csvupload_add")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_saving_the_form_keeps_the_secret_and_tokens_rotated_meanwhile(admin_client, connected_shopee):
+    from marketplace.models import Connection
+
+    url = reverse("admin:marketplace_connection_change", args=[connected_shopee.pk])
+    page = admin_client.get(url)
+    assert connected_shopee.app_secret not in page.content.decode()
+    # A refresh rotates the tokens while the page is open.
+    Connection.objects.filter(pk=connected_shopee.pk).update(refresh_token="rotated-meanwhile")
+    connected_shopee.refresh_from_db()
+    admin_client.post(url, {"platform": "shopee", "name": "Renamed", "app_key": connected_shopee.app_key,
+                            "app_secret": "", "country": "", "sync_enabled": "on"})
+    after = Connection.objects.get(pk=connected_shopee.pk)
+    assert after.name == "Renamed"
+    assert after.refresh_token == "rotated-meanwhile"
+    assert after.app_secret == connected_shopee.app_secret  # blank keeps the stored secret

@@ -77,3 +77,30 @@ def test_a_refresh_that_times_out_keeps_the_connection_for_the_next_tick(sandbox
     assert connected_shopee.status == Connection.Status.CONNECTED
     assert connected_shopee.refresh_due_at <= timezone.now()  # still due: retried on the next tick
     assert refresh_due_tokens(trigger="beat").status == "succeeded"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("platform,path", [("lazada", "/api/rest/orders/get"),
+                                           ("shopee", "/api/v2/order/get_order_list")])
+def test_a_bare_http_401_also_gets_one_refresh_and_retry(sandbox, request, platform, path):
+    from portal.sandbox.base import Fault
+
+    connection = request.getfixturevalue(f"connected_{platform}")
+    sandbox[platform].add_fault(Fault(status=401, path=path))
+    record = sync_orders(trigger="command", connection_id=connection.pk)
+    assert record.status == "succeeded", record.error
+    assert record.counters["token_refreshes"] == 1
+
+
+@pytest.mark.django_db
+def test_a_token_refused_twice_fails_the_run_after_one_refresh(sandbox, connected_lazada):
+    sandbox["lazada"].queue_error("IllegalAccessToken", count=2, path="/orders/get")
+    record = sync_orders(trigger="command", connection_id=connected_lazada.pk)
+    assert record.status == "failed" and "IllegalAccessToken" in record.error
+    assert sandbox["lazada"].refreshes == 1  # one refresh, one retry, no loop
+
+
+@pytest.mark.django_db
+def test_the_beat_sync_tick_without_a_connected_shop_leaves_no_run(lazada_connection):
+    assert sync_orders(trigger="beat") is None
+    assert not SyncRun.objects.filter(operation="sync_orders").exists()
