@@ -15,6 +15,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from . import conf
 from .models import DimCustomer, DimDate, DimProduct, DimShop, DimStatus, FactOrderLine
 
 BATCH = 1000
@@ -112,7 +113,9 @@ def load_lines(lines, *, source, is_mock=False):
 
 
 def _local_date(moment: datetime) -> date:
-    return timezone.localtime(moment).date() if timezone.is_aware(moment) else moment.date()
+    # The business day in the shops' time zone (MARKETPLACE_TIME_ZONE), whatever
+    # offset the marketplace used (Lazada +08:00, Shopee unix seconds).
+    return timezone.localtime(moment, conf.report_time_zone()).date() if timezone.is_aware(moment) else moment.date()
 
 
 def _upsert(model, key_fields, update_fields, rows_by_key):

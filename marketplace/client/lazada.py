@@ -82,6 +82,10 @@ class LazadaClient(MarketplaceClient):
         # Lazada bans an app for a second past its per-API QPS; stay under it.
         self.session = UpstreamSession("lazada", rate=10, burst=10)
 
+    @property
+    def api_url(self):
+        return conf.lazada_api_url(self.country)
+
     # --- transport -----------------------------------------------------------
     def call(self, base, api_path, params=None, *, token=None, method="GET"):
         signed = {k: str(v) for k, v in (params or {}).items() if v is not None}
@@ -160,7 +164,7 @@ class LazadaClient(MarketplaceClient):
 
     # --- data --------------------------------------------------------------------
     def shop_name(self, keeper):
-        body = with_token(keeper, lambda token: self.call(conf.lazada_api_url(), "/seller/get", token=token))
+        body = with_token(keeper, lambda token: self.call(self.api_url, "/seller/get", token=token))
         return str((body.get("data") or {}).get("name") or "")
 
     def order_pages(self, keeper, since: datetime, until: datetime):
@@ -175,7 +179,7 @@ class LazadaClient(MarketplaceClient):
         while True:
             params = {"update_after": lazada_time(after), "update_before": lazada_time(until),
                       "sort_by": "updated_at", "sort_direction": "ASC", "offset": offset, "limit": PAGE_LIMIT}
-            body = with_token(keeper, lambda token: self.call(conf.lazada_api_url(), "/orders/get", params,
+            body = with_token(keeper, lambda token: self.call(self.api_url, "/orders/get", params,
                                                               token=token))
             data = body.get("data") or {}
             orders = data.get("orders") or []
@@ -199,7 +203,7 @@ class LazadaClient(MarketplaceClient):
         for start in range(0, len(ids), ITEMS_CHUNK):
             chunk = ids[start:start + ITEMS_CHUNK]
             params = {"order_ids": json.dumps([int(i) for i in chunk])}
-            body = with_token(keeper, lambda token: self.call(conf.lazada_api_url(), "/orders/items/get", params,
+            body = with_token(keeper, lambda token: self.call(self.api_url, "/orders/items/get", params,
                                                               token=token))
             for entry in body.get("data") or []:
                 order = by_id.get(str(entry.get("order_id")))

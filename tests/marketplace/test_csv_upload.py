@@ -122,3 +122,14 @@ def test_a_check_only_validates_and_stores_nothing(api_client, admin_user, good_
                             format="multipart")
     assert reply.status_code == 200 and reply.json()["data"]["orders"] == 2
     assert not FactOrderLine.objects.exists() and not CsvUpload.objects.exists()
+
+
+@pytest.mark.django_db
+def test_order_dates_follow_the_marketplace_time_zone(tmp_path, monkeypatch):
+    monkeypatch.setenv("MARKETPLACE_TIME_ZONE", "Asia/Singapore")
+    path = tmp_path / "late.csv"
+    path.write_text("Order Number,Created at,Status,Seller SKU,Item Name,Unit Price\n"
+                    "700001,2025-11-22T20:30:00+00:00,delivered,LA-TEE-001,Linen Tee,19.90\n")
+    call_command("marketplace_import_csv", str(path), "--platform", "shopee")
+    # 20:30 UTC is 04:30 the next morning in Singapore.
+    assert FactOrderLine.objects.get().date.date.isoformat() == "2025-11-23"
