@@ -17,4 +17,7 @@ def client_for(connection) -> MarketplaceClient:
     return cls(connection.app_key, connection.app_secret, country=connection.country)
 
 
-__all__ = ["MarketplaceClient", "ReauthorizationRequired", "TokenExpired", "TokenKeeper", "Tokens", "with_token", "LazadaClient", "ShopeeClient", "client_for"]
+__all__ = [
+    "LazadaClient", "MarketplaceClient", "ReauthorizationRequired", "ShopeeClient", "TokenExpired", "TokenKeeper",
+    "Tokens", "client_for", "with_token",
+]
