@@ -104,3 +104,36 @@ def test_a_token_refused_twice_fails_the_run_after_one_refresh(sandbox, connecte
 def test_the_beat_sync_tick_without_a_connected_shop_leaves_no_run(lazada_connection):
     assert sync_orders(trigger="beat") is None
     assert not SyncRun.objects.filter(operation="sync_orders").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_refreshing_at_once_spend_the_single_use_refresh_token_once(sandbox, connected_shopee):
+    import threading
+
+    from django.db import connection as db_connection
+
+    from marketplace.services.tokens import refresh_connection
+
+    rejected = connected_shopee.access_token
+    results, errors = [], []
+    start = threading.Barrier(2)
+
+    def worker():
+        try:
+            start.wait()
+            results.append(refresh_connection(Connection.objects.get(pk=connected_shopee.pk),
+                                              rejected_token=rejected).access_token)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            db_connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert sandbox["shopee"].refreshes == 1
+    assert len(set(results)) == 1 and results[0] != rejected
+    assert Connection.objects.get(pk=connected_shopee.pk).status == Connection.Status.CONNECTED
