@@ -17,33 +17,17 @@ The portal's rate is set high so latency, not pacing, is what is measured.
 """
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchsetup import setup_django
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 BENCH_PORTAL = "benchportal"
-
-
-def configure(var_dir):
-    os.environ["PORTAL_VAR_DIR"] = var_dir
-    os.environ["DATABASE_URL"] = f"sqlite:///{var_dir}/bench.sqlite3"
-    os.environ["CELERY_BROKER_URL"] = "filesystem://"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    if not (ROOT / ".env").exists():
-        from cryptography.fernet import Fernet
-
-        os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
-        os.environ.setdefault("FIELD_ENCRYPTION_KEYS", Fernet.generate_key().decode())
-
-    import django
-
-    django.setup()
 
 
 def fresh_database():
@@ -78,7 +62,7 @@ def main():
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="campaigns-bench-") as var_dir:
-        configure(var_dir)
+        setup_django(var_dir)
         from django.conf import settings
 
         from campaigns.sandbox import DEMO_PASSWORD, DEMO_USERNAME, data

@@ -12,33 +12,15 @@ storing and tracking happen in the calling process).
 """
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchsetup import setup_django
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def configure(var_dir):
-    os.environ["PORTAL_VAR_DIR"] = var_dir
-    os.environ["DATABASE_URL"] = f"sqlite:///{var_dir}/bench.sqlite3"
-    os.environ["CELERY_BROKER_URL"] = "filesystem://"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    if not (ROOT / ".env").exists():
-        from cryptography.fernet import Fernet
-
-        os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
-        os.environ.setdefault("FIELD_ENCRYPTION_KEYS", Fernet.generate_key().decode())
-    for name in ("WALMART_EDR_USERNAME", "WALMART_EDR_PASSWORD", "WALMART_EDR_MFA_CREDENTIAL_ID"):
-        os.environ.pop(name, None)
-
-    import django
-
-    django.setup()
 
 
 def main():
@@ -47,7 +29,7 @@ def main():
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="edr-bench-") as var_dir:
-        configure(var_dir)
+        setup_django(var_dir, unset=("WALMART_EDR_USERNAME", "WALMART_EDR_PASSWORD", "WALMART_EDR_MFA_CREDENTIAL_ID"))
         from django.conf import settings
         from django.contrib.auth import get_user_model
         from django.core.management import call_command

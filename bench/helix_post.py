@@ -18,21 +18,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from benchsetup import setup_django
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def setup_django():
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    if "PORTAL_VAR_DIR" not in os.environ:
-        os.environ["PORTAL_VAR_DIR"] = tempfile.mkdtemp(prefix="bench-helix-")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def main():
@@ -44,7 +32,7 @@ def main():
     parser.add_argument("--headroom", type=int, default=5, help="percent under the limit the client paces at")
     args = parser.parse_args()
 
-    setup_django()
+    setup_django(os.environ.get("PORTAL_VAR_DIR") or tempfile.mkdtemp(prefix="bench-helix-"), keep_env=True, migrate=True)
     from django.conf import settings
 
     from portal.sandbox import start_in_thread

@@ -14,31 +14,15 @@ Target: bulk at least 10x faster than row by row; no duplicates anywhere.
 """
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchsetup import setup_django
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def configure(var_dir):
-    os.environ["PORTAL_VAR_DIR"] = var_dir
-    os.environ["DATABASE_URL"] = f"sqlite:///{var_dir}/bench.sqlite3"
-    os.environ["CELERY_BROKER_URL"] = "filesystem://"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    if not (ROOT / ".env").exists():
-        from cryptography.fernet import Fernet
-
-        os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
-        os.environ.setdefault("FIELD_ENCRYPTION_KEYS", Fernet.generate_key().decode())
-
-    import django
-
-    django.setup()
 
 
 def row_by_row(lines):
@@ -76,7 +60,7 @@ def main():
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="marketplace-bench-") as var_dir:
-        configure(var_dir)
+        setup_django(var_dir)
         from datetime import datetime, timedelta, timezone
 
         import requests

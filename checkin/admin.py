@@ -1,10 +1,9 @@
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from portal.admin import SecretFieldsMixin, runs_link, secret_status
+from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, runs_link, secret_status
 from portal.models import SyncRun
 from portal.operations import enqueue
 
@@ -76,7 +75,7 @@ class SessionRefreshInline(admin.TabularInline):
 
 
 @admin.register(CheckoutUser)
-class CheckoutUserAdmin(admin.ModelAdmin):
+class CheckoutUserAdmin(ActionsWithoutSelectionMixin, admin.ModelAdmin):
     list_display = ("email", "opted_in", "checkin_report", "checkin_report_time", "session_link", "last_fetched")
     list_filter = ("opted_in", "checkin_report")
     search_fields = ("email",)
@@ -85,9 +84,6 @@ class CheckoutUserAdmin(admin.ModelAdmin):
     actions = ["refresh_session", "fetch_users_now"]
     # Actions that need no selection (the list is empty before the first fetch).
     actions_without_selection = ("fetch_users_now",)
-    # Django hides the action bar on an empty, counted list; not counting keeps
-    # "fetch users now" reachable before the first fetch.
-    show_full_result_count = False
 
     def has_add_permission(self, request):
         return False  # users come from CheckOut
@@ -102,15 +98,6 @@ class CheckoutUserAdmin(admin.ModelAdmin):
             return "-"
         url = reverse("admin:checkin_checkinsession_change", args=[session.pk])
         return format_html('<a href="{}">{}</a>', url, session.last_result or "never refreshed")
-
-    def changelist_view(self, request, extra_context=None):
-        if (request.method == "POST" and request.POST.get("action") in self.actions_without_selection
-                and not request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)):
-            post = request.POST.copy()
-            post.setlist(helpers.ACTION_CHECKBOX_NAME, ["0"])
-            post["select_across"] = "1"
-            request.POST = post
-        return super().changelist_view(request, extra_context)
 
     @admin.action(description="Refresh session", permissions=["change"])
     def refresh_session(self, request, queryset):

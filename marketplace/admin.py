@@ -5,13 +5,12 @@ import hmac
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from portal.admin import SecretFieldsMixin, runs_link, secret_status
+from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, runs_link, secret_status
 from portal.http import UpstreamError
 from portal.models import SyncRun
 from portal.operations import enqueue
@@ -230,7 +229,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(FactOrderLine)
-class FactOrderLineAdmin(ReadOnlyAdmin):
+class FactOrderLineAdmin(ActionsWithoutSelectionMixin, ReadOnlyAdmin):
     list_display = ("platform", "order_id", "line_id", "ordered_at", "shop", "product", "quantity", "paid_price",
                     "currency", "status", "source", "is_mock")
     list_filter = ("platform", "source", "is_mock", "status__group", "shop")
@@ -239,21 +238,9 @@ class FactOrderLineAdmin(ReadOnlyAdmin):
     list_select_related = ("shop", "product", "status")
     actions = ["generate_mock_orders", "purge_mock_orders"]
     actions_without_selection = ("generate_mock_orders", "purge_mock_orders")
-    show_full_result_count = False  # keeps the action bar on an empty warehouse
 
     def has_delete_permission(self, request, obj=None):
         return False  # facts leave only through purge (mock) or a re-sync
-
-    def changelist_view(self, request, extra_context=None):
-        if (request.method == "POST" and request.POST.get("action") in self.actions_without_selection
-                and not request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)):
-            post = request.POST.copy()
-            post.setlist(helpers.ACTION_CHECKBOX_NAME, ["0"])
-            post["select_across"] = "1"
-            request.POST = post
-        extra_context = {**(extra_context or {}),
-                         "title": "Order lines (Upload CSV under 'CSV uploads'; mock rows are flagged)"}
-        return super().changelist_view(request, extra_context)
 
     def get_actions(self, request):
         actions = super().get_actions(request)

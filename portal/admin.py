@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -79,3 +80,28 @@ class SecretFieldsMixin:
 
 def secret_status(value):
     return "set" if value else "not set"
+
+
+class ActionsWithoutSelectionMixin:
+    """Admin actions that act on the whole integration (e.g. "fetch users now")
+    and so must work with nothing selected, even on an empty list.
+
+    Name them in `actions_without_selection`. Django drops an action POSTed with
+    no rows selected, and hides the action bar on an empty list it has counted;
+    this selects "all" for those actions and stops the count.
+    """
+
+    actions_without_selection = ()
+    show_full_result_count = False
+
+    def changelist_view(self, request, extra_context=None):
+        if (
+            request.method == "POST"
+            and request.POST.get("action") in self.actions_without_selection
+            and not request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        ):
+            post = request.POST.copy()
+            post.setlist(helpers.ACTION_CHECKBOX_NAME, ["0"])
+            post["select_across"] = "1"
+            request.POST = post
+        return super().changelist_view(request, extra_context)

@@ -5,7 +5,7 @@ import struct
 import threading
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from .base import Fault, Sandbox, json_response
@@ -18,6 +18,25 @@ def discover_sandboxes() -> list[Sandbox]:
     from portal.discovery import app_modules
 
     return [cls() for module in app_modules("sandbox") for cls in getattr(module, "SANDBOXES", [])]
+
+
+class RedactingRequestHandler(WSGIRequestHandler):
+    """The sandbox's access log, without the tokens and signatures in query strings."""
+
+    def log_request(self, code="-", size="-"):
+        from portal.http import redact_url
+
+        # Logged after the request was handled, so the path is no longer needed.
+        if getattr(self, "path", None):
+            self.path = redact_url(self.path)
+        super().log_request(code, size)
+
+
+def serve(host, port, app):
+    http_server = make_server(host, port, app, threaded=True, request_handler=RedactingRequestHandler)
+    http_server.daemon_threads = True
+    app.set_base_url(f"http://{host}:{http_server.server_port}")
+    return http_server
 
 
 class _Reset(Exception):
@@ -164,9 +183,7 @@ class RunningSandbox:
 def start_in_thread(host="127.0.0.1", port=0, sandboxes=None) -> RunningSandbox:
     """Serve the sandboxes from a daemon thread (tests, benchmarks)."""
     server = SandboxServer(sandboxes if sandboxes is not None else discover_sandboxes())
-    http_server = make_server(host, port, server, threaded=True)
-    http_server.daemon_threads = True
-    server.set_base_url(f"http://{host}:{http_server.server_port}")
+    http_server = serve(host, port, server)
     thread = threading.Thread(target=http_server.serve_forever, name="sandbox-server", daemon=True)
     thread.start()
     return RunningSandbox(server, http_server, thread)

@@ -126,6 +126,8 @@ def test_secret_query_parameters_never_reach_the_log(echo, box, caplog):
     text = "\n".join(r.getMessage() for r in caplog.records if r.name == "portal.http")
     assert "tok-123" not in text and "abc" not in text
     assert "page=2" in text
+    sandbox_log = "\n".join(r.getMessage() for r in caplog.records if r.name == "werkzeug")
+    assert "/echo/thing" in sandbox_log and "tok-123" not in sandbox_log  # the fake upstream's log too
     assert redact_url("https://x/y?sign=zz&a=1") == "https://x/y?sign=***&a=1"
 
 

@@ -2,9 +2,8 @@ import logging
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from werkzeug.serving import make_server
-
 from portal.sandbox import SandboxServer, discover_sandboxes
+from portal.sandbox.server import serve
 
 
 class Command(BaseCommand):
@@ -17,9 +16,7 @@ class Command(BaseCommand):
         logging.getLogger("portal.sandbox").setLevel(logging.INFO)
         host, _, port = bind.rpartition(":")
         server = SandboxServer(discover_sandboxes())
-        http_server = make_server(host or "127.0.0.1", int(port), server, threaded=True)
-        http_server.daemon_threads = True
-        server.set_base_url(f"http://{host or '127.0.0.1'}:{http_server.server_port}")
+        http_server = serve(host or "127.0.0.1", int(port), server)
         for name in sorted(server.sandboxes):
             self.stdout.write(f"sandbox {name}: {server.base_url}/{name}/  (control: {server.base_url}/_sandbox/{name}/state)")
         self.stdout.flush()
