@@ -7,7 +7,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 
 from portal.http import UpstreamAuthError, UpstreamError, UpstreamPermanentError, UpstreamTransientError
 from portal.runs import OperationFailed, operation
@@ -115,8 +115,12 @@ def claim_batch(size, event_type_uid):
             due = due.select_for_update(skip_locked=True)
         ids = list(due.values_list("id", flat=True)[:size])
         if ids:
+            # A row keeps the type of its first attempt: a retry after a lost reply must
+            # look for (and post) the event under that type, even if another type has
+            # been activated since, or the sale would be posted a second time.
             HelixOutbox.objects.filter(id__in=ids, status=Status.PENDING).update(
-                status=Status.POSTING, claim_token=token, claimed_at=now, event_type_uid=event_type_uid, attempts=F("attempts") + 1
+                status=Status.POSTING, claim_token=token, claimed_at=now, attempts=F("attempts") + 1,
+                event_type_uid=Case(When(event_type_uid="", then=Value(event_type_uid)), default=F("event_type_uid")),
             )
     rows = HelixOutbox.objects.filter(claim_token=token, status=Status.POSTING).select_related(
         "transaction__item", "transaction__camera__pos", "transaction__store"
@@ -186,10 +190,19 @@ def post_helix_events(run, limit=None, max_seconds=RUN_BUDGET_S):
         raise UpstreamAuthError(f"{auth_error} (the events stay pending)", upstream="verkada", status=auth_error.status)
 
 
+def _event_type_for(row, active, types):
+    """The type a row was first tried as (its attributes follow that type's schema);
+    the active one if that type is no longer in the database."""
+    if row.event_type_uid not in types:
+        types[row.event_type_uid] = HelixEventType.objects.filter(event_type_uid=row.event_type_uid).first() or active
+    return types[row.event_type_uid]
+
+
 def _drain(run, client, event_type, concurrency, limit, max_seconds):
     """Keep `concurrency` posts in flight, claiming small batches as they free up.
     Returns the first auth error, after which nothing more is claimed."""
     in_flight = {}
+    types = {event_type.event_type_uid: event_type}
     claimed = 0
     exhausted = False
     auth_error = None
@@ -206,7 +219,8 @@ def _drain(run, client, event_type, concurrency, limit, max_seconds):
                     break
                 claimed += len(rows)
                 for row in rows:
-                    attributes = mapping.attributes_for(row.transaction, event_type.event_schema, event_type.attribute_mapping)
+                    row_type = _event_type_for(row, event_type, types)
+                    attributes = mapping.attributes_for(row.transaction, row_type.event_schema, row_type.attribute_mapping)
                     in_flight[pool.submit(_post, client, row, attributes)] = (row, token)
             if not in_flight:
                 return auth_error

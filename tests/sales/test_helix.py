@@ -216,3 +216,26 @@ def test_the_demo_seed_points_both_upstreams_at_the_sandboxes_and_is_idempotent(
     SalesSettings.objects.filter(pk=1).update(verkada_requests_per_minute=60000)
     assert post_helix_events(trigger="command").status == "succeeded"
     assert_one_event_per_sale(sandbox)
+
+
+def test_a_retry_after_the_active_event_type_changed_keeps_the_first_type_and_posts_once(sales_settings, clock, sandbox):
+    from sales import mapping
+
+    synced_sales(clock)
+    sandbox["verkada"].lose_replies(1)
+    post_helix_events(trigger="command")
+    lost = HelixOutbox.objects.get(status="pending")
+    first_uid = lost.event_type_uid
+    HelixEventType.objects.filter(active=True).update(active=False)
+    HelixEventType.objects.create(name="JD Sports sale v2", event_schema=mapping.DEFAULT_SCHEMA,
+                                  attribute_mapping=mapping.DEFAULT_MAPPING)
+    _later(clock)
+    assert post_helix_events(trigger="command").status == "succeeded"
+    lost.refresh_from_db()
+    assert (lost.status, lost.event_type_uid) == ("posted", first_uid)
+    state = sandbox["verkada"].state()
+    per_sale = {}
+    for event in state["events"]:
+        per_sale.setdefault(event["attributes"]["transaction_id"], []).append(event["event_type_uid"])
+    assert per_sale == {t.transaction_id: [first_uid] for t in Transaction.objects.all()}
+    assert state["event_posts"] == Transaction.objects.count() and state["duplicates"] == {}
