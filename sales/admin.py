@@ -5,7 +5,7 @@ from django.urls import path
 from django.utils.html import format_html
 
 from portal import operations
-from portal.admin import SecretFieldsMixin, runs_link, secret_status
+from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, runs_link, secret_status
 from portal.models import SyncRun
 
 from . import dashboard, mapping
@@ -130,10 +130,12 @@ class BackfillForm(forms.Form):
 
 
 @admin.register(SyncCursor)
-class SyncCursorAdmin(admin.ModelAdmin):
+class SyncCursorAdmin(ActionsWithoutSelectionMixin, admin.ModelAdmin):
     list_display = ("source", "watermark", "updated", "runs")
     readonly_fields = ("source", "updated")
     actions = ["sync_sales", "backfill_sales"]
+    # The list is empty until the first sync: both must work with nothing selected.
+    actions_without_selection = ("sync_sales", "backfill_sales")
 
     @admin.display(description="runs")
     def runs(self, obj):

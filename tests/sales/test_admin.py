@@ -97,3 +97,26 @@ def test_the_transactions_changelist_shows_posting_status_and_footage_links(sale
     page = admin_client.get(reverse("admin:sales_transaction_changelist")).content.decode()
     assert "posted" in page and "pending" in page
     assert "sandbox.verkada.example/command/history" in page
+
+
+def test_sync_now_and_backfill_work_before_the_first_sync(sales_settings, clock, admin_client, run_on_commit):
+    assert not SyncCursor.objects.exists()
+    url = reverse("admin:sales_synccursor_changelist")
+    listing = admin_client.get(url).content.decode()
+    assert 'name="action"' in listing and "backfill_sales" in listing
+    form = admin_client.post(url, {"action": "backfill_sales"})
+    assert form.status_code == 200 and "Queue the backfill" in form.content.decode()
+    with run_on_commit(execute=True):
+        reply = admin_client.post(url, {
+            "action": "backfill_sales", "apply": "1",
+            "start_0": "2026-01-10", "start_1": "00:00:00", "end_0": "2026-01-10", "end_1": "01:00:00",
+        }, follow=True)
+    assert "queued as run" in reply.content.decode()
+    assert Transaction.objects.filter(transaction_date__date="2026-01-10").count() == 40
+    assert not SyncCursor.objects.exists()
+    with run_on_commit(execute=True):
+        reply = admin_client.post(url, {"action": "sync_sales"}, follow=True)
+    assert "Sales sync queued" in reply.content.decode()
+    runs = SyncRun.objects.filter(operation="sync_sales", trigger="admin").order_by("pk")
+    assert [r.status for r in runs] == ["succeeded", "succeeded"] and "start" not in runs[1].params
+    assert SyncCursor.objects.get().source == "jdsports.transactions"
