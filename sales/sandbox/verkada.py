@@ -8,8 +8,10 @@ Follows /work/shared/upstreams/verkada.md. Choices where the contract is unsure:
 - Rate limit, per organisation, across every endpoint including /token: at most
   `per_minute` requests in any sliding 60 s, and at most per_minute/12 in any
   sliding 5 s (the docs' "more than 25 requests in the next 5 s"); over either
-  answers 429 with `Retry-After: 5` and the error body. Refused requests do not
-  count. `POST /_sandbox/verkada/limit {"per_minute": 3000}` changes it.
+  answers 429 with `Retry-After: 5` and the error body, and then refuses every
+  request for those 5 s (a client that ignores Retry-After is not let back in as
+  soon as the window frees up). Refused requests do not count, and do not extend
+  the cooldown. `POST /_sandbox/verkada/limit {"per_minute": 3000}` changes it.
 - Keys: `verkada-sandbox-key` (Helix read/write), `verkada-readonly-key`
   (GET-only tokens: writes get 403), `verkada-expired-key` (401).
   `POST /_sandbox/verkada/expire_tokens` expires every token (401 "Token expired").
@@ -36,6 +38,7 @@ KEYS = {
     "verkada-expired-key": {"write": True, "expired": True},
 }
 TOKEN_TTL_S = 30 * 60
+RETRY_AFTER_S = 5
 MAX_EVENT_AGE_MS = 30 * 24 * 3600 * 1000
 SCHEMA_TYPES = {"string", "integer", "float", "boolean"}
 TYPE_PATH = "/cameras/v1/video_tagging/event_type"
@@ -68,8 +71,12 @@ class VerkadaSandbox(Sandbox):
     name = "verkada"
     default_per_minute = 300
 
+    #: the sandbox's clock (seconds); tests may replace it
+    clock = staticmethod(time.monotonic)
+
     def reset(self):
         self.per_minute = self.default_per_minute
+        self.cooldown_until = None  # after a 429, nothing is admitted before this (clock time)
         self.admitted = deque()  # monotonic times of admitted requests, last 60 s
         self.rate_limited = 0
         self.tokens = {}  # token -> {"key":…, "expires": epoch s}
@@ -125,9 +132,12 @@ class VerkadaSandbox(Sandbox):
     # --- gatekeeping ------------------------------------------------------------
     def _admit(self):
         """Sliding-window rate limit: False when this request is over it."""
-        now = time.monotonic()
+        now = self.clock()
         short_limit = max(1, self.per_minute // 12)
         with self.lock:
+            if self.cooldown_until is not None and now < self.cooldown_until:
+                self.rate_limited += 1
+                return False
             while self.admitted and self.admitted[0] <= now - 60:
                 self.admitted.popleft()
             in_short = 0
@@ -137,6 +147,7 @@ class VerkadaSandbox(Sandbox):
                 in_short += 1
             if len(self.admitted) >= self.per_minute or in_short >= short_limit:
                 self.rate_limited += 1
+                self.cooldown_until = now + RETRY_AFTER_S
                 return False
             self.admitted.append(now)
             self.max_in_short_window = max(self.max_in_short_window, in_short + 1)
@@ -144,7 +155,7 @@ class VerkadaSandbox(Sandbox):
 
     def _rate_limited(self):
         response = _error(429, "Rate limit exceeded")
-        response.headers["Retry-After"] = "5"
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return response
 
     def _gate(self, request, write=False):

@@ -25,3 +25,25 @@ def test_the_jdsports_sandbox_wants_its_api_key(sandbox):
     assert reply.status_code == 401
     ok = requests.get(f"{sandbox.url}/jdsports/stores/v1/stores", headers={"X-API-Key": "jd-sandbox-key"}, timeout=5)
     assert ok.status_code == 200 and ok.json()["next_page_token"] is None
+
+
+def test_the_verkada_sandbox_refuses_everything_for_the_5_seconds_its_429_asks(sandbox, monkeypatch):
+    """Retry-After: 5 is enforced: the window freeing up early does not let a caller back in."""
+    verkada = sandbox["verkada"]
+    now = [1000.0]
+    monkeypatch.setattr(verkada, "clock", lambda: now[0])
+    url = f"{sandbox.url}/verkada/token"
+
+    def mint():
+        return requests.post(url, headers={"x-api-key": "verkada-sandbox-key"}, timeout=5).status_code
+
+    assert [mint() for _ in range(25)] == [200] * 25
+    now[0] += 4.9
+    assert mint() == 429  # the 26th in 5 s: cooldown until 1009.9
+    now[0] += 0.2  # the 25 have left the 5 s window: only the cooldown refuses now
+    assert mint() == 429
+    now[0] += 4.6  # still inside the 5 s; a request refused in the cooldown does not extend it
+    assert mint() == 429
+    now[0] += 0.2
+    assert mint() == 200
+    assert verkada.state()["rate_limited"] == 3
