@@ -132,7 +132,12 @@ class CheckinPageClient:
 
     def __init__(self, base_url=None):
         self.base_url = (base_url or upstream_url("checkin-page")).rstrip("/")
-        self.session = UpstreamSession("checkin-page", rate=2, burst=5, user_agent="Mozilla/5.0 (AutoCheckin)")
+        # No read or status retries: a load that reached the page has already
+        # rotated the cookie, so a retry would send a dead one and see the log-in
+        # page. Connection failures (nothing sent) are still retried.
+        self.session = UpstreamSession(
+            "checkin-page", rate=2, burst=5, retry_methods=(), user_agent="Mozilla/5.0 (AutoCheckin)"
+        )
 
     def load(self, cookie) -> CheckinPage:
         try:

@@ -216,11 +216,13 @@ def refresh_session(run, *, email):
     return {"email": session.user.email, "result": refresh.result}
 
 
-def _refresh_many(run, sessions):
+def _refresh_many(run, sessions, on_done=None):
     page_client, checkout = CheckinPageClient(), checkout_client()
     run.set_total(len(sessions))
     checkout_errors = []
     for session in sessions:
+        if on_done:
+            on_done(session)
         try:
             with _session_lock(session, run):
                 _, error = _refresh_one(run, session, page_client, checkout)
@@ -289,4 +291,12 @@ def refresh_due_sessions(run):
             claimed.append(session)
     if not claimed:
         return {"refreshed": 0}
-    return _refresh_many(run, claimed)
+    pending = {session.pk: session.next_refresh_at for session in claimed}
+    try:
+        return _refresh_many(run, claimed, on_done=lambda session: pending.pop(session.pk, None))
+    finally:
+        # A run that stops early (CheckOut refused our key, the worker hit its
+        # time limit) hands the sessions it did not reach back to the next tick
+        # instead of dropping them until the next cycle.
+        for pk, due in pending.items():
+            CheckinSession.objects.filter(pk=pk, next_refresh_at__isnull=True).update(next_refresh_at=due)

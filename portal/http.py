@@ -19,7 +19,6 @@ Failures surface as UpstreamError subclasses, never as None or {}.
 
 import logging
 import time
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
@@ -27,27 +26,11 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .ratelimit import get_bucket
+from .redaction import SECRET_PARAMS, redact_url  # noqa: F401 (redact_url is part of this API)
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SECRET_PARAMS = frozenset(
-    {
-        "access_token",
-        "refresh_token",
-        "token",
-        "api_key",
-        "apikey",
-        "key",
-        "password",
-        "secret",
-        "sign",
-        "signature",
-        "code",
-        "client_secret",
-        "app_secret",
-        "partner_key",
-    }
-)
+DEFAULT_SECRET_PARAMS = SECRET_PARAMS
 
 
 class UpstreamError(Exception):
@@ -82,14 +65,6 @@ class UpstreamPermanentError(UpstreamError):
 
 class UpstreamBadResponse(UpstreamTransientError):
     """The reply was not what the contract says (e.g. malformed JSON, HTML)."""
-
-
-def redact_url(url, secret_params=DEFAULT_SECRET_PARAMS):
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    query = [(k, "***" if k.lower() in secret_params else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
 
 
 class _CappedRetry(Retry):
@@ -138,12 +113,18 @@ class UpstreamSession(requests.Session):
         )
         self.secret_params = DEFAULT_SECRET_PARAMS | {p.lower() for p in secret_params}
         self.bucket = get_bucket(name, rate, burst) if rate else None
+        no_method_retries = not retry_methods
         retry = _CappedRetry(
             total=settings.UPSTREAM_RETRIES if retries is None else retries,
+            # urllib3 reads an empty allowed_methods as "any method": say "none"
+            # by allowing no read or status retries (connect retries stay: nothing
+            # reached the upstream).
+            read=0 if no_method_retries else None,
+            status=0 if no_method_retries else None,
             backoff_factor=settings.UPSTREAM_BACKOFF if backoff is None else backoff,
             backoff_jitter=0.3,
             status_forcelist=(429, 500, 502, 503, 504),
-            allowed_methods=frozenset(m.upper() for m in retry_methods),
+            allowed_methods=frozenset(m.upper() for m in retry_methods) or None,
             respect_retry_after_header=True,
             raise_on_status=False,  # the client sees the last reply and maps it
             retry_after_max=settings.UPSTREAM_RETRY_AFTER_MAX,

@@ -3,6 +3,8 @@
 import contextvars
 import logging
 
+from .redaction import redact_text
+
 current_run_id = contextvars.ContextVar("current_run_id", default=None)
 
 
@@ -10,6 +12,18 @@ class RunContextFilter(logging.Filter):
     def filter(self, record):
         if not hasattr(record, "run_id"):
             record.run_id = current_run_id.get()
+        return True
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Last line of defence: secret query parameters never reach a log line,
+    whoever logged the URL (our session, urllib3's retry warnings, a library)."""
+
+    def filter(self, record):
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
         return True
 
 
@@ -25,4 +39,4 @@ class RunLogHandler(logging.Handler):
     def emit(self, record):
         if current_run_id.get() != self.run_id or len(self.lines) >= self.limit:
             return
-        self.lines.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+        self.lines.append(f"{record.levelname} {record.name}: {redact_text(record.getMessage())}")

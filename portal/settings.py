@@ -240,7 +240,10 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"run_context": {"()": "portal.logging.RunContextFilter"}},
+    "filters": {
+        "run_context": {"()": "portal.logging.RunContextFilter"},
+        "redact_secrets": {"()": "portal.logging.RedactSecretsFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -248,7 +251,7 @@ LOGGING = {
         },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["run_context"]},
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["run_context", "redact_secrets"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

@@ -201,3 +201,25 @@ def test_page_faults_are_a_recorded_fail_and_the_next_refresh_works(fetched, san
     assert checkout.logs[-1]["state"] == "Fail" and needle in checkout.logs[-1]["message"]
     assert refresh_session(trigger="command", email=ADA).status == "succeeded"
     assert session_of(ADA).refreshes.count() == 2 and CheckinSession.objects.count() == 5
+
+
+def test_a_tick_stopped_by_a_refused_key_hands_the_unreached_sessions_back(fetched, checkout):
+    past = timezone.now() - timedelta(seconds=1)
+    CheckinSettings.objects.update(next_cycle_at=timezone.now() + timedelta(hours=2))
+    CheckinSession.objects.update(next_refresh_at=past)
+    checkout.api_tokens.clear()
+    record = refresh_due_sessions(trigger="beat")
+    assert record.status == "failed" and "HTTP 403" in record.error
+    assert SessionRefresh.objects.count() == 1
+    # the first session was attempted; the other four are due again on the next tick
+    assert CheckinSession.objects.filter(next_refresh_at=past).count() == len(OPTED_IN) - 1
+
+
+def test_a_slow_page_is_loaded_once_even_with_retries_on(fetched, sandbox, checkout, page, settings):
+    # The page rotates the cookie before its reply is late: a retry would send a dead cookie.
+    settings.UPSTREAM_RETRIES = 3
+    requests.post(f"{sandbox.url}/_sandbox/checkin-page/faults", json={"latency_ms": 3000, "count": 1})
+    seen_before = sandbox["checkin-page"].requests_seen
+    record = refresh_session(trigger="command", email=ADA)
+    assert record.status == "failed" and "did not answer in time" in record.error
+    assert sandbox["checkin-page"].requests_seen == seen_before + 1

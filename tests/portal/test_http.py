@@ -153,3 +153,57 @@ def test_a_fault_can_target_one_exact_path(echo, box):
     box.add_fault(Fault(count=1, status=500, path="/thing", exact=True))
     assert session.get(url(echo, "/thingamajig")).status_code == 404  # not caught by the fault
     assert session.get(url(echo, "/thing")).status_code == 500
+
+
+@pytest.mark.django_db
+def test_urllib3s_own_retry_warnings_are_redacted_in_logs_and_run_records(caplog):
+    import socket
+
+    from portal.models import SyncRun
+    from portal.runs import operation
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+
+    @operation("portal", "leaky")
+    def leaky(run):
+        UpstreamSession("closed", retries=1, backoff=0.01).get(f"http://127.0.0.1:{closed_port}/x?access_token=SEKRIT&page=1")
+
+    with caplog.at_level(logging.INFO):
+        record = leaky(trigger="command")
+    assert record.status == "failed"
+    assert "Retrying" in record.log  # urllib3's warning was captured...
+    assert "SEKRIT" not in record.log  # ...without the token
+    shown = [h.format(r) for r in caplog.records for h in logging.getLogger().handlers if h.filters]
+    assert shown and not any("SEKRIT" in line for line in shown)
+    assert SyncRun.objects.get(pk=record.pk).log == record.log
+
+
+@pytest.mark.django_db
+def test_log_lines_are_json_and_carry_the_run_id():
+    import io
+    import json
+
+    from portal.runs import operation
+
+    root = logging.getLogger()
+    console = next(h for h in root.handlers if type(h) is logging.StreamHandler and h.filters)
+    out = io.StringIO()
+    copy = logging.StreamHandler(out)  # the console handler's formatter and filters, on a buffer
+    copy.setFormatter(console.formatter)
+    for log_filter in console.filters:
+        copy.addFilter(log_filter)
+
+    @operation("portal", "chatty")
+    def chatty(run):
+        logging.getLogger("portal.tests").info("inside the run, key=%s", "https://x/y?sign=abc")
+
+    root.addHandler(copy)
+    try:
+        record = chatty(trigger="command")
+    finally:
+        root.removeHandler(copy)
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if "inside the run" in line]
+    assert lines and lines[0]["run_id"] == record.pk and lines[0]["levelname"] == "INFO"
+    assert "sign=***" in lines[0]["message"] and "abc" not in lines[0]["message"]
