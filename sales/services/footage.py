@@ -14,7 +14,16 @@ logger = logging.getLogger(__name__)
 THUMBNAIL_LINK_EXPIRY_S = 7 * 24 * 3600
 
 
-@operation("sales", "fetch_footage_links", lock_key="sales.fetch_footage_links")
+def _without_links():
+    return Transaction.objects.filter(links_fetched_at__isnull=True).exclude(camera_ref="")
+
+
+def has_sales_without_links():
+    """A beat tick writes a run only when some sale still needs its links."""
+    return _without_links().exists()
+
+
+@operation("sales", "fetch_footage_links", lock_key="sales.fetch_footage_links", has_work=has_sales_without_links)
 def fetch_footage_links(run, limit=500):
     """Fetch a thumbnail link and a footage (history) link for sales without them,
     newest first. Idempotent: each sale is saved as soon as it has its links, so a
@@ -22,9 +31,7 @@ def fetch_footage_links(run, limit=500):
     (blank links) and not asked again. Side effects: GETs to Verkada."""
     config = SalesSettings.load()
     client = common.verkada_client(config)
-    todo = list(
-        Transaction.objects.filter(links_fetched_at__isnull=True).exclude(camera_ref="").order_by("-transaction_date")[: int(limit)]
-    )
+    todo = list(_without_links().order_by("-transaction_date")[: int(limit)])
     run.set_total(len(todo))
     try:
         for sale in todo:

@@ -52,3 +52,31 @@ def test_two_workers_posting_at_the_real_limit_get_no_429_and_post_nothing_twice
     assert state["rate_limited"] == 0
     assert sum(r.counters["posted"] for r in runs) == Transaction.objects.count()
     assert_one_event_per_sale(sandbox)
+
+
+@pytest.mark.django_db
+def test_idle_beat_ticks_of_posting_and_footage_leave_no_run_row(sales_settings, sandbox, clock):
+    from sales.services import fetch_footage_links, post_helix_events
+
+    assert post_helix_events(trigger="beat") is None
+    assert fetch_footage_links(trigger="beat") is None
+    post_helix_events_task.delay()
+    fetch_footage_links_task.delay()
+    assert not SyncRun.objects.filter(app="sales", operation__in=["post_helix_events", "fetch_footage_links"]).exists()
+    synced_sales(clock)
+    post_helix_events_task.delay()
+    fetch_footage_links_task.delay()
+    assert SyncRun.objects.filter(app="sales", operation="post_helix_events", status="succeeded").count() == 1
+    assert SyncRun.objects.filter(app="sales", operation="fetch_footage_links", status="succeeded").count() == 1
+    post_helix_events_task.delay()  # everything posted, every link fetched: idle again
+    fetch_footage_links_task.delay()
+    assert SyncRun.objects.filter(app="sales", operation__in=["post_helix_events", "fetch_footage_links"]).count() == 2
+    assert sandbox["verkada"].state()["tokens_minted"] == 1
+
+
+def test_a_posting_run_stops_claiming_inside_beats_one_minute_tick():
+    import inspect
+
+    from sales.services import post_helix_events
+
+    assert inspect.signature(post_helix_events.__wrapped__).parameters["max_seconds"].default <= 55
