@@ -28,6 +28,9 @@ EDR_TIMEOUT = 30
 SCHEDULE_TIMEOUT = 60
 
 
+EMS_APP_PATH = "/EventManagement"
+
+
 def login_host_url():
     """The login host (retaillink.login.wal-mart.com). RETAILLINK_LOGIN_URL for the
     real one; otherwise the sandbox's /login sub-prefix."""
@@ -36,11 +39,27 @@ def login_host_url():
     return f"{upstream_url('retaillink')}/login"
 
 
+def login_page_url():
+    return f"{login_host_url()}/login"
+
+
 def ems_host_url():
-    """The EMS host (retaillink2.wal-mart.com); RETAILLINK_EDR_URL for the real one."""
+    """The EMS host (retaillink2.wal-mart.com); RETAILLINK_EDR_URL for the real one.
+
+    .env.example documents RETAILLINK_EDR_URL with the app path
+    (https://retaillink2.wal-mart.com/EventManagement); the host alone works too:
+    the suffix is stripped here and added back once by `ems_app_url`."""
     if os.environ.get("RETAILLINK_EDR_URL"):
-        return upstream_url("retaillink-edr")
+        url = upstream_url("retaillink-edr")
+        if url.lower().endswith(EMS_APP_PATH.lower()):
+            url = url[: -len(EMS_APP_PATH)]
+        return url.rstrip("/")
     return f"{upstream_url('retaillink')}/edr"
+
+
+def ems_app_url():
+    """The Event Management app (landing page and /api/...)."""
+    return f"{ems_host_url()}{EMS_APP_PATH}"
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def cookie_header(storage_state, url):
 
 class EmsClient:
     def __init__(self, storage_state, bearer):
-        self.base = f"{conf.ems_host_url()}/EventManagement"
+        self.base = conf.ems_app_url()
         # The schedule and browse queries are POSTs that change nothing: safe to retry.
         self.session = UpstreamSession("retaillink", rate=conf.EMS_RATE, burst=conf.EMS_BURST, retry_methods=("GET", "POST"))
         self.session.headers.update({

@@ -110,7 +110,7 @@ def _post(page, path, body, step):
 
 def _open_login_page(context):
     page = context.new_page()
-    response = page.goto(f"{conf.login_host_url()}/login", wait_until="load")
+    response = page.goto(conf.login_page_url(), wait_until="load")
     if response is None or response.status >= 400:
         _check("login page", response.status if response else 599, "", {})
     return page
@@ -141,12 +141,12 @@ def submit_code(storage_state, credentials, code):
         _post(page, "api/mfa/validateCode",
               {"type": "SMS_OTP", "credid": credentials.credential_id, "code": code, "failureCount": 0},
               "validate code")
-        ems = conf.ems_host_url()
+        ems = conf.ems_app_url()
         try:  # the real EMS wants its landing page visited first; failures are ignored (as clients do)
-            page.goto(f"{ems}/EventManagement/", wait_until="load")
+            page.goto(f"{ems}/", wait_until="load")
         except Exception:  # noqa: BLE001
             logger.info("EMS landing page did not load; continuing")
-        response = page.goto(f"{ems}/EventManagement/api/authenticate")
+        response = page.goto(f"{ems}/api/authenticate")
         status = response.status if response else 599
         _check("authenticate", status, response.headers.get("content-type", "") if response else "", {})
         bearer = bearer_from_cookies(context.cookies())
