@@ -22,6 +22,12 @@ class SyncRunAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # the record of what happened; old runs are pruned by reap_runs
+
+    def get_queryset(self, request):
+        return visible_runs(super().get_queryset(request), request.user)
+
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
         colour = {"succeeded": "#2e7d32", "failed": "#c62828", "errored": "#6a1b9a", "running": "#1565c0"}.get(obj.status, "#555")
@@ -43,6 +49,16 @@ class SyncRunAdmin(admin.ModelAdmin):
 @admin.register(RunLock)
 class RunLockAdmin(admin.ModelAdmin):
     list_display = ("key", "run", "expires")
+
+
+def visible_runs(queryset, user):
+    """Runs of the apps the user holds a permission of (superusers: all)."""
+    if user.is_superuser:
+        return queryset
+    from django.apps import apps
+
+    labels = [c.label for c in apps.get_app_configs() if user.has_module_perms(c.label)]
+    return queryset.filter(app__in=labels)
 
 
 def runs_link(app, operation=None, label="runs"):

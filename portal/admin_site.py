@@ -52,7 +52,10 @@ class PortalAdminSite(admin.AdminSite):
         try:
             op = operations.get(app, name)
         except KeyError:
-            messages.error(request, f"No operation {app}.{name}.")
+            op = None
+        if op is None or not op.runnable:
+            # e.g. an EDR batch needs a date and a logged-in user: it has its own form.
+            messages.error(request, f"{app}.{name} cannot be run from here.")
             return redirect("admin:index")
         record = operations.enqueue(app, name, trigger=SyncRun.Trigger.ADMIN, user=request.user)
         messages.success(request, f"{op.label}: queued as run #{record.pk}.")

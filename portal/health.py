@@ -40,7 +40,11 @@ def integration_status():
     for app, ops in operations.by_app().items():
         config = apps.get_app_config(app)
         is_configured = getattr(config, "is_configured", None)
-        entry = {"configured": bool(is_configured()) if callable(is_configured) else None, "operations": {}}
+        try:
+            configured = bool(is_configured()) if callable(is_configured) else None
+        except Exception as exc:  # e.g. a secret that no key decrypts: say so, keep answering
+            configured = f"error: {type(exc).__name__}"
+        entry = {"configured": configured, "operations": {}}
         for op in ops:
             last = op.last_run()
             entry["operations"][op.name] = {

@@ -22,3 +22,8 @@ class SyncRunViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = SyncRunSerializer
     filterset_class = SyncRunFilter
     ordering_fields = ["created", "finished"]
+
+    def get_queryset(self):
+        from portal.admin import visible_runs
+
+        return visible_runs(super().get_queryset(), self.request.user)

@@ -35,3 +35,30 @@ def test_the_run_list_is_read_only(admin_client):
     assert admin_client.get("/admin/portal/syncrun/").status_code == 200
     assert admin_client.get(f"/admin/portal/syncrun/{run.pk}/change/").status_code == 200
     assert admin_client.post(f"/admin/portal/syncrun/{run.pk}/change/", {"status": "failed"}).status_code == 403
+
+
+def test_the_checkin_integration_is_on_the_home_page_with_its_schedule(admin_client, django_capture_on_commit_callbacks):
+    page = admin_client.get("/admin/").content.decode()
+    row = page.split("Fetch users")[1].split("</tr>")[0]
+    assert "not scheduled" not in row  # the hourly schedule from checkin's data migration
+    assert "Run now" in row
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        admin_client.post("/admin/run/checkin/fetch_users/")
+    queued = SyncRun.objects.get(app="checkin", operation="fetch_users")
+    assert queued.status == "queued" and queued.task_name == "checkin.fetch_users" and len(callbacks) == 1
+
+
+def test_an_operation_that_needs_its_own_form_cannot_be_run_from_the_home_page(admin_client):
+    from portal import operations
+
+    walled = [op for op in operations.all_operations() if not op.runnable]
+    assert walled, "expected an operation with its own form (the EDR batch)"
+    reply = admin_client.post(f"/admin/run/{walled[0].app}/{walled[0].name}/", follow=True)
+    assert "cannot be run from here" in reply.content.decode()
+    assert not SyncRun.objects.exists()
+
+
+def test_runs_cannot_be_deleted_from_the_admin(admin_client):
+    run = SyncRun.objects.create(app="portal", operation="reap_runs", trigger="beat", status="succeeded")
+    assert admin_client.post(f"/admin/portal/syncrun/{run.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert SyncRun.objects.filter(pk=run.pk).exists()

@@ -28,6 +28,7 @@ def test_runs_need_a_token_and_the_view_permission(api_client, django_user_model
 
 
 def test_runs_are_paginated_and_filterable(api_client, viewer):
+    viewer.user_permissions.add(Permission.objects.get(codename="view_checkoutuser"))
     for status in ["succeeded", "failed", "failed"]:
         SyncRun.objects.create(app="checkin", operation="fetch_users", trigger="beat", status=status)
     SyncRun.objects.create(app="sales", operation="sync_sales", trigger="api", status="failed")
@@ -52,3 +53,13 @@ def test_the_openapi_schema_and_docs_are_served(admin_client):
     schema = admin_client.get("/api/schema/")
     assert schema.status_code == 200 and b"/api/portal/runs/" in schema.content
     assert admin_client.get("/api/docs/").status_code == 200
+
+
+def test_staff_see_only_the_runs_of_apps_they_hold_a_permission_of(api_client, viewer):
+    viewer.user_permissions.add(Permission.objects.get(codename="view_checkoutuser"))
+    SyncRun.objects.create(app="checkin", operation="fetch_users", trigger="beat", status="succeeded")
+    hidden = SyncRun.objects.create(app="sales", operation="sync_sales", trigger="beat", status="failed")
+    api_client.force_authenticate(viewer)
+    apps = {run["app"] for run in api_client.get("/api/portal/runs/").json()["results"]}
+    assert apps == {"checkin"}
+    assert api_client.get(f"/api/portal/runs/{hidden.pk}/").status_code == 404

@@ -65,7 +65,11 @@ def test_runsandboxes_serves_every_sandbox(tmp_path):
                 time.sleep(0.1)
         else:
             raise AssertionError("runsandboxes did not start")
-        assert isinstance(body["sandboxes"], list)
+        assert {"checkout", "checkin-page", "retaillink", "jdsports", "verkada"} <= set(body["sandboxes"])
+        reset = requests.post(f"http://127.0.0.1:{port}/_sandbox/checkout/reset", timeout=5)
+        assert reset.json() == {"reset": True}
+        state = requests.get(f"http://127.0.0.1:{port}/_sandbox/checkout/state", timeout=5).json()
+        assert state["_faults_pending"] == 0
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -36,3 +36,18 @@ def test_check_deploy_is_clean_with_debug_off(tmp_path):
         },
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sqlite_is_set_up_for_three_processes_sharing_one_file(db):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        import pytest
+
+        pytest.skip("the embedded default only")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+        cursor.execute("PRAGMA busy_timeout")
+        assert cursor.fetchone()[0] >= 20000
+    assert connection.settings_dict["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
