@@ -13,6 +13,8 @@ The APIs are not public; these are the contract choices the client follows:
   (the seed's shape). Only sales that have happened (<= now) are returned.
 - `GET /inventory/v1/items`, `/cameras/v1/cameras`, `/pos/v1/points-of-sale`,
   `/stores/v1/stores`: the seed's record shapes.
+- `fault_after_windows(n, fault)` (tests): the fault is armed once n more sales
+  windows have been served, to fail a sync partway through its slices.
 - Data is deterministic (`catalog.py`): one sale every 90 s across six tills, so
   an hourly sync always has about 40 new sales.
 """
@@ -51,6 +53,12 @@ class JDSportsSandbox(Sandbox):
 
     def reset(self):
         self.windows_served = []  # (start, end) of every transactions request, for tests
+        self.deferred_fault = None  # (windows served before it is armed, Fault)
+
+    def fault_after_windows(self, windows, fault):
+        """Arm `fault` after `windows` more sales windows (first pages) have been served."""
+        with self.lock:
+            self.deferred_fault = (len(self.windows_served) + windows, fault)
 
     def state(self):
         return {
@@ -78,9 +86,14 @@ class JDSportsSandbox(Sandbox):
             end = _parse_time(request.args["end_time"])
         except (KeyError, ValueError):
             return json_response({"message": "start_time and end_time (ISO 8601) are required"}, 400)
+        armed = None
         if request.args.get("page_token") is None:
             with self.lock:
                 self.windows_served.append((start, end))
+                if self.deferred_fault and len(self.windows_served) >= self.deferred_fault[0]:
+                    armed, self.deferred_fault = self.deferred_fault[1], None
+        if armed is not None:
+            self.add_fault(armed)  # takes the lock itself
         return _page(request, self.transactions_between(start, end))
 
     @route("/inventory/v1/items")

@@ -239,3 +239,35 @@ def test_a_retry_after_the_active_event_type_changed_keeps_the_first_type_and_po
         per_sale.setdefault(event["attributes"]["transaction_id"], []).append(event["event_type_uid"])
     assert per_sale == {t.transaction_id: [first_uid] for t in Transaction.objects.all()}
     assert state["event_posts"] == Transaction.objects.count() and state["duplicates"] == {}
+
+
+def test_an_expired_api_key_fails_the_run_on_token_and_leaves_events_pending(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    config = SalesSettings.load()
+    config.verkada_api_key = "verkada-expired-key"
+    config.save()
+    record = post_helix_events(trigger="command")
+    assert record.status == "failed" and "401" in record.error and "expired" in record.error.lower()
+    assert sandbox["verkada"].state()["tokens_minted"] == 0
+    assert HelixOutbox.objects.filter(status="pending").count() == Transaction.objects.count()
+    assert not SalesSettings.load().verkada_token
+    config.verkada_api_key = "verkada-sandbox-key"
+    config.save()
+    assert post_helix_events(trigger="command").status == "succeeded"
+    assert_one_event_per_sale(sandbox)
+
+
+def test_slow_replies_while_posting_still_post_each_sale_once(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=1)  # the event type first (its path shares the prefix)
+    # Slow but inside the client's 2 s timeout: posted on the first try.
+    sandbox["verkada"].add_fault(Fault.from_json({"latency_ms": 800, "count": 4, "path": EVENT_PATH}))
+    record = post_helix_events(trigger="command", limit=4)
+    assert record.counters == {"posted": 4}
+    # Slower than the timeout: Verkada stores the event but the reply never comes in time.
+    sandbox["verkada"].add_fault(Fault.from_json({"latency_ms": 2500, "count": 2, "path": EVENT_PATH}))
+    record = post_helix_events(trigger="command", limit=2)
+    assert record.counters.get("retry_later") == 2
+    _later(clock)
+    assert post_helix_events(trigger="command").status == "succeeded"
+    assert_one_event_per_sale(sandbox)

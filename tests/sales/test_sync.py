@@ -143,3 +143,73 @@ def test_without_keys_the_sync_fails_with_a_message_for_staff(db):
     assert record.status == "failed" and "No JD Sports API key" in record.error
     assert not apps.get_app_config("sales").is_configured()
     assert not SyncCursor.objects.exists()
+
+
+@pytest.mark.parametrize("fault", [
+    {"kind": "timeout", "timeout_s": 2.5, "count": 1},
+    {"status": 429, "retry_after": 1, "count": 1},
+])
+def test_a_jdsports_timeout_or_429_is_retried_within_the_run(sales_settings, clock, sandbox, fault):
+    from portal.sandbox import Fault
+
+    clock.freeze(_hour(0))
+    sandbox["jdsports"].add_fault(Fault.from_json({**fault, "path": "/sales/"}))
+    record = sync_sales(trigger="beat")
+    assert record.status == "succeeded", record.error
+    assert sandbox["jdsports"].faults == []  # the fault was met, and retried
+    end = _hour(0) - timedelta(seconds=sales_settings.settle_seconds)
+    assert SyncCursor.objects.get(source=SOURCE).watermark == end
+    expected = upstream_sales(_hour(1), end)
+    assert sorted(Transaction.objects.values_list("transaction_id", flat=True)) == sorted(str(s["transaction_id"]) for s in expected)
+    assert HelixOutbox.objects.count() == len(expected)
+
+
+@pytest.mark.parametrize("fault", [
+    {"kind": "timeout", "timeout_s": 2.5, "count": 10},
+    {"status": 429, "retry_after": 1, "count": 10},
+])
+def test_a_jdsports_timeout_or_429_that_outlasts_the_retries_fails_and_keeps_the_watermark(sales_settings, clock, sandbox, fault):
+    from portal.sandbox import Fault
+
+    clock.freeze(_hour(2))
+    assert sync_sales(trigger="beat").status == "succeeded"
+    watermark = SyncCursor.objects.get(source=SOURCE).watermark
+    before = Transaction.objects.count()
+    clock.freeze(_hour(0))
+    sandbox["jdsports"].add_fault(Fault.from_json({**fault, "path": "/sales/"}))
+    failed = sync_sales(trigger="beat")
+    assert failed.status == "failed"
+    assert ("429" in failed.error) if fault.get("status") == 429 else ("did not answer in time" in failed.error)
+    assert SyncCursor.objects.get(source=SOURCE).watermark == watermark and Transaction.objects.count() == before
+    sandbox["jdsports"].faults.clear()
+    assert sync_sales(trigger="beat").status == "succeeded"
+    expected = upstream_sales(_hour(3), _hour(0) - timedelta(seconds=sales_settings.settle_seconds))
+    assert sorted(Transaction.objects.values_list("transaction_id", flat=True)) == sorted(str(s["transaction_id"]) for s in expected)
+    assert HelixOutbox.objects.count() == len(expected)
+
+
+def test_a_failure_on_slice_2_of_3_keeps_slice_1_and_the_rerun_leaves_no_gap_or_overlap(sales_settings, clock, sandbox):
+    from portal.sandbox import Fault
+
+    clock.freeze(_hour(3))
+    assert sync_sales(trigger="beat").status == "succeeded"
+    watermark = SyncCursor.objects.get(source=SOURCE).watermark
+    clock.freeze(_hour(0))  # three hourly slices behind
+    sandbox["jdsports"].fault_after_windows(1, Fault.from_json({"status": 500, "count": 10, "path": "/sales/"}))
+    failed = sync_sales(trigger="beat")
+    assert failed.status == "failed" and (failed.progress_total, failed.progress_done) == (3, 1)
+    after_slice_1 = watermark + timedelta(hours=1)
+    assert SyncCursor.objects.get(source=SOURCE).watermark == after_slice_1
+    first = upstream_sales(_hour(4), after_slice_1)
+    assert sorted(Transaction.objects.values_list("transaction_id", flat=True)) == sorted(str(s["transaction_id"]) for s in first)
+    sandbox["jdsports"].faults.clear()
+    assert sync_sales(trigger="beat").status == "succeeded"
+    windows = sandbox["jdsports"].windows_served
+    assert windows[1] == (watermark, after_slice_1) and windows[2][0] == after_slice_1
+    for (_, previous_end), (start, _) in zip(windows, windows[1:]):
+        assert start == previous_end
+    end = _hour(0) - timedelta(seconds=sales_settings.settle_seconds)
+    assert windows[-1][1] == end == SyncCursor.objects.get(source=SOURCE).watermark
+    expected = upstream_sales(_hour(4), end)
+    assert sorted(Transaction.objects.values_list("transaction_id", flat=True)) == sorted(str(s["transaction_id"]) for s in expected)
+    assert HelixOutbox.objects.count() == len(expected) == HelixOutbox.objects.values("transaction").distinct().count()
