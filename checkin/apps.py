@@ -8,6 +8,8 @@ class CheckinConfig(AppConfig):
     def ready(self):
         from portal.operations import Operation, register
 
+        from . import checks  # noqa: F401  (registers the deploy check)
+
         register(Operation("checkin", "fetch_users", "Fetch users", "checkin.fetch_users",
                            "Fetch CheckOut's opted-in users and their cookies."))
         register(Operation("checkin", "refresh_sessions", "Refresh all sessions", "checkin.refresh_sessions",

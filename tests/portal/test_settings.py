@@ -33,9 +33,27 @@ def test_check_deploy_is_clean_with_debug_off(tmp_path):
             "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
             "ALLOWED_HOSTS": "portal.example.com",
             "PORTAL_VAR_DIR": str(tmp_path),
+            "CHECKIN_API_KEY": "inbound-key-for-the-check",
         },
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_deploy_fails_without_the_checkin_inbound_key(tmp_path):
+    from cryptography.fernet import Fernet
+
+    result = manage(
+        "check", "--deploy",
+        env={
+            "DEBUG": "0",
+            "SECRET_KEY": "k" * 20 + "production-like-secret-key-with-enough-entropy-1234567890",
+            "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "ALLOWED_HOSTS": "portal.example.com",
+            "PORTAL_VAR_DIR": str(tmp_path),
+            "CHECKIN_API_KEY": "",
+        },
+    )
+    assert result.returncode != 0 and "checkin.E001" in result.stderr
 
 
 def test_sqlite_is_set_up_for_three_processes_sharing_one_file(db):
