@@ -41,3 +41,8 @@ class Command(BaseCommand):
 
         for line in demo.seed_all():
             self.stdout.write(line)
+        if os.environ.get("CHECKIN_API_KEY"):
+            self.stdout.write(
+                "  CheckOut's view of the portal: curl -H \"x-checkout-key: $CHECKIN_API_KEY\" "
+                "http://127.0.0.1:8000/api/checkin/v1/state   (the key is in .env)"
+            )
