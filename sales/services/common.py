@@ -1,4 +1,6 @@
-"""Clients built from the stored settings, and the clock tests may move."""
+"""Clients built from the stored settings, the clock tests may move, and Helix's age limit."""
+
+from datetime import timedelta
 
 from django.utils import timezone
 
@@ -9,6 +11,17 @@ from ..models import SalesSettings
 def now():
     """The one clock the sales services read (tests move it, nothing else is mocked)."""
     return timezone.now()
+
+
+#: Helix refuses events older than 30 days; a minute's margin for clock skew between
+#: us and Verkada. The one definition: the sync, the posting and its outcomes use it.
+HELIX_MAX_AGE = timedelta(days=30) - timedelta(minutes=1)
+TOO_OLD_FOR_HELIX = "Helix only accepts events from the last 30 days."
+
+
+def helix_cutoff_ms():
+    """Events with a time_ms before this are too old for Helix."""
+    return int((now() - HELIX_MAX_AGE).timestamp() * 1000)
 
 
 def jdsports_client(config=None):

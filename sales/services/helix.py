@@ -26,7 +26,6 @@ STALE_CLAIM = timedelta(minutes=15)
 #: pile up or hold both prefork processes from other apps' tasks; the next tick goes on.
 #: Callers with a longer job (the bench, a command) pass `max_seconds`.
 RUN_BUDGET_S = 50
-HELIX_MAX_AGE = timedelta(days=30) - timedelta(minutes=1)  # a minute's margin for clock skew
 MAX_BACKOFF_S = 600
 
 
@@ -97,9 +96,8 @@ def recover_stale_claims(run, client):
 
 
 def expire_old_events():
-    cutoff_ms = int((common.now() - HELIX_MAX_AGE).timestamp() * 1000)
-    return HelixOutbox.objects.filter(status=Status.PENDING, time_ms__lt=cutoff_ms).update(
-        status=Status.EXPIRED, last_error="Helix only accepts events from the last 30 days."
+    return HelixOutbox.objects.filter(status=Status.PENDING, time_ms__lt=common.helix_cutoff_ms()).update(
+        status=Status.EXPIRED, last_error=common.TOO_OLD_FOR_HELIX
     )
 
 
@@ -155,7 +153,9 @@ def _record_outcome(run, row, token, error):
         _finish(row, token, status=Status.PENDING, claim_token="", last_error=str(error)[:1000],
                 next_attempt_at=now + _backoff(row.attempts, error.retry_after))
         run.count("retry_later")
-    elif isinstance(error, UpstreamPermanentError) and "30 days" in str(error):
+    elif isinstance(error, UpstreamPermanentError) and row.time_ms < common.helix_cutoff_ms():
+        # Refused because it aged past the limit while in flight; any other refusal
+        # of a recent event needs a person, whatever its text says.
         _finish(row, token, status=Status.EXPIRED, claim_token="", last_error=str(error)[:1000])
         run.count("expired")
     elif isinstance(error, UpstreamAuthError):

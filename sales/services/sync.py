@@ -16,7 +16,6 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "jdsports.transactions"
 SLICE = timedelta(hours=1)  # each slice commits with its cursor move, so a long catch-up keeps its progress
-HELIX_MAX_AGE = timedelta(days=30)
 
 
 def _when(value, name):
@@ -161,7 +160,7 @@ def create_outbox_rows(run, sales):
     time_ms, so a second sale on a camera in the same millisecond is nudged by 1 ms."""
     if not sales:
         return
-    cutoff = common.now() - HELIX_MAX_AGE
+    cutoff_ms = common.helix_cutoff_ms()
     times = [s.time_ms for s in sales]
     taken = set(
         HelixOutbox.objects.filter(
@@ -177,8 +176,8 @@ def create_outbox_rows(run, sales):
         row = HelixOutbox(transaction=sale, camera_id=sale.camera_ref, time_ms=time_ms, next_attempt_at=common.now())
         if not sale.camera_ref:
             row.status, row.last_error = HelixOutbox.Status.FAILED, "The sale has no camera to attach the event to."
-        elif sale.transaction_date < cutoff:
-            row.status, row.last_error = HelixOutbox.Status.EXPIRED, "Helix only accepts events from the last 30 days."
+        elif time_ms < cutoff_ms:
+            row.status, row.last_error = HelixOutbox.Status.EXPIRED, common.TOO_OLD_FOR_HELIX
         rows.append(row)
     HelixOutbox.objects.bulk_create(rows)
     run.count("outbox_created", len(rows))

@@ -271,3 +271,33 @@ def test_slow_replies_while_posting_still_post_each_sale_once(sales_settings, cl
     _later(clock)
     assert post_helix_events(trigger="command").status == "succeeded"
     assert_one_event_per_sale(sandbox)
+
+
+def test_a_recent_sale_refused_with_a_30_days_message_is_failed_not_expired(sales_settings, clock, sandbox):
+    """Expiry follows the sale's time, not the wording of an error."""
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=1)
+    sandbox["verkada"].add_fault(Fault.from_json({
+        "status": 400, "count": 1, "path": EVENT_PATH, "body": {"message": "time_ms must be within the last 30 days"},
+    }))
+    record = post_helix_events(trigger="command")
+    assert record.counters.get("expired", 0) == 0 and record.counters["failed"] == 1
+    refused = HelixOutbox.objects.get(status="failed")
+    assert "30 days" in refused.last_error
+
+
+def test_the_sync_and_the_posting_share_one_30_day_limit(sales_settings, clock, sandbox):
+    """A sale the posting would expire is expired by the sync already, not left pending."""
+    from sales.services import sync_sales
+
+    from .conftest import upstream_sales
+
+    real_now = datetime.now(UTC)
+    sale = upstream_sales(real_now - timedelta(days=30), real_now - timedelta(days=30) + timedelta(minutes=5))[0]
+    when = datetime.strptime(sale["transaction_date"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    clock.freeze(when + timedelta(days=30) - timedelta(seconds=30))  # the sale is 30 days less 30 s old
+    record = sync_sales(trigger="command", start=when.isoformat(), end=(when + timedelta(seconds=1)).isoformat())
+    assert record.status == "succeeded" and record.counters["outbox_created"] == 1
+    assert HelixOutbox.objects.get().status == "expired"
+    assert post_helix_events(trigger="command").counters.get("posted", 0) == 0
+    assert sandbox["verkada"].state()["event_posts"] == 0
