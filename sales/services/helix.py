@@ -86,7 +86,18 @@ def recover_stale_claims(run, client):
             claim_token=token, claimed_at=common.now()
         ):
             continue  # another worker is recovering it
-        found = client.get_event(camera_id=row.camera_id, event_type_uid=row.event_type_uid, time_ms=row.time_ms)
+        try:
+            found = client.get_event(camera_id=row.camera_id, event_type_uid=row.event_type_uid, time_ms=row.time_ms)
+        except UpstreamError as exc:
+            # Put the old claim time back so the next run asks again at once, instead of
+            # the row sitting claimed for another STALE_CLAIM. A transient error stops only
+            # this row; anything else (auth) stops the run.
+            _finish(row, token, claimed_at=row.claimed_at)
+            if not isinstance(exc, UpstreamTransientError):
+                raise
+            logger.warning("could not check stale claim of outbox row %s: %s", row.pk, exc)
+            run.count("recovery_deferred")
+            continue
         if found is not None:
             _finish(row, token, status=Status.POSTED, posted_at=common.now(), claim_token="", last_error="")
             run.count("recovered_posted")

@@ -301,3 +301,30 @@ def test_the_sync_and_the_posting_share_one_30_day_limit(sales_settings, clock, 
     assert HelixOutbox.objects.get().status == "expired"
     assert post_helix_events(trigger="command").counters.get("posted", 0) == 0
     assert sandbox["verkada"].state()["event_posts"] == 0
+
+
+def test_an_upstream_error_while_checking_a_stale_claim_defers_only_that_row(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    call_command("post_helix_events", limit=1)  # creates the event type
+    event_type = HelixEventType.objects.get(active=True)
+    crashed_after_post, crashed_before_post = HelixOutbox.objects.filter(status="pending")[:2]
+    common.verkada_client().post_event(camera_id=crashed_after_post.camera_id, event_type_uid=event_type.event_type_uid,
+                                       time_ms=crashed_after_post.time_ms,
+                                       attributes={"transaction_id": crashed_after_post.transaction.transaction_id})
+    stale = [crashed_after_post.pk, crashed_before_post.pk]
+    claimed_at = datetime.now(UTC) - STALE_CLAIM - timedelta(seconds=1)
+    HelixOutbox.objects.filter(pk__in=stale).update(
+        status="posting", claim_token="dead-worker", claimed_at=claimed_at, event_type_uid=event_type.event_type_uid, attempts=1
+    )
+    # Every event request fails for a while: the checks of both stale claims, then the posts.
+    sandbox["verkada"].add_fault(Fault.from_json({"status": 503, "count": 1000, "path": EVENT_PATH, "exact": True}))
+    record = post_helix_events(trigger="command")
+    assert record.status == "succeeded", record.error
+    assert record.counters["recovery_deferred"] == 2 and record.counters["retry_later"] > 0
+    assert all(r.status == "posting" and r.claimed_at == claimed_at for r in HelixOutbox.objects.filter(pk__in=stale))
+    sandbox["verkada"].faults.clear()
+    record = post_helix_events(trigger="command")  # at once: the stale claims are checked again
+    assert record.counters["recovered_posted"] == 1 and record.counters["recovered_pending"] == 1
+    _later(clock)
+    post_helix_events(trigger="command")
+    assert_one_event_per_sale(sandbox)
