@@ -127,7 +127,7 @@ def store_sales(run, records):
     cameras = {c.camera_id: c for c in Camera.objects.select_related("pos")}
     items = dict(Item.objects.values_list("item_id", "pk"))
     existing = {t.transaction_id: t for t in Transaction.objects.filter(transaction_id__in=[r.transaction_id for r in records])}
-    new, changed = [], []
+    new, changed, relocated = [], [], []
     for record in records:
         camera = cameras.get(record.camera_id)
         fields = {
@@ -143,16 +143,40 @@ def store_sales(run, records):
         if current is None:
             new.append(Transaction(transaction_id=record.transaction_id, **fields))
         elif any(getattr(current, f) != v for f, v in fields.items()):
+            moved = current.camera_ref != fields["camera_ref"] or current.transaction_date != fields["transaction_date"]
             for f, v in fields.items():
                 setattr(current, f, v)
             changed.append(current)
+            if moved:
+                relocated.append(current)
     if changed:
         Transaction.objects.bulk_update(changed, list(fields))
+    move_outbox_rows(run, relocated)
     created = Transaction.objects.bulk_create(new)
     run.count("transactions_created", len(created))
     run.count("transactions_updated", len(changed))
     run.count("transactions_unchanged", len(records) - len(created) - len(changed))
     create_outbox_rows(run, created)
+
+
+def move_outbox_rows(run, sales):
+    """A sale whose camera or time changed upstream: its event is not posted yet, so
+    it goes to the new camera and time. A row in flight or posted keeps what Verkada
+    has (or may have); that is logged for a person to look at."""
+    waiting = (HelixOutbox.Status.PENDING, HelixOutbox.Status.FAILED)
+    for row in HelixOutbox.objects.filter(transaction__in=sales).select_related("transaction"):
+        sale = row.transaction
+        if row.status not in waiting:
+            logger.warning("sale %s moved upstream to camera %s at %s but its Helix event is %s (camera %s, time_ms %s): left as it is",
+                           sale.transaction_id, sale.camera_ref, sale.time_ms, row.status, row.camera_id, row.time_ms)
+            run.count("outbox_moved_after_posting")
+            continue
+        time_ms = sale.time_ms
+        taken = HelixOutbox.objects.filter(camera_id=sale.camera_ref).exclude(pk=row.pk)
+        while taken.filter(time_ms=time_ms).exists():  # the same 1 ms nudge as a new row gets
+            time_ms += 1
+        HelixOutbox.objects.filter(pk=row.pk, status__in=waiting).update(camera_id=sale.camera_ref, time_ms=time_ms)
+        run.count("outbox_moved")
 
 
 def create_outbox_rows(run, sales):

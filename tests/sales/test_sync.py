@@ -213,3 +213,30 @@ def test_a_failure_on_slice_2_of_3_keeps_slice_1_and_the_rerun_leaves_no_gap_or_
     expected = upstream_sales(_hour(4), end)
     assert sorted(Transaction.objects.values_list("transaction_id", flat=True)) == sorted(str(s["transaction_id"]) for s in expected)
     assert HelixOutbox.objects.count() == len(expected) == HelixOutbox.objects.values("transaction").distinct().count()
+
+
+def test_a_sale_moved_upstream_moves_its_pending_event_and_leaves_a_posted_one(sales_settings, clock, sandbox):
+    from sales.services import post_helix_events
+
+    clock.freeze(_hour(0))
+    assert sync_sales(trigger="command").status == "succeeded"
+    waiting, posted = HelixOutbox.objects.select_related("transaction")[:2]
+    other = next(c.camera_id for c in Camera.objects.exclude(camera_id=waiting.camera_id))
+    # What we stored before JD Sports corrected the sale: another camera, 7 s earlier.
+    before = waiting.transaction.transaction_date - timedelta(seconds=7)
+    Transaction.objects.filter(pk=waiting.transaction_id).update(camera_ref=other, transaction_date=before)
+    HelixOutbox.objects.filter(pk=waiting.pk).update(camera_id=other, time_ms=int(before.timestamp() * 1000))
+    Transaction.objects.filter(pk=posted.transaction_id).update(transaction_date=before)
+    HelixOutbox.objects.filter(pk=posted.pk).update(status="posted", time_ms=int(before.timestamp() * 1000))
+    end = _hour(0) - timedelta(seconds=sales_settings.settle_seconds)
+    record = sync_sales(trigger="command", start=_hour(1).isoformat(), end=end.isoformat())
+    assert record.counters["transactions_updated"] == 2
+    assert record.counters["outbox_moved"] == 1 and record.counters["outbox_moved_after_posting"] == 1
+    moved = HelixOutbox.objects.select_related("transaction").get(pk=waiting.pk)
+    assert (moved.camera_id, moved.time_ms) == (moved.transaction.camera_ref, moved.transaction.time_ms) != (other, int(before.timestamp() * 1000))
+    assert HelixOutbox.objects.get(pk=posted.pk).time_ms == int(before.timestamp() * 1000)
+    post_helix_events(trigger="command")
+    received = {e["attributes"]["transaction_id"]: e for e in sandbox["verkada"].state()["events"]}
+    event = received[moved.transaction.transaction_id]
+    assert (event["camera_id"], event["time_ms"]) == (moved.transaction.camera_ref, moved.transaction.time_ms)
+    assert sandbox["verkada"].state()["duplicates"] == {}
