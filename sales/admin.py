@@ -96,7 +96,8 @@ class TransactionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Fetch footage links (in the background)", permissions=["change"])
     def fetch_footage_links(self, request, queryset):
-        record = operations.enqueue("sales", "fetch_footage_links", trigger=SyncRun.Trigger.ADMIN, user=request.user)
+        ids = list(queryset.values_list("pk", flat=True))
+        record = operations.enqueue("sales", "fetch_footage_links", trigger=SyncRun.Trigger.ADMIN, user=request.user, ids=ids)
         self.message_user(request, format_html("Fetching footage links: run #{} queued ({}).", record.pk, runs_link("sales", "fetch_footage_links")))
 
     def get_urls(self):

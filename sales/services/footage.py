@@ -18,36 +18,61 @@ def _without_links():
     return Transaction.objects.filter(links_fetched_at__isnull=True).exclude(camera_ref="")
 
 
+def _expired_thumbnails():
+    """Thumbnail links past their expiry, for sales of the last 30 days only: older
+    ones are rarely looked at, and renewing every link ever fetched each week would
+    spend the Verkada rate limit the posting needs."""
+    now = common.now()
+    return Transaction.objects.filter(
+        links_fetched_at__isnull=False, thumbnail_expires__lt=now, transaction_date__gte=now - common.HELIX_MAX_AGE
+    ).exclude(camera_ref="")
+
+
 def has_sales_without_links():
-    """A beat tick writes a run only when some sale still needs its links."""
-    return _without_links().exists()
+    """A beat tick writes a run only when some sale needs its links or a new thumbnail link."""
+    return _without_links().exists() or _expired_thumbnails().exists()
 
 
 @operation("sales", "fetch_footage_links", lock_key="sales.fetch_footage_links", has_work=has_sales_without_links)
-def fetch_footage_links(run, limit=500):
+def fetch_footage_links(run, limit=500, ids=None):
     """Fetch a thumbnail link and a footage (history) link for sales without them,
-    newest first. Idempotent: each sale is saved as soon as it has its links, so a
-    failed run keeps what it fetched. A camera Verkada does not know is recorded
-    (blank links) and not asked again. Side effects: GETs to Verkada."""
+    newest first, then renew expired thumbnail links (sales of the last 30 days).
+    With `ids` (the admin's selection), fetch both links again for those sales only.
+
+    Idempotent: each sale is saved as soon as it has its links, so a failed run
+    keeps what it fetched. A camera Verkada does not know is recorded (blank
+    links) and not asked again. Side effects: GETs to Verkada."""
     config = SalesSettings.load()
     client = common.verkada_client(config)
-    todo = list(_without_links().order_by("-transaction_date")[: int(limit)])
+    limit = int(limit)
+    if ids is not None:
+        todo = [(sale, False) for sale in Transaction.objects.filter(pk__in=ids).exclude(camera_ref="").order_by("-transaction_date")]
+    else:
+        todo = [(sale, False) for sale in _without_links().order_by("-transaction_date")[:limit]]
+        if len(todo) < limit:
+            expired = _expired_thumbnails().order_by("-transaction_date")[: limit - len(todo)]
+            todo += [(sale, bool(sale.footage_url)) for sale in expired]
     run.set_total(len(todo))
     try:
-        for sale in todo:
-            timestamp = int(sale.transaction_date.timestamp())
-            try:
-                thumbnail, expiry = client.thumbnail_link(sale.camera_ref, timestamp, expiry=THUMBNAIL_LINK_EXPIRY_S)
-                footage = client.footage_link(sale.camera_ref, timestamp)
-            except UpstreamPermanentError as exc:
-                logger.warning("no footage links for sale %s: %s", sale.transaction_id, exc)
-                thumbnail, footage, expiry = "", "", None
-                run.count("camera_unknown")
-            sale.thumbnail_url, sale.footage_url = thumbnail, footage
-            sale.thumbnail_expires = common.now() + timedelta(seconds=expiry) if expiry else None
-            sale.links_fetched_at = common.now()
-            sale.save(update_fields=["thumbnail_url", "footage_url", "thumbnail_expires", "links_fetched_at"])
-            run.count("fetched")
+        for sale, thumbnail_only in todo:
+            _fetch(run, client, sale, thumbnail_only)
             run.advance()
     finally:
         common.keep_verkada_token(client)
+
+
+def _fetch(run, client, sale, thumbnail_only):
+    """A footage (history) link does not expire: a renewal asks for the thumbnail only."""
+    timestamp = int(sale.transaction_date.timestamp())
+    try:
+        thumbnail, expiry = client.thumbnail_link(sale.camera_ref, timestamp, expiry=THUMBNAIL_LINK_EXPIRY_S)
+        footage = sale.footage_url if thumbnail_only else client.footage_link(sale.camera_ref, timestamp)
+    except UpstreamPermanentError as exc:
+        logger.warning("no footage links for sale %s: %s", sale.transaction_id, exc)
+        thumbnail, footage, expiry = "", "", None
+        run.count("camera_unknown")
+    sale.thumbnail_url, sale.footage_url = thumbnail, footage
+    sale.thumbnail_expires = common.now() + timedelta(seconds=expiry) if expiry else None
+    sale.links_fetched_at = common.now()
+    sale.save(update_fields=["thumbnail_url", "footage_url", "thumbnail_expires", "links_fetched_at"])
+    run.count("thumbnail_renewed" if thumbnail_only else "fetched")

@@ -120,3 +120,17 @@ def test_sync_now_and_backfill_work_before_the_first_sync(sales_settings, clock,
     runs = SyncRun.objects.filter(operation="sync_sales", trigger="admin").order_by("pk")
     assert [r.status for r in runs] == ["succeeded", "succeeded"] and "start" not in runs[1].params
     assert SyncCursor.objects.get().source == "jdsports.transactions"
+
+
+def test_the_fetch_footage_links_action_fetches_the_selected_sales_only_even_if_fetched(sales_settings, clock, sandbox, admin_client, run_on_commit):
+    synced_sales(clock)
+    first, second = Transaction.objects.all()[:2]
+    Transaction.objects.filter(pk=second.pk).update(links_fetched_at=clock(), footage_url="https://old.example/f", thumbnail_url="https://old.example/t")
+    with run_on_commit(execute=True):
+        admin_client.post(reverse("admin:sales_transaction_changelist"),
+                          {"action": "fetch_footage_links", "_selected_action": [first.pk, second.pk]})
+    run = SyncRun.objects.get(operation="fetch_footage_links", trigger="admin")
+    assert run.status == "succeeded" and run.counters["fetched"] == 2 and sorted(run.params["ids"]) == sorted([first.pk, second.pk])
+    fetched = Transaction.objects.filter(pk__in=[first.pk, second.pk])
+    assert all("sandbox.verkada.example" in t.footage_url and "sandbox.verkada.example" in t.thumbnail_url for t in fetched)
+    assert not Transaction.objects.exclude(pk__in=[first.pk, second.pk]).filter(links_fetched_at__isnull=False).exists()

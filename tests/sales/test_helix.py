@@ -328,3 +328,21 @@ def test_an_upstream_error_while_checking_a_stale_claim_defers_only_that_row(sal
     _later(clock)
     post_helix_events(trigger="command")
     assert_one_event_per_sale(sandbox)
+
+
+def test_an_expired_thumbnail_link_is_renewed_by_the_next_tick(sales_settings, clock, sandbox):
+    from sales.services import fetch_footage_links
+
+    synced_sales(clock)
+    call_command("fetch_footage_links")
+    assert fetch_footage_links(trigger="beat") is None  # nothing to do: no run row
+    sale = Transaction.objects.first()
+    footage = sale.footage_url
+    Transaction.objects.filter(pk=sale.pk).update(thumbnail_url="https://old.example/t", thumbnail_expires=datetime.now(UTC) - timedelta(minutes=1))
+    seen = sandbox["verkada"].requests_seen
+    record = fetch_footage_links(trigger="beat")
+    assert record.status == "succeeded" and record.counters == {"thumbnail_renewed": 1}
+    assert sandbox["verkada"].requests_seen == seen + 1  # the thumbnail only: a footage link does not expire
+    sale.refresh_from_db()
+    assert "sandbox.verkada.example/thumbnails" in sale.thumbnail_url and sale.footage_url == footage
+    assert sale.thumbnail_expires > datetime.now(UTC) + timedelta(days=6)

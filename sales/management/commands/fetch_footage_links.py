@@ -4,7 +4,7 @@ from ._run import RunCommand
 
 
 class Command(RunCommand):
-    help = "Fetch Verkada thumbnail and footage links for sales that have none."
+    help = "Fetch Verkada thumbnail and footage links for sales that have none; renew expired thumbnail links."
 
     def add_arguments(self, parser):
         parser.add_argument("--limit", type=int, default=500)
