@@ -70,11 +70,17 @@ class RetailLinkSession(models.Model):
         return max(0, int((self.expires_at - clock.now()).total_seconds()))
 
     def touch(self, timeout_seconds):
-        """Slide the inactivity timeout (every operation calls this)."""
+        """Slide the inactivity timeout (every operation calls this). Returns the
+        rows updated: 0 when the session has ended (logged out, or expired and
+        so as good as deleted), which a long batch takes as its signal to stop."""
         now = clock.now()
-        self.last_activity = now
-        self.expires_at = now + timedelta(seconds=timeout_seconds)
-        type(self).objects.filter(pk=self.pk).update(last_activity=now, expires_at=self.expires_at)
+        updated = type(self).objects.filter(pk=self.pk, expires_at__gt=now).update(
+            last_activity=now, expires_at=now + timedelta(seconds=timeout_seconds)
+        )
+        if updated:
+            self.last_activity = now
+            self.expires_at = now + timedelta(seconds=timeout_seconds)
+        return updated
 
 
 class EventAssignment(models.Model):

@@ -19,7 +19,7 @@ from portal.http import UpstreamError
 from portal.runs import OperationFailed, operation
 
 from . import clock, conf, sessions
-from .client import EmsClient, SessionExpired, request_code, submit_code
+from .client import BotDefenceError, EmsClient, SessionExpired, request_code, submit_code
 from .client.errors import LOG_IN_AGAIN
 from .client.types import approved_event_ids
 from .models import EdrBatchItem, EdrReport, EventAssignment, RetailLinkSession
@@ -63,15 +63,16 @@ def logout(user):
 
 
 @contextmanager
-def ems_client(user):
+def ems_client(user, *, session=None):
     """An EMS client on the user's authenticated session. An upstream 401 ends
     the session: the user has to log in again."""
-    session = sessions.require_authenticated(user)
+    session = session or sessions.require_authenticated(user)
     client = EmsClient(session.browser_state, session.bearer)
     try:
         yield client
     except SessionExpired:
-        sessions.end_session(user)
+        # Only the login this bearer belongs to: the user may have logged in again since.
+        sessions.end_session(user, bearer=session.bearer)
         raise
     else:
         session.touch(conf.SESSION_TIMEOUT_SECONDS)  # a long batch counts as activity until its end
@@ -135,13 +136,36 @@ def _batch_event_ids(client, date, event_ids):
     return ids
 
 
-class _Batch:
-    """Bookkeeping of one batch run: per-event rows, counters, progress."""
+# Slide the user's session at most this often while a batch runs.
+KEEP_ALIVE_SECONDS = 30
 
-    def __init__(self, run, user):
+
+class _Batch:
+    """Bookkeeping of one batch run: per-event rows, counters, progress, and the
+    user's session kept alive while events complete."""
+
+    def __init__(self, run, user, session):
         self.run = run
         self.user = user
+        self.session = session
         self.positions = {}
+        self.touched_at = clock.now()
+        self.session_ended = False
+
+    def keep_alive(self):
+        """Slide the session (at most every KEEP_ALIVE_SECONDS), so a batch longer
+        than the inactivity timeout is not deleted under itself by
+        clear_expired_sessions. False once the session has ended (logout or
+        expiry): the batch must stop."""
+        if self.session_ended:
+            return False
+        now = clock.now()
+        if (now - self.touched_at).total_seconds() >= KEEP_ALIVE_SECONDS:
+            self.touched_at = now
+            if not self.session.touch(conf.SESSION_TIMEOUT_SECONDS):
+                logger.info("EDR batch: the Retail Link session has ended; stopping")
+                self.session_ended = True
+        return not self.session_ended
 
     def record(self, event_id, *, report=None, employee="", error=""):
         EdrBatchItem.objects.update_or_create(
@@ -158,6 +182,7 @@ class _Batch:
         )
         self.run.count("successful" if report is not None else "failed")
         self.run.advance()
+        self.keep_alive()
 
     def harvest(self, pending, block):
         done, _ = wait(list(pending), timeout=None if block else 0, return_when=FIRST_COMPLETED)
@@ -166,7 +191,7 @@ class _Batch:
             try:
                 report = store_report(edr, employee, future.result(), self.user)
             except Exception as exc:  # a bad document must not stop the batch
-                logger.warning("EDR %s: PDF failed: %s", edr.event_id, exc)
+                logger.warning("EDR %s: PDF failed: %s", edr.event_id, exc, exc_info=True)
                 self.record(edr.event_id, employee=employee, error=f"PDF generation failed: {exc}")
             else:
                 self.record(edr.event_id, report=report, employee=employee)
@@ -177,12 +202,17 @@ def edr_batch(run, *, user_id, date=None, event_ids=None):
     """Download the EDRs of a date's approved events (or of listed event ids)
     and store one PDF per event.
 
-    Idempotent: reports are upserted by event id, PDFs replaced. A failed event is
-    recorded and the batch goes on; an expired session stops it (log in again).
+    Idempotent: reports are upserted by event id, PDFs replaced. A failed event
+    (refused, malformed, unrenderable) is recorded and the batch goes on. The
+    batch stops, after storing every EDR already fetched and recording the rest
+    with the reason, when the session ends (a 401, a logout, expiry) or the bot
+    defence refuses (retrying every event would only prolong the block).
+    The user's session is kept alive while events complete.
     Fetching runs here while PDFs render on every core."""
     user = get_user_model().objects.get(pk=user_id)
-    batch = _Batch(run, user)
-    with ems_client(user) as client:
+    session = sessions.require_authenticated(user)
+    batch = _Batch(run, user, session)
+    with ems_client(user, session=session) as client:
         event_ids = _batch_event_ids(client, date, event_ids)
         batch.positions = {event_id: index for index, event_id in enumerate(event_ids)}
         run.set_total(len(event_ids))
@@ -190,23 +220,37 @@ def edr_batch(run, *, user_id, date=None, event_ids=None):
         employees = dict(EventAssignment.objects.filter(event_id__in=event_ids).values_list("event_id", "employee_name"))
         pool = render_pool(min(conf.PDF_WORKERS, max(1, len(event_ids))))
         pending = {}
+        stop = None  # (exception, index of the first event not done)
         try:
             for index, event_id in enumerate(event_ids):
+                if not batch.keep_alive():
+                    stop = (sessions.NoSession(LOG_IN_AGAIN), index)
+                    break
                 try:
                     edr = client.edr_report(event_id)
-                except SessionExpired:
-                    for missed in event_ids[index:]:
-                        batch.record(missed, error=LOG_IN_AGAIN)
-                    raise
+                    employee = employees.get(edr.event_id, "")
+                    html = render_html(edr, employee)
+                except (SessionExpired, BotDefenceError) as exc:
+                    stop = (exc, index)
+                    break
                 except UpstreamError as exc:
                     batch.record(event_id, error=str(exc))
                     continue
-                employee = employees.get(edr.event_id, "")
-                pending[pool.submit(html_to_pdf, render_html(edr, employee))] = (edr, employee)
-                if pending:
-                    batch.harvest(pending, block=False)
+                except Exception as exc:  # one malformed EDR must not end the batch
+                    logger.exception("EDR %s: could not be processed", event_id)
+                    batch.record(event_id, error=f"Could not process this EDR ({type(exc).__name__}: {exc}).")
+                    continue
+                pending[pool.submit(html_to_pdf, html)] = (edr, employee)
+                batch.harvest(pending, block=False)
+            # Store whatever was fetched before stopping, then say why the rest is missing.
             while pending:
                 batch.harvest(pending, block=True)
+            if stop:
+                exc, index = stop
+                message = str(exc) if isinstance(exc, BotDefenceError) else LOG_IN_AGAIN
+                for missed in event_ids[index:]:
+                    batch.record(missed, error=message)
+                raise exc
         finally:
             pool.shutdown(wait=True)
     run.save_progress(force=True)

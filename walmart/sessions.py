@@ -6,6 +6,10 @@ good as gone (the beat task `walmart.clear_expired_sessions` deletes it). A user
 only ever reads their own row.
 """
 
+from datetime import timedelta
+
+from django.db import transaction
+
 from portal.runs import OperationFailed
 
 from . import clock, conf
@@ -56,10 +60,9 @@ def start_session(user, browser_state):
             "created_at": now,
             "authenticated_at": None,
             "last_activity": now,
-            "expires_at": now,
+            "expires_at": now + timedelta(seconds=conf.SESSION_TIMEOUT_SECONDS),
         },
     )
-    session.touch(conf.SESSION_TIMEOUT_SECONDS)
     return session
 
 
@@ -73,8 +76,17 @@ def mark_authenticated(session, browser_state, bearer):
     return session
 
 
-def end_session(user):
-    deleted, _ = RetailLinkSession.objects.filter(user=user).delete()
+def end_session(user, *, bearer=None):
+    """Delete the user's session. With `bearer`, only if the session still holds
+    that bearer: a 401 for an old token must not end a login made since."""
+    with transaction.atomic():
+        rows = RetailLinkSession.objects.select_for_update().filter(user=user)
+        if bearer is not None:
+            session = rows.first()
+            if session is None or session.bearer != bearer:
+                return False
+            rows = rows.filter(pk=session.pk)
+        deleted, _ = rows.delete()
     return bool(deleted)
 
 

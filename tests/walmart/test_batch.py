@@ -10,6 +10,7 @@ import requests
 
 from portal.sandbox import Fault
 from walmart import services
+from walmart.client.errors import LOG_IN_AGAIN
 from walmart.models import EdrBatchItem, EdrReport, EventAssignment, RetailLinkSession
 
 from .conftest import pdf_text
@@ -107,3 +108,126 @@ def test_a_batch_is_one_zip_of_its_pdfs(rl_user):
     archive = zipfile.ZipFile(io.BytesIO(services.batch_zip(record)))
     assert sorted(archive.namelist()) == ["EDR_606100_Unassigned.pdf", "EDR_606102_Unassigned.pdf"]
     assert "606102" in pdf_text(io.BytesIO(archive.read("EDR_606102_Unassigned.pdf")))
+
+
+# --- long batches, sessions ending mid-batch, bad events ------------------------------------
+def after_each_edr(monkeypatch, hook):
+    """Run `hook(n)` after the batch's nth EDR request (n from 1): the moment a test
+    moves the clock, logs out or logs in again between two events."""
+    from walmart.client import EmsClient
+
+    original = EmsClient.edr_report
+    calls = []
+
+    def edr_report(self, event_id):
+        try:
+            return original(self, event_id)
+        finally:
+            calls.append(event_id)
+            hook(len(calls))
+
+    monkeypatch.setattr(EmsClient, "edr_report", edr_report)
+
+
+def items_of(record):
+    return {i.event_id: i for i in EdrBatchItem.objects.filter(run=record)}
+
+
+def test_a_batch_longer_than_the_session_timeout_keeps_the_session_alive(rl_user, rl, clock, monkeypatch):
+    ids = [str(606100 + n) for n in range(12)]
+
+    def a_minute_passes_and_cleanup_runs(n):
+        clock.advance(minutes=1)
+        services.clear_expired_sessions(trigger="beat")
+
+    after_each_edr(monkeypatch, a_minute_passes_and_cleanup_runs)
+    record = services.edr_batch(trigger="api", user_id=rl_user.pk, event_ids=ids)
+    assert record.status == "succeeded", record.error
+    assert record.result["successful"] == 12
+    session = RetailLinkSession.objects.live().get(user=rl_user)  # 12 minutes later, still there
+    assert session.time_remaining() > 0
+
+
+def test_a_logout_during_a_batch_stops_it(rl_user, rl, clock, monkeypatch):
+    ids = ["606100", "606101", "606102", "606103", "606104"]
+
+    def logout_after_the_second(n):
+        if n == 2:
+            services.logout(rl_user)
+            clock.advance(seconds=31)
+
+    after_each_edr(monkeypatch, logout_after_the_second)
+    record = services.edr_batch(trigger="api", user_id=rl_user.pk, event_ids=ids)
+    assert record.status == "failed"
+    assert "log in again" in record.error
+    assert rl.state()["edr_requests"] == ids[:2]
+    items = items_of(record)
+    assert [items[i].success for i in ids[:2]] == [True, True]
+    assert {items[i].error for i in ids[2:]} == {LOG_IN_AGAIN}
+    assert set(EdrReport.objects.values_list("event_id", flat=True)) == set(ids[:2])
+
+
+def test_the_session_touch_says_whether_the_session_is_still_there(rl_user, clock):
+    session = RetailLinkSession.objects.get(user=rl_user)
+    assert session.touch(600) == 1
+    clock.advance(minutes=11)
+    assert session.touch(600) == 0  # expired: not revived
+    assert RetailLinkSession.objects.live().filter(user=rl_user).count() == 0
+
+
+def test_a_401_mid_batch_keeps_the_edrs_already_fetched(rl_user, rl, monkeypatch):
+    from walmart import conf
+
+    monkeypatch.setattr(conf, "PDF_WORKERS", 2)  # PDFs still rendering when the 401 comes
+    rl.options["expire_tokens_after_edr"] = 2
+    ids = ["606100", "606101", "606102", "606103", "606104"]
+    record = services.edr_batch(trigger="api", user_id=rl_user.pk, event_ids=ids)
+    assert record.status == "failed"
+    assert "log in again" in record.error
+    items = items_of(record)
+    assert [items[i].success for i in ids] == [True, True, False, False, False]
+    assert set(EdrReport.objects.values_list("event_id", flat=True)) == set(ids[:2])
+    assert all(Path(r.pdf.path).is_file() for r in EdrReport.objects.all())
+    assert not RetailLinkSession.objects.filter(user=rl_user).exists()
+
+
+def test_a_malformed_edr_is_recorded_and_the_batch_goes_on(rl_user, rl, caplog):
+    rl.options["edr_overrides"] = {"606101": {"demoInstructions": "see the attached sheet"}}
+    ids = ["606100", "606101", "606102"]
+    record = services.edr_batch(trigger="api", user_id=rl_user.pk, event_ids=ids)
+    assert record.status == "succeeded", record.error
+    outcome = {r["event_id"]: r for r in record.result["results"]}
+    assert outcome["606100"]["success"] and outcome["606102"]["success"]
+    assert outcome["606101"]["success"] is False
+    assert "Could not process this EDR (AttributeError" in outcome["606101"]["error"]
+    assert "EDR 606101: could not be processed" in record.log
+    assert any(r.exc_info and r.name == "walmart.services" for r in caplog.records)  # the traceback is logged
+
+
+def test_the_bot_defence_stops_the_batch_at_the_first_refusal(rl_user, rl):
+    rl.options["challenge_after_edr"] = 1
+    ids = ["606100", "606101", "606102", "606103"]
+    record = services.edr_batch(trigger="api", user_id=rl_user.pk, event_ids=ids)
+    assert record.status == "failed"
+    assert "bot defence" in record.error
+    assert rl.state()["edr_attempts"] == 2  # not one more request per remaining event
+    items = items_of(record)
+    assert items["606100"].success is True
+    assert all("bot defence" in items[i].error for i in ids[1:])
+
+
+def test_a_401_for_an_old_token_does_not_end_a_newer_login(rl_user, rl, sandbox, authenticate_user, monkeypatch):
+    new = {}
+
+    def log_in_again_after_the_first(n):
+        if n == 1:
+            requests.post(f"{sandbox.url}/_sandbox/retaillink/expire_tokens")  # the batch's bearer is now dead
+            new["session"] = authenticate_user(rl_user)
+
+    after_each_edr(monkeypatch, log_in_again_after_the_first)
+    record = services.edr_batch(trigger="api", user_id=rl_user.pk, event_ids=["606100", "606101", "606102"])
+    assert record.status == "failed"
+    assert "log in again" in record.error
+    session = RetailLinkSession.objects.get(user=rl_user)
+    assert session.is_authenticated
+    assert session.bearer == new["session"].bearer

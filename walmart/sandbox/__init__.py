@@ -32,7 +32,13 @@ Contract choices not fixed by /work/shared/upstreams/retail-link.md ([P]):
 - Types (option `types`): "mixed" (default: even event ids carry numbers and
   text codes, odd ones strings, numeric-string codes and a Y/N lock flag),
   "numbers" or "strings".
-- Option `schedule_latency_ms` slows the daily schedule report.
+- Option `schedule_latency_ms` slows the daily schedule report; `edr_latency_ms`
+  slows every edrReport.
+- Options for mid-batch trouble: `expire_tokens_after_edr` (N: after the Nth
+  answered edrReport every bearer expires), `challenge_after_edr` (N: after the
+  Nth, bot defence refuses everything), `edr_overrides` ({event id: {field:
+  value}} merged into that event's edrReport, e.g. a malformed field).
+  `edr_attempts` in the state counts every edrReport call, refused or not.
 
 Control: POST /_sandbox/retaillink/options {...}, /expire_codes, /expire_tokens.
 """
@@ -68,6 +74,10 @@ DEFAULT_OPTIONS = {
     "authenticate_without_cookie": False,
     "types": "mixed",
     "schedule_latency_ms": 0,
+    "edr_latency_ms": 0,
+    "expire_tokens_after_edr": None,
+    "challenge_after_edr": None,
+    "edr_overrides": {},
 }
 
 
@@ -83,6 +93,7 @@ class RetailLinkSandbox(Sandbox):
         self.options = dict(DEFAULT_OPTIONS)
         self.sms = []
         self.edr_requests = []
+        self.edr_attempts = 0
         self.schedule_requests = []
 
     def state(self):
@@ -93,6 +104,7 @@ class RetailLinkSandbox(Sandbox):
             "pending_logins": sum(1 for s in self.logins.values() if s["stage"] != "authenticated"),
             "tokens_issued": len(self.tokens),
             "edr_requests": self.edr_requests[-200:],
+            "edr_attempts": self.edr_attempts,
             "schedule_requests": self.schedule_requests[-20:],
             "options": self.options,
             "event_count": len(self.events),
@@ -254,16 +266,24 @@ class RetailLinkSandbox(Sandbox):
 
     @route("/edr/EventManagement/api/edrReport")
     def api_edr_report(self, request):
+        with self.lock:
+            self.edr_attempts += 1
         refusal = self._guard_ems(request)
         if refusal:
             return refusal
+        self.sleep_ms(self.options["edr_latency_ms"])
         raw = request.args.get("id", "")
         with self.lock:
             self.edr_requests.append(raw)
+            answered = len(self.edr_requests)
+            if answered == self.options["expire_tokens_after_edr"]:
+                self.tokens.clear()
+            if answered == self.options["challenge_after_edr"]:
+                self.options["challenge_always"] = True
         event = self.events.get(int(raw)) if raw.isdigit() else None
         if event is None:
             return json_response({"message": "EDR not found"}, 404)
-        return json_response(self._edr(event))
+        return json_response({**self._edr(event), **(self.options["edr_overrides"].get(raw) or {})})
 
     @route("/edr/EventManagement/api/browse-event/browse-data", methods=("POST",))
     def api_browse_data(self, request):
