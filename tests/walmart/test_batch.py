@@ -100,7 +100,7 @@ def test_the_pdf_holds_the_events_details_items_and_signatures(rl_user, rl):
     for expected in ("Event Detail Report", "606101", event.name, "2025-10-06", "María López",
                      "Item details", event.items[0].desc, str(event.items[0].item_nbr), "Signatures", "Club manager"):
         assert expected in text, expected
-    assert report.filename == "EDR_606101_Mar_a_L_pez.pdf"
+    assert report.filename == "EDR_606101_Maria_Lopez.pdf"
 
 
 def test_a_batch_is_one_zip_of_its_pdfs(rl_user):
