@@ -6,7 +6,7 @@ RetailLinkSettings row edited in the admin.
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import environ
 
@@ -64,9 +64,10 @@ def ems_app_url():
 
 @dataclass(frozen=True)
 class Credentials:
+    # Secrets stay out of reprs (tracebacks, logs, debug pages).
     username: str
-    password: str
-    credential_id: str
+    password: str = field(repr=False)
+    credential_id: str = field(repr=False)
 
     @property
     def complete(self):

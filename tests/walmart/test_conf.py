@@ -40,3 +40,17 @@ def test_a_configured_ems_url_reaches_the_edr_api(monkeypatch, sandbox, suffix):
         assert client.edr_report("606100").event_id == "606100"
     finally:
         client.close()
+
+
+def test_secrets_stay_out_of_reprs():
+    from walmart.client import LoginResult
+
+    text = repr(conf.Credentials(username="someone", password="hunter2-secret", credential_id="cred-777"))
+    assert "someone" in text
+    assert "hunter2-secret" not in text and "cred-777" not in text
+    text = repr(LoginResult(storage_state='{"cookies": "px-cookie-value"}', bearer="bearer-value"))
+    assert "px-cookie-value" not in text and "bearer-value" not in text
+
+
+def test_credentials_from_the_environment_do_not_show_the_password():
+    assert "sandbox-password" not in repr(conf.credentials())

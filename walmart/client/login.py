@@ -15,7 +15,7 @@ import json
 import logging
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from portal.http import UpstreamTransientError
@@ -38,8 +38,9 @@ POST_FROM_PAGE = """async ([path, body]) => {
 
 @dataclass(frozen=True)
 class LoginResult:
-    storage_state: str
-    bearer: str
+    # Both are secrets (session cookies, the bearer): never in a repr.
+    storage_state: str = field(repr=False)
+    bearer: str = field(repr=False)
 
 
 def _executable():
