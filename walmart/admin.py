@@ -5,7 +5,7 @@ import io
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -19,6 +19,7 @@ from portal.runs import OperationFailed
 from . import services, sessions
 from .forms import AssignmentImportForm, DownloadEdrsForm, MfaCodeForm
 from .models import EdrReport, EventAssignment, RetailLinkSession, RetailLinkSettings
+from .responses import batch_zip_response, report_pdf_response
 
 USE_PERMISSION = "walmart.use_retaillink"
 
@@ -142,11 +143,10 @@ class EdrReportAdmin(admin.ModelAdmin):
 
     def _start_batch(self, request, **params):
         try:
-            sessions.require_authenticated(request.user)
+            record = services.start_edr_batch(request.user, trigger=SyncRun.Trigger.ADMIN, **params)
         except OperationFailed as exc:
             self.message_user(request, f"{exc} Use the Retail Link login page.", messages.ERROR)
             return None
-        record = services.start_edr_batch(request.user, trigger=SyncRun.Trigger.ADMIN, **params)
         self.message_user(request, format_html(
             'EDR batch queued as run #{}: <a href="{}">follow its progress</a>.',
             record.pk, reverse("admin:walmart_edr_batch", args=[record.pk])))
@@ -206,7 +206,7 @@ class EdrReportAdmin(admin.ModelAdmin):
 
     def _own_batch(self, request, run_id):
         self._require_use(request)
-        return get_object_or_404(SyncRun, pk=run_id, app="walmart", operation="edr_batch", triggered_by=request.user)
+        return services.user_batch(request.user, run_id)
 
     def batch_view(self, request, run_id):
         record = self._own_batch(request, run_id)
@@ -225,15 +225,9 @@ class EdrReportAdmin(admin.ModelAdmin):
         })
 
     def batch_zip(self, request, run_id):
-        record = self._own_batch(request, run_id)
-        response = HttpResponse(services.batch_zip(record), content_type="application/zip")
-        response["Content-Disposition"] = f'attachment; filename="edr_batch_{record.pk}.zip"'
-        return response
+        return batch_zip_response(self._own_batch(request, run_id))
 
     def pdf_view(self, request, pk):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        report = get_object_or_404(EdrReport, pk=pk)
-        if not report.pdf:
-            raise Http404("This report has no PDF.")
-        return FileResponse(report.pdf.open("rb"), as_attachment=False, filename=report.filename, content_type="application/pdf")
+        return report_pdf_response(get_object_or_404(EdrReport, pk=pk), as_attachment=False)

@@ -113,11 +113,30 @@ def store_report(edr, employee_name, pdf_bytes, user=None):
     return report
 
 
-def download_edr(user, event_id):
-    """Fetch one EDR, render its PDF and store it. Idempotent per event id."""
+@operation("walmart", "download_edr", lock=False)
+def download_edr_run(run, *, user_id, event_id):
+    """Fetch one EDR, render its PDF and store it, as a run. Idempotent per event id."""
+    user = get_user_model().objects.get(pk=user_id)
     edr = fetch_edr(user, event_id)
     employee = employee_for(edr.event_id)
-    return store_report(edr, employee, html_to_pdf(render_html(edr, employee)), user)
+    report = store_report(edr, employee, html_to_pdf(render_html(edr, employee)), user)
+    run.count("downloaded")
+    return {"event_id": report.event_id, "report_id": report.pk, "filename": report.filename}
+
+
+def download_edr(user, event_id, *, trigger="api"):
+    """Fetch one EDR, render its PDF and store it; returns the EdrReport.
+
+    Synchronous (the caller waits for the PDF) and tracked: it runs the
+    `download_edr` operation, so every download is a SyncRun row. A refusal or
+    an error is raised as OperationFailed with the run's error. Idempotent per
+    event id (the report is upserted, its PDF replaced)."""
+    from portal.models import SyncRun
+
+    record = download_edr_run(trigger=trigger, user=user, user_id=user.pk, event_id=str(event_id))
+    if record.status != SyncRun.Status.SUCCEEDED:
+        raise OperationFailed(record.error)
+    return EdrReport.objects.get(pk=record.result["report_id"])
 
 
 def _batch_event_ids(client, date, event_ids):
@@ -287,15 +306,29 @@ def batch_zip(record):
 
 
 def start_edr_batch(user, *, trigger, date=None, event_ids=None):
-    """Queue a batch for the worker; the run row is returned at once to poll."""
+    """Queue a batch for the worker; the run row is returned at once to poll.
+
+    Refuses (NoSession / NotAuthenticated, nothing queued) when the user has no
+    authenticated Retail Link session."""
     from portal.operations import enqueue
 
+    sessions.require_authenticated(user)
     params = {"user_id": user.pk}
     if date:
         params["date"] = str(date)
     else:
         params["event_ids"] = [str(e) for e in event_ids]
     return enqueue("walmart", "edr_batch", trigger=trigger, user=user, **params)
+
+
+def user_batch(user, run_id):
+    """One of the user's own batch runs (a user sees only the batches they
+    started); Http404 otherwise."""
+    from django.shortcuts import get_object_or_404
+
+    from portal.models import SyncRun
+
+    return get_object_or_404(SyncRun, pk=run_id, app="walmart", operation="edr_batch", triggered_by=user)
 
 
 # --- housekeeping ------------------------------------------------------------------------

@@ -231,3 +231,22 @@ def test_a_401_for_an_old_token_does_not_end_a_newer_login(rl_user, rl, sandbox,
     session = RetailLinkSession.objects.get(user=rl_user)
     assert session.is_authenticated
     assert session.bearer == new["session"].bearer
+
+
+def test_starting_a_batch_without_a_session_is_refused_and_queues_nothing(admin_user, django_user_model):
+    from django.http import Http404
+
+    from portal.models import SyncRun
+    from walmart import sessions
+
+    with pytest.raises(sessions.NoSession, match="request an MFA code first"):
+        services.start_edr_batch(admin_user, trigger="api", event_ids=["606100"])
+    sessions.start_session(admin_user, "{}")  # code sent, not entered yet
+    with pytest.raises(sessions.NotAuthenticated):
+        services.start_edr_batch(admin_user, trigger="api", event_ids=["606100"])
+    assert not SyncRun.objects.filter(app="walmart", operation="edr_batch").exists()
+    other = django_user_model.objects.create_user("other")
+    run = SyncRun.objects.create(app="walmart", operation="edr_batch", trigger="api", triggered_by=other)
+    with pytest.raises(Http404):
+        services.user_batch(admin_user, run.pk)
+    assert services.user_batch(other, run.pk) == run

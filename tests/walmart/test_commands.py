@@ -3,6 +3,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
+from portal.models import SyncRun
 from walmart.models import EdrReport, EventAssignment
 
 pytestmark = pytest.mark.django_db
@@ -13,11 +14,16 @@ def test_download_edr_saves_one_pdf(rl_user):
     call_command("download_edr", "606100", user="root", stdout=out)
     report = EdrReport.objects.get(event_id="606100")
     assert report.pdf.path in out.getvalue()
+    run = SyncRun.objects.get(app="walmart", operation="download_edr")  # tracked like every operation
+    assert (run.status, run.trigger, run.triggered_by) == ("succeeded", "command", rl_user)
+    assert (run.params["event_id"], run.counters) == ("606100", {"downloaded": 1})
 
 
 def test_download_edr_says_to_log_in_first(admin_user):
     with pytest.raises(CommandError, match="request an MFA code first"):
         call_command("download_edr", "606100", user="root")
+    run = SyncRun.objects.get(app="walmart", operation="download_edr")
+    assert (run.status, run.error) == ("failed", "No active Retail Link session; request an MFA code first.")
 
 
 def test_download_edrs_runs_a_batch_for_a_date(rl_user, rl):

@@ -6,8 +6,6 @@ Errors use the portal's envelope with a message saying what to do next.
 from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from django.http import FileResponse, Http404, HttpResponse
-from django.shortcuts import get_object_or_404
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -24,6 +22,7 @@ from portal.runs import OperationFailed
 from .. import conf, services, sessions
 from ..client import BotDefenceError, EdrNotFound, LoginRefused, SessionExpired
 from ..models import EdrReport, RetailLinkSession
+from ..responses import batch_zip_response, report_pdf_response
 from .serializers import AuthenticateSerializer, BatchDownloadSerializer, EdrReportSerializer
 
 USE_PERMISSION = "walmart.use_retaillink"
@@ -131,34 +130,25 @@ class BatchDownloadView(RetailLinkView):
         serializer = BatchDownloadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            sessions.require_authenticated(request.user)
+            record = services.start_edr_batch(request.user, trigger=SyncRun.Trigger.API, **serializer.validated_data)
         except OperationFailed as exc:
             return refusal(exc)
-        record = services.start_edr_batch(request.user, trigger=SyncRun.Trigger.API, **serializer.validated_data)
         record.refresh_from_db()
         body = batch_payload(record, request)
         body["message"] = f"EDR batch queued as run #{record.pk}"
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
-def own_batch(request, run_id):
-    """A user sees only the batches they started."""
-    return get_object_or_404(SyncRun, pk=run_id, app="walmart", operation="edr_batch", triggered_by=request.user)
-
-
 class BatchStatusView(RetailLinkView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, run_id):
-        return Response(batch_payload(own_batch(request, run_id), request))
+        return Response(batch_payload(services.user_batch(request.user, run_id), request))
 
 
 class BatchZipView(RetailLinkView):
     @extend_schema(responses={(200, 'application/zip'): OpenApiTypes.BINARY})
     def get(self, request, run_id):
-        record = own_batch(request, run_id)
-        response = HttpResponse(services.batch_zip(record), content_type="application/zip")
-        response["Content-Disposition"] = f'attachment; filename="edr_batch_{record.pk}.zip"'
-        return response
+        return batch_zip_response(services.user_batch(request.user, run_id))
 
 
 class EdrReportList(generics.ListAPIView):
@@ -183,11 +173,7 @@ class EdrReportPdf(generics.RetrieveAPIView):
 
     @extend_schema(responses={(200, 'application/pdf'): OpenApiTypes.BINARY})
     def retrieve(self, request, *args, **kwargs):
-        report = self.get_object()
-        if not report.pdf:
-            raise Http404("This report has no PDF.")
-        return FileResponse(report.pdf.open("rb"), as_attachment=True, filename=report.filename,
-                            content_type="application/pdf")
+        return report_pdf_response(self.get_object())
 
 
 class HealthView(APIView):

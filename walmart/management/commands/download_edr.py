@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from portal.http import UpstreamError
+from portal.models import SyncRun
 from portal.runs import OperationFailed
 from walmart import services
 
@@ -17,7 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args, event_id, **options):
         user = portal_user(options["user"])
         try:
-            report = services.download_edr(user, event_id)
+            report = services.download_edr(user, event_id, trigger=SyncRun.Trigger.COMMAND)
         except (OperationFailed, UpstreamError) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS(f"EDR {report.event_id}: {report.pdf.path}"))
