@@ -53,3 +53,28 @@ def test_the_cleanup_is_scheduled_every_minute():
     task = PeriodicTask.objects.get(task="walmart.clear_expired_sessions")
     assert task.enabled and task.interval.every == 1 and task.interval.period == "minutes"
     assert timedelta(minutes=task.interval.every) < timedelta(minutes=10)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_edr_batch_task_progress_is_live_in_the_batch_status_api(worker, admin_user, authenticate_user, rl, api_client):
+    import time
+
+    authenticate_user(admin_user)
+    rl.options["edr_latency_ms"] = 400  # each EDR takes a while, as the real one does
+    ids = [str(606100 + n) for n in range(8)]
+    api_client.force_authenticate(admin_user)
+    reply = api_client.post("/api/walmart/edr/batch-download", {"event_ids": ids}, format="json")
+    assert reply.status_code == 202
+    run_id = reply.json()["run"]["id"]
+    seen = []
+    deadline = time.time() + 120  # a guard against a hung worker, not a speed target
+    while time.time() < deadline:
+        run = api_client.get(f"/api/walmart/edr/batches/{run_id}").json()["run"]
+        seen.append((run["progress_done"], run["progress_total"]))
+        if run["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.05)
+    assert run["status"] == "succeeded", run
+    assert any(total == len(ids) and 0 < done < total for done, total in seen), seen
+    assert seen[-1] == (len(ids), len(ids))
