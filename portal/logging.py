@@ -2,6 +2,7 @@
 
 import contextvars
 import logging
+import traceback
 
 from .redaction import redact_text
 
@@ -39,4 +40,8 @@ class RunLogHandler(logging.Handler):
     def emit(self, record):
         if current_run_id.get() != self.run_id or len(self.lines) >= self.limit:
             return
-        self.lines.append(f"{record.levelname} {record.name}: {redact_text(record.getMessage())}")
+        line = f"{record.levelname} {record.name}: {record.getMessage()}"
+        if record.exc_info:
+            # e.g. one event of a batch failed and the batch went on: staff need the why
+            line += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        self.lines.append(redact_text(line))

@@ -85,3 +85,21 @@ def test_a_queued_run_is_claimed_once():
     again = demo_ok(run_id=queued.pk, trigger="api", n=2)
     assert again.pk == queued.pk and again.counters == {"seen": 2}
     assert SyncRun.objects.count() == 1
+
+
+@operation("portal", "demo_partial")
+def demo_partial(run):
+    try:
+        {}["missing"]
+    except KeyError:
+        import logging
+
+        logging.getLogger("portal.tests").exception("one item failed, going on")
+    run.count("done")
+
+
+def test_a_logged_exception_keeps_its_traceback_in_the_run_log():
+    record = demo_partial(trigger="command")
+    assert record.status == "succeeded"
+    log = SyncRun.objects.get(pk=record.pk).log
+    assert "one item failed, going on" in log and "KeyError: 'missing'" in log
