@@ -54,13 +54,22 @@ class CheckoutClient:
         # The real client strips /api/autocheckin from its configured URL and re-adds it.
         root = (base_url or upstream_url("checkout")).rstrip("/").removesuffix("/api/autocheckin")
         self.base_url = f"{root}/api/autocheckin"
-        # update is idempotent (it sets a token) but log appends a row: POST is not retried.
+        # log appends a row, so POSTs are not retried on this session.
         self.session = UpstreamSession("checkout", rate=5, burst=10, user_agent="AutoCheckin/1.0")
-        self.session.headers.update({"x-checkout-key": api_key, "Accept": "application/json"})
+        # update is retried only when CheckOut surely did not act (429, 503, or no
+        # connection): a repeated update that had landed would answer changedRows 0,
+        # which reads as Fail.
+        self.update_session = UpstreamSession(
+            "checkout", rate=5, burst=10, user_agent="AutoCheckin/1.0",
+            retry_methods=("POST",), retry_statuses=(429, 503), retry_reads=False,
+        )
+        for session in (self.session, self.update_session):
+            session.headers.update({"x-checkout-key": api_key, "Accept": "application/json"})
 
-    def _call(self, method, path, payload=None):
-        response = self.session.request(method, f"{self.base_url}/{path}", json=payload)
-        body = self.session.json(response)
+    def _call(self, method, path, payload=None, session=None):
+        session = session or self.session
+        response = session.request(method, f"{self.base_url}/{path}", json=payload)
+        body = session.json(response)
         if not isinstance(body, dict):
             raise UpstreamBadResponse(f"checkout answered {type(body).__name__} where an object was expected", upstream="checkout")
         if body.get("success") is not True:
@@ -81,7 +90,9 @@ class CheckoutClient:
 
     def update(self, email, oldtoken, newtoken) -> int:
         """Store the rotated cookie; returns changedRows (0 means no row took it)."""
-        body = self._call("POST", "update", {"email": email, "oldtoken": oldtoken, "newtoken": newtoken})
+        body = self._call(
+            "POST", "update", {"email": email, "oldtoken": oldtoken, "newtoken": newtoken}, session=self.update_session
+        )
         result = body.get("result") or {}
         try:
             return int(result.get("changedRows", 0))

@@ -100,6 +100,8 @@ class UpstreamSession(requests.Session):
         retries=None,
         backoff=None,
         retry_methods=("GET", "HEAD", "OPTIONS", "PUT", "DELETE"),
+        retry_statuses=(429, 500, 502, 503, 504),
+        retry_reads=True,
         timeout=None,
         connect_timeout=None,
         secret_params=(),
@@ -118,12 +120,13 @@ class UpstreamSession(requests.Session):
             total=settings.UPSTREAM_RETRIES if retries is None else retries,
             # urllib3 reads an empty allowed_methods as "any method": say "none"
             # by allowing no read or status retries (connect retries stay: nothing
-            # reached the upstream).
-            read=0 if no_method_retries else None,
+            # reached the upstream). retry_reads=False: a read timeout may mean the
+            # upstream acted, so it is not repeated.
+            read=0 if no_method_retries or not retry_reads else None,
             status=0 if no_method_retries else None,
             backoff_factor=settings.UPSTREAM_BACKOFF if backoff is None else backoff,
             backoff_jitter=0.3,
-            status_forcelist=(429, 500, 502, 503, 504),
+            status_forcelist=tuple(retry_statuses),
             allowed_methods=frozenset(m.upper() for m in retry_methods) or None,
             respect_retry_after_header=True,
             raise_on_status=False,  # the client sees the last reply and maps it
