@@ -72,13 +72,18 @@ class _CappedRetry(Retry):
     upstream's bucket like a first try does (so retries are paced too)."""
 
     bucket = None
+    upstream_name = ""
 
     def new(self, **kwargs):
         retry = super().new(**kwargs)
         retry.bucket = self.bucket
+        retry.upstream_name = self.upstream_name
         return retry
 
     def sleep(self, response=None):
+        from . import metrics
+
+        metrics.observe_retry(self.upstream_name)
         super().sleep(response)
         if self.bucket is not None:
             self.bucket.acquire()
@@ -133,6 +138,7 @@ class UpstreamSession(requests.Session):
             retry_after_max=settings.UPSTREAM_RETRY_AFTER_MAX,
         )
         retry.bucket = self.bucket
+        retry.upstream_name = name
         adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
         self.mount("http://", adapter)
         self.mount("https://", adapter)
@@ -146,6 +152,19 @@ class UpstreamSession(requests.Session):
         started = time.monotonic()
         try:
             response = super().request(method, url, *args, **kwargs)
+        except requests.RequestException as exc:
+            from . import metrics
+
+            metrics.observe_upstream(self.name, "timeout" if _is_timeout(exc) else "error", time.monotonic() - started)
+            self._raise_transport_error(exc, method, shown)
+        from . import metrics
+
+        metrics.observe_upstream(self.name, response.status_code, time.monotonic() - started)
+        return self._after_response(response, method, shown, started)
+
+    def _raise_transport_error(self, exc, method, shown):
+        try:
+            raise exc
         except requests.Timeout as exc:
             logger.warning("%s %s %s timed out", self.name, method, shown)
             raise UpstreamTransientError(f"{self.name} did not answer in time ({method} {shown})", upstream=self.name) from exc
@@ -159,6 +178,8 @@ class UpstreamSession(requests.Session):
             ) from exc
         except requests.RequestException as exc:
             raise UpstreamTransientError(f"{self.name} request failed: {type(exc).__name__}", upstream=self.name) from exc
+
+    def _after_response(self, response, method, shown, started):
         elapsed_ms = round((time.monotonic() - started) * 1000)
         logger.info(
             "%s %s %s -> %s",
@@ -202,6 +223,10 @@ class UpstreamSession(requests.Session):
                 status=response.status_code,
                 upstream=self.name,
             ) from exc
+
+
+def _is_timeout(exc):
+    return isinstance(exc, requests.Timeout) or (isinstance(exc, requests.ConnectionError) and _is_read_timeout(exc))
 
 
 def _is_read_timeout(exc):

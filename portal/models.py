@@ -16,6 +16,7 @@ class SyncRun(models.Model):
         QUEUED = "queued"
         RUNNING = "running"
         SUCCEEDED = "succeeded"
+        PARTIAL = "partial"  # some items were set aside; the rest went through
         FAILED = "failed"
         ERRORED = "errored"
         SKIPPED = "skipped"
@@ -27,8 +28,11 @@ class SyncRun(models.Model):
         COMMAND = "command"
         SYSTEM = "system"
 
-    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.ERRORED, Status.SKIPPED)
-    FAILING = (Status.FAILED, Status.ERRORED)
+    FINISHED = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.ERRORED, Status.SKIPPED)
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    # What counts toward a target's failure streak (partial included: a sync that
+    # sets records aside every hour needs someone to look).
+    FAILING = (Status.PARTIAL, Status.FAILED, Status.ERRORED)
 
     app = models.CharField(max_length=50, db_index=True)
     operation = models.CharField(max_length=100, db_index=True)
@@ -38,6 +42,19 @@ class SyncRun(models.Model):
     )
     task_name = models.CharField(max_length=200, blank=True, help_text="Celery task that runs it, when queued.")
     task_id = models.CharField(max_length=255, blank=True)
+    target = models.CharField(
+        max_length=200, blank=True, db_index=True,
+        help_text="What the run acts on (a portal, a connection, a Retail Link user); streaks and alerts are per target.",
+    )
+    actor = models.CharField(
+        max_length=150, blank=True,
+        help_text="Who started it: a username, `beat`, or the OS user of a command.",
+    )
+    worker = models.CharField(max_length=255, blank=True, help_text="host:pid of the process running it.")
+    heartbeat = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of the running worker.")
+    takeovers = models.PositiveIntegerField(default=0, help_text="Times a new worker took the run over from a dead one.")
+    sent_at = models.DateTimeField(null=True, blank=True, help_text="When its task message was last sent.")
+    resends = models.PositiveIntegerField(default=0, help_text="Times the reaper re-sent a lost message.")
     params = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(default=timezone.now, db_index=True)
     started = models.DateTimeField(null=True, blank=True)
@@ -52,10 +69,23 @@ class SyncRun(models.Model):
 
     class Meta:
         ordering = ["-created"]
-        indexes = [models.Index(fields=["app", "operation", "-created"])]
+        indexes = [
+            models.Index(fields=["app", "operation", "-created"]),
+            models.Index(fields=["app", "operation", "target", "-created"]),
+            models.Index(fields=["status", "heartbeat"]),
+        ]
 
     def __str__(self):
         return f"{self.app}.{self.operation} #{self.pk} ({self.status})"
+
+    @property
+    def label(self):
+        return f"{self.app}.{self.operation}" + (f" [{self.target}]" if self.target else "")
+
+    @property
+    def counters_table(self):
+        """(label, value) pairs for display: `api_calls_failed` -> `Api calls failed`."""
+        return [(k.replace("_", " ").capitalize(), v) for k, v in sorted((self.counters or {}).items())]
 
     @property
     def is_finished(self):
@@ -87,6 +117,82 @@ class RunLock(models.Model):
 
     def __str__(self):
         return self.key
+
+
+class SetAsideRecord(models.Model):
+    """One upstream record a run could not take, kept with its reason and payload.
+
+    The run goes on without it and ends `partial`. The same item failing again
+    updates its open record (one row per app, kind and key), so a bad record that
+    comes back every hour is one line to look at, not twenty-four. A retry runs
+    the app's own service path for the item and resolves the record when it
+    goes through.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        RESOLVED = "resolved"
+        DISMISSED = "dismissed"
+
+    app = models.CharField(max_length=50, db_index=True)
+    operation = models.CharField(max_length=100)
+    kind = models.CharField(max_length=50, help_text="What the item is: store, sale, user, access_key, event, row…")
+    key = models.CharField(max_length=255, help_text="The item's natural key upstream.")
+    target = models.CharField(max_length=200, blank=True)
+    reason = models.TextField()
+    payload = models.JSONField(null=True, blank=True, help_text="The raw record, secrets redacted.")
+    context = models.JSONField(
+        default=dict, blank=True, help_text="What a retry needs besides the key (e.g. the portal or the job)."
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN, db_index=True)
+    run = models.ForeignKey(SyncRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="set_aside")
+    attempts = models.PositiveIntegerField(default=1)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(SyncRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["app", "kind", "key"], condition=models.Q(status="open"), name="one_open_set_aside_per_item"
+            )
+        ]
+        indexes = [models.Index(fields=["app", "status", "-last_seen"])]
+
+    def __str__(self):
+        return f"{self.app} {self.kind} {self.key}"
+
+
+class BeatTick(models.Model):
+    """One claimed tick of one schedule. Two beat processes started by mistake
+    both try to insert the same (schedule, scheduled_for); the second insert
+    fails and that process sends nothing."""
+
+    schedule = models.CharField(max_length=200)
+    scheduled_for = models.DateTimeField()
+    claimed_at = models.DateTimeField(default=timezone.now)
+    claimed_by = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["schedule", "scheduled_for"], name="one_claim_per_tick")]
+        indexes = [models.Index(fields=["schedule", "-scheduled_for"])]
+
+    def __str__(self):
+        return f"{self.schedule} @ {self.scheduled_for:%Y-%m-%d %H:%M:%S}"
+
+
+class ScheduleAlert(models.Model):
+    """A schedule that has not ticked within its interval plus a grace: one mail
+    when it is first seen missed, cleared when it ticks again."""
+
+    schedule = models.CharField(max_length=200, unique=True)
+    missed_since = models.DateTimeField()
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.schedule
 
 
 class SingletonSettings(models.Model):

@@ -1,8 +1,11 @@
-"""One e-mail when an operation starts failing, one when it recovers.
+"""One e-mail when a target starts failing, one when it recovers.
 
-After FAILURE_NOTICE_THRESHOLD failed/errored runs in a row, staff who hold a
-permission of that app (and superusers) get one notice; the first success after
-such a streak sends a recovery notice. Skipped and queued runs do not count.
+Streaks are kept per operation and target (a portal, a connection, a Retail
+Link user): one Netlife portal failing is not hidden by another one's success.
+After FAILURE_NOTICE_THRESHOLD failed, errored or partial runs in a row, staff
+who hold a permission of that app (and superusers) get one notice; the first
+success after such a streak sends a recovery notice. Runs closed by the reaper
+count as failed. Skipped and queued runs do not count.
 """
 
 import logging
@@ -16,14 +19,33 @@ from .models import SyncRun
 
 logger = logging.getLogger(__name__)
 
+COUNTED = (SyncRun.Status.SUCCEEDED, *SyncRun.FAILING)
 
-def _recent(record, n):
+
+def history(record, n):
+    """Statuses of the last `n` finished runs of the record's operation and target, newest first."""
     return list(
-        SyncRun.objects.filter(app=record.app, operation=record.operation, pk__lte=record.pk)
-        .exclude(status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING, SyncRun.Status.SKIPPED])
-        .order_by("-pk")
+        SyncRun.objects.filter(
+            app=record.app, operation=record.operation, target=record.target, status__in=COUNTED, finished__isnull=False
+        )
+        .filter(Q(finished__lt=record.finished) | Q(finished=record.finished, pk__lte=record.pk))
+        .order_by("-finished", "-pk")
         .values_list("status", flat=True)[:n]
     )
+
+
+def failure_streak(app, operation, target=""):
+    """How many runs in a row of this operation and target failed (or were partial)."""
+    streak = 0
+    for status in (
+        SyncRun.objects.filter(app=app, operation=operation, target=target, status__in=COUNTED, finished__isnull=False)
+        .order_by("-finished", "-pk")
+        .values_list("status", flat=True)[:100]
+    ):
+        if status == SyncRun.Status.SUCCEEDED:
+            break
+        streak += 1
+    return streak
 
 
 def recipients(app_label):
@@ -38,30 +60,32 @@ def recipients(app_label):
 
 def notify_on_streak(record):
     threshold = settings.FAILURE_NOTICE_THRESHOLD
-    if threshold <= 0 or record.status not in (*SyncRun.FAILING, SyncRun.Status.SUCCEEDED):
+    if threshold <= 0 or record.status not in COUNTED or record.finished is None:
         return
     failing = set(SyncRun.FAILING)
-    history = _recent(record, threshold + 1)
-    label = f"{record.app}.{record.operation}"
+    recent = history(record, threshold + 1)
     if record.status in failing:
-        streak = history[:threshold]
+        streak = recent[:threshold]
         # exactly the threshold-th failure in a row: notify once
         if len(streak) == threshold and all(s in failing for s in streak) and (
-            len(history) <= threshold or history[threshold] not in failing
+            len(recent) <= threshold or recent[threshold] not in failing
         ):
-            _send(record, f"[portal] {label} has failed {threshold} times in a row", record.error)
+            send_notice(
+                record.app,
+                f"[portal] {record.label} has failed {threshold} times in a row",
+                f"{record.error}\n\nRun #{record.pk}, trigger {record.trigger}, status {record.status}.",
+            )
         return
     # a success: was the streak before it long enough to have been announced?
-    previous = history[1 : threshold + 1]
+    previous = recent[1 : threshold + 1]
     if len(previous) == threshold and all(s in failing for s in previous):
-        _send(record, f"[portal] {label} has recovered", f"Run #{record.pk} succeeded.")
+        send_notice(record.app, f"[portal] {record.label} has recovered", f"Run #{record.pk} succeeded.")
 
 
-def _send(record, subject, body):
-    to = recipients(record.app)
+def send_notice(app, subject, body):
+    to = recipients(app)
     if not to:
-        logger.warning("no staff to notify for %s.%s", record.app, record.operation)
+        logger.warning("no staff to notify for %s: %s", app, subject)
         return
-    text = f"{body}\n\nRun #{record.pk}, trigger {record.trigger}, status {record.status}."
-    send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, to, fail_silently=True)
-    logger.info("failure notice sent for %s.%s to %d staff", record.app, record.operation, len(to))
+    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to, fail_silently=True)
+    logger.info("notice sent to %d staff: %s", len(to), subject)

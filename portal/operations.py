@@ -10,11 +10,15 @@ background all call `enqueue()`, which writes the queued SyncRun and sends the
 task after the transaction commits (so the worker always finds the row).
 """
 
+import logging
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from .models import SyncRun
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,9 @@ class Operation:
     description: str = ""
     runnable: bool = True  # shows a "run now" button on the admin home
     default_params: dict = field(default_factory=dict)
+    # Who may run it from the admin home or the API: a permission codename
+    # ("sales.change_salessettings"); by default any change permission of the app.
+    permission: str = ""
 
     @property
     def key(self):
@@ -33,6 +40,15 @@ class Operation:
 
     def last_run(self):
         return SyncRun.objects.filter(app=self.app, operation=self.name).exclude(status=SyncRun.Status.QUEUED).first()
+
+    def user_may_run(self, user):
+        if not user.is_active:
+            return False
+        if self.permission:
+            return user.has_perm(self.permission)
+        if user.is_superuser:
+            return True
+        return any(p.startswith(f"{self.app}.change_") for p in user.get_all_permissions())
 
     def periodic_tasks(self):
         from django_celery_beat.models import PeriodicTask
@@ -59,6 +75,10 @@ def register(op: Operation):
     return op
 
 
+def registered(app, name):
+    return f"{app}.{name}" in _REGISTRY
+
+
 def get(app, name) -> Operation:
     return _REGISTRY[f"{app}.{name}"]
 
@@ -74,31 +94,103 @@ def by_app():
     return grouped
 
 
-def enqueue(app, name, *, trigger, user=None, **params) -> SyncRun:
-    """Queue an operation for the worker; returns the queued SyncRun at once."""
+class QueueUnavailable(Exception):
+    """The broker could not take the message; nothing was queued."""
+
+    message = "The task queue is unreachable; nothing was queued."
+
+    def __str__(self):
+        return self.message
+
+
+def _target_of(app, name, params):
+    from .runs import _SPECS
+
+    entry = _SPECS.get(f"{app}.{name}")
+    return entry[0].resolve_target(params) if entry else ""
+
+
+def _serialise(app, key):
+    """Serialise "is one already queued?" checks for one operation on PostgreSQL
+    (SQLite's IMMEDIATE transactions already serialise every writer)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"enqueue:{app}.{key}"])
+
+
+def active_run(app, name, target, params):
+    """A queued or running run of this operation, target and parameters, if any."""
+    for record in SyncRun.objects.filter(app=app, operation=name, target=target, status__in=SyncRun.ACTIVE).order_by("pk"):
+        if record.params == params:
+            return record
+    return None
+
+
+def enqueue(app, name, *, trigger, user=None, actor=None, **params) -> SyncRun:
+    """Queue an operation for the worker; returns the SyncRun at once.
+
+    When the same operation, target and parameters already have a queued or
+    running run, that run is returned (`record.already_active` is True) and
+    nothing new is queued: pressing "Run now" twice runs it once.
+
+    Raises QueueUnavailable when the broker refuses the message; the row is then
+    removed, so nothing is left for the reaper to send later.
+    """
     from .celery import app as celery_app
+    from .runs import _jsonable, default_actor
 
     op = get(app, name)
-    record = SyncRun.objects.create(
-        app=app,
-        operation=name,
-        trigger=trigger,
-        triggered_by=user if getattr(user, "pk", None) else None,
-        params={**op.default_params, **params},
-        task_name=op.task_name,
-    )
-    send_queued(record, celery_app)
+    params = _jsonable({**op.default_params, **params})
+    target = _target_of(app, name, params)
+    with transaction.atomic():
+        _serialise(app, f"{name}:{target}")
+        existing = active_run(app, name, target, params)
+        if existing is not None:
+            existing.already_active = True
+            return existing
+        record = SyncRun.objects.create(
+            app=app,
+            operation=name,
+            trigger=trigger,
+            triggered_by=user if getattr(user, "pk", None) else None,
+            actor=actor or default_actor(trigger, user),
+            target=target,
+            params=params,
+            task_name=op.task_name,
+        )
+    record.already_active = False
+    if connection.in_atomic_block:
+        # The caller's transaction must commit before a worker can see the row.
+        send_queued(record, celery_app)
+        return record
+    try:
+        _send(record, celery_app)
+    except Exception as exc:
+        if celery_app.conf.task_always_eager:
+            raise  # an eager run's own exception, not the broker's
+        SyncRun.objects.filter(pk=record.pk, status=SyncRun.Status.QUEUED).delete()
+        logger.error("broker refused %s: %s; run #%s removed", op.key, type(exc).__name__, record.pk)
+        raise QueueUnavailable() from exc
     return record
 
 
+def task_id_for(record):
+    """One task id per run: the reaper can look for it in the broker's queue."""
+    return f"syncrun-{record.pk}"
+
+
+def _send(record, celery_app):
+    # apply_async (not send_task) so eager mode in unit tests runs it inline.
+    SyncRun.objects.filter(pk=record.pk).update(sent_at=timezone.now())
+    celery_app.tasks[record.task_name].apply_async(
+        kwargs={"run_id": record.pk, "trigger": record.trigger, **record.params},
+        task_id=task_id_for(record),
+    )
+
+
 def send_queued(record, celery_app=None):
+    """Send after the current transaction commits (the worker must find the row)."""
     if celery_app is None:
         from .celery import app as celery_app
 
-    def send():
-        # apply_async (not send_task) so eager mode in unit tests runs it inline.
-        celery_app.tasks[record.task_name].apply_async(
-            kwargs={"run_id": record.pk, "trigger": record.trigger, **record.params},
-        )
-
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: _send(record, celery_app))

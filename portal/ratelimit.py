@@ -71,6 +71,9 @@ class TokenBucket:
                 return True
             if time.monotonic() + wait > deadline:
                 return False
+            from . import metrics
+
+            metrics.observe_rate_limit_wait(self.name, wait)
             time.sleep(wait)
 
     def _take(self) -> float:  # pragma: no cover - abstract

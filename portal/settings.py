@@ -14,6 +14,13 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# prometheus-client's multiprocess mode: web, worker and beat processes of one
+# machine write their counters here and /metrics sums them. Set before the
+# library is imported anywhere.
+import os as _os
+
+_os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics"))
+Path(_os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
@@ -171,7 +178,11 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Each tick is claimed in the database: a second beat process sends nothing twice.
+CELERY_BEAT_SCHEDULER = "portal.beat:ClaimingScheduler"
+# "Run now" with the broker down must answer at once, not after kombu's retries.
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=3)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -190,6 +201,24 @@ RATE_LIMIT_DIR = Path(env.str("RATE_LIMIT_DIR", default=str(VAR_DIR / "ratelimit
 
 # Finished runs older than this are deleted by portal.reap_runs.
 SYNC_RUN_RETENTION_DAYS = env.int("SYNC_RUN_RETENTION_DAYS", default=90)
+# A running run writes a heartbeat this often; a run on another host whose
+# heartbeat is older than RUN_STALE_SECONDS is taken over (on this host the
+# process table says at once whether its worker is gone).
+RUN_HEARTBEAT_SECONDS = env.float("RUN_HEARTBEAT_SECONDS", default=10)
+RUN_STALE_SECONDS = env.int("RUN_STALE_SECONDS", default=60)
+# A queued run whose message is not in the broker this long after sending is re-sent
+# (the wait doubles with each re-send).
+RUN_QUEUE_LOST_SECONDS = env.int("RUN_QUEUE_LOST_SECONDS", default=120)
+# A schedule that has not ticked within its interval plus this is "missed".
+SCHEDULE_GRACE_SECONDS = env.int("SCHEDULE_GRACE_SECONDS", default=120)
+# Health says `degraded` (503) when a partial run set aside more than this share
+# of its items; below it, a partial run is a warning.
+HEALTH_SET_ASIDE_DEGRADED_SHARE = env.float("HEALTH_SET_ASIDE_DEGRADED_SHARE", default=0.1)
+
+# --- metrics -------------------------------------------------------------------
+# /metrics answers a bearer token (METRICS_TOKEN) or these client addresses.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
 
 # --- failure notices ---------------------------------------------------------
 FAILURE_NOTICE_THRESHOLD = env.int("FAILURE_NOTICE_THRESHOLD", default=3)
