@@ -1,20 +1,40 @@
 from django import forms
 from django.contrib import admin
 from django.contrib.admin import helpers
+from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 from django.utils.html import format_html
 
 from .fields import EncryptedTextField
-from .models import RunLock, SyncRun
+from .models import RunLock, SetAsideRecord, SyncRun
+
+
+STATUS_COLOURS = {
+    "succeeded": "#2e7d32", "partial": "#ef8f00", "failed": "#c62828", "errored": "#6a1b9a",
+    "running": "#1565c0", "queued": "#546e7a", "skipped": "#777",
+}
+LOG_PAGE_LINES = 200
+
+
+def status_badge_html(status):
+    return format_html(
+        '<b class="run-status run-status-{}" style="color:{}">{}</b>', status, STATUS_COLOURS.get(status, "#555"), status
+    )
 
 
 @admin.register(SyncRun)
 class SyncRunAdmin(admin.ModelAdmin):
-    list_display = ("id", "app", "operation", "status_badge", "trigger", "triggered_by", "created", "duration", "progress", "counters_short")
-    list_filter = ("app", "operation", "status", "trigger")
-    search_fields = ("error", "task_id", "operation")
+    list_display = (
+        "id", "app", "operation", "target", "status_badge", "trigger", "actor", "created", "duration", "progress",
+        "counters_short",
+    )
+    list_filter = ("status", "app", "operation", "trigger")
+    search_fields = ("=id", "target", "error", "task_id", "operation", "actor")
     date_hierarchy = "created"
-    readonly_fields = [f.name for f in SyncRun._meta.fields] + ["progress"]
+    show_full_result_count = False
+    change_form_template = "admin/portal/syncrun/change_form.html"
+    readonly_fields = [f.name for f in SyncRun._meta.fields if f.name != "log"] + ["progress"]
+    exclude = ("log",)
 
     def has_add_permission(self, request):
         return False
@@ -28,10 +48,82 @@ class SyncRunAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return visible_runs(super().get_queryset(request), request.user)
 
+    def get_urls(self):
+        from django.urls import path
+
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/log.txt", wrap(self.log_download), name="portal_syncrun_log"),
+            path("<int:pk>/run-again/", wrap(self.run_again), name="portal_syncrun_run_again"),
+            path("<int:pk>/retry-set-aside/", wrap(self.retry_set_aside), name="portal_syncrun_retry_set_aside"),
+        ] + super().get_urls()
+
+    def _visible(self, request, pk):
+        from django.shortcuts import get_object_or_404
+
+        return get_object_or_404(self.get_queryset(request), pk=pk)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        from django.core.paginator import Paginator
+
+        record = self._visible(request, object_id)
+        lines = (record.log or "").splitlines()
+        pages = Paginator(lines, LOG_PAGE_LINES)
+        # newest last: the default page is the last one
+        page = pages.get_page(request.GET.get("log_page") or pages.num_pages)
+        open_set_aside = record.set_aside.filter(status=SetAsideRecord.Status.OPEN).count()
+        extra = {
+            "run": record,
+            "counters_table": record.counters_table,
+            "log_page": page,
+            "log_lines_total": len(lines),
+            "set_aside_total": record.set_aside.count(),
+            "set_aside_open": open_set_aside,
+            "set_aside_url": reverse("admin:portal_setasiderecord_changelist") + f"?run__id__exact={record.pk}",
+            "can_run_again": _may_run(request.user, record.app, record.operation) and bool(record.is_finished),
+            "can_retry": open_set_aside and _may_run(request.user, record.app, "retry_set_aside"),
+            "status_badge": status_badge_html(record.status),
+        }
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+    def log_download(self, request, pk):
+        from django.http import HttpResponse
+
+        record = self._visible(request, pk)
+        response = HttpResponse(record.log or "", content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="run-{record.pk}.log"'
+        return response
+
+    def run_again(self, request, pk):
+        from django.core.exceptions import PermissionDenied
+        from django.shortcuts import redirect
+
+        record = self._visible(request, pk)
+        if request.method != "POST":
+            return redirect("admin:portal_syncrun_change", record.pk)
+        if not _may_run(request.user, record.app, record.operation):
+            raise PermissionDenied
+        again = queue_from_admin(request, record.app, record.operation, **(record.params or {}))
+        return redirect("admin:portal_syncrun_change", again.pk if again else record.pk)
+
+    def retry_set_aside(self, request, pk):
+        from django.core.exceptions import PermissionDenied
+        from django.shortcuts import redirect
+
+        from .setaside import enqueue_retry
+
+        record = self._visible(request, pk)
+        if request.method != "POST":
+            return redirect("admin:portal_syncrun_change", record.pk)
+        if not _may_run(request.user, record.app, "retry_set_aside"):
+            raise PermissionDenied
+        ids = list(record.set_aside.filter(status=SetAsideRecord.Status.OPEN).values_list("pk", flat=True))
+        runs = _enqueue_retry_from_admin(request, ids, enqueue_retry)
+        return redirect("admin:portal_syncrun_change", runs[0].pk if runs else record.pk)
+
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
-        colour = {"succeeded": "#2e7d32", "failed": "#c62828", "errored": "#6a1b9a", "running": "#1565c0"}.get(obj.status, "#555")
-        return format_html('<b style="color:{}">{}</b>', colour, obj.status)
+        return status_badge_html(obj.status)
 
     @admin.display(description="progress")
     def progress(self, obj):
@@ -46,9 +138,151 @@ class SyncRunAdmin(admin.ModelAdmin):
         return ", ".join(f"{k}={v}" for k, v in (obj.counters or {}).items())
 
 
+def _may_run(user, app, name):
+    from . import operations
+
+    try:
+        return operations.get(app, name).user_may_run(user)
+    except KeyError:
+        return False
+
+
+def _enqueue_retry_from_admin(request, ids, enqueue_retry):
+    from django.contrib import messages
+
+    from .operations import QueueUnavailable
+
+    try:
+        runs = enqueue_retry(ids=ids, trigger=SyncRun.Trigger.ADMIN, user=request.user)
+    except QueueUnavailable as exc:
+        messages.error(request, str(exc))
+        return []
+    for run in runs:
+        word = f"already {run.status}" if getattr(run, "already_active", False) else "queued"
+        messages.success(request, f"Retry of {run.app} set-aside records {word} as run #{run.pk}.")
+    if not runs:
+        messages.warning(request, "None of the selected records is open.")
+    return runs
+
+
+@admin.register(SetAsideRecord)
+class SetAsideRecordAdmin(admin.ModelAdmin):
+    list_display = ("id", "app", "kind", "key", "target", "status", "reason_short", "attempts", "last_seen", "run_link")
+    list_filter = ("status", "app", "kind", "operation")
+    search_fields = ("=key", "=target", "reason")
+    show_full_result_count = False
+    actions = ["retry_selected", "dismiss_selected"]
+    readonly_fields = [f.name for f in SetAsideRecord._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return visible_runs(super().get_queryset(request), request.user).select_related("run")
+
+    def get_actions(self, request):
+        # Django drops actions of a model admin without change permission: these
+        # check the app's own run permission instead.
+        actions = {}
+        for name in self.actions:
+            func, action_name, description = self.get_action(name)
+            actions[action_name] = (func, action_name, description)
+        return actions
+
+    @admin.display(description="reason")
+    def reason_short(self, obj):
+        return (obj.reason or "")[:120]
+
+    @admin.display(description="run")
+    def run_link(self, obj):
+        if obj.run_id is None:
+            return "-"
+        return format_html('<a href="{}">#{}</a>', reverse("admin:portal_syncrun_change", args=[obj.run_id]), obj.run_id)
+
+    @admin.action(description="Retry the selected records through their app")
+    def retry_selected(self, request, queryset):
+        from django.core.exceptions import PermissionDenied
+
+        from .setaside import enqueue_retry
+
+        for app in set(queryset.values_list("app", flat=True)):
+            if not _may_run(request.user, app, "retry_set_aside"):
+                raise PermissionDenied
+        _enqueue_retry_from_admin(request, list(queryset.values_list("pk", flat=True)), enqueue_retry)
+
+    @admin.action(description="Dismiss the selected records (they will not be retried)")
+    def dismiss_selected(self, request, queryset):
+        from django.core.exceptions import PermissionDenied
+        from django.utils import timezone
+
+        for app in set(queryset.values_list("app", flat=True)):
+            if not _may_run(request.user, app, "retry_set_aside"):
+                raise PermissionDenied
+        n = queryset.filter(status=SetAsideRecord.Status.OPEN).update(
+            status=SetAsideRecord.Status.DISMISSED, resolved_at=timezone.now()
+        )
+        self.message_user(request, f"{n} record(s) dismissed.")
+
+
+@admin.register(LogEntry)
+class ChangeHistoryAdmin(admin.ModelAdmin):
+    """Who changed which settings or credentials row, and when. Django's change
+    messages name the fields changed, never their values (secrets included)."""
+
+    list_display = ("action_time", "user", "content_type", "object_repr", "action_flag", "change_message")
+    list_filter = ("action_flag", "content_type")
+    search_fields = ("object_repr", "user__username")
+    date_hierarchy = "action_time"
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+
 @admin.register(RunLock)
 class RunLockAdmin(admin.ModelAdmin):
     list_display = ("key", "run", "expires")
+
+
+def queue_from_admin(request, app, name, *, label=None, **params):
+    """Queue an operation from an admin view or action, and tell the user how it went.
+
+    Returns the run (new, or the one already queued or running for the same
+    operation, target and parameters), or None when the broker is unreachable."""
+    from django.contrib import messages
+
+    from . import operations
+
+    label = label or operations.get(app, name).label
+    try:
+        record = operations.enqueue(app, name, trigger=SyncRun.Trigger.ADMIN, user=request.user, **params)
+    except operations.QueueUnavailable as exc:
+        messages.error(request, f"{label}: {exc}")
+        return None
+    link = format_html('<a href="{}">run #{}</a>', reverse("admin:portal_syncrun_change", args=[record.pk]), record.pk)
+    if getattr(record, "already_active", False):
+        messages.info(request, format_html("{}: already {} as {}.", label, record.status, link))
+    else:
+        messages.success(request, format_html("{}: queued as {}.", label, link))
+    return record
 
 
 def visible_runs(queryset, user):

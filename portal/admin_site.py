@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import NoReverseMatch, path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from . import operations
@@ -45,20 +46,22 @@ class PortalAdminSite(admin.AdminSite):
         return super().index(request, extra_context)
 
     def run_now(self, request, app, name):
-        if not request.user.has_module_perms(app) or not any(
-            request.user.has_perm(f"{app}.{p}") for p in _change_perms(app)
-        ):
-            raise PermissionDenied
+        from .admin import queue_from_admin
+
         try:
             op = operations.get(app, name)
         except KeyError:
             op = None
+        if op is not None and not op.user_may_run(request.user):
+            raise PermissionDenied
         if op is None or not op.runnable:
             # e.g. an EDR batch needs a date and a logged-in user: it has its own form.
             messages.error(request, f"{app}.{name} cannot be run from here.")
             return redirect("admin:index")
-        record = operations.enqueue(app, name, trigger=SyncRun.Trigger.ADMIN, user=request.user)
-        messages.success(request, f"{op.label}: queued as run #{record.pk}.")
+        queue_from_admin(request, app, name, label=op.label)
+        back = request.POST.get("next", "")
+        if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+            return redirect(back)
         return redirect("admin:index")
 
 

@@ -33,12 +33,10 @@ def _redis_ids():
 
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5)
     ids = set()
-    queues = set()
-    for key in client.scan_iter(match="celery*", count=1000):
-        queues.add(key)
-    for key in queues:
-        kind = client.type(key)
-        if kind == b"list":
+    # Every queue is a list in the broker's database (kombu's own keys are sets
+    # and hashes), whatever the queue is called.
+    for key in client.scan_iter(count=1000):
+        if client.type(key) == b"list":
             ids.update(filter(None, (_id_of(m) for m in client.lrange(key, 0, -1))))
     for body in client.hvals("unacked"):
         ids.update(filter(None, [_id_of(body)]))

@@ -33,6 +33,8 @@ class Operation:
     # Who may run it from the admin home or the API: a permission codename
     # ("sales.change_salessettings"); by default any change permission of the app.
     permission: str = ""
+    # The parameter that names the target (e.g. "portal"), for run-now's `target`.
+    target_param: str = ""
 
     @property
     def key(self):

@@ -152,7 +152,8 @@ class RunContext:
             self.record.counters[name] = value
 
     def ok(self, n=1):
-        """`n` items went through. A run that sets items aside and has no ok item ends `failed`."""
+        """`n` items went through. A run that sets items aside and has no ok item ends `failed`;
+        with some ok items, `partial`."""
         with self._lock:
             self.ok_count += n
             self.items_tracked = True
@@ -285,7 +286,9 @@ def _take_lock_of_dead_run(key, run, ttl):
     if lock is None:
         return False
     holder = lock.run
-    if holder is None or holder.is_finished:
+    if holder is None:
+        return False  # a lock nobody claims (taken by hand, or its run pruned): wait for its expiry
+    if holder.is_finished:
         dead = True
     elif holder.status == SyncRun.Status.RUNNING:
         dead = worker_is_dead(holder.worker, holder.heartbeat or holder.started)
@@ -546,8 +549,9 @@ def _settle_outcome(ctx):
     record = ctx.record
     if ctx.items_tracked:
         record.counters["items_ok"] = ctx.ok_count
-    # Only a service that counts its good items (run.ok()) can say "none went through".
-    if ctx.set_aside_count and ctx.items_tracked and not ctx.ok_count:
+    # Services count their good items with run.ok(): set-aside items and no good
+    # one means nothing went through.
+    if ctx.set_aside_count and not ctx.ok_count:
         record.status = SyncRun.Status.FAILED
         record.error = record.error or f"All {ctx.set_aside_count} items failed; none went through."
     elif ctx.set_aside_count:

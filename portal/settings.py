@@ -185,6 +185,8 @@ CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT",
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
+# More task modules for a worker to load (the test suite's engine probes).
+CELERY_IMPORTS = env.list("CELERY_EXTRA_IMPORTS", default=[])
 
 # --- upstreams and sandboxes -------------------------------------------------
 # Every client asks portal.upstreams.upstream_url(name): the variable

@@ -60,13 +60,12 @@ def _worker_database_url(db_settings):
     return f"postgres://{user}{password}@{host}:{port}/{db_settings['NAME']}"
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, sandbox, tmp_path_factory):
-    """A real `celery worker` (prefork, 2 processes) on the test database."""
+def portal_process_env(sandbox, **extra):
+    """The environment of a portal process (worker, beat, web) on the test
+    database, broker and sandbox."""
     from django.conf import settings
     from django.db import connection
 
-    logfile = tmp_path_factory.mktemp("worker") / "worker.log"
     env = {
         **os.environ,
         "DATABASE_URL": _worker_database_url(connection.settings_dict),
@@ -78,30 +77,60 @@ def celery_worker_process(django_db_setup, django_db_blocker, sandbox, tmp_path_
         "UPSTREAM_RETRY_AFTER_MAX": "2",
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "FAILURE_NOTICE_THRESHOLD": "0",
+        # test-only tasks (tests/portal/worker_tasks.py) the engine tests need in a real worker
+        "CELERY_EXTRA_IMPORTS": "tests.portal.worker_tasks",
     }
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def start_portal_process(args, env, logfile, *, ready="ready.", timeout=60):
+    """Start `python -m …` in the project with `env`; wait until `ready` (a text
+    in its log, or a callable) says it is up."""
     with open(logfile, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portal", "worker", "-l", "INFO", "-c", "2", "-P", "prefork",
-             "--without-heartbeat", "--without-mingle", "--without-gossip", "-n", f"test-{os.getpid()}@%h"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    deadline = time.time() + 60
+        proc = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    deadline = time.time() + timeout
     while time.time() < deadline:
-        if "ready." in logfile.read_text():
+        up = ready() if callable(ready) else ready in Path(logfile).read_text()
+        if up:
             break
         if proc.poll() is not None:
-            raise RuntimeError(f"celery worker exited early:\n{logfile.read_text()[-3000:]}")
+            raise RuntimeError(f"{args[0]} exited early:\n{Path(logfile).read_text()[-3000:]}")
         time.sleep(0.3)
     else:
         proc.kill()
-        raise RuntimeError(f"celery worker not ready:\n{logfile.read_text()[-3000:]}")
-    proc.logfile = logfile
-    yield proc
+        raise RuntimeError(f"{args[0]} not ready:\n{Path(logfile).read_text()[-3000:]}")
+    proc.logfile = Path(logfile)
+    return proc
+
+
+def stop_process(proc, timeout=20):
+    if proc.poll() is not None:
+        return
     proc.terminate()
     try:
-        proc.wait(timeout=20)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait()
+
+
+def worker_args(name, concurrency=2, queues=None):
+    args = ["celery", "-A", "portal", "worker", "-l", "INFO", "-c", str(concurrency), "-P", "prefork",
+            "--without-heartbeat", "--without-mingle", "--without-gossip", "-n", f"{name}@%h"]
+    if queues:
+        args += ["-Q", queues]
+    return args
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, sandbox, tmp_path_factory):
+    """A real `celery worker` (prefork, 2 processes) on the test database."""
+    logfile = tmp_path_factory.mktemp("worker") / "worker.log"
+    proc = start_portal_process(worker_args(f"test-{os.getpid()}"), portal_process_env(sandbox), logfile)
+    yield proc
+    stop_process(proc)
 
 
 @pytest.fixture

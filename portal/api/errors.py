@@ -27,6 +27,10 @@ def _flatten(detail):
 
 
 def envelope_exception_handler(exc, context):
+    from portal.operations import QueueUnavailable
+
+    if isinstance(exc, QueueUnavailable):
+        return envelope("Service unavailable", str(exc), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
     if isinstance(exc, UpstreamError):
         # An upstream said no: 502 (or 503 when it asked us to wait), with its words.
         code = status.HTTP_401_UNAUTHORIZED if isinstance(exc, UpstreamAuthError) else (

@@ -1,16 +1,31 @@
 from rest_framework import serializers
 
-from portal.models import SyncRun
+from portal.models import SetAsideRecord, SyncRun
 
 
 class SyncRunSerializer(serializers.ModelSerializer):
     triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     progress_percent = serializers.IntegerField(read_only=True, allow_null=True)
+    set_aside_count = serializers.SerializerMethodField()
+
+    def get_set_aside_count(self, obj) -> int:
+        return (obj.counters or {}).get("set_aside", 0)
 
     class Meta:
         model = SyncRun
         fields = [
-            "id", "app", "operation", "trigger", "triggered_by", "task_id", "params", "created", "started",
-            "finished", "status", "counters", "progress_done", "progress_total", "progress_percent", "cursor", "error",
+            "id", "app", "operation", "target", "trigger", "triggered_by", "actor", "task_id", "params", "created",
+            "started", "finished", "status", "counters", "progress_done", "progress_total", "progress_percent",
+            "cursor", "error", "worker", "heartbeat", "takeovers", "set_aside_count",
+        ]
+        read_only_fields = fields
+
+
+class SetAsideRecordSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SetAsideRecord
+        fields = [
+            "id", "app", "operation", "kind", "key", "target", "reason", "payload", "context", "status", "run",
+            "attempts", "first_seen", "last_seen", "resolved_at", "resolved_by",
         ]
         read_only_fields = fields

@@ -37,10 +37,25 @@ def test_reap_runs_requeues_a_run_stuck_in_the_queue(django_capture_on_commit_ca
     )
     out = io.StringIO()
     with django_capture_on_commit_callbacks(execute=True):
-        call_command("reap_runs", stdout=out)
-    assert "'requeued': 1" in out.getvalue()
+        call_command("portal_reap_runs", stdout=out)
+    assert "requeued=1" in out.getvalue()
     stuck.refresh_from_db()
     assert stuck.status == "succeeded"  # sent again and run by the (eager) worker
+
+
+def test_the_old_reap_runs_name_still_works_and_records_who_ran_it():
+    out = io.StringIO()
+    call_command("reap_runs", "--as", "oncall", stdout=out)
+    record = SyncRun.objects.get(operation="reap_runs")
+    assert record.actor == "oncall" and record.trigger == "command"
+    assert f"run #{record.pk}" in out.getvalue()
+
+
+def test_a_command_without_as_records_the_os_user():
+    import getpass
+
+    call_command("portal_reap_runs", stdout=io.StringIO())
+    assert SyncRun.objects.get(operation="reap_runs").actor == getpass.getuser()
 
 
 def test_runsandboxes_serves_every_sandbox(tmp_path):

@@ -51,8 +51,18 @@ def test_it_rotates_to_a_new_key(secret_table, settings, monkeypatch):
     new_key = Fernet.generate_key().decode()
     settings.FIELD_ENCRYPTION_KEYS = [new_key, *settings.FIELD_ENCRYPTION_KEYS]
     monkeypatch.setattr("django.apps.apps.get_models", lambda: [secret_table])
-    call_command("rotate_encryption_keys")
+    call_command("portal_rotate_encryption_keys")
     rotated = raw(secret_table, row.pk)
     assert rotated != old_token
     settings.FIELD_ENCRYPTION_KEYS = [new_key]  # the old key can now go
     assert decrypt(rotated) == "rotate-me"
+
+
+def test_the_old_rotate_command_name_still_works(secret_table, monkeypatch):
+    import io
+
+    secret_table.objects.create(token="rotate-me-too")
+    monkeypatch.setattr("django.apps.apps.get_models", lambda: [secret_table])
+    out = io.StringIO()
+    call_command("rotate_encryption_keys", stdout=out)
+    assert "re-encrypted secrets on 1 rows" in out.getvalue()

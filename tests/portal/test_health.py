@@ -1,26 +1,79 @@
-import pytest
+from datetime import timedelta
 
-from portal.models import SyncRun
+import pytest
+from django.utils import timezone
+
+from portal.models import BeatTick, SyncRun
 
 pytestmark = pytest.mark.django_db
 
 
-def test_health_reports_database_broker_and_last_runs_without_login(client):
-    SyncRun.objects.create(app="portal", operation="reap_runs", trigger="beat", status="succeeded")
+@pytest.fixture(autouse=True)
+def beat_is_ticking():
+    """Every enabled schedule ticked just now, as it does with one healthy beat."""
+    from django_celery_beat.models import PeriodicTask
+
+    for name in PeriodicTask.objects.filter(enabled=True).values_list("name", flat=True):
+        BeatTick.objects.create(schedule=name, scheduled_for=timezone.now())
+
+
+def finished(status, *, app="portal", operation="reap_runs", target="", ago=60, **fields):
+    return SyncRun.objects.create(
+        app=app, operation=operation, target=target, trigger="beat", status=status,
+        started=timezone.now() - timedelta(seconds=ago + 1), finished=timezone.now() - timedelta(seconds=ago), **fields
+    )
+
+
+def test_health_reports_database_broker_keys_and_last_runs_without_login(client):
+    finished("succeeded")
     reply = client.get("/health/")
-    assert reply.status_code == 200
+    assert reply.status_code == 200, reply.json()
     body = reply.json()
     assert body["status"] == "ok"
-    assert body["database"]["ok"] and body["broker"]["ok"]
-    assert body["integrations"]["portal"]["operations"]["reap_runs"]["last_status"] == "succeeded"
+    assert body["database"]["ok"] and body["broker"]["ok"] and body["encryption_keys"]["ok"]
+    reap = body["integrations"]["portal"]["operations"]["reap_runs"]
+    assert reap["last_status"] == "succeeded"
+    assert reap["targets"]["-"]["failure_streak"] == 0 and reap["targets"]["-"]["age_seconds"] >= 60
 
 
-def test_health_says_degraded_when_the_broker_is_down(client, settings, monkeypatch):
-    from portal import health
+def test_live_answers_without_touching_anything(client):
+    assert client.get("/health/live").json() == {"status": "ok"}
 
-    monkeypatch.setattr(health, "_check_broker", lambda: {"ok": False, "transport": "redis", "error": "ConnectionError"})
+
+def test_ready_checks_database_broker_and_that_stored_secrets_decrypt(client, settings):
+    from cryptography.fernet import Fernet
+
+    from checkin.models import CheckinSettings
+
+    row = CheckinSettings.load()
+    row.checkout_api_key = "a-stored-secret"
+    row.save()
+    assert client.get("/health/ready").status_code == 200
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the key that encrypted it was removed
+    reply = client.get("/health/ready")
+    assert reply.status_code == 503
+    assert "cannot be decrypted" in reply.json()["encryption_keys"]["error"]
+    assert "a-stored-secret" not in reply.content.decode()
+
+
+def test_a_target_whose_last_run_failed_makes_health_degraded(client):
+    finished("succeeded", app="campaigns", operation="sync_portal", target="generations")
+    finished("failed", app="campaigns", operation="sync_portal", target="legacy", error="HTTP 500")
     reply = client.get("/health/")
-    assert reply.status_code == 503 and reply.json()["status"] == "degraded"
+    assert reply.status_code == 503
+    sync = reply.json()["integrations"]["campaigns"]["operations"]["sync_portal"]["targets"]
+    assert sync["legacy"]["status"] == "degraded" and sync["legacy"]["failure_streak"] == 1
+    assert sync["generations"]["status"] == "ok"
+
+
+def test_a_partial_run_is_a_warning_until_too_large_a_share_is_set_aside(client, settings):
+    settings.HEALTH_SET_ASIDE_DEGRADED_SHARE = 0.1
+    finished("partial", app="sales", operation="sync_sales", counters={"set_aside": 1, "items_ok": 99})
+    reply = client.get("/health/")
+    assert reply.status_code == 200 and reply.json()["status"] == "warning"
+    finished("partial", app="sales", operation="sync_sales", ago=1, counters={"set_aside": 30, "items_ok": 70})
+    reply = client.get("/health/")
+    assert reply.status_code == 503 and reply.json()["integrations"]["sales"]["status"] == "degraded"
 
 
 def test_health_shows_each_integration_configured_or_not(client):
@@ -37,5 +90,21 @@ def test_health_still_answers_when_a_configuration_check_breaks(client, monkeypa
 
     monkeypatch.setattr(apps.get_app_config("checkin"), "is_configured", broken, raising=False)
     reply = client.get("/health/")
-    assert reply.status_code == 200
     assert reply.json()["integrations"]["checkin"]["configured"] == "error: ValueError"
+
+
+def test_a_missed_schedule_makes_health_degraded_and_mails_once(client, mailoutbox, admin_user):
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every_minute, _ = IntervalSchedule.objects.get_or_create(every=1, period="minutes")
+    task = PeriodicTask.objects.create(name="sales: sync (test)", task="sales.sync_sales", interval=every_minute)
+    BeatTick.objects.create(schedule=task.name, scheduled_for=timezone.now() - timedelta(minutes=10))
+    BeatTick.objects.filter(schedule=task.name).update(claimed_at=timezone.now() - timedelta(minutes=10))
+    reply = client.get("/health/")
+    assert reply.status_code == 503
+    assert [m["schedule"] for m in reply.json()["missed_schedules"]] == [task.name]
+    client.get("/health/")
+    missed = [m for m in mailoutbox if "has not run since" in m.subject]
+    assert len(missed) == 1 and "sales.sync_sales" in missed[0].subject and "is beat running?" in missed[0].subject
+    BeatTick.objects.create(schedule=task.name, scheduled_for=timezone.now())
+    assert client.get("/health/").json()["missed_schedules"] == []
