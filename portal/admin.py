@@ -22,8 +22,21 @@ def status_badge_html(status):
     )
 
 
+class ReadOnlyAdminMixin:
+    """A record of what happened: shown, never added, edited or deleted by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(SyncRun)
-class SyncRunAdmin(admin.ModelAdmin):
+class SyncRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id", "app", "operation", "target", "status_badge", "trigger", "actor", "created", "duration", "progress",
         "counters_short",
@@ -34,16 +47,7 @@ class SyncRunAdmin(admin.ModelAdmin):
     show_full_result_count = False
     change_form_template = "admin/portal/syncrun/change_form.html"
     readonly_fields = [f.name for f in SyncRun._meta.fields if f.name != "log"] + ["progress"]
-    exclude = ("log",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # the record of what happened; old runs are pruned by reap_runs
+    exclude = ("log",)  # shown paged by the template; old runs are pruned by reap_runs
 
     def get_queryset(self, request):
         return visible_runs(super().get_queryset(request), request.user)
@@ -166,22 +170,13 @@ def _enqueue_retry_from_admin(request, ids, enqueue_retry):
 
 
 @admin.register(SetAsideRecord)
-class SetAsideRecordAdmin(admin.ModelAdmin):
+class SetAsideRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "app", "kind", "key", "target", "status", "reason_short", "attempts", "last_seen", "run_link")
     list_filter = ("status", "app", "kind", "operation")
     search_fields = ("=key", "=target", "reason")
     show_full_result_count = False
     actions = ["retry_selected", "dismiss_selected"]
     readonly_fields = [f.name for f in SetAsideRecord._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         return visible_runs(super().get_queryset(request), request.user).select_related("run")
@@ -231,7 +226,7 @@ class SetAsideRecordAdmin(admin.ModelAdmin):
 
 
 @admin.register(LogEntry)
-class ChangeHistoryAdmin(admin.ModelAdmin):
+class ChangeHistoryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Who changed which settings or credentials row, and when. Django's change
     messages name the fields changed, never their values (secrets included)."""
 
@@ -240,15 +235,6 @@ class ChangeHistoryAdmin(admin.ModelAdmin):
     search_fields = ("object_repr", "user__username")
     date_hierarchy = "action_time"
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_view_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_superuser
