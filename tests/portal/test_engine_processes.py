@@ -17,44 +17,7 @@ from django.utils import timezone
 
 from portal.models import BeatTick, RunLock, SyncRun
 from tests.conftest import portal_process_env, start_portal_process, stop_process, wait_for_run
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def dead_pid():
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
-@pytest.fixture
-def private_queue(settings):
-    """Messages of this test go to a queue no session worker reads, so they stay
-    in the broker for the reaper to look at."""
-    from portal.celery import app as celery_app
-
-    name = f"test-private-{os.getpid()}"
-    celery_app.conf.task_always_eager = False
-    celery_app.conf.task_default_queue = name
-    yield name
-    with celery_app.connection_for_write() as conn:
-        try:
-            conn.default_channel.queue_purge(name)
-        except Exception:
-            pass
-    celery_app.conf.task_default_queue = "celery"
-    celery_app.conf.task_always_eager = True
-
-
-def queue_length(name):
-    from portal.celery import app as celery_app
-
-    with celery_app.connection_for_write() as conn:
-        return conn.default_channel.queue_declare(name, passive=True).message_count
+from tests.portal.conftest import dead_pid, free_port, queue_length
 
 
 # --- the reaper -------------------------------------------------------------------
