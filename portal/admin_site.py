@@ -9,7 +9,6 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from . import operations
-from .models import SyncRun
 
 
 class PortalAdminSite(admin.AdminSite):

@@ -6,8 +6,6 @@ and stops it again.
 
 import os
 import socket
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
