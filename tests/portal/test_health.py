@@ -108,3 +108,22 @@ def test_a_missed_schedule_makes_health_degraded_and_mails_once(client, mailoutb
     assert len(missed) == 1 and "sales.sync_sales" in missed[0].subject and "is beat running?" in missed[0].subject
     BeatTick.objects.create(schedule=task.name, scheduled_for=timezone.now())
     assert client.get("/health/").json()["missed_schedules"] == []
+
+
+def test_the_schedule_check_command_exits_non_zero_on_a_missed_schedule(mailoutbox, admin_user):
+    import io
+
+    from django.core.management import CommandError, call_command
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    out = io.StringIO()
+    call_command("portal_check_schedules", stdout=out)
+    assert "ticked on time" in out.getvalue()
+    every_minute, _ = IntervalSchedule.objects.get_or_create(every=1, period="minutes")
+    task = PeriodicTask.objects.create(name="checkin: fetch (test)", task="checkin.fetch_users", interval=every_minute)
+    PeriodicTask.objects.filter(pk=task.pk).update(date_changed=timezone.now() - timedelta(hours=1))
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 schedule"):
+        call_command("portal_check_schedules", stderr=err)
+    assert "checkin.fetch_users" in err.getvalue()
+    assert len([m for m in mailoutbox if "checkin.fetch_users has not run since it was set up" in m.subject]) == 1

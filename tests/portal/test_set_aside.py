@@ -142,3 +142,17 @@ def test_the_admin_lists_set_aside_records_and_retries_the_selected(admin_client
     assert b"queued as run" in reply.content
     aside.refresh_from_db()
     assert aside.status == "resolved"
+
+
+def test_retry_set_aside_task_runs_the_retry_of_the_runs_app():
+    from portal.tasks import retry_set_aside_task
+
+    demo_items(trigger="command")
+    aside = SetAsideRecord.objects.get()
+    UPSTREAM["b"] = 4
+    queued = SyncRun.objects.create(app="portal", operation="retry_set_aside", trigger="api",
+                                    task_name="portal.retry_set_aside", params={"ids": [aside.pk]})
+    retry_set_aside_task.delay(run_id=queued.pk, trigger="api", ids=[aside.pk])
+    queued.refresh_from_db()
+    aside.refresh_from_db()
+    assert queued.status == "succeeded" and aside.status == "resolved" and aside.resolved_by_id == queued.pk
