@@ -47,6 +47,14 @@ def queue_length(name):
 
 
 
+def process_group(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[2])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 @pytest.fixture
 def spare_workers(private_queue, sandbox, tmp_path, transactional_db):
     """Two real workers (one process each) reading only this test's queue.
@@ -67,8 +75,7 @@ def spare_workers(private_queue, sandbox, tmp_path, transactional_db):
         def kill(self, run):
             pid = int(run.worker.rpartition(":")[2])
             for proc in self:
-                children = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
-                if str(pid) in children:
+                if process_group(pid) == proc.pid:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
                     return proc
