@@ -4,9 +4,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
 
-from portal import operations
-from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, runs_link, secret_status
-from portal.models import SyncRun
+from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, queue_from_admin, runs_link, secret_status
 
 from . import dashboard, mapping
 from .models import Camera, HelixEventType, HelixOutbox, Item, PointOfSale, SalesSettings, Store, SyncCursor, Transaction
@@ -96,9 +94,7 @@ class TransactionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Fetch footage links (in the background)", permissions=["change"])
     def fetch_footage_links(self, request, queryset):
-        ids = list(queryset.values_list("pk", flat=True))
-        record = operations.enqueue("sales", "fetch_footage_links", trigger=SyncRun.Trigger.ADMIN, user=request.user, ids=ids)
-        self.message_user(request, format_html("Fetching footage links: run #{} queued ({}).", record.pk, runs_link("sales", "fetch_footage_links")))
+        queue_from_admin(request, "sales", "fetch_footage_links", ids=list(queryset.values_list("pk", flat=True)))
 
     def get_urls(self):
         return [
@@ -144,19 +140,15 @@ class SyncCursorAdmin(ActionsWithoutSelectionMixin, admin.ModelAdmin):
 
     @admin.action(description="Sync sales now (in the background)", permissions=["change"])
     def sync_sales(self, request, queryset):
-        record = operations.enqueue("sales", "sync_sales", trigger=SyncRun.Trigger.ADMIN, user=request.user)
-        self.message_user(request, f"Sales sync queued as run #{record.pk}.")
+        queue_from_admin(request, "sales", "sync_sales")
 
     @admin.action(description="Backfill a date range…", permissions=["change"])
     def backfill_sales(self, request, queryset):
         form = BackfillForm(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
-            record = operations.enqueue(
-                "sales", "sync_sales", trigger=SyncRun.Trigger.ADMIN, user=request.user,
-                start=form.cleaned_data["start"].isoformat(), end=form.cleaned_data["end"].isoformat(),
-            )
-            self.message_user(request, f"Backfill {form.cleaned_data['start']:%Y-%m-%d %H:%M} → "
-                                       f"{form.cleaned_data['end']:%Y-%m-%d %H:%M} queued as run #{record.pk}.")
+            start, end = form.cleaned_data["start"], form.cleaned_data["end"]
+            queue_from_admin(request, "sales", "sync_sales", label=f"Backfill {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M}",
+                             start=start.isoformat(), end=end.isoformat())
             return None
         context = {**self.admin_site.each_context(request), "title": "Backfill sales", "form": form, "queryset": queryset,
                    "opts": self.model._meta}
@@ -216,7 +208,7 @@ class HelixOutboxAdmin(admin.ModelAdmin):
     def retry(self, request, queryset):
         count = HelixOutbox.retry_now(queryset)
         if count:
-            record = operations.enqueue("sales", "post_helix_events", trigger=SyncRun.Trigger.ADMIN, user=request.user)
-            self.message_user(request, f"{count} event(s) due again; posting queued as run #{record.pk}.")
+            self.message_user(request, f"{count} event(s) due again.")
+            queue_from_admin(request, "sales", "post_helix_events")
         else:
             self.message_user(request, "Nothing to retry: posted, expired and in-flight events are left as they are.", messages.WARNING)

@@ -7,16 +7,44 @@ class SalesConfig(AppConfig):
 
     def ready(self):
         from portal.operations import Operation, register
+        from portal.setaside import register_retry
+
+        from .services import helix, sync
 
         register(Operation("sales", "sync_sales", "Sync JD Sports sales", "sales.sync_sales",
-                           description="Stores, cameras, tills, items and the sales since the last sync."))
+                           description="Stores, cameras, tills, items and the sales since the last sync.",
+                           permission="sales.change_transaction"))
         register(Operation("sales", "post_helix_events", "Post sales to Verkada Helix", "sales.post_helix_events",
-                           description="Posts every pending sale as exactly one Helix event."))
+                           description="Posts every pending sale as exactly one Helix event.",
+                           permission="sales.change_helixoutbox"))
         register(Operation("sales", "fetch_footage_links", "Fetch footage links", "sales.fetch_footage_links",
-                           description="Thumbnail and history links for each sale's camera and time."))
+                           description="Thumbnail and history links for each sale's camera and time.",
+                           permission="sales.change_transaction"))
+        # A set-aside record is retried through the path that set it aside.
+        for kind in sync.ESTATE_KINDS:
+            register_retry("sales", kind, sync.retry_estate_record)
+        register_retry("sales", "sale", sync.retry_sale)
+        register_retry("sales", "helix_event", helix.retry_helix_event)
 
     def is_configured(self):
         from .models import SalesSettings
 
         config = SalesSettings.objects.filter(pk=1).first()
         return bool(config and config.jdsports_api_key and config.verkada_api_key)
+
+    def health_figures(self):
+        """Backlog and lag for /health/ and /metrics: a few indexed queries."""
+        from django.db.models import Min
+
+        from .models import HelixOutbox, SyncCursor
+        from .services import SOURCE, common
+
+        now = common.now()
+        pending = HelixOutbox.objects.filter(status=HelixOutbox.Status.PENDING)
+        oldest = pending.aggregate(oldest=Min("transaction__transaction_date"))["oldest"]
+        watermark = SyncCursor.objects.filter(source=SOURCE).values_list("watermark", flat=True).first()
+        return {
+            "helix_outbox_pending": pending.count(),
+            "helix_oldest_pending_age_seconds": int((now - oldest).total_seconds()) if oldest else 0,
+            "sync_watermark_lag_seconds": int((now - watermark).total_seconds()) if watermark else None,
+        }

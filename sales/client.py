@@ -7,53 +7,18 @@ and /work/shared/upstreams/verkada.md.
 
 import logging
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 
 from portal.http import UpstreamAuthError, UpstreamBadResponse, UpstreamSession
 from portal.upstreams import upstream_url
 
+from .records import (  # noqa: F401 - re-exported: the client's return types
+    CameraRecord, ItemRecord, Parsed, PointOfSaleRecord, SaleRecord, StoreRecord, Unreadable, parse_rows,
+)
+
 logger = logging.getLogger(__name__)
 
 VERKADA_TOKEN_REUSE = timedelta(minutes=25)  # tokens live 30 min; mint before they lapse
-
-
-def _parse_naive_utc(value):
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise UpstreamBadResponse(f"jdsports sent an unreadable date {value!r}", upstream="jdsports") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _decimal(value, what):
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError) as exc:
-        raise UpstreamBadResponse(f"jdsports sent a non-numeric {what} {value!r}", upstream="jdsports") from exc
-
-
-@dataclass(frozen=True)
-class SaleRecord:
-    transaction_id: str
-    transaction_date: datetime
-    amount: Decimal
-    item_id: str
-    camera_id: str
-
-    @classmethod
-    def parse(cls, row):
-        try:
-            return cls(
-                transaction_id=str(row["transaction_id"]),
-                transaction_date=_parse_naive_utc(row["transaction_date"]),
-                amount=_decimal(row["transaction_amount"], "transaction_amount"),
-                item_id=str(row.get("item_id") or ""),
-                camera_id=str(row.get("camera_id") or ""),
-            )
-        except (KeyError, TypeError) as exc:
-            raise UpstreamBadResponse(f"jdsports sent a sale without {exc}", upstream="jdsports") from exc
 
 
 class JDSportsClient:
@@ -82,22 +47,23 @@ class JDSportsClient:
             if not token:
                 return
 
-    def transactions(self, start, end) -> list[SaleRecord]:
-        """Sales with start <= transaction_date < end, every page."""
+    def transactions(self, start, end) -> Parsed:
+        """Sales with start <= transaction_date < end, every page. A reply that is not
+        a page fails the call; one record that cannot be read is returned as Unreadable."""
         params = {"start_time": start.astimezone(UTC).isoformat(), "end_time": end.astimezone(UTC).isoformat()}
-        return [SaleRecord.parse(row) for row in self._pages("/sales/v1/transactions", params)]
+        return parse_rows(SaleRecord, self._pages("/sales/v1/transactions", params))
 
-    def stores(self):
-        return list(self._pages("/stores/v1/stores"))
+    def stores(self) -> Parsed:
+        return parse_rows(StoreRecord, self._pages("/stores/v1/stores"))
 
-    def points_of_sale(self):
-        return list(self._pages("/pos/v1/points-of-sale"))
+    def points_of_sale(self) -> Parsed:
+        return parse_rows(PointOfSaleRecord, self._pages("/pos/v1/points-of-sale"))
 
-    def cameras(self):
-        return list(self._pages("/cameras/v1/cameras"))
+    def cameras(self) -> Parsed:
+        return parse_rows(CameraRecord, self._pages("/cameras/v1/cameras"))
 
-    def items(self):
-        return list(self._pages("/inventory/v1/items"))
+    def items(self) -> Parsed:
+        return parse_rows(ItemRecord, self._pages("/inventory/v1/items"))
 
 
 class _OneTakerAtATime:

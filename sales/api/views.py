@@ -1,13 +1,14 @@
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import operations
 from portal.api.permissions import HasAppPermission
+from portal.api.runs import run_response
 from portal.api.serializers import SyncRunSerializer
 from portal.models import SyncRun
 
@@ -67,30 +68,29 @@ class StoreViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class FetchAndStoreTransactionsView(APIView):
-    """Run the sales sync now (the seed's `fetch_and_store_transactions`); with
-    start and end, a backfill of that range. Answers 202 with the queued run."""
+    """Run the sales sync now (the seed's `fetch_and_store_transactions`, kept as an
+    alias of POST /api/portal/operations/sales.sync_sales/run); with start and end, a
+    backfill of that range. 202 with the queued run, 200 with the one already queued
+    or running, 503 when the task queue is unreachable."""
 
     permission_classes = [HasAppPermission]
     required_permission = "sales.change_transaction"
 
-    @extend_schema(request=RunRequestSerializer, responses={202: SyncRunSerializer})
+    @extend_schema(request=RunRequestSerializer, responses={200: SyncRunSerializer, 202: SyncRunSerializer})
     def post(self, request):
         params = RunRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         kwargs = {k: v.isoformat() for k, v in params.validated_data.items()}
-        record = operations.enqueue("sales", "sync_sales", trigger=SyncRun.Trigger.API, user=request.user, **kwargs)
-        record.refresh_from_db()
-        return Response(SyncRunSerializer(record).data, status=status.HTTP_202_ACCEPTED)
+        return run_response(operations.enqueue("sales", "sync_sales", trigger=SyncRun.Trigger.API, user=request.user, **kwargs))
 
 
 class PostHelixEventsView(APIView):
-    """Post pending sales to Helix now. Answers 202 with the queued run."""
+    """Post pending sales to Helix now (an alias of the generic run-now endpoint).
+    202 with the queued run, 200 with the one already queued or running."""
 
     permission_classes = [HasAppPermission]
     required_permission = "sales.change_helixoutbox"
 
-    @extend_schema(request=None, responses={202: SyncRunSerializer})
+    @extend_schema(request=None, responses={200: SyncRunSerializer, 202: SyncRunSerializer})
     def post(self, request):
-        record = operations.enqueue("sales", "post_helix_events", trigger=SyncRun.Trigger.API, user=request.user)
-        record.refresh_from_db()
-        return Response(SyncRunSerializer(record).data, status=status.HTTP_202_ACCEPTED)
+        return run_response(operations.enqueue("sales", "post_helix_events", trigger=SyncRun.Trigger.API, user=request.user))

@@ -15,12 +15,20 @@ The APIs are not public; these are the contract choices the client follows:
   `/stores/v1/stores`: the seed's record shapes.
 - `fault_after_windows(n, fault)` (tests): the fault is armed once n more sales
   windows have been served, to fail a sync partway through its slices.
+- `override(collection, id, fields)` (tests, demos; also
+  `POST /_sandbox/jdsports/override {"collection": "stores", "id": 101, "fields": {"store_id": "abc"}}`,
+  `"fields": null` to undo, `POST /_sandbox/jdsports/fix_records` to undo all):
+  the record with that id in `stores`, `points_of_sale`, `cameras`, `items` or
+  `sales` is served with those fields replaced, as a broken upstream record
+  would be (`"store_id": "abc"`, `"transaction_amount": NaN` written as JSON's
+  bare `NaN`, which Python's json reads and writes).
 - Data is deterministic (`catalog.py`): one sale every 90 s across six tills, so
   an hourly sync always has about 40 new sales.
 """
 
 import base64
 import json
+import math
 from datetime import UTC, datetime
 
 from portal.sandbox import Sandbox, json_response, route
@@ -28,6 +36,9 @@ from portal.sandbox import Sandbox, json_response, route
 from . import catalog
 
 API_KEY = "jd-sandbox-key"
+
+#: collection -> the field that identifies one of its records
+ID_FIELDS = {"stores": "store_id", "points_of_sale": "pos_id", "cameras": "camera_id", "items": "item_id", "sales": "transaction_id"}
 
 
 def _page(request, rows):
@@ -43,6 +54,11 @@ def _page(request, rows):
     return json_response({"data": chunk, "next_page_token": next_token})
 
 
+def _jsonable(fields):
+    """State is read as JSON by the control endpoint: NaN and infinities as text."""
+    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in fields.items()}
+
+
 def _parse_time(value):
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -54,6 +70,42 @@ class JDSportsSandbox(Sandbox):
     def reset(self):
         self.windows_served = []  # (start, end) of every transactions request, for tests
         self.deferred_fault = None  # (windows served before it is armed, Fault)
+        self.overrides = {}  # (collection, str(id)) -> fields served in place of the catalogue's
+
+    def override(self, collection, record_id, fields):
+        """Serve the record `record_id` of `collection` with `fields` replaced (None: as catalogued)."""
+        if collection not in ID_FIELDS:
+            raise ValueError(f"unknown collection {collection!r}; one of {', '.join(ID_FIELDS)}")
+        with self.lock:
+            if fields is None:
+                self.overrides.pop((collection, str(record_id)), None)
+            else:
+                self.overrides[(collection, str(record_id))] = dict(fields)
+
+    def fix_records(self):
+        with self.lock:
+            self.overrides.clear()
+
+    def _served(self, collection, rows):
+        with self.lock:
+            overrides = {k: v for k, v in self.overrides.items() if k[0] == collection}
+        if not overrides:
+            return rows
+        id_field = ID_FIELDS[collection]
+        return [{**row, **overrides.get((collection, str(row[id_field])), {})} for row in rows]
+
+    def handle_control(self, action, request):
+        if action == "override" and request.method == "POST":
+            try:
+                body = json.loads(request.get_data() or b"{}")
+                self.override(body["collection"], body["id"], body.get("fields"))
+            except (ValueError, KeyError, TypeError) as exc:
+                return json_response({"message": f"override needs collection, id and fields: {exc}"}, 400)
+            return json_response({"overrides": len(self.overrides)})
+        if action == "fix_records" and request.method == "POST":
+            self.fix_records()
+            return json_response({"overrides": 0})
+        return None
 
     def fault_after_windows(self, windows, fault):
         """Arm `fault` after `windows` more sales windows (first pages) have been served."""
@@ -67,6 +119,7 @@ class JDSportsSandbox(Sandbox):
             "points_of_sale": len(catalog.POINTS_OF_SALE),
             "items": len(catalog.ITEMS),
             "windows_served": [[s.isoformat(), e.isoformat()] for s, e in self.windows_served[-50:]],
+            "overrides": [{"collection": c, "id": i, "fields": _jsonable(f)} for (c, i), f in self.overrides.items()],
         }
 
     def transactions_between(self, start, end):
@@ -94,20 +147,20 @@ class JDSportsSandbox(Sandbox):
                     armed, self.deferred_fault = self.deferred_fault[1], None
         if armed is not None:
             self.add_fault(armed)  # takes the lock itself
-        return _page(request, self.transactions_between(start, end))
+        return _page(request, self._served("sales", self.transactions_between(start, end)))
 
     @route("/inventory/v1/items")
     def items(self, request):
-        return self._refuse(request) or _page(request, catalog.ITEMS)
+        return self._refuse(request) or _page(request, self._served("items", catalog.ITEMS))
 
     @route("/cameras/v1/cameras")
     def cameras(self, request):
-        return self._refuse(request) or _page(request, catalog.CAMERAS)
+        return self._refuse(request) or _page(request, self._served("cameras", catalog.CAMERAS))
 
     @route("/pos/v1/points-of-sale")
     def points_of_sale(self, request):
-        return self._refuse(request) or _page(request, catalog.POINTS_OF_SALE)
+        return self._refuse(request) or _page(request, self._served("points_of_sale", catalog.POINTS_OF_SALE))
 
     @route("/stores/v1/stores")
     def stores(self, request):
-        return self._refuse(request) or _page(request, catalog.STORES)
+        return self._refuse(request) or _page(request, self._served("stores", catalog.STORES))

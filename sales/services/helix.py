@@ -3,14 +3,16 @@
 import logging
 import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Value, When
 
 from portal.http import UpstreamAuthError, UpstreamError, UpstreamPermanentError, UpstreamTransientError
-from portal.runs import OperationFailed, operation
+from portal.models import SyncRun
+from portal.runs import OperationFailed, operation, worker_is_dead
+from portal.setaside import open_records, resolve_items
 
 from .. import mapping
 from ..models import HelixEventType, HelixOutbox, SalesSettings
@@ -21,6 +23,8 @@ logger = logging.getLogger(__name__)
 Status = HelixOutbox.Status
 # A claim this old belongs to a worker that died: far longer than a claimed row can
 # wait in a live worker (a few posts in flight, the rate limiter's 300 s wait at most).
+# Only the fallback: a claim names its run, and the claims of a run that has ended,
+# was taken over or whose worker is dead are recovered at once (`claims_to_recover`).
 STALE_CLAIM = timedelta(minutes=15)
 #: a run stops claiming after this long: inside beat's one-minute tick, so ticks do not
 #: pile up or hold both prefork processes from other apps' tasks; the next tick goes on.
@@ -78,10 +82,49 @@ def _finish(row, token, **fields):
     return HelixOutbox.objects.filter(pk=row.pk, claim_token=token, status=Status.POSTING).update(**fields)
 
 
+def claim_token_for(run_id):
+    """A claim names the run that made it, so its rows are recovered as soon as that run cannot finish them."""
+    return f"{run_id}:{uuid.uuid4().hex}" if run_id else uuid.uuid4().hex
+
+
+def _claiming_run(token):
+    head, sep, _ = (token or "").partition(":")
+    return int(head) if sep and head.isdigit() else None
+
+
+def claims_to_recover(current_run_id=None):
+    """Ids of rows left `posting` by an execution that will not finish them.
+
+    That is: claimed by an earlier execution of this same run (it was taken over
+    after its worker died), by a run that has ended or is gone, or by a running
+    run whose worker is dead (portal.runs.worker_is_dead); or claimed longer ago
+    than STALE_CLAIM (a claim that names no run). A live run's claims are left alone.
+    """
+    rows = list(HelixOutbox.objects.filter(status=Status.POSTING).values_list("pk", "claim_token", "claimed_at"))
+    if not rows:
+        return []
+    claimers = {_claiming_run(token) for _, token, _ in rows} - {None}
+    runs = {r["pk"]: r for r in SyncRun.objects.filter(pk__in=claimers).values("pk", "status", "worker", "heartbeat", "started")}
+
+    def cannot_finish(run_id):
+        if run_id is None:
+            return False
+        if run_id == current_run_id:
+            return True  # recovery runs before this execution claims anything
+        claimer = runs.get(run_id)
+        if claimer is None or claimer["status"] != SyncRun.Status.RUNNING:
+            return True
+        return worker_is_dead(claimer["worker"], claimer["heartbeat"] or claimer["started"])
+
+    stale = common.now() - STALE_CLAIM
+    return [pk for pk, token, claimed_at in rows if (claimed_at and claimed_at < stale) or cannot_finish(_claiming_run(token))]
+
+
 def recover_stale_claims(run, client):
-    """A row left `posting` by a crash may or may not have reached Verkada: ask it."""
-    for row in HelixOutbox.objects.filter(status=Status.POSTING, claimed_at__lt=common.now() - STALE_CLAIM):
-        token = uuid.uuid4().hex
+    """A row left `posting` by a crash or a takeover may or may not have reached Verkada: ask it."""
+    for row in HelixOutbox.objects.filter(pk__in=claims_to_recover(run.record.pk), status=Status.POSTING):
+        run.check()
+        token = claim_token_for(run.record.pk)
         if not HelixOutbox.objects.filter(pk=row.pk, claim_token=row.claim_token, status=Status.POSTING).update(
             claim_token=token, claimed_at=common.now()
         ):
@@ -112,16 +155,19 @@ def expire_old_events():
     )
 
 
-def claim_batch(size, event_type_uid):
-    """Move up to `size` due rows from pending to posting under a fresh claim token.
+def claim_batch(size, event_type_uid, *, run_id=None, only_ids=None):
+    """Move up to `size` due rows from pending to posting under a fresh claim token
+    that names the claiming run (`only_ids`: of these rows only).
 
     The conditional UPDATE makes each row go to exactly one worker on any
     database; on PostgreSQL SKIP LOCKED also keeps workers off each other's rows.
     """
-    token = uuid.uuid4().hex
+    token = claim_token_for(run_id)
     now = common.now()
     with transaction.atomic():
         due = HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=now).order_by("id")
+        if only_ids is not None:
+            due = due.filter(id__in=only_ids)
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
         ids = list(due.values_list("id", flat=True)[:size])
@@ -153,10 +199,12 @@ def _post(client, row, attributes):
         return exc
 
 
-def _record_outcome(run, row, token, error):
+def _record_outcome(run, row, token, error, attributes):
+    """Mark the row; count a posted event as ok and set aside one Verkada refuses for good."""
     now = common.now()
     if error is None:
-        _finish(row, token, status=Status.POSTED, posted_at=now, claim_token="", last_error="")
+        if _finish(row, token, status=Status.POSTED, posted_at=now, claim_token="", last_error=""):
+            run.ok()
         run.count("posted")
     elif isinstance(error, UpstreamTransientError):
         if error.status == 429:
@@ -173,18 +221,20 @@ def _record_outcome(run, row, token, error):
         _finish(row, token, status=Status.PENDING, claim_token="", last_error=str(error)[:1000], next_attempt_at=now)
         run.count("auth_refused")
     else:
-        _finish(row, token, status=Status.FAILED, claim_token="", last_error=str(error)[:1000])
+        with transaction.atomic():
+            if _finish(row, token, status=Status.FAILED, claim_token="", last_error=str(error)[:1000]):
+                run.set_aside(
+                    "helix_event", row.transaction.transaction_id, f"Verkada refused the event: {error}",
+                    payload={"camera_id": row.camera_id, "event_type_uid": row.event_type_uid, "time_ms": row.time_ms,
+                             "attributes": attributes},
+                    context={"outbox_id": row.pk},
+                )
         run.count("failed")
-    run.advance()
 
 
 def has_pending_events():
-    """Beat's every-minute tick writes a run only when a row is due or a claim went stale."""
-    now = common.now()
-    return (
-        HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=now).exists()
-        or HelixOutbox.objects.filter(status=Status.POSTING, claimed_at__lt=now - STALE_CLAIM).exists()
-    )
+    """Beat's every-minute tick writes a run only when a row is due or a claim needs recovering."""
+    return HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=common.now()).exists() or bool(claims_to_recover())
 
 
 @operation("sales", "post_helix_events", lock=False, has_work=has_pending_events)
@@ -194,7 +244,11 @@ def post_helix_events(run, limit=None, max_seconds=RUN_BUDGET_S):
     Not locked per operation: several workers may run it at once, each claiming
     its own rows. Paced by the shared Verkada rate limiter, so workers together
     stay under the organisation's limit; a 429 or 5xx leaves the row pending
-    with a due time. Side effects: POSTs to Verkada; idempotent per row.
+    with a due time. A posted event counts as ok; one Verkada refuses for good is
+    set aside (`helix_event`), so a run where every event was refused ends failed.
+    Rows claimed by a run that cannot finish them (taken over, ended, worker dead)
+    are checked upstream first and released. Side effects: POSTs to Verkada;
+    idempotent per row: exactly one event per sale.
     """
     config = SalesSettings.load()
     client = common.verkada_client(config)
@@ -205,7 +259,9 @@ def post_helix_events(run, limit=None, max_seconds=RUN_BUDGET_S):
             run.count("expired", expired)
         recover_stale_claims(run, client)
         run.set_total(HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=common.now()).count())
-        auth_error = _drain(run, client, event_type, config.posting_concurrency or 1, limit, max_seconds)
+        posted = []
+        auth_error = _drain(run, client, event_type, config.posting_concurrency or 1, limit, max_seconds, posted)
+        _resolve_posted(run, posted)
     finally:
         common.keep_verkada_token(client)
     if auth_error is not None:
@@ -220,22 +276,31 @@ def _event_type_for(row, active, types):
     return types[row.event_type_uid]
 
 
-def _drain(run, client, event_type, concurrency, limit, max_seconds):
+def _resolve_posted(run, posted_rows):
+    """Set-aside events that have now gone through (made due again in the admin) are closed."""
+    waiting = set(open_records("sales").filter(kind="helix_event").values_list("key", flat=True))
+    if waiting:
+        resolve_items(run.record, "sales", "helix_event", waiting & {r.transaction.transaction_id for r in posted_rows})
+
+
+def _drain(run, client, event_type, concurrency, limit, max_seconds, posted):
     """Keep `concurrency` posts in flight, claiming small batches as they free up.
-    Returns the first auth error, after which nothing more is claimed."""
+    Returns the first auth error, after which nothing more is claimed. The pool's
+    threads carry the run id, so their log lines reach the run's log."""
     in_flight = {}
     types = {event_type.event_type_uid: event_type}
     claimed = 0
     exhausted = False
     auth_error = None
     stop_claiming_at = time.monotonic() + max_seconds
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="helix-post") as pool:
+    with run.executor(concurrency) as pool:
         while True:
+            run.check()  # the time limit or a takeover stops claiming at once
             if time.monotonic() > stop_claiming_at:
                 exhausted = True
             while not exhausted and len(in_flight) < concurrency * 2 and (limit is None or claimed < limit):
                 size = concurrency if limit is None else min(concurrency, limit - claimed)
-                token, rows = claim_batch(size, event_type.event_type_uid)
+                token, rows = claim_batch(size, event_type.event_type_uid, run_id=run.record.pk)
                 if not rows:
                     exhausted = True
                     break
@@ -243,14 +308,47 @@ def _drain(run, client, event_type, concurrency, limit, max_seconds):
                 for row in rows:
                     row_type = _event_type_for(row, event_type, types)
                     attributes = mapping.attributes_for(row.transaction, row_type.event_schema, row_type.attribute_mapping)
-                    in_flight[pool.submit(_post, client, row, attributes)] = (row, token)
+                    in_flight[pool.submit(_post, client, row, attributes)] = (row, token, attributes)
             if not in_flight:
                 return auth_error
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
-                row, token = in_flight.pop(future)
+                row, token, attributes = in_flight.pop(future)
                 error = future.result()
-                _record_outcome(run, row, token, error)
+                _record_outcome(run, row, token, error, attributes)
+                if error is None:
+                    posted.append(row)
+                run.advance()
                 if isinstance(error, UpstreamAuthError):
                     exhausted = True  # stop claiming; what is in flight finishes
                     auth_error = auth_error or error
+
+
+def retry_helix_event(run, record):
+    """Retry of an event Verkada refused: its outbox row posted again, the posting's own way.
+
+    Raises while Verkada still refuses it (the row stays failed, the record open)."""
+    row = HelixOutbox.objects.filter(transaction__transaction_id=record.key).first()
+    if row is None:
+        raise OperationFailed(f"Sale {record.key} has no Helix outbox row.")
+    if row.status == Status.POSTED:
+        return
+    if row.status == Status.EXPIRED or row.time_ms < common.helix_cutoff_ms():
+        raise OperationFailed(common.TOO_OLD_FOR_HELIX)
+    if not HelixOutbox.retry_now(HelixOutbox.objects.filter(pk=row.pk)):
+        raise OperationFailed(f"The event of sale {record.key} is being posted by another run.")
+    client = common.verkada_client()
+    try:
+        event_type = ensure_event_type(client)
+        token, rows = claim_batch(1, event_type.event_type_uid, run_id=run.record.pk, only_ids=[row.pk])
+        if not rows:
+            raise OperationFailed(f"The event of sale {record.key} is being posted by another run.")
+        row = rows[0]
+        row_type = _event_type_for(row, event_type, {event_type.event_type_uid: event_type})
+        error = _post(client, row, mapping.attributes_for(row.transaction, row_type.event_schema, row_type.attribute_mapping))
+        if error is not None:
+            raise error  # rolls the row back to failed; the record keeps the new reason
+        _finish(row, token, status=Status.POSTED, posted_at=common.now(), claim_token="", last_error="")
+        run.count("posted")
+    finally:
+        common.keep_verkada_token(client)

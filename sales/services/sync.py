@@ -8,7 +8,9 @@ from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
 from portal.runs import OperationFailed, operation
+from portal.setaside import open_records, resolve_items
 
+from ..client import Unreadable
 from ..models import Camera, HelixOutbox, Item, PointOfSale, SalesSettings, Store, SyncCursor, Transaction
 from . import common
 
@@ -41,8 +43,14 @@ def sync_sales(run, start=None, end=None):
     where the last committed slice put it. With `start`/`end` (a backfill) the
     window is as given and the watermark is left alone.
 
+    One bad upstream record (a store with `"store_id": "abc"`, a sale with a NaN
+    amount or no readable date) is set aside with its reason and raw payload, in
+    the transaction that stores the rest of its reply and moves the watermark past
+    it; the run goes on and ends `partial`.
+
     Idempotent: rows are upserted on their upstream ids; every new sale gets one
-    Helix outbox row. Side effects: GETs to JD Sports only.
+    Helix outbox row. A run taken over after its worker died starts again from
+    the watermark its committed slices left. Side effects: GETs to JD Sports only.
     """
     config = SalesSettings.load()
     client = common.jdsports_client(config)
@@ -66,16 +74,58 @@ def sync_sales(run, start=None, end=None):
     while cut < end:
         slices.append((cut, min(cut + SLICE, end)))
         cut = slices[-1][1]
+    # A run taken over starts again from the watermark: count only this pass's slices.
+    run.record.progress_done = 0
     run.set_total(len(slices))
     for slice_start, slice_end in slices:
-        records = client.transactions(slice_start, slice_end)
-        with transaction.atomic():
-            store_sales(run, records)
-            if not backfill:
-                SyncCursor.objects.update_or_create(source=SOURCE, defaults={"watermark": slice_end})
-                run.set_cursor(slice_end.isoformat())
+        sync_slice(run, client, slice_start, slice_end, move_watermark=not backfill)
         run.advance()
     return {"start": start.isoformat(), "end": end.isoformat()}
+
+
+def sync_slice(run, client, slice_start, slice_end, *, move_watermark, retrying=None):
+    """Store one window's sales; set aside the ones that cannot be stored and move the
+    watermark past the window, all in one transaction (nothing is passed unrecorded).
+
+    `retrying` (a sale's key) is a retry of that one set-aside sale: the window is
+    stored again the same way, and the retry fails while that sale still cannot be.
+    """
+    parsed = client.transactions(slice_start, slice_end)
+    good, bad = [], list(parsed.unreadable)
+    for record in parsed.records:
+        problem = sale_problem(record)
+        if problem:
+            bad.append(Unreadable("sale", record.key, problem, record.raw))
+        else:
+            good.append(record)
+    window = {"start": slice_start.isoformat(), "end": slice_end.isoformat()}
+    with transaction.atomic():
+        store_sales(run, good)
+        resolve_items(run.record, "sales", "sale", [r.key for r in good])
+        for item in bad:
+            if retrying is None:
+                run.set_aside("sale", item.key, item.reason, payload=item.raw, context=window)
+            elif item.key == str(retrying):
+                raise OperationFailed(item.reason)
+        if retrying is not None and str(retrying) not in {r.key for r in good}:
+            raise OperationFailed(f"JD Sports no longer lists sale {retrying} between {window['start']} and {window['end']}.")
+        if move_watermark:
+            SyncCursor.objects.update_or_create(source=SOURCE, defaults={"watermark": slice_end})
+            run.set_cursor(slice_end.isoformat())
+    run.ok(len(good))
+
+
+# A sale's amount column: 12 digits, 2 after the point.
+MAX_AMOUNT = Decimal("9999999999.99")
+
+
+def sale_problem(record):
+    """Why a readable sale still cannot be stored (None when it can)."""
+    if abs(record.amount) > MAX_AMOUNT:
+        return f"jdsports sent a sale with transaction_amount {record.amount}, more than a sale can hold"
+    if len(record.transaction_id) > 64 or len(record.item_id) > 64 or len(record.camera_id) > 100:
+        return "jdsports sent a sale with an id longer than the portal stores"
+    return None
 
 
 def _upsert(model, key, rows, run, label):
@@ -91,37 +141,70 @@ def _upsert(model, key, rows, run, label):
             run.count(f"{label}_updated")
 
 
-def sync_estate(run, client):
-    """Stores, then points of sale, cameras and items (parents before children)."""
+ESTATE_KINDS = ("store", "pos", "camera", "item")
+
+
+def sync_estate(run, client, *, retrying=None):
+    """Stores, then points of sale, cameras and items (parents before children).
+
+    The estate comes whole every time: a record that cannot be read is set aside,
+    and an open record of an estate item that now reads (or is gone) is resolved.
+    `retrying` ((kind, key) of a set-aside record) retries that one: the estate is
+    stored the same way and the retry fails while that record still cannot be;
+    other bad records keep their open records as they are.
+    """
     stores, pos_rows, cameras, items = client.stores(), client.points_of_sale(), client.cameras(), client.items()
+    bad = {kind: {} for kind in ESTATE_KINDS}
+    for parsed in (stores, pos_rows, cameras, items):
+        for item in parsed.unreadable:
+            bad[item.kind][item.key] = item
+    for item in items.records:
+        if abs(item.price) > MAX_AMOUNT:
+            bad["item"][item.key] = Unreadable("item", item.key, f"jdsports sent an item with item_price {item.price}, more than a price can hold", item.raw)
     with transaction.atomic():
         _upsert(Store, "store_id", [
-            (int(s["store_id"]), {"name": s.get("store_name", ""), "address": s.get("store_address", ""),
-                                  "phone": str(s.get("store_phone", "")), "email": s.get("store_email", "")})
-            for s in stores
+            (s.store_id, {"name": s.name, "address": s.address, "phone": s.phone, "email": s.email}) for s in stores.records
         ], run, "stores")
         store_pk = dict(Store.objects.values_list("store_id", "pk"))
         _upsert(PointOfSale, "pos_id", [
-            (int(p["pos_id"]), {"name": p.get("pos_name", ""), "store_id": store_pk.get(int(p["store_id"])) if p.get("store_id") else None,
-                                "camera_id": str(p.get("camera_id") or "")})
-            for p in pos_rows
+            (p.pos_id, {"name": p.name, "store_id": store_pk.get(p.store_id), "camera_id": p.camera_id}) for p in pos_rows.records
         ], run, "pos")
         pos_pk = dict(PointOfSale.objects.values_list("pos_id", "pk"))
         _upsert(Camera, "camera_id", [
-            (str(c["camera_id"]), {"name": c.get("camera_name", ""), "location": c.get("camera_location", ""),
-                                   "status": c.get("camera_status", ""), "model": c.get("camera_model", ""),
-                                   "pos_id": pos_pk.get(int(c["pos_id"])) if c.get("pos_id") else None})
-            for c in cameras
+            (c.camera_id, {"name": c.name, "location": c.location, "status": c.status, "model": c.model, "pos_id": pos_pk.get(c.pos_id)})
+            for c in cameras.records
         ], run, "cameras")
         _upsert(Item, "item_id", [
-            (int(i["item_id"]), {"name": i.get("item_name", ""), "price": Decimal(str(i.get("item_price", 0))),
-                                 "quantity": int(i.get("item_quantity", 0))})
-            for i in items
+            (i.item_id, {"name": i.name, "price": i.price, "quantity": i.quantity}) for i in items.records if i.key not in bad["item"]
         ], run, "items")
+        for kind in ESTATE_KINDS:
+            still_open = set(open_records("sales").filter(kind=kind).values_list("key", flat=True))
+            resolve_items(run.record, "sales", kind, still_open - set(bad[kind]))
+            for item in bad[kind].values():
+                if retrying is None:
+                    run.set_aside(kind, item.key, item.reason, payload=item.raw)
+                elif retrying == (kind, item.key):
+                    raise OperationFailed(item.reason)
+    run.ok(sum(len(p.records) for p in (stores, pos_rows, cameras)) + len(items.records) - len(bad["item"]))
+
+
+def retry_estate_record(run, record):
+    """Retry of a set-aside store, point of sale, camera or item: the estate again."""
+    sync_estate(run, common.jdsports_client(), retrying=(record.kind, record.key))
+
+
+def retry_sale(run, record):
+    """Retry of a set-aside sale: its window again, through the sync's own path."""
+    window = record.context or {}
+    if not window.get("start") or not window.get("end"):
+        raise OperationFailed(f"Set-aside sale {record.key} has no window to fetch it from again.")
+    sync_slice(run, common.jdsports_client(), _when(window["start"], "start"), _when(window["end"], "end"),
+               move_watermark=False, retrying=record.key)
 
 
 def store_sales(run, records):
-    """Upsert sales and give each new one its outbox row. Call inside a transaction."""
+    """Upsert readable sales (`sale_problem` says none) and give each new one its
+    outbox row. Call inside a transaction."""
     if not records:
         return
     cameras = {c.camera_id: c for c in Camera.objects.select_related("pos")}

@@ -34,7 +34,7 @@ def test_the_backfill_action_asks_for_a_range_then_queues_it(sales_settings, clo
             "action": "backfill_sales", "_selected_action": [cursor.pk], "apply": "1",
             "start_0": "2026-01-10", "start_1": "00:00:00", "end_0": "2026-01-10", "end_1": "02:00:00",
         }, follow=True)
-    assert "queued as run" in reply.content.decode()
+    assert "queued as <a" in reply.content.decode()
     run = SyncRun.objects.get(operation="sync_sales", trigger="admin")
     assert run.status == "succeeded" and run.params["start"].startswith("2026-01-10T00:00:00")
     assert Transaction.objects.filter(transaction_date__date="2026-01-10").count() == 80
@@ -111,12 +111,12 @@ def test_sync_now_and_backfill_work_before_the_first_sync(sales_settings, clock,
             "action": "backfill_sales", "apply": "1",
             "start_0": "2026-01-10", "start_1": "00:00:00", "end_0": "2026-01-10", "end_1": "01:00:00",
         }, follow=True)
-    assert "queued as run" in reply.content.decode()
+    assert "queued as <a" in reply.content.decode()
     assert Transaction.objects.filter(transaction_date__date="2026-01-10").count() == 40
     assert not SyncCursor.objects.exists()
     with run_on_commit(execute=True):
         reply = admin_client.post(url, {"action": "sync_sales"}, follow=True)
-    assert "Sales sync queued" in reply.content.decode()
+    assert "Sync JD Sports sales: queued as" in reply.content.decode()
     runs = SyncRun.objects.filter(operation="sync_sales", trigger="admin").order_by("pk")
     assert [r.status for r in runs] == ["succeeded", "succeeded"] and "start" not in runs[1].params
     assert SyncCursor.objects.get().source == "jdsports.transactions"

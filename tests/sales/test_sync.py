@@ -221,7 +221,8 @@ def test_a_sale_moved_upstream_moves_its_pending_event_and_leaves_a_posted_one(s
     clock.freeze(_hour(0))
     assert sync_sales(trigger="command").status == "succeeded"
     waiting, posted = HelixOutbox.objects.select_related("transaction")[:2]
-    other = next(c.camera_id for c in Camera.objects.exclude(camera_id=waiting.camera_id))
+    # Neither sale's own camera, or the two edits below would collide on (camera, time).
+    other = next(c.camera_id for c in Camera.objects.exclude(camera_id__in=[waiting.camera_id, posted.camera_id]))
     # What we stored before JD Sports corrected the sale: another camera, 7 s earlier.
     before = waiting.transaction.transaction_date - timedelta(seconds=7)
     Transaction.objects.filter(pk=waiting.transaction_id).update(camera_ref=other, transaction_date=before)
@@ -240,3 +241,35 @@ def test_a_sale_moved_upstream_moves_its_pending_event_and_leaves_a_posted_one(s
     event = received[moved.transaction.transaction_id]
     assert (event["camera_id"], event["time_ms"]) == (moved.transaction.camera_ref, moved.transaction.time_ms)
     assert sandbox["verkada"].state()["duplicates"] == {}
+
+
+def test_a_sync_taken_over_after_its_worker_died_resumes_from_the_watermark_with_no_duplicate(sales_settings, clock, sandbox):
+    import socket
+    import subprocess
+    import sys
+
+    from portal.models import RunLock, SyncRun
+
+    clock.freeze(_hour(3))
+    assert sync_sales(trigger="beat").status == "succeeded"
+    # The dead worker's run had committed slice 1 of 3 (its sales and the watermark) when it died.
+    watermark = SyncCursor.objects.get(source=SOURCE).watermark
+    clock.freeze(_hour(0))
+    sync_sales(trigger="command", start=watermark.isoformat(), end=(watermark + timedelta(hours=1)).isoformat())
+    SyncCursor.objects.filter(source=SOURCE).update(watermark=watermark + timedelta(hours=1))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = SyncRun.objects.create(
+        app="sales", operation="sync_sales", trigger="beat", status="running", params={}, progress_done=1, progress_total=3,
+        worker=f"{socket.gethostname()}:{dead.pid}", started=datetime.now(UTC), heartbeat=datetime.now(UTC),
+    )
+    RunLock.objects.create(key="sales.sync_sales", run=orphan, expires=datetime.now(UTC) + timedelta(minutes=30))
+    record = sync_sales(run_id=orphan.pk, trigger="beat")  # the redelivered message takes it over
+    assert record.pk == orphan.pk and record.takeovers == 1 and record.status == "succeeded", record.error
+    assert (record.progress_done, record.progress_total) == (2, 2)  # this pass's slices, not the dead one's too
+    end = _hour(0) - timedelta(seconds=sales_settings.settle_seconds)
+    assert SyncCursor.objects.get(source=SOURCE).watermark == end
+    expected = upstream_sales(_hour(4), end)
+    assert sorted(Transaction.objects.values_list("transaction_id", flat=True)) == sorted(str(s["transaction_id"]) for s in expected)
+    assert HelixOutbox.objects.count() == len(expected)
+    assert not RunLock.objects.filter(key="sales.sync_sales").exists()

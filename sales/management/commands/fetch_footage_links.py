@@ -1,13 +1,5 @@
-from sales.services import fetch_footage_links
+from portal.management.base import alias
 
-from ._run import RunCommand
+from .sales_fetch_footage_links import Command as SalesFetchFootageLinks
 
-
-class Command(RunCommand):
-    help = "Fetch Verkada thumbnail and footage links for sales that have none; renew expired thumbnail links."
-
-    def add_arguments(self, parser):
-        parser.add_argument("--limit", type=int, default=500)
-
-    def run(self, options):
-        return fetch_footage_links(trigger="command", limit=options["limit"])
+Command = alias(SalesFetchFootageLinks, "sales_fetch_footage_links")

@@ -1,13 +1,5 @@
-from sales.services import post_helix_events
+from portal.management.base import alias
 
-from ._run import RunCommand
+from .sales_post_helix_events import Command as SalesPostHelixEvents
 
-
-class Command(RunCommand):
-    help = "Post pending sales to Verkada Helix (each exactly once)."
-
-    def add_arguments(self, parser):
-        parser.add_argument("--limit", type=int, default=None, help="post at most this many")
-
-    def run(self, options):
-        return post_helix_events(trigger="command", limit=options["limit"])
+Command = alias(SalesPostHelixEvents, "sales_post_helix_events")

@@ -1,10 +1,5 @@
-from sales.services import sync_sales
+from portal.management.base import alias
 
-from ._run import RunCommand
+from .sales_sync import Command as SalesSync
 
-
-class Command(RunCommand):
-    help = "Sync JD Sports stores, cameras, tills, items and the sales since the last sync (now)."
-
-    def run(self, options):
-        return sync_sales(trigger="command")
+Command = alias(SalesSync, "sales_sync")

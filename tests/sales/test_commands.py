@@ -1,0 +1,92 @@
+"""The sales commands (new names and old), run-now answers, and the health figures."""
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from portal.models import SyncRun
+from sales.models import HelixOutbox, SyncCursor, Transaction
+from sales.services import post_helix_events
+
+from .conftest import assert_one_event_per_sale, synced_sales
+
+pytestmark = pytest.mark.django_db
+
+
+def _hour(n):
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=n)
+
+
+def test_sales_sync_and_sales_backfill_report_the_run_and_record_who_ran_them(sales_settings, clock):
+    clock.freeze(_hour(0))
+    out = io.StringIO()
+    call_command("sales_sync", "--as", "night-shift", stdout=out)
+    run = SyncRun.objects.get(operation="sync_sales")
+    assert (run.status, run.trigger, run.actor) == ("succeeded", "command", "night-shift")
+    assert f"run #{run.pk} sales.sync_sales succeeded" in out.getvalue() and "transactions_created=" in out.getvalue()
+    start, end = _hour(30), _hour(29)
+    call_command("sales_backfill", start=start.isoformat(), end=end.isoformat(), stdout=io.StringIO())
+    call_command("sales_backfill", start=start.isoformat(), end=end.isoformat(), stdout=io.StringIO())
+    assert Transaction.objects.filter(transaction_date__gte=start, transaction_date__lt=end).count() == 40
+    assert Transaction.objects.count() == HelixOutbox.objects.count() == Transaction.objects.values("transaction_id").distinct().count()
+
+
+def test_a_partial_sync_exits_non_zero_and_says_what_was_set_aside(sales_settings, clock, sandbox):
+    clock.freeze(_hour(0))
+    sandbox["jdsports"].override("stores", 103, {"store_id": "abc"})
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="partial"):
+        call_command("sales_sync", stdout=io.StringIO(), stderr=err)
+    assert "set_aside=1" in err.getvalue()
+    assert SyncCursor.objects.exists()  # the sales went through all the same
+
+
+def test_sales_post_helix_events_and_sales_fetch_footage_links(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    out = io.StringIO()
+    call_command("sales_post_helix_events", "--limit", "5", stdout=out)
+    assert "posted=5" in out.getvalue()
+    call_command("sales_post_helix_events", stdout=io.StringIO())
+    assert_one_event_per_sale(sandbox)
+    call_command("sales_fetch_footage_links", "--limit", "3", stdout=io.StringIO())
+    assert Transaction.objects.filter(links_fetched_at__isnull=False).count() == 3
+
+
+def test_run_now_twice_answers_the_run_already_queued(sales_settings, admin_user, api_client, run_on_commit):
+    api_client.force_authenticate(admin_user)
+    with run_on_commit(execute=False):
+        first = api_client.post("/api/sales/fetch_and_store_transactions/", {}, format="json")
+        second = api_client.post("/api/sales/fetch_and_store_transactions/", {}, format="json")
+        posting = api_client.post("/api/sales/post_helix_events/")
+        posting_again = api_client.post("/api/sales/post_helix_events/")
+    assert (first.status_code, second.status_code) == (202, 200)
+    assert first.json()["id"] == second.json()["id"] and second.json()["status"] == "queued"
+    assert (posting.status_code, posting_again.status_code) == (202, 200)
+    assert SyncRun.objects.filter(app="sales").count() == 2
+
+
+def test_the_admin_says_already_queued_instead_of_queuing_again(sales_settings, admin_client, run_on_commit):
+    from django.urls import reverse
+
+    url = reverse("admin:sales_synccursor_changelist")
+    with run_on_commit(execute=False):
+        admin_client.post(url, {"action": "sync_sales"})
+        reply = admin_client.post(url, {"action": "sync_sales"}, follow=True)
+    run = SyncRun.objects.get(operation="sync_sales")
+    assert "already queued as" in reply.content.decode() and f"run #{run.pk}" in reply.content.decode()
+
+
+def test_health_reports_the_outbox_backlog_and_the_watermark_lag(sales_settings, clock, sandbox, client):
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=4)
+    now = datetime.now(UTC)
+    clock.freeze(now)
+    figures = client.get("/health/").json()["integrations"]["sales"]["figures"]
+    pending = HelixOutbox.objects.filter(status="pending").select_related("transaction")
+    oldest = min(r.transaction.transaction_date for r in pending)
+    assert figures["helix_outbox_pending"] == pending.count() == Transaction.objects.count() - 4
+    assert figures["helix_oldest_pending_age_seconds"] == int((now - oldest).total_seconds())
+    assert figures["sync_watermark_lag_seconds"] == int((now - SyncCursor.objects.get().watermark).total_seconds())
