@@ -12,25 +12,15 @@ from django.db import models
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
-from portal.admin import SecretFieldsMixin, runs_link, secret_status
+from portal.admin import SecretFieldsMixin, queue_from_admin, runs_link, secret_status
 from portal.models import SyncRun
-from portal.operations import enqueue
 
 from .models import Activity, Campaign, Job, Portal, RegisteredUser, Subject
 from .services import check_portal
 
 CONTACTS_PERMISSION = "campaigns.view_subject"
-
-
-def _queued_message(modeladmin, request, records, what):
-    if not records:
-        modeladmin.message_user(request, f"Nothing to {what}.", messages.WARNING)
-        return
-    links = format_html_join(", ", '<a href="{}">run #{}</a>',
-                             ((reverse("admin:portal_syncrun_change", args=[r.pk]), r.pk) for r in records))
-    modeladmin.message_user(request, format_html("Queued {} {}: {}.", len(records), what, links), messages.SUCCESS)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -99,9 +89,8 @@ class PortalAdmin(SecretFieldsMixin, admin.ModelAdmin):
 
     @admin.action(description="Sync the selected portals now", permissions=["change"])
     def sync_portal(self, request, queryset):
-        records = [enqueue("campaigns", "sync_portal", trigger=SyncRun.Trigger.ADMIN, user=request.user, portal=p.key)
-                   for p in queryset]
-        _queued_message(self, request, records, "portal syncs")
+        for portal in queryset:
+            queue_from_admin(request, "campaigns", "sync_portal", label=f"Sync of {portal.key}", portal=portal.key)
 
 
 @admin.register(Job)
@@ -185,9 +174,8 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.action(description="Build export (contact CSV)", permissions=["change"])
     def build_export(self, request, queryset):
-        records = [enqueue("campaigns", "build_export", trigger=SyncRun.Trigger.ADMIN, user=request.user, campaign=c.pk)
-                   for c in queryset]
-        _queued_message(self, request, records, "exports")
+        for campaign in queryset:
+            queue_from_admin(request, "campaigns", "build_export", label=f"Export of {campaign}", campaign=campaign.pk)
 
     def get_urls(self):
         return [

@@ -12,11 +12,36 @@ class CampaignsConfig(AppConfig):
                            "Queue a sync of every enabled Netlife portal (activities in webshop, jobs, "
                            "subjects, registered users, access keys)."))
         register(Operation("campaigns", "sync_portal", "Sync one portal", "campaigns.sync_portal",
-                           "Sync one Netlife portal (from the admin action or the API).", runnable=False))
+                           "Sync one Netlife portal (from the admin action or the API).", runnable=False,
+                           target_param="portal"))
         register(Operation("campaigns", "build_export", "Build a campaign export", "campaigns.build_export",
-                           "Build one campaign's SMS contact CSV from the synced subjects.", runnable=False))
+                           "Build one campaign's SMS contact CSV from the synced subjects.", runnable=False,
+                           target_param="campaign"))
+
+        from portal.setaside import register_retry
+
+        from .services import retries
+
+        register_retry("campaigns", "job", retries.retry_job)
+        register_retry("campaigns", "user", retries.retry_user)
+        register_retry("campaigns", "access_key", retries.retry_access_key)
 
     def is_configured(self):
         from .models import Portal
 
         return Portal.objects.filter(enabled=True).exclude(password="").exists()
+
+    def health_figures(self):
+        from django.db.models import Min
+        from django.utils import timezone
+
+        from .models import Portal, Subject
+
+        enabled = Portal.objects.filter(enabled=True)
+        oldest = enabled.aggregate(oldest=Min("last_synced_at"))["oldest"]
+        return {
+            "portals_enabled": enabled.count(),
+            "portals_never_synced": enabled.filter(last_synced_at__isnull=True).count(),
+            "subjects": Subject.objects.count(),
+            "oldest_portal_sync_age_seconds": round((timezone.now() - oldest).total_seconds()) if oldest else None,
+        }

@@ -13,6 +13,7 @@ an UpstreamError, never None or {}.
 """
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urljoin
@@ -238,13 +239,31 @@ class NetlifeClient:
         self.session = UpstreamSession(f"netlife-{portal.key}", rate=rate, burst=1)
         self.session.auth = (portal.username, portal.password)
         self.session.headers["Accept"] = "application/json"
+        self._calls_lock = threading.Lock()
+        self.calls_total = 0
+        self.calls_failed = 0
+
+    def _request(self, method, url, **kwargs):
+        """Every call counted (api_calls_total / api_calls_failed on the run); pool threads share it."""
+        failed = True
+        try:
+            response = self.session.request(method, url, **kwargs)
+            failed = response.status_code >= 400 and response.status_code != 404
+            return response
+        finally:
+            with self._calls_lock:
+                self.calls_total += 1
+                self.calls_failed += failed
 
     def _get(self, path, *, params=None, timeout=None, what=None):
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         kwargs = {"params": params}
         if timeout:
             kwargs["timeout"] = (self.session.timeout[0], timeout)
-        response = self.session.request("GET", url, **kwargs)
+        response = self._request("GET", url, **kwargs)
+        if response.status_code == 404:
+            with self._calls_lock:
+                self.calls_failed += 1
         return response, self.session.json(response)
 
     def activities_in_webshop(self) -> list[ActivityRecord]:
@@ -293,7 +312,7 @@ class NetlifeClient:
     def access_key(self, job_uuid, subject_uuid) -> str | None:
         """The subject's first gallery code; None when Netlife has none (404)."""
         url = f"{self.base_url}/jobs/{job_uuid}/subjects/{subject_uuid}/accesskeys"
-        response = self.session.request("GET", url)
+        response = self._request("GET", url)
         if response.status_code == 404:
             return None
         return _first_key(self.session.json(response))
@@ -302,5 +321,5 @@ class NetlifeClient:
         # POST is not retried by the session (creating twice would make two codes);
         # the next sync reads the list first, so a lost reply is found then.
         url = f"{self.base_url}/jobs/{job_uuid}/subjects/{subject_uuid}/accesskeys"
-        response = self.session.request("POST", url)
+        response = self._request("POST", url)
         return _first_key(self.session.json(response))

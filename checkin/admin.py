@@ -3,9 +3,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, runs_link, secret_status
-from portal.models import SyncRun
-from portal.operations import enqueue
+from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, queue_from_admin, runs_link, secret_status
 
 from .models import CheckinSession, CheckinSettings, CheckoutUser, SessionRefresh
 
@@ -43,13 +41,12 @@ class CheckinSettingsAdmin(SecretFieldsMixin, admin.ModelAdmin):
 
 
 def _queue_refreshes(modeladmin, request, emails):
-    queued = [enqueue("checkin", "refresh_session", trigger=SyncRun.Trigger.ADMIN, user=request.user, email=email)
-              for email in emails]
-    if queued:
-        modeladmin.message_user(
-            request, format_html("Queued {} session refresh(es); follow them in the {}.", len(queued),
-                                 runs_link("checkin", "refresh_session")), messages.SUCCESS)
-    else:
+    """One refresh run per user; each says queued, already queued as run #N, or
+    that the queue is unreachable."""
+    emails = list(emails)
+    for email in emails:
+        queue_from_admin(request, "checkin", "refresh_session", label=f"Refresh {email}", email=email)
+    if not emails:
         modeladmin.message_user(request, "None of the selected users has a session with a cookie.", messages.WARNING)
 
 
@@ -106,10 +103,7 @@ class CheckoutUserAdmin(ActionsWithoutSelectionMixin, admin.ModelAdmin):
 
     @admin.action(description="Fetch users now (no selection needed)", permissions=["change"])
     def fetch_users_now(self, request, queryset):
-        record = enqueue("checkin", "fetch_users", trigger=SyncRun.Trigger.ADMIN, user=request.user)
-        url = reverse("admin:portal_syncrun_change", args=[record.pk])
-        self.message_user(request, format_html('Fetch users queued as <a href="{}">run #{}</a>.', url, record.pk),
-                          messages.SUCCESS)
+        queue_from_admin(request, "checkin", "fetch_users")
 
 
 @admin.register(CheckinSession)

@@ -81,12 +81,17 @@ class CheckoutClient:
     def test(self) -> str:
         return str(self._call("GET", "test").get("msg", ""))
 
-    def users(self) -> list[CheckoutUserRecord]:
+    def raw_users(self) -> list:
+        """`autoCheckinUsers` as sent: each element is parsed on its own
+        (CheckoutUserRecord.parse), so one bad user does not hide the others."""
         body = self._call("GET", "users")
         raw_users = body.get("autoCheckinUsers")
         if not isinstance(raw_users, list):
             raise UpstreamBadResponse("checkout's users reply has no autoCheckinUsers list", upstream="checkout")
-        return [CheckoutUserRecord.parse(raw) for raw in raw_users]
+        return raw_users
+
+    def users(self) -> list[CheckoutUserRecord]:
+        return [CheckoutUserRecord.parse(raw) for raw in self.raw_users()]
 
     def update(self, email, oldtoken, newtoken) -> int:
         """Store the rotated cookie; returns changedRows (0 means no row took it)."""

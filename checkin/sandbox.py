@@ -30,7 +30,9 @@ University of York self-registration page (contract: shared/upstreams/checkout.m
       Set-Cookie.
     - Controls: POST /_sandbox/checkin-page/expire {"email"}, /issue {"email"} →
       {"cookie"}, /mismatch {"email", "shown_email"} (the page then shows another
-      account's e-mail for that user's cookie).
+      account's e-mail for that user's cookie), /fail {"email", "status"} (that
+      user's cookie gets an HTML error page with the status, and is neither used
+      nor rotated, until /fail with "status": null).
 
 Both start from DEMO_USERS: opted-in users with live cookies, one whose cookie
 has expired, and one who has not opted in.
@@ -244,6 +246,7 @@ class CheckinPageSandbox(Sandbox):
     def reset(self):
         self.sessions = {cookie: email for email, cookie, alive, _opted in DEMO_USERS if alive}
         self.shown_email = {}  # email -> e-mail the page shows instead (mismatch fault)
+        self.failing = {}  # email -> HTTP status the page answers for that user's cookie
         self.loads = []  # what each page load saw: email (or None) and whether it rotated
 
     def state(self):
@@ -274,6 +277,13 @@ class CheckinPageSandbox(Sandbox):
         if action == "expire":
             self.expire(body["email"])
             return json_response({"expired": body["email"]})
+        if action == "fail":
+            with self.lock:
+                if body.get("status"):
+                    self.failing[body["email"]] = int(body["status"])
+                else:
+                    self.failing.pop(body["email"], None)
+            return json_response({"failing": dict(self.failing)})
         if action == "mismatch":
             with self.lock:
                 self.shown_email[body["email"]] = body["shown_email"]
@@ -284,6 +294,11 @@ class CheckinPageSandbox(Sandbox):
     def selfregistration(self, request):
         cookie = request.cookies.get(SESSION_COOKIE, "")
         with self.lock:
+            status = self.failing.get(self.sessions.get(cookie)) if cookie else None
+            if status:
+                self.loads.append({"email": self.sessions[cookie], "rotated": False, "status": status})
+                return Response(f"<html><head><title>Error {status}</title></head><body>Server error</body></html>",
+                                status=status, mimetype="text/html")
             email = self.sessions.pop(cookie, None) if cookie else None
             if email is None:
                 self.loads.append({"email": None, "rotated": False})

@@ -17,10 +17,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.http import UpstreamAuthError, UpstreamError
-from portal.runs import OperationFailed, OperationSkipped, hold_lock, operation
+from portal.runs import OperationFailed, OperationSkipped, RunLost, SoftTimeLimitExceeded, describe_error, hold_lock, operation
+from portal.setaside import resolve_items
 
 from . import conf
-from .client import CheckinPageClient, CheckoutClient
+from .client import CheckinPageClient, CheckoutClient, CheckoutUserRecord
 from .models import CheckinSession, CheckinSettings, CheckoutUser, SessionRefresh, cookie_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -56,14 +57,37 @@ def eligible_sessions():
 
 
 # --- fetch users ---------------------------------------------------------------------
+def user_key(raw):
+    """A CheckOut user's natural key: the e-mail; for a record without one, a
+    fingerprint of its cookie (stable while the record stays as it is)."""
+    email = raw.get("email") if isinstance(raw, dict) else None
+    if isinstance(email, str) and email.strip():
+        return email.strip().lower()
+    token = str(raw.get("checkintoken") or "") if isinstance(raw, dict) else ""
+    return f"without-e-mail:{cookie_fingerprint(token)[:16]}" if token else "without-e-mail"
+
+
+def _has_email(raw):
+    return isinstance(raw, dict) and isinstance(raw.get("email"), str) and bool(raw["email"].strip())
+
+
+def _redacted(raw):
+    """The raw user as kept on a set-aside record: never the check-in cookie."""
+    if not isinstance(raw, dict):
+        return raw
+    return {**raw, "checkintoken": "***"} if raw.get("checkintoken") else raw
+
+
 @operation("checkin", "fetch_users")
 def fetch_users(run):
     """Fetch CheckOut's opted-in users and upsert them by e-mail. Idempotent.
 
     Tests the connection first (as the original monitor did) and records the
     outcome for /status. All rows are written in one transaction after the whole
-    list arrived, so a failed fetch changes nothing. Users no longer listed are
-    marked opted out, not deleted (their refresh history stays).
+    list arrived, so a failed fetch changes nothing. A user that cannot be taken
+    (no e-mail, a row that does not store) is set aside (kind "user") and the
+    others are stored: the run ends `partial`. Users no longer listed are marked
+    opted out, not deleted (their refresh history stays).
     """
     client = checkout_client()
     try:
@@ -73,16 +97,30 @@ def fetch_users(run):
         raise
     _record_connection(True)
     requested_at = timezone.now()
-    records = {record.email: record for record in client.users()}  # an e-mail listed twice counts once
-    run.set_total(len(records))
+    raw_users = client.raw_users()
+    listed = {}  # e-mail -> raw; an e-mail listed twice counts once (the last wins)
+    unusable = {}
+    for raw in raw_users:
+        (listed if _has_email(raw) else unusable)[user_key(raw)] = raw
+    run.set_total(len(listed) + len(unusable))
+    went_through = []
     with transaction.atomic():
-        for record in records.values():
-            _upsert_user(run, record, requested_at)
+        for key, raw in unusable.items():
+            run.set_aside("user", key, "CheckOut sent a user without an e-mail (it cannot be matched to anyone)",
+                          payload=_redacted(raw))
             run.advance()
-        opted_out = CheckoutUser.objects.filter(opted_in=True).exclude(email__in=list(records)).update(opted_in=False)
+        for email, raw in listed.items():
+            with run.isolate("user", email, payload=_redacted(raw)):
+                _upsert_user(run, CheckoutUserRecord.parse(raw), requested_at)
+                run.ok()
+                went_through.append(email)
+            run.advance()
+        # Everyone listed stays opted in, even a user set aside this time.
+        opted_out = CheckoutUser.objects.filter(opted_in=True).exclude(email__in=list(listed)).update(opted_in=False)
+        resolve_items(run.record, "checkin", "user", went_through)
     run.set_counter("opted_out", opted_out)
-    logger.info("fetched %s CheckOut users (%s opted out)", len(records), opted_out)
-    return {"users": len(records), "opted_out": opted_out}
+    logger.info("fetched %s CheckOut users (%s opted out, %s set aside)", len(listed), opted_out, run.set_aside_count)
+    return {"users": len(listed), "opted_out": opted_out}
 
 
 def _record_connection(connected):
@@ -199,52 +237,87 @@ def find_session(email):
     return eligible_sessions().filter(user__email__iexact=email.strip()).first()
 
 
-@operation("checkin", "refresh_session", lock=False)
+def refresh_problem(refresh, checkout_error):
+    """Why a refresh did not go through, in words; None when it did."""
+    if refresh.result == FAIL:
+        return refresh.message  # it names CheckOut's error when the update was refused
+    if checkout_error is not None:
+        return f"Session refreshed, but CheckOut did not take the log entry: {checkout_error}"[:500]
+    return None
+
+
+def _set_session_aside(run, session, reason):
+    run.set_aside("session", session.user.email, reason, context={"email": session.user.email, "session_id": session.pk})
+
+
+@operation("checkin", "refresh_session", lock=False, target=lambda params: str(params.get("email") or "").strip().lower())
 def refresh_session(run, *, email):
     """Refresh one user's session now. Not idempotent upstream by nature (the
     cookie rotates and CheckOut gets a log row); here it adds one history row and
-    updates the session in place. A Fail ends the run `failed` with its reason."""
+    updates the session in place. A Fail ends the run `failed` with its reason
+    and sets the session aside; a refresh that goes through closes its open
+    set-aside record."""
     session = find_session(email)
     if session is None:
         raise OperationFailed(f"No check-in session for {email} (not an opted-in user with a cookie).")
     with _session_lock(session, run):
         refresh, checkout_error = _refresh_one(run, session, CheckinPageClient(), checkout_client())
+    problem = refresh_problem(refresh, checkout_error)
+    if problem and not isinstance(checkout_error, UpstreamAuthError):
+        _set_session_aside(run, session, problem)
     if checkout_error is not None:
         raise checkout_error
     if refresh.result == FAIL:
         raise OperationFailed(f"{email}: {refresh.message}")
+    resolve_items(run.record, "checkin", "session", [session.user.email])
     return {"email": session.user.email, "result": refresh.result}
 
 
 def _refresh_many(run, sessions, on_done=None):
+    """Refresh each session in turn. One that fails (the page, CheckOut, or an
+    error of ours) is set aside and the others go on: the run ends `partial`,
+    or `failed` when none went through. CheckOut refusing our key stops it."""
     page_client, checkout = CheckinPageClient(), checkout_client()
     run.set_total(len(sessions))
-    checkout_errors = []
-    for session in sessions:
-        if on_done:
-            on_done(session)
-        try:
-            with _session_lock(session, run):
-                _, error = _refresh_one(run, session, page_client, checkout)
-        except OperationSkipped:
-            run.count("busy")
-            error = None
-        run.advance()
-        if isinstance(error, UpstreamAuthError):
-            raise error  # CheckOut refuses our key: every other user would fail the same way
-        if error is not None:
-            checkout_errors.append(error)
-    if checkout_errors:
-        raise OperationFailed(
-            f"CheckOut did not take {len(checkout_errors)} of {len(sessions)} refreshes; last error: {checkout_errors[-1]}"
-        )
-    return {"refreshed": len(sessions)}
+    went_through = []
+    try:
+        for session in sessions:
+            if on_done:
+                on_done(session)
+            try:
+                with _session_lock(session, run):
+                    refresh, error = _refresh_one(run, session, page_client, checkout)
+            except OperationSkipped:
+                run.count("busy")
+                run.advance()
+                continue
+            except (SoftTimeLimitExceeded, RunLost):
+                raise
+            except Exception as exc:  # no savepoint: a rotated cookie already saved must stay saved
+                logger.exception("refresh of session %s failed", session.pk)
+                _set_session_aside(run, session, describe_error(exc))
+                run.advance()
+                continue
+            if isinstance(error, UpstreamAuthError):
+                run.advance()
+                raise error  # CheckOut refuses our key: every other user would fail the same way
+            problem = refresh_problem(refresh, error)
+            if problem:
+                _set_session_aside(run, session, problem)
+            else:
+                run.ok()
+                went_through.append(session.user.email)
+            run.advance()
+    finally:
+        resolve_items(run.record, "checkin", "session", went_through)
+    return {"refreshed": len(went_through), "set_aside": run.set_aside_count}
 
 
 @operation("checkin", "refresh_sessions")
 def refresh_sessions(run):
     """Refresh every opted-in user's session now, one after another. Each attempt
-    adds a history row; users and sessions are updated in place, never duplicated."""
+    adds a history row; users and sessions are updated in place, never duplicated.
+    A session that fails is set aside (kind "session") with its reason."""
     return _refresh_many(run, list(eligible_sessions().order_by("user__email")))
 
 

@@ -143,7 +143,7 @@ def worker(celery_worker_process, transactional_db):
     celery_app.conf.task_always_eager = True
 
 
-def wait_for_run(run_id, timeout=60, statuses=("succeeded", "failed", "errored", "skipped")):
+def wait_for_run(run_id, timeout=60, statuses=("succeeded", "partial", "failed", "errored", "skipped")):
     """Poll the database until a run finishes (a worker runs it in another process)."""
     from portal.models import SyncRun
 

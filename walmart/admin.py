@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from portal.admin import SecretFieldsMixin, runs_link, secret_status
+from portal.admin import SecretFieldsMixin, queue_from_admin, runs_link, secret_status
 from portal.http import UpstreamError
 from portal.models import SyncRun
 from portal.runs import OperationFailed
@@ -143,13 +143,16 @@ class EdrReportAdmin(admin.ModelAdmin):
 
     def _start_batch(self, request, **params):
         try:
-            record = services.start_edr_batch(request.user, trigger=SyncRun.Trigger.ADMIN, **params)
+            params = services.batch_params(request.user, **params)
         except OperationFailed as exc:
             self.message_user(request, f"{exc} Use the Retail Link login page.", messages.ERROR)
             return None
-        self.message_user(request, format_html(
-            'EDR batch queued as run #{}: <a href="{}">follow its progress</a>.',
-            record.pk, reverse("admin:walmart_edr_batch", args=[record.pk])))
+        # queued / already queued as run #N / queue unreachable (then None)
+        record = queue_from_admin(request, "walmart", "edr_batch", label="EDR batch", **params)
+        if record is not None:
+            self.message_user(request, format_html(
+                '<a href="{}">Follow the progress of run #{}</a>.', reverse("admin:walmart_edr_batch", args=[record.pk]),
+                record.pk))
         return record
 
     # --- views ----------------------------------------------------------------------------

@@ -1,4 +1,10 @@
+from datetime import timedelta
+
 from django.apps import AppConfig
+
+# A session this close to its inactivity timeout is about to end a running batch
+# (or ends the next one at once): worth a glance on /health/.
+EXPIRING_SOON = timedelta(minutes=5)
 
 
 class WalmartConfig(AppConfig):
@@ -7,18 +13,43 @@ class WalmartConfig(AppConfig):
 
     def ready(self):
         from portal.operations import Operation, register
+        from portal.setaside import register_retry
 
+        from .services import retry_event
+
+        # No target_param: neither can be started from run-now (they need a
+        # user's Retail Link session and a date or ids); their target, the
+        # Retail Link user, comes from user_id (see services.retaillink_target).
         register(Operation(
             "walmart", "edr_batch", "Download EDRs", "walmart.edr_batch",
             description="A batch of EDR PDFs for a date or a list of events (started from the Download EDRs page).",
-            runnable=False,  # needs a user's Retail Link session and a date or ids
+            runnable=False,
+            permission="walmart.use_retaillink",
         ))
         register(Operation(
             "walmart", "clear_expired_sessions", "Clear expired Retail Link sessions", "walmart.clear_expired_sessions",
             description="Deletes per-user Retail Link sessions idle for 10 minutes.",
         ))
+        # A failed batch event is fetched again through the same download path,
+        # into the same batch's report set.
+        register_retry("walmart", "event", retry_event)
 
     def is_configured(self):
         from .conf import credentials
 
         return credentials().complete
+
+    def health_figures(self):
+        from portal.models import SyncRun
+
+        from . import clock
+        from .models import RetailLinkSession
+
+        live = RetailLinkSession.objects.live()
+        return {
+            "retaillink_sessions_active": live.filter(stage=RetailLinkSession.Stage.AUTHENTICATED).count(),
+            "retaillink_sessions_expiring_5min": live.filter(expires_at__lte=clock.now() + EXPIRING_SOON).count(),
+            "edr_batches_running": SyncRun.objects.filter(
+                app="walmart", operation="edr_batch", status=SyncRun.Status.RUNNING
+            ).count(),
+        }

@@ -39,7 +39,7 @@ class _InlineExecutor:
             future.set_exception(exc)
         return future
 
-    def shutdown(self, wait=True):
+    def shutdown(self, wait=True, cancel_futures=False):
         pass
 
 
@@ -75,8 +75,8 @@ class _ProcessPool:
         with _children_allowed():  # workers are started on demand, at submit
             return self._executor.submit(fn, *args)
 
-    def shutdown(self, wait=True):
-        self._executor.shutdown(wait=wait)
+    def shutdown(self, wait=True, cancel_futures=False):
+        self._executor.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
 def render_pool(workers):

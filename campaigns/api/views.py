@@ -5,7 +5,7 @@ import django_filters
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import status, viewsets
+from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
@@ -15,6 +15,7 @@ from portal.api.errors import envelope
 from portal.api.permissions import HasAppPermission
 from portal.api.serializers import SyncRunSerializer
 from portal.models import SyncRun
+from portal.api.runs import run_response
 from portal.operations import enqueue
 
 from ..models import Activity, Campaign, Job, Portal, Subject
@@ -26,7 +27,8 @@ EXPORT_PERMISSION = "campaigns.change_campaign"
 
 
 def queued(record):
-    return Response(SyncRunSerializer(record).data, status=status.HTTP_202_ACCEPTED)
+    """202 with the queued run, 200 with the one already queued or running (portal.api.runs)."""
+    return run_response(record)
 
 
 class PortalViewSet(viewsets.ModelViewSet):

@@ -3,22 +3,27 @@
 Jobs are fetched in parallel threads (HTTP only, bounded by the portal's
 max_concurrent_jobs; the shared rate limiter paces the calls) and written by
 the run's own thread, one transaction per job, with bulk upserts on Netlife's
-uuids. A job that fails leaves its stored rows as they were and the portal's
-last_synced_at unmoved; the other jobs are still saved.
+uuids.
+
+One bad record never stops the run: a job, a user or an access key whose call
+still fails after the session's retries is set aside with its reason (in the
+job's transaction), everything else is stored, and the run ends `partial`. A
+job set aside leaves its stored rows as they were and the portal's
+last_synced_at unmoved. A bad credential (401/403) still stops the run.
 """
 
-import contextvars
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
 
-from portal.http import UpstreamError
+from portal.http import UpstreamAuthError, UpstreamError
 from portal.operations import enqueue
 from portal.runs import OperationFailed, operation
+from portal.setaside import resolve_items
 
 from ..client import NetlifeClient, SubjectRecord, UserDetails, UserLink
 from ..models import Activity, Job, Portal, RegisteredUser, Subject, SubjectActivity
@@ -41,6 +46,8 @@ class JobSnapshot:
     user_details: dict[str, UserDetails] = field(default_factory=dict)
     access_keys: dict[str, str] = field(default_factory=dict)
     keys_created: int = 0
+    # (kind, key, reason, context) of users and keys whose calls failed
+    failures: list[tuple] = field(default_factory=list)
 
 
 class JobFetcher:
@@ -60,6 +67,14 @@ class JobFetcher:
             self._claimed_users.add(uuid)
             return True
 
+    def fetch_key(self, job_uuid, subject_uuid):
+        """The subject's access key, created when the portal says so; (key, created)."""
+        key = self.client.access_key(job_uuid, subject_uuid)
+        if key is None and self.create_keys:
+            key = self.client.create_access_key(job_uuid, subject_uuid)
+            return key, bool(key)
+        return key, False
+
     def fetch(self, job_uuid) -> JobSnapshot:
         details = self.client.job_details(job_uuid)
         buyers = self.client.job_subjects(job_uuid, has_order=True)
@@ -70,15 +85,27 @@ class JobFetcher:
             uuid=job_uuid, name=details.name, subjects=list(by_uuid.values()), buyers={s.uuid for s in buyers},
             subject_activities=details.subject_activities, links=self.client.job_users(job_uuid),
         )
+        portal = self.client.portal_key
         for link in snapshot.links:
             if self._claim_user(link.user_uuid):
-                snapshot.user_details[link.user_uuid] = self.client.user_details(link.user_uuid)
+                try:
+                    snapshot.user_details[link.user_uuid] = self.client.user_details(link.user_uuid)
+                except UpstreamAuthError:
+                    raise
+                except UpstreamError as exc:  # this user only: the job goes on
+                    snapshot.failures.append(("user", f"{portal}/{link.user_uuid}", f"user details: {exc}",
+                                              {"portal": portal, "user": link.user_uuid, "job": job_uuid}))
         for subject in snapshot.subjects:
             if subject.image_count and subject.uuid not in self.subjects_with_keys:
-                key = self.client.access_key(job_uuid, subject.uuid)
-                if key is None and self.create_keys:
-                    key = self.client.create_access_key(job_uuid, subject.uuid)
-                    snapshot.keys_created += bool(key)
+                try:
+                    key, created = self.fetch_key(job_uuid, subject.uuid)
+                except UpstreamAuthError:
+                    raise
+                except UpstreamError as exc:  # this key only: the subject is stored without it
+                    snapshot.failures.append(("access_key", f"{portal}/{subject.uuid}", f"access key: {exc}",
+                                              {"portal": portal, "job": job_uuid, "subject": subject.uuid}))
+                    continue
+                snapshot.keys_created += created
                 if key:
                     snapshot.access_keys[subject.uuid] = key
         return snapshot
@@ -192,49 +219,75 @@ def check_portal(run, portal):
     return len(activities)
 
 
-@operation("campaigns", "sync_portal", lock_key=lambda params: params.get("portal", ""), lock_ttl=2 * 3600 + 300)
-def sync_portal(run, portal):
-    """Sync one portal (by key) from Netlife.
-
-    Idempotent: every row is upserted on its uuid, so a re-run changes nothing
-    that did not change upstream. Side effects upstream only when the portal's
-    `create_missing_access_keys` is on (one POST per subject with images and
-    no key). Any failed job fails the run (after the others are saved) and
-    leaves last_synced_at where it was.
-    """
-    row = _portal(portal)
-    client = NetlifeClient(row)
-    started = timezone.now()
-    activities = client.activities_in_webshop()
-    run.count("activities", len(activities))
-    left = store_activities(row, activities, started)
-    if left:
-        run.count("activities_left_webshop", left)
-    job_uuids = sorted({a.job_uuid for a in activities})
-    run.set_total(len(job_uuids))
-    fetcher = JobFetcher(
+def _fetcher(client, row):
+    return JobFetcher(
         client, row,
         users_with_details=set(RegisteredUser.objects.filter(portal=row, details_fetched_at__isnull=False).values_list("uuid", flat=True)),
         subjects_with_keys=set(Subject.objects.filter(portal=row).exclude(access_key="").values_list("uuid", flat=True)),
     )
-    failures = []
-    with ThreadPoolExecutor(max_workers=max(1, row.max_concurrent_jobs), thread_name_prefix=f"netlife-{row.key}") as pool:
-        # Each thread gets a copy of the context, so its log lines land in this run's log.
-        futures = {pool.submit(contextvars.copy_context().run, fetcher.fetch, uuid): uuid for uuid in job_uuids}
-        for future in as_completed(futures):
-            try:
-                snapshot = future.result()
-            except UpstreamError as exc:
-                failures.append(f"job {futures[future]}: {exc}")
-                run.count("jobs_failed")
-                logger.warning("portal %s job %s failed: %s", row.key, futures[future], exc)
-                continue
-            store_job(row, snapshot, started, run)
-            run.count("jobs")
-            run.advance()
-    if failures:
-        raise OperationFailed(f"{len(failures)} of {len(job_uuids)} jobs failed (others saved); first: {failures[0]}")
-    Portal.objects.filter(pk=row.pk).update(last_synced_at=started)
+
+
+def store_job_snapshot(run, row, snapshot, started):
+    """Store one fetched job with its failed users and keys set aside, in one transaction;
+    close the open records of the users, keys and job that went through."""
+    with transaction.atomic():
+        store_job(row, snapshot, started, run)
+        for kind, key, reason, context in snapshot.failures:
+            run.set_aside(kind, key, reason, context=context)
+    failed = {(kind, key) for kind, key, _, _ in snapshot.failures}
+    run.count("users_failed", sum(1 for kind, _ in failed if kind == "user"))
+    run.count("access_keys_failed", sum(1 for kind, _ in failed if kind == "access_key"))
+    resolve_items(run.record, "campaigns", "job", [f"{row.key}/{snapshot.uuid}"])
+    resolve_items(run.record, "campaigns", "user", [f"{row.key}/{u}" for u in snapshot.user_details])
+    resolve_items(run.record, "campaigns", "access_key", [f"{row.key}/{s}" for s in snapshot.access_keys])
+
+
+@operation("campaigns", "sync_portal", lock_key=lambda params: params.get("portal", ""))
+def sync_portal(run, portal):
+    """Sync one portal (by key) from Netlife.
+
+    Idempotent: every row is upserted on its uuid, so a re-run (or a takeover
+    after a worker died) changes nothing that did not change upstream. Side
+    effects upstream only when the portal's `create_missing_access_keys` is on
+    (one POST per subject with images and no key). A job, user or key that
+    still fails after the retries is set aside (the run ends `partial`; every
+    job failing: `failed`) and leaves last_synced_at where it was.
+    """
+    row = _portal(portal)
+    client = NetlifeClient(row)
+    started = timezone.now()
+    try:
+        activities = client.activities_in_webshop()
+        run.count("activities", len(activities))
+        left = store_activities(row, activities, started)
+        if left:
+            run.count("activities_left_webshop", left)
+        job_uuids = sorted({a.job_uuid for a in activities})
+        run.set_total(len(job_uuids))
+        fetcher = _fetcher(client, row)
+        with run.executor(max(1, row.max_concurrent_jobs)) as pool:
+            futures = {pool.submit(fetcher.fetch, uuid): uuid for uuid in job_uuids}
+            for future in as_completed(futures):
+                job_uuid = futures[future]
+                try:
+                    snapshot = future.result()
+                except UpstreamAuthError:
+                    raise
+                except UpstreamError as exc:  # this job only: its stored rows stay as they were
+                    run.set_aside("job", f"{row.key}/{job_uuid}", f"job {job_uuid}: {exc}",
+                                  context={"portal": row.key, "job": job_uuid})
+                    run.count("jobs_failed")
+                    run.advance()
+                    continue
+                store_job_snapshot(run, row, snapshot, started)
+                run.ok()
+                run.count("jobs")
+                run.advance()
+    finally:
+        run.set_counter("api_calls_total", client.calls_total)
+        run.set_counter("api_calls_failed", client.calls_failed)
+    if not run.set_aside_count:
+        Portal.objects.filter(pk=row.pk).update(last_synced_at=started)
     logger.info("portal %s synced: %s", row.key, run.record.counters)
     return dict(run.record.counters)
 

@@ -54,8 +54,7 @@ class OperationCommand(BaseCommand):
         records = result if isinstance(result, (list, tuple)) else [result]
         failures = []
         for record in records:
-            if record is None:
-                self.stdout.write("nothing to do")
+            if record is None:  # nothing ran (or the command printed its own output)
                 continue
             line = describe(record)
             if record.status in self.failing_statuses:

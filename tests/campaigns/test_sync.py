@@ -71,13 +71,16 @@ def test_an_activity_that_left_the_webshop_is_marked(synced, netlife):
     assert not retakes.in_webshop
 
 
-def test_a_failing_job_fails_the_run_keeps_the_others_and_the_cursor(portal, netlife):
+def test_a_failing_job_is_set_aside_keeps_the_others_and_the_cursor(portal, netlife):
+    from portal.models import SetAsideRecord
+
     job_uuid = min(netlife.in_webshop_jobs(KEY))
     netlife.add_fault(Fault(
         count=10, status=503, path=f"/{KEY}/api/v1/jobs/{job_uuid}", exact=True))
     record = sync_portal(trigger="command", portal=KEY)
-    assert record.status == "failed"
-    assert "1 of 2 jobs failed" in record.error and "503" in record.error
+    assert record.status == "partial"
+    aside = SetAsideRecord.objects.get(kind="job")
+    assert aside.key == f"{KEY}/{job_uuid}" and "503" in aside.reason
     assert record.counters["jobs"] == 1 and record.counters["jobs_failed"] == 1
     assert not Subject.objects.filter(job__uuid=job_uuid).exists()
     assert Subject.objects.exists()
@@ -85,6 +88,7 @@ def test_a_failing_job_fails_the_run_keeps_the_others_and_the_cursor(portal, net
     netlife.faults.clear()
     assert sync_portal(trigger="command", portal=KEY).status == "succeeded"
     assert Subject.objects.count() == 170
+    assert SetAsideRecord.objects.get(kind="job").status == "resolved"  # the next sync took the job
 
 
 def test_a_bad_credential_fails_with_a_message_for_staff(portal, netlife):

@@ -34,7 +34,7 @@ def test_refresh_session_action_on_users_and_on_sessions(admin_client, configure
     ada = CheckoutUser.objects.get(email="ada.lovelace@york.ac.uk")
     with django_capture_on_commit_callbacks(execute=True):
         reply = admin_client.post(USERS, {"action": "refresh_session", "index": 0, helpers.ACTION_CHECKBOX_NAME: [ada.pk]}, follow=True)
-    assert "Queued 1 session refresh" in reply.content.decode()
+    assert "Refresh ada.lovelace@york.ac.uk: queued as" in reply.content.decode()
     run = SyncRun.objects.get(operation="refresh_session")
     assert run.status == "succeeded" and run.params == {"email": ada.email} and run.trigger == "admin"
 

@@ -117,10 +117,7 @@ def test_http_200_with_success_false_fails_the_run(configured, sandbox, checkout
     assert_rerun_succeeds()
 
 
-def test_a_reply_without_a_user_list_or_with_a_bad_user_fails_the_run(configured, sandbox, checkout):
+def test_a_reply_without_a_user_list_fails_the_run(configured, sandbox, checkout):
     inject(sandbox, status=200, count=1, path=USERS, body={"success": True})
     assert_failed_cleanly(fetch_users(trigger="command"), "no autoCheckinUsers")
-    inject(sandbox, status=200, count=1, path=USERS,
-           body={"success": True, "autoCheckinUsers": [{"email": "a@york.ac.uk", "checkintoken": "x"}, {"checkintoken": "y"}]})
-    assert_failed_cleanly(fetch_users(trigger="command"), "without an e-mail")
     assert_rerun_succeeds()

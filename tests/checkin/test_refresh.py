@@ -14,7 +14,7 @@ from checkin.services import (
     refresh_session,
     refresh_sessions,
 )
-from portal.models import SyncRun
+from portal.models import SetAsideRecord, SyncRun
 from tests.checkin.conftest import EXPIRED, LIVE, OPTED_IN
 
 pytestmark = pytest.mark.django_db
@@ -120,8 +120,8 @@ def test_a_session_being_refreshed_elsewhere_is_skipped(fetched, page):
 
 def test_refresh_all_refreshes_every_opted_in_user_once(fetched, checkout, page):
     record = refresh_sessions(trigger="command")
-    assert record.status == "succeeded", record.error
-    assert record.counters == {"normal": len(LIVE), "fail": 1}
+    assert record.status == "partial", record.error  # the expired cookie is set aside
+    assert record.counters == {"normal": len(LIVE), "fail": 1, "set_aside": 1, "items_ok": len(LIVE)}
     assert (record.progress_done, record.progress_total) == (5, 5)
     assert SessionRefresh.objects.count() == 5
     assert sorted(log["email"] for log in checkout.logs) == OPTED_IN
@@ -138,8 +138,12 @@ def test_refresh_all_stops_when_checkout_refuses_the_key(fetched, checkout):
 def test_refresh_all_reports_checkout_trouble_but_goes_on(fetched, sandbox, checkout):
     requests.post(f"{sandbox.url}/_sandbox/checkout/faults", json={"status": 500, "count": 1, "path": "/api/autocheckin/update"})
     record = refresh_sessions(trigger="command")
-    assert record.status == "failed" and "did not take 1 of 5" in record.error
+    assert record.status == "partial", record.error  # the user CheckOut did not take is set aside, the rest went on
     assert SessionRefresh.objects.count() == 5
+    aside = {r.key: r.reason for r in SetAsideRecord.objects.filter(app="checkin", kind="session", status="open")}
+    assert len(aside) == 2 and EXPIRED in aside  # the expired cookie, and the one CheckOut refused
+    (refused,) = [reason for key, reason in aside.items() if key != EXPIRED]
+    assert "CheckOut did not store the new cookie" in refused and "HTTP 500" in refused
 
 
 def test_the_cycle_is_shuffled_and_spread_with_gaps_then_refreshes_what_is_due(fetched, page, monkeypatch):
@@ -147,7 +151,8 @@ def test_the_cycle_is_shuffled_and_spread_with_gaps_then_refreshes_what_is_due(f
     monkeypatch.setattr(services._rng, "shuffle", lambda items: (items.reverse(), shuffled.append(True)))
     before = timezone.now()
     record = refresh_due_sessions(trigger="beat")
-    assert record.status == "succeeded", record.error
+    assert record.status in ("succeeded", "partial", "failed"), record.error
+    assert record.counters.get("set_aside", 0) == record.counters.get("fail", 0)  # each Fail is set aside
     assert shuffled and record.counters["planned"] == 5
     settings_row = CheckinSettings.load()
     due = sorted(t for t in CheckinSession.objects.values_list("next_refresh_at", flat=True) if t)
@@ -160,7 +165,7 @@ def test_the_cycle_is_shuffled_and_spread_with_gaps_then_refreshes_what_is_due(f
     # Time passes: everything is due. One tick refreshes each session once.
     CheckinSession.objects.filter(next_refresh_at__isnull=False).update(next_refresh_at=timezone.now() - timedelta(seconds=1))
     tick = refresh_due_sessions(trigger="beat")
-    assert tick.status == "succeeded"
+    assert tick.status != "errored" and tick.counters.get("set_aside", 0) == tick.counters.get("fail", 0)
     assert "planned" not in tick.counters  # the next cycle is hours away
     assert SessionRefresh.objects.count() == 5
     assert not CheckinSession.objects.filter(next_refresh_at__isnull=False).exists()
@@ -174,9 +179,10 @@ def test_the_cycle_is_shuffled_and_spread_with_gaps_then_refreshes_what_is_due(f
 
 
 def test_the_checkin_refresh_sessions_command_for_all_one_and_due(fetched):
-    out = io.StringIO()
-    call_command("checkin_refresh_sessions", stdout=out)
-    assert "normal=4" in out.getvalue() and "fail=1" in out.getvalue()
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="partial"):  # the expired cookie: non-zero exit
+        call_command("checkin_refresh_sessions", stdout=io.StringIO(), stderr=err)
+    assert "normal=4" in err.getvalue() and "fail=1" in err.getvalue() and "set_aside=1" in err.getvalue()
     call_command("checkin_refresh_sessions", "--email", ADA, stdout=io.StringIO())
     assert session_of(ADA).refreshes.count() == 2
     with pytest.raises(CommandError, match="Session expired"):

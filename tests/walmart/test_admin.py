@@ -78,7 +78,7 @@ def test_the_reports_list_links_each_pdf_and_the_action_downloads_again(admin_cl
     first_fetch = report.fetched_at
     with django_capture_on_commit_callbacks(execute=True):
         reply = admin_client.post(changelist, {"action": "redownload", "_selected_action": [report.pk]}, follow=True)
-    assert "EDR batch queued as run" in reply.content.decode()
+    assert "EDR batch: queued as" in reply.content.decode() and "Follow the progress of run" in reply.content.decode()
     report.refresh_from_db()
     assert report.fetched_at > first_fetch and EdrReport.objects.count() == 1
 

@@ -30,7 +30,7 @@ def test_it_downloads_the_approved_events_of_a_date_once_each(rl_user, rl, setti
     record = services.edr_batch(trigger="command", user_id=rl_user.pk, date=DAY.isoformat())
     assert record.status == "succeeded", record.error
     assert (record.progress_done, record.progress_total) == (len(expected), len(expected))
-    assert record.counters == {"successful": len(expected)}
+    assert record.counters == {"successful": len(expected), "items_ok": len(expected)}
     assert sorted(r["event_id"] for r in record.result["results"]) == sorted(expected)
     assert sorted(rl.state()["edr_requests"]) == sorted(expected)  # cancelled ones are never fetched
     first = EdrReport.objects.get(event_id=expected[0])
@@ -67,7 +67,7 @@ def test_a_rerun_replaces_reports_instead_of_duplicating_them(rl_user, rl, setti
 def test_a_failed_event_does_not_stop_the_batch(rl_user, rl):
     rl.add_fault(Fault(count=4, status=500, path="/edr/EventManagement/api/edrReport"))  # first event: 4 tries
     record = services.edr_batch(trigger="api", user_id=rl_user.pk, event_ids=["606100", "999", "606102"])
-    assert record.status == "succeeded"
+    assert record.status == "partial", record.error  # two events failed, one went through
     outcome = {r["event_id"]: r for r in record.result["results"]}
     assert "HTTP 500" in outcome["606100"]["error"]
     assert outcome["999"] == {"event_id": "999", "success": False, "error": "EDR data not found for event 999"}
@@ -195,13 +195,13 @@ def test_a_malformed_edr_is_recorded_and_the_batch_goes_on(rl_user, rl, caplog):
     rl.options["edr_overrides"] = {"606101": {"demoInstructions": "see the attached sheet"}}
     ids = ["606100", "606101", "606102"]
     record = services.edr_batch(trigger="api", user_id=rl_user.pk, event_ids=ids)
-    assert record.status == "succeeded", record.error
+    assert record.status == "partial", record.error
     outcome = {r["event_id"]: r for r in record.result["results"]}
     assert outcome["606100"]["success"] and outcome["606102"]["success"]
     assert outcome["606101"]["success"] is False
     assert "Could not process this EDR (AttributeError" in outcome["606101"]["error"]
     assert "EDR 606101: could not be processed" in record.log
-    assert any(r.exc_info and r.name == "walmart.services" for r in caplog.records)  # the traceback is logged
+    assert any(r.exc_info and r.name.startswith("walmart.services") for r in caplog.records)  # the traceback is logged
 
 
 def test_the_bot_defence_stops_the_batch_at_the_first_refusal(rl_user, rl):

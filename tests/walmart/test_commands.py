@@ -9,14 +9,29 @@ from walmart.models import EdrReport, EventAssignment
 pytestmark = pytest.mark.django_db
 
 
-def test_download_edr_saves_one_pdf(rl_user):
+def test_walmart_download_edr_saves_one_pdf_and_records_who_ran_it(rl_user):
     out = io.StringIO()
-    call_command("download_edr", "606100", user="root", stdout=out)
+    call_command("walmart_download_edr", "606100", "--as", "night-shift", user="root", stdout=out)
     report = EdrReport.objects.get(event_id="606100")
     assert report.pdf.path in out.getvalue()
+    assert "succeeded: downloaded=1" in out.getvalue()
     run = SyncRun.objects.get(app="walmart", operation="download_edr")  # tracked like every operation
-    assert (run.status, run.trigger, run.triggered_by) == ("succeeded", "command", rl_user)
-    assert (run.params["event_id"], run.counters) == ("606100", {"downloaded": 1})
+    assert (run.status, run.trigger, run.triggered_by, run.actor) == ("succeeded", "command", rl_user, "night-shift")
+    assert (run.params["event_id"], run.counters, run.target) == ("606100", {"downloaded": 1}, f"user-{rl_user.pk}")
+
+
+def test_the_old_name_download_edr_still_works_and_the_session_owner_defaults_to_the_as_user(rl_user):
+    call_command("download_edr", "606100", "--as", "root", stdout=io.StringIO())
+    run = SyncRun.objects.get(app="walmart", operation="download_edr")
+    assert (run.status, run.triggered_by, run.actor) == ("succeeded", rl_user, "root")
+    assert EdrReport.objects.filter(event_id="606100").count() == 1
+
+
+def test_download_edr_needs_to_know_whose_session(rl_user):
+    with pytest.raises(CommandError, match="Pass --user"):
+        call_command("walmart_download_edr", "606100", "--as", "someone-not-in-the-portal")
+    with pytest.raises(CommandError, match="No portal user 'nobody'"):
+        call_command("walmart_download_edr", "606100", user="nobody")
 
 
 def test_download_edr_says_to_log_in_first(admin_user):
@@ -34,6 +49,21 @@ def test_download_edrs_runs_a_batch_for_a_date(rl_user, rl):
     assert f"{len(approved)} of {len(approved)} EDRs downloaded, 0 failed" in out.getvalue()
 
 
+def test_walmart_download_edrs_exits_non_zero_when_events_failed(rl_user, rl, sandbox):
+    import requests
+
+    day = [e for e in rl.events.values() if e.event_date.isoformat() == "2025-10-07" and e.status == "APPROVED"]
+    failing = str(day[0].event_id)
+    requests.post(f"{sandbox.url}/_sandbox/retaillink/options", json={"edr_errors": {failing: 500}}).raise_for_status()
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError, match="partial"):
+        call_command("walmart_download_edrs", date="2025-10-07", user="root", stdout=out, stderr=err)
+    assert f"{failing}: FAILED" in out.getvalue()
+    assert f"{len(day) - 1} of {len(day)} EDRs downloaded, 1 failed" in out.getvalue()
+    assert "set_aside=1" in err.getvalue()
+    assert EdrReport.objects.count() == len(day) - 1
+
+
 def test_download_edrs_refuses_a_malformed_date(rl_user):
     with pytest.raises(CommandError, match="use YYYY-MM-DD"):
         call_command("download_edrs", date="07/10/2025", user="root")
@@ -43,7 +73,7 @@ def test_import_event_assignments_upserts_from_csv(tmp_path):
     path = tmp_path / "assignments.csv"
     path.write_text("event_id,employee_name,event_date\n606100,John Doe,2025-10-06\n606101,Ann Lee,\n")
     out = io.StringIO()
-    call_command("import_event_assignments", str(path), stdout=out)
+    call_command("walmart_import_event_assignments", str(path), stdout=out)
     path.write_text("event_id,employee_name\n606100,Jane Roe\n")
     call_command("import_event_assignments", str(path), stdout=out)
     assert dict(EventAssignment.objects.values_list("event_id", "employee_name")) == {"606100": "Jane Roe", "606101": "Ann Lee"}

@@ -136,13 +136,13 @@ class SmsReader:
         return sms_code(self.sandbox) + "\n"
 
 
-def test_retaillink_login_prompts_for_the_code(admin_user, sandbox):
+def test_walmart_login_prompts_for_the_code(admin_user, sandbox):
     out = io.StringIO()
-    call_command("retaillink_login", user="root", stdin=SmsReader(sandbox), stdout=out)
+    call_command("walmart_login", user="root", stdin=SmsReader(sandbox), stdout=out)
     assert "Enter the MFA code:" in out.getvalue() and "Authenticated" in out.getvalue()
     assert RetailLinkSession.objects.get(user=admin_user).is_authenticated
 
 
-def test_retaillink_login_reports_a_refused_code(admin_user):
+def test_the_old_name_retaillink_login_reports_a_refused_code(admin_user):
     with pytest.raises(CommandError, match="not accepted"):
         call_command("retaillink_login", user="root", stdin=io.StringIO("123\n"), stdout=io.StringIO())

@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from portal.models import SyncRun
+from portal.models import SetAsideRecord, SyncRun
 from tests.conftest import wait_for_run
 from walmart import services
 from walmart.models import EdrBatchItem, EdrReport, RetailLinkSession
 from walmart.tasks import clear_expired_sessions_task, edr_batch_task
+
+FINISHED = ("succeeded", "partial", "failed", "errored", "skipped")
 
 
 @pytest.mark.worker
@@ -20,11 +22,12 @@ def test_edr_batch_task_runs_on_a_real_worker(worker, admin_user, authenticate_u
     authenticate_user(admin_user)
     assert edr_batch_task.name == "walmart.edr_batch"
     queued = services.start_edr_batch(admin_user, trigger=SyncRun.Trigger.API, event_ids=["606100", "606102", "606104", "999"])
-    done = wait_for_run(queued.pk)
-    assert done.status == "succeeded", done.error + done.log
+    done = wait_for_run(queued.pk, statuses=FINISHED)
+    assert done.status == "partial", done.error + done.log  # 999 has no EDR: set aside, the rest stored
     assert done.task_id  # it went through the broker
     assert (done.progress_done, done.progress_total) == (4, 4)
-    assert done.counters == {"successful": 3, "failed": 1}
+    assert done.counters == {"successful": 3, "failed": 1, "set_aside": 1, "items_ok": 3}
+    assert list(SetAsideRecord.objects.filter(app="walmart", status="open").values_list("key", flat=True)) == ["999"]
     assert EdrBatchItem.objects.filter(run=done, success=True).count() == 3
     report = EdrReport.objects.get(event_id="606104")
     # the worker writes under its own MEDIA_ROOT (this test's settings point elsewhere)
@@ -78,3 +81,40 @@ def test_edr_batch_task_progress_is_live_in_the_batch_status_api(worker, admin_u
     assert run["status"] == "succeeded", run
     assert any(total == len(ids) and 0 < done < total for done, total in seen), seen
     assert seen[-1] == (len(ids), len(ids))
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_the_soft_time_limit_stops_a_batch_and_records_the_events_not_done(worker, admin_user, authenticate_user, rl):
+    import time
+
+    from walmart.services import NOT_DONE
+
+    authenticate_user(admin_user)
+    rl.options["edr_latency_ms"] = 400
+    ids = [str(606100 + n) for n in range(25)]  # about 10 s of fetching; the limit comes after 4
+    edr_batch_task.apply_async(kwargs={"trigger": "api", "user_id": admin_user.pk, "event_ids": ids},
+                               soft_time_limit=4, time_limit=60)
+    deadline = time.time() + 60  # a guard against a hung worker, not a speed target
+    while not SyncRun.objects.filter(app="walmart", operation="edr_batch").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    done = wait_for_run(SyncRun.objects.get(app="walmart", operation="edr_batch").pk, statuses=FINISHED)
+    reached = done.progress_done
+    assert done.status == "failed", (done.status, done.error, done.log[-2000:])
+    assert done.error == f"Stopped at the time limit after {reached} of 25; the rest was not done."
+    assert 0 < reached < 25
+    assert done.counters["not_done"] == 25 - reached
+    items = EdrBatchItem.objects.filter(run=done)
+    assert items.count() == 25  # every event has its outcome: done, or not done
+    not_done = set(items.filter(error=NOT_DONE).values_list("event_id", flat=True))
+    assert len(not_done) == 25 - reached
+    assert set(items.filter(success=True).values_list("event_id", flat=True)) == set(ids) - not_done
+    aside = SetAsideRecord.objects.filter(app="walmart", kind="event", status="open")
+    assert set(aside.values_list("key", flat=True)) == not_done and {a.reason for a in aside} == {NOT_DONE}
+    assert EdrReport.objects.count() == reached
+    # the batch's lock is free again: the next batch of the same user runs
+    rl.options["edr_latency_ms"] = 0
+    again = services.start_edr_batch(admin_user, trigger=SyncRun.Trigger.API, event_ids=sorted(not_done))
+    assert wait_for_run(again.pk, statuses=FINISHED).status == "succeeded"
+    assert EdrReport.objects.count() == 25
+    assert not SetAsideRecord.objects.filter(app="walmart", status="open").exists()  # the re-run closed them

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from portal.api.errors import envelope
 from portal.api.permissions import HasAppPermission
+from portal.api.runs import run_response
 from portal.api.serializers import SyncRunSerializer
 from portal.http import UpstreamError
 from portal.models import SyncRun
@@ -133,10 +134,15 @@ class BatchDownloadView(RetailLinkView):
             record = services.start_edr_batch(request.user, trigger=SyncRun.Trigger.API, **serializer.validated_data)
         except OperationFailed as exc:
             return refusal(exc)
-        record.refresh_from_db()
+        # The seed's batch body around the run, with run_response's status: 202 for
+        # a batch queued now, 200 for the same batch already queued or running.
+        reply = run_response(record)
         body = batch_payload(record, request)
-        body["message"] = f"EDR batch queued as run #{record.pk}"
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+        if getattr(record, "already_active", False):
+            body["message"] = f"This EDR batch is already {record.status} as run #{record.pk}"
+        else:
+            body["message"] = f"EDR batch queued as run #{record.pk}"
+        return Response(body, status=reply.status_code)
 
 
 class BatchStatusView(RetailLinkView):

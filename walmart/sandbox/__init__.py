@@ -37,13 +37,17 @@ Contract choices not fixed by /work/shared/upstreams/retail-link.md ([P]):
 - Options for mid-batch trouble: `expire_tokens_after_edr` (N: after the Nth
   answered edrReport every bearer expires), `challenge_after_edr` (N: after the
   Nth, bot defence refuses everything), `edr_overrides` ({event id: {field:
-  value}} merged into that event's edrReport, e.g. a malformed field).
+  value}} merged into that event's edrReport, e.g. a malformed field),
+  `edr_errors` ({event id: HTTP status}: that event's edrReport answers the
+  status with a JSON error body, on every try, until the option is cleared;
+  other events answer normally).
   `edr_attempts` in the state counts every edrReport call, refused or not.
 
 Control: POST /_sandbox/retaillink/options {...}, /expire_codes, /expire_tokens.
 """
 
 import base64
+import copy
 import json
 import logging
 import secrets
@@ -78,6 +82,7 @@ DEFAULT_OPTIONS = {
     "expire_tokens_after_edr": None,
     "challenge_after_edr": None,
     "edr_overrides": {},
+    "edr_errors": {},
 }
 
 
@@ -90,7 +95,7 @@ class RetailLinkSandbox(Sandbox):
         self.auth_sessions = {}  # rl_auth -> username
         self.tokens = {}  # bearer -> expiry (epoch seconds)
         self.events = build_catalogue()
-        self.options = dict(DEFAULT_OPTIONS)
+        self.options = copy.deepcopy(DEFAULT_OPTIONS)
         self.sms = []
         self.edr_requests = []
         self.edr_attempts = 0
@@ -280,6 +285,9 @@ class RetailLinkSandbox(Sandbox):
                 self.tokens.clear()
             if answered == self.options["challenge_after_edr"]:
                 self.options["challenge_always"] = True
+        failing = (self.options["edr_errors"] or {}).get(raw)
+        if failing:
+            return json_response({"message": "Internal Server Error", "errorCode": "EMS_ERROR"}, int(failing))
         event = self.events.get(int(raw)) if raw.isdigit() else None
         if event is None:
             return json_response({"message": "EDR not found"}, 404)

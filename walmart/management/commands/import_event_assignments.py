@@ -1,21 +1,5 @@
-from django.core.management.base import BaseCommand, CommandError
+from portal.management.base import alias
 
-from portal.runs import OperationFailed
-from walmart import services
+from .walmart_import_event_assignments import Command as NewCommand
 
-
-class Command(BaseCommand):
-    help = "Import event assignments (which employee works which event) from a CSV with columns event_id, employee_name[, event_date]."
-
-    def add_arguments(self, parser):
-        parser.add_argument("csv_path")
-
-    def handle(self, *args, csv_path, **options):
-        try:
-            with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-                created, updated = services.import_event_assignments_csv(handle)
-        except OSError as exc:
-            raise CommandError(f"Cannot read {csv_path}: {exc}") from exc
-        except OperationFailed as exc:
-            raise CommandError(str(exc)) from exc
-        self.stdout.write(self.style.SUCCESS(f"{created} assignments created, {updated} updated."))
+Command = alias(NewCommand, "walmart_import_event_assignments")

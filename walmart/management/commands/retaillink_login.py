@@ -1,37 +1,5 @@
-import sys
+from portal.management.base import alias
 
-from django.core.management.base import BaseCommand, CommandError
+from .walmart_login import Command as NewCommand
 
-from portal.http import UpstreamError
-from portal.runs import OperationFailed
-from walmart import services
-from walmart.sessions import session_info
-
-from ._common import portal_user
-
-
-class Command(BaseCommand):
-    help = "Log a portal user in to Retail Link: sends the SMS code, then prompts for it on the terminal."
-    stealth_options = ("stdin",)
-
-    def add_arguments(self, parser):
-        parser.add_argument("--user", required=True, help="Portal username the session belongs to.")
-
-    def handle(self, *args, **options):
-        user = portal_user(options["user"])
-        stdin = options.get("stdin") or sys.stdin
-        try:
-            services.request_mfa(user)
-            self.stdout.write("MFA code sent to the registered phone.")
-            self.stdout.write("Enter the MFA code: ", ending="")
-            self.stdout.flush()
-            code = stdin.readline().strip()
-            if not code:
-                raise CommandError("No code entered; run the command again to request a new one.")
-            session = services.authenticate(user, code)
-        except (OperationFailed, UpstreamError) as exc:
-            raise CommandError(str(exc)) from exc
-        info = session_info(session)
-        self.stdout.write(self.style.SUCCESS(
-            f"Authenticated; the session expires after {info['time_remaining_seconds']} s of inactivity."
-        ))
+Command = alias(NewCommand, "walmart_login")

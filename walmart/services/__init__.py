@@ -1,0 +1,30 @@
+"""Retail Link operations: login steps, single EDR, EDR batch, session cleanup,
+event assignments. One module per concern; everything is re-exported here.
+
+The admin, the API, the commands and the tasks all call these.
+"""
+
+from .assignments import import_event_assignments, import_event_assignments_csv  # noqa: F401
+from .batch import (  # noqa: F401
+    KEEP_ALIVE_SECONDS,
+    NOT_DONE,
+    batch_params,
+    batch_summary,
+    batch_zip,
+    edr_batch,
+    retry_event,
+    start_edr_batch,
+    user_batch,
+)
+from .edr import (  # noqa: F401
+    download_edr,
+    download_edr_run,
+    download_one,
+    employee_for,
+    ems_client,
+    fetch_edr,
+    retaillink_target,
+    store_report,
+)
+from .housekeeping import clear_expired_sessions  # noqa: F401
+from .login import CONFIGURATION_MISSING, authenticate, logout, request_mfa  # noqa: F401
