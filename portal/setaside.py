@@ -138,8 +138,10 @@ def _retry(run, ids):
             continue
         before = run.set_aside_count
         try:
-            with transaction.atomic():
-                handler(run, record)
+            # No transaction around the handler: it runs the app's own path, which
+            # keeps its own transactions, and an upstream side effect it cannot undo
+            # (a rotated cookie) must not lose the row that records it.
+            handler(run, record)
         except Exception as exc:
             from .runs import RunLost, SoftTimeLimitExceeded
 
