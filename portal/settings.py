@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "corsheaders",
     "django_celery_beat",
     "axes",
     "portal",
@@ -69,6 +70,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # before CommonMiddleware (and anything else that can answer), so preflights get their headers
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -252,6 +255,15 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }
+
+# --- CORS ----------------------------------------------------------------------
+# Browser frontends on other origins may call the API (/api/ only: never the admin,
+# /metrics or /health/). Nothing is open until CORS_ALLOWED_ORIGINS names an origin.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/api/.*$"
+# Cookies (session auth) cross-origin only when asked for; tokens need no credentials.
+CORS_ALLOW_CREDENTIALS = env.bool("CORS_ALLOW_CREDENTIALS", default=False)
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "x-csrftoken")
 
 # --- security ------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
