@@ -23,6 +23,7 @@ class CampaignsConfig(AppConfig):
         from .services import retries
 
         register_retry("campaigns", "job", retries.retry_job)
+        register_retry("campaigns", "subject", retries.retry_subject)
         register_retry("campaigns", "user", retries.retry_user)
         register_retry("campaigns", "access_key", retries.retry_access_key)
 

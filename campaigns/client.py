@@ -209,6 +209,32 @@ class UserDetails:
                    _text(raw.get("phone_number"), 40))
 
 
+@dataclass(frozen=True)
+class RejectedRow:
+    """A list row the client could not read: its best label, why, and what came."""
+
+    label: str
+    reason: str
+    raw: object
+
+
+class SubjectList(list):
+    """SubjectRecords, with the rows that could not be read in `.rejected`."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.rejected: list[RejectedRow] = []
+
+
+def _row_label(row, position, has_order):
+    # A row without a uuid still needs a name that stays the same from run to
+    # run, so a re-failing row updates its set-aside record instead of adding one.
+    if isinstance(row, dict) and row.get("external_id"):
+        return f"external_id={_text(row['external_id'], 120)}"
+    which = {True: "buyers", False: "non-buyers", None: "all"}[has_order]
+    return f"{which}#{position}"
+
+
 def _first_key(body):
     """Access keys come as a list or {access_keys|data: [...]}, of {access_key}, {key} or strings."""
     items = body
@@ -275,12 +301,20 @@ class NetlifeClient:
         _response, body = self._get(f"/jobs/{job_uuid}", timeout=conf.job_detail_timeout())
         return JobDetails.parse(_object(body, "job"))
 
-    def job_subjects(self, job_uuid, *, has_order=None) -> list[SubjectRecord]:
+    def job_subjects(self, job_uuid, *, has_order=None) -> "SubjectList":
+        """The job's subjects; rows that cannot be read are kept apart in `.rejected`
+        (one bad row must not cost the job its other subjects)."""
         params = {"include_images": "true", "include_favorite_image": "true"}
         if has_order is not None:
             params["filter_has_order"] = "true" if has_order else "false"
         _response, body = self._get(f"/jobs/{job_uuid}/subjects", params=params)
-        return [SubjectRecord.parse(row) for row in _rows(body, "subjects")]
+        subjects = SubjectList()
+        for position, row in enumerate(_rows(body, "subjects")):
+            try:
+                subjects.append(SubjectRecord.parse(row))
+            except UpstreamBadResponse as exc:
+                subjects.rejected.append(RejectedRow(_row_label(row, position, has_order), str(exc), row))
+        return subjects
 
     def job_users(self, job_uuid) -> list[UserLink]:
         """Every page of /jobs/{job}/users (the one paginated list)."""

@@ -25,6 +25,14 @@ data (see data.py), the others answer an empty activities list.
   `POST /_sandbox/netlife/slow_jobs {"ms": 3000}` makes job details slow;
   `POST /_sandbox/netlife/fail_users_page {"page": 2, "count": 5}` makes one
   page of `/jobs/{job}/users` answer 503 (a mid-pagination failure).
+- One chosen item misbehaving (the faults one bad record causes upstream):
+  `POST /_sandbox/netlife/item_fault {"kind": "user"|"access_key"|"subject",
+  "uuid": ..., "status": 404, "count": 3}` makes `/users/{uuid}` or that
+  subject's access keys answer `status` with the contract's error body, the
+  next `count` times (no count: until cleared). kind "subject" serves that
+  subject's row in the subject lists without its uuid (a record the client
+  cannot key). `{"kind": ..., "uuid": ..., "clear": true}` clears one,
+  `POST /_sandbox/netlife/clear_item_faults` all of them.
 - Access keys under both `accesskeys` and `access_keys`. GET: `{"success":
   true, "data": [{"access_key": ...}]}`, or 404 `not_found` when the subject
   has none. POST (no body) creates one: 201 with the new key.
@@ -49,6 +57,13 @@ RESTRICTED_PORTALS = {"legacyphoto"}
 RATE_LIMIT_PER_SECOND = 40
 STATUSES = {"in-webshop", "in-production", "closed", "archived"}
 API = "/<portal>/api/v1"
+ITEM_FAULT_KINDS = ("user", "access_key", "subject")
+ITEM_ERRORS = {  # status -> the contract's error code and message
+    404: ("not_found", "No {kind} {uuid}"),
+    500: ("server_error", "Internal server error"),
+    502: ("bad_gateway", "Bad gateway"),
+    503: ("unavailable", "Service temporarily unavailable"),
+}
 
 
 def error(status, code, message, headers=None):
@@ -110,6 +125,8 @@ class NetlifeSandbox(Sandbox):
         self.created_keys = 0
         self.rate_limited = 0
         self.failing_user_pages = {}  # page number -> how many more 503s it answers
+        # (kind, uuid) -> {"status": int, "remaining": int | None (until cleared), "answered": int}
+        self.item_faults = {}
 
     def state(self):
         return {
@@ -120,6 +137,7 @@ class NetlifeSandbox(Sandbox):
             "created_keys": self.created_keys,
             "rate_limited": self.rate_limited,
             "keyed_maps": self.keyed_maps,
+            "item_faults": [{"kind": kind, "uuid": uuid, **spec} for (kind, uuid), spec in self.item_faults.items()],
         }
 
     def handle_control(self, action, request):
@@ -133,10 +151,58 @@ class NetlifeSandbox(Sandbox):
         if action == "fail_users_page" and request.method == "POST":
             self.failing_user_pages[int(spec.get("page", 2))] = int(spec.get("count", 1))
             return json_response({"failing": self.failing_user_pages})
+        if action == "item_fault" and request.method == "POST":
+            try:
+                kind, uuid = spec["kind"], str(spec["uuid"])
+                if kind not in ITEM_FAULT_KINDS:
+                    raise ValueError(f"kind must be one of {ITEM_FAULT_KINDS}")
+                if spec.get("clear"):
+                    self.clear_item_fault(kind, uuid)
+                else:
+                    self.set_item_fault(kind, uuid, status=int(spec.get("status", 500)), count=spec.get("count"))
+            except (KeyError, TypeError, ValueError) as exc:
+                return json_response({"error": f"bad item_fault: {exc}"}, 400)
+            return json_response(self.state()["item_faults"])
+        if action == "clear_item_faults" and request.method == "POST":
+            with self.lock:
+                self.item_faults.clear()
+            return json_response([])
         if action == "limit" and request.method == "POST":
             self.per_second = int(spec.get("per_second", RATE_LIMIT_PER_SECOND))
             return json_response({"per_second": self.per_second})
         return None
+
+    # --- one chosen item misbehaving --------------------------------------------
+    def set_item_fault(self, kind, uuid, *, status=500, count=None):
+        """`count` None: until cleared; otherwise the next `count` requests for the item."""
+        with self.lock:
+            self.item_faults[(kind, str(uuid))] = {"status": status, "remaining": None if count is None else int(count),
+                                                   "answered": 0}
+
+    def clear_item_fault(self, kind, uuid):
+        with self.lock:
+            self.item_faults.pop((kind, str(uuid)), None)
+
+    def _take_item_fault(self, kind, uuid):
+        """The fault to answer for this item now, if any (counts one use)."""
+        with self.lock:
+            spec = self.item_faults.get((kind, uuid))
+            if spec is None:
+                return None
+            spec["answered"] += 1  # how often the fault was met: tests count the client's retries
+            if spec["remaining"] is not None:
+                spec["remaining"] -= 1
+                if spec["remaining"] <= 0:
+                    del self.item_faults[(kind, uuid)]
+            return spec
+
+    def _item_error(self, kind, uuid):
+        spec = self._take_item_fault(kind, uuid)
+        if spec is None:
+            return None
+        status = spec["status"]
+        code, message = ITEM_ERRORS.get(status, ("server_error", "Internal server error"))
+        return error(status, code, message.format(kind=kind.replace("_", " "), uuid=uuid))
 
     # --- ground truth for tests ----------------------------------------------
     def subjects_of(self, portal):
@@ -208,6 +274,8 @@ class NetlifeSandbox(Sandbox):
             if has_order is not None and subject["_has_order"] != has_order:
                 continue
             row = {k: v for k, v in subject.items() if not k.startswith("_")}
+            if self._take_item_fault("subject", subject["uuid"]):
+                row["uuid"] = None  # a row the client cannot key
             if not include_images:
                 row.pop("images"), row.pop("group_images")
             rows.append(row)
@@ -243,6 +311,9 @@ class NetlifeSandbox(Sandbox):
     @route(f"{API}/users/<user_uuid>")
     @portal_api
     def user_details(self, request, data, user_uuid):
+        refusal = self._item_error("user", user_uuid)
+        if refusal is not None:
+            return refusal
         user = data["users"].get(user_uuid)
         if user is None:
             return error(404, "not_found", f"No user {user_uuid}")
@@ -253,6 +324,9 @@ class NetlifeSandbox(Sandbox):
     @portal_api
     def access_keys(self, request, data, job, subject):
         subject_uuid = subject["uuid"]
+        refusal = self._item_error("access_key", subject_uuid)
+        if refusal is not None:
+            return refusal
         with self.lock:
             keys = job["keys"].get(subject_uuid, [])
             if request.method == "POST":

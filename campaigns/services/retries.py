@@ -1,8 +1,9 @@
 """Retrying set-aside Netlife records through the sync's own code.
 
-Keys are "<portal>/<uuid>"; each handler fetches the one item again with the
-portal's client and stores it as the sync does. A call that still fails raises,
-and the record stays open with the new reason.
+Keys are "<portal>/<uuid>" ("<portal>/<job>/<row label>" for a subject row);
+each handler fetches the one item again with the portal's client and stores it
+as the sync does. A call that still fails raises (or the sync's own store sets
+the item aside again), and the record stays open with the new reason.
 """
 
 from django.utils import timezone
@@ -17,6 +18,13 @@ def retry_job(run, record):
     client = NetlifeClient(row)
     snapshot = _fetcher(client, row).fetch(record.context.get("job") or record.key.split("/", 1)[1])
     store_job_snapshot(run, row, snapshot, timezone.now())
+
+
+def retry_subject(run, record):
+    """A subject row comes only in its job's lists: read and store the job again.
+    The store resolves the record when the row is readable now and sets it aside
+    again when it is not."""
+    retry_job(run, record)
 
 
 def retry_user(run, record):

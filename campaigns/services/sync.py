@@ -6,10 +6,16 @@ the run's own thread, one transaction per job, with bulk upserts on Netlife's
 uuids.
 
 One bad record never stops the run: a job, a user or an access key whose call
-still fails after the session's retries is set aside with its reason (in the
-job's transaction), everything else is stored, and the run ends `partial`. A
-job set aside leaves its stored rows as they were and the portal's
-last_synced_at unmoved. A bad credential (401/403) still stops the run.
+still fails after the session's retries (5xx and timeouts are retried with
+backoff by the shared session; a 404 is not), or a subject row that cannot be
+read, is set aside with its reason (in the job's transaction), everything else
+is stored, and the run ends `partial`. A job set aside leaves its stored rows
+as they were and the portal's last_synced_at unmoved. Stored subjects missing
+from a job's lists are deleted only after a complete read of that job. A bad
+credential (401/403) still stops the run.
+
+Counters follow the seed client's statistics (activities_found, jobs_processed,
+subjects_total, subjects_buyers, ..., api_calls_total, api_calls_failed).
 """
 
 import logging
@@ -22,6 +28,7 @@ from django.utils import timezone
 
 from portal.http import UpstreamAuthError, UpstreamError
 from portal.operations import enqueue
+from portal.models import SetAsideRecord
 from portal.runs import OperationFailed, operation
 from portal.setaside import resolve_items
 
@@ -46,8 +53,17 @@ class JobSnapshot:
     user_details: dict[str, UserDetails] = field(default_factory=dict)
     access_keys: dict[str, str] = field(default_factory=dict)
     keys_created: int = 0
-    # (kind, key, reason, context) of users and keys whose calls failed
+    # subjects whose access-key call went through (with a key or a 404 "none")
+    keys_checked: set[str] = field(default_factory=set)
+    # (kind, key, reason, context, payload) of subject rows, users and keys that failed
     failures: list[tuple] = field(default_factory=list)
+    # False when a subject row could not be read: the lists are then not the
+    # whole job, and no stored subject may be deleted for missing from them.
+    complete: bool = True
+
+    @property
+    def rejected_subjects(self):
+        return sum(1 for failure in self.failures if failure[0] == "subject")
 
 
 class JobFetcher:
@@ -77,8 +93,10 @@ class JobFetcher:
 
     def fetch(self, job_uuid) -> JobSnapshot:
         details = self.client.job_details(job_uuid)
-        buyers = self.client.job_subjects(job_uuid, has_order=True)
+        # Non-buyers first: a subject that buys between the two calls is then in
+        # both lists (and counted a buyer), never in neither (and deleted).
         non_buyers = self.client.job_subjects(job_uuid, has_order=False)
+        buyers = self.client.job_subjects(job_uuid, has_order=True)
         by_uuid = {s.uuid: s for s in non_buyers}
         by_uuid.update({s.uuid: s for s in buyers})  # a subject in both lists bought something
         snapshot = JobSnapshot(
@@ -86,6 +104,10 @@ class JobFetcher:
             subject_activities=details.subject_activities, links=self.client.job_users(job_uuid),
         )
         portal = self.client.portal_key
+        for row in non_buyers.rejected + buyers.rejected:
+            snapshot.complete = False
+            snapshot.failures.append(("subject", f"{portal}/{job_uuid}/{row.label}", f"subject row: {row.reason}",
+                                      {"portal": portal, "job": job_uuid, "row": row.label}, row.raw))
         for link in snapshot.links:
             if self._claim_user(link.user_uuid):
                 try:
@@ -94,7 +116,7 @@ class JobFetcher:
                     raise
                 except UpstreamError as exc:  # this user only: the job goes on
                     snapshot.failures.append(("user", f"{portal}/{link.user_uuid}", f"user details: {exc}",
-                                              {"portal": portal, "user": link.user_uuid, "job": job_uuid}))
+                                              {"portal": portal, "user": link.user_uuid, "job": job_uuid}, None))
         for subject in snapshot.subjects:
             if subject.image_count and subject.uuid not in self.subjects_with_keys:
                 try:
@@ -103,8 +125,9 @@ class JobFetcher:
                     raise
                 except UpstreamError as exc:  # this key only: the subject is stored without it
                     snapshot.failures.append(("access_key", f"{portal}/{subject.uuid}", f"access key: {exc}",
-                                              {"portal": portal, "job": job_uuid, "subject": subject.uuid}))
+                                              {"portal": portal, "job": job_uuid, "subject": subject.uuid}, None))
                     continue
+                snapshot.keys_checked.add(subject.uuid)
                 snapshot.keys_created += created
                 if key:
                     snapshot.access_keys[subject.uuid] = key
@@ -172,7 +195,9 @@ def store_job(portal, snapshot: JobSnapshot, now, run):
             Subject.objects.bulk_create(batch, update_conflicts=True, unique_fields=["portal", "uuid"],
                                         update_fields=fields + (["access_key"] if with_key else []), batch_size=BATCH)
         current = [s.uuid for s in snapshot.subjects]
-        removed, _ = Subject.objects.filter(job=job).exclude(uuid__in=current).delete()
+        removed = 0
+        if snapshot.complete:
+            removed, _ = Subject.objects.filter(job=job).exclude(uuid__in=current).delete()
 
         subject_ids = _ids(Subject, portal, current)
         activity_ids = dict(Activity.objects.filter(portal=portal).values_list("uuid", "id"))
@@ -184,21 +209,26 @@ def store_job(portal, snapshot: JobSnapshot, now, run):
         SubjectActivity.objects.filter(subject_id__in=subject_ids.values()).delete()
         SubjectActivity.objects.bulk_create([SubjectActivity(subject_id=s, activity_id=a) for s, a in pairs], batch_size=BATCH)
 
-    run.count("subjects", len(snapshot.subjects))
-    run.count("subjects_created", len(current) - len(existing))
-    run.count("buyers", len(snapshot.buyers))
-    run.count("non_buyers", len(snapshot.subjects) - len(snapshot.buyers))
-    run.count("subjects_with_phone", sum(1 for s in snapshot.subjects
-                                         if s.phone_number or any(c.get("mobile_phone") for c in s.delivery_contacts)))
-    run.count("subjects_with_email", sum(1 for s in snapshot.subjects
-                                         if s.email or any(c.get("email_address") for c in s.delivery_contacts)))
+    # the seed client's statistics, by its names
+    run.count("subjects_total", len(snapshot.subjects))
+    run.count("subjects_buyers", len(snapshot.buyers))
+    run.count("subjects_non_buyers", len(snapshot.subjects) - len(snapshot.buyers))
+    run.count("subjects_with_phones", sum(1 for s in snapshot.subjects
+                                          if s.phone_number or any(c.get("mobile_phone") for c in s.delivery_contacts)))
+    run.count("subjects_with_emails", sum(1 for s in snapshot.subjects
+                                          if s.email or any(c.get("email_address") for c in s.delivery_contacts)))
     run.count("subjects_with_images", sum(1 for s in snapshot.subjects if s.image_count))
-    run.count("registered_users", len(snapshot.links))
-    run.count("user_details_fetched", len(snapshot.user_details))
-    run.count("access_keys_found", len(snapshot.access_keys) - snapshot.keys_created)
+    run.count("registered_users_checked", len(snapshot.subjects))
+    run.count("registered_users_found", len(snapshot.links))
+    run.count("access_keys_existing", len(snapshot.access_keys) - snapshot.keys_created)
     run.count("access_keys_created", snapshot.keys_created)
+    # ours
+    run.count("subjects_created", len(current) - len(existing))
+    run.count("user_details_fetched", len(snapshot.user_details))
     if removed:
         run.count("subjects_removed", removed)
+    if not snapshot.complete:
+        run.count("subject_removal_skipped_jobs")
 
 
 def _portal(key):
@@ -232,14 +262,22 @@ def store_job_snapshot(run, row, snapshot, started):
     close the open records of the users, keys and job that went through."""
     with transaction.atomic():
         store_job(row, snapshot, started, run)
-        for kind, key, reason, context in snapshot.failures:
-            run.set_aside(kind, key, reason, context=context)
-    failed = {(kind, key) for kind, key, _, _ in snapshot.failures}
+        for kind, key, reason, context, payload in snapshot.failures:
+            run.set_aside(kind, key, reason, context=context, payload=payload)
+    failed = {(kind, key) for kind, key, *_ in snapshot.failures}
+    run.count("subjects_failed", sum(1 for kind, _ in failed if kind == "subject"))
     run.count("users_failed", sum(1 for kind, _ in failed if kind == "user"))
     run.count("access_keys_failed", sum(1 for kind, _ in failed if kind == "access_key"))
     resolve_items(run.record, "campaigns", "job", [f"{row.key}/{snapshot.uuid}"])
     resolve_items(run.record, "campaigns", "user", [f"{row.key}/{u}" for u in snapshot.user_details])
-    resolve_items(run.record, "campaigns", "access_key", [f"{row.key}/{s}" for s in snapshot.access_keys])
+    resolve_items(run.record, "campaigns", "access_key", [f"{row.key}/{s}" for s in snapshot.keys_checked])
+    # A subject row is keyed by a label, not a uuid: every open row of this job
+    # that did not fail this time was read.
+    still_bad = {key for kind, key in failed if kind == "subject"}
+    read_now = SetAsideRecord.objects.filter(
+        app="campaigns", kind="subject", status=SetAsideRecord.Status.OPEN, key__startswith=f"{row.key}/{snapshot.uuid}/",
+    ).exclude(key__in=still_bad).values_list("key", flat=True)
+    resolve_items(run.record, "campaigns", "subject", list(read_now))
 
 
 @operation("campaigns", "sync_portal", lock_key=lambda params: params.get("portal", ""))
@@ -249,16 +287,21 @@ def sync_portal(run, portal):
     Idempotent: every row is upserted on its uuid, so a re-run (or a takeover
     after a worker died) changes nothing that did not change upstream. Side
     effects upstream only when the portal's `create_missing_access_keys` is on
-    (one POST per subject with images and no key). A job, user or key that
-    still fails after the retries is set aside (the run ends `partial`; every
-    job failing: `failed`) and leaves last_synced_at where it was.
+    (one POST per subject with images and no key). A job, subject row, user or
+    key that still fails after the retries is set aside (the run ends
+    `partial`; nothing going through: `failed`) and leaves last_synced_at
+    where it was.
     """
     row = _portal(portal)
     client = NetlifeClient(row)
     started = timezone.now()
+    # A run taken over after its worker died starts again from the top (every
+    # write is an upsert): count this pass only.
+    run.record.counters.clear()
+    run.record.progress_done = 0
     try:
         activities = client.activities_in_webshop()
-        run.count("activities", len(activities))
+        run.count("activities_found", len(activities))
         left = store_activities(row, activities, started)
         if left:
             run.count("activities_left_webshop", left)
@@ -280,8 +323,10 @@ def sync_portal(run, portal):
                     run.advance()
                     continue
                 store_job_snapshot(run, row, snapshot, started)
-                run.ok()
-                run.count("jobs")
+                # A job went through unless every one of its subject rows was set aside.
+                if snapshot.subjects or not snapshot.rejected_subjects:
+                    run.ok()
+                run.count("jobs_processed")
                 run.advance()
     finally:
         run.set_counter("api_calls_total", client.calls_total)

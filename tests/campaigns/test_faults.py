@@ -76,7 +76,7 @@ def test_a_user_without_access_to_the_portal_gets_403(netlife, db):
 def test_an_empty_activities_list_is_a_successful_sync(netlife, db):
     make_portal("generationsphotos")
     record = sync_portal(trigger="command", portal="generationsphotos")
-    assert record.status == "succeeded" and record.counters["activities"] == 0
+    assert record.status == "succeeded" and record.counters["activities_found"] == 0
     assert Portal.objects.get(key="generationsphotos").last_synced_at is not None
 
 

@@ -25,12 +25,12 @@ def counts():
 def test_it_syncs_the_webshop_graph_and_a_rerun_changes_nothing(synced, netlife, portal):
     truth_jobs = netlife.in_webshop_jobs(KEY)
     truth = [s for job in netlife.portals[KEY]["jobs"].values() if job["uuid"] in truth_jobs for s in job["subjects"]]
-    assert synced.counters["activities"] == 3  # the in-production activity is not in the webshop
-    assert synced.counters["jobs"] == 2
+    assert synced.counters["activities_found"] == 3  # the in-production activity is not in the webshop
+    assert synced.counters["jobs_processed"] == 2
     assert Subject.objects.count() == len(truth) == 170
     buyers = {s["uuid"] for s in truth if s["_has_order"]}
     assert set(Subject.objects.filter(has_order=True).values_list("uuid", flat=True)) == buyers
-    assert synced.counters["buyers"] == len(buyers) and synced.counters["non_buyers"] == len(truth) - len(buyers)
+    assert synced.counters["subjects_buyers"] == len(buyers) and synced.counters["subjects_non_buyers"] == len(truth) - len(buyers)
     # registered users: 130 links straddle the 100-row page
     links = [link for job in netlife.portals[KEY]["jobs"].values() if job["uuid"] in truth_jobs for link in job["links"]]
     assert Subject.objects.exclude(registered_user=None).count() == len(links) == 136
@@ -81,7 +81,7 @@ def test_a_failing_job_is_set_aside_keeps_the_others_and_the_cursor(portal, netl
     assert record.status == "partial"
     aside = SetAsideRecord.objects.get(kind="job")
     assert aside.key == f"{KEY}/{job_uuid}" and "503" in aside.reason
-    assert record.counters["jobs"] == 1 and record.counters["jobs_failed"] == 1
+    assert record.counters["jobs_processed"] == 1 and record.counters["jobs_failed"] == 1
     assert not Subject.objects.filter(job__uuid=job_uuid).exists()
     assert Subject.objects.exists()
     assert Portal.objects.get(key=KEY).last_synced_at is None
