@@ -10,10 +10,15 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, runs_link, secret_status
+from portal.admin import (
+    ActionsWithoutSelectionMixin,
+    SecretFieldsMixin,
+    queue_from_admin,
+    runs_link,
+    secret_status,
+)
 from portal.http import UpstreamError
 from portal.models import SyncRun
-from portal.operations import enqueue
 
 from . import services
 from .models import (
@@ -44,10 +49,11 @@ class ConnectionAdmin(SecretFieldsMixin, admin.ModelAdmin):
         ("Connection", {"fields": ("connect_link", "status", "shop_id", "shop_name", "token_state",
                                    "access_expires_at", "refresh_expires_at", "refresh_due_at",
                                    "token_refreshed_at", "last_error")}),
-        ("Orders", {"fields": ("orders_cursor", "runs")}),
+        ("Orders", {"fields": ("orders_cursor", "orders_synced_at", "runs")}),
     )
     readonly_fields = ("connect_link", "status", "shop_id", "shop_name", "token_state", "access_expires_at",
-                       "refresh_expires_at", "refresh_due_at", "token_refreshed_at", "last_error", "runs")
+                       "refresh_expires_at", "refresh_due_at", "token_refreshed_at", "last_error", "orders_synced_at",
+                       "runs")
     actions = ["sync_orders", "refresh_token"]
     # The fieldsets leave the tokens and the pending OAuth code out of every form.
     exclude = ("access_token", "refresh_token", "oauth_code", "oauth_state", "oauth_shop_id")
@@ -141,25 +147,26 @@ class ConnectionAdmin(SecretFieldsMixin, admin.ModelAdmin):
     # --- actions --------------------------------------------------------------------
     @admin.action(description="Sync orders now", permissions=["change"])
     def sync_orders(self, request, queryset):
-        queued = [enqueue("marketplace", "sync_orders", trigger=SyncRun.Trigger.ADMIN, user=request.user,
-                          connection_id=c.pk) for c in queryset.filter(status=Connection.Status.CONNECTED)]
-        skipped = queryset.count() - len(queued)
-        self.message_user(request, format_html("Queued {} order sync(s); follow them in the {}.", len(queued),
-                                               runs_link("marketplace", "sync_orders")), messages.SUCCESS)
+        connected = queryset.filter(status=Connection.Status.CONNECTED)
+        for connection in connected:
+            queue_from_admin(request, "marketplace", "sync_orders", label=f"Sync orders of {connection}",
+                             connection_id=connection.pk)
+        skipped = queryset.count() - connected.count()
         if skipped:
             self.message_user(request, f"{skipped} selected connection(s) are not connected and were left out.",
                               messages.WARNING)
 
     @admin.action(description="Refresh token now", permissions=["change"])
     def refresh_token(self, request, queryset):
-        queued = [enqueue("marketplace", "refresh_token", trigger=SyncRun.Trigger.ADMIN, user=request.user,
-                          connection_id=c.pk) for c in queryset if c.has_tokens]
-        self.message_user(request, format_html("Queued {} token refresh(es); follow them in the {}.", len(queued),
-                                               runs_link("marketplace", "refresh_token")), messages.SUCCESS)
+        for connection in queryset:
+            if connection.has_tokens:
+                queue_from_admin(request, "marketplace", "refresh_token", label=f"Refresh the token of {connection}",
+                                 connection_id=connection.pk)
 
 
 class CsvUploadForm(forms.ModelForm):
-    file = forms.FileField(help_text="Order export (CSV, UTF-8). Every row is checked; one bad row loads nothing.")
+    file = forms.FileField(help_text="Order export (CSV, UTF-8). Every row is checked; a bad row is set aside "
+                                     "with its line number and the good rows load.")
 
     class Meta:
         model = CsvUpload
@@ -177,7 +184,8 @@ class CsvUploadForm(forms.ModelForm):
 class CsvUploadAdmin(admin.ModelAdmin):
     list_display = ("__str__", "platform", "shop", "status", "rows", "uploaded_by", "created")
     list_filter = ("status", "platform")
-    readonly_fields = ("platform", "shop", "filename", "status", "rows", "error_list", "uploaded_by", "created")
+    readonly_fields = ("platform", "shop", "filename", "status", "rows", "error_list", "import_run", "uploaded_by",
+                       "created")
     fields = readonly_fields
 
     def get_form(self, request, obj=None, **kwargs):
@@ -194,6 +202,10 @@ class CsvUploadAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="run")
+    def import_run(self, obj):
+        return _run_link(obj.run) if obj.run_id else "-"
 
     @admin.display(description="errors")
     def error_list(self, obj):
@@ -214,6 +226,11 @@ class CsvUploadAdmin(admin.ModelAdmin):
         if record is not None and record.status == SyncRun.Status.SUCCEEDED:
             self.message_user(request, f"{obj.filename}: {record.counters.get('lines', 0)} order lines loaded.",
                               messages.SUCCESS)
+        elif record is not None and record.status == SyncRun.Status.PARTIAL:
+            self.message_user(request, format_html(
+                "{}: {} order lines loaded; {} rows set aside ({}), listed below.", obj.filename,
+                record.counters.get("lines", 0), record.counters.get("rows_set_aside", 0), _run_link(record)),
+                messages.WARNING)
         elif record is not None:
             self.message_user(request, format_html("{} was not loaded ({}): {}", obj.filename, _run_link(record),
                                                    record.error), messages.ERROR)
@@ -252,17 +269,11 @@ class FactOrderLineAdmin(ActionsWithoutSelectionMixin, ReadOnlyAdmin):
 
     @admin.action(description="Generate 200 mock orders (no selection needed)", permissions=["generate"])
     def generate_mock_orders(self, request, queryset):
-        record = enqueue("marketplace", "generate_mock_orders", trigger=SyncRun.Trigger.ADMIN, user=request.user,
-                         orders=200)
-        self.message_user(request, format_html("Mock data generation queued as {}.", _run_link(record)),
-                          messages.SUCCESS)
+        queue_from_admin(request, "marketplace", "generate_mock_orders", label="Mock data generation", orders=200)
 
     @admin.action(description="Delete all mock orders (no selection needed)", permissions=["generate"])
     def purge_mock_orders(self, request, queryset):
-        record = enqueue("marketplace", "generate_mock_orders", trigger=SyncRun.Trigger.ADMIN, user=request.user,
-                         purge=True)
-        self.message_user(request, format_html("Mock data removal queued as {}.", _run_link(record)),
-                          messages.SUCCESS)
+        queue_from_admin(request, "marketplace", "generate_mock_orders", label="Mock data removal", purge=True)
 
 
 @admin.register(DimShop)

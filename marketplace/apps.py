@@ -7,21 +7,59 @@ class MarketplaceConfig(AppConfig):
 
     def ready(self):
         from portal.operations import Operation, register
+        from portal.setaside import register_retry
+
+        from .services.orders import retry_order
 
         register(Operation("marketplace", "sync_orders", "Sync marketplace orders", "marketplace.sync_orders",
-                           "Pull new and updated Lazada and Shopee orders of every connected shop."))
+                           "Pull new and updated Lazada and Shopee orders of every connected shop.",
+                           permission="marketplace.change_connection", target_param="connection_id"))
         register(Operation("marketplace", "refresh_due_tokens", "Refresh due tokens",
                            "marketplace.refresh_due_tokens",
-                           "Refresh the access tokens that expire soon."))
+                           "Refresh the access tokens that expire soon.", permission="marketplace.change_connection"))
         register(Operation("marketplace", "refresh_token", "Refresh one token", "marketplace.refresh_token",
-                           "Refresh one connection's access token now.", runnable=False))
+                           "Refresh one connection's access token now.", runnable=False,
+                           permission="marketplace.change_connection", target_param="connection_id"))
         register(Operation("marketplace", "generate_mock_orders", "Generate mock orders",
                            "marketplace.generate_mock_orders",
-                           "Add 200 mock orders (marked as mock) to the warehouse.", default_params={"orders": 200}))
+                           "Add 200 mock orders (marked as mock) to the warehouse.", default_params={"orders": 200},
+                           permission="marketplace.add_factorderline"))
         register(Operation("marketplace", "import_orders_csv", "Import orders CSV", "marketplace.import_orders_csv",
-                           "Load an uploaded order export.", runnable=False))
+                           "Load an uploaded order export.", runnable=False, permission="marketplace.add_csvupload"))
+        # A set-aside order is fetched again through the order-detail call and
+        # stored through the sync's own path. CSV rows have no retry: a fixed file
+        # is uploaded again.
+        register_retry("marketplace", "order", retry_order)
 
     def is_configured(self):
         from .models import Connection
 
         return Connection.objects.filter(status=Connection.Status.CONNECTED).exists()
+
+    def health_figures(self):
+        """Token and sync lag figures for /health/ and /metrics: three cheap queries."""
+        from datetime import timedelta
+
+        from django.db.models import Count, Min, Q
+        from django.db.models.functions import Coalesce
+        from django.utils import timezone
+
+        from .models import Connection
+
+        now = timezone.now()
+        soon = now + timedelta(hours=24)
+        active = Connection.objects.filter(status=Connection.Status.CONNECTED)
+        counts = active.aggregate(
+            connections=Count("pk"),
+            access_expiring=Count("pk", filter=Q(access_expires_at__lt=soon)),
+            # A grant that cannot be refreshed past this point needs the seller to connect again.
+            refresh_expiring=Count("pk", filter=Q(refresh_expires_at__lt=soon)),
+        )
+        oldest = active.filter(sync_enabled=True).aggregate(
+            oldest=Min(Coalesce("orders_synced_at", "created")))["oldest"]
+        return {
+            "connections_active": counts["connections"],
+            "access_tokens_expiring_24h": counts["access_expiring"],
+            "refresh_tokens_expiring_24h": counts["refresh_expiring"],
+            "oldest_order_sync_age_seconds": int((now - oldest).total_seconds()) if oldest else None,
+        }

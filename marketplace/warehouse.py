@@ -64,6 +64,32 @@ class OrderLine:
     extra: dict = field(default_factory=dict)
 
 
+# Columns a line must fit as sent: keys are never cut short (two SKUs cut to the
+# same 200 characters would become one product); descriptive text is.
+KEY_LIMITS = {"platform": 20, "shop_id": 200, "order_id": 100, "line_id": 100, "sku": 200, "status": 50}
+AMOUNT_DIGITS = 12  # FactOrderLine's prices: max_digits 14, 2 of them decimals
+
+
+def line_problems(line: OrderLine):
+    """What keeps `line` out of the warehouse, in words (empty: it can be stored)."""
+    problems = []
+    for name, limit in KEY_LIMITS.items():
+        value = getattr(line, name)
+        if not value:
+            problems.append(f"{name} is empty")
+        elif len(value) > limit:
+            problems.append(f"{name} is {len(value)} characters, more than the {limit} it may have")
+    for name in ("unit_price", "paid_price"):
+        amount = getattr(line, name)
+        if not isinstance(amount, Decimal) or not amount.is_finite():
+            problems.append(f"{name} is {amount}, not a finite amount")
+        elif amount.adjusted() >= AMOUNT_DIGITS:
+            problems.append(f"{name} {amount} has more than {AMOUNT_DIGITS} digits before the point")
+    if not isinstance(line.quantity, int) or line.quantity < 1:
+        problems.append(f"quantity {line.quantity!r} is not a positive whole number")
+    return problems
+
+
 def load_lines(lines, *, source, is_mock=False):
     """Upsert `lines` and their dimensions; returns the number of fact rows written.
 

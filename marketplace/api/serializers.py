@@ -80,7 +80,7 @@ class CsvUploadRequestSerializer(serializers.Serializer):
 class CsvUploadSerializer(serializers.ModelSerializer):
     class Meta:
         model = CsvUpload
-        fields = ["id", "platform", "shop", "filename", "status", "rows", "errors", "created"]
+        fields = ["id", "platform", "shop", "filename", "status", "rows", "errors", "run", "created"]
         read_only_fields = fields
 
 

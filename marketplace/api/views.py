@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from portal import operations
 from portal.api.errors import envelope
 from portal.api.permissions import HasAppPermission
+from portal.api.runs import run_response
 from portal.api.serializers import SyncRunSerializer
 from portal.models import SyncRun
 
@@ -30,12 +31,6 @@ from .serializers import (
 )
 
 
-def queued(record):
-    return Response(SyncRunSerializer(record).data, status=status.HTTP_202_ACCEPTED)
-
-
-
-
 class ConnectionViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Connection.objects.all()
     serializer_class = ConnectionSerializer
@@ -47,25 +42,27 @@ class ConnectionViewSet(viewsets.ReadOnlyModelViewSet):
             return [HasAppPermission()]
         return super().get_permissions()
 
-    @extend_schema(request=None, responses={202: SyncRunSerializer})
+    @extend_schema(request=None, responses={200: SyncRunSerializer, 202: SyncRunSerializer})
     @action(detail=True, methods=["post"])
     def sync(self, request, pk=None):
-        """Queue an order sync of this connection; 202 with the queued run."""
+        """Queue an order sync of this connection: 202 with the queued run, 200 with
+        the one already queued or running."""
         connection = self.get_object()
         if connection.status != Connection.Status.CONNECTED:
             return envelope("Not connected", f"{connection} is {connection.get_status_display()}; connect it first.",
                             status_code=409)
-        return queued(operations.enqueue("marketplace", "sync_orders", trigger=SyncRun.Trigger.API,
+        return run_response(operations.enqueue("marketplace", "sync_orders", trigger=SyncRun.Trigger.API,
                                          user=request.user, connection_id=connection.pk))
 
-    @extend_schema(request=None, responses={202: SyncRunSerializer})
+    @extend_schema(request=None, responses={200: SyncRunSerializer, 202: SyncRunSerializer})
     @action(detail=True, methods=["post"], url_path="refresh-token")
     def refresh_token(self, request, pk=None):
-        """Queue a refresh of this connection's access token; 202 with the queued run."""
+        """Queue a refresh of this connection's access token: 202 with the queued run,
+        200 with the one already queued or running."""
         connection = self.get_object()
         if not connection.has_tokens:
             return envelope("Not connected", f"{connection} has no tokens; connect it first.", status_code=409)
-        return queued(operations.enqueue("marketplace", "refresh_token", trigger=SyncRun.Trigger.API,
+        return run_response(operations.enqueue("marketplace", "refresh_token", trigger=SyncRun.Trigger.API,
                                          user=request.user, connection_id=connection.pk))
 
 
@@ -111,20 +108,23 @@ class SummaryView(APIView):
 
 
 class SyncAllView(APIView):
-    """Queue an order sync of every connected shop; 202 with the queued run."""
+    """Queue an order sync of every connected shop: 202 with the queued run, 200
+    with the one already queued or running."""
 
     permission_classes = [HasAppPermission]
     required_permission = "marketplace.change_connection"
 
-    @extend_schema(request=None, responses={202: SyncRunSerializer})
+    @extend_schema(request=None, responses={200: SyncRunSerializer, 202: SyncRunSerializer})
     def post(self, request):
-        return queued(operations.enqueue("marketplace", "sync_orders", trigger=SyncRun.Trigger.API, user=request.user))
+        return run_response(operations.enqueue("marketplace", "sync_orders", trigger=SyncRun.Trigger.API,
+                                               user=request.user))
 
 
 class CsvUploadView(APIView):
-    """Upload an order export (multipart: file, platform, shop). All or nothing:
-    201 with the upload and its run, or 400 listing every bad row. With
-    check=true the file is only validated and nothing is stored."""
+    """Upload an order export (multipart: file, platform, shop). 201 with the
+    upload and its run when rows loaded (a partial load lists the rows set
+    aside in the upload's errors); 400 when nothing loaded. With check=true the
+    file is only validated and nothing is stored."""
 
     permission_classes = [HasAppPermission]
     required_permission = "marketplace.add_csvupload"
@@ -142,10 +142,12 @@ class CsvUploadView(APIView):
         record = services.import_orders_csv(trigger=SyncRun.Trigger.API, user=request.user, upload_id=upload.pk)
         upload.refresh_from_db()
         data = {"upload": CsvUploadSerializer(upload).data, "run": SyncRunSerializer(record).data}
-        if record.status != SyncRun.Status.SUCCEEDED:
+        if record.status not in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL):
             return envelope("The file was not loaded", record.error, status_code=400, data=data)
-        return Response({"success": True, "message": f"{upload.rows} order lines loaded", "data": data},
-                        status=status.HTTP_201_CREATED)
+        message = f"{upload.rows} order lines loaded"
+        if upload.errors:
+            message += f"; {len(upload.errors)} rows set aside: {summarize(upload.errors)}"
+        return Response({"success": True, "message": message, "data": data}, status=status.HTTP_201_CREATED)
 
     def check_only(self, filename, content, params):
         try:
@@ -164,7 +166,7 @@ class MockDataView(APIView):
     permission_classes = [HasAppPermission]
     required_permission = "marketplace.add_factorderline"
 
-    @extend_schema(request=MockRequestSerializer, responses={202: SyncRunSerializer})
+    @extend_schema(request=MockRequestSerializer, responses={200: SyncRunSerializer, 202: SyncRunSerializer})
     def post(self, request):
         form = MockRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -173,5 +175,5 @@ class MockDataView(APIView):
             params = {"purge": True}
         else:
             params.pop("purge", None)
-        return queued(operations.enqueue("marketplace", "generate_mock_orders", trigger=SyncRun.Trigger.API,
+        return run_response(operations.enqueue("marketplace", "generate_mock_orders", trigger=SyncRun.Trigger.API,
                                          user=request.user, **params))

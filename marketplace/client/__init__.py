@@ -1,11 +1,14 @@
 """The only code that speaks to Lazada and Shopee (through portal.http)."""
 
 from .base import (
+    MalformedOrder,
     MarketplaceClient,
+    OrderPage,
     ReauthorizationRequired,
     TokenExpired,
     TokenKeeper,
     Tokens,
+    UpstreamOrder,
     with_token,
 )
 from .lazada import LazadaClient
@@ -18,6 +21,6 @@ def client_for(connection) -> MarketplaceClient:
 
 
 __all__ = [
-    "LazadaClient", "MarketplaceClient", "ReauthorizationRequired", "ShopeeClient", "TokenExpired", "TokenKeeper",
-    "Tokens", "client_for", "with_token",
+    "LazadaClient", "MalformedOrder", "MarketplaceClient", "OrderPage", "ReauthorizationRequired", "ShopeeClient",
+    "TokenExpired", "TokenKeeper", "Tokens", "UpstreamOrder", "client_for", "with_token",
 ]

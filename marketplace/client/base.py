@@ -29,6 +29,52 @@ def expiry(seconds, now=None):
     return now + timedelta(seconds=int(float(seconds)))
 
 
+class MalformedOrder(ValueError):
+    """One order the upstream sent with a value we cannot store (an amount that is
+    not a number, NaN, a missing id, a bad date): that order is set aside, the
+    others go on."""
+
+
+@dataclass
+class UpstreamOrder:
+    """One order as the upstream sent it, before it is read into OrderLines.
+
+    `order_id` is "" when the upstream sent none; `problem` says why the record
+    could not even be put together (e.g. its items never came back)."""
+
+    order_id: str
+    raw: dict
+    problem: str = ""
+
+
+@dataclass
+class OrderPage:
+    """The orders of one page, and the cursor that storing all of them allows
+    (None: the cursor may not move yet)."""
+
+    orders: list
+    cursor: datetime | None
+
+
+def bad_value(exc):
+    """An exception met while reading one order, in words."""
+    if isinstance(exc, KeyError):
+        return f"it has no {exc.args[0]!r}"
+    return str(exc) or type(exc).__name__
+
+
+def checked(platform, order_id, lines):
+    """The lines of one order, or MalformedOrder naming what will not fit."""
+    from ..warehouse import line_problems
+
+    lines = list(lines)
+    for line in lines:
+        problems = line_problems(line)
+        if problems:
+            raise MalformedOrder(f"{platform} order {order_id} line {line.line_id}: " + "; ".join(problems))
+    return lines
+
+
 class MarketplaceClient:
     platform = ""
 
@@ -44,6 +90,18 @@ class MarketplaceClient:
         raise NotImplementedError
 
     def refresh(self, refresh_token, shop_id="") -> Tokens:
+        raise NotImplementedError
+
+    def order_pages(self, keeper, since, until):
+        """Yield an OrderPage per page of orders updated between `since` and `until`."""
+        raise NotImplementedError
+
+    def fetch_order(self, keeper, order_id) -> UpstreamOrder:
+        """One order by id, through the platform's order-detail call."""
+        raise NotImplementedError
+
+    def order_lines(self, order: UpstreamOrder, shop_id) -> list:
+        """The OrderLines of one order; raises MalformedOrder for a value that cannot be stored."""
         raise NotImplementedError
 
     def shop_name(self, keeper) -> str:

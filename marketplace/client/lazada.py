@@ -27,10 +27,15 @@ from portal.http import (
 from .. import conf
 from ..warehouse import OrderLine, customer_key
 from .base import (
+    MalformedOrder,
     MarketplaceClient,
+    OrderPage,
     ReauthorizationRequired,
     TokenExpired,
     Tokens,
+    UpstreamOrder,
+    bad_value,
+    checked,
     expiry,
     with_token,
 )
@@ -63,15 +68,22 @@ def parse_time(value) -> datetime:
             return datetime.strptime(text, fmt)
         except ValueError:
             continue
-    parsed = datetime.fromisoformat(text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date") from None
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
 
 
-def money(value) -> Decimal:
+def money(value, name="price") -> Decimal:
+    """Prices arrive as strings ("19.90"); anything but a finite number is refused."""
     try:
-        return Decimal(str(value or "0")).quantize(Decimal("0.01"))
-    except InvalidOperation as exc:
-        raise UpstreamBadResponse(f"lazada sent a price that is not a number: {value!r}", upstream="lazada") from exc
+        amount = Decimal(str(value or "0"))
+    except InvalidOperation:
+        raise ValueError(f"{name} {value!r} is not a number") from None
+    if not amount.is_finite():
+        raise ValueError(f"{name} {value!r} is not a finite amount")
+    return amount.quantize(Decimal("0.01"))
 
 
 class LazadaClient(MarketplaceClient):
@@ -168,12 +180,14 @@ class LazadaClient(MarketplaceClient):
         return str((body.get("data") or {}).get("name") or "")
 
     def order_pages(self, keeper, since: datetime, until: datetime):
-        """Yield (lines, cursor) per page of orders updated in [since, until).
+        """Yield an OrderPage per page of orders updated in [since, until).
 
         Pages are sorted by update time, so after a page is stored every order
         updated before its last order's time is stored too: that time is the
         page's cursor (update_after is inclusive, so ties are fetched again, and
-        the upsert makes that harmless). The last page's cursor is `until`.
+        the upsert makes that harmless). The last page's cursor is `until`. An
+        order with an unreadable update time does not move the cursor: the last
+        readable one before it does (earlier is always safe).
         """
         after, offset = since, 0
         while True:
@@ -184,21 +198,37 @@ class LazadaClient(MarketplaceClient):
             data = body.get("data") or {}
             orders = data.get("orders") or []
             total = int(data.get("countTotal") or 0)
-            lines = self.lines(keeper, orders)
-            last_update = parse_time(orders[-1]["updated_at"]) if orders else until
+            last_update = _last_update(orders) if orders else until
             offset += len(orders)
             done = not orders or len(orders) < PAGE_LIMIT or offset >= total
-            yield lines, (until if done else last_update)
+            yield OrderPage(self.with_items(keeper, orders), until if done else last_update)
             if done:
                 return
             if offset >= OFFSET_CAP:
+                if last_update is None:
+                    raise UpstreamBadResponse("lazada sent a page of orders without one readable updated_at",
+                                              upstream="lazada")
                 after, offset = last_update, 0
 
-    def lines(self, keeper, orders):
-        if not orders:
-            return []
-        by_id = {str(o["order_id"]): o for o in orders}
-        lines = []
+    def fetch_order(self, keeper, order_id):
+        """One order and its items (GetOrder, then GetMultipleOrderItems with its id)."""
+        body = with_token(keeper, lambda token: self.call(self.api_url, "/order/get", {"order_id": order_id},
+                                                          token=token))
+        order = body.get("data")
+        if not isinstance(order, dict) or not order:
+            raise UpstreamBadResponse(f"lazada /order/get sent no order {order_id}", upstream="lazada")
+        return self.with_items(keeper, [order])[0]
+
+    def with_items(self, keeper, orders):
+        """UpstreamOrders for the orders of one page, each with its items."""
+        by_id, without_id = {}, []
+        for order in orders:
+            order_id = _order_id(order)
+            if order_id:
+                by_id[order_id] = UpstreamOrder(order_id, {"order": order, "items": None})
+            else:
+                raw_id = order.get("order_id") if isinstance(order, dict) else None
+                without_id.append(UpstreamOrder("", {"order": order}, problem=f"order_id is {raw_id!r}, not an id"))
         ids = list(by_id)
         for start in range(0, len(ids), ITEMS_CHUNK):
             chunk = ids[start:start + ITEMS_CHUNK]
@@ -206,25 +236,40 @@ class LazadaClient(MarketplaceClient):
             body = with_token(keeper, lambda token: self.call(self.api_url, "/orders/items/get", params,
                                                               token=token))
             for entry in body.get("data") or []:
-                order = by_id.get(str(entry.get("order_id")))
-                if order is None:
-                    continue
-                lines.extend(self.order_lines(order, entry.get("order_items") or [], keeper.shop_id))
-        return lines
+                found = by_id.get(str(entry.get("order_id"))) if isinstance(entry, dict) else None
+                if found is not None:
+                    found.raw["items"] = entry.get("order_items") or []
+        for order in by_id.values():
+            if order.raw["items"] is None:
+                order.problem = "/orders/items/get sent no items for it"
+        return list(by_id.values()) + without_id
 
-    def order_lines(self, order, items, shop_id):
+    def order_lines(self, order, shop_id):
+        if order.problem:
+            raise MalformedOrder(f"lazada order {order.order_id or '(no id)'}: {order.problem}")
+        try:
+            lines = list(self._lines(order.raw["order"], order.raw["items"], shop_id))
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+            raise MalformedOrder(f"lazada order {order.order_id}: {bad_value(exc)}") from exc
+        return checked("lazada", order.order_id, lines)
+
+    def _lines(self, order, items, shop_id):
         address = order.get("address_shipping") or {}
         name = " ".join(filter(None, [order.get("customer_first_name"), order.get("customer_last_name")]))
-        ordered_at, updated_at = parse_time(order["created_at"]), parse_time(order["updated_at"])
+        ordered_at, updated_at = _time(order, "created_at"), _time(order, "updated_at")
         order_status = (order.get("statuses") or ["unknown"])[0]
         for item in items:
+            item_id = item.get("order_item_id")
+            if item_id in (None, ""):
+                raise ValueError("an item has no order_item_id")
             yield OrderLine(
                 platform="lazada", shop_id=shop_id, order_id=str(order["order_id"]),
-                line_id=str(item["order_item_id"]), ordered_at=ordered_at, updated_at=updated_at,
+                line_id=str(item_id), ordered_at=ordered_at, updated_at=updated_at,
                 status=str(item.get("status") or order_status), sku=str(item.get("sku") or item.get("shop_sku")),
                 product_name=item.get("name", ""), variation=item.get("variation", "") or "",
                 quantity=1,  # Lazada lists each unit as its own order item
-                unit_price=money(item.get("item_price")), paid_price=money(item.get("paid_price")),
+                unit_price=money(item.get("item_price"), "item_price"),
+                paid_price=money(item.get("paid_price"), "paid_price"),
                 currency=item.get("currency", ""),
                 customer_key=customer_key("lazada", name, address.get("phone")), customer_name=name,
                 city=address.get("city", ""), region=address.get("address3") or address.get("city", ""),
@@ -232,3 +277,25 @@ class LazadaClient(MarketplaceClient):
             )
 
 
+def _order_id(order):
+    """The order's id as text, or "" when it has none that the items call could take."""
+    try:
+        return str(int(order.get("order_id")))
+    except (AttributeError, TypeError, ValueError):
+        return ""
+
+
+def _time(record, name):
+    try:
+        return parse_time(record[name])
+    except ValueError:
+        raise ValueError(f"{name} {record[name]!r} is not a date") from None
+
+
+def _last_update(orders):
+    for order in reversed(orders):
+        try:
+            return parse_time(order["updated_at"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None

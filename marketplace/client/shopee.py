@@ -27,10 +27,15 @@ from portal.http import (
 from .. import conf
 from ..warehouse import OrderLine, customer_key
 from .base import (
+    MalformedOrder,
     MarketplaceClient,
+    OrderPage,
     ReauthorizationRequired,
     TokenExpired,
     Tokens,
+    UpstreamOrder,
+    bad_value,
+    checked,
     expiry,
     with_token,
 )
@@ -59,11 +64,15 @@ def from_unix(value) -> datetime:
     return datetime.fromtimestamp(int(value), tz=dt_timezone.utc)
 
 
-def money(value) -> Decimal:
+def money(value, name="price") -> Decimal:
+    """Prices arrive as JSON numbers; anything but a finite number is refused."""
     try:
-        return Decimal(str(value if value is not None else "0")).quantize(Decimal("0.01"))
-    except InvalidOperation as exc:
-        raise UpstreamBadResponse(f"shopee sent a price that is not a number: {value!r}", upstream="shopee") from exc
+        amount = Decimal(str(value if value is not None else "0"))
+    except InvalidOperation:
+        raise ValueError(f"{name} {value!r} is not a number") from None
+    if not amount.is_finite():
+        raise ValueError(f"{name} {value!r} is not a finite amount")
+    return amount.quantize(Decimal("0.01"))
 
 
 class ShopeeClient(MarketplaceClient):
@@ -159,7 +168,7 @@ class ShopeeClient(MarketplaceClient):
 
     # --- orders ---------------------------------------------------------------------
     def order_pages(self, keeper, since: datetime, until: datetime):
-        """Yield (lines, cursor) per page of orders updated in [since, until].
+        """Yield an OrderPage per page of orders updated in [since, until].
 
         The list's order inside a window is not documented, so the cursor only
         moves when a whole window (at most 15 days) is stored: its end."""
@@ -174,10 +183,9 @@ class ShopeeClient(MarketplaceClient):
                 body = with_token(keeper, lambda token: self.call("GET", "/order/get_order_list", query=query,
                                                                   token=token, shop_id=keeper.shop_id))
                 page = body.get("response") or {}
-                sns = [o["order_sn"] for o in page.get("order_list") or []]
-                lines = self.details(keeper, sns)
+                orders = self.details(keeper, page.get("order_list") or [])
                 more = bool(page.get("more"))
-                yield lines, (None if more else window_to)
+                yield OrderPage(orders, None if more else window_to)
                 if not more:
                     break
                 cursor = page.get("next_cursor") or ""
@@ -185,32 +193,82 @@ class ShopeeClient(MarketplaceClient):
                     raise UpstreamBadResponse("shopee said more=true without a next_cursor", upstream="shopee")
             window_from = window_to
 
-    def details(self, keeper, sns):
-        lines = []
+    def fetch_order(self, keeper, order_sn):
+        """One order through get_order_detail."""
+        return self.details(keeper, [{"order_sn": order_sn}])[0]
+
+    def details(self, keeper, listed):
+        """UpstreamOrders for the entries of one order-list page, each with its detail.
+
+        A detail record that lost its order_sn is matched to the listed order
+        that got no detail (in the order asked), so it is set aside under its own key."""
+        orders, sns = [], []
+        for entry in listed:
+            sn = entry.get("order_sn") if isinstance(entry, dict) else None
+            if isinstance(sn, str) and sn:
+                sns.append(sn)
+            else:
+                orders.append(UpstreamOrder("", {"list_entry": entry}, problem="the order list sent no order_sn"))
+        by_sn = {}
         for start in range(0, len(sns), DETAIL_CHUNK):
             chunk = sns[start:start + DETAIL_CHUNK]
             query = {"order_sn_list": ",".join(chunk), "response_optional_fields": DETAIL_FIELDS}
             body = with_token(keeper, lambda token: self.call("GET", "/order/get_order_detail", query=query,
                                                               token=token, shop_id=keeper.shop_id))
-            for order in (body.get("response") or {}).get("order_list") or []:
-                lines.extend(self.order_lines(order, keeper.shop_id))
-        return lines
+            without_sn = []
+            for detail in (body.get("response") or {}).get("order_list") or []:
+                sn = detail.get("order_sn") if isinstance(detail, dict) else None
+                if sn in chunk and sn not in by_sn:
+                    by_sn[sn] = UpstreamOrder(sn, detail)
+                elif not sn:  # a record that lost its key; one for another order is ignored
+                    without_sn.append(detail)
+            unanswered = [sn for sn in chunk if sn not in by_sn]
+            for sn, detail in zip(unanswered, without_sn):
+                by_sn[sn] = UpstreamOrder(sn, detail, problem=f"its detail has order_sn {_sn_of(detail)!r}")
+            for sn in unanswered[len(without_sn):]:
+                by_sn[sn] = UpstreamOrder(sn, {"order_sn": sn}, problem="get_order_detail sent no detail for it")
+        return [by_sn[sn] for sn in dict.fromkeys(sns)] + orders
 
     def order_lines(self, order, shop_id):
+        if order.problem:
+            raise MalformedOrder(f"shopee order {order.order_id or '(no order_sn)'}: {order.problem}")
+        try:
+            lines = list(self._lines(order.raw, shop_id))
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+            raise MalformedOrder(f"shopee order {order.order_id}: {bad_value(exc)}") from exc
+        return checked("shopee", order.order_id, lines)
+
+    def _lines(self, order, shop_id):
         address = order.get("recipient_address") or {}
         buyer = order.get("buyer_username", "")
+        ordered_at, updated_at = _time(order, "create_time"), _time(order, "update_time")
         for item in order.get("item_list") or []:
+            if item.get("item_id") in (None, ""):
+                raise ValueError("an item has no item_id")
             quantity = int(item.get("model_quantity_purchased") or 1)
-            price = money(item.get("model_discounted_price") or item.get("model_original_price"))
+            price = money(item.get("model_discounted_price") or item.get("model_original_price"),
+                          "model_discounted_price")
             yield OrderLine(
                 platform="shopee", shop_id=str(shop_id), order_id=order["order_sn"],
                 line_id=f"{item.get('item_id')}-{item.get('model_id') or 0}",
-                ordered_at=from_unix(order["create_time"]), updated_at=from_unix(order["update_time"]),
+                ordered_at=ordered_at, updated_at=updated_at,
                 status=order.get("order_status", "UNKNOWN"),
                 sku=str(item.get("model_sku") or item.get("item_sku") or item.get("item_id")),
                 product_name=item.get("item_name", ""), variation=item.get("model_name", "") or "",
-                quantity=quantity, unit_price=money(item.get("model_original_price")), paid_price=price * quantity,
+                quantity=quantity, unit_price=money(item.get("model_original_price"), "model_original_price"),
+                paid_price=price * quantity,
                 currency=order.get("currency", ""), customer_key=customer_key("shopee", buyer), customer_name=buyer,
                 city=address.get("city", ""), region=address.get("state") or address.get("city", ""),
                 country=order.get("region", ""),
             )
+
+
+def _sn_of(detail):
+    return detail.get("order_sn") if isinstance(detail, dict) else None
+
+
+def _time(record, name):
+    try:
+        return from_unix(record[name])
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise ValueError(f"{name} {record[name]!r} is not a unix time") from None

@@ -59,6 +59,9 @@ class Connection(models.Model):
     orders_cursor = models.DateTimeField(
         null=True, blank=True, help_text="Orders updated up to here are in the warehouse."
     )
+    orders_synced_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an order sync of this shop last finished (some orders may be set aside)."
+    )
     last_error = models.TextField(blank=True)
     sync_enabled = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)
@@ -121,7 +124,9 @@ class CsvUpload(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
         LOADED = "loaded"
-        REJECTED = "rejected"
+        PARTIAL = "partial", "partly loaded (bad rows set aside)"
+        REJECTED = "rejected", "rejected (nothing loaded)"
+        FAILED = "failed", "failed (the import stopped; see its run)"
 
     platform = models.CharField(max_length=20, choices=Platform.choices)
     shop = models.CharField(max_length=200, default="csv", help_text="Shop label the rows belong to.")
@@ -130,6 +135,8 @@ class CsvUpload(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     rows = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
+    run = models.ForeignKey("portal.SyncRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                            help_text="The import run that read it last.")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created = models.DateTimeField(auto_now_add=True)
 

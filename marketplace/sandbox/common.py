@@ -1,18 +1,65 @@
-"""What the two marketplace sandboxes share: token-lifetime and error controls."""
+"""What the two marketplace sandboxes share: token-lifetime, error and bad-order controls.
+
+Bad orders (tests, demos): `override(order_id, fields=..., item_fields=...)`, or
+`POST /_sandbox/<name>/override {"order": <id>, "fields": {"created_at": "yesterday"},
+"item_fields": {"paid_price": "NaN"}}` serves that one order in the contract's
+shape with those values in place of its own (`fields` on the order, `item_fields`
+on each of its items; JSON's bare `NaN` is accepted and sent as such).
+`{"order": <id>, "fields": null, "item_fields": null}` undoes it;
+`POST /_sandbox/<name>/fix_orders` undoes them all.
+"""
 
 import json
+import math
 
 from portal.sandbox.base import Sandbox, json_response
 
 
 class MarketplaceSandbox(Sandbox):
     """Subclasses keep `access_lifetime`, `refresh_lifetime`, `queued_errors`,
-    `calls` and implement expire(), touch() and add_orders()."""
+    `calls`, `overrides` and implement expire(), touch() and add_orders()."""
 
     touched_status = ""
 
     def expire(self, what="access"):
         raise NotImplementedError
+
+    # --- bad orders ------------------------------------------------------------
+    def override(self, order_id, fields=None, item_fields=None):
+        """Serve order `order_id` with `fields` (and each of its items with `item_fields`) replaced."""
+        with self.lock:
+            if fields is None and item_fields is None:
+                self.overrides.pop(str(order_id), None)
+            else:
+                self.overrides[str(order_id)] = {"fields": dict(fields or {}), "item_fields": dict(item_fields or {})}
+
+    def fix_orders(self):
+        with self.lock:
+            self.overrides.clear()
+
+    def served(self, order_id, order, items_key=None):
+        """`order` (a rendered copy) as served: overridden fields, and item fields on `order[items_key]`."""
+        with self.lock:
+            override = self.overrides.get(str(order_id))
+        if override is None:
+            return order
+        order = {**order, **override["fields"]}
+        if items_key and isinstance(order.get(items_key), list):
+            order[items_key] = [{**item, **override["item_fields"]} for item in order[items_key]]
+        return order
+
+    def served_items(self, order_id, items):
+        with self.lock:
+            override = self.overrides.get(str(order_id))
+        return [{**item, **override["item_fields"]} for item in items] if override else items
+
+    def overrides_state(self):
+        def text(values):
+            return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()}
+
+        with self.lock:
+            return [{"order": order_id, "fields": text(o["fields"]), "item_fields": text(o["item_fields"])}
+                    for order_id, o in self.overrides.items()]
 
     def queue_error(self, code, count=1, path=""):
         with self.lock:
@@ -42,6 +89,14 @@ class MarketplaceSandbox(Sandbox):
         if action == "error":
             self.queue_error(spec["code"], int(spec.get("count", 1)), spec.get("path", ""))
             return json_response({"queued": spec["code"]})
+        if action == "override" and request.method == "POST":
+            if "order" not in spec:
+                return json_response({"message": "override needs order, and fields and/or item_fields"}, 400)
+            self.override(spec["order"], spec.get("fields"), spec.get("item_fields"))
+            return json_response({"overrides": self.overrides_state()})
+        if action == "fix_orders" and request.method == "POST":
+            self.fix_orders()
+            return json_response({"overrides": []})
         if action == "orders":
             if spec.get("touch"):
                 self.touch(spec["touch"], spec.get("status", self.touched_status))

@@ -5,7 +5,7 @@ Hosts. The real platform splits tokens (`auth.lazada.com`) from data
     {base}/auth/oauth/authorize          the seller's consent page (auto-approves)
     {base}/auth/rest/auth/token/create   code -> tokens
     {base}/auth/rest/auth/token/refresh  refresh_token -> tokens
-    {base}/api/rest/seller/get, /orders/get, /orders/items/get
+    {base}/api/rest/seller/get, /orders/get, /order/get, /orders/items/get
 Token calls on the API host (or data calls on the auth host) are 404, as the
 real split is.
 
@@ -23,6 +23,10 @@ Choices where the contract is silent:
   "path": "/orders/get"}` makes the next n calls answer that error body, and
   `POST .../orders {"count": n}` adds n orders, `{"touch": [order_id...]}`
   moves orders to `delivered` with a fresh update time.
+- `/order/get?order_id=` (GetOrder; the contract's signing test vector names it)
+  answers `data` with the one order in the list's shape; an unknown id answers
+  `InvalidParameter` [P].
+- `override` / `fix_orders` serve one malformed order (see common.py).
 - Numbers are sent as strings in token replies (`"expires_in": "2592000"`), as
   some doc samples show, so clients must parse both.
 """
@@ -93,6 +97,7 @@ class LazadaSandbox(MarketplaceSandbox):
         self.refresh_tokens = {}  # token -> {"expires", "used": bool}
         self.queued_errors = []  # [{"code", "count", "path"}]
         self.calls = []  # (path, params) of data/auth calls, for tests
+        self.overrides = {}  # str(order_id) -> {"fields", "item_fields"} served instead (see common.py)
         self.refreshes = 0
         self.rng = random.Random(42)
         self.orders = {}
@@ -153,7 +158,7 @@ class LazadaSandbox(MarketplaceSandbox):
 
     def state(self):
         return {"orders": len(self.orders), "access_tokens": len(self.access_tokens), "refreshes": self.refreshes,
-                "codes": len(self.codes)}
+                "codes": len(self.codes), "overrides": self.overrides_state()}
 
     # --- protocol helpers ----------------------------------------------------
     def error(self, code, message, type_="ISV"):
@@ -323,14 +328,30 @@ class LazadaSandbox(MarketplaceSandbox):
     def render_order(self, order):
         items = self.items[order["order_id"]]
         total = sum(float(i["paid_price"]) for i in items)
-        return {
+        return self.served(order["order_id"], {
             "order_id": order["order_id"], "order_number": order["order_number"],
             "created_at": _iso(order["created"]), "updated_at": _iso(order["updated"]),
             "price": f"{total:.2f}", "shipping_fee": "0.00", "voucher": "0.00", "payment_method": order["payment_method"],
             "items_count": len(items), "statuses": [order["status"]],
             "customer_first_name": order["customer_first_name"], "customer_last_name": "",
             "address_shipping": order["address_shipping"], "address_billing": order["address_shipping"],
-        }
+        })
+
+    @route("/api/rest/order/get")
+    def order_get(self, request):
+        params, error = self.check(request, "/order/get", seller_call=True)
+        if error:
+            return error
+        try:
+            order_id = int(params.get("order_id", ""))
+        except ValueError:
+            return self.error("MissingParameter", "The input parameter order_id that is mandatory for processing "
+                              "this request is not supplied")
+        with self.lock:
+            order = self.orders.get(order_id)
+        if order is None:
+            return self.error("InvalidParameter", f"Order {order_id} not found")
+        return json_response({"code": "0", "request_id": secrets.token_hex(8), "data": self.render_order(order)})
 
     @route("/api/rest/orders/items/get")
     def order_items_get(self, request):
@@ -350,6 +371,7 @@ class LazadaSandbox(MarketplaceSandbox):
                 if order is None:
                     continue
                 items = [{**i, "order_id": order_id, "status": order["status"]} for i in self.items[order_id]]
+                items = self.served_items(order_id, items)
                 data.append({"order_id": order_id, "order_number": order["order_number"], "order_items": items})
         return json_response({"code": "0", "request_id": secrets.token_hex(8), "data": data})
 

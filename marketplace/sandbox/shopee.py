@@ -17,7 +17,9 @@ Choices where the contract is silent:
 - Control: `POST /_sandbox/shopee/tokens {"access_expires_in": s, "refresh_expires_in": s}`,
   `POST .../expire {"what": "access"|"refresh"}` (access expiry skips the 5 min
   grace), `POST .../error {"code": "error_server", "count": n, "path": "..."}`,
-  `POST .../orders {"count": n}` or `{"touch": [order_sn...]}`.
+  `POST .../orders {"count": n}` or `{"touch": [order_sn...]}`, and
+  `POST .../override` / `.../fix_orders` to serve one malformed order in
+  get_order_detail (see common.py).
 """
 
 import hashlib
@@ -78,6 +80,7 @@ class ShopeeSandbox(MarketplaceSandbox):
         self.refresh_tokens = {}  # token -> {"shop_id", "expires"}; deleted when used
         self.queued_errors = []
         self.calls = []
+        self.overrides = {}  # order_sn -> {"fields", "item_fields"} served instead (see common.py)
         self.refreshes = 0
         self.rng = random.Random(7)
         self.orders = {}
@@ -135,7 +138,8 @@ class ShopeeSandbox(MarketplaceSandbox):
                     info["expires"] = 0
 
     def state(self):
-        return {"orders": len(self.orders), "access_tokens": len(self.access_tokens), "refreshes": self.refreshes}
+        return {"orders": len(self.orders), "access_tokens": len(self.access_tokens), "refreshes": self.refreshes,
+                "overrides": self.overrides_state()}
 
     # --- protocol helpers -------------------------------------------------------
     def error(self, code, message, status=None):
@@ -309,6 +313,7 @@ class ShopeeSandbox(MarketplaceSandbox):
                 if order is None:
                     missing.append(sn)
                     continue
-                found.append({k: json.loads(json.dumps(v)) for k, v in order.items() if k in fields})
+                detail = {k: json.loads(json.dumps(v)) for k, v in order.items() if k in fields}
+                found.append(self.served(sn, detail, items_key="item_list"))
         extra = {"warning": [f"order_sn {sn} not found" for sn in missing]} if missing else {}
         return self.ok({"order_list": found}, **extra)

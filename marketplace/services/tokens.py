@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from portal.http import UpstreamError
-from portal.runs import OperationFailed, operation
+from portal.runs import OperationFailed, RunLost, SoftTimeLimitExceeded, operation
 
 from .. import conf
 from ..client import ReauthorizationRequired, TokenKeeper, client_for
@@ -165,6 +165,8 @@ def refresh_due_tokens(run):
         try:
             refresh_connection(connection)
             run.count("refreshed")
+        except (SoftTimeLimitExceeded, RunLost):
+            raise  # the run must stop, not count this shop as failed
         except Exception as exc:  # noqa: BLE001 - one shop's failure must not stop the others
             run.count("failed")
             failures.append(f"{connection}: {exc}")

@@ -14,11 +14,24 @@ def test_sync_orders_action_queues_a_run_per_connected_shop(admin_client, connec
     with django_capture_on_commit_callbacks(execute=True):
         page = admin_client.post(url, {"action": "sync_orders",
                                        "_selected_action": [connected_lazada.pk, shopee_connection.pk]}, follow=True)
-    assert b"Queued 1 order sync" in page.content
-    assert b"not connected and were left out" in page.content
     run = SyncRun.objects.get(operation="sync_orders")
+    assert f"Sync orders of {connected_lazada}: queued as".encode() in page.content
+    assert f"run #{run.pk}".encode() in page.content
+    assert b"not connected and were left out" in page.content
     assert run.trigger == "admin" and run.status == "succeeded", run.log
+    assert run.target == str(connected_lazada.pk)
     assert FactOrderLine.objects.filter(platform="lazada").exists()
+
+
+@pytest.mark.django_db
+def test_sync_orders_action_twice_says_the_run_is_already_queued(admin_client, connected_lazada):
+    url = reverse("admin:marketplace_connection_changelist")
+    admin_client.post(url, {"action": "sync_orders", "_selected_action": [connected_lazada.pk]})
+    page = admin_client.post(url, {"action": "sync_orders", "_selected_action": [connected_lazada.pk]}, follow=True)
+    # The first is still queued (nothing is sent before the test's transaction commits).
+    run = SyncRun.objects.get(operation="sync_orders")
+    assert f"already queued as <a href=\"/admin/portal/syncrun/{run.pk}/change/\">run #{run.pk}</a>".encode() \
+        in page.content
 
 
 @pytest.mark.django_db

@@ -95,3 +95,51 @@ def test_a_user_needs_the_apps_permissions(api_client, django_user_model, connec
     assert reply.status_code == 403 and reply.json()["success"] is False
     assert api_client.get(reverse("marketplace-summary")).status_code == 403
     assert not SyncRun.objects.filter(operation="sync_orders").exists()
+
+
+@pytest.mark.django_db
+def test_run_now_twice_answers_200_with_the_run_already_queued(staff_api, connected_lazada):
+    # Nothing is sent before the test's transaction commits, so the first run stays queued.
+    first = staff_api.post(reverse("marketplace-connection-sync", args=[connected_lazada.pk]))
+    again = staff_api.post(reverse("marketplace-connection-sync", args=[connected_lazada.pk]))
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.json()["id"] == first.json()["id"] and first.json()["target"] == str(connected_lazada.pk)
+    assert SyncRun.objects.filter(operation="sync_orders").count() == 1
+    assert staff_api.post(reverse("marketplace-sync")).status_code == 202  # all shops: another target
+    assert staff_api.post(reverse("marketplace-sync")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_generic_run_endpoint_takes_the_connection_as_target(staff_api, connected_shopee,
+                                                                 django_capture_on_commit_callbacks):
+    url = "/api/portal/operations/marketplace.sync_orders/run"
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = staff_api.post(url, {"target": str(connected_shopee.pk)}, format="json")
+    assert reply.status_code == 202, reply.content
+    run = SyncRun.objects.get(pk=reply.json()["id"])
+    assert run.target == str(connected_shopee.pk) and run.status == "succeeded", run.error
+    assert FactOrderLine.objects.filter(platform="shopee").exists()
+
+
+@pytest.mark.django_db
+def test_health_reports_connections_expiring_tokens_and_the_oldest_sync(client, connected_lazada, connected_shopee):
+    from django.apps import apps
+
+    figures = apps.get_app_config("marketplace").health_figures()
+    # Shopee's access tokens live four hours; Lazada's thirty days.
+    assert figures["connections_active"] == 2 and figures["access_tokens_expiring_24h"] == 1
+    assert figures["refresh_tokens_expiring_24h"] == 0
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from marketplace.models import Connection
+
+    call_command("marketplace_sync_orders", "--connection", str(connected_lazada.pk))
+    # Shopee has never synced: its age counts from when it was added, two hours ago.
+    Connection.objects.filter(pk=connected_shopee.pk).update(created=timezone.now() - timedelta(hours=2))
+    assert apps.get_app_config("marketplace").health_figures()["oldest_order_sync_age_seconds"] >= 7200
+    call_command("marketplace_sync_orders")
+    body = client.get("/health/").json()
+    assert body["integrations"]["marketplace"]["figures"]["connections_active"] == 2
+    assert body["integrations"]["marketplace"]["figures"]["oldest_order_sync_age_seconds"] < 60

@@ -55,5 +55,7 @@ def test_the_old_shopee_access_token_keeps_working_for_five_minutes(sandbox, con
     info = sandbox["shopee"].access_tokens[old_access]
     assert 0 < info["expires"] - time.time() <= 300
     keeper = ConnectionTokens(connected_shopee, client_for(connected_shopee))
-    lines = list(client_for(connected_shopee).details(keeper, list(sandbox["shopee"].orders)[:2]))
-    assert lines  # the request with the old token was accepted
+    client = client_for(connected_shopee)
+    orders = client.details(keeper, [{"order_sn": sn} for sn in list(sandbox["shopee"].orders)[:2]])
+    assert [o.problem for o in orders] == ["", ""]  # the request with the old token was accepted
+    assert client.order_lines(orders[0], connected_shopee.shop_id)

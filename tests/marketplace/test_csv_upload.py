@@ -1,4 +1,6 @@
-"""CSV upload of order exports: all or nothing, by command, admin form and API."""
+"""CSV upload of order exports, by command, admin form and API: the good rows
+load, a bad row is set aside with its line (tests/marketplace/test_csv_set_aside.py
+has the set-aside records themselves)."""
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -41,26 +43,35 @@ def test_it_loads_a_valid_export_and_a_second_load_changes_nothing(good_csv):
 
 
 @pytest.mark.django_db
-def test_a_malformed_file_lists_every_bad_row_and_loads_nothing(tmp_path):
+def test_a_file_with_bad_rows_loads_the_good_ones_and_lists_every_bad_line(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text(BAD)
-    with pytest.raises(CommandError) as failure:
+    with pytest.raises(CommandError) as failure:  # partial: the command exits non-zero
         call_command("marketplace_import_csv", str(path), "--platform", "lazada")
     message = str(failure.value)
-    assert "row 3: ordered_at: not a date" in message
-    assert "row 4: sku is empty" in message and "unit_price: not an amount" in message
-    assert "row 5: quantity" in message
-    assert "row 2" not in message
-    assert FactOrderLine.objects.count() == 0  # row 2 was fine, but nothing loads
+    assert "import_orders_csv partial" in message and "rows_set_aside=3" in message
     upload = CsvUpload.objects.get()
-    assert upload.status == "rejected" and len(upload.errors) == 3
+    assert upload.status == "partial" and upload.rows == 1
+    assert upload.errors[0].startswith("line 3: ordered_at: not a date")
+    assert upload.errors[1].startswith("line 4: sku is empty") and "unit_price: not an amount" in upload.errors[1]
+    assert upload.errors[2].startswith("line 5: quantity")
+    assert list(FactOrderLine.objects.values_list("order_id", flat=True)) == ["600001"]  # line 2 was fine
+
+
+@pytest.mark.django_db
+def test_a_file_whose_every_row_is_bad_fails_and_loads_nothing(tmp_path):
+    path = tmp_path / "all-bad.csv"
+    path.write_text("\n".join(BAD.splitlines()[:1] + BAD.splitlines()[2:]) + "\n")
+    with pytest.raises(CommandError, match="import_orders_csv failed.*All 3 items failed"):
+        call_command("marketplace_import_csv", str(path), "--platform", "lazada")
+    assert CsvUpload.objects.get().status == "rejected" and not FactOrderLine.objects.exists()
 
 
 @pytest.mark.django_db
 def test_a_file_without_the_required_columns_is_refused(tmp_path):
     path = tmp_path / "wrong.csv"
     path.write_text("a,b\n1,2\n")
-    with pytest.raises(CommandError, match="row 1: missing column"):
+    with pytest.raises(CommandError, match="line 1: missing column"):
         call_command("marketplace_import_csv", str(path), "--platform", "shopee")
 
 
@@ -83,26 +94,39 @@ def test_staff_upload_a_file_in_the_admin(admin_client):
 
     page = admin_client.post(url, {"platform": "shopee", "shop": "LA Shopee",
                                    "file": SimpleUploadedFile("bad.csv", BAD.encode())}, follow=True)
-    assert b"was not loaded" in page.content and b"row 3: ordered_at" in page.content
-    assert FactOrderLine.objects.count() == 3
+    assert b"ad.csv: 1 order lines loaded; 3 rows set aside" in page.content  # the admin capitalises it
+    assert b"line 3: ordered_at" in page.content and b"line 5: quantity" in page.content
+    assert FactOrderLine.objects.count() == 4
+    assert CsvUpload.objects.get(filename="bad.csv").status == "partial"
+
+    page = admin_client.post(url, {"platform": "shopee", "shop": "LA Shopee",
+                                   "file": SimpleUploadedFile("empty.csv", b"Order Number\n")}, follow=True)
+    assert b"mpty.csv was not loaded" in page.content and b"missing column" in page.content
 
 
 @pytest.mark.django_db
-def test_the_api_takes_an_upload_and_answers_400_with_the_rows_when_bad(api_client, admin_user):
+def test_the_api_takes_an_upload_loads_its_good_rows_and_answers_400_when_none_loads(api_client, admin_user):
     api_client.force_authenticate(admin_user)
     url = reverse("marketplace-upload")
     reply = api_client.post(url, {"platform": "lazada", "file": SimpleUploadedFile("bad.csv", BAD.encode())},
                             format="multipart")
-    assert reply.status_code == 400
+    assert reply.status_code == 201, reply.json()
     body = reply.json()
-    assert body["success"] is False and "row 4" in body["error"]
-    assert len(body["data"]["upload"]["errors"]) == 3 and body["data"]["run"]["status"] == "failed"
+    assert body["success"] is True and "3 rows set aside" in body["message"] and "line 4" in body["message"]
+    assert body["data"]["upload"]["status"] == "partial" and body["data"]["upload"]["rows"] == 1
+    assert len(body["data"]["upload"]["errors"]) == 3 and body["data"]["run"]["status"] == "partial"
+    assert body["data"]["upload"]["run"] == body["data"]["run"]["id"]
+
+    reply = api_client.post(url, {"platform": "lazada", "file": SimpleUploadedFile("cols.csv", b"a,b\n1,2\n")},
+                            format="multipart")
+    assert reply.status_code == 400 and reply.json()["data"]["upload"]["status"] == "rejected"
+    assert reply.json()["data"]["run"]["status"] == "failed"
 
     reply = api_client.post(url, {"platform": "lazada", "file": SimpleUploadedFile("ok.csv", GOOD.encode())},
                             format="multipart")
     assert reply.status_code == 201, reply.json()
-    assert reply.json()["data"]["upload"]["rows"] == 3
-    assert FactOrderLine.objects.count() == 3
+    assert reply.json()["data"]["upload"]["rows"] == 3 and reply.json()["data"]["upload"]["status"] == "loaded"
+    assert FactOrderLine.objects.count() == 4
 
 
 @pytest.mark.django_db

@@ -39,7 +39,7 @@ def test_staff_generate_mock_orders_from_the_order_lines_admin_without_selecting
     url = reverse("admin:marketplace_factorderline_changelist")
     with django_capture_on_commit_callbacks(execute=True):
         page = admin_client.post(url, {"action": "generate_mock_orders"}, follow=True)
-    assert b"Mock data generation queued" in page.content
+    assert b"Mock data generation: queued as" in page.content
     run = SyncRun.objects.get(operation="generate_mock_orders")
     assert run.status == "succeeded" and run.trigger == "admin"  # eager Celery in unit tests
     assert FactOrderLine.objects.filter(is_mock=True).values("order_id").distinct().count() == 200

@@ -1,15 +1,14 @@
-from django.core.management.base import BaseCommand
+from portal.management.base import OperationCommand
 
 from marketplace.services import sync_orders
 
-from ._report import report
 
+class Command(OperationCommand):
+    help = ("Pull new and updated Lazada/Shopee orders into the warehouse (idempotent; resumes at each shop's "
+            "cursor; bad orders are set aside and the run ends partial).")
 
-class Command(BaseCommand):
-    help = "Pull new and updated Lazada/Shopee orders into the warehouse (idempotent; resumes at each shop's cursor)."
-
-    def add_arguments(self, parser):
+    def add_operation_arguments(self, parser):
         parser.add_argument("--connection", type=int, help="only this connection id")
 
-    def handle(self, *args, connection=None, **options):
-        report(self, sync_orders(trigger="command", connection_id=connection))
+    def run(self, options, **who):
+        return sync_orders(connection_id=options["connection"], **who)
