@@ -116,8 +116,10 @@ class DatabaseCollector:
 def _allowed(request):
     token = settings.METRICS_TOKEN
     if token:
+        import hmac
+
         header = request.headers.get("Authorization", "")
-        if header == f"Bearer {token}":
+        if hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
             return True
     remote = request.META.get("REMOTE_ADDR", "")
     for allowed in settings.METRICS_ALLOWED_IPS:

@@ -96,6 +96,25 @@ def by_app():
     return grouped
 
 
+# Names the engine itself passes to a run: never taken from a caller's parameters.
+RESERVED_PARAMS = frozenset({"run_id", "trigger", "user", "actor"})
+
+
+def parameter_names(app, name):
+    """The parameters the operation's service accepts (None: any, it takes **kwargs)."""
+    import inspect
+
+    from .runs import _SPECS
+
+    entry = _SPECS.get(f"{app}.{name}")
+    if entry is None:
+        return None
+    signature = inspect.signature(entry[1].__wrapped__)
+    if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        return None
+    return [n for n in list(signature.parameters)[1:]]  # the first is the RunContext
+
+
 class QueueUnavailable(Exception):
     """The broker could not take the message; nothing was queued."""
 
@@ -142,6 +161,9 @@ def enqueue(app, name, *, trigger, user=None, actor=None, **params) -> SyncRun:
     from .runs import _jsonable, default_actor
 
     op = get(app, name)
+    reserved = RESERVED_PARAMS & set(params)
+    if reserved:
+        raise ValueError(f"{', '.join(sorted(reserved))} cannot be an operation parameter")
     params = _jsonable({**op.default_params, **params})
     target = _target_of(app, name, params)
     with transaction.atomic():
@@ -185,7 +207,8 @@ def _send(record, celery_app):
     # apply_async (not send_task) so eager mode in unit tests runs it inline.
     SyncRun.objects.filter(pk=record.pk).update(sent_at=timezone.now())
     celery_app.tasks[record.task_name].apply_async(
-        kwargs={"run_id": record.pk, "trigger": record.trigger, **record.params},
+        # the run's own id and trigger always win over anything in its parameters
+        kwargs={**record.params, "run_id": record.pk, "trigger": record.trigger},
         task_id=task_id_for(record),
     )
 

@@ -59,6 +59,11 @@ class RunOperationView(APIView):
         body = OperationRunRequest(data=request.data or {})
         body.is_valid(raise_exception=True)
         params = dict(body.validated_data.get("params") or {})
+        allowed = operations.parameter_names(app, name)
+        bad = sorted((set(params) & operations.RESERVED_PARAMS) | (set(params) - set(allowed) if allowed is not None else set()))
+        if bad:
+            raise ValidationError({"params": f"{key} takes no parameter {', '.join(bad)}"
+                                             + (f" (it takes: {', '.join(allowed) or 'none'})" if allowed is not None else "")})
         target = body.validated_data.get("target")
         if target:
             if not op.target_param:

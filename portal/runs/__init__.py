@@ -151,6 +151,12 @@ class operation:
                 return SyncRun.objects.get(pk=run_id)
             if outcome == "taken_over":
                 logger.warning("run #%s taken over by %s (its worker stopped)", run_id, me)
+                taken = SyncRun.objects.get(pk=run_id)
+                if taken.takeovers > MAX_TAKEOVERS:
+                    # A run that kills its worker every time (out of memory, a crash)
+                    # would be redelivered for ever: stop it here.
+                    close_lost_run(taken, f"Its worker died {taken.takeovers} times running it; not resumed again.")
+                    return SyncRun.objects.get(pk=run_id)
         record = _start_record(
             self, trigger=trigger, user=user, actor=actor, run_id=run_id, params=params, worker=me
         )
@@ -206,8 +212,6 @@ class operation:
                 heartbeat.stop()
             root.removeHandler(handler)
             current_run_id.reset(token)
-            if locked and not ctx.lost:
-                _release_lock(lock_key, record)
         if ctx.lost:
             record.refresh_from_db()
             return record
@@ -220,10 +224,14 @@ class operation:
                 "counters": dict(record.counters), "progress_done": record.progress_done,
                 "progress_total": record.progress_total, "cursor": record.cursor, "heartbeat": timezone.now(),
             }
+        # Only the worker the row still names closes it and frees its lock: one
+        # that was taken over (wrongly thought dead) must not free the new owner's.
         if not SyncRun.objects.filter(pk=record.pk, worker=me).update(**fields):
             logger.warning("run #%s changed hands before it finished; its outcome here is dropped", record.pk)
             record.refresh_from_db()
             return record
+        if locked:
+            _release_lock(lock_key, record)
         _after_finish(record, seconds=time.monotonic() - started)
         return record
 
@@ -329,6 +337,8 @@ def _is_expected_failure(exc):
 
     return isinstance(exc, (OperationFailed, UpstreamError))
 
+
+MAX_TAKEOVERS = 5
 
 # every decorated operation, by "app.name": the retry of set-aside records and the
 # generic run-now endpoint find the service function here.

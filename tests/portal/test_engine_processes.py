@@ -14,6 +14,7 @@ import requests
 from django.utils import timezone
 
 from portal.models import BeatTick, RunLock, SyncRun
+from portal.runs import operation
 from tests.conftest import portal_process_env, start_portal_process, stop_process, wait_for_run
 from tests.portal.conftest import dead_pid, free_port, queue_length
 
@@ -230,3 +231,38 @@ def test_two_beats_for_70_seconds_on_a_20_second_schedule_run_each_tick_once(wor
     gaps = [(b.created - a.created).total_seconds() for a, b in zip(runs, runs[1:])]
     assert all(gap >= 8 for gap in gaps), gaps  # never two runs of one tick
     assert "already sent by another beat" in logs
+
+
+@pytest.mark.django_db
+def test_run_now_refuses_parameters_the_operation_does_not_take(admin_user, api_client):
+    api_client.force_authenticate(admin_user)
+    for params in ({"run_id": 1}, {"trigger": "beat"}, {"actor": "someone"}, {"no_such_parameter": 1}):
+        reply = api_client.post("/api/portal/operations/checkin.fetch_users/run", {"params": params}, format="json")
+        assert reply.status_code == 400, (params, reply.content)
+        assert reply.json()["success"] is False
+    assert not SyncRun.objects.exists()
+
+
+@operation("portal", "demo_taken_over_meanwhile")
+def demo_taken_over_meanwhile(run):
+    # another machine takes the row over while this execution is still going
+    SyncRun.objects.filter(pk=run.record.pk).update(worker="another-machine:1", heartbeat=timezone.now())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_execution_that_lost_its_run_leaves_the_new_owners_lock_alone():
+    record = demo_taken_over_meanwhile(trigger="command")
+    assert record.worker == "another-machine:1" and record.status == "running"
+    assert RunLock.objects.filter(key="portal.demo_taken_over_meanwhile", run=record).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_kills_its_worker_every_time_is_not_resumed_for_ever():
+    from tests.portal.test_set_aside import demo_items
+
+    run = SyncRun.objects.create(
+        app="portal", operation="demo_items", trigger="api", status="running", takeovers=5,
+        worker=f"{socket.gethostname()}:{dead_pid()}", started=timezone.now(), heartbeat=timezone.now(),
+    )
+    done = demo_items(run_id=run.pk, trigger="api")
+    assert done.status == "failed" and "died 6 times" in done.error
