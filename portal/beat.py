@@ -7,14 +7,15 @@ exactly one process send the task, whichever comes first.
 
 The slot is the tick time rounded to the nearest multiple of the interval (to
 the minute for crontabs), so one beat's consecutive ticks get consecutive slots
-and a second beat's ticks collide with them.
+and a second beat's ticks collide with them; a claim less than half an interval
+after the last one is refused too (two beats straddling a half-interval point).
 """
 
 import logging
 import math
 import socket
 import os
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 from celery import schedules
 from django.db import IntegrityError, close_old_connections, transaction
@@ -33,11 +34,26 @@ def tick_slot(schedule, now):
     return datetime.fromtimestamp(math.floor(epoch / 60) * 60, tz=dt_timezone.utc)
 
 
-def claim_tick(name, slot):
+def min_gap(schedule):
+    """Two claims of one schedule closer than this are one tick seen by two beats
+    (whose ticks may round to neighbouring slots when they straddle a half interval)."""
+    if isinstance(schedule, schedules.schedule) and not isinstance(schedule, schedules.crontab):
+        return timedelta(seconds=schedule.run_every.total_seconds() / 2)
+    return timedelta(seconds=30)  # crontab ticks are at least a minute apart
+
+
+def claim_tick(name, slot, gap=timedelta(0)):
+    from django.utils import timezone
+    from django_celery_beat.models import PeriodicTask
+
     from .models import BeatTick
 
     try:
         with transaction.atomic():
+            # Serialise the claims of one schedule (SQLite's IMMEDIATE transactions already do).
+            list(PeriodicTask.objects.select_for_update().filter(name=name).values_list("pk", flat=True))
+            if gap and BeatTick.objects.filter(schedule=name, claimed_at__gt=timezone.now() - gap).exists():
+                return False
             BeatTick.objects.create(schedule=name, scheduled_for=slot, claimed_by=f"{socket.gethostname()}:{os.getpid()}")
         return True
     except IntegrityError:
@@ -50,7 +66,7 @@ class ClaimingScheduler(DatabaseScheduler):
         now = datetime.now(dt_timezone.utc)
         slot = tick_slot(entry.schedule, now)
         try:
-            claimed = claim_tick(entry.name, slot)
+            claimed = claim_tick(entry.name, slot, min_gap(entry.schedule))
         except Exception:  # the database is down: every task needs it, so send nothing
             logger.exception("could not claim the tick of %s; not sent", entry.name)
             return None

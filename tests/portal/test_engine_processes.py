@@ -266,3 +266,20 @@ def test_a_run_that_kills_its_worker_every_time_is_not_resumed_for_ever():
     )
     done = demo_items(run_id=run.pk, trigger="api")
     assert done.status == "failed" and "died 6 times" in done.error
+
+
+@pytest.mark.django_db
+def test_two_beats_straddling_a_half_interval_still_claim_one_tick():
+    from datetime import datetime, timezone as dt_timezone
+
+    from celery import schedules
+
+    from portal.beat import claim_tick, min_gap, tick_slot
+
+    every_20s = schedules.schedule(timedelta(seconds=20))
+    first = tick_slot(every_20s, datetime(2026, 12, 1, 12, 0, 9, 900000, tzinfo=dt_timezone.utc))
+    second = tick_slot(every_20s, datetime(2026, 12, 1, 12, 0, 10, 100000, tzinfo=dt_timezone.utc))
+    assert first != second  # the two rounded to neighbouring slots
+    assert claim_tick("probe", first, min_gap(every_20s))
+    assert not claim_tick("probe", second, min_gap(every_20s))
+    assert BeatTick.objects.filter(schedule="probe").count() == 1
