@@ -172,3 +172,14 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+def retry_through_the_api(api_client, user, capture_on_commit, records):
+    """Retry set-aside records as staff do through the API; the retry runs (one per app)."""
+    from portal.models import SyncRun
+
+    api_client.force_authenticate(user)
+    with capture_on_commit(execute=True):
+        reply = api_client.post("/api/portal/set-aside/retry", {"ids": [r.pk for r in records]}, format="json")
+    assert reply.status_code == 202, reply.content
+    return [SyncRun.objects.get(pk=run["id"]) for run in reply.json()]

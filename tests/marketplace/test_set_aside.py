@@ -12,6 +12,7 @@ import requests
 from marketplace.models import Connection, FactOrderLine
 from marketplace.services import sync_orders
 from portal.models import SetAsideRecord, SyncRun
+from tests.conftest import retry_through_the_api
 
 pytestmark = pytest.mark.django_db
 
@@ -35,12 +36,6 @@ def pick(box, platform):
     return list(box.items if platform == "lazada" else box.orders)[7]
 
 
-def retry_through_the_api(api_client, admin_user, capture, records):
-    api_client.force_authenticate(admin_user)
-    with capture(execute=True):
-        reply = api_client.post("/api/portal/set-aside/retry", {"ids": [r.pk for r in records]}, format="json")
-    assert reply.status_code == 202, reply.content
-    return [SyncRun.objects.get(pk=run["id"]) for run in reply.json()]
 
 
 MALFORMED = [

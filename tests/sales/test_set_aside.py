@@ -9,11 +9,12 @@ from decimal import Decimal
 
 import pytest
 
-from portal.models import SetAsideRecord, SyncRun
+from portal.models import SetAsideRecord
 from portal.sandbox import Fault
 from sales.models import Camera, HelixOutbox, Item, PointOfSale, Store, SyncCursor, Transaction
 from sales.sandbox import catalog
 from sales.services import SOURCE, sync_sales
+from tests.conftest import retry_through_the_api
 
 from .conftest import upstream_sales
 
@@ -36,12 +37,6 @@ def _ids(sales):
     return sorted(str(s["transaction_id"]) for s in sales)
 
 
-def _retry_through_the_api(api_client, admin_user, run_on_commit, records):
-    api_client.force_authenticate(admin_user)
-    with run_on_commit(execute=True):
-        reply = api_client.post("/api/portal/set-aside/retry", {"ids": [r.pk for r in records]}, format="json")
-    assert reply.status_code == 202, reply.content
-    return [SyncRun.objects.get(pk=run["id"]) for run in reply.json()]
 
 
 ESTATE_FAULTS = [
@@ -85,7 +80,7 @@ def test_a_bad_estate_record_is_set_aside_the_rest_is_stored_and_a_retry_resolve
     assert _stored_ids() == _ids(upstream_sales(start, SyncCursor.objects.get(source=SOURCE).watermark))
 
     sandbox["jdsports"].fix_records()
-    [retry] = _retry_through_the_api(api_client, admin_user, run_on_commit, [aside])
+    [retry] = retry_through_the_api(api_client, admin_user, run_on_commit, [aside])
     assert (retry.app, retry.operation, retry.status) == ("sales", "retry_set_aside", "succeeded"), retry.error
     aside.refresh_from_db()
     assert aside.status == "resolved" and aside.resolved_by_id == retry.pk
@@ -102,7 +97,7 @@ def test_a_retry_while_the_record_is_still_bad_keeps_it_open_with_its_reason(
     sandbox["jdsports"].override("stores", 101, {"store_id": "abc"})
     sync_sales(trigger="beat")
     aside = SetAsideRecord.objects.get()
-    [retry] = _retry_through_the_api(api_client, admin_user, run_on_commit, [aside])
+    [retry] = retry_through_the_api(api_client, admin_user, run_on_commit, [aside])
     assert retry.status == "failed"
     aside.refresh_from_db()
     assert aside.status == "open" and aside.attempts == 2 and "store_id 'abc'" in aside.reason
@@ -144,7 +139,7 @@ def test_a_bad_sale_is_set_aside_with_the_watermark_and_a_retry_stores_it(
     assert _stored_ids() == _ids(s for s in upstream if s is not bad)
 
     sandbox["jdsports"].fix_records()
-    [retry] = _retry_through_the_api(api_client, admin_user, run_on_commit, [aside])
+    [retry] = retry_through_the_api(api_client, admin_user, run_on_commit, [aside])
     assert retry.status == "succeeded", retry.error
     aside.refresh_from_db()
     assert aside.status == "resolved"
