@@ -12,8 +12,11 @@ run: setup browser
 	$(PY) manage.py setup_demo
 	$(VENV)/bin/honcho -f Procfile start
 
+# TEST_VAR_DIR: where the test run keeps its files (CI runs two backends at once).
+TEST_VAR_DIR ?= $(CURDIR)/var/test
+
 test: setup browser
-	PORTAL_VAR_DIR=$(CURDIR)/var/test $(PY) -m pytest $(PYTEST_ARGS)
+	PORTAL_VAR_DIR=$(TEST_VAR_DIR) $(PY) -m pytest $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed .env
 
