@@ -206,6 +206,9 @@ RATE_LIMIT_DIR = Path(env.str("RATE_LIMIT_DIR", default=str(VAR_DIR / "ratelimit
 
 # Finished runs older than this are deleted by portal.reap_runs.
 SYNC_RUN_RETENTION_DAYS = env.int("SYNC_RUN_RETENTION_DAYS", default=90)
+# Unfiltered lists of a table PostgreSQL estimates at this many rows or more show
+# the planner's estimate instead of counting every row (portal.paginators).
+ESTIMATED_COUNT_MIN_ROWS = env.int("ESTIMATED_COUNT_MIN_ROWS", default=100_000)
 # A running run writes a heartbeat this often; a run on another host whose
 # heartbeat is older than RUN_STALE_SECONDS is taken over (on this host the
 # process table says at once whether its worker is gone).
