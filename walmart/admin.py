@@ -18,7 +18,7 @@ from portal.runs import OperationFailed
 
 from . import services, sessions
 from .forms import AssignmentImportForm, DownloadEdrsForm, MfaCodeForm
-from .models import EdrReport, EventAssignment, RetailLinkSession, RetailLinkSettings
+from .models import EdrReport, EventAssignment, RetailLinkAccount, RetailLinkSession, RetailLinkSettings
 from .responses import batch_zip_response, report_pdf_response
 
 USE_PERMISSION = "walmart.use_retaillink"
@@ -75,6 +75,30 @@ class EventAssignmentAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request), "opts": self.model._meta, "title": "Import event assignments",
             "form": form,
         })
+
+
+@admin.register(RetailLinkAccount)
+class RetailLinkAccountAdmin(admin.ModelAdmin):
+    """The shared account's code state: when the last SMS went out and how many
+    wrong codes the portal has counted (it refuses the one that would lock the
+    account). The stored browser states and bearer are never shown."""
+
+    list_display = ("__str__", "code_sent_at", "code_expires_at", "wrong_codes", "tries_left")
+    fields = ("code_sent_at", "code_expires_at", "wrong_codes")
+    readonly_fields = fields
+    actions = ["reset_wrong_codes"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="tries left")
+    def tries_left(self, obj):
+        return services.tries_left(obj)
+
+    @admin.action(description="Reset the wrong-code count (check the account is not locked first)",
+                  permissions=["change"])
+    def reset_wrong_codes(self, request, queryset):
+        self.message_user(request, f"{queryset.update(wrong_codes=0)} account(s): the portal takes codes again.")
 
 
 @admin.register(RetailLinkSession)

@@ -22,6 +22,11 @@ PDF_WORKERS = env.int("WALMART_PDF_WORKERS", default=os.cpu_count() or 1)
 EMS_RATE = env.float("WALMART_EMS_RATE", default=50.0)
 EMS_BURST = env.int("WALMART_EMS_BURST", default=50)
 CHROMIUM_PATH = env.str("CHROMIUM_PATH", default="/usr/bin/chromium")
+# The life of an SMS code (a second request within it joins the pending login)
+# and the wrong codes after which Retail Link locks the shared account: the
+# portal refuses the guess that would reach the lockout.
+MFA_CODE_TTL_SECONDS = env.int("WALMART_MFA_CODE_TTL_SECONDS", default=300)
+MFA_LOCKOUT_AFTER = env.int("WALMART_MFA_LOCKOUT_AFTER", default=3)
 # Per-step timeouts from the upstream notes (seconds).
 LOGIN_STEP_TIMEOUT = 15
 EDR_TIMEOUT = 30

@@ -33,6 +33,8 @@ def refusal(exc):
     """An expected refusal as the envelope, with the right status."""
     if isinstance(exc, (sessions.NoSession, sessions.NotAuthenticated, SessionExpired)):
         return envelope(str(exc), type(exc).__name__, status_code=status.HTTP_401_UNAUTHORIZED)
+    if isinstance(exc, services.CodeTriesExhausted):
+        return envelope(str(exc), "tries_exhausted", status_code=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, LoginRefused):
         return envelope(str(exc), exc.reason, status_code=status.HTTP_401_UNAUTHORIZED)
     if isinstance(exc, EdrNotFound):
@@ -83,7 +85,11 @@ class AuthenticateView(AuthView):
                          "session_info": sessions.session_info(session)})
 
 
-class LogoutView(AuthView):
+class LogoutView(RetailLinkView):
+    """Never throttled: ending a session must always work."""
+
+    throttle_classes = []
+
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         ended = services.logout(request.user)

@@ -106,6 +106,7 @@ class RetailLinkSandbox(Sandbox):
             "accounts": {name: {"locked": a["locked"], "failures": a["failures"]} for name, a in self.accounts.items()},
             "last_code": self.sms[-1]["code"] if self.sms else None,
             "sms": self.sms[-10:],
+            "sms_sent": len(self.sms),
             "pending_logins": sum(1 for s in self.logins.values() if s["stage"] != "authenticated"),
             "tokens_issued": len(self.tokens),
             "edr_requests": self.edr_requests[-200:],

@@ -27,4 +27,13 @@ from .edr import (  # noqa: F401
     store_report,
 )
 from .housekeeping import clear_expired_sessions  # noqa: F401
-from .login import CONFIGURATION_MISSING, authenticate, logout, request_mfa  # noqa: F401
+from .login import (  # noqa: F401
+    CONFIGURATION_MISSING,
+    CodeTriesExhausted,
+    authenticate,
+    logout,
+    request_mfa,
+    reset_wrong_codes,
+    shared_account,
+    tries_left,
+)
