@@ -14,9 +14,11 @@ from django.utils.html import format_html
 from portal.admin import SecretFieldsMixin, queue_from_admin, runs_link, secret_status
 from portal.http import UpstreamError
 from portal.models import SyncRun
+from portal.operations import QueueUnavailable
 from portal.runs import OperationFailed
 
 from . import services, sessions
+from .client import BrowserMissing
 from .forms import AssignmentImportForm, DownloadEdrsForm, MfaCodeForm
 from .models import EdrReport, EventAssignment, RetailLinkAccount, RetailLinkSession, RetailLinkSettings
 from .responses import batch_zip_response, report_pdf_response
@@ -144,6 +146,7 @@ class EdrReportAdmin(admin.ModelAdmin):
             path("download/<int:run_id>/", view(self.batch_view), name="walmart_edr_batch"),
             path("download/<int:run_id>/progress/", view(self.batch_progress), name="walmart_edr_batch_progress"),
             path("download/<int:run_id>/zip/", view(self.batch_zip), name="walmart_edr_batch_zip"),
+            path("download/<int:run_id>/retry/", view(self.batch_retry), name="walmart_edr_batch_retry"),
             path("<int:pk>/pdf/", view(self.pdf_view), name="walmart_edrreport_pdf"),
         ] + super().get_urls()
 
@@ -191,6 +194,7 @@ class EdrReportAdmin(admin.ModelAdmin):
         """Request the code, enter it, see the time left, log out."""
         self._require_use(request)
         code_form = MfaCodeForm()
+        status = 200
         if request.method == "POST":
             action = request.POST.get("action")
             try:
@@ -207,7 +211,10 @@ class EdrReportAdmin(admin.ModelAdmin):
                     messages.success(request, "Logged out of Retail Link.")
             except (OperationFailed, UpstreamError) as exc:
                 messages.error(request, str(exc))
-            if code_form.is_bound and code_form.errors:
+            except BrowserMissing as exc:
+                messages.error(request, str(exc))
+                status = 503  # the page says what to configure; nothing was sent
+            if status == 503 or (code_form.is_bound and code_form.errors):
                 pass  # show the form with its error
             else:
                 return redirect("admin:walmart_retaillink_login")
@@ -215,7 +222,7 @@ class EdrReportAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/walmart/retaillink_login.html", self._context(
             request, "Retail Link login", session=session, session_info=sessions.session_info(session) if session else None,
             code_form=code_form,
-        ))
+        ), status=status)
 
     def download_view(self, request):
         self._require_use(request)
@@ -239,6 +246,7 @@ class EdrReportAdmin(admin.ModelAdmin):
         record = self._own_batch(request, run_id)
         return TemplateResponse(request, "admin/walmart/edr_batch.html", self._context(
             request, f"EDR batch #{record.pk}", run=record, runs_link=runs_link("walmart", "edr_batch"),
+            failures_open=services.batch_failures(record).count(),
         ))
 
     def batch_progress(self, request, run_id):
@@ -250,6 +258,23 @@ class EdrReportAdmin(admin.ModelAdmin):
             "done": record.progress_done, "total": record.progress_total, "percent": record.progress_percent,
             "successful": summary["successful"], "failed": summary["failed"], "results": summary["results"],
         })
+
+    def batch_retry(self, request, run_id):
+        """Retry only the batch's failed events (POST from the batch page)."""
+        record = self._own_batch(request, run_id)
+        if request.method != "POST":
+            return redirect("admin:walmart_edr_batch", record.pk)
+        try:
+            retry = services.retry_batch_failures(record, trigger=SyncRun.Trigger.ADMIN, user=request.user)
+        except OperationFailed as exc:
+            self.message_user(request, str(exc), messages.WARNING)
+        except QueueUnavailable as exc:  # nothing was queued
+            self.message_user(request, f"Could not queue the retry: {exc}", messages.ERROR)
+        else:
+            self.message_user(request, format_html(
+                'Retry of the failed events queued as <a href="{}">run #{}</a>; their PDFs join this batch.',
+                reverse("admin:portal_syncrun_change", args=[retry.pk]), retry.pk))
+        return redirect("admin:walmart_edr_batch", record.pk)
 
     def batch_zip(self, request, run_id):
         return batch_zip_response(self._own_batch(request, run_id))

@@ -21,7 +21,7 @@ from portal.models import SyncRun
 from portal.runs import OperationFailed
 
 from .. import conf, services, sessions
-from ..client import BotDefenceError, EdrNotFound, LoginRefused, SessionExpired
+from ..client import BotDefenceError, BrowserMissing, EdrNotFound, LoginRefused, SessionExpired, chromium_problem
 from ..models import EdrReport, RetailLinkSession
 from ..responses import batch_zip_response, report_pdf_response
 from .serializers import AuthenticateSerializer, BatchDownloadSerializer, EdrReportSerializer
@@ -31,6 +31,8 @@ USE_PERMISSION = "walmart.use_retaillink"
 
 def refusal(exc):
     """An expected refusal as the envelope, with the right status."""
+    if isinstance(exc, BrowserMissing):
+        return envelope(str(exc), "browser_missing", status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
     if isinstance(exc, (sessions.NoSession, sessions.NotAuthenticated, SessionExpired)):
         return envelope(str(exc), type(exc).__name__, status_code=status.HTTP_401_UNAUTHORIZED)
     if isinstance(exc, services.CodeTriesExhausted):
@@ -64,7 +66,7 @@ class RequestMfaView(AuthView):
     def post(self, request):
         try:
             session = services.request_mfa(request.user)
-        except (OperationFailed, UpstreamError) as exc:
+        except (OperationFailed, UpstreamError, BrowserMissing) as exc:
             return refusal(exc)
         return Response({"success": True, "message": "MFA code sent to registered phone",
                          "session_info": sessions.session_info(session)})
@@ -79,7 +81,7 @@ class AuthenticateView(AuthView):
         serializer.is_valid(raise_exception=True)
         try:
             session = services.authenticate(request.user, serializer.validated_data["mfa_code"])
-        except (OperationFailed, UpstreamError) as exc:
+        except (OperationFailed, UpstreamError, BrowserMissing) as exc:
             return refusal(exc)
         return Response({"success": True, "message": "Authentication successful",
                          "session_info": sessions.session_info(session)})
@@ -157,6 +159,19 @@ class BatchStatusView(RetailLinkView):
         return Response(batch_payload(services.user_batch(request.user, run_id), request))
 
 
+class BatchRetryView(RetailLinkView):
+    """Retry only the batch's failed events, into the same batch (queued: poll the run)."""
+
+    @extend_schema(request=None, responses=SyncRunSerializer)
+    def post(self, request, run_id):
+        record = services.user_batch(request.user, run_id)
+        try:
+            retry = services.retry_batch_failures(record, trigger=SyncRun.Trigger.API, user=request.user)
+        except OperationFailed as exc:
+            return envelope(str(exc), "nothing_to_retry")
+        return run_response(retry)
+
+
 class BatchZipView(RetailLinkView):
     @extend_schema(responses={(200, 'application/zip'): OpenApiTypes.BINARY})
     def get(self, request, run_id):
@@ -196,8 +211,11 @@ class HealthView(APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
+        browser_problem = chromium_problem()
         return Response({
-            "status": "healthy",
+            "status": "degraded" if browser_problem else "healthy",
             "walmart_configured": conf.credentials().complete,
+            "browser_available": browser_problem is None,
+            "browser_problem": browser_problem,
             "active_sessions": RetailLinkSession.objects.live().count(),
         })

@@ -8,10 +8,13 @@ from .assignments import import_event_assignments, import_event_assignments_csv 
 from .batch import (  # noqa: F401
     KEEP_ALIVE_SECONDS,
     NOT_DONE,
+    NOTHING_TO_RETRY,
+    batch_failures,
     batch_params,
     batch_summary,
     batch_zip,
     edr_batch,
+    retry_batch_failures,
     retry_event,
     start_edr_batch,
     user_batch,

@@ -311,3 +311,29 @@ def retry_event(run, record):
             success=True, report=report, employee_name=report.employee_name, filename=report.filename, error=""
         )
     run.count("edrs_downloaded")
+
+
+def batch_failures(record):
+    """The open set-aside events of a batch run (its failed and not-done events)."""
+    from portal.models import SetAsideRecord
+
+    return SetAsideRecord.objects.filter(app="walmart", kind="event", status=SetAsideRecord.Status.OPEN,
+                                         context__batch_run_id=record.pk)
+
+
+NOTHING_TO_RETRY = "This batch has no failed events left to retry."
+
+
+def retry_batch_failures(record, *, trigger, user=None, actor=None, queue=True):
+    """Retry only the failed events of a batch, into the same batch's report set
+    (the batch page, the API and the command all come here). Queued for the
+    worker by default; `queue=False` runs it here. Returns the retry run row.
+    Refuses (OperationFailed) when nothing of the batch is left to retry."""
+    from portal.setaside import enqueue_retry, retry_set_aside
+
+    ids = list(batch_failures(record).values_list("pk", flat=True))
+    if not ids:
+        raise OperationFailed(NOTHING_TO_RETRY)
+    start = enqueue_retry if queue else retry_set_aside
+    (retry,) = start(ids=ids, trigger=trigger, user=user, actor=actor)
+    return retry
