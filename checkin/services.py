@@ -16,7 +16,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from portal.http import UpstreamAuthError, UpstreamError
+from portal.http import BudgetExhausted, UpstreamAuthError, UpstreamError, budget_left
 from portal.runs import OperationFailed, OperationSkipped, RunLost, SoftTimeLimitExceeded, describe_error, hold_lock, operation
 from portal.setaside import resolve_items
 
@@ -78,7 +78,22 @@ def _redacted(raw):
     return {**raw, "checkintoken": "***"} if raw.get("checkintoken") else raw
 
 
-@operation("checkin", "fetch_users")
+FETCH_INTERVAL = timedelta(hours=1)
+
+
+def fetch_is_due(now=None):
+    """Whether the beat should fetch the user list now (its due time has come, or
+    none is set: the first tick after start)."""
+    due = CheckinSettings.load().next_fetch_at
+    return due is None or due <= (now or timezone.now())
+
+
+def _plan_next_fetch(delay):
+    CheckinSettings.load()
+    CheckinSettings.objects.filter(pk=1).update(next_fetch_at=timezone.now() + delay)
+
+
+@operation("checkin", "fetch_users", has_work=fetch_is_due)
 def fetch_users(run):
     """Fetch CheckOut's opted-in users and upsert them by e-mail. Idempotent.
 
@@ -89,6 +104,18 @@ def fetch_users(run):
     others are stored: the run ends `partial`. Users no longer listed are marked
     opted out, not deleted (their refresh history stays).
     """
+    try:
+        result = _fetch_users(run)
+    except Exception:
+        # CheckOut down (or refusing): try again in a minute, like the original
+        # monitor, not at the next hourly fetch. The due time lives in the row.
+        _plan_next_fetch(timedelta(seconds=conf.FETCH_RETRY_SECONDS))
+        raise
+    _plan_next_fetch(FETCH_INTERVAL)
+    return result
+
+
+def _fetch_users(run):
     client = checkout_client()
     try:
         client.test()
@@ -273,6 +300,10 @@ def refresh_session(run, *, email):
     return {"email": session.user.email, "result": refresh.result}
 
 
+# Time one session's refresh may need (page, update, log) before a time budget ends.
+REFRESH_RESERVE_SECONDS = 8
+
+
 def _refresh_many(run, sessions, on_done=None):
     """Refresh each session in turn. One that fails (the page, CheckOut, or an
     error of ours) is set aside and the others go on: the run ends `partial`,
@@ -281,7 +312,13 @@ def _refresh_many(run, sessions, on_done=None):
     run.set_total(len(sessions))
     went_through = []
     try:
-        for session in sessions:
+        for index, session in enumerate(sessions):
+            left = budget_left()
+            if left is not None and left < REFRESH_RESERVE_SECONDS:
+                # A caller waiting on us (an endpoint CheckOut calls) is out of time: stop
+                # before a page load that could rotate a cookie we would not get to keep.
+                raise BudgetExhausted(f"Out of time after {index} of {len(sessions)} sessions; the rest were not "
+                                      "refreshed this time.", upstream="checkin")
             if on_done:
                 on_done(session)
             try:

@@ -27,6 +27,15 @@ CHROMIUM_PATH = env.str("CHROMIUM_PATH", default="/usr/bin/chromium")
 # portal refuses the guess that would reach the lockout.
 MFA_CODE_TTL_SECONDS = env.int("WALMART_MFA_CODE_TTL_SECONDS", default=300)
 MFA_LOCKOUT_AFTER = env.int("WALMART_MFA_LOCKOUT_AFTER", default=3)
+# A synchronous endpoint (one EDR) answers within this budget, retries included,
+# and says when to come back (Retry-After) when the upstream stays down.
+SYNC_BUDGET_SECONDS = env.float("WALMART_SYNC_BUDGET_SECONDS", default=25.0)
+RETRY_AFTER_SECONDS = env.int("WALMART_RETRY_AFTER_SECONDS", default=30)
+# POST edr/batch-download waits up to `wait` seconds (body or ?wait=) for the
+# batch and then answers the seed's synchronous body; this is the wait when the
+# caller gives none (0: answer 202 at once), and the longest one allowed.
+BATCH_DEFAULT_WAIT_SECONDS = env.float("WALMART_BATCH_DEFAULT_WAIT_SECONDS", default=0.0)
+BATCH_MAX_WAIT_SECONDS = env.float("WALMART_BATCH_MAX_WAIT_SECONDS", default=300.0)
 # Per-step timeouts from the upstream notes (seconds).
 LOGIN_STEP_TIMEOUT = 15
 EDR_TIMEOUT = 30

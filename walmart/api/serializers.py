@@ -31,6 +31,12 @@ class BatchDownloadSerializer(serializers.Serializer):
         error_messages={"not_a_list": "`event_ids` must be a list of event ids."},
     )
 
+    wait = serializers.FloatField(
+        required=False, min_value=0,
+        help_text="Seconds to wait for the batch: finished in time, the seed's synchronous body; else 202.",
+        error_messages={"invalid": "`wait` is a number of seconds."},
+    )
+
     def validate_event_ids(self, value):
         cleaned = [str(v).strip() for v in value]
         if not cleaned:

@@ -16,7 +16,7 @@ from portal.api.errors import envelope
 from portal.api.permissions import HasAppPermission
 from portal.api.runs import run_response
 from portal.api.serializers import SyncRunSerializer
-from portal.http import UpstreamError
+from portal.http import UpstreamError, time_budget
 from portal.models import SyncRun
 from portal.runs import OperationFailed
 
@@ -44,8 +44,12 @@ def refusal(exc):
     if isinstance(exc, BotDefenceError):
         return envelope(str(exc), "bot_defence", status_code=status.HTTP_502_BAD_GATEWAY)
     if isinstance(exc, UpstreamError):
-        code = status.HTTP_503_SERVICE_UNAVAILABLE if exc.transient else status.HTTP_502_BAD_GATEWAY
-        return envelope(str(exc), "upstream", status_code=code)
+        if not exc.transient:
+            return envelope(str(exc), "upstream", status_code=status.HTTP_502_BAD_GATEWAY)
+        reply = envelope(f"Retail Link is not answering; try again shortly. ({exc})", "upstream_unavailable",
+                         status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+        reply["Retry-After"] = str(int(getattr(exc, "retry_after", None) or conf.RETRY_AFTER_SECONDS))
+        return reply
     return envelope(str(exc), "configuration" if "Configuration missing" in str(exc) else "refused")
 
 
@@ -113,10 +117,17 @@ class EdrView(RetailLinkView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, event_id):
         try:
-            edr = services.fetch_edr(request.user, event_id)
+            with time_budget(conf.SYNC_BUDGET_SECONDS):
+                edr = services.fetch_edr(request.user, event_id)
         except (OperationFailed, UpstreamError) as exc:
             return refusal(exc)
         return Response({"success": True, "event_id": edr.event_id, "edr_data": edr.raw})
+
+
+def _pdf_url(request):
+    from django.urls import reverse
+
+    return lambda report_id: request.build_absolute_uri(reverse("walmart-api:report-pdf", args=[report_id]))
 
 
 def batch_payload(record, request):
@@ -125,23 +136,56 @@ def batch_payload(record, request):
     return {
         "success": True,
         "run": SyncRunSerializer(record).data,
-        **services.batch_summary(record),
+        **services.batch_summary(record, pdf_url=_pdf_url(request)),
         "status_url": request.build_absolute_uri(reverse("walmart-api:batch-status", args=[record.pk])),
         "zip_url": request.build_absolute_uri(reverse("walmart-api:batch-zip", args=[record.pk])),
     }
 
 
+def synchronous_batch_body(record, request):
+    """The seed's synchronous batch-download body for a finished batch (plus the run)."""
+    body = {
+        "success": record.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL),
+        **services.batch_summary(record, pdf_url=_pdf_url(request)),
+        "output_directory": services.output_directory(record),
+        "run": SyncRunSerializer(record).data,
+    }
+    if not body["success"]:
+        body["message"] = record.error
+    return body
+
+
+def _wait_seconds(request, validated):
+    raw = validated.get("wait")
+    if raw is None and request.query_params.get("wait") not in (None, ""):
+        try:
+            raw = float(request.query_params["wait"])
+        except ValueError:
+            raw = None
+    if raw is None:
+        raw = conf.BATCH_DEFAULT_WAIT_SECONDS
+    return max(0.0, min(float(raw), conf.BATCH_MAX_WAIT_SECONDS))
+
+
 class BatchDownloadView(RetailLinkView):
-    """Queue a batch; poll `status_url` for progress and per-event results."""
+    """Queue a batch; poll `status_url` for progress and per-event results. With
+    `wait` (seconds, in the body or ?wait=) the reply waits for the batch: the
+    seed's synchronous body when it finished in time, else the usual 202."""
 
     @extend_schema(request=BatchDownloadSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         serializer = BatchDownloadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        params = {k: v for k, v in serializer.validated_data.items() if k != "wait"}
+        wait = _wait_seconds(request, serializer.validated_data)
         try:
-            record = services.start_edr_batch(request.user, trigger=SyncRun.Trigger.API, **serializer.validated_data)
+            record = services.start_edr_batch(request.user, trigger=SyncRun.Trigger.API, **params)
         except OperationFailed as exc:
             return refusal(exc)
+        if wait:
+            record = services.wait_for_batch(record, wait)
+            if record.is_finished:
+                return Response(synchronous_batch_body(record, request))
         # The seed's batch body around the run, with run_response's status: 202 for
         # a batch queued now, 200 for the same batch already queued or running.
         reply = run_response(record)

@@ -11,6 +11,8 @@ from .batch import (  # noqa: F401
     NOTHING_TO_RETRY,
     batch_failures,
     batch_params,
+    output_directory,
+    wait_for_batch,
     batch_summary,
     batch_zip,
     edr_batch,

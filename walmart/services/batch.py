@@ -219,14 +219,18 @@ def _fetch_and_render(run, batch, client, event_ids):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def batch_summary(record):
-    """The seed's batch-download reply for a run."""
+def batch_summary(record, pdf_url=None):
+    """The seed's batch-download reply for a run; `pdf_url(report_id)` adds each
+    stored PDF's download link."""
     items = list(EdrBatchItem.objects.filter(run=record))
     results = []
     for item in items:
         if item.success:
-            results.append({"event_id": item.event_id, "success": True, "filename": item.filename,
-                            "employee_name": item.employee_name or None})
+            result = {"event_id": item.event_id, "success": True, "filename": item.filename,
+                      "employee_name": item.employee_name or None}
+            if pdf_url is not None and item.report_id:
+                result["pdf_url"] = pdf_url(item.report_id)
+            results.append(result)
         else:
             results.append({"event_id": item.event_id, "success": False, "error": item.error})
     return {
@@ -235,6 +239,29 @@ def batch_summary(record):
         "failed": sum(1 for i in items if not i.success),
         "results": results,
     }
+
+
+def output_directory(record):
+    """Where the batch's PDFs are stored (the storage folder the seed called
+    output_directory): the folder shared by its reports."""
+    import posixpath
+
+    names = [name for name in EdrBatchItem.objects.filter(run=record, success=True, report__isnull=False)
+             .values_list("report__pdf", flat=True) if name]
+    if not names:
+        return None
+    return posixpath.commonpath([posixpath.dirname(n) for n in names])
+
+
+def wait_for_batch(record, seconds):
+    """Poll the run row until it finishes or `seconds` pass; the fresh row."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not record.is_finished and time.monotonic() < deadline:
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+        record.refresh_from_db()
+    return record
 
 
 def batch_zip(record):
