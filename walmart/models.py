@@ -49,6 +49,8 @@ class RetailLinkSession(models.Model):
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.AWAITING_CODE)
     browser_state = EncryptedTextField(blank=True, help_text="Playwright storage_state (cookies) as JSON.")
     bearer = EncryptedTextField(blank=True)
+    user_agent = models.CharField(max_length=500, blank=True,
+                                  help_text="The logged-in browser's User-Agent; data calls send the same one.")
     created_at = models.DateTimeField(default=clock.now)
     last_activity = models.DateTimeField(default=clock.now)
     expires_at = models.DateTimeField(db_index=True)
@@ -172,6 +174,7 @@ class RetailLinkAccount(models.Model):
     accepted_code = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the accepted code.")
     accepted_state = EncryptedTextField(blank=True)
     accepted_bearer = EncryptedTextField(blank=True)
+    accepted_user_agent = models.CharField(max_length=500, blank=True)
 
     class Meta:
         verbose_name = "Retail Link account"

@@ -41,6 +41,7 @@ class LoginResult:
     # Both are secrets (session cookies, the bearer): never in a repr.
     storage_state: str = field(repr=False)
     bearer: str = field(repr=False)
+    user_agent: str = ""  # the browser's: data calls must present the same one
 
 
 def chromium_problem():
@@ -169,7 +170,8 @@ def submit_code(storage_state, credentials, code):
             raise LoginRefused("no_token", "Retail Link accepted the code but issued no token (auth-token cookie "
                                "missing); request a new code and try again.", status=status)
         logger.info("Retail Link login complete")
-        return LoginResult(storage_state=json.dumps(context.storage_state()), bearer=bearer)
+        return LoginResult(storage_state=json.dumps(context.storage_state()), bearer=bearer,
+                           user_agent=page.evaluate("navigator.userAgent"))
 
 
 def bearer_from_cookies(cookies):

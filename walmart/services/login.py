@@ -114,7 +114,8 @@ def authenticate(user, mfa_code):
     if joined and account.accepted_code:
         # Someone else finished this login: the same code lets this user in too.
         if _digest(code) == account.accepted_code:
-            return sessions.mark_authenticated(session, account.accepted_state, account.accepted_bearer)
+            return sessions.mark_authenticated(session, account.accepted_state, account.accepted_bearer,
+                                               account.accepted_user_agent)
         raise LoginRefused("invalid_code", "That is not the code that was accepted for this login; check the SMS.")
     if not tries_left(account):
         raise CodeTriesExhausted(
@@ -133,8 +134,9 @@ def authenticate(user, mfa_code):
     if joined:
         account.accepted_code = _digest(code)
         account.accepted_state, account.accepted_bearer = result.storage_state, result.bearer
-        account.save(update_fields=["accepted_code", "accepted_state", "accepted_bearer"])
-    return sessions.mark_authenticated(session, result.storage_state, result.bearer)
+        account.accepted_user_agent = result.user_agent
+        account.save(update_fields=["accepted_code", "accepted_state", "accepted_bearer", "accepted_user_agent"])
+    return sessions.mark_authenticated(session, result.storage_state, result.bearer, result.user_agent)
 
 
 def reset_wrong_codes():
