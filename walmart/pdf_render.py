@@ -17,6 +17,11 @@ class PdfRenderError(Exception):
 def html_to_pdf(html: str) -> bytes:
     from xhtml2pdf import pisa
 
+    from .pdf_fonts import font_face_css
+
+    fonts = font_face_css(html)  # "" unless the document needs CJK glyphs
+    if fonts:
+        html = html.replace("</style>", fonts + "</style>", 1)
     out = io.BytesIO()
     status = pisa.CreatePDF(html, dest=out, encoding="utf-8")
     if status.err:
