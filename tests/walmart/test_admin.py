@@ -58,7 +58,7 @@ def test_the_download_form_explains_bad_input_and_a_missing_session(admin_client
     page = admin_client.get(url).content.decode()
     assert "log in to Retail Link" in page
     assert "use YYYY-MM-DD" in admin_client.post(url, {"date": "9 Oct"}).content.decode()
-    assert "either a date or a list" in admin_client.post(url, {"date": "", "event_ids": ""}).content.decode()
+    assert "either a date (YYYY-MM-DD) or a list" in admin_client.post(url, {"date": "", "event_ids": ""}).content.decode()
     assert "Event ids are numbers" in admin_client.post(url, {"event_ids": "606100, abc"}).content.decode()
     no_session = admin_client.post(url, {"event_ids": "606100"}, follow=True).content.decode()
     assert "request an MFA code first" in no_session

@@ -63,7 +63,7 @@ def test_bad_input_gets_an_envelope_that_says_what_to_do(api_client, rl_user):
     empty = api_client.post("/api/walmart/edr/batch-download", {"event_ids": []}, format="json")
     assert empty.status_code == 400 and "list of event ids is empty" in empty.json()["error"]
     neither = api_client.post("/api/walmart/edr/batch-download", {}, format="json")
-    assert neither.status_code == 400 and "either `date`" in neither.json()["error"]
+    assert neither.status_code == 400 and "either a date (YYYY-MM-DD)" in neither.json()["error"]
 
 
 def test_no_session_and_unauthenticated_session_are_401(api_client, staff):
