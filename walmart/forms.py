@@ -11,8 +11,10 @@ def _rule(rule, value):
 
 
 class MfaCodeForm(forms.Form):
-    mfa_code = forms.CharField(label="MFA code", max_length=8,
-                               widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}))
+    # The length is checked by the shared rule (same words as the API); the
+    # browser's maxlength only helps typing.
+    mfa_code = forms.CharField(label="MFA code", widget=forms.TextInput(
+        attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 8}))
 
     def clean_mfa_code(self):
         return _rule(validation.mfa_code, self.cleaned_data["mfa_code"])

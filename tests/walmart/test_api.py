@@ -125,7 +125,7 @@ def test_a_batch_is_queued_and_reports_progress_results_and_files(api_client, rl
     assert (status["run"]["progress_done"], status["run"]["progress_total"]) == (3, 3)
     assert (status["total"], status["successful"], status["failed"]) == (3, 2, 1)
     assert {"event_id": "999", "success": False, "error": "EDR data not found for event 999"} in status["results"]
-    archive = zipfile.ZipFile(io.BytesIO(api_client.get(status["zip_url"]).content))
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(api_client.get(status["zip_url"]).streaming_content)))
     assert sorted(archive.namelist()) == ["EDR_606100_Unassigned.pdf", "EDR_606102_Unassigned.pdf"]
     reports = api_client.get("/api/walmart/edr/reports/").json()
     assert reports["count"] == 2

@@ -15,6 +15,7 @@ from .batch import (  # noqa: F401
     wait_for_batch,
     batch_summary,
     batch_zip,
+    batch_zip_file,
     edr_batch,
     retry_batch_failures,
     retry_event,
