@@ -7,8 +7,9 @@ real browser login), then times:
   1. the real service `walmart.services.edr_batch` for N event ids: fetch each
      EDR over HTTP, render, store the PDF and the per-event rows, track progress;
   2. bare xhtml2pdf rendering of the same N documents, one after another.
-Target: batch / bare <= 1.0 (rendering runs on every core while fetching,
-storing and tracking happen in the calling process).
+Target: batch / bare <= 0.7 with 2 render processes (fetch, render and store overlap:
+the workers fork warm from a fork server that preloaded xhtml2pdf and start at once,
+while fetching, storing and tracking happen in the calling process).
 """
 
 import argparse
@@ -73,7 +74,7 @@ def main():
     print(f"EDR batch ({n} events, {conf.PDF_WORKERS} render processes, fetch+render+store+progress): "
           f"{batch_seconds:.2f} s ({1000 * batch_seconds / n:.0f} ms/event)")
     print(f"bare xhtml2pdf, serial ({n} documents): {bare_seconds:.2f} s ({1000 * bare_seconds / n:.0f} ms/document)")
-    print(f"ratio batch / bare: {batch_seconds / bare_seconds:.2f}x (target <= 1.0x)")
+    print(f"ratio batch / bare: {batch_seconds / bare_seconds:.2f}x (target <= 0.7x with 2 render processes)")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,11 @@ class CheckinSettings(SingletonSettings):
         null=True, blank=True, help_text="When the next cycle is planned; empty plans one at the next beat tick."
     )
     connected = models.BooleanField(default=False, help_text="Whether CheckOut answered the last connection test.")
+    next_fetch_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the beat fetches the user list next: an hour after a fetch, 60 s after a failed one; "
+        "empty (at start) means now.",
+    )
     connection_checked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -39,6 +39,7 @@ has expired, and one who has not opted in.
 """
 
 import functools
+import json
 import secrets
 import time
 from collections import deque
@@ -69,6 +70,20 @@ MAINTENANCE_PAGE = (
     "<!DOCTYPE html><html><head><title>CheckOut - Maintenance</title></head>"
     "<body><h1>CheckOut is down for maintenance</h1><p>Please try again later.</p></body></html>"
 )
+
+
+def control_body(request):
+    """A control request's JSON body, whatever its Content-Type (like /faults);
+    None when it is not a JSON object."""
+    try:
+        body = json.loads(request.get_data() or b"{}")
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _bad_control(message):
+    return json_response({"message": message}, 400)
 
 
 def _now_iso():
@@ -122,8 +137,11 @@ class CheckoutSandbox(Sandbox):
 
     def handle_control(self, action, request):
         if action == "maintenance" and request.method == "POST":
+            body = control_body(request)
+            if body is None:
+                return _bad_control('Send a JSON object, e.g. {"on": true}.')
             with self.lock:
-                self.maintenance = bool((request.get_json(silent=True) or {}).get("on", True))
+                self.maintenance = bool(body.get("on", True))
             return json_response({"maintenance": self.maintenance})
         return None
 
@@ -269,9 +287,13 @@ class CheckinPageSandbox(Sandbox):
             return next((c for c, e in self.sessions.items() if e == email), None)
 
     def handle_control(self, action, request):
-        body = request.get_json(silent=True) or {}
         if request.method != "POST":
             return None
+        body = control_body(request)
+        if body is None or (action in ("issue", "expire", "fail", "mismatch") and not body.get("email")):
+            return _bad_control('Send a JSON object with "email", e.g. {"email": "ada@york.ac.uk"}.')
+        if action == "mismatch" and "shown_email" not in body:
+            return _bad_control('Send "shown_email" too.')
         if action == "issue":
             return json_response({"cookie": self.issue(body["email"])})
         if action == "expire":

@@ -169,6 +169,11 @@ def integration_status():
             except Exception as exc:
                 entry["figures"] = {"error": type(exc).__name__}
                 statuses.append(WARNING)
+        # An app may name problems of its own set-up (e.g. a missing browser): a warning.
+        problems = getattr(config, "health_problems", None)
+        if callable(problems) and problems():
+            entry["problems"] = problems()
+            statuses.append(WARNING)
         entry["status"] = _worst(*statuses)
         result[app] = entry
     return result

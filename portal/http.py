@@ -15,10 +15,17 @@ What it does for every client:
   and bodies are never logged.
 
 Failures surface as UpstreamError subclasses, never as None or {}.
+
+A caller that must answer within a time (a synchronous endpoint) wraps its work
+in `time_budget(seconds)`: every upstream call inside it has its timeouts cut to
+the time left, no retry starts that could not finish in it, and a call with no
+time left raises BudgetExhausted (transient) at once.
 """
 
+import contextvars
 import logging
 import time
+from contextlib import contextmanager
 
 import requests
 from django.conf import settings
@@ -67,6 +74,47 @@ class UpstreamBadResponse(UpstreamTransientError):
     """The reply was not what the contract says (e.g. malformed JSON, HTML)."""
 
 
+class BudgetExhausted(UpstreamTransientError):
+    """The caller's time budget ran out before the upstream gave a usable answer."""
+
+
+# (deadline on the monotonic clock, worst-case seconds of one attempt) of the current budget
+_budget = contextvars.ContextVar("upstream_time_budget", default=None)
+
+
+@contextmanager
+def time_budget(seconds):
+    """Every upstream call in this block ends within `seconds` from now (an
+    inner budget never outlasts an outer one)."""
+    deadline = time.monotonic() + float(seconds)
+    outer = _budget.get()
+    if outer is not None:
+        deadline = min(deadline, outer[0])
+    token = _budget.set((deadline, 0.0))
+    try:
+        yield
+    finally:
+        _budget.reset(token)
+
+
+def budget_left():
+    """Seconds left in the current time budget, or None outside one."""
+    current = _budget.get()
+    return None if current is None else max(0.0, current[0] - time.monotonic())
+
+
+def _timeout_seconds(timeout):
+    if isinstance(timeout, (tuple, list)):
+        return sum(t for t in timeout if t is not None)
+    return float(timeout) * 2 if timeout is not None else 0.0  # a float is both connect and read timeout
+
+
+def _cap_timeout(timeout, left):
+    if isinstance(timeout, (tuple, list)):
+        return tuple(min(t, left) if t is not None else left for t in timeout)
+    return min(timeout, left) if timeout is not None else left
+
+
 class _CappedRetry(Retry):
     """Retry-After is slept up to the cap, and every retry takes a token from the
     upstream's bucket like a first try does (so retries are paced too)."""
@@ -80,9 +128,27 @@ class _CappedRetry(Retry):
         retry.upstream_name = self.upstream_name
         return retry
 
+    def is_exhausted(self):
+        if super().is_exhausted():
+            return True
+        # Within a time budget: no retry that could not finish before the deadline.
+        current = _budget.get()
+        if current is None:
+            return False
+        deadline, attempt_seconds = current
+        return time.monotonic() + self.get_backoff_time() + attempt_seconds > deadline
+
     def sleep(self, response=None):
         from . import metrics
 
+        current = _budget.get()
+        if current is not None and response is not None:
+            wait = self.get_retry_after(response) or 0
+            if time.monotonic() + wait + current[1] > current[0]:
+                raise BudgetExhausted(
+                    f"{self.upstream_name} asked to wait {wait:.0f} s, longer than the time left to answer",
+                    upstream=self.upstream_name, retry_after=wait or None, status=response.status,
+                )
         metrics.observe_retry(self.upstream_name)
         super().sleep(response)
         if self.bucket is not None:
@@ -146,6 +212,14 @@ class UpstreamSession(requests.Session):
 
     def request(self, method, url, *args, **kwargs):
         kwargs.setdefault("timeout", self.timeout)
+        current = _budget.get()
+        if current is not None:
+            left = current[0] - time.monotonic()
+            if left <= 0.05:
+                raise BudgetExhausted(f"{self.name}: no time left to call it within the caller's time budget",
+                                      upstream=self.name)
+            kwargs["timeout"] = _cap_timeout(kwargs["timeout"], left)
+            _budget.set((current[0], _timeout_seconds(kwargs["timeout"])))
         if self.bucket and not self.bucket.acquire():
             raise UpstreamTransientError(f"{self.name}: local rate limit wait too long", upstream=self.name)
         shown = redact_url(url if not kwargs.get("params") else requests.Request(method, url, params=kwargs["params"]).prepare().url, self.secret_params)

@@ -39,10 +39,17 @@ class WalmartConfig(AppConfig):
 
         return credentials().complete
 
+    def health_problems(self):
+        from .client import chromium_problem
+
+        problem = chromium_problem()
+        return [problem] if problem else []
+
     def health_figures(self):
         from portal.models import SyncRun
 
         from . import clock
+        from .client import chromium_problem
         from .models import RetailLinkSession
 
         live = RetailLinkSession.objects.live()
@@ -52,4 +59,5 @@ class WalmartConfig(AppConfig):
             "edr_batches_running": SyncRun.objects.filter(
                 app="walmart", operation="edr_batch", status=SyncRun.Status.RUNNING
             ).count(),
+            "chromium_missing": int(chromium_problem() is not None),
         }

@@ -22,6 +22,20 @@ PDF_WORKERS = env.int("WALMART_PDF_WORKERS", default=os.cpu_count() or 1)
 EMS_RATE = env.float("WALMART_EMS_RATE", default=50.0)
 EMS_BURST = env.int("WALMART_EMS_BURST", default=50)
 CHROMIUM_PATH = env.str("CHROMIUM_PATH", default="/usr/bin/chromium")
+# The life of an SMS code (a second request within it joins the pending login)
+# and the wrong codes after which Retail Link locks the shared account: the
+# portal refuses the guess that would reach the lockout.
+MFA_CODE_TTL_SECONDS = env.int("WALMART_MFA_CODE_TTL_SECONDS", default=300)
+MFA_LOCKOUT_AFTER = env.int("WALMART_MFA_LOCKOUT_AFTER", default=3)
+# A synchronous endpoint (one EDR) answers within this budget, retries included,
+# and says when to come back (Retry-After) when the upstream stays down.
+SYNC_BUDGET_SECONDS = env.float("WALMART_SYNC_BUDGET_SECONDS", default=25.0)
+RETRY_AFTER_SECONDS = env.int("WALMART_RETRY_AFTER_SECONDS", default=30)
+# POST edr/batch-download waits up to `wait` seconds (body or ?wait=) for the
+# batch and then answers the seed's synchronous body; this is the wait when the
+# caller gives none (0: answer 202 at once), and the longest one allowed.
+BATCH_DEFAULT_WAIT_SECONDS = env.float("WALMART_BATCH_DEFAULT_WAIT_SECONDS", default=0.0)
+BATCH_MAX_WAIT_SECONDS = env.float("WALMART_BATCH_MAX_WAIT_SECONDS", default=300.0)
 # Per-step timeouts from the upstream notes (seconds).
 LOGIN_STEP_TIMEOUT = 15
 EDR_TIMEOUT = 30

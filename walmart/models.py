@@ -49,6 +49,8 @@ class RetailLinkSession(models.Model):
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.AWAITING_CODE)
     browser_state = EncryptedTextField(blank=True, help_text="Playwright storage_state (cookies) as JSON.")
     bearer = EncryptedTextField(blank=True)
+    user_agent = models.CharField(max_length=500, blank=True,
+                                  help_text="The logged-in browser's User-Agent; data calls send the same one.")
     created_at = models.DateTimeField(default=clock.now)
     last_activity = models.DateTimeField(default=clock.now)
     expires_at = models.DateTimeField(db_index=True)
@@ -146,3 +148,39 @@ class EdrBatchItem(models.Model):
 
     def __str__(self):
         return f"run #{self.run_id} event {self.event_id}"
+
+
+class RetailLinkAccount(models.Model):
+    """The shared Retail Link account's login state, one row per account (every
+    portal user logs in with the same credentials, so the same phone and the
+    same 3-strike lockout).
+
+    - Code requests are serialised: `claimed_until` is taken by a conditional
+      UPDATE (atomic on every backend) while one browser asks for the SMS; a
+      request while a code is pending (`code_expires_at`) joins that login
+      instead of sending another SMS.
+    - Wrong codes are counted here (`wrong_codes`, reset by an accepted code), so
+      the portal refuses a guess before Retail Link would lock the account.
+    - A code accepted for the pending login is remembered (hashed) with the
+      login's result, so a second user who joined the same login is let in with
+      the same code without another upstream try."""
+
+    account_key = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the username.")
+    pending_state = EncryptedTextField(blank=True, help_text="Browser state of the login awaiting its code.")
+    code_sent_at = models.DateTimeField(null=True, blank=True)
+    code_expires_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    wrong_codes = models.PositiveIntegerField(default=0)
+    accepted_code = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the accepted code.")
+    accepted_state = EncryptedTextField(blank=True)
+    accepted_bearer = EncryptedTextField(blank=True)
+    accepted_user_agent = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = "Retail Link account"
+
+    def __str__(self):
+        return "Retail Link account"
+
+    def code_pending(self):
+        return bool(self.pending_state and self.code_expires_at and self.code_expires_at > clock.now())

@@ -17,6 +17,11 @@ class PdfRenderError(Exception):
 def html_to_pdf(html: str) -> bytes:
     from xhtml2pdf import pisa
 
+    from .pdf_fonts import font_face_css
+
+    fonts = font_face_css(html)  # "" unless the document needs CJK glyphs
+    if fonts:
+        html = html.replace("</style>", fonts + "</style>", 1)
     out = io.BytesIO()
     status = pisa.CreatePDF(html, dest=out, encoding="utf-8")
     if status.err:
@@ -67,9 +72,15 @@ def _children_allowed():
 class _ProcessPool:
     def __init__(self, workers):
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["walmart.pdf_render"])
+        # xhtml2pdf (and the font tools) are imported once in the fork server, so
+        # every worker forks warm instead of paying the import after its first job.
+        context.set_forkserver_preload(["walmart.pdf_render", "xhtml2pdf.pisa", "walmart.pdf_fonts"])
         with _children_allowed():
             self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm_up)
+            # Start every worker now (a no-op each), while the caller fetches its first
+            # documents: none sits idle waiting to be spawned when the work arrives.
+            for _ in range(workers):
+                self._executor.submit(_warm_up)
 
     def submit(self, fn, *args):
         with _children_allowed():  # workers are started on demand, at submit

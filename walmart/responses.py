@@ -1,14 +1,14 @@
 """The HTTP replies the admin and the API both send: a batch's zip, a report's PDF."""
 
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404
 
 from . import services
 
 
 def batch_zip_response(record):
-    response = HttpResponse(services.batch_zip(record), content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="edr_batch_{record.pk}.zip"'
-    return response
+    """Streamed from a temporary file (the caller has checked the permission)."""
+    return FileResponse(services.batch_zip_file(record), as_attachment=True, filename=f"edr_batch_{record.pk}.zip",
+                        content_type="application/zip")
 
 
 def report_pdf_response(report, *, as_attachment=True):

@@ -66,12 +66,15 @@ def start_session(user, browser_state):
     return session
 
 
-def mark_authenticated(session, browser_state, bearer):
+def mark_authenticated(session, browser_state, bearer, user_agent=""):
+    """`user_agent` is the browser's that logged in: the EMS checks it matches the
+    bot-defence cookies, so every data call sends it."""
     session.stage = RetailLinkSession.Stage.AUTHENTICATED
     session.browser_state = browser_state
     session.bearer = bearer
+    session.user_agent = user_agent
     session.authenticated_at = clock.now()
-    session.save(update_fields=["stage", "browser_state", "bearer", "authenticated_at"])
+    session.save(update_fields=["stage", "browser_state", "bearer", "user_agent", "authenticated_at"])
     session.touch(conf.SESSION_TIMEOUT_SECONDS)
     return session
 

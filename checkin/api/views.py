@@ -22,6 +22,7 @@ from checkin import conf, services
 from checkin.models import CheckinSettings, CheckoutUser, SessionRefresh
 from portal.api.errors import envelope_exception_handler
 from portal.api.serializers import SyncRunSerializer
+from portal.http import UpstreamTransientError, time_budget
 from portal.models import SyncRun
 
 from .serializers import CheckoutUserSerializer, EnvelopeSerializer, iso_ms
@@ -83,7 +84,7 @@ documented = extend_schema(
     request=None,
     parameters=[OpenApiParameter("x-checkout-key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
                                  description="CHECKIN_API_KEY, as CheckOut sends it")],
-    responses={code: EnvelopeSerializer for code in (200, 401, 404, 405, 500)},
+    responses={code: EnvelopeSerializer for code in (200, 401, 404, 405, 500, 503)},
 )
 
 
@@ -156,6 +157,23 @@ class StateView(CheckinAPIView):
         return reply("Global State", {"connected": settings_row.connected, "stored_data": stored})
 
 
+def within_budget(start):
+    """Run `start()` (an operation) within the time budget; the run row."""
+    with time_budget(conf.SYNC_BUDGET_SECONDS):
+        return start()
+
+
+def upstream_down(record):
+    """The seed's error envelope with 503 + Retry-After when the run failed because
+    an upstream stayed down (or out of time); None otherwise."""
+    failure = getattr(record, "failed_with", None)
+    if not isinstance(failure, UpstreamTransientError):
+        return None
+    retry_after = int(getattr(failure, "retry_after", None) or conf.RETRY_AFTER_SECONDS)
+    return reply("API Error", {"run": SyncRunSerializer(record).data}, success=False, error=record.error,
+                 status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(retry_after)})
+
+
 def _every_session_attempted(record):
     """The refresh went through the whole list. Sessions that came back Fail
     (set aside on the run, which is then partial or, when all failed, failed)
@@ -170,7 +188,10 @@ def _every_session_attempted(record):
 @documented
 class RefreshView(CheckinAPIView):
     def get(self, request):
-        record = services.refresh_sessions(trigger=SyncRun.Trigger.API)
+        record = within_budget(lambda: services.refresh_sessions(trigger=SyncRun.Trigger.API))
+        down = upstream_down(record)
+        if down is not None:
+            return down
         sessions = CheckoutUserSerializer(_users(), many=True).data
         if _every_session_attempted(record):
             return reply("Checkin sessions refreshed successfully", {"sessions": sessions, "run": SyncRunSerializer(record).data})
@@ -185,7 +206,10 @@ class RefreshSessionView(CheckinAPIView):
         if services.find_session(email) is None:
             return reply("Session not found", success=False, error=f"No checkin session found for email: {email}",
                          status_code=404)
-        record = services.refresh_session(trigger=SyncRun.Trigger.API, email=email)
+        record = within_budget(lambda: services.refresh_session(trigger=SyncRun.Trigger.API, email=email))
+        down = upstream_down(record)
+        if down is not None:
+            return down
         user = CheckoutUser.objects.select_related("session").get(email__iexact=email.strip())
         data = {"session": CheckoutUserSerializer(user).data, "run": SyncRunSerializer(record).data}
         if record.status == SyncRun.Status.SKIPPED:
@@ -199,7 +223,10 @@ class RefreshSessionView(CheckinAPIView):
 @documented
 class FetchUsersView(CheckinAPIView):
     def get(self, request):
-        record = services.fetch_users(trigger=SyncRun.Trigger.API)
+        record = within_budget(lambda: services.fetch_users(trigger=SyncRun.Trigger.API))
+        down = upstream_down(record)
+        if down is not None:
+            return down
         # Partial: the list was fetched and stored, some users set aside (the error says how many).
         ok = record.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL)
         return reply("User fetch completed" if ok else "User fetch failed",

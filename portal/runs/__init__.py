@@ -201,6 +201,8 @@ class operation:
             elif _is_expected_failure(exc):
                 record.status = SyncRun.Status.FAILED
                 record.error = str(exc) or type(exc).__name__
+                # Not stored: lets a synchronous caller answer by the kind of failure (e.g. 503 + Retry-After).
+                record.failed_with = exc
                 logger.warning("run failed: %s", record.error)
             else:
                 record.status = SyncRun.Status.ERRORED

@@ -80,7 +80,7 @@ def test_the_beat_schedules_exist_and_are_editable_rows():
     from django_celery_beat.models import PeriodicTask
 
     tasks = {t.task: t for t in PeriodicTask.objects.filter(task__startswith="checkin.")}
-    assert tasks["checkin.fetch_users"].interval.every == 1 and tasks["checkin.fetch_users"].interval.period == "hours"
+    assert tasks["checkin.fetch_users"].interval.every == 1 and tasks["checkin.fetch_users"].interval.period == "minutes"
     assert tasks["checkin.refresh_due_sessions"].interval.period == "minutes"
     assert all(t.enabled for t in tasks.values())
 

@@ -29,11 +29,16 @@ def rl(sandbox):
     return sandbox["retaillink"]
 
 
+# What the "browser" of http_login calls itself; data calls must send the same.
+BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36"
+
+
 def http_login(base_url):
     """What the browser login leaves behind, obtained the way a browser would
     (the bot cookies the page's script sets, the three POSTs, /authenticate):
     returns (storage_state JSON, bearer)."""
     jar = requests.Session()
+    jar.headers["User-Agent"] = BROWSER_UA
     login = f"{base_url}/retaillink/login"
     jar.get(f"{login}/login")
     pxvid = "testpxvid"
@@ -59,7 +64,7 @@ def authenticate_user(sandbox):
     def make(user):
         storage_state, bearer = http_login(sandbox.url)
         session = sessions.start_session(user, storage_state)
-        return sessions.mark_authenticated(session, storage_state, bearer)
+        return sessions.mark_authenticated(session, storage_state, bearer, BROWSER_UA)
 
     return make
 

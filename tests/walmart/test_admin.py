@@ -49,7 +49,7 @@ def test_the_download_form_starts_a_batch_and_its_page_shows_progress(admin_clie
     approved = [e for e in rl.events.values() if e.event_date.isoformat() == "2025-10-09" and e.status == "APPROVED"]
     assert (progress["status"], progress["done"], progress["total"]) == ("succeeded", len(approved), len(approved))
     assert progress["successful"] == len(approved)
-    archive = zipfile.ZipFile(io.BytesIO(admin_client.get(reverse("admin:walmart_edr_batch_zip", args=[run_id])).content))
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(admin_client.get(reverse("admin:walmart_edr_batch_zip", args=[run_id])).streaming_content)))
     assert len(archive.namelist()) == len(approved)
 
 
@@ -58,7 +58,7 @@ def test_the_download_form_explains_bad_input_and_a_missing_session(admin_client
     page = admin_client.get(url).content.decode()
     assert "log in to Retail Link" in page
     assert "use YYYY-MM-DD" in admin_client.post(url, {"date": "9 Oct"}).content.decode()
-    assert "either a date or a list" in admin_client.post(url, {"date": "", "event_ids": ""}).content.decode()
+    assert "either a date (YYYY-MM-DD) or a list" in admin_client.post(url, {"date": "", "event_ids": ""}).content.decode()
     assert "Event ids are numbers" in admin_client.post(url, {"event_ids": "606100, abc"}).content.decode()
     no_session = admin_client.post(url, {"event_ids": "606100"}, follow=True).content.decode()
     assert "request an MFA code first" in no_session

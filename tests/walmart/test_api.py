@@ -38,7 +38,8 @@ def test_the_api_needs_a_login_and_the_permission(api_client, django_user_model)
 
 
 def test_health_needs_no_login(api_client, rl_user, monkeypatch):
-    assert api_client.get("/api/walmart/health").json() == {"status": "healthy", "walmart_configured": True, "active_sessions": 1}
+    assert api_client.get("/api/walmart/health").json() == {"status": "healthy", "walmart_configured": True, "active_sessions": 1,
+                                                          "browser_available": True, "browser_problem": None}
     monkeypatch.delenv("WALMART_EDR_PASSWORD")
     assert api_client.get("/api/walmart/health").json()["walmart_configured"] is False
 
@@ -62,7 +63,7 @@ def test_bad_input_gets_an_envelope_that_says_what_to_do(api_client, rl_user):
     empty = api_client.post("/api/walmart/edr/batch-download", {"event_ids": []}, format="json")
     assert empty.status_code == 400 and "list of event ids is empty" in empty.json()["error"]
     neither = api_client.post("/api/walmart/edr/batch-download", {}, format="json")
-    assert neither.status_code == 400 and "either `date`" in neither.json()["error"]
+    assert neither.status_code == 400 and "either a date (YYYY-MM-DD)" in neither.json()["error"]
 
 
 def test_no_session_and_unauthenticated_session_are_401(api_client, staff):
@@ -124,7 +125,7 @@ def test_a_batch_is_queued_and_reports_progress_results_and_files(api_client, rl
     assert (status["run"]["progress_done"], status["run"]["progress_total"]) == (3, 3)
     assert (status["total"], status["successful"], status["failed"]) == (3, 2, 1)
     assert {"event_id": "999", "success": False, "error": "EDR data not found for event 999"} in status["results"]
-    archive = zipfile.ZipFile(io.BytesIO(api_client.get(status["zip_url"]).content))
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(api_client.get(status["zip_url"]).streaming_content)))
     assert sorted(archive.namelist()) == ["EDR_606100_Unassigned.pdf", "EDR_606102_Unassigned.pdf"]
     reports = api_client.get("/api/walmart/edr/reports/").json()
     assert reports["count"] == 2

@@ -250,3 +250,16 @@ def test_starting_a_batch_without_a_session_is_refused_and_queues_nothing(admin_
     with pytest.raises(Http404):
         services.user_batch(admin_user, run.pk)
     assert services.user_batch(other, run.pk) == run
+
+
+def test_a_user_agent_mismatch_is_403_and_stops_the_batch(rl_user, rl):
+    from walmart.models import RetailLinkSession
+
+    RetailLinkSession.objects.filter(user=rl_user).update(user_agent="OperationsPortal/1.0")
+    record = services.edr_batch(trigger="api", user_id=rl_user.pk, event_ids=["606100", "606101", "606102"])
+    assert record.status == "failed"
+    assert "HTTP 403" in record.error and "Log in again" in record.error
+    assert rl.state()["edr_attempts"] == 1  # stopped at the first refusal
+    results = services.batch_summary(record)["results"]
+    assert [r["success"] for r in results] == [False, False, False]
+    assert all("HTTP 403" in r["error"] for r in results)

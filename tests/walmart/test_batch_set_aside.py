@@ -140,10 +140,73 @@ def test_health_figures_count_sessions_expiring_and_batches_running(rl_user, clo
     config = apps.get_app_config("walmart")
     assert config.health_figures() == {
         "retaillink_sessions_active": 1, "retaillink_sessions_expiring_5min": 0, "edr_batches_running": 0,
+        "chromium_missing": 0,
     }
     clock.advance(minutes=6)  # the 10-minute session has under 5 minutes left
     authenticate_user(django_user_model.objects.create_user("fresh"))
     SyncRun.objects.create(app="walmart", operation="edr_batch", trigger="api", status="running")
     assert config.health_figures() == {
         "retaillink_sessions_active": 2, "retaillink_sessions_expiring_5min": 1, "edr_batches_running": 1,
+        "chromium_missing": 0,
     }
+
+
+def test_failing_batches_mail_staff_after_n_in_a_row(rl_user, rl, sandbox, settings):
+    from django.core import mail
+
+    settings.FAILURE_NOTICE_THRESHOLD = 2
+    rl_user.email = "ops@example.com"
+    rl_user.save()
+    fail_events(sandbox, FAILING)
+    assert services.edr_batch(trigger="api", user_id=rl_user.pk, event_ids=IDS).status == "partial"
+    assert mail.outbox == []
+    fail_events(sandbox, IDS)
+    assert services.edr_batch(trigger="api", user_id=rl_user.pk, event_ids=IDS).status == "failed"
+    assert len(mail.outbox) == 1 and "failed 2 times in a row" in mail.outbox[0].subject
+    assert "All 5 items failed" in mail.outbox[0].body
+
+
+def test_the_failed_events_are_retried_from_the_batch_page(
+    admin_client, rl_user, rl, sandbox, django_capture_on_commit_callbacks
+):
+    fail_events(sandbox, FAILING)
+    batch = services.edr_batch(trigger="admin", user=rl_user, user_id=rl_user.pk, event_ids=IDS)
+    page = admin_client.get(f"/admin/walmart/edrreport/download/{batch.pk}/")
+    assert b"2 events of this batch failed" in page.content and b'id="batch-retry"' in page.content
+    fail_events(sandbox, [])
+    fetched_before = len(rl.state()["edr_requests"])
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = admin_client.post(f"/admin/walmart/edrreport/download/{batch.pk}/retry/")
+    assert reply.status_code == 302
+    assert sorted(rl.state()["edr_requests"][fetched_before:]) == FAILING  # only the failed ones
+    assert services.batch_summary(batch)["successful"] == 5 and not open_events()
+    page = admin_client.get(f"/admin/walmart/edrreport/download/{batch.pk}/")
+    assert b'id="batch-retry"' not in page.content
+
+
+def test_the_failed_events_are_retried_through_the_api_and_the_command(
+    api_client, rl_user, rl, sandbox, django_capture_on_commit_callbacks
+):
+    from django.core.management import call_command
+
+    fail_events(sandbox, FAILING)
+    batch = services.edr_batch(trigger="api", user=rl_user, user_id=rl_user.pk, event_ids=IDS)
+    api_client.force_authenticate(rl_user)
+    fail_events(sandbox, ["606103"])  # one recovers, one still fails
+    before = len(rl.state()["edr_requests"])
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = api_client.post(f"/api/walmart/edr/batches/{batch.pk}/retry")
+    assert reply.status_code == 202, reply.content
+    assert sorted(open_events()) == ["606103"]
+    assert set(rl.state()["edr_requests"][before:]) == set(FAILING)  # only the failed ones
+    fail_events(sandbox, [])
+    before = len(rl.state()["edr_requests"])
+    out = io.StringIO()
+    call_command("walmart_retry_batch", str(batch.pk), "--as", rl_user.username, stdout=out)
+    assert "batch #%d now has 5 of 5 EDRs" % batch.pk in out.getvalue()
+    assert rl.state()["edr_requests"][before:] == ["606103"]
+    body = api_client.get(f"/api/walmart/edr/batches/{batch.pk}").json()
+    assert body["successful"] == 5 and body["failed"] == 0
+    again = api_client.post(f"/api/walmart/edr/batches/{batch.pk}/retry")
+    assert again.status_code == 400 and "no failed events" in again.json()["message"]
+    assert EdrReport.objects.count() == 5

@@ -10,7 +10,7 @@ from portal.http import UpstreamTransientError
 from walmart.client import BotDefenceError, EdrNotFound, EmsClient, SessionExpired
 from walmart.client.types import approved_event_ids
 
-from .conftest import http_login
+from .conftest import BROWSER_UA, http_login
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def client(sandbox):
     storage_state, bearer = http_login(sandbox.url)
-    return EmsClient(storage_state, bearer)
+    return EmsClient(storage_state, bearer, BROWSER_UA)
 
 
 def test_it_reads_numbers_and_strings_as_one_shape(client, rl):
@@ -67,7 +67,7 @@ def test_traffic_without_the_browser_cookies_is_refused(sandbox):
     state = json.loads(storage_state)
     state["cookies"] = [c for c in state["cookies"] if not c["name"].startswith("_px")]
     with pytest.raises(BotDefenceError, match="HTTP 412"):
-        EmsClient(json.dumps(state), bearer).edr_report("606100")
+        EmsClient(json.dumps(state), bearer, BROWSER_UA).edr_report("606100")
 
 
 def test_an_html_challenge_instead_of_json_is_refused(client, rl):
@@ -98,3 +98,15 @@ def test_a_slow_schedule_report_gets_its_own_longer_timeout(client, rl, settings
     rl.options["schedule_latency_ms"] = 2500
     rows = client.daily_schedule(date(2025, 10, 6), date(2025, 10, 6), [])
     assert rows
+
+
+def test_data_calls_send_the_browsers_user_agent_and_another_one_is_403(sandbox):
+    storage_state, bearer = http_login(sandbox.url)
+    client = EmsClient(storage_state, bearer, BROWSER_UA)
+    assert client.session.headers["User-Agent"] == BROWSER_UA
+    assert client.edr_report("606100").event_id == "606100"
+    # The portal's own name beside the browser's bot-defence cookies: refused, with what to do.
+    stranger = EmsClient(storage_state, bearer, "OperationsPortal/1.0")
+    with pytest.raises(BotDefenceError, match="HTTP 403.*Log in again") as refused:
+        stranger.edr_report("606100")
+    assert refused.value.status == 403

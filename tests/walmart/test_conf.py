@@ -6,7 +6,7 @@ import requests
 from walmart import conf
 from walmart.client import EmsClient
 
-from .conftest import http_login
+from .conftest import BROWSER_UA, http_login
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +35,7 @@ def test_a_configured_ems_url_reaches_the_edr_api(monkeypatch, sandbox, suffix):
     monkeypatch.setenv("RETAILLINK_LOGIN_URL", f"{sandbox.url}/retaillink/login")
     monkeypatch.setenv("RETAILLINK_EDR_URL", f"{sandbox.url}/retaillink/edr{suffix}")
     assert requests.get(conf.login_page_url(), timeout=5).status_code == 200
-    client = EmsClient(storage_state, bearer)
+    client = EmsClient(storage_state, bearer, BROWSER_UA)
     try:
         assert client.edr_report("606100").event_id == "606100"
     finally:

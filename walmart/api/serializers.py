@@ -1,11 +1,14 @@
-import re
-
 from rest_framework import serializers
 
+from .. import validation
 from ..models import EdrBatchItem, EdrReport
 
-CODE_PATTERN = re.compile(r"^\d{4,8}$")
-EVENT_ID_PATTERN = re.compile(r"^\d{1,20}$")
+
+def _rule(rule, *values):
+    try:
+        return rule(*values)
+    except ValueError as exc:
+        raise serializers.ValidationError(str(exc)) from exc
 
 
 class AuthenticateSerializer(serializers.Serializer):
@@ -16,33 +19,30 @@ class AuthenticateSerializer(serializers.Serializer):
     )
 
     def validate_mfa_code(self, value):
-        if not CODE_PATTERN.match(value):
-            raise serializers.ValidationError("The MFA code is the 6 digits from the SMS.")
-        return value
+        return _rule(validation.mfa_code, value)
 
 
 class BatchDownloadSerializer(serializers.Serializer):
     date = serializers.DateField(
         required=False, input_formats=["%Y-%m-%d"],
-        error_messages={"invalid": "Malformed date; use YYYY-MM-DD (e.g. 2025-10-06)."},
+        error_messages={"invalid": validation.MALFORMED_DATE},
     )
     event_ids = serializers.ListField(
         child=serializers.CharField(), required=False,
         error_messages={"not_a_list": "`event_ids` must be a list of event ids."},
     )
 
+    wait = serializers.FloatField(
+        required=False, min_value=0,
+        help_text="Seconds to wait for the batch: finished in time, the seed's synchronous body; else 202.",
+        error_messages={"invalid": "`wait` is a number of seconds."},
+    )
+
     def validate_event_ids(self, value):
-        cleaned = [str(v).strip() for v in value]
-        if not cleaned:
-            raise serializers.ValidationError("The list of event ids is empty; give at least one.")
-        bad = [v for v in cleaned if not EVENT_ID_PATTERN.match(v)]
-        if bad:
-            raise serializers.ValidationError(f"Event ids are numbers; not: {', '.join(bad[:5])}.")
-        return cleaned
+        return _rule(validation.event_ids, value)
 
     def validate(self, attrs):
-        if ("date" in attrs) == ("event_ids" in attrs):
-            raise serializers.ValidationError("Give either `date` (YYYY-MM-DD) or `event_ids` (a list), not both or neither.")
+        _rule(validation.date_or_ids, attrs.get("date"), attrs.get("event_ids"))
         return attrs
 
 

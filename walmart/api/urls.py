@@ -11,6 +11,7 @@ urlpatterns = [
     path("auth/session-status", views.SessionStatusView.as_view(), name="session-status"),
     path("edr/batch-download", views.BatchDownloadView.as_view(), name="batch-download"),
     path("edr/batches/<int:run_id>", views.BatchStatusView.as_view(), name="batch-status"),
+    path("edr/batches/<int:run_id>/retry", views.BatchRetryView.as_view(), name="batch-retry"),
     path("edr/batches/<int:run_id>/zip", views.BatchZipView.as_view(), name="batch-zip"),
     path("edr/reports/", views.EdrReportList.as_view(), name="report-list"),
     path("edr/reports/<int:pk>/pdf", views.EdrReportPdf.as_view(), name="report-pdf"),

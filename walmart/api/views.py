@@ -16,12 +16,12 @@ from portal.api.errors import envelope
 from portal.api.permissions import HasAppPermission
 from portal.api.runs import run_response
 from portal.api.serializers import SyncRunSerializer
-from portal.http import UpstreamError
+from portal.http import UpstreamError, time_budget
 from portal.models import SyncRun
 from portal.runs import OperationFailed
 
 from .. import conf, services, sessions
-from ..client import BotDefenceError, EdrNotFound, LoginRefused, SessionExpired
+from ..client import BotDefenceError, BrowserMissing, EdrNotFound, LoginRefused, SessionExpired, chromium_problem
 from ..models import EdrReport, RetailLinkSession
 from ..responses import batch_zip_response, report_pdf_response
 from .serializers import AuthenticateSerializer, BatchDownloadSerializer, EdrReportSerializer
@@ -31,8 +31,12 @@ USE_PERMISSION = "walmart.use_retaillink"
 
 def refusal(exc):
     """An expected refusal as the envelope, with the right status."""
+    if isinstance(exc, BrowserMissing):
+        return envelope(str(exc), "browser_missing", status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
     if isinstance(exc, (sessions.NoSession, sessions.NotAuthenticated, SessionExpired)):
         return envelope(str(exc), type(exc).__name__, status_code=status.HTTP_401_UNAUTHORIZED)
+    if isinstance(exc, services.CodeTriesExhausted):
+        return envelope(str(exc), "tries_exhausted", status_code=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, LoginRefused):
         return envelope(str(exc), exc.reason, status_code=status.HTTP_401_UNAUTHORIZED)
     if isinstance(exc, EdrNotFound):
@@ -40,8 +44,12 @@ def refusal(exc):
     if isinstance(exc, BotDefenceError):
         return envelope(str(exc), "bot_defence", status_code=status.HTTP_502_BAD_GATEWAY)
     if isinstance(exc, UpstreamError):
-        code = status.HTTP_503_SERVICE_UNAVAILABLE if exc.transient else status.HTTP_502_BAD_GATEWAY
-        return envelope(str(exc), "upstream", status_code=code)
+        if not exc.transient:
+            return envelope(str(exc), "upstream", status_code=status.HTTP_502_BAD_GATEWAY)
+        reply = envelope(f"Retail Link is not answering; try again shortly. ({exc})", "upstream_unavailable",
+                         status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+        reply["Retry-After"] = str(int(getattr(exc, "retry_after", None) or conf.RETRY_AFTER_SECONDS))
+        return reply
     return envelope(str(exc), "configuration" if "Configuration missing" in str(exc) else "refused")
 
 
@@ -62,7 +70,7 @@ class RequestMfaView(AuthView):
     def post(self, request):
         try:
             session = services.request_mfa(request.user)
-        except (OperationFailed, UpstreamError) as exc:
+        except (OperationFailed, UpstreamError, BrowserMissing) as exc:
             return refusal(exc)
         return Response({"success": True, "message": "MFA code sent to registered phone",
                          "session_info": sessions.session_info(session)})
@@ -77,13 +85,17 @@ class AuthenticateView(AuthView):
         serializer.is_valid(raise_exception=True)
         try:
             session = services.authenticate(request.user, serializer.validated_data["mfa_code"])
-        except (OperationFailed, UpstreamError) as exc:
+        except (OperationFailed, UpstreamError, BrowserMissing) as exc:
             return refusal(exc)
         return Response({"success": True, "message": "Authentication successful",
                          "session_info": sessions.session_info(session)})
 
 
-class LogoutView(AuthView):
+class LogoutView(RetailLinkView):
+    """Never throttled: ending a session must always work."""
+
+    throttle_classes = []
+
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         ended = services.logout(request.user)
@@ -105,10 +117,17 @@ class EdrView(RetailLinkView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, event_id):
         try:
-            edr = services.fetch_edr(request.user, event_id)
+            with time_budget(conf.SYNC_BUDGET_SECONDS):
+                edr = services.fetch_edr(request.user, event_id)
         except (OperationFailed, UpstreamError) as exc:
             return refusal(exc)
         return Response({"success": True, "event_id": edr.event_id, "edr_data": edr.raw})
+
+
+def _pdf_url(request):
+    from django.urls import reverse
+
+    return lambda report_id: request.build_absolute_uri(reverse("walmart-api:report-pdf", args=[report_id]))
 
 
 def batch_payload(record, request):
@@ -117,23 +136,56 @@ def batch_payload(record, request):
     return {
         "success": True,
         "run": SyncRunSerializer(record).data,
-        **services.batch_summary(record),
+        **services.batch_summary(record, pdf_url=_pdf_url(request)),
         "status_url": request.build_absolute_uri(reverse("walmart-api:batch-status", args=[record.pk])),
         "zip_url": request.build_absolute_uri(reverse("walmart-api:batch-zip", args=[record.pk])),
     }
 
 
+def synchronous_batch_body(record, request):
+    """The seed's synchronous batch-download body for a finished batch (plus the run)."""
+    body = {
+        "success": record.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL),
+        **services.batch_summary(record, pdf_url=_pdf_url(request)),
+        "output_directory": services.output_directory(record),
+        "run": SyncRunSerializer(record).data,
+    }
+    if not body["success"]:
+        body["message"] = record.error
+    return body
+
+
+def _wait_seconds(request, validated):
+    raw = validated.get("wait")
+    if raw is None and request.query_params.get("wait") not in (None, ""):
+        try:
+            raw = float(request.query_params["wait"])
+        except ValueError:
+            raw = None
+    if raw is None:
+        raw = conf.BATCH_DEFAULT_WAIT_SECONDS
+    return max(0.0, min(float(raw), conf.BATCH_MAX_WAIT_SECONDS))
+
+
 class BatchDownloadView(RetailLinkView):
-    """Queue a batch; poll `status_url` for progress and per-event results."""
+    """Queue a batch; poll `status_url` for progress and per-event results. With
+    `wait` (seconds, in the body or ?wait=) the reply waits for the batch: the
+    seed's synchronous body when it finished in time, else the usual 202."""
 
     @extend_schema(request=BatchDownloadSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         serializer = BatchDownloadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        params = {k: v for k, v in serializer.validated_data.items() if k != "wait"}
+        wait = _wait_seconds(request, serializer.validated_data)
         try:
-            record = services.start_edr_batch(request.user, trigger=SyncRun.Trigger.API, **serializer.validated_data)
+            record = services.start_edr_batch(request.user, trigger=SyncRun.Trigger.API, **params)
         except OperationFailed as exc:
             return refusal(exc)
+        if wait:
+            record = services.wait_for_batch(record, wait)
+            if record.is_finished:
+                return Response(synchronous_batch_body(record, request))
         # The seed's batch body around the run, with run_response's status: 202 for
         # a batch queued now, 200 for the same batch already queued or running.
         reply = run_response(record)
@@ -149,6 +201,19 @@ class BatchStatusView(RetailLinkView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, run_id):
         return Response(batch_payload(services.user_batch(request.user, run_id), request))
+
+
+class BatchRetryView(RetailLinkView):
+    """Retry only the batch's failed events, into the same batch (queued: poll the run)."""
+
+    @extend_schema(request=None, responses=SyncRunSerializer)
+    def post(self, request, run_id):
+        record = services.user_batch(request.user, run_id)
+        try:
+            retry = services.retry_batch_failures(record, trigger=SyncRun.Trigger.API, user=request.user)
+        except OperationFailed as exc:
+            return envelope(str(exc), "nothing_to_retry")
+        return run_response(retry)
 
 
 class BatchZipView(RetailLinkView):
@@ -190,8 +255,11 @@ class HealthView(APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
+        browser_problem = chromium_problem()
         return Response({
-            "status": "healthy",
+            "status": "degraded" if browser_problem else "healthy",
             "walmart_configured": conf.credentials().complete,
+            "browser_available": browser_problem is None,
+            "browser_problem": browser_problem,
             "active_sessions": RetailLinkSession.objects.live().count(),
         })

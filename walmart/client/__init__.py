@@ -8,7 +8,7 @@
   or strings; both are accepted).
 """
 
-from .errors import BotDefenceError, EdrNotFound, LoginRefused, SessionExpired  # noqa: F401
+from .errors import BotDefenceError, BrowserMissing, EdrNotFound, LoginRefused, SessionExpired  # noqa: F401
 from .ems import EmsClient  # noqa: F401
-from .login import LoginResult, request_code, submit_code  # noqa: F401
+from .login import LoginResult, chromium_problem, request_code, submit_code  # noqa: F401
 from .types import Edr, EdrItem, ScheduleRow  # noqa: F401

@@ -32,8 +32,15 @@ def cookie_header(storage_state, url):
     return "; ".join(pairs)
 
 
+FORBIDDEN = (
+    "Retail Link refused the request (HTTP 403): it no longer accepts this login's browser identity. "
+    "Log in again on the Retail Link login page (request a new MFA code); if it keeps happening, "
+    "Walmart's bot defence is blocking the portal's address and Walmart support must allow it."
+)
+
+
 class EmsClient:
-    def __init__(self, storage_state, bearer):
+    def __init__(self, storage_state, bearer, user_agent=""):
         self.base = conf.ems_app_url()
         # The schedule and browse queries are POSTs that change nothing: safe to retry.
         self.session = UpstreamSession("retaillink", rate=conf.EMS_RATE, burst=conf.EMS_BURST, retry_methods=("GET", "POST"))
@@ -42,6 +49,10 @@ class EmsClient:
             "Referer": f"{self.base}/",
             "Accept": "application/json",
         })
+        # The browser's own User-Agent: the bot-defence cookies belong to it, and a
+        # different one beside them reads as a bot (403).
+        if user_agent:
+            self.session.headers["User-Agent"] = user_agent
         cookies = cookie_header(storage_state, self.base)
         if cookies:
             self.session.headers["Cookie"] = cookies
@@ -52,6 +63,8 @@ class EmsClient:
     def _json(self, response):
         if response.status_code == 401:
             raise SessionExpired()
+        if response.status_code == 403:
+            raise BotDefenceError(FORBIDDEN, status=403, upstream="retaillink")
         content_type = response.headers.get("Content-Type", "")
         if response.status_code == 412 or (response.ok and "html" in content_type):
             raise BotDefenceError(

@@ -25,3 +25,8 @@ class BotDefenceError(UpstreamPermanentError):
 
 class EdrNotFound(UpstreamPermanentError):
     """No EDR for this event id."""
+
+
+class BrowserMissing(Exception):
+    """The Chromium the login drives is not installed where CHROMIUM_PATH says:
+    a configuration problem (503 for callers), not an upstream refusal."""

@@ -21,7 +21,7 @@ from urllib.parse import unquote
 from portal.http import UpstreamTransientError
 
 from .. import conf
-from .errors import BotDefenceError, LoginRefused
+from .errors import BotDefenceError, BrowserMissing, LoginRefused
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +41,25 @@ class LoginResult:
     # Both are secrets (session cookies, the bearer): never in a repr.
     storage_state: str = field(repr=False)
     bearer: str = field(repr=False)
+    user_agent: str = ""  # the browser's: data calls must present the same one
+
+
+def chromium_problem():
+    """What is wrong with the configured browser, or None when it is there."""
+    path = conf.CHROMIUM_PATH
+    if not path:
+        return "CHROMIUM_PATH is empty; set it to the Chromium executable (e.g. /usr/bin/chromium)."
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        return (f"Chromium was not found at CHROMIUM_PATH={path}; install it (apt-get install chromium) or set "
+                "CHROMIUM_PATH to the browser's path. The Retail Link login needs it.")
+    return None
 
 
 def _executable():
-    path = conf.CHROMIUM_PATH
-    return path if path and os.path.exists(path) else None
+    problem = chromium_problem()
+    if problem:
+        raise BrowserMissing(problem)
+    return conf.CHROMIUM_PATH
 
 
 @contextmanager
@@ -53,8 +67,9 @@ def browser_context(storage_state=None):
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
+    executable = _executable()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=_executable(), headless=True, args=BROWSER_ARGS)
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=BROWSER_ARGS)
         try:
             context = browser.new_context(storage_state=json.loads(storage_state) if storage_state else None)
             context.set_default_timeout(conf.LOGIN_STEP_TIMEOUT * 1000)
@@ -155,7 +170,8 @@ def submit_code(storage_state, credentials, code):
             raise LoginRefused("no_token", "Retail Link accepted the code but issued no token (auth-token cookie "
                                "missing); request a new code and try again.", status=status)
         logger.info("Retail Link login complete")
-        return LoginResult(storage_state=json.dumps(context.storage_state()), bearer=bearer)
+        return LoginResult(storage_state=json.dumps(context.storage_state()), bearer=bearer,
+                           user_agent=page.evaluate("navigator.userAgent"))
 
 
 def bearer_from_cookies(cookies):

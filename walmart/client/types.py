@@ -9,8 +9,19 @@ text here so the rest of the app sees one shape.
 from dataclasses import dataclass, field
 from datetime import date
 
-# Clients treat eventStatusCode 2 as APPROVED (retail-link.md, club-details).
-STATUS_CODE_NAMES = {"2": "APPROVED"}
+# Codes arrive as numeric strings in some replies and as names in others: one
+# name each, so a status never shows (or filters) as two values.
+# Clients treat eventStatusCode 2 as APPROVED (retail-link.md, club-details);
+# 3 = CANCELLED is [P] (the sandbox's numeric form of the other status seen).
+STATUS_CODE_NAMES = {"2": "APPROVED", "3": "CANCELLED"}
+# eventType codes (the browse and schedule queries send 1..57) by the names the
+# cached pull shows [P]: the order of retail-link.md's list, as the sandbox serves them.
+EVENT_TYPE_NAMES = {
+    str(code): name for code, name in enumerate([
+        "Supplier", "Production", "Company", "Club Choice Company", "Club Choice Accrual", "Holiday",
+        "Demo Supplies", "FREEOSK (Kiosk)", "Vendor Performed",
+    ], start=1)
+}
 
 
 def text(value):
@@ -37,6 +48,14 @@ def parse_date(value):
 def status_name(value):
     value = text(value).upper()
     return STATUS_CODE_NAMES.get(value, value)
+
+
+def event_type_name(value):
+    """The event type as a name; an unknown numeric code says so ("Type 45")."""
+    value = text(value)
+    if value.isdigit():
+        return EVENT_TYPE_NAMES.get(str(int(value)), f"Type {int(value)}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -78,7 +97,7 @@ class Edr:
             event_id=text(data.get("demoId")),
             name=text(data.get("demoName")),
             event_date=parse_date(data.get("demoDate")),
-            event_type=text(data.get("demoClassCode")),
+            event_type=event_type_name(data.get("demoClassCode")),
             status=status_name(data.get("demoStatusCode")),
             locked=flag(data.get("demoLockInd")),
             prep_instructions=text(instructions.get("demoPrepnTxt")),
@@ -106,7 +125,7 @@ class ScheduleRow:
             event_id=text(data.get("eventId")),
             event_name=text(data.get("eventName")),
             event_date=parse_date(data.get("demoDate") or data.get("eventDate")),
-            event_type=text(data.get("eventType")),
+            event_type=event_type_name(data.get("eventType")),
             # some clients read `eventStatus` instead of `status`
             status=status_name(data.get("status") or data.get("eventStatus")),
             item_nbr=text(data.get("itemNbr")),

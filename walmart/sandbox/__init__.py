@@ -27,7 +27,8 @@ Contract choices not fixed by /work/shared/upstreams/retail-link.md ([P]):
   URL-encoded JSON `auth-token` cookie (option `authenticate_without_cookie`
   answers 200 without it).
 - Data calls need `Authorization: Bearer`; an unknown or expired bearer is 401
-  `{"message": "Session expired"}`. Unknown `edrReport` id: 404
+  `{"message": "Session expired"}`. A data call whose User-Agent is not the one
+  that called /authenticate (the browser's) is 403 `{"message": "Forbidden"}`. Unknown `edrReport` id: 404
   `{"message": "EDR not found"}`.
 - Types (option `types`): "mixed" (default: even event ids carry numbers and
   text codes, odd ones strings, numeric-string codes and a Y/N lock flag),
@@ -94,6 +95,7 @@ class RetailLinkSandbox(Sandbox):
         self.logins = {}  # rl_sid -> {"username", "stage", "code", "code_expires"}
         self.auth_sessions = {}  # rl_auth -> username
         self.tokens = {}  # bearer -> expiry (epoch seconds)
+        self.token_agents = {}  # bearer -> the User-Agent that logged in
         self.events = build_catalogue()
         self.options = copy.deepcopy(DEFAULT_OPTIONS)
         self.sms = []
@@ -106,6 +108,7 @@ class RetailLinkSandbox(Sandbox):
             "accounts": {name: {"locked": a["locked"], "failures": a["failures"]} for name, a in self.accounts.items()},
             "last_code": self.sms[-1]["code"] if self.sms else None,
             "sms": self.sms[-10:],
+            "sms_sent": len(self.sms),
             "pending_logins": sum(1 for s in self.logins.values() if s["stage"] != "authenticated"),
             "tokens_issued": len(self.tokens),
             "edr_requests": self.edr_requests[-200:],
@@ -153,6 +156,9 @@ class RetailLinkSandbox(Sandbox):
         expiry = self.tokens.get(token)
         if expiry is None or expiry < time.time():
             return json_response({"message": "Session expired"}, 401)
+        # The bot defence ties the session to the browser that logged in.
+        if request.headers.get("User-Agent", "") != self.token_agents.get(token):
+            return json_response({"message": "Forbidden", "appId": "PXu6b0qd2S"}, 403)
         return None
 
     def _guard_ems(self, request):
@@ -264,6 +270,7 @@ class RetailLinkSandbox(Sandbox):
                 return json_response({"status": "ok"})
             token = secrets.token_urlsafe(24)
             self.tokens[token] = time.time() + TOKEN_TTL_S
+            self.token_agents[token] = request.headers.get("User-Agent", "")
         response = json_response({"status": "ok"})
         cookie = quote(json.dumps({"token": token, "expiresIn": TOKEN_TTL_S}))
         response.headers.add("Set-Cookie", f"auth-token={cookie}; Path=/")

@@ -93,4 +93,28 @@ def build_catalogue():
                     items=items,
                 )
                 event_id += 1
+    _add_seed_example_day(events)
     return events
+
+
+# The seed's usage example (Example 1) downloads the EDRs of 2025-10-05 and
+# expects 5: five approved events on that day, kept apart (their own ids and
+# random stream) so the rest of the catalogue does not move.
+SEED_EXAMPLE_DATE = date(2025, 10, 5)
+SEED_EXAMPLE_IDS = range(605001, 605006)
+
+
+def _add_seed_example_day(events):
+    rng = random.Random(20251005)
+    for event_id in SEED_EXAMPLE_IDS:
+        desc, dept, dept_desc = rng.choice(PRODUCTS)
+        vendor_nbr, vendor_desc = rng.choice(VENDORS)
+        item = Item(rng.randint(100000000, 999999999), f"00{rng.randint(10**11, 10**12 - 1)}", desc, dept, dept_desc,
+                    vendor_nbr, vendor_desc, featured=True)
+        events[event_id] = Event(
+            event_id=event_id, name=f"{SEED_EXAMPLE_DATE:%m.%d} {desc} Demo", event_type=EVENT_TYPES[0],
+            event_type_code=1, bill_type=BILL_TYPES[0], status="APPROVED", event_date=SEED_EXAMPLE_DATE,
+            club=CLUBS[0], locked=False, fee=150.0,
+            prep=f"Keep {desc} refrigerated until 30 minutes before the demo.",
+            portion=f"Serve 1 oz portions of {desc}.", items=[item],
+        )

@@ -8,10 +8,16 @@ from .assignments import import_event_assignments, import_event_assignments_csv 
 from .batch import (  # noqa: F401
     KEEP_ALIVE_SECONDS,
     NOT_DONE,
+    NOTHING_TO_RETRY,
+    batch_failures,
     batch_params,
+    output_directory,
+    wait_for_batch,
     batch_summary,
     batch_zip,
+    batch_zip_file,
     edr_batch,
+    retry_batch_failures,
     retry_event,
     start_edr_batch,
     user_batch,
@@ -27,4 +33,13 @@ from .edr import (  # noqa: F401
     store_report,
 )
 from .housekeeping import clear_expired_sessions  # noqa: F401
-from .login import CONFIGURATION_MISSING, authenticate, logout, request_mfa  # noqa: F401
+from .login import (  # noqa: F401
+    CONFIGURATION_MISSING,
+    CodeTriesExhausted,
+    authenticate,
+    logout,
+    request_mfa,
+    reset_wrong_codes,
+    shared_account,
+    tries_left,
+)

@@ -219,14 +219,18 @@ def _fetch_and_render(run, batch, client, event_ids):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def batch_summary(record):
-    """The seed's batch-download reply for a run."""
+def batch_summary(record, pdf_url=None):
+    """The seed's batch-download reply for a run; `pdf_url(report_id)` adds each
+    stored PDF's download link."""
     items = list(EdrBatchItem.objects.filter(run=record))
     results = []
     for item in items:
         if item.success:
-            results.append({"event_id": item.event_id, "success": True, "filename": item.filename,
-                            "employee_name": item.employee_name or None})
+            result = {"event_id": item.event_id, "success": True, "filename": item.filename,
+                      "employee_name": item.employee_name or None}
+            if pdf_url is not None and item.report_id:
+                result["pdf_url"] = pdf_url(item.report_id)
+            results.append(result)
         else:
             results.append({"event_id": item.event_id, "success": False, "error": item.error})
     return {
@@ -237,18 +241,51 @@ def batch_summary(record):
     }
 
 
-def batch_zip(record):
-    """Every PDF of a batch run as one zip (bytes)."""
-    import io
+def output_directory(record):
+    """Where the batch's PDFs are stored (the storage folder the seed called
+    output_directory): the folder shared by its reports."""
+    import posixpath
+
+    names = [name for name in EdrBatchItem.objects.filter(run=record, success=True, report__isnull=False)
+             .values_list("report__pdf", flat=True) if name]
+    if not names:
+        return None
+    return posixpath.commonpath([posixpath.dirname(n) for n in names])
+
+
+def wait_for_batch(record, seconds):
+    """Poll the run row until it finishes or `seconds` pass; the fresh row."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not record.is_finished and time.monotonic() < deadline:
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+        record.refresh_from_db()
+    return record
+
+
+def batch_zip_file(record):
+    """Every PDF of a batch run as one zip, in a temporary file (in memory up to
+    16 MB, then on disk) rewound to its start; PDFs are read through the storage
+    API one at a time, so a large batch never sits in memory whole."""
+    import shutil
+    import tempfile
     import zipfile
 
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)
+    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
         for item in EdrBatchItem.objects.filter(run=record, success=True).select_related("report"):
             if item.report and item.report.pdf:
-                with item.report.pdf.open("rb") as handle:
-                    archive.writestr(item.report.filename, handle.read())
-    return buffer.getvalue()
+                with item.report.pdf.open("rb") as source, archive.open(item.report.filename, "w") as target:
+                    shutil.copyfileobj(source, target)
+    spool.seek(0)
+    return spool
+
+
+def batch_zip(record):
+    """Every PDF of a batch run as one zip (bytes)."""
+    with batch_zip_file(record) as spool:
+        return spool.read()
 
 
 def batch_params(user, *, date=None, event_ids=None):
@@ -311,3 +348,29 @@ def retry_event(run, record):
             success=True, report=report, employee_name=report.employee_name, filename=report.filename, error=""
         )
     run.count("edrs_downloaded")
+
+
+def batch_failures(record):
+    """The open set-aside events of a batch run (its failed and not-done events)."""
+    from portal.models import SetAsideRecord
+
+    return SetAsideRecord.objects.filter(app="walmart", kind="event", status=SetAsideRecord.Status.OPEN,
+                                         context__batch_run_id=record.pk)
+
+
+NOTHING_TO_RETRY = "This batch has no failed events left to retry."
+
+
+def retry_batch_failures(record, *, trigger, user=None, actor=None, queue=True):
+    """Retry only the failed events of a batch, into the same batch's report set
+    (the batch page, the API and the command all come here). Queued for the
+    worker by default; `queue=False` runs it here. Returns the retry run row.
+    Refuses (OperationFailed) when nothing of the batch is left to retry."""
+    from portal.setaside import enqueue_retry, retry_set_aside
+
+    ids = list(batch_failures(record).values_list("pk", flat=True))
+    if not ids:
+        raise OperationFailed(NOTHING_TO_RETRY)
+    start = enqueue_retry if queue else retry_set_aside
+    (retry,) = start(ids=ids, trigger=trigger, user=user, actor=actor)
+    return retry

@@ -27,7 +27,7 @@ def ems_client(user, *, session=None):
     """An EMS client on the user's authenticated session. An upstream 401 ends
     the session: the user has to log in again."""
     session = session or sessions.require_authenticated(user)
-    client = EmsClient(session.browser_state, session.bearer)
+    client = EmsClient(session.browser_state, session.bearer, session.user_agent)
     try:
         yield client
     except SessionExpired:

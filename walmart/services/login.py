@@ -1,37 +1,147 @@
-"""The Retail Link login: request the SMS code, enter it, log out."""
+"""The Retail Link login: request the SMS code, enter it, log out.
+
+One Retail Link account serves every portal user (RetailLinkAccount): code
+requests are serialised per account, and wrong codes are counted locally so
+the portal refuses before Retail Link's lockout.
+"""
+
+import hashlib
+import time
+from datetime import timedelta
+
+from django.db.models import F, Q
 
 from portal.runs import OperationFailed
 
-from .. import conf, sessions
-from ..client import request_code, submit_code
+from .. import clock, conf, sessions
+from ..client import LoginRefused, request_code, submit_code
+from ..models import RetailLinkAccount
 
 CONFIGURATION_MISSING = (
     "Configuration missing: set WALMART_EDR_USERNAME, WALMART_EDR_PASSWORD and WALMART_EDR_MFA_CREDENTIAL_ID "
     "or fill in the Retail Link settings in the admin."
 )
+# How long one code request may hold the account (a browser login takes seconds).
+CLAIM_SECONDS = 60
+# How long a second request waits for the first one's SMS before giving up.
+JOIN_WAIT_SECONDS = 20
+REQUEST_IN_PROGRESS = "Another code request for the shared Retail Link account is still running; try again in a minute."
+
+
+class CodeTriesExhausted(OperationFailed):
+    """The next wrong code would lock the shared account: the portal refuses it."""
+
+
+def _digest(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def shared_account(credentials=None):
+    credentials = credentials or conf.credentials()
+    account, _ = RetailLinkAccount.objects.get_or_create(account_key=_digest(credentials.username or ""))
+    return account
+
+
+def tries_left(account):
+    """Code tries the portal still allows: it keeps the one that would lock the account."""
+    return max(0, conf.MFA_LOCKOUT_AFTER - 1 - account.wrong_codes)
+
+
+def _claim(account):
+    now = clock.now()
+    return RetailLinkAccount.objects.filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), pk=account.pk
+    ).update(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
 
 
 def request_mfa(user):
     """Start a login for `user`: sign in in a browser and have the SMS sent.
 
-    Side effects: an SMS from Retail Link; replaces the user's session row.
-    Raises OperationFailed (configuration) or an UpstreamError (refusal)."""
+    A request while the shared account's code is still pending (or being
+    requested by someone else) joins that login: no second SMS. Side effects:
+    at most one SMS from Retail Link; replaces the user's session row.
+    Raises OperationFailed (configuration, busy) or an UpstreamError (refusal)."""
     credentials = conf.credentials()
     if not credentials.complete:
         raise OperationFailed(CONFIGURATION_MISSING)
-    browser_state = request_code(credentials)
+    account = shared_account(credentials)
+    deadline = time.monotonic() + JOIN_WAIT_SECONDS
+    while True:
+        account.refresh_from_db()
+        if account.code_pending():
+            return sessions.start_session(user, account.pending_state)
+        if _claim(account):
+            break
+        if time.monotonic() > deadline:
+            raise OperationFailed(REQUEST_IN_PROGRESS)
+        time.sleep(0.2)  # another request holds the account: wait for its SMS
+    try:
+        browser_state = request_code(credentials)
+        now = clock.now()
+        account.pending_state, account.code_sent_at = browser_state, now
+        account.code_expires_at = now + timedelta(seconds=conf.MFA_CODE_TTL_SECONDS)
+        account.accepted_code = account.accepted_state = account.accepted_bearer = ""
+        account.save(update_fields=["pending_state", "code_sent_at", "code_expires_at", "accepted_code",
+                                    "accepted_state", "accepted_bearer"])
+    finally:
+        RetailLinkAccount.objects.filter(pk=account.pk).update(claimed_until=None)
     return sessions.start_session(user, browser_state)
+
+
+def _wrong_code(account, refusal):
+    RetailLinkAccount.objects.filter(pk=account.pk).update(wrong_codes=F("wrong_codes") + 1)
+    account.refresh_from_db()
+    left = tries_left(account)
+    if left:
+        message = f"{refusal} {left} {'try' if left == 1 else 'tries'} left before the portal stops taking codes."
+    else:
+        message = (f"{refusal} No tries left: one more wrong code would lock the shared Retail Link account, "
+                   "so the portal takes no more codes until an administrator resets the count.")
+    return LoginRefused("invalid_code", message, status=refusal.status)
 
 
 def authenticate(user, mfa_code):
     """Finish the user's login with the SMS code; the session becomes usable.
 
-    A wrong code leaves the half-finished login in place for another try."""
+    A wrong code leaves the half-finished login in place for another try and is
+    counted; the guess that would reach Retail Link's lockout is refused here."""
     session = sessions.require_session(user)
     if session.is_authenticated:
         return session
-    result = submit_code(session.browser_state, conf.credentials(), mfa_code.strip())
-    return sessions.mark_authenticated(session, result.storage_state, result.bearer)
+    code = mfa_code.strip()
+    account = shared_account()
+    joined = account.pending_state and account.pending_state == session.browser_state
+    if joined and account.accepted_code:
+        # Someone else finished this login: the same code lets this user in too.
+        if _digest(code) == account.accepted_code:
+            return sessions.mark_authenticated(session, account.accepted_state, account.accepted_bearer,
+                                               account.accepted_user_agent)
+        raise LoginRefused("invalid_code", "That is not the code that was accepted for this login; check the SMS.")
+    if not tries_left(account):
+        raise CodeTriesExhausted(
+            f"{account.wrong_codes} wrong codes in a row: one more would lock the shared Retail Link account for "
+            "every user, so the portal does not send it. An administrator can reset the count "
+            "(Retail Link accounts in the admin) once the right code is at hand.")
+    try:
+        result = submit_code(session.browser_state, conf.credentials(), code)
+    except LoginRefused as exc:
+        if exc.reason == "invalid_code":
+            raise _wrong_code(account, exc) from exc
+        if exc.reason == "locked":
+            RetailLinkAccount.objects.filter(pk=account.pk).update(wrong_codes=conf.MFA_LOCKOUT_AFTER)
+        raise
+    RetailLinkAccount.objects.filter(pk=account.pk).update(wrong_codes=0)
+    if joined:
+        account.accepted_code = _digest(code)
+        account.accepted_state, account.accepted_bearer = result.storage_state, result.bearer
+        account.accepted_user_agent = result.user_agent
+        account.save(update_fields=["accepted_code", "accepted_state", "accepted_bearer", "accepted_user_agent"])
+    return sessions.mark_authenticated(session, result.storage_state, result.bearer, result.user_agent)
+
+
+def reset_wrong_codes():
+    """Let the portal take codes again (after staff checked the account is not locked)."""
+    return RetailLinkAccount.objects.update(wrong_codes=0)
 
 
 def logout(user):

@@ -1,160 +1,20 @@
-"""Check-in operations: one function each, called by the admin, the API, the
-Celery tasks and the management commands (or queued for them with enqueue()).
-
-- fetch_users: CheckOut's opted-in users → CheckoutUser + CheckinSession rows.
-- refresh_session(email) / refresh_sessions: load the York page with the cookie,
-  verify it, keep the rotated cookie, then `update` and `log` on CheckOut.
-- refresh_due_sessions (beat, every minute): plans a cycle when one is due
-  (users shuffled, spread with random gaps, the next cycle 1–5 h later, like the
-  original scheduler) and refreshes the sessions whose due time has come.
-"""
+"""Session refreshes: one, all, and the periodic cycle."""
 
 import logging
-import random
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
-from portal.http import UpstreamAuthError, UpstreamError
+from portal.http import BudgetExhausted, UpstreamAuthError, UpstreamError, budget_left
 from portal.runs import OperationFailed, OperationSkipped, RunLost, SoftTimeLimitExceeded, describe_error, hold_lock, operation
 from portal.setaside import resolve_items
 
-from . import conf
-from .client import CheckinPageClient, CheckoutClient, CheckoutUserRecord
-from .models import CheckinSession, CheckinSettings, CheckoutUser, SessionRefresh, cookie_fingerprint
+from ..client import CheckinPageClient
+from ..models import CheckinSession, CheckinSettings, CheckoutUser, SessionRefresh, cookie_fingerprint
+from .common import CHECKIN_TITLE, FAIL, LOGIN_TITLE, MESSAGES, NORMAL, _rng, checkout_client, eligible_sessions
 
 logger = logging.getLogger(__name__)
-
-NORMAL = CheckinSession.Result.NORMAL
-FAIL = CheckinSession.Result.FAIL
-CHECKIN_TITLE = "Check-In"
-LOGIN_TITLE = "Please log in to continue..."
-# The original service's words in CheckOut's log, so its UI reads the same.
-MESSAGES = {
-    "success": "Session refresh success",
-    "expired": "Session refresh fail - Session expired",
-    "no_cookie": "Session refresh fail - No new session token",
-    "no_email": "Session refresh fail - Could not find user email",
-    "mismatch": "Email mismatch - Checkout user email does not match Checkin account",
-    "not_stored": "Session refresh fail - Token updated but user record not found",
-}
-
-_rng = random.SystemRandom()
-
-
-def checkout_api_key():
-    return CheckinSettings.load().checkout_api_key or conf.checkout_api_key_from_env()
-
-
-def checkout_client():
-    return CheckoutClient(checkout_api_key())
-
-
-def eligible_sessions():
-    """Sessions the refresh cycle looks after: opted-in users with a cookie."""
-    return CheckinSession.objects.select_related("user").filter(user__opted_in=True).exclude(cookie="")
-
-
-# --- fetch users ---------------------------------------------------------------------
-def user_key(raw):
-    """A CheckOut user's natural key: the e-mail; for a record without one, a
-    fingerprint of its cookie (stable while the record stays as it is)."""
-    email = raw.get("email") if isinstance(raw, dict) else None
-    if isinstance(email, str) and email.strip():
-        return email.strip().lower()
-    token = str(raw.get("checkintoken") or "") if isinstance(raw, dict) else ""
-    return f"without-e-mail:{cookie_fingerprint(token)[:16]}" if token else "without-e-mail"
-
-
-def _has_email(raw):
-    return isinstance(raw, dict) and isinstance(raw.get("email"), str) and bool(raw["email"].strip())
-
-
-def _redacted(raw):
-    """The raw user as kept on a set-aside record: never the check-in cookie."""
-    if not isinstance(raw, dict):
-        return raw
-    return {**raw, "checkintoken": "***"} if raw.get("checkintoken") else raw
-
-
-@operation("checkin", "fetch_users")
-def fetch_users(run):
-    """Fetch CheckOut's opted-in users and upsert them by e-mail. Idempotent.
-
-    Tests the connection first (as the original monitor did) and records the
-    outcome for /status. All rows are written in one transaction after the whole
-    list arrived, so a failed fetch changes nothing. A user that cannot be taken
-    (no e-mail, a row that does not store) is set aside (kind "user") and the
-    others are stored: the run ends `partial`. Users no longer listed are marked
-    opted out, not deleted (their refresh history stays).
-    """
-    client = checkout_client()
-    try:
-        client.test()
-    except UpstreamError:
-        _record_connection(False)
-        raise
-    _record_connection(True)
-    requested_at = timezone.now()
-    raw_users = client.raw_users()
-    listed = {}  # e-mail -> raw; an e-mail listed twice counts once (the last wins)
-    unusable = {}
-    for raw in raw_users:
-        (listed if _has_email(raw) else unusable)[user_key(raw)] = raw
-    run.set_total(len(listed) + len(unusable))
-    went_through = []
-    with transaction.atomic():
-        for key, raw in unusable.items():
-            run.set_aside("user", key, "CheckOut sent a user without an e-mail (it cannot be matched to anyone)",
-                          payload=_redacted(raw))
-            run.advance()
-        for email, raw in listed.items():
-            with run.isolate("user", email, payload=_redacted(raw)):
-                _upsert_user(run, CheckoutUserRecord.parse(raw), requested_at)
-                run.ok()
-                went_through.append(email)
-            run.advance()
-        # Everyone listed stays opted in, even a user set aside this time.
-        opted_out = CheckoutUser.objects.filter(opted_in=True).exclude(email__in=list(listed)).update(opted_in=False)
-        resolve_items(run.record, "checkin", "user", went_through)
-    run.set_counter("opted_out", opted_out)
-    logger.info("fetched %s CheckOut users (%s opted out, %s set aside)", len(listed), opted_out, run.set_aside_count)
-    return {"users": len(listed), "opted_out": opted_out}
-
-
-def _record_connection(connected):
-    CheckinSettings.load()  # make sure the row exists
-    CheckinSettings.objects.filter(pk=1).update(connected=connected, connection_checked_at=timezone.now())
-
-
-def _upsert_user(run, record, requested_at):
-    user, created = CheckoutUser.objects.update_or_create(
-        email=record.email,
-        defaults={
-            "opted_in": True,
-            "checkin_report": record.checkin_report,
-            "checkin_report_time": record.checkin_report_time,
-            "sync": record.sync,
-            "last_fetched": requested_at,
-        },
-    )
-    run.count("created" if created else "updated")
-    session, _ = CheckinSession.objects.get_or_create(user=user)
-    fingerprint = cookie_fingerprint(record.checkintoken)
-    if fingerprint == session.upstream_fingerprint:
-        return  # CheckOut holds what we know; ours may be newer (rotated, push pending)
-    if session.upstream_synced_at and session.upstream_synced_at >= requested_at:
-        # A refresh pushed a new cookie after this list was read: the list is stale.
-        run.count("cookies_newer_here")
-        return
-    # CheckOut holds a cookie we did not put there: the user imported a new one.
-    session.cookie = record.checkintoken
-    session.upstream_fingerprint = fingerprint
-    session.upstream_synced_at = requested_at
-    session.save(update_fields=["cookie", "upstream_fingerprint", "upstream_synced_at"])
-    run.count("cookies_imported")
-
 
 # --- refresh -------------------------------------------------------------------------
 def _session_lock(session, run, ttl=300):
@@ -273,6 +133,10 @@ def refresh_session(run, *, email):
     return {"email": session.user.email, "result": refresh.result}
 
 
+# Time one session's refresh may need (page, update, log) before a time budget ends.
+REFRESH_RESERVE_SECONDS = 8
+
+
 def _refresh_many(run, sessions, on_done=None):
     """Refresh each session in turn. One that fails (the page, CheckOut, or an
     error of ours) is set aside and the others go on: the run ends `partial`,
@@ -281,7 +145,13 @@ def _refresh_many(run, sessions, on_done=None):
     run.set_total(len(sessions))
     went_through = []
     try:
-        for session in sessions:
+        for index, session in enumerate(sessions):
+            left = budget_left()
+            if left is not None and left < REFRESH_RESERVE_SECONDS:
+                # A caller waiting on us (an endpoint CheckOut calls) is out of time: stop
+                # before a page load that could rotate a cookie we would not get to keep.
+                raise BudgetExhausted(f"Out of time after {index} of {len(sessions)} sessions; the rest were not "
+                                      "refreshed this time.", upstream="checkin")
             if on_done:
                 on_done(session)
             try:

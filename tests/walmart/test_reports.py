@@ -1,0 +1,113 @@
+"""Reports a field team can read: codes as names (API, admin, PDF), and a PDF
+whose item table fits: columns sized to content, the header on every page, long
+words wrapped, CJK names in an embedded font, 300 items on few pages. Checked
+page by page with pdftotext."""
+
+import shutil
+import subprocess
+
+import pytest
+
+from walmart import services
+from walmart.client.types import EVENT_TYPE_NAMES
+from walmart.models import EdrReport, EventAssignment
+
+pytestmark = pytest.mark.django_db
+
+CJK_NAME = "山田 太郎"
+LONG_WORD = "SUPERCALIFRAGILISTICEXPIALIDOCIOUS-ORGANIC-COLD-BREW-CONCENTRATE-0123456789"
+
+
+def pages_text(path):
+    count = int(next(line.split()[-1] for line in subprocess.run(
+        ["pdfinfo", path], capture_output=True, text=True, check=True).stdout.splitlines() if line.startswith("Pages:")))
+    return [subprocess.run(["pdftotext", "-layout", "-f", str(n), "-l", str(n), path, "-"],
+                           capture_output=True, text=True, check=True).stdout for n in range(1, count + 1)]
+
+
+@pytest.fixture
+def big_edr(rl):
+    items = [{"itemNbr": str(100000000 + n), "gtin": f"00{n:012d}", "itemDesc": f"Organic snack bar {n} almond",
+              "vendorNbr": "51234", "deptNbr": "95"} for n in range(300)]
+    items[7]["itemDesc"] = LONG_WORD
+    rl.options["edr_overrides"] = {"606101": {"itemDetails": items, "demoName": "10.06 抹茶 Matcha Demo"}}
+    EventAssignment.objects.create(event_id="606101", employee_name=CJK_NAME)
+    return items
+
+
+@pytest.mark.skipif(not shutil.which("pdftotext"), reason="poppler-utils is not installed")
+def test_a_300_item_edr_with_a_cjk_name_prints_page_by_page(rl_user, big_edr, tmp_path):
+    report = services.download_one(rl_user, "606101")
+    path = tmp_path / "edr.pdf"
+    with report.pdf.open("rb") as handle:
+        path.write_bytes(handle.read())
+    pages = pages_text(str(path))
+    assert 4 <= len(pages) <= 10, len(pages)  # a reasonable number of pages for 300 rows
+
+    # The header row is repeated on every page that carries items.
+    item_pages = [p for p in pages if "Organic snack bar" in p]
+    assert len(item_pages) >= 4
+    assert all("Item number" in p and "Description" in p for p in item_pages)
+    # Every item is there once, in order.
+    text = "\n".join(pages)
+    positions = [text.index(f"Organic snack bar {n} almond") for n in range(300) if n != 7]
+    assert positions == sorted(positions)
+
+    # The CJK names render (extractable text, not boxes) in an embedded font.
+    assert CJK_NAME in pages[0] and "抹茶" in pages[0]
+    fonts = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
+    cjk = [line for line in fonts.splitlines() if "NotoSansCJK" in line or "NotoSerifCJK" in line]
+    assert cjk and all(" yes " in line for line in cjk), fonts  # embedded
+
+    # The long unbroken word wraps within its column instead of running off the page.
+    raw = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    assert LONG_WORD not in raw.replace("\n", " ").split()  # not on one line
+    assert LONG_WORD in raw.replace("\n", "")  # but all of it is there, in order
+
+
+def test_codes_are_names_in_the_api_admin_and_pdf(rl_user, rl, api_client, admin_client):
+    from tests.walmart.conftest import pdf_text
+
+    # 606101 arrives with numeric-string codes, 606100 with names: both read the same.
+    services.edr_batch(trigger="api", user_id=rl_user.pk, event_ids=["606100", "606101"])
+    statuses = set(EdrReport.objects.values_list("status", flat=True))
+    assert statuses == {"APPROVED"} or statuses <= {"APPROVED", "CANCELLED"}
+    assert not any(s.isdigit() for s in statuses)
+    types = set(EdrReport.objects.values_list("event_type", flat=True))
+    assert types <= set(EVENT_TYPE_NAMES.values()), types
+
+    api_client.force_authenticate(rl_user)
+    listed = api_client.get("/api/walmart/edr/reports/").json()
+    rows = listed["results"] if isinstance(listed, dict) else listed
+    assert {r["event_type"] for r in rows} <= set(EVENT_TYPE_NAMES.values())
+    report = EdrReport.objects.get(event_id="606101")
+    assert report.event_type in pdf_text(report.pdf.open("rb"))
+
+    changelist = admin_client.get("/admin/walmart/edrreport/").content.decode()
+    for status in statuses:  # one filter value per status
+        assert changelist.count(f"?status={status}") == 1
+    assert "?status=2" not in changelist
+
+
+def test_stored_codes_are_renamed_by_the_migration():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    EdrReport.objects.create(event_id="1", status="2", event_type="3", fetched_at="2025-10-06T00:00:00Z")
+    import_module("walmart.migrations.0006_codes_as_names").codes_to_names(apps, None)
+    report = EdrReport.objects.get(event_id="1")
+    assert (report.status, report.event_type) == ("APPROVED", "Company")
+
+
+def test_without_a_cjk_font_the_pdf_still_renders(monkeypatch, caplog):
+    from walmart import pdf_fonts
+    from walmart.client.types import Edr
+    from walmart.pdf import render_html
+    from walmart.pdf_render import html_to_pdf
+
+    monkeypatch.setattr(pdf_fonts, "CANDIDATES", ())
+    monkeypatch.delenv("CJK_FONT_PATH", raising=False)
+    edr = Edr.from_json({"demoId": "5", "demoName": "抹茶 Demo", "demoDate": "2025-10-06", "itemDetails": []})
+    assert html_to_pdf(render_html(edr, CJK_NAME)).startswith(b"%PDF")
+    assert "no CJK font was found" in caplog.text

@@ -1,0 +1,109 @@
+"""One Retail Link account serves every portal user: code requests are
+serialised (one SMS for parallel requests), wrong codes are counted locally and
+the guess that would lock the account is refused, logout is never throttled."""
+
+import threading
+
+import pytest
+import requests
+
+from walmart import services
+from walmart.client import LoginRefused
+from walmart.models import RetailLinkAccount, RetailLinkSession
+
+pytestmark = [pytest.mark.browser]
+
+
+def sandbox_state(sandbox):
+    return requests.get(f"{sandbox.url}/_sandbox/retaillink/state").json()
+
+
+def wrong_code(sandbox):
+    return "000000" if sandbox_state(sandbox)["last_code"] != "000000" else "111111"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_parallel_code_requests_send_one_sms_and_both_users_get_in(sandbox, django_user_model):
+    first, second = (django_user_model.objects.create_user(name) for name in ("ana", "ben"))
+    errors, barrier = [], threading.Barrier(2)
+
+    def ask(user):
+        from django.db import connection
+
+        try:
+            barrier.wait()
+            services.request_mfa(user)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(user,)) for user in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    state = sandbox_state(sandbox)
+    assert state["sms_sent"] == 1 and state["pending_logins"] == 1
+    # A third request within the code's life joins the pending login too.
+    services.request_mfa(first)
+    assert sandbox_state(sandbox)["sms_sent"] == 1
+
+    code = state["last_code"]
+    assert services.authenticate(first, code).is_authenticated
+    assert services.authenticate(second, code).is_authenticated  # the same login, no second upstream try
+    assert services.fetch_edr(second, "606100").event_id == "606100"
+    assert sandbox_state(sandbox)["accounts"]["demo.user@example.com"]["failures"] == 0
+
+
+@pytest.mark.django_db
+def test_the_portal_refuses_the_wrong_code_that_would_lock_the_account(admin_user, sandbox, rl):
+    services.request_mfa(admin_user)
+    wrong = wrong_code(sandbox)
+    with pytest.raises(LoginRefused, match="1 try left"):
+        services.authenticate(admin_user, wrong)
+    with pytest.raises(LoginRefused, match="No tries left"):
+        services.authenticate(admin_user, wrong)
+    attempts = sandbox_state(sandbox)["accounts"]["demo.user@example.com"]
+    with pytest.raises(services.CodeTriesExhausted, match="would lock the shared Retail Link account"):
+        services.authenticate(admin_user, wrong)
+    # The third guess never reached Retail Link: the account is not locked.
+    assert sandbox_state(sandbox)["accounts"]["demo.user@example.com"] == attempts == {"locked": False, "failures": 2}
+    assert RetailLinkSession.objects.get(user=admin_user).stage == "awaiting_code"
+
+    # After an administrator resets the count, the right code gets in and the count starts again.
+    assert services.reset_wrong_codes() == 1
+    assert services.authenticate(admin_user, sandbox_state(sandbox)["last_code"]).is_authenticated
+    assert RetailLinkAccount.objects.get().wrong_codes == 0
+
+
+@pytest.mark.django_db
+def test_the_api_says_how_many_tries_are_left_and_refuses_the_last(api_client, admin_user, sandbox):
+    api_client.force_authenticate(admin_user)
+    assert api_client.post("/api/walmart/auth/request-mfa").status_code == 200
+    wrong = wrong_code(sandbox)
+    replies = [api_client.post("/api/walmart/auth/authenticate", {"mfa_code": wrong}, format="json") for _ in range(3)]
+    assert [r.status_code for r in replies] == [401, 401, 403]
+    assert "1 try left" in replies[0].json()["message"]
+    assert replies[2].json()["error"] == "tries_exhausted"
+    assert sandbox_state(sandbox)["accounts"]["demo.user@example.com"]["locked"] is False
+
+
+@pytest.mark.django_db
+def test_logout_is_never_throttled(api_client, admin_user, settings):
+    api_client.force_authenticate(admin_user)
+    replies = [api_client.post("/api/walmart/auth/logout").status_code for _ in range(15)]
+    assert set(replies) == {200}
+    # The login endpoints still are (10/min by default).
+    assert 429 in [api_client.post("/api/walmart/auth/authenticate", {"mfa_code": "12"}, format="json").status_code
+                   for _ in range(12)]
+
+
+@pytest.mark.django_db
+def test_an_administrator_resets_the_wrong_code_count_in_the_admin(admin_client):
+    account = RetailLinkAccount.objects.create(account_key="x", wrong_codes=2)
+    reply = admin_client.post("/admin/walmart/retaillinkaccount/", {"action": "reset_wrong_codes", "_selected_action": [account.pk]})
+    assert reply.status_code == 302
+    account.refresh_from_db()
+    assert account.wrong_codes == 0
