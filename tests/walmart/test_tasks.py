@@ -102,7 +102,7 @@ def test_the_soft_time_limit_stops_a_batch_and_records_the_events_not_done(worke
     reached = done.progress_done
     assert done.status == "failed", (done.status, done.error, done.log[-2000:])
     assert done.error == f"Stopped at the time limit after {reached} of 25; the rest was not done."
-    assert 0 < reached < 25
+    assert reached < 25  # on a loaded machine the limit may come before the first PDF is rendered
     assert done.counters["not_done"] == 25 - reached
     items = EdrBatchItem.objects.filter(run=done)
     assert items.count() == 25  # every event has its outcome: done, or not done
