@@ -51,6 +51,7 @@ def storage_settings(env, media_root=None):
             "querystring_auth": True,  # every URL is presigned
             "querystring_expire": env.int("STORAGE_URL_SECONDS", default=60),
             "file_overwrite": False,  # two machines writing the same name get two objects
+            "signature_version": "s3v4",  # presigned URLs every region and S3-compatible store accepts
         })
         return {"BACKEND": S3_BACKEND, "OPTIONS": {k: v for k, v in options.items() if v is not None or k == "default_acl"}}
     from pathlib import Path
@@ -63,6 +64,12 @@ def storage_settings(env, media_root=None):
 
 
 def is_s3(storage):
+    from django.utils.functional import LazyObject, empty
+
+    if isinstance(storage, LazyObject):  # default_storage
+        if storage._wrapped is empty:
+            storage._setup()
+        storage = storage._wrapped
     return type(storage).__module__.startswith("storages.backends.s3")
 
 
