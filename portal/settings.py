@@ -233,7 +233,11 @@ UPSTREAM_CONNECT_TIMEOUT = env.float("UPSTREAM_CONNECT_TIMEOUT", default=5.0)
 UPSTREAM_RETRIES = env.int("UPSTREAM_RETRIES", default=3)
 UPSTREAM_BACKOFF = env.float("UPSTREAM_BACKOFF", default=0.5)
 UPSTREAM_RETRY_AFTER_MAX = env.int("UPSTREAM_RETRY_AFTER_MAX", default=60)
-RATE_LIMIT_REDIS_URL = env.str("RATE_LIMIT_REDIS_URL", default=CELERY_BROKER_URL if BROKER_IS_REDIS else "")
+# The upstream rate-limit bucket is shared by every process of every machine through
+# Redis (the broker's, else the cache's); only without any Redis a flock'd file
+# shares it between one machine's processes.
+_CACHE_REDIS_URL = env.str("CACHE_URL", default="") if env.str("CACHE_URL", default="").startswith(("redis://", "rediss://")) else ""
+RATE_LIMIT_REDIS_URL = env.str("RATE_LIMIT_REDIS_URL", default=CELERY_BROKER_URL if BROKER_IS_REDIS else _CACHE_REDIS_URL)
 RATE_LIMIT_DIR = Path(env.str("RATE_LIMIT_DIR", default=str(VAR_DIR / "ratelimit")))
 
 # Finished runs older than this are deleted by portal.reap_runs.

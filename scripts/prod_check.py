@@ -1,7 +1,8 @@
 """`make prod-check`: the production configuration, started for real on loopback.
 
-1. `manage.py check --deploy --fail-level WARNING` with DEBUG=0 and the secure settings;
-2. migrate + collectstatic (whitenoise's manifest) into a scratch PORTAL_VAR_DIR;
+1. collectstatic (whitenoise's manifest) into a scratch PORTAL_VAR_DIR, then
+   `manage.py check --deploy --fail-level WARNING` with DEBUG=0 and the secure settings;
+2. migrate;
 3. `honcho -f Procfile.production start`: gunicorn, a Celery worker, one beat, on
    PostgreSQL + Redis (DATABASE_URL / CELERY_BROKER_URL / CACHE_URL; a postgres://
    and redis:// default on 127.0.0.1 when they are not set);
@@ -133,9 +134,9 @@ def main():
     port = free_port()
     env = production_env(var_dir, port)
     _ensure_database(env["DATABASE_URL"])
+    _run(["collectstatic", "--noinput", "-v", "0"], env)
     _run(["check", "--deploy", "--fail-level", "WARNING"], env)
     _run(["migrate", "--noinput", "-v", "0"], env)
-    _run(["collectstatic", "--noinput", "-v", "0"], env)
     honcho = str(Path(PY).parent / "honcho")
     log = open(var_dir / "processes.log", "w")
     # honcho would let .env (DEBUG=1 in development) override the variables set here;
