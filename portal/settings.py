@@ -271,6 +271,8 @@ if env.str("EMAIL_URL", default=""):
 # --- REST API ------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # per integration client, scoped to its apps (before DRF's tokens: pt_… keys)
+        "portal.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
