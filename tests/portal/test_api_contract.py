@@ -52,3 +52,15 @@ def test_good_page_parameters_page(admin_client):
     assert reply.status_code == 200, reply.content
     assert reply.json()["count"] == 3 and len(reply.json()["results"]) == 1
     assert admin_client.get("/api/portal/runs/?page_size=500&page=last").status_code == 200
+
+
+def test_set_aside_filter_by_an_unknown_run_lists_nothing(admin_client):
+    reply = admin_client.get("/api/portal/set-aside/?run=999999")
+    assert reply.status_code == 200, reply.content
+    assert reply.json()["count"] == 0
+    assert admin_client.get("/api/portal/set-aside/?run=abc").status_code == 400
+
+
+def test_retry_documents_a_non_empty_list_of_ids(schema):
+    body = next(v for k, v in schema["components"]["schemas"].items() if k.startswith("SetAsideRetry"))
+    assert body["properties"]["ids"]["minItems"] == 1

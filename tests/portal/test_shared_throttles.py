@@ -73,3 +73,11 @@ def test_deploy_check_warns_of_process_local_throttles_on_a_server_database(sett
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                                    "LOCATION": "redis://127.0.0.1:6379/9"}}
     assert "portal.W001" not in [m.id for m in run_checks(include_deployment_checks=True)]
+
+
+def test_deploy_check_warns_when_collectstatic_has_not_run(settings, tmp_path):
+    settings.DEBUG = False
+    settings.STATIC_ROOT = tmp_path
+    assert "portal.W002" in [m.id for m in run_checks(include_deployment_checks=True)]
+    (tmp_path / "staticfiles.json").write_text("{}")
+    assert "portal.W002" not in [m.id for m in run_checks(include_deployment_checks=True)]
