@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test setup browser
+.PHONY: run test setup browser prod-check
 
 run: setup browser
 	$(PY) manage.py migrate --noinput
@@ -17,6 +17,13 @@ TEST_VAR_DIR ?= $(CURDIR)/var/test
 
 test: setup browser
 	PORTAL_VAR_DIR=$(TEST_VAR_DIR) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The production configuration (Procfile.production: gunicorn, Celery workers, one
+# beat) after `check --deploy`, on PostgreSQL + Redis on loopback with DEBUG=0;
+# checks it answers, then stops it. DATABASE_URL / CELERY_BROKER_URL / CACHE_URL
+# choose the servers (defaults: 127.0.0.1, database portal_prod_check, Redis 14/15).
+prod-check: setup
+	$(PY) scripts/prod_check.py
 
 setup: $(VENV)/.installed .env
 

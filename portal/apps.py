@@ -13,6 +13,7 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self):
+        from . import checks  # noqa: F401  (deploy checks)
         from .operations import Operation, register
 
         register(Operation("portal", "reap_runs", "Heal lost runs", "portal.reap_runs"))

@@ -4,6 +4,8 @@ import contextvars
 import logging
 import traceback
 
+from pythonjsonlogger.json import JsonFormatter
+
 from .redaction import redact_text
 
 current_run_id = contextvars.ContextVar("current_run_id", default=None)
@@ -26,6 +28,14 @@ class RedactSecretsFilter(logging.Filter):
         if redacted != message:
             record.msg, record.args = redacted, ()
         return True
+
+
+class RedactingJsonFormatter(JsonFormatter):
+    """JSON lines with secret query values hidden everywhere in the line: a
+    record's extras too (django.request's `request`, whose repr is the full URL)."""
+
+    def format(self, record):
+        return redact_text(super().format(record))
 
 
 class RunLogHandler(logging.Handler):

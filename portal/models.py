@@ -209,3 +209,4 @@ class SingletonSettings(models.Model):
     def save(self, *args, **kwargs):
         self.pk = 1
         super().save(*args, **kwargs)
+from .api_tokens import ApiToken  # noqa: E402,F401  (API tokens per integration client)

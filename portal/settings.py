@@ -12,8 +12,12 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(environ.Env().str("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+env = environ.Env()
+# .env first, so every setting below (PORTAL_VAR_DIR included) can come from it;
+# the process environment wins over the file. PORTAL_ENV_FILE names another file.
+environ.Env.read_env(environ.Env().str("PORTAL_ENV_FILE", default=str(BASE_DIR / ".env")), overwrite=False)
+VAR_DIR = Path(env.str("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
 # prometheus-client's multiprocess mode: web, worker and beat processes of one
 # machine write their counters here and /metrics sums them. Set before the
 # library is imported anywhere.
@@ -21,9 +25,6 @@ import os as _os
 
 _os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics"))
 Path(_os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
-
-env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -57,6 +58,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    # Swagger UI and ReDoc served from our static files: no CDN
+    "drf_spectacular_sidecar",
     "corsheaders",
     "django_celery_beat",
     "axes",
@@ -70,6 +73,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # static files with hashed names and far-future caching, from STATIC_ROOT (collectstatic)
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # API answers are JSON envelopes whatever DEBUG says: bodies over the limit (413),
+    # unknown paths (404) and methods (405) under /api/
+    "portal.api.middleware.ApiErrorMiddleware",
     # before CommonMiddleware (and anything else that can answer), so preflights get their headers
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -141,10 +149,34 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise looks there from the start
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+
+# --- files ---------------------------------------------------------------------
+# Every file the portal writes goes through default_storage: S3 (django-storages)
+# when STORAGE_URL=s3://bucket?endpoint_url=…&region=… or AWS_STORAGE_BUCKET_NAME
+# says so, else local files under MEDIA_ROOT readable by the portal's user only.
+# Files are never public links: downloads go through portal.storage.serve_file.
+from portal.storage import storage_settings  # noqa: E402
+
+STORAGES = {
+    "default": storage_settings(env, MEDIA_ROOT),
+    # whitenoise: compressed files with hashed names once collectstatic wrote the
+    # manifest (production); plain names before that (development, unit tests).
+    "staticfiles": {"BACKEND": "portal.storage.StaticFilesStorage"},
+}
+# "stream" (through the portal) or "redirect" (S3 only: a presigned URL this many seconds long)
+STORAGE_DOWNLOADS = env.str("STORAGE_DOWNLOADS", default="stream")
+STORAGE_URL_SECONDS = env.int("STORAGE_URL_SECONDS", default=60)
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+# Request bodies: JSON and forms up to DATA_UPLOAD_MAX_MEMORY_SIZE (a larger one
+# gets a 413 envelope); multipart uploads (CSV files) up to MAX_UPLOAD_BYTES.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2621440)
+MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=200 * 1024 * 1024)
 
 # --- cache (login throttling, API throttling) -------------------------------
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
@@ -201,7 +233,11 @@ UPSTREAM_CONNECT_TIMEOUT = env.float("UPSTREAM_CONNECT_TIMEOUT", default=5.0)
 UPSTREAM_RETRIES = env.int("UPSTREAM_RETRIES", default=3)
 UPSTREAM_BACKOFF = env.float("UPSTREAM_BACKOFF", default=0.5)
 UPSTREAM_RETRY_AFTER_MAX = env.int("UPSTREAM_RETRY_AFTER_MAX", default=60)
-RATE_LIMIT_REDIS_URL = env.str("RATE_LIMIT_REDIS_URL", default=CELERY_BROKER_URL if BROKER_IS_REDIS else "")
+# The upstream rate-limit bucket is shared by every process of every machine through
+# Redis (the broker's, else the cache's); only without any Redis a flock'd file
+# shares it between one machine's processes.
+_CACHE_REDIS_URL = env.str("CACHE_URL", default="") if env.str("CACHE_URL", default="").startswith(("redis://", "rediss://")) else ""
+RATE_LIMIT_REDIS_URL = env.str("RATE_LIMIT_REDIS_URL", default=CELERY_BROKER_URL if BROKER_IS_REDIS else _CACHE_REDIS_URL)
 RATE_LIMIT_DIR = Path(env.str("RATE_LIMIT_DIR", default=str(VAR_DIR / "ratelimit")))
 
 # Finished runs older than this are deleted by portal.reap_runs.
@@ -238,6 +274,8 @@ if env.str("EMAIL_URL", default=""):
 # --- REST API ------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # per integration client, scoped to its apps (before DRF's tokens: pt_… keys)
+        "portal.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -257,6 +295,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Integrations run by the retail operations team.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc from drf-spectacular-sidecar's static files, never a CDN
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # the error envelope on every operation
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "portal.api.schema.document_error_envelope"],
 }
 
 # --- CORS ----------------------------------------------------------------------
@@ -292,7 +336,7 @@ LOGGING = {
     },
     "formatters": {
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "portal.logging.RedactingJsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(run_id)s",
         },
     },
@@ -301,6 +345,8 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # runserver's access log through the same redaction (an OAuth callback's ?code=)
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "INFO"},
         "urllib3": {"level": "WARNING"},
     },

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from .health import health, live, ready
 from .metrics import metrics_view
@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/", include("portal.api.root")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="portal/redoc.html"), name="redoc"),
     path("api/portal/", include("portal.api.urls")),
     path("api/checkin/v1/", include("checkin.api.urls")),
     path("api/walmart/", include("walmart.api.urls")),

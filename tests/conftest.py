@@ -183,3 +183,16 @@ def retry_through_the_api(api_client, user, capture_on_commit, records):
         reply = api_client.post("/api/portal/set-aside/retry", {"ids": [r.pk for r in records]}, format="json")
     assert reply.status_code == 202, reply.content
     return [SyncRun.objects.get(pk=run["id"]) for run in reply.json()]
+
+
+# moto's S3 server (session-scoped) for the storage tests
+from tests.s3 import s3_server  # noqa: E402,F401
+
+
+def web_server_args(port):
+    """The web process of a test: Django's runserver, or gunicorn as production
+    runs it when PORTAL_TEST_WEB=gunicorn (CI's PostgreSQL + Redis pass)."""
+    if os.environ.get("PORTAL_TEST_WEB") == "gunicorn":
+        return ["gunicorn", "-c", "portal/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                "--access-logfile", "-", "portal.wsgi"]
+    return ["django", "runserver", f"127.0.0.1:{port}", "--noreload"]

@@ -2,7 +2,7 @@
 
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -37,6 +37,14 @@ def envelope_exception_handler(exc, context):
             status.HTTP_503_SERVICE_UNAVAILABLE if getattr(exc, "transient", False) else status.HTTP_502_BAD_GATEWAY
         )
         return envelope("Upstream error", str(exc), status_code=code)
+    if isinstance(exc, RequestDataTooBig):
+        from django.conf import settings
+
+        return envelope("Request body too large",
+                        f"The request body is over the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+                        status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, exceptions.ParseError):
+        return envelope("Malformed request", _flatten(exc.detail), status_code=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

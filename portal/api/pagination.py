@@ -1,6 +1,16 @@
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 
 from portal.paginators import EstimatedCountPaginator
+
+
+def _positive_int(name, raw, maximum=None):
+    """A query parameter that must be a whole number from 1 (to `maximum`): anything
+    else is a 400 naming the parameter, never a silent default."""
+    if not raw.isdigit() or int(raw) < 1 or (maximum is not None and int(raw) > maximum):
+        bound = f" from 1 to {maximum}" if maximum is not None else " of at least 1"
+        raise ValidationError({name: [f"Must be a whole number{bound}, not {raw!r}."]})
+    return int(raw)
 
 
 class StandardPagination(PageNumberPagination):
@@ -8,3 +18,24 @@ class StandardPagination(PageNumberPagination):
     django_paginator_class = EstimatedCountPaginator
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        return _positive_int(self.page_size_query_param, raw, self.max_page_size)
+
+    def paginate_queryset(self, queryset, request, view=None):
+        raw = request.query_params.get(self.page_query_param)
+        if raw is not None and raw not in self.last_page_strings:
+            _positive_int(self.page_query_param, raw)
+        return super().paginate_queryset(queryset, request, view)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
+            elif parameter["name"] == self.page_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+        return parameters

@@ -75,6 +75,8 @@ class RunOperationView(APIView):
 
 class SetAsideFilter(django_filters.FilterSet):
     seen_after = django_filters.IsoDateTimeFilter(field_name="last_seen", lookup_expr="gte")
+    # an id, not a choice among existing runs: an unknown run lists nothing (not a 400)
+    run = django_filters.NumberFilter(field_name="run_id")
 
     class Meta:
         model = SetAsideRecord
@@ -95,7 +97,7 @@ class SetAsideRecordViewSet(viewsets.ReadOnlyModelViewSet):
         return visible_runs(super().get_queryset(), self.request.user)
 
     @extend_schema(
-        request=inline_serializer("SetAsideRetry", {"ids": serializers.ListField(child=serializers.IntegerField())}),
+        request=inline_serializer("SetAsideRetry", {"ids": serializers.ListField(child=serializers.IntegerField(), min_length=1)}),
         responses={202: SyncRunSerializer(many=True)},
     )
     @action(detail=False, methods=["post"])

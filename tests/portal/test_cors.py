@@ -16,7 +16,7 @@ import requests
 from rest_framework.authtoken.models import Token
 
 from portal.models import SyncRun
-from tests.conftest import ROOT, portal_process_env, start_portal_process, stop_process
+from tests.conftest import ROOT, portal_process_env, start_portal_process, stop_process, web_server_args
 
 FRONTEND = "http://localhost:3000"
 CORS_HEADERS = (
@@ -178,7 +178,7 @@ def _start_web(sandbox, tmp_path, name, allowed_origins):
         except requests.RequestException:
             return False
 
-    proc = start_portal_process(["django", "runserver", f"127.0.0.1:{port}", "--noreload"], env,
+    proc = start_portal_process(web_server_args(port), env,
                                 tmp_path / f"{name}.log", ready=up)
     proc.url = url
     return proc

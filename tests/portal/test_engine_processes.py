@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from portal.models import BeatTick, RunLock, SyncRun
 from portal.runs import operation
-from tests.conftest import portal_process_env, start_portal_process, stop_process, wait_for_run
+from tests.conftest import portal_process_env, start_portal_process, stop_process, wait_for_run, web_server_args
 from tests.portal.conftest import dead_pid, free_port, queue_length
 
 
@@ -119,7 +119,7 @@ def web_with_dead_broker(sandbox, transactional_db, tmp_path):
         except requests.RequestException:
             return False
 
-    proc = start_portal_process(["django", "runserver", f"127.0.0.1:{port}", "--noreload"], env, tmp_path / "web.log", ready=up)
+    proc = start_portal_process(web_server_args(port), env, tmp_path / "web.log", ready=up)
     proc.url = url
     yield proc
     stop_process(proc)

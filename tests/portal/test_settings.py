@@ -25,6 +25,8 @@ def test_a_missing_secret_stops_the_start_with_a_clear_message(tmp_path, monkeyp
 def test_check_deploy_is_clean_with_debug_off(tmp_path):
     from cryptography.fernet import Fernet
 
+    (tmp_path / "static").mkdir()  # as after collectstatic (portal.W002 otherwise)
+    (tmp_path / "static" / "staticfiles.json").write_text('{"paths": {}, "version": "1.1"}')
     result = manage(
         "check", "--deploy", "--fail-level", "WARNING",
         env={
@@ -33,6 +35,7 @@ def test_check_deploy_is_clean_with_debug_off(tmp_path):
             "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
             "ALLOWED_HOSTS": "portal.example.com",
             "PORTAL_VAR_DIR": str(tmp_path),
+            "STATIC_ROOT": str(tmp_path / "static"),
             "CHECKIN_API_KEY": "inbound-key-for-the-check",
         },
     )
