@@ -78,6 +78,13 @@ class CheckinAPIView(APIView):
     def get_exception_handler(self):
         return checkin_exception_handler
 
+    def initial(self, request, *args, **kwargs):
+        # an undeclared method is a 405 whoever asks: answered before the key check
+        method = request.method.lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            raise exceptions.MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)
+
 
 documented = extend_schema(
     tags=["checkin"],

@@ -13,7 +13,7 @@ import django_filters
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +22,12 @@ from portal import operations
 from portal.models import SetAsideRecord, SyncRun
 
 from .serializers import SetAsideRecordSerializer, SyncRunSerializer
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The resource's current state does not allow it."
+    default_code = "conflict"
 
 
 def run_response(record):
@@ -112,7 +118,10 @@ class SetAsideRecordViewSet(viewsets.ReadOnlyModelViewSet):
         for app in apps:
             if not operations.get(app, "retry_set_aside").user_may_run(request.user):
                 raise PermissionDenied(f"You may not retry {app} records.")
+        if not records.exists():
+            raise NotFound("No set-aside record has these ids.")
         if not records.filter(status=SetAsideRecord.Status.OPEN).exists():
-            raise ValidationError({"ids": "None of these records is open."})
+            # well-formed, but the records' state forbids it: a conflict, not a bad request
+            raise Conflict("None of these records is open.")
         runs = enqueue_retry(ids=list(records.values_list("pk", flat=True)), trigger=SyncRun.Trigger.API, user=request.user)
         return runs_response(runs)

@@ -22,6 +22,7 @@ ERRORS = {
     "403": "Permission denied.",
     "404": "Not found.",
     "405": "Method not allowed.",
+    "409": "Conflict: the resource's current state does not allow it.",
     "413": "Request body too large.",
     "429": "Too many requests (see Retry-After).",
     "500": "Internal server error (logged).",

@@ -12,10 +12,12 @@ def _rule(rule, *values):
 
 
 class AuthenticateSerializer(serializers.Serializer):
-    mfa_code = serializers.CharField(
-        trim_whitespace=True,
+    # a RegexField so the schema says which codes are well-formed; the rule itself is validation.mfa_code
+    mfa_code = serializers.RegexField(
+        validation.MFA_CODE.pattern, trim_whitespace=True,
         error_messages={"required": "Enter the MFA code sent by SMS as `mfa_code`.",
-                        "blank": "Enter the MFA code sent by SMS as `mfa_code`."},
+                        "blank": "Enter the MFA code sent by SMS as `mfa_code`.",
+                        "invalid": validation.MFA_CODE_MESSAGE},
     )
 
     def validate_mfa_code(self, value):
@@ -28,7 +30,8 @@ class BatchDownloadSerializer(serializers.Serializer):
         error_messages={"invalid": validation.MALFORMED_DATE},
     )
     event_ids = serializers.ListField(
-        child=serializers.CharField(), required=False,
+        child=serializers.RegexField(validation.EVENT_ID.pattern, error_messages={"invalid": validation.EVENT_ID_MESSAGE}),
+        required=False,
         error_messages={"not_a_list": "`event_ids` must be a list of event ids."},
     )
 
