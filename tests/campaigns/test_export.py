@@ -36,7 +36,8 @@ def test_it_normalises_phones_to_e164(raw, expected):
 
 def test_it_normalises_a_national_number_with_the_subjects_country():
     assert normalise("912 34 567", country="NO") == "+4791234567"
-    assert normalise("0912 34 567", country="Norway") == "+4791234567"
+    assert normalise("912 34 567", country="Norway") == "+4791234567"
+    assert normalise("22 12 34 56", country="NO") == ""  # an Oslo landline takes no SMS
 
 
 def test_it_exports_each_phone_once_with_the_seed_fields(synced, campaign):
