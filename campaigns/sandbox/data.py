@@ -57,7 +57,18 @@ def _uuid(*parts):
     return str(uuid.uuid5(NAMESPACE, ":".join(str(p) for p in parts)))
 
 
-def _phone(area, n, style):
+# Real US area codes (libphonenumber rejects unassigned ones such as 211 or 221);
+# the 555-01xx lines are the range reserved for fiction.
+AREA_CODES = [201, 202, 212, 213, 303, 305, 312, 313, 415, 503, 602, 617, 702, 713, 801, 907, 404, 206, 214, 216,
+              225, 239, 240, 248, 251, 253, 256, 260, 262, 267]
+
+
+def _area(offset):
+    return AREA_CODES[offset % len(AREA_CODES)]
+
+
+def _phone(offset, n, style):
+    area = _area(offset)
     line = f"01{n % 100:02d}"
     return [f"({area}) 555-{line}", f"{area}.555.{line}", f"+1 {area} 555 {line}", f"1{area}555{line}"][style % 4]
 
@@ -79,7 +90,7 @@ def build_portal(key):
             })
         activities.extend(activity_rows)
         subjects, links, keys = [], [], {}
-        area = 201 + job_index * 3 + ALL_PORTALS.index(key) * 10
+        area = job_index * 3 + ALL_PORTALS.index(key) * 10  # an offset into AREA_CODES
         for i in range(subject_count):
             subject_uuid = _uuid(key, job_uuid, "subject", i)
             first, last = FIRST[i % len(FIRST)], LAST[(i // len(FIRST) + job_index) % len(LAST)]

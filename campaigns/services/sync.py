@@ -221,7 +221,8 @@ def store_job(portal, snapshot: JobSnapshot, now, run):
         current = [s.uuid for s in snapshot.subjects]
         removed = 0
         if snapshot.complete:
-            removed, _ = Subject.objects.filter(job=job).exclude(uuid__in=current).delete()
+            _total, per_model = Subject.objects.filter(job=job).exclude(uuid__in=current).delete()
+            removed = per_model.get(Subject._meta.label, 0)  # not the cascaded activity links
 
         subject_ids = _ids(Subject, portal, current)
         activity_ids = dict(Activity.objects.filter(portal=portal).values_list("uuid", "id"))
@@ -248,7 +249,9 @@ def store_job(portal, snapshot: JobSnapshot, now, run):
     run.count("access_keys_created", snapshot.keys_created)
     run.count("access_keys_revoked", snapshot.keys_revoked)
     run.count("access_keys_reused", snapshot.keys_reused)
-    run.count("subjects_without_activity", sum(1 for s in snapshot.subjects if not snapshot.details.activities_of(s)))
+    # photographed, yet no activity found: such a subject drops out of every campaign
+    run.count("subjects_without_activity", sum(1 for s in snapshot.subjects
+                                               if s.image_count and not snapshot.details.activities_of(s)))
     # ours
     run.count("subjects_created", len(current) - len(existing))
     run.count("user_details_fetched", len(snapshot.user_details))
