@@ -192,33 +192,45 @@ def store_job(portal, snapshot: JobSnapshot, now, run):
                                            update_fields=["username", "name", "email", "phone_number", "details_fetched_at",
                                                           "synced_at"],
                                            batch_size=BATCH)
+        # Unchanged rows are not written again (a re-run is then a few queries
+        # per job); "last seen" moves for all of them in one UPDATE.
+        known_users = {uuid: name for uuid, name in
+                       RegisteredUser.objects.filter(portal=portal, uuid__in=list(usernames)).values_list("uuid", "username")}
         linked_only = [RegisteredUser(portal=portal, uuid=uuid, username=name, synced_at=now) for uuid, name in usernames.items()
-                       if uuid not in snapshot.user_details]
+                       if uuid not in snapshot.user_details and known_users.get(uuid) != name]
         RegisteredUser.objects.bulk_create(linked_only, update_conflicts=True, unique_fields=["portal", "uuid"],
                                            update_fields=["username", "synced_at"], batch_size=BATCH)
+        RegisteredUser.objects.filter(portal=portal, uuid__in=list(usernames)).update(synced_at=now)
         user_ids = _ids(RegisteredUser, portal, usernames)
         user_of_subject = {link.subject_uuid: user_ids[link.user_uuid] for link in snapshot.links}
 
-        existing = set(Subject.objects.filter(portal=portal, uuid__in=[s.uuid for s in snapshot.subjects]).values_list("uuid", flat=True))
+        current = [s.uuid for s in snapshot.subjects]
+        compared = ["job_id", "name", "first_name", "last_name", "external_id", "group", "country", "phone_number", "email",
+                    "delivery_contacts", "has_order", "image_count", "registered_user_id"]
+        stored = {row[0]: row[1:] for row in
+                  Subject.objects.filter(portal=portal, uuid__in=current).values_list("uuid", *compared)}
+        existing = set(stored)
         fields = ["job", "name", "first_name", "last_name", "external_id", "group", "country", "phone_number", "email",
                   "delivery_contacts", "has_order", "image_count", "registered_user", "synced_at"]
         rows = {True: [], False: []}
         for s in snapshot.subjects:
             checked = s.uuid in snapshot.keys_checked
-            rows[checked].append(Subject(
+            row = Subject(
                 portal=portal, job=job, uuid=s.uuid, name=s.name, first_name=s.first_name, last_name=s.last_name,
                 external_id=s.external_id, group=s.group, country=s.country, phone_number=s.phone_number, email=s.email,
                 delivery_contacts=s.delivery_contacts, has_order=s.uuid in snapshot.buyers, image_count=s.image_count,
                 registered_user_id=user_of_subject.get(s.uuid), access_key=snapshot.access_keys.get(s.uuid, ""),
                 access_key_checked_at=now if checked else None, synced_at=now,
-            ))
+            )
+            if checked or stored.get(s.uuid) != tuple(getattr(row, name) for name in compared):
+                rows[checked].append(row)
         # Only a key Netlife was asked about now overwrites the stored one (a
         # revoked key becomes ""); the others keep their key and its check time.
         for checked, batch in rows.items():
             Subject.objects.bulk_create(batch, update_conflicts=True, unique_fields=["portal", "uuid"],
                                         update_fields=fields + (["access_key", "access_key_checked_at"] if checked else []),
                                         batch_size=BATCH)
-        current = [s.uuid for s in snapshot.subjects]
+        Subject.objects.filter(portal=portal, uuid__in=current).update(synced_at=now)
         removed = 0
         if snapshot.complete:
             _total, per_model = Subject.objects.filter(job=job).exclude(uuid__in=current).delete()
@@ -231,8 +243,11 @@ def store_job(portal, snapshot: JobSnapshot, now, run):
             for activity_uuid in snapshot.details.activities_of(s):
                 if activity_uuid in activity_ids:
                     pairs.add((subject_ids[s.uuid], activity_ids[activity_uuid]))
-        SubjectActivity.objects.filter(subject_id__in=subject_ids.values()).delete()
-        SubjectActivity.objects.bulk_create([SubjectActivity(subject_id=s, activity_id=a) for s, a in pairs], batch_size=BATCH)
+        held = {(subject, activity): pk for pk, subject, activity in
+                SubjectActivity.objects.filter(subject_id__in=subject_ids.values()).values_list("id", "subject_id", "activity_id")}
+        SubjectActivity.objects.filter(pk__in=[pk for pair, pk in held.items() if pair not in pairs]).delete()
+        SubjectActivity.objects.bulk_create([SubjectActivity(subject_id=s, activity_id=a) for s, a in pairs - set(held)],
+                                            batch_size=BATCH)
 
     # the seed client's statistics, by its names
     run.count("subjects_total", len(snapshot.subjects))
