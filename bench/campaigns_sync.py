@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/campaigns_sync.py [--jobs 20] [--subjects 250] [--latency-ms 50] [--concurrency 10]
 
-Sets itself up (temporary PORTAL_VAR_DIR and SQLite, the sandbox server in a
-thread with a generated portal of N jobs x M subjects and a per-request
-latency), then times `campaigns.services.sync_portal` on an empty database
+Sets itself up (temporary PORTAL_VAR_DIR and SQLite; the sandbox server in a
+process of its own, as the real service is on another machine, with a
+generated portal of N jobs x M subjects and a per-request latency), then times `campaigns.services.sync_portal` on an empty database
 (first sync) and again (re-run), and finally `build_export` of every subject.
 
 For each sync it prints the time, the ratio to the bound and the requests per
@@ -19,9 +19,12 @@ The portal's rate is set high so latency, not pacing, is what is measured.
 """
 
 import argparse
+import json
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from benchsetup import setup_django
@@ -32,16 +35,42 @@ sys.path.insert(0, str(ROOT))
 BENCH_PORTAL = "benchportal"
 
 
-def timed_sync(server):
+def add_bench_portal(jobs, subjects):
+    from campaigns.sandbox import data
+
+    data.PORTALS[BENCH_PORTAL] = [(f"Bench job {n}", subjects, [("Picture day", "in-webshop")]) for n in range(jobs)]
+    data.ALL_PORTALS.append(BENCH_PORTAL)
+
+
+def serve(args, var_dir):
+    """--serve: the sandbox process. Prints its URL, then serves until killed."""
+    setup_django(var_dir)
+    add_bench_portal(args.jobs, args.subjects)
+    from portal.sandbox import start_in_thread
+
+    server = start_in_thread()
+    server["netlife"].per_second = 0
+    server["netlife"].latency_ms = args.latency_ms
+    print(server.url, flush=True)
+    while True:
+        time.sleep(3600)
+
+
+def requests_seen(url):
+    with urllib.request.urlopen(f"{url}/_sandbox/netlife/state", timeout=10) as reply:
+        return json.load(reply)["_requests_seen"]
+
+
+def timed_sync(url):
     from campaigns.services import sync_portal
 
-    seen = server["netlife"].requests_seen
+    seen = requests_seen(url)
     started = time.perf_counter()
     record = sync_portal(trigger="command", portal=BENCH_PORTAL)
     elapsed = time.perf_counter() - started
     if record.status != "succeeded":
         raise SystemExit(f"sync {record.status}: {record.error}")
-    return elapsed, server["netlife"].requests_seen - seen, record
+    return elapsed, requests_seen(url) - seen - 1, record  # less our own state call
 
 
 def main():
@@ -50,29 +79,28 @@ def main():
     parser.add_argument("--subjects", type=int, default=250)
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=10, help="the portal's max_concurrent_jobs (1-20)")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="campaigns-bench-") as var_dir:
-        setup_django(var_dir, migrate=True)
-        from django.conf import settings
-
-        from campaigns.sandbox import DEMO_PASSWORD, DEMO_USERNAME, data
-        from portal.sandbox import start_in_thread
-
-        data.PORTALS[BENCH_PORTAL] = [(f"Bench job {n}", args.subjects, [("Picture day", "in-webshop")])
-                                      for n in range(args.jobs)]
-        data.ALL_PORTALS.append(BENCH_PORTAL)
-        server = start_in_thread()
-        server["netlife"].per_second = 0
-        server["netlife"].latency_ms = args.latency_ms
-        settings.SANDBOX_URL = server.url
+        if args.serve:
+            return serve(args, var_dir)
+        sandbox = subprocess.Popen([sys.executable, __file__, "--serve", *sys.argv[1:]], stdout=subprocess.PIPE, text=True)
         try:
+            url = sandbox.stdout.readline().strip()
+            if not url.startswith("http"):
+                raise SystemExit("the sandbox process did not start")
+            setup_django(var_dir, migrate=True)
+            from django.conf import settings
+
             from campaigns.models import Campaign, Portal, Subject
+            from campaigns.sandbox import DEMO_PASSWORD, DEMO_USERNAME
             from campaigns.services import build_export
 
+            settings.SANDBOX_URL = url
             Portal.objects.create(key=BENCH_PORTAL, username=DEMO_USERNAME, password=DEMO_PASSWORD,
                                   requests_per_second=10000, max_concurrent_jobs=args.concurrency)
-            results = [("first sync", *timed_sync(server)), ("re-run", *timed_sync(server))]
+            results = [("first sync", *timed_sync(url)), ("re-run", *timed_sync(url))]
             subjects = Subject.objects.count()
             campaign = Campaign.objects.create(name="bench", audience=Campaign.Audience.ALL)
             campaign.portals.add(Portal.objects.get(key=BENCH_PORTAL))
@@ -80,7 +108,8 @@ def main():
             export = build_export(trigger="command", campaign=campaign.pk)
             export_time = time.perf_counter() - started
         finally:
-            server.stop()
+            sandbox.kill()
+            sandbox.wait()
 
     latency = args.latency_ms / 1000
     print(f"portal: {args.jobs} jobs x {args.subjects} subjects, {args.latency_ms} ms per request, "
