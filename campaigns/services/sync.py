@@ -215,15 +215,14 @@ def store_job(portal, snapshot: JobSnapshot, now, run):
         rows = {True: [], False: []}
         for s in snapshot.subjects:
             checked = s.uuid in snapshot.keys_checked
-            row = Subject(
-                portal=portal, job=job, uuid=s.uuid, name=s.name, first_name=s.first_name, last_name=s.last_name,
-                external_id=s.external_id, group=s.group, country=s.country, phone_number=s.phone_number, email=s.email,
-                delivery_contacts=s.delivery_contacts, has_order=s.uuid in snapshot.buyers, image_count=s.image_count,
-                registered_user_id=user_of_subject.get(s.uuid), access_key=snapshot.access_keys.get(s.uuid, ""),
-                access_key_checked_at=now if checked else None, synced_at=now,
-            )
-            if checked or stored.get(s.uuid) != tuple(getattr(row, name) for name in compared):
-                rows[checked].append(row)
+            values = (job.pk, s.name, s.first_name, s.last_name, s.external_id, s.group, s.country, s.phone_number, s.email,
+                      s.delivery_contacts, s.uuid in snapshot.buyers, s.image_count, user_of_subject.get(s.uuid))
+            if not checked and stored.get(s.uuid) == values:
+                continue  # unchanged (built as a tuple: a model instance per subject costs more than the compare)
+            rows[checked].append(Subject(
+                portal=portal, uuid=s.uuid, **dict(zip(compared, values)),
+                access_key=snapshot.access_keys.get(s.uuid, ""), access_key_checked_at=now if checked else None, synced_at=now,
+            ))
         # Only a key Netlife was asked about now overwrites the stored one (a
         # revoked key becomes ""); the others keep their key and its check time.
         for checked, batch in rows.items():
