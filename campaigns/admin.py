@@ -9,16 +9,17 @@ shown as set / not set.
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from portal.admin import SecretFieldsMixin, queue_from_admin, runs_link, secret_status
 from portal.models import SyncRun
 
-from .models import Activity, Campaign, Job, Portal, RegisteredUser, Subject
+from .models import Activity, Campaign, ExportDownload, Job, Portal, RegisteredUser, Subject
 from .services import check_portal
+from .services.downloads import export_download_response
 
 CONTACTS_PERMISSION = "campaigns.view_subject"
 
@@ -59,10 +60,33 @@ class ContactFieldsAdmin(ReadOnlyAdmin):
 class PortalAdmin(SecretFieldsMixin, admin.ModelAdmin):
     list_display = ("key", "name", "brand", "enabled", "username", "password_status", "max_concurrent_jobs",
                     "requests_per_second", "last_synced_at", "runs")
-    list_filter = ("enabled",)
+    list_filter = ("enabled", "brand")
     search_fields = ("key", "name")
-    readonly_fields = ("last_synced_at", "runs")
+    readonly_fields = ("last_synced_at", "runs", "sync_history")
     actions = ["sync_portal", "check_portal"]
+
+    def get_changeform_initial_data(self, request):
+        # A new portal's brand is suggested from its key (?key=... prefills it too); staff may change it.
+        initial = super().get_changeform_initial_data(request)
+        if initial.get("key") and not initial.get("brand"):
+            from .models import suggest_brand
+
+            initial["brand"] = suggest_brand(initial["key"])
+        return initial
+
+    @admin.display(description="sync history")
+    def sync_history(self, obj):
+        runs = list(obj.sync_history()) if obj.pk else []
+        if not runs:
+            return "no syncs yet"
+        head = format_html_join("", "<th>{}</th>", ((c.replace("_", " "),) for c in ("run", "started", "status", "brand",
+                                                                                   *Portal.HISTORY_COUNTERS)))
+        rows = format_html_join("", "<tr><td><a href=\"{}\">#{}</a></td><td>{}</td><td>{}</td><td>{}</td>{}</tr>", (
+            (reverse("admin:portal_syncrun_change", args=[run.pk]), run.pk,
+             f"{run.started:%Y-%m-%d %H:%M}" if run.started else "-", run.status, (run.counters or {}).get("brand", ""),
+             format_html_join("", "<td>{}</td>", (((run.counters or {}).get(c, 0),) for c in Portal.HISTORY_COUNTERS)))
+            for run in runs))
+        return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, rows)
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if isinstance(db_field, models.URLField):
@@ -189,5 +213,17 @@ class CampaignAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if not campaign.export_file:
             raise Http404("This campaign's export has not been built.")
-        return FileResponse(campaign.export_file.open("rb"), as_attachment=True, content_type="text/csv",
-                            filename=f"campaign-{campaign.pk}-contacts.csv")
+        return export_download_response(campaign, request.user, ExportDownload.Via.ADMIN)
+
+
+@admin.register(ExportDownload)
+class ExportDownloadAdmin(ReadOnlyAdmin):
+    """Every download of a contact CSV: who, when, which campaign. Never edited."""
+
+    list_display = ("downloaded_at", "username", "campaign_name", "via", "contacts", "file_name")
+    list_filter = ("via",)
+    search_fields = ("username", "campaign_name")
+    date_hierarchy = "downloaded_at"
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -18,6 +18,10 @@ class CampaignsConfig(AppConfig):
                            "Build one campaign's SMS contact CSV from the synced subjects.", runnable=False,
                            target_param="campaign"))
 
+        register(Operation("campaigns", "purge_personal_data", "Purge old personal data", "campaigns.purge_personal_data",
+                           "Delete subjects, registered users and contact exports older than CAMPAIGN_RETENTION_DAYS "
+                           "(default 90); the run keeps the counts."))
+
         from portal.setaside import register_retry
 
         from .services import retries

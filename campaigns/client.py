@@ -2,9 +2,12 @@
 
 Contract: shared/upstreams/netlife.md (reverse-engineered from the public
 SMS-campaign extractor; Netlife publishes no API docs). HTTP Basic on every
-request; list rows in `data`, `results` or a bare list; `/jobs/{job}/users` is
-the one paginated call (`meta.next` / `next` / `next_url`, absolute or relative
-to /api/v1). Job details can be slow, so that call alone gets a long timeout.
+request; list rows in `data`, `results` or a bare list. The subjects and users
+lists are paged (`meta.next` / `next` / `next_url`): a link may be absolute,
+host-relative ("/api/v1/..."; the seed's client also reads "/jobs/..." as
+relative to /api/v1), path-relative ("users?page=2") or query-only
+("?page=2"), and is resolved against the page it came on (RFC 3986). Job
+details can be slow, so that call alone gets a long timeout.
 
 Everything goes through portal.http.UpstreamSession (timeouts, retries with
 backoff on 5xx/429 honouring Retry-After, the shared rate limit, redacted
@@ -16,7 +19,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from django.utils.dateparse import parse_datetime
 
@@ -27,6 +30,7 @@ from . import conf
 logger = logging.getLogger(__name__)
 
 MAX_PAGES = 1000  # a portal that keeps sending "next" must not loop us forever
+PER_PAGE = 100  # what we ask for; a portal may send fewer and page on
 
 
 def _text(value, limit=255):
@@ -69,9 +73,11 @@ def _object(body, what):
 
 
 def _values(container):
-    """`subjects` and `images` come as a list or as an object keyed by uuid."""
+    """`subjects` and `images` come as a list or as an object keyed by uuid;
+    an image may also be a bare uuid string (the seed's client reads those)."""
     if isinstance(container, list):
-        return [item for item in container if isinstance(item, dict)]
+        return [item if isinstance(item, dict) else {"uuid": item} for item in container
+                if isinstance(item, dict) or (isinstance(item, str) and item)]
     if isinstance(container, dict):
         rows = []
         for key, item in container.items():
@@ -79,6 +85,12 @@ def _values(container):
                 rows.append({"uuid": key, **item})
         return rows
     return []
+
+
+def _activity_of(image):
+    activity = image.get("activity")
+    uuid = activity.get("uuid") if isinstance(activity, dict) else activity if isinstance(activity, str) else None
+    return uuid or image.get("activity_uuid")
 
 
 @dataclass(frozen=True)
@@ -111,23 +123,33 @@ class ActivityRecord:
 @dataclass(frozen=True)
 class JobDetails:
     name: str
-    # subject uuid -> activity uuids its images were taken in
+    # subject uuid -> activity uuids its images were taken in (images naming their subject)
     subject_activities: dict[str, set[str]]
+    # image uuid -> activity uuid: subjects whose images come as bare uuids are joined through it
+    image_activities: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, raw):
         subject_activities: dict[str, set[str]] = {}
+        image_activities: dict[str, str] = {}
         for image in _values(raw.get("images")):
-            activity = image.get("activity")
-            activity_uuid = activity.get("uuid") if isinstance(activity, dict) else image.get("activity_uuid")
+            activity_uuid = _activity_of(image)
             subject = image.get("subject")
             subject_uuid = subject.get("uuid") if isinstance(subject, dict) else image.get("subject_uuid")
+            if activity_uuid and image.get("uuid"):
+                image_activities[str(image["uuid"])] = str(activity_uuid)
             if activity_uuid and subject_uuid:
                 subject_activities.setdefault(str(subject_uuid), set()).add(str(activity_uuid))
         for subject in _values(raw.get("subjects")):
             if subject.get("uuid") and subject.get("activity_uuid"):
                 subject_activities.setdefault(str(subject["uuid"]), set()).add(str(subject["activity_uuid"]))
-        return cls(name=_text(raw.get("name")), subject_activities=subject_activities)
+        return cls(name=_text(raw.get("name")), subject_activities=subject_activities, image_activities=image_activities)
+
+    def activities_of(self, subject: "SubjectRecord") -> set[str]:
+        """Every activity a subject was photographed in, whatever shape its images came in."""
+        found = set(subject.activity_uuids) | self.subject_activities.get(subject.uuid, set())
+        found.update(self.image_activities[i] for i in subject.image_uuids if i in self.image_activities)
+        return found
 
 
 @dataclass(frozen=True)
@@ -144,6 +166,7 @@ class SubjectRecord:
     delivery_contacts: list = field(default_factory=list)
     image_count: int = 0
     activity_uuids: frozenset = frozenset()
+    image_uuids: frozenset = frozenset()
 
     @classmethod
     def parse(cls, raw):
@@ -156,12 +179,18 @@ class SubjectRecord:
                 deliveries.append({k: _text(contact.get(k)) for k in ("name", "email_address", "mobile_phone")})
         images = _values(raw.get("images")) + _values(raw.get("group_images"))
         activities = {str(raw["activity_uuid"])} if raw.get("activity_uuid") else set()
+        image_uuids = set()
         for image in images:
-            activity = image.get("activity")
-            uuid = activity.get("uuid") if isinstance(activity, dict) else image.get("activity_uuid")
-            if uuid:
-                activities.add(str(uuid))
-        has_single_image = bool(raw.get("image") or raw.get("favorite_image_uuid"))
+            if _activity_of(image):
+                activities.add(str(_activity_of(image)))
+            if image.get("uuid"):
+                image_uuids.add(str(image["uuid"]))
+        single = raw.get("image")
+        single = single.get("uuid") if isinstance(single, dict) else single
+        for extra in (single, raw.get("favorite_image_uuid")):
+            if isinstance(extra, str) and extra:
+                image_uuids.add(extra)
+        has_single_image = bool(single or raw.get("favorite_image_uuid"))
         group = raw.get("group")
         return cls(
             uuid=_text(raw["uuid"], 64),
@@ -176,6 +205,7 @@ class SubjectRecord:
             delivery_contacts=deliveries,
             image_count=len(images) or int(has_single_image),
             activity_uuids=frozenset(activities),
+            image_uuids=frozenset(image_uuids),
         )
 
 
@@ -235,7 +265,7 @@ def _row_label(row, position, has_order):
     return f"{which}#{position}"
 
 
-def _first_key(body):
+def _keys(body):
     """Access keys come as a list or {access_keys|data: [...]}, of {access_key}, {key} or strings."""
     items = body
     if isinstance(body, dict):
@@ -244,11 +274,17 @@ def _first_key(body):
             items = [items]
     if not isinstance(items, list):
         raise UpstreamBadResponse("netlife's access keys reply holds no list", upstream="netlife")
+    keys = []
     for item in items:
         key = item.get("access_key") or item.get("key") if isinstance(item, dict) else item
         if isinstance(key, str) and key.strip():
-            return key.strip()
-    return None
+            keys.append(key.strip())
+    return keys
+
+
+def _first_key(body):
+    keys = _keys(body)
+    return keys[0] if keys else None
 
 
 class NetlifeClient:
@@ -302,14 +338,14 @@ class NetlifeClient:
         return JobDetails.parse(_object(body, "job"))
 
     def job_subjects(self, job_uuid, *, has_order=None) -> "SubjectList":
-        """The job's subjects; rows that cannot be read are kept apart in `.rejected`
-        (one bad row must not cost the job its other subjects)."""
-        params = {"include_images": "true", "include_favorite_image": "true"}
+        """Every page of the job's subjects; rows that cannot be read are kept apart
+        in `.rejected` (one bad row must not cost the job its other subjects). A page
+        that fails raises: the caller then has no complete list, and deletes nothing."""
+        params = {"include_images": "true", "include_favorite_image": "true", "per_page": PER_PAGE}
         if has_order is not None:
             params["filter_has_order"] = "true" if has_order else "false"
-        _response, body = self._get(f"/jobs/{job_uuid}/subjects", params=params)
         subjects = SubjectList()
-        for position, row in enumerate(_rows(body, "subjects")):
+        for position, row in enumerate(self._pages(f"/jobs/{job_uuid}/subjects", params, "subjects")):
             try:
                 subjects.append(SubjectRecord.parse(row))
             except UpstreamBadResponse as exc:
@@ -317,39 +353,52 @@ class NetlifeClient:
         return subjects
 
     def job_users(self, job_uuid) -> list[UserLink]:
-        """Every page of /jobs/{job}/users (the one paginated list)."""
-        links, url, seen = [], f"{self.base_url}/jobs/{job_uuid}/users", set()
-        params = {"per_page": 100}
+        """Every page of /jobs/{job}/users."""
+        rows = self._pages(f"/jobs/{job_uuid}/users", {"per_page": PER_PAGE}, "users")
+        return [link for link in map(UserLink.parse, rows) if link]
+
+    def _pages(self, path, params, what):
+        """The rows of every page, following the next links until one is empty."""
+        rows, url, seen = [], f"{self.base_url}{path}", set()
         while url and len(seen) < MAX_PAGES:
             seen.add(url)
-            _response, body = self._get(url, params=params)
-            links.extend(link for link in map(UserLink.parse, _rows(body, "users")) if link)
-            url = self._next_url(body)
+            response, body = self._get(url, params=params)
+            rows.extend(_rows(body, what))
+            url = self._next_url(body, response.url)
             params = None  # the next link carries its own query
             if url in seen:
-                raise UpstreamBadResponse(f"netlife's users pagination loops at {url}", upstream="netlife")
-        return links
+                raise UpstreamBadResponse(f"netlife's {what} pagination loops at {url}", upstream="netlife")
+        return rows
 
-    def _next_url(self, body):
+    def _next_url(self, body, page_url):
         if not isinstance(body, dict):
             return None
         meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
         link = meta.get("next") or body.get("next") or body.get("next_url")
         if not link or not isinstance(link, str):
             return None
-        return link if link.startswith("http") else urljoin(self.base_url + "/", link.lstrip("/"))
+        api_path = urlsplit(self.base_url).path.rstrip("/")
+        if link.startswith("/") and not link.startswith("//") and api_path and not link.startswith(api_path + "/"):
+            # "/jobs/x/users?page=2": the seed's client reads a link outside the API's
+            # path as relative to /api/v1.
+            return f"{self.base_url}{link}"
+        return urljoin(page_url, link)
 
     def user_details(self, user_uuid) -> UserDetails:
         _response, body = self._get(f"/users/{user_uuid}")
         return UserDetails.parse(_object(body, "user"))
 
-    def access_key(self, job_uuid, subject_uuid) -> str | None:
-        """The subject's first gallery code; None when Netlife has none (404)."""
+    def access_key(self, job_uuid, subject_uuid, *, prefer="") -> str | None:
+        """The subject's gallery code (`prefer` when Netlife still lists it, else
+        the first one); None when Netlife has none (404 or an empty list)."""
         url = f"{self.base_url}/jobs/{job_uuid}/subjects/{subject_uuid}/accesskeys"
         response = self._request("GET", url)
         if response.status_code == 404:
             return None
-        return _first_key(self.session.json(response))
+        keys = _keys(self.session.json(response))
+        if prefer and prefer in keys:
+            return prefer
+        return keys[0] if keys else None
 
     def create_access_key(self, job_uuid, subject_uuid) -> str | None:
         # POST is not retried by the session (creating twice would make two codes);

@@ -3,14 +3,27 @@
 NETLIFE_JOB_DETAIL_TIMEOUT   seconds to wait for GET /jobs/{uuid}, which Netlife
                              answers slowly for big jobs (the seed's client
                              allows 120 s); default 120.
-CAMPAIGN_EXPORT_DIR          where built contact CSVs are kept (personal data:
-                             outside MEDIA_ROOT, served only through
+NETLIFE_ACCESS_KEY_MAX_AGE_HOURS
+                             a subject's access key (or Netlife's "none") is
+                             asked again when last confirmed longer ago than
+                             this, so a revoked key is found and dropped; a key
+                             older than this is never exported; default 72.
+CAMPAIGN_EXPORT_STORAGE      "local" (default): contact CSVs in
+                             CAMPAIGN_EXPORT_DIR with owner-only permissions
+                             (0600 files, 0700 folders); "default": Django's
+                             default storage (e.g. S3 through django-storages).
+CAMPAIGN_EXPORT_DIR          where built contact CSVs are kept locally (personal
+                             data: outside MEDIA_ROOT, served only through
                              permission-checked views); default <var>/campaign_exports.
+CAMPAIGN_RETENTION_DAYS      subjects, registered users and exports not seen /
+                             built for this many days are purged (daily beat
+                             task, `manage.py campaigns_purge`); default 90.
 
 Per-portal settings (credentials, concurrency, request rate) live on the
 Portal rows in the admin.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -24,5 +37,25 @@ def job_detail_timeout() -> float:
     return env.float("NETLIFE_JOB_DETAIL_TIMEOUT", default=120.0)
 
 
+def access_key_max_age() -> timedelta:
+    return timedelta(hours=env.float("NETLIFE_ACCESS_KEY_MAX_AGE_HOURS", default=72.0))
+
+
+def retention_days() -> int:
+    return env.int("CAMPAIGN_RETENTION_DAYS", default=90)
+
+
 def export_dir() -> Path:
     return Path(env.str("CAMPAIGN_EXPORT_DIR", default=str(settings.VAR_DIR / "campaign_exports")))
+
+
+def export_storage():
+    """Where contact CSVs go: always through the storage API, never a hand-built path."""
+    if env.str("CAMPAIGN_EXPORT_STORAGE", default="local") == "default":
+        from django.core.files.storage import default_storage
+
+        return default_storage
+    from django.core.files.storage import FileSystemStorage
+
+    return FileSystemStorage(location=export_dir(), base_url=None, file_permissions_mode=0o600,
+                             directory_permissions_mode=0o700)

@@ -6,8 +6,11 @@ data: the admin shows them only to users with the view permission, logs only
 ever carry counts.
 """
 
+import math
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.storage import FileSystemStorage
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
@@ -36,12 +39,13 @@ def validate_message_template(value):
 
 
 class _ExportStorage(LazyObject):
-    """Private storage for contact CSVs (never under MEDIA_URL)."""
+    """Private storage for contact CSVs (never under MEDIA_URL): owner-only files
+    locally, or the project's default storage (S3) when configured (campaigns.conf)."""
 
     def _setup(self):
         from . import conf
 
-        self._wrapped = FileSystemStorage(location=conf.export_dir())
+        self._wrapped = conf.export_storage()
 
 
 export_storage = _ExportStorage()
@@ -51,13 +55,71 @@ def _export_storage():
     return export_storage
 
 
+# --- portal settings (issue 11: validated, brand editable) -------------------
+
+class Brand(models.TextChoices):
+    GENERATIONS = "generations", "Generations"
+    LEGACY = "legacy", "Legacy"
+    OTHER = "other", "Other"
+
+
+# The seed's client (campaign_core/config.py ALLOWED_PORTALS and its brand
+# detection): which brand each known portal belongs to. nowandforeverphoto is a
+# Generations shop and the academies' portals are Legacy, which no substring
+# heuristic gets right.
+KNOWN_BRANDS = {
+    "nowandforeverphoto": Brand.GENERATIONS, "generationsphotos": Brand.GENERATIONS, "nowandgen": Brand.GENERATIONS,
+    "legacyseniorphotos": Brand.LEGACY, "legacyphoto": Brand.LEGACY, "legacyphotos": Brand.LEGACY,
+    "westpointportraits": Brand.LEGACY, "midshipmenportraits": Brand.LEGACY, "coastguardportraits": Brand.LEGACY,
+}
+
+
+def suggest_brand(key):
+    """The brand a new portal probably belongs to; staff can change it."""
+    key = (key or "").lower()
+    if key in KNOWN_BRANDS:
+        return KNOWN_BRANDS[key]
+    if "gen" in key:
+        return Brand.GENERATIONS
+    if "legacy" in key or key.endswith("portraits"):
+        return Brand.LEGACY
+    return Brand.OTHER
+
+
+def validate_positive_rate(value):
+    if value is None or math.isnan(value) or math.isinf(value) or value <= 0:
+        raise ValidationError("Must be a number of requests per second above 0.")
+
+
+def validate_calling_code(value):
+    import phonenumbers
+
+    code = str(value or "").strip().lstrip("+")
+    if not code.isdigit() or int(code) not in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        raise ValidationError(f"{value!r} is not a country calling code (e.g. 1 for US/Canada, 47 for Norway).")
+
+
+def validate_basic_auth_text(value):
+    # HTTP Basic carries latin-1 only (requests encodes it so): anything else
+    # would be accepted here and then break every run.
+    try:
+        str(value).encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"HTTP Basic cannot carry the character {exc.object[exc.start]!r}; use latin-1 characters only."
+        ) from exc
+
+
+def validate_basic_auth_username(value):
+    validate_basic_auth_text(value)
+    if ":" in str(value):
+        raise ValidationError("HTTP Basic cannot carry a ':' in the username.")
+
+
 class Portal(models.Model):
     """One Netlife brand webshop, e.g. nowandforeverphoto.shop."""
 
-    class Brand(models.TextChoices):
-        GENERATIONS = "generations", "Generations"
-        LEGACY = "legacy", "Legacy"
-        OTHER = "other", "Other"
+    Brand = Brand
 
     key = models.SlugField(max_length=60, unique=True, help_text="The portal's host name without .shop, e.g. nowandforeverphoto.")
     name = models.CharField(max_length=120, blank=True)
@@ -66,15 +128,26 @@ class Portal(models.Model):
         help_text="API root, e.g. https://nowandforeverphoto.shop/api/v1. Blank: the sandbox (or $NETLIFE_URL) prefix for this portal.",
     )
     shop_url = models.URLField(blank=True, help_text="Public shop for gallery links; blank: https://<key>.shop.")
-    username = models.CharField(max_length=200, blank=True)
-    password = EncryptedTextField(blank=True)
+    brand = models.CharField(
+        max_length=20, choices=Brand.choices, blank=True,
+        help_text="Generations or Legacy (exported with each contact). Blank on a new portal: suggested from its key.",
+    )
+    username = models.CharField(max_length=200, blank=True, validators=[validate_basic_auth_username])
+    password = EncryptedTextField(blank=True, validators=[validate_basic_auth_text])
     enabled = models.BooleanField(default=True, help_text="Synced by the daily schedule.")
-    max_concurrent_jobs = models.PositiveSmallIntegerField(default=5, help_text="Jobs fetched in parallel (the seed used 5–10).")
-    requests_per_second = models.FloatField(default=8.0, help_text="Our pace against this portal (Netlife's hinted limit is 8/s).")
+    max_concurrent_jobs = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(20)],
+        help_text="Jobs fetched in parallel, 1-20 (the seed used 5–10).",
+    )
+    requests_per_second = models.FloatField(
+        default=8.0, validators=[validate_positive_rate],
+        help_text="Our pace against this portal, above 0 (Netlife's hinted limit is 8/s).",
+    )
     create_missing_access_keys = models.BooleanField(
         default=False, help_text="Ask Netlife to create a gallery access key for subjects with images that have none."
     )
-    default_country_code = models.CharField(max_length=4, default="1", help_text="Calling code for numbers without one (1 = US/CA).")
+    default_country_code = models.CharField(max_length=4, default="1", validators=[validate_calling_code],
+                                            help_text="Calling code for numbers without one (1 = US/CA).")
     last_synced_at = models.DateTimeField(null=True, blank=True, help_text="Set only by a sync in which every job succeeded.")
 
     class Meta:
@@ -83,13 +156,18 @@ class Portal(models.Model):
     def __str__(self):
         return self.name or self.key
 
-    @property
-    def brand(self):
-        if "gen" in self.key:
-            return self.Brand.GENERATIONS
-        if "legacy" in self.key:
-            return self.Brand.LEGACY
-        return self.Brand.OTHER
+    def save(self, *args, **kwargs):
+        if not self.brand:
+            self.brand = suggest_brand(self.key)
+        super().save(*args, **kwargs)
+
+    HISTORY_COUNTERS = ("subjects_total", "access_keys_failed", "api_calls_total", "api_calls_failed", "set_aside")
+
+    def sync_history(self, limit=20):
+        """This portal's sync runs, newest first: its counters over time."""
+        from portal.models import SyncRun
+
+        return SyncRun.objects.filter(app="campaigns", operation="sync_portal", target=self.key).order_by("-created")[:limit]
 
     @property
     def api_url(self):
@@ -152,6 +230,7 @@ class RegisteredUser(models.Model):
     email = models.CharField(max_length=254, blank=True)
     phone_number = models.CharField(max_length=40, blank=True)
     details_fetched_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True, help_text="Last linked to a subject by a sync (retention).")
 
     class Meta:
         ordering = ["portal", "username"]
@@ -180,6 +259,10 @@ class Subject(models.Model):
     image_count = models.PositiveIntegerField(default=0)
     registered_user = models.ForeignKey(RegisteredUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="subjects")
     access_key = EncryptedTextField(blank=True, help_text="Gallery code; grants access to the subject's photos.")
+    access_key_checked_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When Netlife last confirmed the key (or that there is none); re-checked past NETLIFE_ACCESS_KEY_MAX_AGE_HOURS.",
+    )
     activities = models.ManyToManyField(Activity, through="SubjectActivity", related_name="subjects", blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
 
@@ -231,6 +314,29 @@ class Campaign(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class ExportDownload(models.Model):
+    """Who downloaded which campaign's contact CSV, when (personal data leaving the portal)."""
+
+    class Via(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        API = "api", "API"
+
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="downloads")
+    campaign_name = models.CharField(max_length=200, help_text="Kept when the campaign is deleted.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150)
+    via = models.CharField(max_length=10, choices=Via.choices)
+    file_name = models.CharField(max_length=255)
+    contacts = models.PositiveIntegerField(null=True, blank=True)
+    downloaded_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-downloaded_at"]
+
+    def __str__(self):
+        return f"{self.username} downloaded {self.campaign_name} at {self.downloaded_at:%Y-%m-%d %H:%M}"
 
 
 @receiver(post_delete, sender=Campaign)

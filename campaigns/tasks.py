@@ -20,3 +20,8 @@ def sync_portal_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
 @shared_task(name="campaigns.build_export")
 def build_export_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
     services.build_export(run_id=run_id, trigger=trigger, **params)
+
+
+@shared_task(name="campaigns.purge_personal_data", time_limit=3600, soft_time_limit=3540)
+def purge_personal_data_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
+    services.purge_personal_data(run_id=run_id, trigger=trigger, **params)

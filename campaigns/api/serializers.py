@@ -1,14 +1,14 @@
 from rest_framework import serializers
 
-from ..models import Activity, Campaign, Job, Portal, Subject
+from ..models import Activity, Campaign, Job, Portal, Subject, validate_basic_auth_text
 
 
 class PortalSerializer(serializers.ModelSerializer):
     """The password is write-only: the API says whether one is set, never what it is."""
 
-    password = serializers.CharField(write_only=True, required=False, allow_blank=True, style={"input_type": "password"})
+    password = serializers.CharField(write_only=True, required=False, allow_blank=True, style={"input_type": "password"},
+                                     validators=[validate_basic_auth_text])
     password_set = serializers.SerializerMethodField()
-    brand = serializers.CharField(read_only=True)
     api_url = serializers.CharField(read_only=True)
 
     class Meta:

@@ -2,7 +2,6 @@
 exports, and run-now endpoints that queue the operation and return its run."""
 
 import django_filters
-from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
@@ -18,8 +17,9 @@ from portal.models import SyncRun
 from portal.api.runs import run_response
 from portal.operations import enqueue
 
-from ..models import Activity, Campaign, Job, Portal, Subject
+from ..models import Activity, Campaign, ExportDownload, Job, Portal, Subject
 from ..services import check_portal
+from ..services.downloads import export_download_response
 from .serializers import ActivitySerializer, CampaignSerializer, JobSerializer, PortalSerializer, SubjectSerializer
 
 SYNC_PERMISSION = "campaigns.change_portal"
@@ -45,6 +45,15 @@ class PortalViewSet(viewsets.ModelViewSet):
         portal = self.get_object()
         return queued(enqueue("campaigns", "sync_portal", trigger=SyncRun.Trigger.API, user=request.user, portal=portal.key))
 
+
+    @extend_schema(responses={200: SyncRunSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def history(self, request, key=None):
+        """This portal's sync runs, newest first, with their counters (brand, api_calls_total,
+        api_calls_failed, access_keys_failed, ...): the portal over time."""
+        portal = self.get_object()
+        page = self.paginate_queryset(list(portal.sync_history(limit=500)))
+        return self.get_paginated_response(SyncRunSerializer(page, many=True).data)
 
     @extend_schema(request=None, responses={200: SyncRunSerializer})
     @action(detail=True, methods=["post"], permission_classes=[HasAppPermission])
@@ -121,5 +130,4 @@ class CampaignViewSet(viewsets.ModelViewSet):
             raise PermissionDenied("Viewing contacts needs the campaigns.view_subject permission.")
         if not campaign.export_file:
             return envelope("No export yet", "Build the export first (POST build-export).", status_code=404)
-        return FileResponse(campaign.export_file.open("rb"), as_attachment=True, content_type="text/csv",
-                            filename=f"campaign-{campaign.pk}-contacts.csv")
+        return export_download_response(campaign, request.user, ExportDownload.Via.API)

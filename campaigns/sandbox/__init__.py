@@ -11,11 +11,20 @@ data (see data.py), the others answer an empty activities list.
 - Errors: `{"success": false, "error": {"code", "message"}}`; an unknown uuid or
   portal is 404 `not_found`, an unknown `status_id` or a non-boolean filter is
   400 `invalid_param`.
-- Objects come as `{"success": true, "data": {...}}`. Lists other than
-  `/jobs/{job}/users` come whole in `data` (the public client reads only the
-  first page of those). `/jobs/{job}/users` pages with `page` / `per_page`
-  (default 100, max 500): `meta{page,per_page,total,next}` and `next_url`
-  carry the same absolute URL, null on the last page.
+- Objects come as `{"success": true, "data": {...}}`. `/jobs/{job}/users` and
+  `/jobs/{job}/subjects` page with `page` / `per_page` (default 100; max 500,
+  50 for subjects): `meta{page,per_page,total,next}` and `next_url` carry the
+  same link, null on the last page. The link's form is per portal (data.SHAPES:
+  absolute, host-relative, path-relative or query-only); other lists come whole.
+- Image shapes per portal (data.SHAPES): subject images as dicts with their
+  activity, or as bare uuid strings whose activity is only in the job's images
+  (keyed by uuid on some portals). `POST /_sandbox/netlife/shape {"portal": k,
+  "links": "query", "images": "uuids", "keyed": true}` changes one portal.
+- `POST /_sandbox/netlife/revoke_key {"portal": k, "subject": uuid}`: Netlife
+  revokes that subject's gallery codes (its list answers 404 from then on).
+  `POST /_sandbox/netlife/fail_subjects_page {"page": 2, "count": 5}`: that
+  page of the subject lists answers 503. Control bodies are read as JSON
+  whatever their Content-Type.
 - `/jobs/{job}/subjects` splits buyers / non-buyers on `filter_has_order`
   (`has_order` accepted too); images only with `include_images=true`.
 - Job details: `subjects` and `images` as lists, or as objects keyed by uuid
@@ -43,18 +52,20 @@ data (see data.py), the others answer an empty activities list.
 
 import base64
 import binascii
+import json
 import time
 from collections import defaultdict, deque
 
 from portal.sandbox import Sandbox, json_response, route
 
-from .data import ALL_PORTALS, build_portal
+from .data import ALL_PORTALS, IMAGE_SHAPES, LINK_FORMS, build_portal, shape_of
 
 DEMO_USERNAME = "sms-campaigns@netlife.example"
 DEMO_PASSWORD = "netlife-sandbox-password"
 RESTRICTED_USERNAME = "legacy-only@netlife.example"
 RESTRICTED_PORTALS = {"legacyphoto"}
 RATE_LIMIT_PER_SECOND = 40
+SUBJECTS_MAX_PER_PAGE = 50  # a portal's own cap: 100 asked, 50 served, so subject lists page
 STATUSES = {"in-webshop", "in-production", "closed", "archived"}
 API = "/<portal>/api/v1"
 ITEM_FAULT_KINDS = ("user", "access_key", "subject")
@@ -117,7 +128,8 @@ class NetlifeSandbox(Sandbox):
 
     def reset(self):
         self.portals = {key: build_portal(key) for key in ALL_PORTALS}
-        self.keyed_maps = False
+        self.shapes = {key: shape_of(key) for key in ALL_PORTALS}
+        self.keyed_maps = False  # every portal keyed (older control; per portal: shapes[key]["keyed"])
         self.slow_job_ms = 0
         self.per_second = RATE_LIMIT_PER_SECOND
         self.windows = defaultdict(deque)
@@ -125,6 +137,7 @@ class NetlifeSandbox(Sandbox):
         self.created_keys = 0
         self.rate_limited = 0
         self.failing_user_pages = {}  # page number -> how many more 503s it answers
+        self.failing_subject_pages = {}  # the same for /jobs/{job}/subjects
         # (kind, uuid) -> {"status": int, "remaining": int | None (until cleared), "answered": int}
         self.item_faults = {}
 
@@ -137,14 +150,39 @@ class NetlifeSandbox(Sandbox):
             "created_keys": self.created_keys,
             "rate_limited": self.rate_limited,
             "keyed_maps": self.keyed_maps,
+            "shapes": self.shapes,
             "item_faults": [{"kind": kind, "uuid": uuid, **spec} for (kind, uuid), spec in self.item_faults.items()],
         }
 
     def handle_control(self, action, request):
-        spec = request.get_json(silent=True) or {}
+        # JSON whatever the Content-Type says (curl -d sends form-urlencoded), like /faults.
+        try:
+            spec = json.loads(request.get_data() or b"{}")
+        except ValueError:
+            return json_response({"error": "the body must be JSON"}, 400)
+        if not isinstance(spec, dict):
+            return json_response({"error": "the body must be a JSON object"}, 400)
         if action == "shape" and request.method == "POST":
-            self.keyed_maps = bool(spec.get("keyed"))
-            return json_response({"keyed": self.keyed_maps})
+            if "portal" not in spec:
+                self.keyed_maps = bool(spec.get("keyed"))
+                return json_response({"keyed": self.keyed_maps})
+            shape = self.shapes.get(spec["portal"])
+            if shape is None:
+                return json_response({"error": f"no portal {spec['portal']!r}"}, 400)
+            if spec.get("links", shape["links"]) not in LINK_FORMS or spec.get("images", shape["images"]) not in IMAGE_SHAPES:
+                return json_response({"error": f"links: one of {LINK_FORMS}; images: one of {IMAGE_SHAPES}"}, 400)
+            with self.lock:
+                shape.update({k: spec[k] for k in ("links", "images", "keyed") if k in spec})
+            return json_response(shape)
+        if action == "revoke_key" and request.method == "POST":
+            try:
+                revoked = self.revoke_keys(spec["portal"], spec["subject"])
+            except KeyError as exc:
+                return json_response({"error": f"bad revoke_key: {exc}"}, 400)
+            return json_response({"revoked": revoked})
+        if action == "fail_subjects_page" and request.method == "POST":
+            self.failing_subject_pages[int(spec.get("page", 2))] = int(spec.get("count", 1))
+            return json_response({"failing": self.failing_subject_pages})
         if action == "slow_jobs" and request.method == "POST":
             self.slow_job_ms = int(spec.get("ms", 0))
             return json_response({"ms": self.slow_job_ms})
@@ -211,6 +249,14 @@ class NetlifeSandbox(Sandbox):
     def in_webshop_jobs(self, portal):
         return {a["job"]["uuid"] for a in self.portals[portal]["activities"] if a["status"]["id"] == "in-webshop"}
 
+    def revoke_keys(self, portal, subject_uuid):
+        """Netlife revokes a subject's gallery codes: its list is empty (404) from now on."""
+        with self.lock:
+            for job in self.portals[portal]["jobs"].values():
+                if subject_uuid in job["keys"]:
+                    return job["keys"].pop(subject_uuid)
+        raise KeyError(subject_uuid)
+
     def remove_activity(self, portal, activity_uuid):
         with self.lock:
             self.portals[portal]["activities"] = [a for a in self.portals[portal]["activities"] if a["uuid"] != activity_uuid]
@@ -253,13 +299,62 @@ class NetlifeSandbox(Sandbox):
     @portal_api
     def job_details(self, request, data, job):
         self.sleep_ms(self.slow_job_ms)
-        subjects = [{k: v for k, v in s.items() if not k.startswith("_") and k not in ("images", "group_images")}
-                    for s in job["subjects"]]
+        shape = self.shape(request)
+        subjects = [self._subject_row(s, shape, images=False) for s in job["subjects"]]
         images = [image for s in job["subjects"] for image in s["images"]]
-        if self.keyed_maps:
+        if shape["images"] == "uuids":
+            # the job's images name their activity (flat) but not their subject
+            images = [{"uuid": i["uuid"], "activity_uuid": i["activity"]["uuid"]} for i in images]
+        if self.keyed_maps or shape["keyed"]:
             subjects = {s["uuid"]: {k: v for k, v in s.items() if k != "uuid"} for s in subjects}
             images = {i["uuid"]: {k: v for k, v in i.items() if k != "uuid"} for i in images}
         return json_response({"success": True, "data": {"uuid": job["uuid"], "name": job["name"], "subjects": subjects, "images": images}})
+
+    def shape(self, request):
+        return self.shapes.get(request.path.split("/")[2], shape_of(""))
+
+    def _subject_row(self, subject, shape, *, images=True):
+        row = {k: v for k, v in subject.items() if not k.startswith("_")}
+        if not images:
+            row.pop("images"), row.pop("group_images")
+        elif shape["images"] == "uuids":
+            row["images"] = [image["uuid"] for image in subject["images"]]
+        if shape["images"] == "uuids":
+            row.pop("activity_uuid")  # the activity is found only through the job's images
+        return row
+
+    def _page(self, request, rows, failing, *, max_per_page=500, on_row=None):
+        """One page of `rows` in the contract's envelope, its next link in the portal's form."""
+        try:
+            page = max(1, int(request.args.get("page", 1)))
+            per_page = min(max_per_page, max(1, int(request.args.get("per_page", 100))))
+        except ValueError:
+            return error(400, "invalid_param", "page and per_page must be integers")
+        with self.lock:
+            if failing.get(page):
+                failing[page] -= 1
+                return error(503, "unavailable", "Service temporarily unavailable")
+        more = page * per_page < len(rows)
+        next_url = self._next_link(request, page + 1, per_page) if more else None
+        served = rows[(page - 1) * per_page: page * per_page]
+        if on_row is not None:  # per-item faults hit the rows this page serves, not the whole list
+            served = [on_row(row) for row in served]
+        return json_response({"success": True, "data": served,
+                              "meta": {"page": page, "per_page": per_page, "total": len(rows), "next": next_url},
+                              "next_url": next_url})
+
+    def _next_link(self, request, page, per_page):
+        query = {k: v for k, v in request.args.items() if k not in ("page", "per_page")}
+        query.update(page=page, per_page=per_page)
+        qs = "&".join(f"{k}={v}" for k, v in query.items())
+        form = self.shape(request)["links"]
+        if form == "host":
+            return f"{request.path}?{qs}"
+        if form == "path":
+            return f"{request.path.rstrip('/').rsplit('/', 1)[-1]}?{qs}"
+        if form == "query":
+            return f"?{qs}"
+        return f"{request.base_url}?{qs}"
 
     @route(f"{API}/jobs/<job_uuid>/subjects")
     @portal_api
@@ -269,37 +364,25 @@ class NetlifeSandbox(Sandbox):
             include_images = _boolean(request, "include_images")
         except ValueError as exc:
             return error(400, "invalid_param", str(exc))
+        shape = self.shape(request)
         rows = []
         for subject in job["subjects"]:
             if has_order is not None and subject["_has_order"] != has_order:
                 continue
-            row = {k: v for k, v in subject.items() if not k.startswith("_")}
-            if self._take_item_fault("subject", subject["uuid"]):
-                row["uuid"] = None  # a row the client cannot key
-            if not include_images:
-                row.pop("images"), row.pop("group_images")
-            rows.append(row)
-        return json_response({"success": True, "data": rows})
+            rows.append(self._subject_row(subject, shape, images=bool(include_images)))
+
+        def unreadable_if_asked(row):
+            if self._take_item_fault("subject", row["uuid"]):
+                return {**row, "uuid": None}  # a row the client cannot key
+            return row
+
+        return self._page(request, rows, self.failing_subject_pages, max_per_page=SUBJECTS_MAX_PER_PAGE,
+                          on_row=unreadable_if_asked)
 
     @route(f"{API}/jobs/<job_uuid>/users")
     @portal_api
     def job_users(self, request, data, job):
-        try:
-            page = max(1, int(request.args.get("page", 1)))
-            per_page = min(500, max(1, int(request.args.get("per_page", 100))))
-        except ValueError:
-            return error(400, "invalid_param", "page and per_page must be integers")
-        with self.lock:
-            if self.failing_user_pages.get(page):
-                self.failing_user_pages[page] -= 1
-                return error(503, "unavailable", "Service temporarily unavailable")
-        links = job["links"]
-        rows = links[(page - 1) * per_page: page * per_page]
-        more = page * per_page < len(links)
-        next_url = f"{request.base_url}?page={page + 1}&per_page={per_page}" if more else None
-        return json_response({"success": True, "data": rows,
-                              "meta": {"page": page, "per_page": per_page, "total": len(links), "next": next_url},
-                              "next_url": next_url})
+        return self._page(request, job["links"], self.failing_user_pages)
 
     @route(f"{API}/jobs/<job_uuid>/subjects/<subject_uuid>/users")
     @portal_api

@@ -20,8 +20,36 @@ PORTALS = {
     ],
     "legacyphoto": [("Westfield Academy Class of 2026", 25, [("Cap and gown", "in-webshop")])],
     "westpointportraits": [("USMA Plebe Portraits", 12, [("Reception day", "in-webshop")])],
+    "coastguardportraits": [("USCGA Swab Summer", 8, [("Swab portraits", "in-webshop")])],
 }
-EMPTY_PORTALS = ["generationsphotos", "nowandgen", "legacyseniorphotos", "legacyphotos", "midshipmenportraits", "coastguardportraits"]
+EMPTY_PORTALS = ["generationsphotos", "nowandgen", "legacyseniorphotos", "legacyphotos", "midshipmenportraits"]
+
+# How each portal shapes its replies. The contract allows each of these; every
+# one is served by at least one portal so the client's branches all run:
+# - links: the next-page link form (absolute, host-relative "/netlife/.../users?page=2",
+#   path-relative "users?page=2", query-only "?page=2");
+# - images: subject images as dicts carrying their activity, or as bare uuid
+#   strings (the seed's client's shape) whose activity is only in the job's
+#   images; in the "uuids" shape neither the subject nor the job's images name
+#   the other side, so only the image-uuid join finds the activity;
+# - keyed: the job's `subjects` and `images` as objects keyed by uuid.
+SHAPES = {
+    "nowandforeverphoto": {"links": "absolute", "images": "dicts", "keyed": False},
+    "legacyphoto": {"links": "query", "images": "uuids", "keyed": True},
+    "westpointportraits": {"links": "path", "images": "uuids", "keyed": False},
+    "coastguardportraits": {"links": "host", "images": "dicts", "keyed": True},
+}
+DEFAULT_SHAPE = {"links": "absolute", "images": "dicts", "keyed": False}
+LINK_FORMS = ("absolute", "host", "path", "query")
+IMAGE_SHAPES = ("dicts", "uuids")
+
+# legacyphoto has a few international families whose only number of their own
+# is a Norwegian landline (Oslo 22 xx xx xx): valid, but it takes no SMS.
+LANDLINE_EVERY = 8
+
+
+def shape_of(key):
+    return dict(SHAPES.get(key, DEFAULT_SHAPE))
 ALL_PORTALS = list(PORTALS) + EMPTY_PORTALS
 
 
@@ -29,7 +57,18 @@ def _uuid(*parts):
     return str(uuid.uuid5(NAMESPACE, ":".join(str(p) for p in parts)))
 
 
-def _phone(area, n, style):
+# Real US area codes (libphonenumber rejects unassigned ones such as 211 or 221);
+# the 555-01xx lines are the range reserved for fiction.
+AREA_CODES = [201, 202, 212, 213, 303, 305, 312, 313, 415, 503, 602, 617, 702, 713, 801, 907, 404, 206, 214, 216,
+              225, 239, 240, 248, 251, 253, 256, 260, 262, 267]
+
+
+def _area(offset):
+    return AREA_CODES[offset % len(AREA_CODES)]
+
+
+def _phone(offset, n, style):
+    area = _area(offset)
     line = f"01{n % 100:02d}"
     return [f"({area}) 555-{line}", f"{area}.555.{line}", f"+1 {area} 555 {line}", f"1{area}555{line}"][style % 4]
 
@@ -51,7 +90,7 @@ def build_portal(key):
             })
         activities.extend(activity_rows)
         subjects, links, keys = [], [], {}
-        area = 201 + job_index * 3 + ALL_PORTALS.index(key) * 10
+        area = job_index * 3 + ALL_PORTALS.index(key) * 10  # an offset into AREA_CODES
         for i in range(subject_count):
             subject_uuid = _uuid(key, job_uuid, "subject", i)
             first, last = FIRST[i % len(FIRST)], LAST[(i // len(FIRST) + job_index) % len(LAST)]
@@ -64,6 +103,10 @@ def build_portal(key):
                 {"uuid": _uuid(subject_uuid, "image", n), "activity": {"uuid": activity["uuid"]}, "subject_uuid": subject_uuid}
                 for n in range(2 if has_images else 0)
             ]
+            phone = "" if i % 5 == 4 else _phone(area + (i // 100), i, i + 1) if i % 3 == 2 else parent_phone
+            country = "US"
+            if key == "legacyphoto" and i % LANDLINE_EVERY == 7:
+                phone, country = f"22 12 34 {i:02d}", "NO"
             subjects.append({
                 "uuid": subject_uuid,
                 "name": f"{first} {last}",
@@ -71,13 +114,13 @@ def build_portal(key):
                 "last_name": last,
                 "external_id": f"S{job_index}{i:04d}",
                 "group": f"Class {chr(65 + i % 4)}",
-                "country": "US",
+                "country": country,
                 # A fifth have no phone of their own; the delivery contact may still have one.
-                "phone_number": "" if i % 5 == 4 else _phone(area + (i // 100), i, i + 1) if i % 3 == 2 else parent_phone,
+                "phone_number": phone,
                 "email": f"{first}.{last}.{i}@example.com".lower() if i % 4 != 3 else None,
                 "delivery_1": {"name": f"Parent of {first}", "email_address": f"parent.{parent_n}.{job_index}@example.com",
-                               "mobile_phone": parent_phone} if i % 6 != 5 else None,
-                "delivery_2": {"name": "", "email_address": "", "mobile_phone": parent_phone} if i % 9 == 0 else None,
+                               "mobile_phone": parent_phone} if i % 6 != 5 and country == "US" else None,
+                "delivery_2": {"name": "", "email_address": "", "mobile_phone": parent_phone} if i % 9 == 0 and country == "US" else None,
                 "images": images,
                 "group_images": [],
                 "image": images[0]["uuid"] if images else None,

@@ -15,8 +15,9 @@ from django.utils import timezone
 
 from portal.runs import OperationFailed, operation
 
+from .. import conf
 from ..models import CONTACT_COLUMNS, Campaign, Subject
-from ..phones import normalise
+from ..phones import check as check_phone
 
 logger = logging.getLogger(__name__)
 
@@ -62,17 +63,36 @@ def phone_candidates(subject):
             yield contact["mobile_phone"], contact.get("name") or "", contact.get("email_address") or "", f"delivery_{index}"
 
 
+def exportable_key(subject, confirmed_after):
+    """The subject's access key, if Netlife confirmed it recently enough: a key not
+    re-checked within NETLIFE_ACCESS_KEY_MAX_AGE_HOURS may have been revoked."""
+    if subject.access_key and subject.access_key_checked_at and subject.access_key_checked_at > confirmed_after:
+        return subject.access_key
+    return ""
+
+
 def contact_rows(campaign, run):
     seen = set()
+    confirmed_after = timezone.now() - conf.access_key_max_age()
     for subject in audience_subjects(campaign).iterator(chunk_size=1000):
         run.count("subjects")
         portal = subject.portal
         found_any = False
+        access_key = exportable_key(subject, confirmed_after)
+        if subject.access_key and not access_key:
+            run.count("access_keys_unconfirmed")
         for raw, contact_name, contact_email, source in phone_candidates(subject):
-            phone = normalise(raw, country=subject.country, default_code=portal.default_country_code)
+            phone = check_phone(raw, country=subject.country, default_code=portal.default_country_code)
             if not phone:
+                # Reported, not texted: counted by reason; the run's log names the
+                # subject (not the number: the log carries no personal data).
                 run.count("invalid_phones")
+                run.count(f"phones_rejected_{phone.reason}")
+                if phone.reason != "invalid":
+                    logger.info("subject %s: its %s number is a %s, not texted", subject.uuid, source,
+                                phone.reason.replace("_", " "))
                 continue
+            phone = phone.e164
             found_any = True
             if phone in seen:
                 run.count("duplicate_phones_skipped")
@@ -81,14 +101,14 @@ def contact_rows(campaign, run):
             user = subject.registered_user
             fields = _Blank(
                 phone=phone, contact_name=contact_name, contact_email=contact_email, phone_source=source,
-                sender_id=campaign.sender_id, portal=portal.key, brand=portal.brand, job_uuid=subject.job.uuid,
+                sender_id=campaign.sender_id, portal=portal.key, brand=portal.get_brand_display(), job_uuid=subject.job.uuid,
                 job_name=subject.job.name, activities="; ".join(sorted(a.name for a in subject.activities.all())),
                 subject_uuid=subject.uuid, subject_name=str(subject), first_name=subject.first_name,
                 last_name=subject.last_name, external_id=subject.external_id, group=subject.group,
                 buyer="yes" if subject.has_order else "no", registered_user_uuid=user.uuid if user else "",
-                registered_email=(user.email or user.username) if user else "", access_key=subject.access_key,
+                registered_email=(user.email or user.username) if user else "", access_key=access_key,
                 gallery_url=f"{portal.public_url}/gallery/{subject.uuid}",
-                access_url=f"{portal.public_url}/?code={subject.access_key}" if subject.access_key else "",
+                access_url=f"{portal.public_url}/?code={access_key}" if access_key else "",
             )
             try:
                 fields["message"] = campaign.message_template.format_map(fields)

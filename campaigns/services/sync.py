@@ -32,7 +32,8 @@ from portal.models import SetAsideRecord
 from portal.runs import OperationFailed, operation
 from portal.setaside import resolve_items
 
-from ..client import NetlifeClient, SubjectRecord, UserDetails, UserLink
+from .. import conf
+from ..client import JobDetails, NetlifeClient, SubjectRecord, UserDetails, UserLink
 from ..models import Activity, Job, Portal, RegisteredUser, Subject, SubjectActivity
 
 logger = logging.getLogger(__name__)
@@ -48,11 +49,14 @@ class JobSnapshot:
     name: str
     subjects: list[SubjectRecord]
     buyers: set[str]
-    subject_activities: dict[str, set[str]]
+    details: JobDetails
     links: list[UserLink]
     user_details: dict[str, UserDetails] = field(default_factory=dict)
+    # subject uuid -> the key Netlife gave now ("" when it has none: a stored key was revoked)
     access_keys: dict[str, str] = field(default_factory=dict)
     keys_created: int = 0
+    keys_revoked: int = 0
+    keys_reused: int = 0  # confirmed within NETLIFE_ACCESS_KEY_MAX_AGE_HOURS: not asked again
     # subjects whose access-key call went through (with a key or a 404 "none")
     keys_checked: set[str] = field(default_factory=set)
     # (kind, key, reason, context, payload) of subject rows, users and keys that failed
@@ -69,10 +73,12 @@ class JobSnapshot:
 class JobFetcher:
     """The HTTP side of one job; called from pool threads, touches no database."""
 
-    def __init__(self, client, portal, *, users_with_details, subjects_with_keys):
+    def __init__(self, client, portal, *, users_with_details, stored_keys):
         self.client = client
         self.create_keys = portal.create_missing_access_keys
-        self.subjects_with_keys = subjects_with_keys
+        # subject uuid -> (stored key, when Netlife last confirmed it or its absence)
+        self.stored_keys = stored_keys
+        self.checked_after = timezone.now() - conf.access_key_max_age()
         self._lock = threading.Lock()
         self._claimed_users = set(users_with_details)  # fetch each user's details once per run
 
@@ -83,13 +89,21 @@ class JobFetcher:
             self._claimed_users.add(uuid)
             return True
 
+    def key_is_fresh(self, subject_uuid):
+        _key, checked_at = self.stored_keys.get(subject_uuid, ("", None))
+        return checked_at is not None and checked_at > self.checked_after
+
     def fetch_key(self, job_uuid, subject_uuid):
-        """The subject's access key, created when the portal says so; (key, created)."""
-        key = self.client.access_key(job_uuid, subject_uuid)
+        """The subject's access key as Netlife has it now, created when the portal
+        says so; (key or "", created, revoked). A stored key Netlife no longer
+        lists was revoked: it is dropped (replaced by a new one when creating)."""
+        stored, _checked = self.stored_keys.get(subject_uuid, ("", None))
+        key = self.client.access_key(job_uuid, subject_uuid, prefer=stored)
+        revoked = bool(stored) and key != stored
         if key is None and self.create_keys:
             key = self.client.create_access_key(job_uuid, subject_uuid)
-            return key, bool(key)
-        return key, False
+            return key or "", bool(key), revoked
+        return key or "", False, revoked
 
     def fetch(self, job_uuid) -> JobSnapshot:
         details = self.client.job_details(job_uuid)
@@ -101,7 +115,7 @@ class JobFetcher:
         by_uuid.update({s.uuid: s for s in buyers})  # a subject in both lists bought something
         snapshot = JobSnapshot(
             uuid=job_uuid, name=details.name, subjects=list(by_uuid.values()), buyers={s.uuid for s in buyers},
-            subject_activities=details.subject_activities, links=self.client.job_users(job_uuid),
+            details=details, links=self.client.job_users(job_uuid),
         )
         portal = self.client.portal_key
         for row in non_buyers.rejected + buyers.rejected:
@@ -118,19 +132,23 @@ class JobFetcher:
                     snapshot.failures.append(("user", f"{portal}/{link.user_uuid}", f"user details: {exc}",
                                               {"portal": portal, "user": link.user_uuid, "job": job_uuid}, None))
         for subject in snapshot.subjects:
-            if subject.image_count and subject.uuid not in self.subjects_with_keys:
-                try:
-                    key, created = self.fetch_key(job_uuid, subject.uuid)
-                except UpstreamAuthError:
-                    raise
-                except UpstreamError as exc:  # this key only: the subject is stored without it
-                    snapshot.failures.append(("access_key", f"{portal}/{subject.uuid}", f"access key: {exc}",
-                                              {"portal": portal, "job": job_uuid, "subject": subject.uuid}, None))
-                    continue
-                snapshot.keys_checked.add(subject.uuid)
-                snapshot.keys_created += created
-                if key:
-                    snapshot.access_keys[subject.uuid] = key
+            if not subject.image_count:
+                continue
+            if self.key_is_fresh(subject.uuid):
+                snapshot.keys_reused += bool(self.stored_keys[subject.uuid][0])
+                continue
+            try:
+                key, created, revoked = self.fetch_key(job_uuid, subject.uuid)
+            except UpstreamAuthError:
+                raise
+            except UpstreamError as exc:  # this key only: the subject is stored without a new one
+                snapshot.failures.append(("access_key", f"{portal}/{subject.uuid}", f"access key: {exc}",
+                                          {"portal": portal, "job": job_uuid, "subject": subject.uuid}, None))
+                continue
+            snapshot.keys_checked.add(subject.uuid)
+            snapshot.keys_created += created
+            snapshot.keys_revoked += revoked
+            snapshot.access_keys[subject.uuid] = key
         return snapshot
 
 
@@ -168,46 +186,67 @@ def store_job(portal, snapshot: JobSnapshot, now, run):
         detailed = [RegisteredUser(portal=portal, uuid=uuid, username=usernames.get(uuid, ""), name=d.name, email=d.email,
                                    phone_number=d.phone_number, details_fetched_at=now)
                     for uuid, d in snapshot.user_details.items()]
+        for user in detailed:
+            user.synced_at = now
         RegisteredUser.objects.bulk_create(detailed, update_conflicts=True, unique_fields=["portal", "uuid"],
-                                           update_fields=["username", "name", "email", "phone_number", "details_fetched_at"],
+                                           update_fields=["username", "name", "email", "phone_number", "details_fetched_at",
+                                                          "synced_at"],
                                            batch_size=BATCH)
-        linked_only = [RegisteredUser(portal=portal, uuid=uuid, username=name) for uuid, name in usernames.items()
-                       if uuid not in snapshot.user_details]
+        # Unchanged rows are not written again (a re-run is then a few queries
+        # per job); "last seen" moves for all of them in one UPDATE.
+        known_users = {uuid: name for uuid, name in
+                       RegisteredUser.objects.filter(portal=portal, uuid__in=list(usernames)).values_list("uuid", "username")}
+        linked_only = [RegisteredUser(portal=portal, uuid=uuid, username=name, synced_at=now) for uuid, name in usernames.items()
+                       if uuid not in snapshot.user_details and known_users.get(uuid) != name]
         RegisteredUser.objects.bulk_create(linked_only, update_conflicts=True, unique_fields=["portal", "uuid"],
-                                           update_fields=["username"], batch_size=BATCH)
+                                           update_fields=["username", "synced_at"], batch_size=BATCH)
+        RegisteredUser.objects.filter(portal=portal, uuid__in=list(usernames)).update(synced_at=now)
         user_ids = _ids(RegisteredUser, portal, usernames)
         user_of_subject = {link.subject_uuid: user_ids[link.user_uuid] for link in snapshot.links}
 
-        existing = set(Subject.objects.filter(portal=portal, uuid__in=[s.uuid for s in snapshot.subjects]).values_list("uuid", flat=True))
+        current = [s.uuid for s in snapshot.subjects]
+        compared = ["job_id", "name", "first_name", "last_name", "external_id", "group", "country", "phone_number", "email",
+                    "delivery_contacts", "has_order", "image_count", "registered_user_id"]
+        stored = {row[0]: row[1:] for row in
+                  Subject.objects.filter(portal=portal, uuid__in=current).values_list("uuid", *compared)}
+        existing = set(stored)
         fields = ["job", "name", "first_name", "last_name", "external_id", "group", "country", "phone_number", "email",
                   "delivery_contacts", "has_order", "image_count", "registered_user", "synced_at"]
         rows = {True: [], False: []}
         for s in snapshot.subjects:
-            key = snapshot.access_keys.get(s.uuid, "")
-            rows[bool(key)].append(Subject(
-                portal=portal, job=job, uuid=s.uuid, name=s.name, first_name=s.first_name, last_name=s.last_name,
-                external_id=s.external_id, group=s.group, country=s.country, phone_number=s.phone_number, email=s.email,
-                delivery_contacts=s.delivery_contacts, has_order=s.uuid in snapshot.buyers, image_count=s.image_count,
-                registered_user_id=user_of_subject.get(s.uuid), access_key=key, synced_at=now,
+            checked = s.uuid in snapshot.keys_checked
+            values = (job.pk, s.name, s.first_name, s.last_name, s.external_id, s.group, s.country, s.phone_number, s.email,
+                      s.delivery_contacts, s.uuid in snapshot.buyers, s.image_count, user_of_subject.get(s.uuid))
+            if not checked and stored.get(s.uuid) == values:
+                continue  # unchanged (built as a tuple: a model instance per subject costs more than the compare)
+            rows[checked].append(Subject(
+                portal=portal, uuid=s.uuid, **dict(zip(compared, values)),
+                access_key=snapshot.access_keys.get(s.uuid, ""), access_key_checked_at=now if checked else None, synced_at=now,
             ))
-        # A key we hold is not fetched again, so only a new key overwrites the column.
-        for with_key, batch in rows.items():
+        # Only a key Netlife was asked about now overwrites the stored one (a
+        # revoked key becomes ""); the others keep their key and its check time.
+        for checked, batch in rows.items():
             Subject.objects.bulk_create(batch, update_conflicts=True, unique_fields=["portal", "uuid"],
-                                        update_fields=fields + (["access_key"] if with_key else []), batch_size=BATCH)
-        current = [s.uuid for s in snapshot.subjects]
+                                        update_fields=fields + (["access_key", "access_key_checked_at"] if checked else []),
+                                        batch_size=BATCH)
+        Subject.objects.filter(portal=portal, uuid__in=current).update(synced_at=now)
         removed = 0
         if snapshot.complete:
-            removed, _ = Subject.objects.filter(job=job).exclude(uuid__in=current).delete()
+            _total, per_model = Subject.objects.filter(job=job).exclude(uuid__in=current).delete()
+            removed = per_model.get(Subject._meta.label, 0)  # not the cascaded activity links
 
         subject_ids = _ids(Subject, portal, current)
         activity_ids = dict(Activity.objects.filter(portal=portal).values_list("uuid", "id"))
         pairs = set()
         for s in snapshot.subjects:
-            for activity_uuid in s.activity_uuids | snapshot.subject_activities.get(s.uuid, set()):
+            for activity_uuid in snapshot.details.activities_of(s):
                 if activity_uuid in activity_ids:
                     pairs.add((subject_ids[s.uuid], activity_ids[activity_uuid]))
-        SubjectActivity.objects.filter(subject_id__in=subject_ids.values()).delete()
-        SubjectActivity.objects.bulk_create([SubjectActivity(subject_id=s, activity_id=a) for s, a in pairs], batch_size=BATCH)
+        held = {(subject, activity): pk for pk, subject, activity in
+                SubjectActivity.objects.filter(subject_id__in=subject_ids.values()).values_list("id", "subject_id", "activity_id")}
+        SubjectActivity.objects.filter(pk__in=[pk for pair, pk in held.items() if pair not in pairs]).delete()
+        SubjectActivity.objects.bulk_create([SubjectActivity(subject_id=s, activity_id=a) for s, a in pairs - set(held)],
+                                            batch_size=BATCH)
 
     # the seed client's statistics, by its names
     run.count("subjects_total", len(snapshot.subjects))
@@ -220,8 +259,13 @@ def store_job(portal, snapshot: JobSnapshot, now, run):
     run.count("subjects_with_images", sum(1 for s in snapshot.subjects if s.image_count))
     run.count("registered_users_checked", len(snapshot.subjects))
     run.count("registered_users_found", len(snapshot.links))
-    run.count("access_keys_existing", len(snapshot.access_keys) - snapshot.keys_created)
+    run.count("access_keys_existing", sum(1 for k in snapshot.access_keys.values() if k) - snapshot.keys_created)
     run.count("access_keys_created", snapshot.keys_created)
+    run.count("access_keys_revoked", snapshot.keys_revoked)
+    run.count("access_keys_reused", snapshot.keys_reused)
+    # photographed, yet no activity found: such a subject drops out of every campaign
+    run.count("subjects_without_activity", sum(1 for s in snapshot.subjects
+                                               if s.image_count and not snapshot.details.activities_of(s)))
     # ours
     run.count("subjects_created", len(current) - len(existing))
     run.count("user_details_fetched", len(snapshot.user_details))
@@ -253,7 +297,8 @@ def _fetcher(client, row):
     return JobFetcher(
         client, row,
         users_with_details=set(RegisteredUser.objects.filter(portal=row, details_fetched_at__isnull=False).values_list("uuid", flat=True)),
-        subjects_with_keys=set(Subject.objects.filter(portal=row).exclude(access_key="").values_list("uuid", flat=True)),
+        stored_keys={uuid: (key, checked) for uuid, key, checked in
+                     Subject.objects.filter(portal=row).values_list("uuid", "access_key", "access_key_checked_at")},
     )
 
 
@@ -299,6 +344,7 @@ def sync_portal(run, portal):
     # write is an upsert): count this pass only.
     run.record.counters.clear()
     run.record.progress_done = 0
+    run.set_counter("brand", row.get_brand_display())
     try:
         activities = client.activities_in_webshop()
         run.count("activities_found", len(activities))

@@ -1,3 +1,4 @@
+import io
 import json
 import logging
 import socket
@@ -32,8 +33,70 @@ class RedactingRequestHandler(WSGIRequestHandler):
         super().log_request(code, size)
 
 
+class KeepAliveRequestHandler(RedactingRequestHandler):
+    """HTTP/1.1 keep-alive, as the real upstreams keep connections open.
+
+    Werkzeug's dev server closes every connection (it cannot drain a request
+    body without reading into the next request), so each call paid a new TCP
+    connection and a new server thread. The sandboxes answer small bodies, so
+    this handler reads the request body whole (by Content-Length) before the app
+    runs, sends the response with a Content-Length, and keeps the connection
+    unless the client asked to close it, spoke HTTP/1.0, sent a chunked body,
+    or the app reset the socket (the "reset" fault).
+    """
+
+    protocol_version = "HTTP/1.1"
+    timeout = 30  # an idle keep-alive connection is closed after this many seconds
+    # Headers and body go out in one write, and without Nagle: on a kept-alive
+    # connection a second small write would wait for the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
+
+    def run_wsgi(self):
+        if self.headers.get("Transfer-Encoding") or self.request_version != "HTTP/1.1":
+            self.close_connection = True
+            self._close_after = True
+        else:
+            self._close_after = self.headers.get("Connection", "").lower() == "close"
+        if self.close_connection or self._close_after:
+            return super().run_wsgi()  # werkzeug's own path: one request, then close
+        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        environ = self.environ = self.make_environ()
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["wsgi.input_terminated"] = True
+        reply = {}
+
+        def start_response(status, headers, exc_info=None):
+            reply["status"], reply["headers"] = status, headers
+            return lambda data: reply.setdefault("early", []).append(data)
+
+        try:
+            chunks = self.server.app(environ, start_response)
+            try:
+                data = b"".join(reply.get("early", [])) + b"".join(chunks)
+            finally:
+                if hasattr(chunks, "close"):
+                    chunks.close()
+            code, _, message = reply["status"].partition(" ")
+            self.send_response(int(code), message)
+            for name, value in reply["headers"]:
+                if name.lower() not in ("connection", "content-length", "transfer-encoding"):
+                    self.send_header(name, value)
+            if environ["REQUEST_METHOD"] != "HEAD" and int(code) not in (204, 304):
+                self.send_header("Content-Length", str(len(data)))
+            else:
+                data = b""
+            self._headers_buffer.append(b"\r\n" + data)
+            self.flush_headers()
+        except (ConnectionError, OSError) as exc:  # the client went, or a fault reset the socket
+            self.close_connection = True
+            self.connection_dropped(exc, environ)
+
+
 def serve(host, port, app):
-    http_server = make_server(host, port, app, threaded=True, request_handler=RedactingRequestHandler)
+    http_server = make_server(host, port, app, threaded=True, request_handler=KeepAliveRequestHandler)
     http_server.daemon_threads = True
     app.set_base_url(f"http://{host}:{http_server.server_port}")
     return http_server

@@ -36,7 +36,8 @@ def test_it_normalises_phones_to_e164(raw, expected):
 
 def test_it_normalises_a_national_number_with_the_subjects_country():
     assert normalise("912 34 567", country="NO") == "+4791234567"
-    assert normalise("0912 34 567", country="Norway") == "+4791234567"
+    assert normalise("912 34 567", country="Norway") == "+4791234567"
+    assert normalise("22 12 34 56", country="NO") == ""  # an Oslo landline takes no SMS
 
 
 def test_it_exports_each_phone_once_with_the_seed_fields(synced, campaign):
@@ -112,3 +113,25 @@ def test_the_sync_command_reports_a_failure(portal, netlife):
     netlife.add_fault(Fault(count=10, status=502, path="/nowandforeverphoto/api/v1/activities"))
     with pytest.raises(CommandError, match="nowandforeverphoto"):
         call_command("campaigns_sync")
+
+
+def test_a_landline_is_reported_not_texted(netlife, db):
+    from .conftest import make_portal
+
+    portal = make_portal("legacyphoto")
+    from campaigns.services import sync_portal
+
+    assert sync_portal(trigger="command", portal=portal.key).status == "succeeded"
+    campaign = Campaign.objects.create(name="legacy", audience=Campaign.Audience.ALL)
+    campaign.portals.add(portal)
+    record = build_export(trigger="command", campaign=campaign.pk)
+    assert record.status == "succeeded", record.error
+    landlines = [s for s in netlife.subjects_of("legacyphoto") if s["country"] == "NO"]
+    assert len(landlines) == record.counters["phones_rejected_landline"] == 3
+    rows = exported(campaign)
+    texted = {row["subject_uuid"] for row in rows}
+    assert not texted & {s["uuid"] for s in landlines}
+    assert all(not row["phone"].startswith("+47") for row in rows)
+    for subject in landlines:  # reported with its reason (the subject, never the number)
+        assert f"subject {subject['uuid']}: its subject number is a landline" in record.log
+        assert subject["phone_number"] not in record.log

@@ -222,3 +222,49 @@ def test_a_run_taken_over_resumes_without_duplicates_and_counts_only_its_own_pas
     assert record.progress_done == record.progress_total == 2
     assert_sandbox_subjects_stored_once(netlife)
     assert not RunLock.objects.exists()
+
+
+@pytest.mark.parametrize("kind, status", [
+    ("user", 404), ("user", 500), ("user", 502), ("user", 503),
+    ("access_key", 500), ("access_key", 502), ("access_key", 503),
+    ("subject", None),  # a row that cannot be keyed
+    ("job", 503),  # job details still failing after the retries
+])
+def test_every_item_fault_ends_partial_with_that_item_set_aside(portal, netlife, sandbox, settings, kind, status):
+    if kind == "user":
+        uuid = a_linked_user(netlife)["userUuid"]
+    elif kind == "access_key":
+        _job, uuid, _key = a_subject_needing_its_key(netlife)
+    elif kind == "subject":
+        uuid = netlife.portals[KEY]["jobs"][min(netlife.in_webshop_jobs(KEY))]["subjects"][5]["uuid"]
+    if kind == "job":
+        uuid = min(netlife.in_webshop_jobs(KEY))
+        netlife.add_fault(Fault(count=100, status=status, path=f"/{KEY}/api/v1/jobs/{uuid}", exact=True))
+    else:
+        item_fault(sandbox, kind=kind, uuid=uuid, **({"status": status} if status else {}))
+    record = sync_portal(trigger="command", portal=KEY)
+    assert record.status == "partial", (record.error, record.log[-1500:])
+    [aside] = SetAsideRecord.objects.filter(status="open")
+    assert aside.kind == kind and (uuid in aside.key or kind == "subject")
+    if status:
+        assert str(status) in aside.reason
+    if kind in ("user", "access_key"):
+        [fault] = netlife.state()["item_faults"]
+        # 5xx retried with backoff by the session before it is set aside; a 404 is an answer
+        assert fault["answered"] == (1 if status == 404 else 1 + settings.UPSTREAM_RETRIES)
+    for counter in ("access_keys_failed", "api_calls_total", "api_calls_failed", "brand"):
+        assert counter in record.counters
+    assert record.counters["api_calls_failed"] >= (kind != "subject")  # an unreadable row came in a 200
+    # every other subject is stored, once; a re-run keeps one record and stores nothing twice
+    expected = truth(netlife)
+    if kind == "job":
+        expected -= {s["uuid"] for s in netlife.portals[KEY]["jobs"][uuid]["subjects"]}
+    if kind == "subject":
+        expected -= {uuid}
+    stored = list(Subject.objects.values_list("uuid", flat=True))
+    assert len(stored) == len(set(stored)) and set(stored) == expected
+    again = sync_portal(trigger="command", portal=KEY)
+    assert again.status == "partial"
+    stored = list(Subject.objects.values_list("uuid", flat=True))
+    assert len(stored) == len(set(stored)) and set(stored) == expected
+    assert SetAsideRecord.objects.filter(status="open").count() == 1
