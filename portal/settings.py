@@ -202,6 +202,8 @@ else:
     # A task not acknowledged within the visibility timeout is delivered again;
     # long delays live in the database (due-time columns), never in countdowns.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# One deployment's queue; two deployments on one Redis keep apart by naming theirs.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
