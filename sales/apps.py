@@ -17,6 +17,10 @@ class SalesConfig(AppConfig):
         register(Operation("sales", "post_helix_events", "Post sales to Verkada Helix", "sales.post_helix_events",
                            description="Posts every pending sale as exactly one Helix event.",
                            permission="sales.change_helixoutbox"))
+        register(Operation("sales", "reconcile_helix_events", "Reconcile Helix events with Verkada",
+                           "sales.reconcile_helix_events",
+                           description="Re-posts events Verkada is missing and deletes second events of a sale.",
+                           permission="sales.change_helixoutbox"))
         register(Operation("sales", "fetch_footage_links", "Fetch footage links", "sales.fetch_footage_links",
                            description="Thumbnail and history links for each sale's camera and time.",
                            permission="sales.change_transaction"))

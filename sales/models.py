@@ -26,6 +26,18 @@ class SalesSettings(SingletonSettings):
     settle_seconds = models.PositiveIntegerField(
         default=60, help_text="Sales newer than this are left for the next sync (a till may report late)."
     )
+    reconcile_delay_seconds = models.PositiveIntegerField(
+        default=120,
+        help_text="After a Helix POST timed out or lost its reply, wait this long (longer than Verkada may take to "
+        "accept it) before asking Verkada whether the event landed; only then is it posted again.",
+    )
+    reconcile_window_hours = models.PositiveIntegerField(
+        default=24, help_text="The periodic reconciliation compares the events of this many hours with Verkada."
+    )
+    verkada_key_problem = models.TextField(
+        blank=True, editable=False, help_text="What Verkada last said about the key (401/403), until a call succeeds."
+    )
+    verkada_key_problem_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "sales settings"
@@ -33,6 +45,20 @@ class SalesSettings(SingletonSettings):
 
     def __str__(self):
         return "Sales settings"
+
+    def save(self, *args, **kwargs):
+        """A changed Verkada key drops the token minted from the old one (and its problem),
+        so the next call mints from the new key."""
+        if self.pk:
+            stored = type(self).objects.filter(pk=self.pk).first()
+            if stored is not None and stored.verkada_api_key != self.verkada_api_key:
+                self.verkada_token, self.verkada_token_expires = "", None
+                self.verkada_key_problem, self.verkada_key_problem_at = "", None
+                update_fields = kwargs.get("update_fields")
+                if update_fields is not None:
+                    kwargs["update_fields"] = set(update_fields) | {
+                        "verkada_token", "verkada_token_expires", "verkada_key_problem", "verkada_key_problem_at"}
+        super().save(*args, **kwargs)
 
 
 class Store(models.Model):
@@ -179,6 +205,11 @@ class HelixOutbox(models.Model):
     next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
     claim_token = models.CharField(max_length=64, blank=True, db_index=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    check_at = models.DateTimeField(
+        null=True, blank=True, db_index=True,
+        help_text="A POST whose reply was lost (timeout, reset, 5xx) waits `posting` until this time; then a GET "
+        "decides whether Verkada has the event (posted) or not (posted again).",
+    )
     posted_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created = models.DateTimeField(default=timezone.now)
