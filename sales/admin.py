@@ -12,11 +12,22 @@ from .models import Camera, HelixEventType, HelixOutbox, Item, PointOfSale, Sale
 
 @admin.register(SalesSettings)
 class SalesSettingsAdmin(SecretFieldsMixin, admin.ModelAdmin):
-    list_display = ("__str__", "jdsports_key", "verkada_key", "verkada_requests_per_minute", "posting_concurrency", "runs")
+    list_display = ("__str__", "jdsports_key", "verkada_key", "verkada_key_check", "verkada_requests_per_minute",
+                    "posting_concurrency", "runs")
+    readonly_fields = ("verkada_key_check",)
     fieldsets = [
         ("JD Sports", {"fields": ["jdsports_api_key", "initial_lookback_hours", "settle_seconds"]}),
-        ("Verkada", {"fields": ["verkada_api_key", "verkada_requests_per_minute", "verkada_rate_headroom_percent", "posting_concurrency"]}),
+        ("Verkada", {"fields": ["verkada_api_key", "verkada_key_check", "verkada_requests_per_minute",
+                                "verkada_rate_headroom_percent", "posting_concurrency"]}),
+        ("Helix reconciliation", {"fields": ["reconcile_delay_seconds", "reconcile_window_hours"]}),
     ]
+
+    @admin.display(description="Verkada key check")
+    def verkada_key_check(self, obj):
+        if obj.verkada_key_problem:
+            when = f" ({obj.verkada_key_problem_at:%Y-%m-%d %H:%M} UTC)" if obj.verkada_key_problem_at else ""
+            return format_html('<b style="color:#c62828">{}</b>{}', obj.verkada_key_problem, when)
+        return "no problem seen" if obj.verkada_api_key else "not set"
 
     def has_add_permission(self, request):
         return not SalesSettings.objects.exists()

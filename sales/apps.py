@@ -40,7 +40,7 @@ class SalesConfig(AppConfig):
         """Backlog and lag for /health/ and /metrics: a few indexed queries."""
         from django.db.models import Min
 
-        from .models import HelixOutbox, SyncCursor
+        from .models import HelixOutbox, SalesSettings, SyncCursor
         from .services import SOURCE, common
 
         now = common.now()
@@ -51,4 +51,6 @@ class SalesConfig(AppConfig):
             "helix_outbox_pending": pending.count(),
             "helix_oldest_pending_age_seconds": int((now - oldest).total_seconds()) if oldest else 0,
             "sync_watermark_lag_seconds": int((now - watermark).total_seconds()) if watermark else None,
+            # A 401/403 a fresh token did not cure (text; empty when none was seen since the last good call).
+            "verkada_key_problem": SalesSettings.objects.filter(pk=1).values_list("verkada_key_problem", flat=True).first() or "",
         }

@@ -14,7 +14,8 @@ Follows /work/shared/upstreams/verkada.md. Choices where the contract is unsure:
   the cooldown. `POST /_sandbox/verkada/limit {"per_minute": 3000}` changes it.
 - Keys: `verkada-sandbox-key` (Helix read/write), `verkada-readonly-key`
   (GET-only tokens: writes get 403), `verkada-expired-key` (401).
-  `POST /_sandbox/verkada/expire_tokens` expires every token (401 "Token expired").
+  `POST /_sandbox/verkada/expire_tokens` expires every token (401 "Token expired");
+  `POST /_sandbox/verkada/revoke_tokens` forgets them (401 "Invalid or missing API token").
 - `POST /_sandbox/verkada/lose_replies {"count": N}`: the next N event POSTs are
   stored but answered 504, as when a gateway loses the reply.
 - `POST /_sandbox/verkada/slow_accept {"count": N, "accept_after_s": 20, "reply_after_s": 15}`
@@ -113,6 +114,9 @@ class VerkadaSandbox(Sandbox):
             body = _body(request) or {}
             self.slow_accept(int(body.get("count", 1)), float(body.get("accept_after_s", 20)), float(body.get("reply_after_s", 15)))
             return json_response({"slow_accepts": len(self.slow_accepts)})
+        if action == "revoke_tokens" and request.method == "POST":
+            self.revoke_tokens()
+            return json_response({"revoked": True})
         if action == "expire_tokens" and request.method == "POST":
             with self.lock:
                 for token in self.tokens.values():
@@ -143,6 +147,11 @@ class VerkadaSandbox(Sandbox):
         """Lose an event as if deleted by someone (tests: a missing event to be re-posted)."""
         with self.lock:
             return self.events.pop((camera_id, event_type_uid, time_ms), None) is not None
+
+    def revoke_tokens(self):
+        """Forget every token (as when a key is rotated): calls get 401 "Invalid or missing API token"."""
+        with self.lock:
+            self.tokens.clear()
 
     def expire_tokens(self):
         with self.lock:

@@ -64,14 +64,18 @@ def test_the_event_type_form_rejects_a_bad_schema_or_mapping(admin_client, db):
     assert second.status_code == 200 and "deactivate" in second.content.decode()
 
 
+SETTINGS_FORM = {"jdsports_api_key": "", "verkada_api_key": "", "initial_lookback_hours": 1, "settle_seconds": 60,
+                 "verkada_requests_per_minute": 300, "verkada_rate_headroom_percent": 10, "posting_concurrency": 4,
+                 "reconcile_delay_seconds": 120, "reconcile_window_hours": 24}
+
+
 def test_the_settings_page_never_shows_a_secret_and_blank_keeps_it(sales_settings, admin_client):
     url = reverse("admin:sales_salessettings_change", args=[1])
     page = admin_client.get(url).content.decode()
     assert "jd-sandbox-key" not in page and "verkada-sandbox-key" not in page
     listing = admin_client.get(reverse("admin:sales_salessettings_changelist")).content.decode()
     assert "set" in listing and "verkada-sandbox-key" not in listing
-    admin_client.post(url, {"jdsports_api_key": "", "verkada_api_key": "", "initial_lookback_hours": 2, "settle_seconds": 60,
-                            "verkada_requests_per_minute": 300, "verkada_rate_headroom_percent": 10, "posting_concurrency": 4})
+    admin_client.post(url, {**SETTINGS_FORM, "initial_lookback_hours": 2})
     config = SalesSettings.load()
     assert config.jdsports_api_key == "jd-sandbox-key" and config.initial_lookback_hours == 2
 
