@@ -16,9 +16,9 @@ class SalesSettingsAdmin(SecretFieldsMixin, admin.ModelAdmin):
                     "posting_concurrency", "runs")
     readonly_fields = ("verkada_key_check",)
     fieldsets = [
-        ("JD Sports", {"fields": ["jdsports_api_key", "initial_lookback_hours", "settle_seconds"]}),
+        ("JD Sports", {"fields": ["jdsports_api_key", "initial_lookback_hours", "settle_seconds", "backfill_max_days"]}),
         ("Verkada", {"fields": ["verkada_api_key", "verkada_key_check", "verkada_requests_per_minute",
-                                "verkada_rate_headroom_percent", "posting_concurrency"]}),
+                                "verkada_rate_headroom_percent", "posting_concurrency", "footage_rate_share_percent"]}),
         ("Helix reconciliation", {"fields": ["reconcile_delay_seconds", "reconcile_window_hours"]}),
     ]
 
@@ -134,6 +134,9 @@ class BackfillForm(forms.Form):
         data = super().clean()
         if data.get("start") and data.get("end") and data["start"] >= data["end"]:
             raise forms.ValidationError("The start must be before the end.")
+        cap = SalesSettings.load().backfill_max_days
+        if data.get("start") and data.get("end") and (data["end"] - data["start"]).total_seconds() > cap * 86400:
+            raise forms.ValidationError(f"A backfill may cover at most {cap} days (Sales settings); split the range.")
         return data
 
 

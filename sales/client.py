@@ -9,7 +9,8 @@ import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
-from portal.http import UpstreamAuthError, UpstreamBadResponse, UpstreamSession
+from portal.http import UpstreamAuthError, UpstreamBadResponse, UpstreamSession, UpstreamTransientError
+from portal.ratelimit import get_bucket
 from portal.upstreams import upstream_url
 
 from .records import (  # noqa: F401 - re-exported: the client's return types
@@ -113,7 +114,8 @@ class VerkadaClient:
     TYPE_PATH = "/cameras/v1/video_tagging/event_type"
     EVENT_PATH = "/cameras/v1/video_tagging/event"
 
-    def __init__(self, api_key, *, requests_per_minute=300, headroom_percent=10, token=None, token_expires=None):
+    def __init__(self, api_key, *, requests_per_minute=300, headroom_percent=10, token=None, token_expires=None,
+                 footage_share_percent=20):
         if not api_key:
             raise UpstreamAuthError("No Verkada API key is configured (Sales settings).", upstream="verkada")
         self.api_key = api_key
@@ -124,6 +126,11 @@ class VerkadaClient:
         self.session = UpstreamSession("verkada", rate=rate, burst=max(1.0, rate / 10))
         if self.session.bucket is not None:
             self.session.bucket = _OneTakerAtATime(self.session.bucket)
+        # Footage links take a token from their own bucket (their share of the limit)
+        # as well as from the organisation's: fetching them can never use more than
+        # that share, so Helix posting keeps the rest.
+        footage_rate = rate * max(1, min(100, footage_share_percent)) / 100.0
+        self.footage_bucket = get_bucket("verkada-footage", footage_rate, max(1.0, footage_rate / 10))
         self.token = token or ""
         self.token_expires = token_expires
         self.token_changed = False
@@ -257,7 +264,12 @@ class VerkadaClient:
             body = {**body, "page_token": token}
 
     # --- footage ------------------------------------------------------------------------------
+    def _footage_budget(self):
+        if self.footage_bucket is not None and not self.footage_bucket.acquire():
+            raise UpstreamTransientError("verkada: the footage links' share of the rate limit is spent", upstream="verkada")
+
     def thumbnail_link(self, camera_id, timestamp, expiry=86400):
+        self._footage_budget()
         body = self.session.json(
             self._call("GET", "/cameras/v1/footage/thumbnails/link", params={"camera_id": camera_id, "timestamp": timestamp, "expiry": expiry})
         )
@@ -266,6 +278,7 @@ class VerkadaClient:
         return body["url"], int(body.get("expiry") or expiry)
 
     def footage_link(self, camera_id, timestamp):
+        self._footage_budget()
         body = self.session.json(self._call("GET", "/cameras/v1/footage/link", params={"camera_id": camera_id, "timestamp": timestamp}))
         if not body.get("url"):
             raise UpstreamBadResponse("verkada footage link reply has no url", upstream="verkada")

@@ -22,6 +22,11 @@ class SalesSettings(SingletonSettings):
         default=10, help_text="Stay this far under the limit, for other callers and clock jitter."
     )
     posting_concurrency = models.PositiveSmallIntegerField(default=4, help_text="Helix posts in flight per worker.")
+    footage_rate_share_percent = models.PositiveSmallIntegerField(
+        default=20, help_text="At most this share of the Verkada rate limit goes to footage and thumbnail links; "
+        "Helix posting may use the rest, and all of it while no links are fetched."
+    )
+    backfill_max_days = models.PositiveIntegerField(default=31, help_text="The longest date range one backfill may ask for.")
     initial_lookback_hours = models.PositiveIntegerField(default=1, help_text="How far back the very first sync reaches.")
     settle_seconds = models.PositiveIntegerField(
         default=60, help_text="Sales newer than this are left for the next sync (a till may report late)."

@@ -37,6 +37,7 @@ def verkada_client(config=None):
         headroom_percent=config.verkada_rate_headroom_percent,
         token=config.verkada_token,
         token_expires=config.verkada_token_expires,
+        footage_share_percent=config.footage_rate_share_percent,
     )
 
 

@@ -274,6 +274,16 @@ def _record_outcome(run, row, token, error, attributes, delay):
         run.count("failed")
 
 
+def backlog():
+    """What the posting still has to do: rows due now, all pending, and lost replies waiting for their check."""
+    pending = HelixOutbox.objects.filter(status=Status.PENDING)
+    return {
+        "due": pending.filter(next_attempt_at__lte=common.now()).count(),
+        "pending": pending.count(),
+        "awaiting_check": HelixOutbox.objects.filter(status=Status.POSTING, claim_token="").count(),
+    }
+
+
 def has_pending_events():
     """Beat's every-minute tick writes a run only when a row is due, a check is due or a claim needs recovering."""
     return (HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=common.now()).exists()

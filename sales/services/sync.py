@@ -33,7 +33,13 @@ def _when(value, name):
     return parsed
 
 
-@operation("sales", "sync_sales", lock_key="sales.sync_sales")
+def _lock_for(params):
+    """A backfill has its own lock: a long one never makes the hourly syncs skip (and
+    the two write disjoint things: the backfill never moves the watermark)."""
+    return "backfill" if params.get("start") is not None or params.get("end") is not None else "incremental"
+
+
+@operation("sales", "sync_sales", lock_key=_lock_for, target=lambda params: "")
 def sync_sales(run, start=None, end=None):
     """Upsert stores, points of sale, cameras and items, then the sales of a window.
 
@@ -59,6 +65,9 @@ def sync_sales(run, start=None, end=None):
     if backfill:
         if start is None or end is None or start >= end:
             raise OperationFailed("A backfill needs a start before its end.")
+        if end - start > timedelta(days=config.backfill_max_days):
+            raise OperationFailed(f"A backfill may cover at most {config.backfill_max_days} days (Sales settings); "
+                                  f"this one asks for {(end - start).days} days. Split it.")
     else:
         cursor = SyncCursor.objects.filter(source=SOURCE).first()
         start = cursor.watermark if cursor else common.now() - timedelta(hours=config.initial_lookback_hours)

@@ -358,3 +358,14 @@ def test_an_expired_thumbnail_link_is_renewed_by_the_next_tick(sales_settings, c
     sale.refresh_from_db()
     assert "sandbox.verkada.example/thumbnails" in sale.thumbnail_url and sale.footage_url == footage
     assert sale.thumbnail_expires > datetime.now(UTC) + timedelta(days=6)
+
+
+def test_a_429_without_retry_after_waits_verkadas_5_s_cooldown(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=1)
+    now = datetime.now(UTC)
+    clock.freeze(now)
+    sandbox["verkada"].add_fault(Fault.from_json({"status": 429, "count": 1, "path": EVENT_PATH, "exact": True}))
+    record = post_helix_events(trigger="command")
+    assert record.counters["rate_limited"] == 1
+    assert HelixOutbox.objects.get(status="pending").next_attempt_at >= now + timedelta(seconds=5)
