@@ -16,7 +16,8 @@ class SalesSettingsAdmin(SecretFieldsMixin, admin.ModelAdmin):
                     "posting_concurrency", "runs")
     readonly_fields = ("verkada_key_check",)
     fieldsets = [
-        ("JD Sports", {"fields": ["jdsports_api_key", "initial_lookback_hours", "settle_seconds", "backfill_max_days"]}),
+        ("JD Sports", {"fields": ["jdsports_api_key", "initial_lookback_hours", "settle_seconds", "lookback_hours",
+                                  "backfill_max_days"]}),
         ("Verkada", {"fields": ["verkada_api_key", "verkada_key_check", "verkada_requests_per_minute",
                                 "verkada_rate_headroom_percent", "posting_concurrency", "footage_rate_share_percent"]}),
         ("Helix reconciliation", {"fields": ["reconcile_delay_seconds", "reconcile_window_hours"]}),
@@ -204,8 +205,9 @@ class HelixEventTypeAdmin(admin.ModelAdmin):
 
 @admin.register(HelixOutbox)
 class HelixOutboxAdmin(admin.ModelAdmin):
-    list_display = ("transaction", "camera_id", "time_ms", "status", "attempts", "next_attempt_at", "posted_at", "last_error_short")
-    list_filter = ("status",)
+    list_display = ("transaction", "camera_id", "time_ms", "status", "pending_change", "attempts", "next_attempt_at", "check_at",
+                    "posted_at", "last_error_short")
+    list_filter = ("status", "pending_change")
     search_fields = ("transaction__transaction_id", "camera_id")
     readonly_fields = [f.name for f in HelixOutbox._meta.fields]
     list_select_related = ("transaction",)

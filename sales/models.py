@@ -26,6 +26,10 @@ class SalesSettings(SingletonSettings):
         default=20, help_text="At most this share of the Verkada rate limit goes to footage and thumbnail links; "
         "Helix posting may use the rest, and all of it while no links are fetched."
     )
+    lookback_hours = models.PositiveIntegerField(
+        default=3, help_text="Each sync reads this far behind its watermark again, for sales reported late or "
+        "corrected (stored idempotently; a posted sale that changed gets its Helix event updated)."
+    )
     backfill_max_days = models.PositiveIntegerField(default=31, help_text="The longest date range one backfill may ask for.")
     initial_lookback_hours = models.PositiveIntegerField(default=1, help_text="How far back the very first sync reaches.")
     settle_seconds = models.PositiveIntegerField(
@@ -143,6 +147,7 @@ class Transaction(models.Model):
     thumbnail_expires = models.DateTimeField(null=True, blank=True)
     footage_url = models.URLField(max_length=1000, blank=True)
     links_fetched_at = models.DateTimeField(null=True, blank=True)
+    voided = models.BooleanField(default=False, help_text="JD Sports voided the sale; its Helix event is removed.")
     synced_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -200,6 +205,13 @@ class HelixOutbox(models.Model):
         POSTED = "posted"
         EXPIRED = "expired", "too old for Helix"
         FAILED = "failed", "refused (needs a person)"
+        VOIDED = "voided", "voided (no event)"
+
+    class Change(models.TextChoices):
+        NONE = "", "none"
+        UPDATE = "update", "attributes to update (PATCH)"
+        MOVE = "move", "camera or time changed: old event to delete, then post"
+        DELETE = "delete", "sale voided: event to delete"
 
     transaction = models.OneToOneField(Transaction, on_delete=models.CASCADE, related_name="helix")
     camera_id = models.CharField(max_length=100)
@@ -216,6 +228,10 @@ class HelixOutbox(models.Model):
         "decides whether Verkada has the event (posted) or not (posted again).",
     )
     posted_at = models.DateTimeField(null=True, blank=True)
+    pending_change = models.CharField(
+        max_length=10, choices=Change.choices, blank=True, default="", db_index=True,
+        help_text="A change of the sale after posting, applied by the next posting run.",
+    )
     last_error = models.TextField(blank=True)
     created = models.DateTimeField(default=timezone.now)
 

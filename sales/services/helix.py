@@ -196,7 +196,8 @@ def claim_batch(size, event_type_uid, *, run_id=None, only_ids=None):
     token = claim_token_for(run_id)
     now = common.now()
     with transaction.atomic():
-        due = HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=now).order_by("id")
+        # A row with a change to apply first (apply_changes) is not posted as it is.
+        due = HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=now, pending_change="").order_by("id")
         if only_ids is not None:
             due = due.filter(id__in=only_ids)
         if connection.features.has_select_for_update_skip_locked:
@@ -287,7 +288,8 @@ def backlog():
 def has_pending_events():
     """Beat's every-minute tick writes a run only when a row is due, a check is due or a claim needs recovering."""
     return (HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=common.now()).exists()
-            or checks_due().exists() or bool(claims_to_recover()))
+            or checks_due().exists() or HelixOutbox.objects.filter(status=Status.POSTED).exclude(pending_change="").exists()
+            or bool(claims_to_recover()))
 
 
 @operation("sales", "post_helix_events", lock=False, has_work=has_pending_events)
@@ -312,6 +314,9 @@ def post_helix_events(run, limit=None, max_seconds=RUN_BUDGET_S):
             run.count("expired", expired)
         release_stale_claims(run, config)
         check_uncertain_posts(run, client)
+        from .changes import apply_changes  # it builds on this module's claims
+
+        apply_changes(run, client, {event_type.event_type_uid: event_type}, event_type)
         run.set_total(HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=common.now()).count())
         posted = []
         auth_error = _drain(run, client, event_type, config.posting_concurrency or 1, limit, max_seconds, posted,

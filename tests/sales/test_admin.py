@@ -67,7 +67,7 @@ def test_the_event_type_form_rejects_a_bad_schema_or_mapping(admin_client, db):
 SETTINGS_FORM = {"jdsports_api_key": "", "verkada_api_key": "", "initial_lookback_hours": 1, "settle_seconds": 60,
                  "verkada_requests_per_minute": 300, "verkada_rate_headroom_percent": 10, "posting_concurrency": 4,
                  "reconcile_delay_seconds": 120, "reconcile_window_hours": 24,
-                 "footage_rate_share_percent": 20, "backfill_max_days": 31}
+                 "footage_rate_share_percent": 20, "backfill_max_days": 31, "lookback_hours": 3}
 
 
 def test_the_settings_page_never_shows_a_secret_and_blank_keeps_it(sales_settings, admin_client):

@@ -16,7 +16,7 @@ def _save_key_in_admin(admin_client, key):
     form = {"jdsports_api_key": "", "verkada_api_key": key, "initial_lookback_hours": 1, "settle_seconds": 60,
             "verkada_requests_per_minute": FAST_LIMIT, "verkada_rate_headroom_percent": 10, "posting_concurrency": 4,
             "reconcile_delay_seconds": 120, "reconcile_window_hours": 24,
-            "footage_rate_share_percent": 20, "backfill_max_days": 31}
+            "footage_rate_share_percent": 20, "backfill_max_days": 31, "lookback_hours": 3}
     reply = admin_client.post(reverse("admin:sales_salessettings_change", args=[1]), form)
     assert reply.status_code == 302, reply.content.decode()[:2000]
 
