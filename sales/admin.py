@@ -118,11 +118,16 @@ class TransactionAdmin(admin.ModelAdmin):
             from django.core.exceptions import PermissionDenied
 
             raise PermissionDenied
+        days = int(request.GET["days"]) if request.GET.get("days", "").isdigit() else 14
+        if days not in dashboard.DAY_RANGES:
+            days = 14
         context = {
             **self.admin_site.each_context(request),
             "title": "Sales dashboard",
-            "sales": dashboard.sales_per_store_per_day(),
+            "sales": dashboard.sales_per_store_per_day(days),
             "backlog": dashboard.helix_backlog(),
+            "freshness": dashboard.freshness(),
+            "day_ranges": dashboard.DAY_RANGES,
         }
         return TemplateResponse(request, "admin/sales/dashboard.html", context)
 

@@ -93,6 +93,22 @@ def test_the_dashboard_charts_sales_per_store_per_day_and_the_backlog(sales_sett
     assert reverse("admin:sales_dashboard") in changelist
 
 
+def test_the_dashboard_shows_the_lag_a_range_choice_and_the_oldest_event_near_helixs_limit(
+    sales_settings, clock, sandbox, admin_client
+):
+    from datetime import UTC, datetime, timedelta
+
+    synced_sales(clock)
+    page = admin_client.get(reverse("admin:sales_dashboard"), {"days": 30}).content.decode()
+    assert "last 30 days" in page and 'href="?days=7"' in page
+    assert "min behind" in page and page.count('class="tick"') == 3 and "£0" in page
+    oldest = HelixOutbox.objects.order_by("time_ms").first()
+    HelixOutbox.objects.filter(pk=oldest.pk).update(time_ms=int((datetime.now(UTC) - timedelta(days=27)).timestamp() * 1000))
+    page = admin_client.get(reverse("admin:sales_dashboard"), {"days": "garbage"}).content.decode()
+    assert "last 14 days" in page
+    assert "3.0 days left before Helix's 30-day limit" in page and "color:#ef6c00" in page
+
+
 def test_the_transactions_changelist_shows_posting_status_and_footage_links(sales_settings, clock, sandbox, admin_client, run_on_commit):
     synced_sales(clock)
     post_helix_events(trigger="command", limit=2)
