@@ -12,11 +12,23 @@ from .models import Camera, HelixEventType, HelixOutbox, Item, PointOfSale, Sale
 
 @admin.register(SalesSettings)
 class SalesSettingsAdmin(SecretFieldsMixin, admin.ModelAdmin):
-    list_display = ("__str__", "jdsports_key", "verkada_key", "verkada_requests_per_minute", "posting_concurrency", "runs")
+    list_display = ("__str__", "jdsports_key", "verkada_key", "verkada_key_check", "verkada_requests_per_minute",
+                    "posting_concurrency", "runs")
+    readonly_fields = ("verkada_key_check",)
     fieldsets = [
-        ("JD Sports", {"fields": ["jdsports_api_key", "initial_lookback_hours", "settle_seconds"]}),
-        ("Verkada", {"fields": ["verkada_api_key", "verkada_requests_per_minute", "verkada_rate_headroom_percent", "posting_concurrency"]}),
+        ("JD Sports", {"fields": ["jdsports_api_key", "initial_lookback_hours", "settle_seconds", "lookback_hours",
+                                  "backfill_max_days"]}),
+        ("Verkada", {"fields": ["verkada_api_key", "verkada_key_check", "verkada_requests_per_minute",
+                                "verkada_rate_headroom_percent", "posting_concurrency", "footage_rate_share_percent"]}),
+        ("Helix reconciliation", {"fields": ["reconcile_delay_seconds", "reconcile_window_hours"]}),
     ]
+
+    @admin.display(description="Verkada key check")
+    def verkada_key_check(self, obj):
+        if obj.verkada_key_problem:
+            when = f" ({obj.verkada_key_problem_at:%Y-%m-%d %H:%M} UTC)" if obj.verkada_key_problem_at else ""
+            return format_html('<b style="color:#c62828">{}</b>{}', obj.verkada_key_problem, when)
+        return "no problem seen" if obj.verkada_api_key else "not set"
 
     def has_add_permission(self, request):
         return not SalesSettings.objects.exists()
@@ -106,11 +118,16 @@ class TransactionAdmin(admin.ModelAdmin):
             from django.core.exceptions import PermissionDenied
 
             raise PermissionDenied
+        days = int(request.GET["days"]) if request.GET.get("days", "").isdigit() else 14
+        if days not in dashboard.DAY_RANGES:
+            days = 14
         context = {
             **self.admin_site.each_context(request),
             "title": "Sales dashboard",
-            "sales": dashboard.sales_per_store_per_day(),
+            "sales": dashboard.sales_per_store_per_day(days),
             "backlog": dashboard.helix_backlog(),
+            "freshness": dashboard.freshness(),
+            "day_ranges": dashboard.DAY_RANGES,
         }
         return TemplateResponse(request, "admin/sales/dashboard.html", context)
 
@@ -123,6 +140,9 @@ class BackfillForm(forms.Form):
         data = super().clean()
         if data.get("start") and data.get("end") and data["start"] >= data["end"]:
             raise forms.ValidationError("The start must be before the end.")
+        cap = SalesSettings.load().backfill_max_days
+        if data.get("start") and data.get("end") and (data["end"] - data["start"]).total_seconds() > cap * 86400:
+            raise forms.ValidationError(f"A backfill may cover at most {cap} days (Sales settings); split the range.")
         return data
 
 
@@ -190,8 +210,9 @@ class HelixEventTypeAdmin(admin.ModelAdmin):
 
 @admin.register(HelixOutbox)
 class HelixOutboxAdmin(admin.ModelAdmin):
-    list_display = ("transaction", "camera_id", "time_ms", "status", "attempts", "next_attempt_at", "posted_at", "last_error_short")
-    list_filter = ("status",)
+    list_display = ("transaction", "camera_id", "time_ms", "status", "pending_change", "attempts", "next_attempt_at", "check_at",
+                    "posted_at", "last_error_short")
+    list_filter = ("status", "pending_change")
     search_fields = ("transaction__transaction_id", "camera_id")
     readonly_fields = [f.name for f in HelixOutbox._meta.fields]
     list_select_related = ("transaction",)

@@ -17,6 +17,10 @@ class SalesConfig(AppConfig):
         register(Operation("sales", "post_helix_events", "Post sales to Verkada Helix", "sales.post_helix_events",
                            description="Posts every pending sale as exactly one Helix event.",
                            permission="sales.change_helixoutbox"))
+        register(Operation("sales", "reconcile_helix_events", "Reconcile Helix events with Verkada",
+                           "sales.reconcile_helix_events",
+                           description="Re-posts events Verkada is missing and deletes second events of a sale.",
+                           permission="sales.change_helixoutbox"))
         register(Operation("sales", "fetch_footage_links", "Fetch footage links", "sales.fetch_footage_links",
                            description="Thumbnail and history links for each sale's camera and time.",
                            permission="sales.change_transaction"))
@@ -36,7 +40,7 @@ class SalesConfig(AppConfig):
         """Backlog and lag for /health/ and /metrics: a few indexed queries."""
         from django.db.models import Min
 
-        from .models import HelixOutbox, SyncCursor
+        from .models import HelixOutbox, SalesSettings, SyncCursor
         from .services import SOURCE, common
 
         now = common.now()
@@ -47,4 +51,6 @@ class SalesConfig(AppConfig):
             "helix_outbox_pending": pending.count(),
             "helix_oldest_pending_age_seconds": int((now - oldest).total_seconds()) if oldest else 0,
             "sync_watermark_lag_seconds": int((now - watermark).total_seconds()) if watermark else None,
+            # A 401/403 a fresh token did not cure (text; empty when none was seen since the last good call).
+            "verkada_key_problem": SalesSettings.objects.filter(pk=1).values_list("verkada_key_problem", flat=True).first() or "",
         }

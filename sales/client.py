@@ -9,7 +9,8 @@ import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
-from portal.http import UpstreamAuthError, UpstreamBadResponse, UpstreamSession
+from portal.http import UpstreamAuthError, UpstreamBadResponse, UpstreamSession, UpstreamTransientError
+from portal.ratelimit import get_bucket
 from portal.upstreams import upstream_url
 
 from .records import (  # noqa: F401 - re-exported: the client's return types
@@ -19,6 +20,9 @@ from .records import (  # noqa: F401 - re-exported: the client's return types
 logger = logging.getLogger(__name__)
 
 VERKADA_TOKEN_REUSE = timedelta(minutes=25)  # tokens live 30 min; mint before they lapse
+#: Verkada's cooldown after a 429 (verkada.md: "429, with a 5-second cooldown"); used when
+#: the reply carries no Retry-After, so other callers sharing the bucket wait it out too.
+VERKADA_COOLDOWN_S = 5.0
 
 
 class JDSportsClient:
@@ -88,6 +92,17 @@ class _OneTakerAtATime:
         self.bucket.penalize(seconds)
 
 
+def _key_problem(reply, method):
+    try:
+        message = (reply.json() or {}).get("message") or ""
+    except ValueError:
+        message = ""
+    if reply.status_code == 403:
+        need = "Read/Write for Helix" if method != "GET" else "Read access"
+        return f"The Verkada key lacks permission (403 {message!r}): give it {need}."
+    return f"Verkada refused the key's token even freshly minted (401 {message!r}): check the key and its expiry."
+
+
 class VerkadaClient:
     """Helix event types and events, footage links.
 
@@ -99,7 +114,8 @@ class VerkadaClient:
     TYPE_PATH = "/cameras/v1/video_tagging/event_type"
     EVENT_PATH = "/cameras/v1/video_tagging/event"
 
-    def __init__(self, api_key, *, requests_per_minute=300, headroom_percent=10, token=None, token_expires=None):
+    def __init__(self, api_key, *, requests_per_minute=300, headroom_percent=10, token=None, token_expires=None,
+                 footage_share_percent=20):
         if not api_key:
             raise UpstreamAuthError("No Verkada API key is configured (Sales settings).", upstream="verkada")
         self.api_key = api_key
@@ -110,17 +126,35 @@ class VerkadaClient:
         self.session = UpstreamSession("verkada", rate=rate, burst=max(1.0, rate / 10))
         if self.session.bucket is not None:
             self.session.bucket = _OneTakerAtATime(self.session.bucket)
+        # Footage links take a token from their own bucket (their share of the limit)
+        # as well as from the organisation's: fetching them can never use more than
+        # that share, so Helix posting keeps the rest.
+        footage_rate = rate * max(1, min(100, footage_share_percent)) / 100.0
+        self.footage_bucket = get_bucket("verkada-footage", footage_rate, max(1.0, footage_rate / 10))
         self.token = token or ""
         self.token_expires = token_expires
         self.token_changed = False
         self._token_lock = threading.Lock()
+        # What the key's calls showed, for the settings page and health: a refusal that
+        # survived a fresh token (`key_problem`), or a call the key was allowed to make.
+        self.key_problem = ""
+        self.key_worked = False
 
     # --- auth --------------------------------------------------------------------
     def _mint(self, stale=None):
+        try:
+            return self._mint_once(stale)
+        except UpstreamAuthError as exc:
+            self.key_problem = f"Verkada refused the API key: {exc}"
+            raise
+
+    def _mint_once(self, stale=None):
         with self._token_lock:
             if self.token and self.token != stale and self.token_expires and self.token_expires > datetime.now(UTC):
                 return self.token  # another thread already minted
             reply = self.session.post(f"{self.base}/token", headers={"x-api-key": self.api_key})
+            if reply.status_code in (401, 403):
+                self.session.raise_for_status(reply)
             body = self.session.json(reply)
             if not isinstance(body, dict) or not body.get("token"):
                 raise UpstreamBadResponse("verkada /token reply has no token", upstream="verkada")
@@ -136,12 +170,25 @@ class VerkadaClient:
         return self._mint(stale=self.token)
 
     def _call(self, method, path, **kwargs):
-        """One call with the API token; an expired token is re-minted once."""
+        """One call with the API token. A 401 or 403 re-mints the token once and
+        repeats the call: the token may be expired, revoked, or minted from a key
+        that has been replaced (or had its permissions changed) since. A second
+        refusal is the key's problem and is returned to the caller."""
         token = self._current_token()
-        reply = self.session.request(method, f"{self.base}{path}", headers={"x-verkada-auth": token}, **kwargs)
-        if reply.status_code == 401 and "expired" in reply.text.lower():
+        reply = self._send(method, path, token, **kwargs)
+        if reply.status_code in (401, 403):
             token = self._mint(stale=token)
-            reply = self.session.request(method, f"{self.base}{path}", headers={"x-verkada-auth": token}, **kwargs)
+            reply = self._send(method, path, token, **kwargs)
+        if reply.status_code in (401, 403):
+            self.key_problem = _key_problem(reply, method)
+        elif reply.status_code < 500 and reply.status_code != 429:
+            self.key_worked = True
+        return reply
+
+    def _send(self, method, path, token, **kwargs):
+        reply = self.session.request(method, f"{self.base}{path}", headers={"x-verkada-auth": token}, **kwargs)
+        if reply.status_code == 429 and not reply.headers.get("Retry-After") and self.session.bucket is not None:
+            self.session.bucket.penalize(VERKADA_COOLDOWN_S)  # the session alone would pause for 1 s
         return reply
 
     # --- event types -------------------------------------------------------------------
@@ -179,8 +226,50 @@ class VerkadaClient:
             return None
         return self.session.json(reply)
 
+    def patch_event(self, *, camera_id, event_type_uid, time_ms, attributes):
+        """Replace-in-place of an event's attributes; None when Verkada has no such event."""
+        reply = self._call(
+            "PATCH", self.EVENT_PATH, params={"camera_id": camera_id, "event_type_uid": event_type_uid, "time_ms": time_ms},
+            json={"attributes": attributes},
+        )
+        if reply.status_code == 404:
+            return None
+        return self.session.json(reply)
+
+    def delete_event(self, *, camera_id, event_type_uid, time_ms):
+        """True when deleted, False when Verkada had no such event (already gone)."""
+        reply = self._call(
+            "DELETE", self.EVENT_PATH, params={"camera_id": camera_id, "event_type_uid": event_type_uid, "time_ms": time_ms}
+        )
+        if reply.status_code == 404:
+            return False
+        self.session.json(reply)
+        return True
+
+    def search_events(self, *, camera_ids, event_type_uid, start_time_ms, end_time_ms):
+        """Every event of a type on these cameras in [start, end], all pages. The page
+        token is read under both names public clients use (`next_token`, `next_page_token`)."""
+        body = {"camera_ids": list(camera_ids), "event_type_uid": event_type_uid,
+                "start_time_ms": start_time_ms, "end_time_ms": end_time_ms}
+        events, seen_tokens = [], set()
+        while True:
+            reply = self.session.json(self._call("POST", self.EVENT_PATH + "/search", json=body))
+            if not isinstance(reply, dict) or not isinstance(reply.get("events", []), list):
+                raise UpstreamBadResponse("verkada event search reply has no events list", upstream="verkada")
+            events += [e for e in reply.get("events") or [] if isinstance(e, dict)]
+            token = reply.get("next_token") or reply.get("next_page_token")
+            if not token or token in seen_tokens:
+                return events
+            seen_tokens.add(token)
+            body = {**body, "page_token": token}
+
     # --- footage ------------------------------------------------------------------------------
+    def _footage_budget(self):
+        if self.footage_bucket is not None and not self.footage_bucket.acquire():
+            raise UpstreamTransientError("verkada: the footage links' share of the rate limit is spent", upstream="verkada")
+
     def thumbnail_link(self, camera_id, timestamp, expiry=86400):
+        self._footage_budget()
         body = self.session.json(
             self._call("GET", "/cameras/v1/footage/thumbnails/link", params={"camera_id": camera_id, "timestamp": timestamp, "expiry": expiry})
         )
@@ -189,6 +278,7 @@ class VerkadaClient:
         return body["url"], int(body.get("expiry") or expiry)
 
     def footage_link(self, camera_id, timestamp):
+        self._footage_budget()
         body = self.session.json(self._call("GET", "/cameras/v1/footage/link", params={"camera_id": camera_id, "timestamp": timestamp}))
         if not body.get("url"):
             raise UpstreamBadResponse("verkada footage link reply has no url", upstream="verkada")

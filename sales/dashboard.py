@@ -1,12 +1,17 @@
 """Numbers and inline-SVG geometry for the sales dashboard (no CDN at run time)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from .models import HelixOutbox, Store, Transaction
+from .models import HelixOutbox, Store, SyncCursor, Transaction
+
+#: the date ranges the dashboard offers (days)
+DAY_RANGES = (7, 14, 30, 90)
+#: the oldest waiting event turns amber this many days before Helix's 30-day limit
+HELIX_WARN_DAYS_LEFT = 7
 
 PALETTE = ["#1565c0", "#2e7d32", "#ef6c00", "#6a1b9a", "#c62828", "#00838f", "#5d4037", "#455a64"]
 CHART_HEIGHT = 180
@@ -39,7 +44,31 @@ def sales_per_store_per_day(days=14):
             })
         groups.append({"day": day, "label_x": n * group_width, "bars": bars})
     legend = [{"name": s.name, "colour": PALETTE[i % len(PALETTE)]} for i, s in enumerate(stores)]
-    return {"groups": groups, "legend": legend, "width": days * group_width, "height": CHART_HEIGHT, "peak": peak}
+    # The value axis: 0, half and the peak, so a bar's height reads as money.
+    ticks = [{"y": CHART_HEIGHT - round(CHART_HEIGHT * f, 1), "label": f"£{peak * f:,.0f}"} for f in (0, 0.5, 1)]
+    return {"groups": groups, "legend": legend, "width": days * group_width, "height": CHART_HEIGHT, "peak": peak,
+            "ticks": ticks, "days": days}
+
+
+def freshness():
+    """How far behind the sync and the posting are, and how near the oldest waiting
+    event is to Helix's 30-day limit (after which it can never be posted)."""
+    from .services import SOURCE, common
+
+    now = common.now()
+    watermark = SyncCursor.objects.filter(source=SOURCE).values_list("watermark", flat=True).first()
+    waiting = HelixOutbox.objects.filter(status__in=[HelixOutbox.Status.PENDING, HelixOutbox.Status.POSTING])
+    oldest = waiting.order_by("time_ms").values_list("time_ms", flat=True).first()
+    oldest_at = datetime.fromtimestamp(oldest / 1000, tz=UTC) if oldest else None
+    days_left = (oldest_at + common.HELIX_MAX_AGE - now).total_seconds() / 86400 if oldest_at else None
+    return {
+        "watermark": watermark,
+        "watermark_lag_minutes": round((now - watermark).total_seconds() / 60) if watermark else None,
+        "backlog": waiting.count(),
+        "oldest_waiting": oldest_at,
+        "days_left": round(days_left, 1) if days_left is not None else None,
+        "near_limit": days_left is not None and days_left < HELIX_WARN_DAYS_LEFT,
+    }
 
 
 def helix_backlog():

@@ -9,13 +9,17 @@ class TransactionFilter(django_filters.FilterSet):
     date_after = django_filters.IsoDateTimeFilter(field_name="transaction_date", lookup_expr="gte")
     date_before = django_filters.IsoDateTimeFilter(field_name="transaction_date", lookup_expr="lt")
     helix_status = django_filters.ChoiceFilter(field_name="helix__status", choices=HelixOutbox.Status.choices)
-    posted = django_filters.BooleanFilter(method="filter_posted", help_text="true: posted to Helix; false: not yet")
+    # A choice, not a BooleanFilter: its widget reads any unknown word as "no filter".
+    posted = django_filters.ChoiceFilter(
+        method="filter_posted", choices=[(v, v) for v in ("true", "false", "True", "False", "1", "0")],
+        help_text="true: posted to Helix; false: not yet",
+    )
 
     class Meta:
         model = Transaction
         fields = ["store", "camera", "date_after", "date_before", "helix_status", "posted"]
 
     def filter_posted(self, queryset, name, value):
-        if value:
+        if value in ("true", "True", "1"):
             return queryset.filter(helix__status=HelixOutbox.Status.POSTED)
         return queryset.exclude(helix__status=HelixOutbox.Status.POSTED)

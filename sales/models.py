@@ -22,10 +22,31 @@ class SalesSettings(SingletonSettings):
         default=10, help_text="Stay this far under the limit, for other callers and clock jitter."
     )
     posting_concurrency = models.PositiveSmallIntegerField(default=4, help_text="Helix posts in flight per worker.")
+    footage_rate_share_percent = models.PositiveSmallIntegerField(
+        default=20, help_text="At most this share of the Verkada rate limit goes to footage and thumbnail links; "
+        "Helix posting may use the rest, and all of it while no links are fetched."
+    )
+    lookback_hours = models.PositiveIntegerField(
+        default=3, help_text="Each sync reads this far behind its watermark again, for sales reported late or "
+        "corrected (stored idempotently; a posted sale that changed gets its Helix event updated)."
+    )
+    backfill_max_days = models.PositiveIntegerField(default=31, help_text="The longest date range one backfill may ask for.")
     initial_lookback_hours = models.PositiveIntegerField(default=1, help_text="How far back the very first sync reaches.")
     settle_seconds = models.PositiveIntegerField(
         default=60, help_text="Sales newer than this are left for the next sync (a till may report late)."
     )
+    reconcile_delay_seconds = models.PositiveIntegerField(
+        default=120,
+        help_text="After a Helix POST timed out or lost its reply, wait this long (longer than Verkada may take to "
+        "accept it) before asking Verkada whether the event landed; only then is it posted again.",
+    )
+    reconcile_window_hours = models.PositiveIntegerField(
+        default=24, help_text="The periodic reconciliation compares the events of this many hours with Verkada."
+    )
+    verkada_key_problem = models.TextField(
+        blank=True, editable=False, help_text="What Verkada last said about the key (401/403), until a call succeeds."
+    )
+    verkada_key_problem_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "sales settings"
@@ -33,6 +54,20 @@ class SalesSettings(SingletonSettings):
 
     def __str__(self):
         return "Sales settings"
+
+    def save(self, *args, **kwargs):
+        """A changed Verkada key drops the token minted from the old one (and its problem),
+        so the next call mints from the new key."""
+        if self.pk:
+            stored = type(self).objects.filter(pk=self.pk).first()
+            if stored is not None and stored.verkada_api_key != self.verkada_api_key:
+                self.verkada_token, self.verkada_token_expires = "", None
+                self.verkada_key_problem, self.verkada_key_problem_at = "", None
+                update_fields = kwargs.get("update_fields")
+                if update_fields is not None:
+                    kwargs["update_fields"] = set(update_fields) | {
+                        "verkada_token", "verkada_token_expires", "verkada_key_problem", "verkada_key_problem_at"}
+        super().save(*args, **kwargs)
 
 
 class Store(models.Model):
@@ -112,6 +147,7 @@ class Transaction(models.Model):
     thumbnail_expires = models.DateTimeField(null=True, blank=True)
     footage_url = models.URLField(max_length=1000, blank=True)
     links_fetched_at = models.DateTimeField(null=True, blank=True)
+    voided = models.BooleanField(default=False, help_text="JD Sports voided the sale; its Helix event is removed.")
     synced_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -169,6 +205,13 @@ class HelixOutbox(models.Model):
         POSTED = "posted"
         EXPIRED = "expired", "too old for Helix"
         FAILED = "failed", "refused (needs a person)"
+        VOIDED = "voided", "voided (no event)"
+
+    class Change(models.TextChoices):
+        NONE = "", "none"
+        UPDATE = "update", "attributes to update (PATCH)"
+        MOVE = "move", "camera or time changed: old event to delete, then post"
+        DELETE = "delete", "sale voided: event to delete"
 
     transaction = models.OneToOneField(Transaction, on_delete=models.CASCADE, related_name="helix")
     camera_id = models.CharField(max_length=100)
@@ -179,7 +222,16 @@ class HelixOutbox(models.Model):
     next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
     claim_token = models.CharField(max_length=64, blank=True, db_index=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    check_at = models.DateTimeField(
+        null=True, blank=True, db_index=True,
+        help_text="A POST whose reply was lost (timeout, reset, 5xx) waits `posting` until this time; then a GET "
+        "decides whether Verkada has the event (posted) or not (posted again).",
+    )
     posted_at = models.DateTimeField(null=True, blank=True)
+    pending_change = models.CharField(
+        max_length=10, choices=Change.choices, blank=True, default="", db_index=True,
+        help_text="A change of the sale after posting, applied by the next posting run.",
+    )
     last_error = models.TextField(blank=True)
     created = models.DateTimeField(default=timezone.now)
 

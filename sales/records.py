@@ -55,6 +55,19 @@ def _int(value, what, *, required=True):
     raise UnreadableRecord(f"{what} {value!r} is not an integer id")
 
 
+SALE_STATUSES = {"completed": False, "complete": False, "void": True, "voided": True}
+
+
+def _status_is_void(value):
+    """`transaction_status` (sandbox contract): "completed" (or absent) or "void"."""
+    if value in (None, ""):
+        return False
+    try:
+        return SALE_STATUSES[str(value).lower()]
+    except KeyError:
+        raise UnreadableRecord(f"unknown transaction_status {value!r}") from None
+
+
 def _text(row, name):
     value = row.get(name)
     return "" if value is None else str(value)
@@ -109,6 +122,7 @@ class SaleRecord:
     amount: Decimal
     item_id: str
     camera_id: str
+    voided: bool = False
     raw: dict = field(default=None, compare=False, repr=False)
 
     @property
@@ -127,6 +141,7 @@ class SaleRecord:
             amount=_decimal(row["transaction_amount"], "transaction_amount"),
             item_id=_text(row, "item_id"),
             camera_id=_text(row, "camera_id"),
+            voided=_status_is_void(row.get("transaction_status")),
             raw=row,
         )
 

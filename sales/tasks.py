@@ -20,3 +20,8 @@ def post_helix_events_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
 @shared_task(name="sales.fetch_footage_links")
 def fetch_footage_links_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
     services.fetch_footage_links(run_id=run_id, trigger=trigger, **params)
+
+
+@shared_task(name="sales.reconcile_helix_events")
+def reconcile_helix_events_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
+    services.reconcile_helix_events(run_id=run_id, trigger=trigger, **params)

@@ -3,6 +3,7 @@ from django.db.models.functions import TruncDate
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -51,7 +52,11 @@ class StoreViewSet(viewsets.ReadOnlyModelViewSet):
     def sales(self, request, store_id=None):
         """Sales totals for a store, overall and per day (UTC), optionally in a date range."""
         store = self.get_object()
-        sales = TransactionFilter(request.query_params, queryset=Transaction.objects.filter(store=store)).qs
+        filters = TransactionFilter(request.query_params, queryset=Transaction.objects.filter(store=store))
+        if not filters.is_valid():
+            # An unreadable filter is the caller's mistake, not all-time totals.
+            raise ValidationError(filters.errors)
+        sales = filters.qs
         totals = sales.aggregate(transactions=Count("id"), total_amount=Sum("amount"))
         by_day = (
             sales.annotate(day=TruncDate("transaction_date")).values("day")

@@ -22,6 +22,12 @@ The APIs are not public; these are the contract choices the client follows:
   `sales` is served with those fields replaced, as a broken upstream record
   would be (`"store_id": "abc"`, `"transaction_amount": NaN` written as JSON's
   bare `NaN`, which Python's json reads and writes).
+- Late, corrected and voided sales (tests, demos): `withhold(ids)` / `release(ids)`
+  (`POST /_sandbox/jdsports/withhold {"ids": [...]}`, `.../release`) keep sales out
+  of every reply until released, as a till that reports late; a correction is an
+  `override` of `transaction_amount`, `item_id` or `camera_id`; a void is an
+  override `{"transaction_status": "void"}`. Sales carry `transaction_status`
+  ("completed" unless voided): a field the seed does not show, our choice.
 - Data is deterministic (`catalog.py`): one sale every 90 s across six tills, so
   an hourly sync always has about 40 new sales.
 """
@@ -71,6 +77,7 @@ class JDSportsSandbox(Sandbox):
         self.windows_served = []  # (start, end) of every transactions request, for tests
         self.deferred_fault = None  # (windows served before it is armed, Fault)
         self.overrides = {}  # (collection, str(id)) -> fields served in place of the catalogue's
+        self.withheld = set()  # str(transaction_id) of sales not reported yet (a late till)
 
     def override(self, collection, record_id, fields):
         """Serve the record `record_id` of `collection` with `fields` replaced (None: as catalogued)."""
@@ -81,6 +88,14 @@ class JDSportsSandbox(Sandbox):
                 self.overrides.pop((collection, str(record_id)), None)
             else:
                 self.overrides[(collection, str(record_id))] = dict(fields)
+
+    def withhold(self, ids):
+        with self.lock:
+            self.withheld |= {str(i) for i in ids}
+
+    def release(self, ids):
+        with self.lock:
+            self.withheld -= {str(i) for i in ids}
 
     def fix_records(self):
         with self.lock:
@@ -102,6 +117,10 @@ class JDSportsSandbox(Sandbox):
             except (ValueError, KeyError, TypeError) as exc:
                 return json_response({"message": f"override needs collection, id and fields: {exc}"}, 400)
             return json_response({"overrides": len(self.overrides)})
+        if action in ("withhold", "release") and request.method == "POST":
+            ids = (json.loads(request.get_data() or b"{}") or {}).get("ids") or []
+            getattr(self, action)(ids)
+            return json_response({"withheld": sorted(self.withheld)})
         if action == "fix_records" and request.method == "POST":
             self.fix_records()
             return json_response({"overrides": 0})
@@ -123,7 +142,13 @@ class JDSportsSandbox(Sandbox):
         }
 
     def transactions_between(self, start, end):
-        return catalog.transactions_between(start, end, now=datetime.now(UTC))
+        with self.lock:
+            withheld = set(self.withheld)
+        return [
+            {**sale, "transaction_status": "completed"}
+            for sale in catalog.transactions_between(start, end, now=datetime.now(UTC))
+            if str(sale["transaction_id"]) not in withheld
+        ]
 
     def _refuse(self, request):
         if request.headers.get("X-API-Key") != API_KEY:

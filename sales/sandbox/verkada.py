@@ -14,16 +14,27 @@ Follows /work/shared/upstreams/verkada.md. Choices where the contract is unsure:
   the cooldown. `POST /_sandbox/verkada/limit {"per_minute": 3000}` changes it.
 - Keys: `verkada-sandbox-key` (Helix read/write), `verkada-readonly-key`
   (GET-only tokens: writes get 403), `verkada-expired-key` (401).
-  `POST /_sandbox/verkada/expire_tokens` expires every token (401 "Token expired").
+  `POST /_sandbox/verkada/expire_tokens` expires every token (401 "Token expired");
+  `POST /_sandbox/verkada/revoke_tokens` forgets them (401 "Invalid or missing API token").
 - `POST /_sandbox/verkada/lose_replies {"count": N}`: the next N event POSTs are
   stored but answered 504, as when a gateway loses the reply.
+- `POST /_sandbox/verkada/slow_accept {"count": N, "accept_after_s": 20, "reply_after_s": 15}`
+  (`slow_accept()` in tests): the next N valid event POSTs are accepted only
+  `accept_after_s` after they arrive (as when Verkada's processing lags), and
+  their reply comes `reply_after_s` after arrival as a 504: a client with a
+  shorter timeout has given up long before. Until the accept, a GET or search
+  does not find the event. The generic `{"kind": "timeout"}` fault keeps its
+  meaning: nothing is stored, the reply is late.
+- Event search pages by `page_size` (default 100, max 200) and answers
+  `next_token` (one of the two names clients disagree on).
 - Event attribute values are returned typed, as posted; `flagged` defaults to false.
-- Search replies carry `next_token` (one of the two names clients disagree on).
 - Footage links: `https://sandbox.verkada.example/...` URLs with the asked expiry.
 - Regions: one host, one token store.
 """
 
+import base64
 import json
+import threading
 import time
 import uuid
 from collections import deque
@@ -86,6 +97,9 @@ class VerkadaSandbox(Sandbox):
         self.post_counts = {}  # "camera|uid|time_ms" -> POSTs received
         self.max_in_short_window = 0
         self.replies_to_lose = 0  # event POSTs that are stored but answered 504 (a lost reply)
+        self.slow_accepts = []  # [accept_after_s, reply_after_s] for the next event POSTs
+        self.late_accepts_pending = 0  # accepted-later events not stored yet
+        self.late_accepts_landed = 0
 
     # --- control -------------------------------------------------------------
     def handle_control(self, action, request):
@@ -96,6 +110,13 @@ class VerkadaSandbox(Sandbox):
         if action == "lose_replies" and request.method == "POST":
             self.lose_replies(int((_body(request) or {}).get("count", 1)))
             return json_response({"replies_to_lose": self.replies_to_lose})
+        if action == "slow_accept" and request.method == "POST":
+            body = _body(request) or {}
+            self.slow_accept(int(body.get("count", 1)), float(body.get("accept_after_s", 20)), float(body.get("reply_after_s", 15)))
+            return json_response({"slow_accepts": len(self.slow_accepts)})
+        if action == "revoke_tokens" and request.method == "POST":
+            self.revoke_tokens()
+            return json_response({"revoked": True})
         if action == "expire_tokens" and request.method == "POST":
             with self.lock:
                 for token in self.tokens.values():
@@ -110,6 +131,27 @@ class VerkadaSandbox(Sandbox):
     def lose_replies(self, count):
         with self.lock:
             self.replies_to_lose = count
+
+    def slow_accept(self, count=1, accept_after_s=20.0, reply_after_s=15.0):
+        """The next `count` event POSTs land `accept_after_s` late; their reply is lost."""
+        with self.lock:
+            self.slow_accepts.extend([accept_after_s, reply_after_s] for _ in range(count))
+
+    def inject_event(self, event):
+        """Store an event as if posted by someone (tests: a duplicate to be found)."""
+        with self.lock:
+            self.events[(event["camera_id"], event["event_type_uid"], event["time_ms"])] = {
+                "flagged": False, "org_id": "org-sandbox", **event}
+
+    def drop_event(self, camera_id, event_type_uid, time_ms):
+        """Lose an event as if deleted by someone (tests: a missing event to be re-posted)."""
+        with self.lock:
+            return self.events.pop((camera_id, event_type_uid, time_ms), None) is not None
+
+    def revoke_tokens(self):
+        """Forget every token (as when a key is rotated): calls get 401 "Invalid or missing API token"."""
+        with self.lock:
+            self.tokens.clear()
 
     def expire_tokens(self):
         with self.lock:
@@ -127,6 +169,8 @@ class VerkadaSandbox(Sandbox):
             "event_posts": sum(self.post_counts.values()),
             "duplicates": duplicates,
             "max_in_short_window": self.max_in_short_window,
+            "late_accepts_pending": self.late_accepts_pending,
+            "late_accepts_landed": self.late_accepts_landed,
         }
 
     # --- gatekeeping ------------------------------------------------------------
@@ -292,13 +336,35 @@ class VerkadaSandbox(Sandbox):
             "flagged": bool(body.get("flagged", False)), "org_id": "org-sandbox",
         }
         with self.lock:
-            self.events[(camera_id, uid, time_ms)] = event
-            count_key = f"{camera_id}|{uid}|{time_ms}"
-            self.post_counts[count_key] = self.post_counts.get(count_key, 0) + 1
+            slow = self.slow_accepts.pop(0) if self.slow_accepts else None
+            if slow is not None:
+                self.late_accepts_pending += 1
+        if slow is not None:
+            accept_after_s, reply_after_s = slow
+            timer = threading.Timer(accept_after_s, self._land, args=(event,))
+            timer.daemon = True
+            timer.start()
+            time.sleep(reply_after_s)
+            return _error(504, "Gateway timeout")
+        with self.lock:
+            self._store_event(event)
             if self.replies_to_lose:
                 self.replies_to_lose -= 1
                 return _error(504, "Gateway timeout")
         return json_response({})
+
+    def _store_event(self, event):
+        key = (event["camera_id"], event["event_type_uid"], event["time_ms"])
+        self.events[key] = event
+        count_key = "|".join(str(part) for part in key)
+        self.post_counts[count_key] = self.post_counts.get(count_key, 0) + 1
+
+    def _land(self, event):
+        with self.lock:
+            self.late_accepts_pending -= 1
+            self.late_accepts_landed += 1
+            if event["event_type_uid"] in self.event_types:  # unless the type was deleted meanwhile
+                self._store_event(event)
 
     @route(EVENT_PATH + "/search", methods=("POST",))
     def search(self, request):
@@ -314,8 +380,16 @@ class VerkadaSandbox(Sandbox):
                 if (not cameras or e["camera_id"] in cameras) and (not uid or e["event_type_uid"] == uid)
                 and (start is None or e["time_ms"] >= start) and (end is None or e["time_ms"] <= end)
             ]
-        found.sort(key=lambda e: e["time_ms"])
-        return json_response({"events": found, "next_token": None})
+        found.sort(key=lambda e: (e["time_ms"], e["camera_id"]))
+        try:
+            size = min(200, max(1, int(body.get("page_size") or 100)))
+            token = body.get("page_token")
+            offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"] if token else 0
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _error(400, "invalid page_size or page_token")
+        more = offset + size < len(found)
+        next_token = base64.urlsafe_b64encode(json.dumps({"offset": offset + size}).encode()).decode() if more else None
+        return json_response({"events": found[offset:offset + size], "next_token": next_token})
 
     # --- cameras and footage --------------------------------------------------------
     def _camera_and_time(self, request):

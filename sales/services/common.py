@@ -37,14 +37,26 @@ def verkada_client(config=None):
         headroom_percent=config.verkada_rate_headroom_percent,
         token=config.verkada_token,
         token_expires=config.verkada_token_expires,
+        footage_share_percent=config.footage_rate_share_percent,
     )
 
 
 def keep_verkada_token(client):
-    """Store a token the client minted so other workers reuse it (25 minutes)."""
+    """Store a token the client minted so other workers reuse it (25 minutes), and what
+    the key's calls showed: a 401/403 that a fresh token did not cure is shown on the
+    settings page and in health until a call with the key goes through."""
+    config = SalesSettings.objects.filter(pk=1).first()
+    # A key saved meanwhile (which dropped the token) is not given back a token, or a
+    # problem, that belongs to the old key.
+    if config is None or config.verkada_api_key != client.api_key:
+        return
+    fields = {}
     if client.token_changed:
-        config = SalesSettings.load()
-        config.verkada_token = client.token
-        config.verkada_token_expires = client.token_expires
-        config.save(update_fields=["verkada_token", "verkada_token_expires"])
+        fields.update(verkada_token=client.token, verkada_token_expires=client.token_expires)
         client.token_changed = False
+    if client.key_problem:
+        fields.update(verkada_key_problem=client.key_problem[:1000], verkada_key_problem_at=now())
+    elif client.key_worked and config.verkada_key_problem:
+        fields.update(verkada_key_problem="", verkada_key_problem_at=None)
+    if fields:
+        SalesSettings.objects.filter(pk=1).update(**fields)

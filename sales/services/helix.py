@@ -15,6 +15,7 @@ from portal.runs import OperationFailed, operation, worker_is_dead
 from portal.setaside import open_records, resolve_items
 
 from .. import mapping
+from ..client import VERKADA_COOLDOWN_S
 from ..models import HelixEventType, HelixOutbox, SalesSettings
 from . import common
 
@@ -93,14 +94,16 @@ def _claiming_run(token):
 
 
 def claims_to_recover(current_run_id=None):
-    """Ids of rows left `posting` by an execution that will not finish them.
+    """Ids of rows left `posting` under a claim by an execution that will not finish them.
 
     That is: claimed by an earlier execution of this same run (it was taken over
     after its worker died), by a run that has ended or is gone, or by a running
     run whose worker is dead (portal.runs.worker_is_dead); or claimed longer ago
-    than STALE_CLAIM (a claim that names no run). A live run's claims are left alone.
+    than STALE_CLAIM (a claim that names no run). A live run's claims are left alone,
+    and so are rows waiting for their check (`posting`, no claim, a `check_at`).
     """
-    rows = list(HelixOutbox.objects.filter(status=Status.POSTING).values_list("pk", "claim_token", "claimed_at"))
+    rows = list(HelixOutbox.objects.filter(status=Status.POSTING).exclude(claim_token="")
+                .values_list("pk", "claim_token", "claimed_at"))
     if not rows:
         return []
     claimers = {_claiming_run(token) for _, token, _ in rows} - {None}
@@ -120,32 +123,60 @@ def claims_to_recover(current_run_id=None):
     return [pk for pk, token, claimed_at in rows if (claimed_at and claimed_at < stale) or cannot_finish(_claiming_run(token))]
 
 
-def recover_stale_claims(run, client):
-    """A row left `posting` by a crash or a takeover may or may not have reached Verkada: ask it."""
+def reconcile_delay(config=None):
+    """How long a POST that may have reached Verkada waits before a GET decides (setting)."""
+    config = config or SalesSettings.load()
+    return timedelta(seconds=config.reconcile_delay_seconds)
+
+
+def release_stale_claims(run, config):
+    """Rows left `posting` by a crash or a takeover may or may not have reached Verkada,
+    and Verkada may still be accepting them: each waits for its check, due a reconcile
+    delay after its claim (at once when that has passed)."""
+    delay = reconcile_delay(config)
+    released = 0
     for row in HelixOutbox.objects.filter(pk__in=claims_to_recover(run.record.pk), status=Status.POSTING):
+        due = max(row.check_at or row.claimed_at or common.now(), (row.claimed_at or common.now()) + delay)
+        released += HelixOutbox.objects.filter(pk=row.pk, claim_token=row.claim_token, status=Status.POSTING).update(
+            claim_token="", check_at=due
+        )
+    if released:
+        run.count("claims_released", released)
+
+
+def checks_due():
+    return HelixOutbox.objects.filter(status=Status.POSTING, claim_token="", check_at__lte=common.now())
+
+
+def check_uncertain_posts(run, client):
+    """Rows whose POST may have landed, past their reconcile delay: Verkada has had
+    longer than it ever takes to accept one, so a GET now decides. Found: posted.
+    Not found: pending again (posted on this run). Each check is claimed first, so
+    two workers never check (and re-post) the same row."""
+    for row in list(checks_due()):
         run.check()
         token = claim_token_for(run.record.pk)
-        if not HelixOutbox.objects.filter(pk=row.pk, claim_token=row.claim_token, status=Status.POSTING).update(
+        if not HelixOutbox.objects.filter(pk=row.pk, claim_token="", status=Status.POSTING, check_at__lte=common.now()).update(
             claim_token=token, claimed_at=common.now()
         ):
-            continue  # another worker is recovering it
+            continue  # another worker is checking it
         try:
             found = client.get_event(camera_id=row.camera_id, event_type_uid=row.event_type_uid, time_ms=row.time_ms)
         except UpstreamError as exc:
-            # Put the old claim time back so the next run asks again at once, instead of
-            # the row sitting claimed for another STALE_CLAIM. A transient error stops only
-            # this row; anything else (auth) stops the run.
-            _finish(row, token, claimed_at=row.claimed_at)
+            # Released as it was, due at once: the next run asks again. A transient
+            # error stops only this row; anything else (auth) stops the run.
+            _finish(row, token, claim_token="")
             if not isinstance(exc, UpstreamTransientError):
                 raise
-            logger.warning("could not check stale claim of outbox row %s: %s", row.pk, exc)
-            run.count("recovery_deferred")
+            logger.warning("could not check outbox row %s: %s", row.pk, exc)
+            run.count("check_deferred")
             continue
         if found is not None:
-            _finish(row, token, status=Status.POSTED, posted_at=common.now(), claim_token="", last_error="")
+            _finish(row, token, status=Status.POSTED, posted_at=common.now(), claim_token="", check_at=None, last_error="")
             run.count("recovered_posted")
+            run.ok()
         else:
-            _finish(row, token, status=Status.PENDING, claim_token="", next_attempt_at=common.now())
+            _finish(row, token, status=Status.PENDING, claim_token="", check_at=None, next_attempt_at=common.now())
             run.count("recovered_pending")
 
 
@@ -165,7 +196,8 @@ def claim_batch(size, event_type_uid, *, run_id=None, only_ids=None):
     token = claim_token_for(run_id)
     now = common.now()
     with transaction.atomic():
-        due = HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=now).order_by("id")
+        # A row with a change to apply first (apply_changes) is not posted as it is.
+        due = HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=now, pending_change="").order_by("id")
         if only_ids is not None:
             due = due.filter(id__in=only_ids)
         if connection.features.has_select_for_update_skip_locked:
@@ -186,31 +218,42 @@ def claim_batch(size, event_type_uid, *, run_id=None, only_ids=None):
 
 
 def _post(client, row, attributes):
-    """Runs in a worker thread: HTTP only, no database."""
+    """Runs in a worker thread: HTTP only, no database.
+
+    No GET first: a row whose earlier POST may have landed only comes back pending
+    after its delayed check said Verkada does not have it (`check_uncertain_posts`)."""
     try:
-        if row.attempts > 1:
-            # An earlier attempt may have reached Verkada and lost its reply (timeout,
-            # 5xx): look before posting again, so no event is posted twice.
-            if client.get_event(camera_id=row.camera_id, event_type_uid=row.event_type_uid, time_ms=row.time_ms) is not None:
-                return None
         client.post_event(camera_id=row.camera_id, event_type_uid=row.event_type_uid, time_ms=row.time_ms, attributes=attributes)
         return None
     except UpstreamError as exc:
         return exc
 
 
-def _record_outcome(run, row, token, error, attributes):
+def _may_have_landed(error):
+    """A POST that timed out, was reset, or got a 5xx or an unreadable reply may have
+    been accepted (a gateway loses replies; Verkada may accept after our timeout).
+    A 429 is a refusal: nothing was stored."""
+    return isinstance(error, UpstreamTransientError) and error.status != 429
+
+
+def _record_outcome(run, row, token, error, attributes, delay):
     """Mark the row; count a posted event as ok and set aside one Verkada refuses for good."""
     now = common.now()
     if error is None:
         if _finish(row, token, status=Status.POSTED, posted_at=now, claim_token="", last_error=""):
             run.ok()
         run.count("posted")
+    elif _may_have_landed(error):
+        # Left `posting`, unclaimed, with a due time: no run posts it again before a GET
+        # after the reconcile delay says Verkada does not have it.
+        _finish(row, token, claim_token="", check_at=now + delay, last_error=str(error)[:1000])
+        run.count("awaiting_check")
     elif isinstance(error, UpstreamTransientError):
-        if error.status == 429:
-            run.count("rate_limited")
+        run.count("rate_limited")
+        # Verkada's cooldown is 5 s when the 429 does not say.
+        retry_after = error.retry_after if error.retry_after is not None else VERKADA_COOLDOWN_S
         _finish(row, token, status=Status.PENDING, claim_token="", last_error=str(error)[:1000],
-                next_attempt_at=now + _backoff(row.attempts, error.retry_after))
+                next_attempt_at=now + _backoff(row.attempts, retry_after))
         run.count("retry_later")
     elif isinstance(error, UpstreamPermanentError) and row.time_ms < common.helix_cutoff_ms():
         # Refused because it aged past the limit while in flight; any other refusal
@@ -232,9 +275,21 @@ def _record_outcome(run, row, token, error, attributes):
         run.count("failed")
 
 
+def backlog():
+    """What the posting still has to do: rows due now, all pending, and lost replies waiting for their check."""
+    pending = HelixOutbox.objects.filter(status=Status.PENDING)
+    return {
+        "due": pending.filter(next_attempt_at__lte=common.now()).count(),
+        "pending": pending.count(),
+        "awaiting_check": HelixOutbox.objects.filter(status=Status.POSTING, claim_token="").count(),
+    }
+
+
 def has_pending_events():
-    """Beat's every-minute tick writes a run only when a row is due or a claim needs recovering."""
-    return HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=common.now()).exists() or bool(claims_to_recover())
+    """Beat's every-minute tick writes a run only when a row is due, a check is due or a claim needs recovering."""
+    return (HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=common.now()).exists()
+            or checks_due().exists() or HelixOutbox.objects.filter(status=Status.POSTED).exclude(pending_change="").exists()
+            or bool(claims_to_recover()))
 
 
 @operation("sales", "post_helix_events", lock=False, has_work=has_pending_events)
@@ -257,15 +312,37 @@ def post_helix_events(run, limit=None, max_seconds=RUN_BUDGET_S):
         expired = expire_old_events()
         if expired:
             run.count("expired", expired)
-        recover_stale_claims(run, client)
+        release_stale_claims(run, config)
+        check_uncertain_posts(run, client)
+        from .changes import apply_changes  # it builds on this module's claims
+
+        apply_changes(run, client, {event_type.event_type_uid: event_type}, event_type)
         run.set_total(HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=common.now()).count())
         posted = []
-        auth_error = _drain(run, client, event_type, config.posting_concurrency or 1, limit, max_seconds, posted)
+        auth_error = _drain(run, client, event_type, config.posting_concurrency or 1, limit, max_seconds, posted,
+                            reconcile_delay(config))
         _resolve_posted(run, posted)
     finally:
         common.keep_verkada_token(client)
     if auth_error is not None:
         raise UpstreamAuthError(f"{auth_error} (the events stay pending)", upstream="verkada", status=auth_error.status)
+    _refuse_an_all_deferred_run(run)
+
+
+def _refuse_an_all_deferred_run(run):
+    """A run that posted nothing because every event was deferred (429, 5xx, lost
+    replies) did not succeed: it ends failed and says how many wait, and for what."""
+    counters = run.record.counters
+    deferred = counters.get("retry_later", 0) + counters.get("awaiting_check", 0)
+    if deferred and not counters.get("posted", 0) and not counters.get("recovered_posted", 0):
+        run.count("deferred", deferred)
+        raise OperationFailed(
+            f"Nothing was posted: {deferred} event(s) deferred ({counters.get('retry_later', 0)} refused for now "
+            f"(429) and retried after a backoff, {counters.get('awaiting_check', 0)} whose reply was lost and are "
+            "checked with Verkada after the reconcile delay)."
+        )
+    if deferred:
+        run.count("deferred", deferred)
 
 
 def _event_type_for(row, active, types):
@@ -283,7 +360,7 @@ def _resolve_posted(run, posted_rows):
         resolve_items(run.record, "sales", "helix_event", waiting & {r.transaction.transaction_id for r in posted_rows})
 
 
-def _drain(run, client, event_type, concurrency, limit, max_seconds, posted):
+def _drain(run, client, event_type, concurrency, limit, max_seconds, posted, delay):
     """Keep `concurrency` posts in flight, claiming small batches as they free up.
     Returns the first auth error, after which nothing more is claimed. The pool's
     threads carry the run id, so their log lines reach the run's log."""
@@ -315,7 +392,7 @@ def _drain(run, client, event_type, concurrency, limit, max_seconds, posted):
             for future in done:
                 row, token, attributes = in_flight.pop(future)
                 error = future.result()
-                _record_outcome(run, row, token, error, attributes)
+                _record_outcome(run, row, token, error, attributes, delay)
                 if error is None:
                     posted.append(row)
                 run.advance()
@@ -346,6 +423,11 @@ def retry_helix_event(run, record):
         row = rows[0]
         row_type = _event_type_for(row, event_type, {event_type.event_type_uid: event_type})
         error = _post(client, row, mapping.attributes_for(row.transaction, row_type.event_schema, row_type.attribute_mapping))
+        if error is not None and _may_have_landed(error):
+            # Not rolled back: it may be in Verkada now. The posting's delayed check decides.
+            with transaction.atomic():
+                _finish(row, token, claim_token="", check_at=common.now() + reconcile_delay(), last_error=str(error)[:1000])
+            raise OperationFailed(f"Verkada's reply was lost ({error}); the event is checked after the reconcile delay.")
         if error is not None:
             raise error  # rolls the row back to failed; the record keeps the new reason
         _finish(row, token, status=Status.POSTED, posted_at=common.now(), claim_token="", last_error="")

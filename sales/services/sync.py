@@ -33,7 +33,13 @@ def _when(value, name):
     return parsed
 
 
-@operation("sales", "sync_sales", lock_key="sales.sync_sales")
+def _lock_for(params):
+    """A backfill has its own lock: a long one never makes the hourly syncs skip (and
+    the two write disjoint things: the backfill never moves the watermark)."""
+    return "backfill" if params.get("start") is not None or params.get("end") is not None else "incremental"
+
+
+@operation("sales", "sync_sales", lock_key=_lock_for, target=lambda params: "")
 def sync_sales(run, start=None, end=None):
     """Upsert stores, points of sale, cameras and items, then the sales of a window.
 
@@ -59,13 +65,21 @@ def sync_sales(run, start=None, end=None):
     if backfill:
         if start is None or end is None or start >= end:
             raise OperationFailed("A backfill needs a start before its end.")
+        if end - start > timedelta(days=config.backfill_max_days):
+            raise OperationFailed(f"A backfill may cover at most {config.backfill_max_days} days (Sales settings); "
+                                  f"this one asks for {(end - start).days} days. Split it.")
     else:
         cursor = SyncCursor.objects.filter(source=SOURCE).first()
-        start = cursor.watermark if cursor else common.now() - timedelta(hours=config.initial_lookback_hours)
         end = common.now() - timedelta(seconds=config.settle_seconds)
-        if end <= start:
-            logger.info("nothing new since %s", start.isoformat())
-            return {"start": start.isoformat(), "end": start.isoformat()}
+        if cursor is None:
+            start = common.now() - timedelta(hours=config.initial_lookback_hours)
+        else:
+            if end <= cursor.watermark:
+                logger.info("nothing new since %s", cursor.watermark.isoformat())
+                return {"start": cursor.watermark.isoformat(), "end": cursor.watermark.isoformat()}
+            # Read the look-back behind the watermark again: a till that reported late,
+            # a sale corrected or voided since. Upserts make the re-read cheap.
+            start = cursor.watermark - timedelta(hours=config.lookback_hours)
     logger.info("syncing sales %s → %s (%s)", start.isoformat(), end.isoformat(), "backfill" if backfill else "incremental")
 
     sync_estate(run, client)
@@ -110,8 +124,12 @@ def sync_slice(run, client, slice_start, slice_end, *, move_watermark, retrying=
         if retrying is not None and str(retrying) not in {r.key for r in good}:
             raise OperationFailed(f"JD Sports no longer lists sale {retrying} between {window['start']} and {window['end']}.")
         if move_watermark:
-            SyncCursor.objects.update_or_create(source=SOURCE, defaults={"watermark": slice_end})
-            run.set_cursor(slice_end.isoformat())
+            # Forward only: the look-back's slices lie behind it.
+            cursor, _ = SyncCursor.objects.select_for_update().get_or_create(source=SOURCE, defaults={"watermark": slice_end})
+            if cursor.watermark < slice_end:
+                cursor.watermark = slice_end
+                cursor.save(update_fields=["watermark", "updated"])
+            run.set_cursor(cursor.watermark.isoformat())
     run.ok(len(good))
 
 
@@ -210,7 +228,7 @@ def store_sales(run, records):
     cameras = {c.camera_id: c for c in Camera.objects.select_related("pos")}
     items = dict(Item.objects.values_list("item_id", "pk"))
     existing = {t.transaction_id: t for t in Transaction.objects.filter(transaction_id__in=[r.transaction_id for r in records])}
-    new, changed, relocated = [], [], []
+    new, changed, relocated, corrected, voided = [], [], [], [], []
     for record in records:
         camera = cameras.get(record.camera_id)
         fields = {
@@ -221,20 +239,28 @@ def store_sales(run, records):
             "item_id": items.get(int(record.item_id)) if record.item_id.isdigit() else None,
             "camera_id": camera.pk if camera else None,
             "store_id": camera.pos.store_id if camera and camera.pos else None,
+            "voided": record.voided,
         }
         current = existing.get(record.transaction_id)
         if current is None:
             new.append(Transaction(transaction_id=record.transaction_id, **fields))
         elif any(getattr(current, f) != v for f, v in fields.items()):
             moved = current.camera_ref != fields["camera_ref"] or current.transaction_date != fields["transaction_date"]
+            content = current.amount != fields["amount"] or current.item_ref != fields["item_ref"]
+            void_changed = current.voided != fields["voided"]
             for f, v in fields.items():
                 setattr(current, f, v)
             changed.append(current)
-            if moved:
+            if void_changed:
+                voided.append(current)
+            elif moved:
                 relocated.append(current)
+            elif content:
+                corrected.append(current)
     if changed:
         Transaction.objects.bulk_update(changed, list(fields))
     move_outbox_rows(run, relocated)
+    mark_changes_after_posting(run, corrected, voided)
     created = Transaction.objects.bulk_create(new)
     run.count("transactions_created", len(created))
     run.count("transactions_updated", len(changed))
@@ -242,24 +268,55 @@ def store_sales(run, records):
     create_outbox_rows(run, created)
 
 
+def free_time_ms(camera_id, time_ms, exclude_pk=None):
+    """The sale's time on that camera, nudged by 1 ms past events of other sales there."""
+    taken = HelixOutbox.objects.filter(camera_id=camera_id).exclude(pk=exclude_pk)
+    while taken.filter(time_ms=time_ms).exists():
+        time_ms += 1
+    return time_ms
+
+
 def move_outbox_rows(run, sales):
-    """A sale whose camera or time changed upstream: its event is not posted yet, so
-    it goes to the new camera and time. A row in flight or posted keeps what Verkada
-    has (or may have); that is logged for a person to look at."""
-    waiting = (HelixOutbox.Status.PENDING, HelixOutbox.Status.FAILED)
+    """A sale whose camera or time changed upstream. Not posted yet: the row goes to
+    the new camera and time. Posted or in flight: marked `move`, and the next posting
+    run deletes the old event and posts the sale at its new camera and time."""
+    Status, Change = HelixOutbox.Status, HelixOutbox.Change
+    waiting = (Status.PENDING, Status.FAILED)
     for row in HelixOutbox.objects.filter(transaction__in=sales).select_related("transaction"):
         sale = row.transaction
-        if row.status not in waiting:
-            logger.warning("sale %s moved upstream to camera %s at %s but its Helix event is %s (camera %s, time_ms %s): left as it is",
-                           sale.transaction_id, sale.camera_ref, sale.time_ms, row.status, row.camera_id, row.time_ms)
-            run.count("outbox_moved_after_posting")
+        if row.status in (Status.POSTED, Status.POSTING):
+            HelixOutbox.objects.filter(pk=row.pk).exclude(pending_change=Change.DELETE).update(pending_change=Change.MOVE)
+            run.count("outbox_to_update")
             continue
-        time_ms = sale.time_ms
-        taken = HelixOutbox.objects.filter(camera_id=sale.camera_ref).exclude(pk=row.pk)
-        while taken.filter(time_ms=time_ms).exists():  # the same 1 ms nudge as a new row gets
-            time_ms += 1
+        if row.status not in waiting:
+            continue
+        time_ms = free_time_ms(sale.camera_ref, sale.time_ms, row.pk)
         HelixOutbox.objects.filter(pk=row.pk, status__in=waiting).update(camera_id=sale.camera_ref, time_ms=time_ms)
         run.count("outbox_moved")
+
+
+def mark_changes_after_posting(run, corrected, voided):
+    """A posted (or in-flight) sale whose amount or item changed is marked `update`
+    (the posting PATCHes its event); a voided one `delete`. A voided sale not posted
+    yet is never posted; one un-voided is posted again."""
+    Status, Change = HelixOutbox.Status, HelixOutbox.Change
+    live = (Status.POSTED, Status.POSTING)
+    n = HelixOutbox.objects.filter(transaction__in=corrected, status__in=live, pending_change="").update(
+        pending_change=Change.UPDATE)
+    if n:
+        run.count("outbox_to_update", n)
+    gone = [s for s in voided if s.voided]
+    back = [s for s in voided if not s.voided]
+    n = HelixOutbox.objects.filter(transaction__in=gone, status__in=live).update(pending_change=Change.DELETE)
+    if n:
+        run.count("outbox_to_remove", n)
+    n = HelixOutbox.objects.filter(transaction__in=gone, status__in=(Status.PENDING, Status.FAILED)).update(
+        status=Status.VOIDED, last_error="Voided by JD Sports before it was posted.")
+    if n:
+        run.count("outbox_voided", n)
+    HelixOutbox.objects.filter(transaction__in=back, status=Status.VOIDED).update(
+        status=Status.PENDING, next_attempt_at=common.now(), last_error="")
+    HelixOutbox.objects.filter(transaction__in=back, pending_change=Change.DELETE).update(pending_change="")
 
 
 def create_outbox_rows(run, sales):
@@ -281,7 +338,9 @@ def create_outbox_rows(run, sales):
             time_ms += 1
         taken.add((sale.camera_ref, time_ms))
         row = HelixOutbox(transaction=sale, camera_id=sale.camera_ref, time_ms=time_ms, next_attempt_at=common.now())
-        if not sale.camera_ref:
+        if sale.voided:
+            row.status, row.last_error = HelixOutbox.Status.VOIDED, "Voided by JD Sports before it was posted."
+        elif not sale.camera_ref:
             row.status, row.last_error = HelixOutbox.Status.FAILED, "The sale has no camera to attach the event to."
         elif time_ms < cutoff_ms:
             row.status, row.last_error = HelixOutbox.Status.EXPIRED, common.TOO_OLD_FOR_HELIX

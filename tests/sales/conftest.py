@@ -18,6 +18,8 @@ def sales_settings(db, sandbox):
     config.jdsports_api_key = JD_KEY
     config.verkada_api_key = VERKADA_KEY
     config.verkada_requests_per_minute = FAST_LIMIT
+    # No look-back: the watermark tests count each window read once; tests/sales/test_late_sales.py sets it.
+    config.lookback_hours = 0
     config.save()
     return config
 

@@ -64,14 +64,19 @@ def test_the_event_type_form_rejects_a_bad_schema_or_mapping(admin_client, db):
     assert second.status_code == 200 and "deactivate" in second.content.decode()
 
 
+SETTINGS_FORM = {"jdsports_api_key": "", "verkada_api_key": "", "initial_lookback_hours": 1, "settle_seconds": 60,
+                 "verkada_requests_per_minute": 300, "verkada_rate_headroom_percent": 10, "posting_concurrency": 4,
+                 "reconcile_delay_seconds": 120, "reconcile_window_hours": 24,
+                 "footage_rate_share_percent": 20, "backfill_max_days": 31, "lookback_hours": 3}
+
+
 def test_the_settings_page_never_shows_a_secret_and_blank_keeps_it(sales_settings, admin_client):
     url = reverse("admin:sales_salessettings_change", args=[1])
     page = admin_client.get(url).content.decode()
     assert "jd-sandbox-key" not in page and "verkada-sandbox-key" not in page
     listing = admin_client.get(reverse("admin:sales_salessettings_changelist")).content.decode()
     assert "set" in listing and "verkada-sandbox-key" not in listing
-    admin_client.post(url, {"jdsports_api_key": "", "verkada_api_key": "", "initial_lookback_hours": 2, "settle_seconds": 60,
-                            "verkada_requests_per_minute": 300, "verkada_rate_headroom_percent": 10, "posting_concurrency": 4})
+    admin_client.post(url, {**SETTINGS_FORM, "initial_lookback_hours": 2})
     config = SalesSettings.load()
     assert config.jdsports_api_key == "jd-sandbox-key" and config.initial_lookback_hours == 2
 
@@ -86,6 +91,22 @@ def test_the_dashboard_charts_sales_per_store_per_day_and_the_backlog(sales_sett
     assert f"Helix posting backlog: {waiting} waiting" in page
     changelist = admin_client.get(reverse("admin:sales_transaction_changelist")).content.decode()
     assert reverse("admin:sales_dashboard") in changelist
+
+
+def test_the_dashboard_shows_the_lag_a_range_choice_and_the_oldest_event_near_helixs_limit(
+    sales_settings, clock, sandbox, admin_client
+):
+    from datetime import UTC, datetime, timedelta
+
+    synced_sales(clock)
+    page = admin_client.get(reverse("admin:sales_dashboard"), {"days": 30}).content.decode()
+    assert "last 30 days" in page and 'href="?days=7"' in page
+    assert "min behind" in page and page.count('class="tick"') == 3 and "£0" in page
+    oldest = HelixOutbox.objects.order_by("time_ms").first()
+    HelixOutbox.objects.filter(pk=oldest.pk).update(time_ms=int((datetime.now(UTC) - timedelta(days=27)).timestamp() * 1000))
+    page = admin_client.get(reverse("admin:sales_dashboard"), {"days": "garbage"}).content.decode()
+    assert "last 14 days" in page
+    assert "3.0 days left before Helix's 30-day limit" in page and "color:#ef6c00" in page
 
 
 def test_the_transactions_changelist_shows_posting_status_and_footage_links(sales_settings, clock, sandbox, admin_client, run_on_commit):

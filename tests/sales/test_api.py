@@ -95,3 +95,15 @@ def test_the_api_never_returns_a_secret(sales_settings, clock, admin_user, api_c
     assert token
     for secret in ("jd-sandbox-key", "verkada-sandbox-key", token):
         assert secret not in text
+
+
+@pytest.mark.parametrize("url", ["/api/sales/stores/101/sales/", "/api/sales/transactions/"])
+@pytest.mark.parametrize("query", [{"date_after": "garbage"}, {"date_before": "2026-13-45"}, {"store": "abc"},
+                                   {"helix_status": "nonsense"}, {"posted": "perhaps"}])
+def test_a_bad_filter_is_a_400_not_all_time_totals(sales_settings, clock, sandbox, staff_api, url, query):
+    synced_sales(clock)
+    reply = staff_api.get(url, query)
+    assert reply.status_code == 400, reply.content
+    body = reply.json()
+    assert body["success"] is False and body["message"]
+    assert next(iter(query)) in str(body)

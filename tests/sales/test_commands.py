@@ -90,3 +90,32 @@ def test_health_reports_the_outbox_backlog_and_the_watermark_lag(sales_settings,
     assert figures["helix_outbox_pending"] == pending.count() == Transaction.objects.count() - 4
     assert figures["helix_oldest_pending_age_seconds"] == int((now - oldest).total_seconds())
     assert figures["sync_watermark_lag_seconds"] == int((now - SyncCursor.objects.get().watermark).total_seconds())
+
+
+def test_the_posting_command_says_what_is_still_pending_and_goes_on_until_empty(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    total = Transaction.objects.count()
+    out = io.StringIO()
+    call_command("sales_post_helix_events", "--limit", "5", stdout=out)
+    assert f"{total - 5} due now, {total - 5} pending" in out.getvalue()
+    out = io.StringIO()
+    call_command("sales_post_helix_events", "--limit", "10", "--until-empty", stdout=out)
+    runs = out.getvalue().count("sales.post_helix_events succeeded")
+    assert runs == -(-(total - 5) // 10)  # one run per 10, until nothing was due
+    assert "0 due now, 0 pending" in out.getvalue()
+    assert_one_event_per_sale(sandbox)
+
+
+def test_a_backfill_has_its_own_lock_and_a_range_cap(sales_settings, clock, sandbox):
+    from portal.runs.locks import _acquire_lock
+    from sales.services import sync_sales
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    too_long = sync_sales(trigger="command", start=(now - timedelta(days=40)).isoformat(), end=now.isoformat())
+    assert too_long.status == "failed" and "at most 31 days" in too_long.error
+    # A long backfill is running (it holds its lock): the hourly sync still runs, a second backfill skips.
+    long_backfill = SyncRun.objects.create(app="sales", operation="sync_sales", trigger="command", status="running")
+    assert _acquire_lock(sync_sales.operation.resolve_lock_key({"start": "a", "end": "b"}), long_backfill, 3600)
+    assert sync_sales(trigger="beat").status == "succeeded"
+    second = sync_sales(trigger="command", start=(now - timedelta(hours=3)).isoformat(), end=(now - timedelta(hours=2)).isoformat())
+    assert second.status == "skipped"

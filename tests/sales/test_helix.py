@@ -73,7 +73,8 @@ def test_it_posts_each_sale_once_after_an_upstream_fault_and_a_rerun(sales_setti
     post_helix_events(trigger="command", limit=1)
     sandbox["verkada"].add_fault(Fault.from_json({**fault, "path": EVENT_PATH}))
     first = post_helix_events(trigger="command")
-    assert first.counters.get("retry_later", 0) >= 1
+    # A 429 is retried after a backoff; a reply that may have been lost waits for its check.
+    assert first.counters.get("retry_later", 0) + first.counters.get("awaiting_check", 0) >= 1
     _later(clock)
     post_helix_events(trigger="beat")
     assert_one_event_per_sale(sandbox)
@@ -96,9 +97,11 @@ def test_a_lost_reply_is_checked_upstream_instead_of_posted_again(sales_settings
     synced_sales(clock)
     sandbox["verkada"].lose_replies(2)
     post_helix_events(trigger="command")
-    assert HelixOutbox.objects.filter(status="pending").count() == 2
+    waiting = HelixOutbox.objects.filter(status="posting", claim_token="", check_at__isnull=False)
+    assert waiting.count() == 2
     _later(clock)
-    post_helix_events(trigger="command")
+    record = post_helix_events(trigger="command")
+    assert record.counters["recovered_posted"] == 2
     assert_one_event_per_sale(sandbox)
 
 
@@ -225,7 +228,7 @@ def test_a_retry_after_the_active_event_type_changed_keeps_the_first_type_and_po
     synced_sales(clock)
     sandbox["verkada"].lose_replies(1)
     post_helix_events(trigger="command")
-    lost = HelixOutbox.objects.get(status="pending")
+    lost = HelixOutbox.objects.get(status="posting", check_at__isnull=False)  # waits for its check
     first_uid = lost.event_type_uid
     HelixEventType.objects.filter(active=True).update(active=False)
     HelixEventType.objects.create(name="JD Sports sale v2", event_schema=mapping.DEFAULT_SCHEMA,
@@ -269,9 +272,10 @@ def test_slow_replies_while_posting_still_post_each_sale_once(sales_settings, cl
     stored_before = len(sandbox["verkada"].state()["events"])
     sandbox["verkada"].add_fault(Fault.from_json({"latency_ms": 2500, "count": 2, "path": EVENT_PATH}))
     record = post_helix_events(trigger="command", limit=2)
-    assert record.counters.get("retry_later") == 2
-    # Let Verkada's late accepts land first: the check before a re-post finds them.
-    # (A check that runs before a late accept lands is the reconcile delay of issue 13.)
+    assert record.counters.get("awaiting_check") == 2
+    # Nothing went through: the run does not say succeeded, and says what waits.
+    assert record.status == "failed" and "2 event(s) deferred" in record.error
+    # Let Verkada's late accepts land first: the check after the reconcile delay finds them.
     deadline = time.time() + 10
     while len(sandbox["verkada"].state()["events"]) < stored_before + 2 and time.time() < deadline:
         time.sleep(0.1)
@@ -326,9 +330,10 @@ def test_an_upstream_error_while_checking_a_stale_claim_defers_only_that_row(sal
     # Every event request fails for a while: the checks of both stale claims, then the posts.
     sandbox["verkada"].add_fault(Fault.from_json({"status": 503, "count": 1000, "path": EVENT_PATH, "exact": True}))
     record = post_helix_events(trigger="command")
-    assert record.status == "succeeded", record.error
-    assert record.counters["recovery_deferred"] == 2 and record.counters["retry_later"] > 0
-    assert all(r.status == "posting" and r.claimed_at == claimed_at for r in HelixOutbox.objects.filter(pk__in=stale))
+    assert record.status == "failed" and "deferred" in record.error  # nothing went through
+    assert record.counters["check_deferred"] == 2 and record.counters["awaiting_check"] > 0
+    assert all(r.status == "posting" and not r.claim_token and r.check_at <= datetime.now(UTC)
+               for r in HelixOutbox.objects.filter(pk__in=stale))
     sandbox["verkada"].faults.clear()
     record = post_helix_events(trigger="command")  # at once: the stale claims are checked again
     assert record.counters["recovered_posted"] == 1 and record.counters["recovered_pending"] == 1
@@ -353,3 +358,14 @@ def test_an_expired_thumbnail_link_is_renewed_by_the_next_tick(sales_settings, c
     sale.refresh_from_db()
     assert "sandbox.verkada.example/thumbnails" in sale.thumbnail_url and sale.footage_url == footage
     assert sale.thumbnail_expires > datetime.now(UTC) + timedelta(days=6)
+
+
+def test_a_429_without_retry_after_waits_verkadas_5_s_cooldown(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=1)
+    now = datetime.now(UTC)
+    clock.freeze(now)
+    sandbox["verkada"].add_fault(Fault.from_json({"status": 429, "count": 1, "path": EVENT_PATH, "exact": True}))
+    record = post_helix_events(trigger="command")
+    assert record.counters["rate_limited"] == 1
+    assert HelixOutbox.objects.get(status="pending").next_attempt_at >= now + timedelta(seconds=5)

@@ -92,6 +92,11 @@ def _crashed_mid_post(sandbox, run):
     return reached, not_reached
 
 
+def _past_the_reconcile_delay(clock):
+    """A claim's POST may still be landing at Verkada: its check waits the reconcile delay (2 min)."""
+    clock.set(datetime.now(UTC) + timedelta(minutes=3))
+
+
 @pytest.mark.parametrize("how_it_ended", ["closed by the reaper", "worker died while running"])
 def test_a_new_posting_run_releases_the_claims_of_a_run_that_cannot_finish_them_at_once(
     sales_settings, clock, sandbox, how_it_ended
@@ -105,6 +110,11 @@ def test_a_new_posting_run_releases_the_claims_of_a_run_that_cannot_finish_them_
                                          worker=f"{socket.gethostname()}:{_dead_pid()}", heartbeat=datetime.now(UTC))
     _crashed_mid_post(sandbox, claimer)
     assert post_helix_events(trigger="beat") is not None  # beat's tick sees work: the claims to recover
+    record = SyncRun.objects.filter(operation="post_helix_events").latest("pk")
+    assert record.counters["claims_released"] == 2 and "recovered_pending" not in record.counters
+    assert HelixOutbox.objects.filter(status="posting", claim_token="").count() == 2  # waiting for their check
+    _past_the_reconcile_delay(clock)
+    assert post_helix_events(trigger="beat") is not None  # beat's tick sees work: the checks now due
     record = SyncRun.objects.filter(operation="post_helix_events").latest("pk")
     assert record.counters["recovered_posted"] == 1 and record.counters["recovered_pending"] == 1
     assert_one_event_per_sale(sandbox)
@@ -133,6 +143,9 @@ def test_a_posting_run_taken_over_after_its_worker_died_rechecks_its_claims_and_
     reached, not_reached = _crashed_mid_post(sandbox, orphan)
     record = post_helix_events(run_id=orphan.pk, trigger="beat")  # the redelivered message
     assert record.pk == orphan.pk and record.takeovers == 1 and record.status == "succeeded", record.error
+    assert record.counters["claims_released"] == 2
+    _past_the_reconcile_delay(clock)
+    record = post_helix_events(trigger="beat")
     assert record.counters["recovered_posted"] == 1 and record.counters["recovered_pending"] == 1
     assert_one_event_per_sale(sandbox)
     assert sandbox["verkada"].state()["event_posts"] == Transaction.objects.count()

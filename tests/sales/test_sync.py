@@ -215,7 +215,7 @@ def test_a_failure_on_slice_2_of_3_keeps_slice_1_and_the_rerun_leaves_no_gap_or_
     assert HelixOutbox.objects.count() == len(expected) == HelixOutbox.objects.values("transaction").distinct().count()
 
 
-def test_a_sale_moved_upstream_moves_its_pending_event_and_leaves_a_posted_one(sales_settings, clock, sandbox):
+def test_a_sale_moved_upstream_moves_its_pending_event_and_reposts_a_posted_one(sales_settings, clock, sandbox):
     from sales.services import post_helix_events
 
     clock.freeze(_hour(0))
@@ -232,14 +232,17 @@ def test_a_sale_moved_upstream_moves_its_pending_event_and_leaves_a_posted_one(s
     end = _hour(0) - timedelta(seconds=sales_settings.settle_seconds)
     record = sync_sales(trigger="command", start=_hour(1).isoformat(), end=end.isoformat())
     assert record.counters["transactions_updated"] == 2
-    assert record.counters["outbox_moved"] == 1 and record.counters["outbox_moved_after_posting"] == 1
+    assert record.counters["outbox_moved"] == 1 and record.counters["outbox_to_update"] == 1
     moved = HelixOutbox.objects.select_related("transaction").get(pk=waiting.pk)
     assert (moved.camera_id, moved.time_ms) == (moved.transaction.camera_ref, moved.transaction.time_ms) != (other, int(before.timestamp() * 1000))
-    assert HelixOutbox.objects.get(pk=posted.pk).time_ms == int(before.timestamp() * 1000)
-    post_helix_events(trigger="command")
+    # The posted one keeps its event until the posting deletes it and posts it at the new time.
+    assert HelixOutbox.objects.get(pk=posted.pk).pending_change == "move"
+    assert post_helix_events(trigger="command").counters["updated"] == 1
     received = {e["attributes"]["transaction_id"]: e for e in sandbox["verkada"].state()["events"]}
-    event = received[moved.transaction.transaction_id]
-    assert (event["camera_id"], event["time_ms"]) == (moved.transaction.camera_ref, moved.transaction.time_ms)
+    for sale in (moved.transaction, posted.transaction):
+        sale.refresh_from_db()
+        event = received[sale.transaction_id]
+        assert (event["camera_id"], event["time_ms"]) == (sale.camera_ref, sale.time_ms)
     assert sandbox["verkada"].state()["duplicates"] == {}
 
 
@@ -263,7 +266,7 @@ def test_a_sync_taken_over_after_its_worker_died_resumes_from_the_watermark_with
         app="sales", operation="sync_sales", trigger="beat", status="running", params={}, progress_done=1, progress_total=3,
         worker=f"{socket.gethostname()}:{dead.pid}", started=datetime.now(UTC), heartbeat=datetime.now(UTC),
     )
-    RunLock.objects.create(key="sales.sync_sales", run=orphan, expires=datetime.now(UTC) + timedelta(minutes=30))
+    RunLock.objects.create(key="sales.sync_sales:incremental", run=orphan, expires=datetime.now(UTC) + timedelta(minutes=30))
     record = sync_sales(run_id=orphan.pk, trigger="beat")  # the redelivered message takes it over
     assert record.pk == orphan.pk and record.takeovers == 1 and record.status == "succeeded", record.error
     assert (record.progress_done, record.progress_total) == (2, 2)  # this pass's slices, not the dead one's too
@@ -272,4 +275,4 @@ def test_a_sync_taken_over_after_its_worker_died_resumes_from_the_watermark_with
     expected = upstream_sales(_hour(4), end)
     assert sorted(Transaction.objects.values_list("transaction_id", flat=True)) == sorted(str(s["transaction_id"]) for s in expected)
     assert HelixOutbox.objects.count() == len(expected)
-    assert not RunLock.objects.filter(key="sales.sync_sales").exists()
+    assert not RunLock.objects.filter(key="sales.sync_sales:incremental").exists()

@@ -1,0 +1,97 @@
+"""Compare what the outbox says was posted with what Verkada holds, and repair both ways."""
+
+import logging
+from collections import defaultdict
+from datetime import timedelta
+
+from portal.runs import operation
+
+from ..models import HelixOutbox, SalesSettings
+from . import common
+
+logger = logging.getLogger(__name__)
+
+Status = HelixOutbox.Status
+#: cameras per search call: a short body, few pages
+CAMERAS_PER_SEARCH = 50
+
+
+def has_posted_events():
+    """A beat tick writes a run only when there is something posted to compare."""
+    cutoff = common.now() - timedelta(hours=SalesSettings.load().reconcile_window_hours)
+    return HelixOutbox.objects.filter(status=Status.POSTED, posted_at__gte=cutoff).exists()
+
+
+@operation("sales", "reconcile_helix_events", lock_key="sales.reconcile_helix_events", has_work=has_posted_events)
+def reconcile_helix_events(run, hours=None):
+    """Compare the posted outbox rows of the last `hours` (setting
+    `reconcile_window_hours`, default 24) with Verkada's events, searched by type,
+    camera and time window.
+
+    - A posted row whose event Verkada does not have (deleted upstream, or a check
+      that was wrong) is made pending again, so the posting puts it back:
+      `missing_reposted`.
+    - An event of one of our types that carries the `transaction_id` of a sale whose
+      event is posted under another camera or time is a second event for that sale:
+      it is deleted (DELETE …/event): `duplicates_deleted`.
+    - Events of rows not posted yet (in flight, waiting for their check) and events
+      we cannot tie to a sale are left alone (`unknown_events`).
+
+    Idempotent: a second run finds nothing to repair. Side effects: searches and
+    DELETEs at Verkada; rows set pending again.
+    """
+    config = SalesSettings.load()
+    hours = int(hours or config.reconcile_window_hours)
+    now_ms = int(common.now().timestamp() * 1000)
+    start_ms = max(common.helix_cutoff_ms(), now_ms - hours * 3600 * 1000)
+    # Listed before searching: a row posted after this list is not judged this time.
+    rows = list(
+        HelixOutbox.objects.filter(status=Status.POSTED, time_ms__gte=start_ms)
+        .exclude(event_type_uid="").values("pk", "camera_id", "event_type_uid", "time_ms", "transaction__transaction_id")
+    )
+    expected = {(r["camera_id"], r["event_type_uid"], r["time_ms"]): r for r in rows}
+    posted_at = {r["transaction__transaction_id"]: key for key, r in expected.items()}
+    cameras_by_type = defaultdict(set)
+    for camera_id, uid, _ in expected:
+        cameras_by_type[uid].add(camera_id)
+    run.set_total(len(rows))
+    client = common.verkada_client(config)
+    try:
+        found = {}
+        for uid, cameras in cameras_by_type.items():
+            cameras = sorted(cameras)
+            for n in range(0, len(cameras), CAMERAS_PER_SEARCH):
+                run.check()
+                for event in client.search_events(camera_ids=cameras[n:n + CAMERAS_PER_SEARCH], event_type_uid=uid,
+                                                  start_time_ms=start_ms, end_time_ms=now_ms):
+                    try:
+                        found[(str(event["camera_id"]), str(event["event_type_uid"]), int(event["time_ms"]))] = event
+                    except (KeyError, TypeError, ValueError):
+                        run.count("unreadable_events")
+        missing = [row for key, row in expected.items() if key not in found]
+        for row in missing:
+            # Only if it is still posted as listed: a row changed meanwhile is the posting's business.
+            if HelixOutbox.objects.filter(pk=row["pk"], status=Status.POSTED).update(
+                status=Status.PENDING, next_attempt_at=common.now(), posted_at=None,
+                last_error="Verkada no longer had this event (reconciliation); posted again.",
+            ):
+                logger.warning("Helix event of sale %s is missing at Verkada: posted again", row["transaction__transaction_id"])
+                run.count("missing_reposted")
+        for key, event in found.items():
+            if key in expected:
+                continue
+            sale = str((event.get("attributes") or {}).get("transaction_id", ""))
+            if sale and sale in posted_at and posted_at[sale] != key:
+                camera_id, uid, time_ms = key
+                if client.delete_event(camera_id=camera_id, event_type_uid=uid, time_ms=time_ms):
+                    logger.warning("deleted a second Helix event of sale %s at %s", sale, key)
+                    run.count("duplicates_deleted")
+            else:
+                run.count("unknown_events")
+        run.advance(len(rows))
+        run.count("checked", len(rows))
+        run.ok(len(rows) - len(missing))
+    finally:
+        common.keep_verkada_token(client)
+    return {"window_start_ms": start_ms, "missing": len(missing)}
+

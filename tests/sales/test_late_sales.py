@@ -1,0 +1,122 @@
+"""Late and corrected sales: the look-back re-reads behind the watermark; a correction
+after posting PATCHes the event, a void deletes it, a new camera moves it."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sales.models import HelixEventType, HelixOutbox, SalesSettings, SyncCursor, Transaction
+from sales.services import SOURCE, post_helix_events, sync_sales
+
+from .conftest import upstream_sales
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def look_back(sales_settings):
+    config = SalesSettings.load()
+    config.lookback_hours = 3  # the default
+    config.save()
+
+
+def _sync_later(clock, minutes):
+    clock.set(datetime.now(UTC) + timedelta(minutes=minutes))
+    record = sync_sales(trigger="beat")
+    assert record.status == "succeeded", record.error
+    return record
+
+
+def _events(sandbox):
+    return {(e["camera_id"], e["time_ms"]): e for e in sandbox["verkada"].state()["events"]}
+
+
+def test_a_sale_reported_late_inside_the_look_back_is_stored_and_posted(sales_settings, clock, sandbox):
+    config = SalesSettings.load()
+    config.initial_lookback_hours = config.lookback_hours  # the first sync covers what later ones re-read
+    config.save()
+    now = datetime.now(UTC)
+    late = upstream_sales(now - timedelta(minutes=50), now - timedelta(minutes=5))[2]
+    sandbox["jdsports"].withhold([late["transaction_id"]])
+    clock.set(now)
+    assert sync_sales(trigger="beat").status == "succeeded"
+    watermark = SyncCursor.objects.get(source=SOURCE).watermark
+    assert not Transaction.objects.filter(transaction_id=str(late["transaction_id"])).exists()
+    post_helix_events(trigger="command")
+    sandbox["jdsports"].release([late["transaction_id"]])  # the till reports it, past the settle time
+    before = Transaction.objects.count()
+    record = _sync_later(clock, 5)
+    # The late sale (and any sale at the window's edges, a minute either side).
+    assert record.counters["transactions_created"] == Transaction.objects.count() - before >= 1
+    assert SyncCursor.objects.get(source=SOURCE).watermark >= watermark  # never moved back
+    assert post_helix_events(trigger="command").counters["posted"] == Transaction.objects.count() - before
+    stored = Transaction.objects.get(transaction_id=str(late["transaction_id"]))
+    assert stored.helix.status == "posted" and (stored.camera_ref, stored.helix.time_ms) in _events(sandbox)
+    # The next run re-reads the same look-back: nothing new, nothing twice.
+    again = _sync_later(clock, 10)
+    assert again.counters.get("transactions_created", 0) == 0 and again.counters["transactions_unchanged"] > 0
+    assert sandbox["verkada"].state()["duplicates"] == {}
+
+
+def test_a_late_sale_behind_the_look_back_is_not_read(sales_settings, clock, sandbox):
+    config = SalesSettings.load()
+    config.lookback_hours = 0
+    config.save()
+    now = datetime.now(UTC)
+    late = upstream_sales(now - timedelta(minutes=50), now - timedelta(minutes=5))[2]
+    sandbox["jdsports"].withhold([late["transaction_id"]])
+    clock.set(now)
+    sync_sales(trigger="beat")
+    sandbox["jdsports"].release([late["transaction_id"]])
+    _sync_later(clock, 5)
+    assert not Transaction.objects.filter(transaction_id=str(late["transaction_id"])).exists()
+
+
+def test_a_corrected_sale_is_patched_a_voided_one_deleted_and_a_moved_one_reposted(sales_settings, clock, sandbox):
+    config = SalesSettings.load()
+    config.initial_lookback_hours = config.lookback_hours
+    config.save()
+    now = datetime.now(UTC)
+    clock.set(now)
+    sync_sales(trigger="beat")
+    assert post_helix_events(trigger="command").status == "succeeded"
+    corrected, voided, moved = (Transaction.objects.order_by("transaction_date")[n] for n in (1, 2, 3))
+    other_camera = Transaction.objects.exclude(camera_ref=moved.camera_ref).first().camera_ref
+    old_moved = (moved.helix.camera_id, moved.helix.time_ms)
+    jd = sandbox["jdsports"]
+    jd.override("sales", corrected.transaction_id, {"transaction_amount": 999.5})
+    jd.override("sales", voided.transaction_id, {"transaction_status": "void"})
+    jd.override("sales", moved.transaction_id, {"camera_id": other_camera})
+    record = _sync_later(clock, 5)
+    assert record.counters["outbox_to_update"] == 2 and record.counters["outbox_to_remove"] == 1
+    posting = post_helix_events(trigger="command")
+    assert posting.status == "succeeded", posting.error
+    assert posting.counters["updated"] == 2 and posting.counters["removed"] == 1
+    assert posting.counters["posted"] == 1 + record.counters.get("transactions_created", 0)  # the moved one, and new sales
+    events = _events(sandbox)
+    assert events[(corrected.camera_ref, corrected.helix.time_ms)]["attributes"]["amount"] == 999.5
+    assert (voided.camera_ref, voided.helix.time_ms) not in events
+    assert HelixOutbox.objects.get(transaction=voided).status == "voided"
+    assert old_moved not in events
+    moved_row = HelixOutbox.objects.get(transaction=moved)
+    assert (moved_row.status, moved_row.camera_id) == ("posted", other_camera)
+    assert events[(other_camera, moved_row.time_ms)]["attributes"]["transaction_id"] == moved.transaction_id
+    # One event per sale still standing, none twice; a re-run changes nothing more.
+    live = HelixOutbox.objects.exclude(status="voided")
+    uid = HelixEventType.objects.get(active=True).event_type_uid
+    assert set(events) == {(r.camera_id, r.time_ms) for r in live}
+    assert all(e["event_type_uid"] == uid for e in events.values())
+    _sync_later(clock, 10)
+    assert post_helix_events(trigger="beat") is None  # nothing left to do
+
+
+def test_a_sale_voided_before_posting_is_never_posted(sales_settings, clock, sandbox):
+    now = datetime.now(UTC)
+    gone = upstream_sales(now - timedelta(minutes=50), now - timedelta(minutes=5))[1]
+    sandbox["jdsports"].override("sales", gone["transaction_id"], {"transaction_status": "void"})
+    clock.set(now)
+    sync_sales(trigger="beat")
+    post_helix_events(trigger="command")
+    row = HelixOutbox.objects.get(transaction__transaction_id=str(gone["transaction_id"]))
+    assert row.status == "voided"
+    assert (row.camera_id, row.time_ms) not in _events(sandbox)

@@ -1,0 +1,119 @@
+"""Exactly one Helix event per sale under every timing: a late accept, and repairs by reconciliation."""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+
+from sales.models import HelixEventType, HelixOutbox, SalesSettings
+from sales.services import post_helix_events, reconcile_helix_events
+from sales.tasks import reconcile_helix_events_task
+
+from .conftest import assert_one_event_per_sale, synced_sales
+
+pytestmark = pytest.mark.django_db
+
+
+def _wait_for(predicate, timeout=10):
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def test_a_post_verkada_accepts_after_our_timeout_ends_as_exactly_one_event(sales_settings, clock, sandbox):
+    """The slow-accept race: the POST times out (2 s in tests), Verkada stores the event
+    later (3 s). No run posts it again before the reconcile delay; the check after it finds it."""
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=1)  # the event type
+    sandbox["verkada"].slow_accept(1, accept_after_s=3.0, reply_after_s=2.5)
+    first = post_helix_events(trigger="command", limit=1)
+    assert first.counters == {"awaiting_check": 1, "deferred": 1} and first.status == "failed"
+    waiting = HelixOutbox.objects.get(status="posting")
+    assert waiting.claim_token == "" and waiting.check_at > datetime.now(UTC) + timedelta(seconds=100)
+    # Beat's next tick, a minute on: still inside the delay, so the row is neither checked nor posted.
+    clock.set(datetime.now(UTC) + timedelta(minutes=1))
+    second = post_helix_events(trigger="beat")
+    assert second.counters["posted"] > 0 and "recovered_pending" not in second.counters
+    waiting.refresh_from_db()
+    assert waiting.status == "posting"
+    _wait_for(lambda: sandbox["verkada"].state()["late_accepts_landed"] == 1)
+    clock.set(datetime.now(UTC) + timedelta(minutes=3))
+    third = post_helix_events(trigger="beat")
+    assert third.counters == {"recovered_posted": 1, "items_ok": 1}
+    assert_one_event_per_sale(sandbox)
+    assert sandbox["verkada"].state()["event_posts"] == HelixOutbox.objects.count()
+
+
+def test_the_reconcile_delay_is_a_setting(sales_settings, clock, sandbox):
+    config = SalesSettings.load()
+    config.reconcile_delay_seconds = 600
+    config.save()
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=1)
+    sandbox["verkada"].lose_replies(1)
+    post_helix_events(trigger="command", limit=1)
+    row = HelixOutbox.objects.get(status="posting")
+    assert timedelta(seconds=590) < row.check_at - datetime.now(UTC) <= timedelta(seconds=600)
+    clock.set(datetime.now(UTC) + timedelta(minutes=5))
+    assert post_helix_events(trigger="beat").counters.get("recovered_posted") is None
+    clock.set(datetime.now(UTC) + timedelta(minutes=11))
+    assert post_helix_events(trigger="beat").counters["recovered_posted"] == 1
+    assert_one_event_per_sale(sandbox)
+
+
+def test_reconciliation_deletes_a_second_event_and_reposts_a_missing_one(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    assert post_helix_events(trigger="command").status == "succeeded"
+    uid = HelixEventType.objects.get(active=True).event_type_uid
+    doubled, lost = HelixOutbox.objects.select_related("transaction")[:2]
+    # A second event of one sale (e.g. a late accept at a nudged time) and an event gone from Verkada.
+    sandbox["verkada"].inject_event({"camera_id": doubled.camera_id, "event_type_uid": uid, "time_ms": doubled.time_ms + 1,
+                                     "attributes": {"transaction_id": doubled.transaction.transaction_id}})
+    assert sandbox["verkada"].drop_event(lost.camera_id, uid, lost.time_ms)
+    record = reconcile_helix_events(trigger="command")
+    assert record.status == "succeeded", record.error
+    assert record.counters["duplicates_deleted"] == 1 and record.counters["missing_reposted"] == 1
+    lost.refresh_from_db()
+    assert lost.status == "pending"
+    assert post_helix_events(trigger="command").counters["posted"] == 1
+    events = sandbox["verkada"].state()["events"]
+    assert (doubled.camera_id, doubled.time_ms + 1) not in {(e["camera_id"], e["time_ms"]) for e in events}
+    received = {(e["camera_id"], e["time_ms"]) for e in events}
+    assert received == {(r.camera_id, r.time_ms) for r in HelixOutbox.objects.all()}
+    again = reconcile_helix_events(trigger="command")
+    assert "duplicates_deleted" not in again.counters and "missing_reposted" not in again.counters
+    assert again.counters["checked"] == HelixOutbox.objects.count()
+
+
+def test_reconciliation_leaves_the_event_of_a_row_waiting_for_its_check_alone(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=1)
+    sandbox["verkada"].lose_replies(1)
+    post_helix_events(trigger="command", limit=1)
+    post_helix_events(trigger="command")
+    record = reconcile_helix_events(trigger="command")
+    assert record.counters.get("unknown_events") == 1 and "duplicates_deleted" not in record.counters
+    clock.set(datetime.now(UTC) + timedelta(minutes=3))
+    post_helix_events(trigger="beat")
+    assert_one_event_per_sale(sandbox)
+
+
+def test_reconcile_helix_events_task_and_command(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    post_helix_events(trigger="command")
+    reconcile_helix_events_task.delay()
+    call_command("sales_reconcile_helix_events", hours=2)
+    from portal.models import SyncRun
+
+    runs = SyncRun.objects.filter(operation="reconcile_helix_events").order_by("pk")
+    assert [r.status for r in runs] == ["succeeded", "succeeded"]
+    assert [r.trigger for r in runs] == ["beat", "command"]
+
+
+def test_reconciliation_is_scheduled_in_beat():
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(task="sales.reconcile_helix_events")
+    assert task.enabled and task.interval.every == 15 and task.interval.period == "minutes"
