@@ -191,3 +191,5 @@ class CampaignAdmin(admin.ModelAdmin):
             raise Http404("This campaign's export has not been built.")
         return FileResponse(campaign.export_file.open("rb"), as_attachment=True, content_type="text/csv",
                             filename=f"campaign-{campaign.pk}-contacts.csv")
+
+from . import sms_admin  # noqa: E402,F401 (the SMS side registers its admin)

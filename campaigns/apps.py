@@ -18,6 +18,12 @@ class CampaignsConfig(AppConfig):
                            "Build one campaign's SMS contact CSV from the synced subjects.", runnable=False,
                            target_param="campaign"))
 
+        register(Operation("campaigns", "send_campaign", "Send a campaign's SMS", "campaigns.send_campaign",
+                           "Send an approved campaign's due messages through Twilio (started by approval).",
+                           runnable=False, target_param="campaign"))
+        register(Operation("campaigns", "send_due_messages", "Send due SMS", "campaigns.send_due_messages",
+                           "Queue the send of every campaign with messages now due (after quiet hours or a backoff)."))
+
         from portal.setaside import register_retry
 
         from .services import retries

@@ -20,3 +20,13 @@ def sync_portal_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
 @shared_task(name="campaigns.build_export")
 def build_export_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
     services.build_export(run_id=run_id, trigger=trigger, **params)
+
+
+@shared_task(name="campaigns.send_campaign", time_limit=3600, soft_time_limit=3600 - 60)
+def send_campaign_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
+    services.send_campaign(run_id=run_id, trigger=trigger, **params)
+
+
+@shared_task(name="campaigns.send_due_messages")
+def send_due_messages_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
+    services.send_due_messages(run_id=run_id, trigger=trigger, **params)

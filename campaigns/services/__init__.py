@@ -1,6 +1,8 @@
 """The campaigns app's operations: one function each (see portal.runs.operation)."""
 
 from .export import build_export
+from .sending import approve_campaign, cancel_campaign, send_campaign, send_due_messages, send_test_sms
 from .sync import check_portal, sync_portal, sync_portals
 
-__all__ = ["build_export", "check_portal", "sync_portal", "sync_portals"]
+__all__ = ["approve_campaign", "build_export", "cancel_campaign", "check_portal", "send_campaign", "send_due_messages",
+           "send_test_sms", "sync_portal", "sync_portals"]
