@@ -25,8 +25,9 @@ Served under `/twilio/2010-04-01/Accounts/{AccountSid}/...`:
 Control (`/_sandbox/twilio/<action>`, JSON bodies):
 - `config {"per_second": n, "step_ms": ms, "undelivered_every": n,
   "undelivered_code": 30003, "duplicate_callbacks": bool, "reverse_callbacks": bool,
-  "inbound_url": url}`: throughput, callback pace, a share that end
-  undelivered, duplicate and out-of-order callbacks, where inbound goes.
+  "inbound_url": url, "callbacks": bool}`: throughput, callback pace, a share that
+  end undelivered, duplicate and out-of-order callbacks, where inbound goes; no
+  lifecycle at all (benchmarks).
 - `destiny {"to": "+47...", "status": "undelivered"|"failed", "error_code": 30005}`:
   how messages to one number end.
 - `lose_reply {"count": 1, "mode": "reset"|"timeout", "timeout_s": 5}`: the
@@ -117,6 +118,7 @@ class TwilioSandbox(Sandbox):
         self.duplicate_callbacks = False
         self.reverse_callbacks = False
         self.inbound_url = ""
+        self.callbacks = True
         self.lose_replies = deque()
         self.window = defaultdict(deque)
         self.callbacks_sent = []  # (sid, status, http status or error)
@@ -227,7 +229,8 @@ class TwilioSandbox(Sandbox):
             self.messages[sid] = msg
             self.order.append(sid)
             self.created += 1
-            self._plan_lifecycle(msg)
+            if self.callbacks:
+                self._plan_lifecycle(msg)
             lost = self.lose_replies.popleft() if self.lose_replies else None
         if lost:
             self._lose_reply(request, lost)
@@ -396,7 +399,7 @@ class TwilioSandbox(Sandbox):
                 for key in ("per_second", "step_ms", "undelivered_every", "undelivered_code"):
                     if key in spec:
                         setattr(self, key, int(spec[key]))
-                for key in ("duplicate_callbacks", "reverse_callbacks"):
+                for key in ("duplicate_callbacks", "reverse_callbacks", "callbacks"):
                     if key in spec:
                         setattr(self, key, bool(spec[key]))
                 if "inbound_url" in spec:
