@@ -33,6 +33,10 @@ class CampaignsConfig(AppConfig):
         register_retry("campaigns", "user", retries.retry_user)
         register_retry("campaigns", "access_key", retries.retry_access_key)
 
+        from .services.sending import retry_message
+
+        register_retry("campaigns", "sms_message", retry_message)
+
     def is_configured(self):
         from .models import Portal
 

@@ -52,7 +52,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from urllib.parse import urlencode
 
 import requests
@@ -439,7 +439,3 @@ class TwilioSandbox(Sandbox):
             params["OptOutType"] = opt_type
         outcome = self._post_signed(url, params, AUTH_TOKEN, self.inbound_sent, sender, body) if url else None
         return json_response({"opt_out_type": opt_type, "webhook_status": outcome})
-
-
-def parse_rfc2822(value):
-    return parsedate_to_datetime(value) if value else None

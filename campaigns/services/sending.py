@@ -23,7 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Min, Q
+from django.db.models import Min
 from django.utils import timezone
 
 from portal.http import UpstreamAuthError, UpstreamError, UpstreamTransientError
@@ -190,7 +190,14 @@ def _record(run, row, token, outcome, result):
                 record_opt_out(row.phone, source=OptOut.Source.TWILIO, keyword="21610")
             run.count("opted_out")
         else:
-            _mark(row, token, status=Status.FAILED, error_code=error.code, error_message=str(error.body)[:500], claim_token="")
+            with transaction.atomic():
+                if _mark(row, token, status=Status.FAILED, error_code=error.code, error_message=str(error.body)[:500],
+                         claim_token=""):
+                    # Set aside (no personal data in it): the run ends partial, and staff can
+                    # retry once the number or the sender is fixed.
+                    run.set_aside("sms_message", f"{row.campaign_id}/{row.pk}",
+                                  f"Twilio refused the message (code {error.code}); its text is in the delivery table.",
+                                  context={"message": row.pk, "campaign": row.campaign_id})
             run.count("refused")
         run.advance()
         return None
@@ -294,10 +301,28 @@ def send_campaign(run, campaign, max_seconds=3000):
     _finish_if_done(row)
     if auth_error:
         raise OperationFailed(f"Twilio refused the account's credentials: {auth_error}")
-    counters = run.record.counters
-    if counters.get("refused") and not run.ok_count:
-        raise OperationFailed(f"Twilio refused all {counters['refused']} messages; see the delivery table.")
-    return dict(counters)
+    return dict(run.record.counters)
+
+
+def retry_message(run, record):
+    """Retry of a message Twilio refused (a set-aside record): sent once more, the send's own way.
+    Refused again: set aside again with the new reason."""
+    row = CampaignMessage.objects.filter(pk=record.context.get("message")).select_related("campaign").first()
+    if row is None:
+        raise OperationFailed(f"Message {record.key} no longer exists.")
+    if row.status != Status.FAILED or row.sid:
+        return  # sent meanwhile (or handed to Twilio and failed in delivery): nothing to resend
+    account = account_for(row.campaign)
+    token = f"{run.record.pk}:{uuid.uuid4().hex[:12]}"
+    if not CampaignMessage.objects.filter(pk=row.pk, status=Status.FAILED, sid="").update(
+            status=Status.CLAIMED, claim_token=token, claimed_at=quiet_hours.now()):
+        return
+    row.refresh_from_db()
+    bucket = get_bucket(f"twilio-{account.pk}", account.messages_per_second, burst=2)
+    outcome, result = _attempt(TwilioClient.for_account(account), bucket, account, row, status_callback_url())
+    error = _record(run, row, token, outcome, result)
+    if error:
+        raise error
 
 
 def _cancelled(campaign):
@@ -437,5 +462,5 @@ def delivery_counts(campaign_id):
     return {status: counts.get(status, 0) for status in Status.values}
 
 
-__all__ = ["approve_campaign", "cancel_campaign", "send_campaign", "send_due_messages", "send_test_sms", "apply_status",
-           "record_inbound", "record_opt_out", "delivery_counts", "NotAllowed", "Q"]
+__all__ = ["retry_message", "approve_campaign", "cancel_campaign", "send_campaign", "send_due_messages", "send_test_sms", "apply_status",
+           "record_inbound", "record_opt_out", "delivery_counts", "NotAllowed"]

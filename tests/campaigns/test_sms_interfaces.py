@@ -10,7 +10,7 @@ from campaigns.models import Campaign, CampaignMessage, OptOut, SmsAccount
 from campaigns.sandbox.twilio import AUTH_TOKEN
 from campaigns.tasks import send_campaign_task, send_due_messages_task
 
-from .sms_fixtures import make_account, make_campaign, make_families, public_url, sandbox_texts, sender, twilio  # noqa: F401
+from .sms_fixtures import make_account, make_campaign, make_families, sandbox_texts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

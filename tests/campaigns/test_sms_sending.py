@@ -11,7 +11,7 @@ from campaigns.sandbox.twilio import AUTH_TOKEN, signature
 from campaigns.services import approve_campaign, cancel_campaign, send_campaign, send_due_messages
 from campaigns.services.sending import NotAllowed, apply_status
 
-from .sms_fixtures import make_account, make_campaign, make_families, public_url, sandbox_texts, sender, twilio  # noqa: F401
+from .sms_fixtures import make_account, make_campaign, make_families, sandbox_texts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -102,6 +102,15 @@ def test_21610_records_the_opt_out_and_21211_is_recorded_per_recipient(twilio, p
     assert rows["+12015550203"].status in ("queued", "sending", "sent", "delivered")
     assert OptOut.objects.get(phone="+12015550201").source == "twilio"
     assert run.counters["opted_out"] == 1 and run.counters["refused"] == 1
+    assert run.status == "partial"  # the refused one is set aside, the rest went through
+    from portal.models import SetAsideRecord
+    from portal.setaside import retry_set_aside
+
+    [refused] = SetAsideRecord.objects.filter(app="campaigns", kind="sms_message")
+    assert "21211" in refused.reason and "+1500" not in refused.reason + str(refused.payload)
+    retry_set_aside(ids=[refused.pk], trigger="command")
+    rows["+15005550001"].refresh_from_db()
+    assert rows["+15005550001"].error_code == 21211 and sandbox_texts(twilio)["+15005550001"] == 0
 
 
 def test_forged_or_unsigned_callbacks_are_refused_and_change_nothing(families, sender, twilio, public_url):
