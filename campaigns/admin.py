@@ -227,3 +227,6 @@ class ExportDownloadAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+from . import sms_admin  # noqa: E402,F401 (the SMS side registers its admin)

@@ -22,6 +22,12 @@ class CampaignsConfig(AppConfig):
                            "Delete subjects, registered users and contact exports older than CAMPAIGN_RETENTION_DAYS "
                            "(default 90); the run keeps the counts."))
 
+        register(Operation("campaigns", "send_campaign", "Send a campaign's SMS", "campaigns.send_campaign",
+                           "Send an approved campaign's due messages through Twilio (started by approval).",
+                           runnable=False, target_param="campaign"))
+        register(Operation("campaigns", "send_due_messages", "Send due SMS", "campaigns.send_due_messages",
+                           "Queue the send of every campaign with messages now due (after quiet hours or a backoff)."))
+
         from portal.setaside import register_retry
 
         from .services import retries
@@ -30,6 +36,10 @@ class CampaignsConfig(AppConfig):
         register_retry("campaigns", "subject", retries.retry_subject)
         register_retry("campaigns", "user", retries.retry_user)
         register_retry("campaigns", "access_key", retries.retry_access_key)
+
+        from .services.sending import retry_message
+
+        register_retry("campaigns", "sms_message", retry_message)
 
     def is_configured(self):
         from .models import Portal

@@ -284,6 +284,13 @@ class SubjectActivity(models.Model):
         constraints = [models.UniqueConstraint(fields=["subject", "activity"], name="campaigns_subject_activity_unique")]
 
 
+class SendState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    CANCELLED = "cancelled", "Cancelled"
+
+
 class Campaign(models.Model):
     """An SMS campaign: who to text (portals, audience, activities) and what."""
 
@@ -308,9 +315,21 @@ class Campaign(models.Model):
     export_file = models.FileField(storage=_export_storage, upload_to="", blank=True, editable=False)
     export_built_at = models.DateTimeField(null=True, blank=True, editable=False)
     export_contacts = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    # --- sending (campaigns/services/sending.py) ---
+    one_message_per_subject = models.BooleanField(
+        default=False, help_text="One text per subject instead of one per phone number naming every child.")
+    skip_subjects_without_key = models.BooleanField(
+        default=False, help_text="Leave out subjects with no gallery access key (else their link is the gallery URL).")
+    sms_account = models.ForeignKey("campaigns.SmsAccount", null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="campaigns", help_text="Blank: the first enabled SMS account.")
+    send_state = models.CharField(max_length=12, choices=SendState.choices, default=SendState.DRAFT, editable=False)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False)
+    approved_at = models.DateTimeField(null=True, blank=True, editable=False)
+    skipped = models.JSONField(default=dict, blank=True, editable=False, help_text="Contacts left out at approval, by reason.")
 
     class Meta:
         ordering = ["-created"]
+        permissions = [("send_campaign", "Can approve, send and cancel a campaign's SMS")]
 
     def __str__(self):
         return self.name
@@ -344,3 +363,6 @@ def _delete_export_file(sender, instance, **kwargs):
     # The CSV holds personal data: it goes with its campaign (also on bulk delete).
     if instance.export_file:
         instance.export_file.storage.delete(instance.export_file.name)
+
+
+from .sms_models import CampaignMessage, OptOut, SmsAccount, StatusCallback  # noqa: E402,F401 (the SMS side)

@@ -25,3 +25,12 @@ def build_export_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
 @shared_task(name="campaigns.purge_personal_data", time_limit=3600, soft_time_limit=3540)
 def purge_personal_data_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
     services.purge_personal_data(run_id=run_id, trigger=trigger, **params)
+
+@shared_task(name="campaigns.send_campaign", time_limit=3600, soft_time_limit=3600 - 60)
+def send_campaign_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
+    services.send_campaign(run_id=run_id, trigger=trigger, **params)
+
+
+@shared_task(name="campaigns.send_due_messages")
+def send_due_messages_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
+    services.send_due_messages(run_id=run_id, trigger=trigger, **params)

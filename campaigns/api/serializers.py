@@ -73,8 +73,9 @@ class CampaignSerializer(serializers.ModelSerializer):
     class Meta:
         model = Campaign
         fields = ["id", "name", "portals", "audience", "activities", "message_template", "sender_id", "created",
-                  "export_built_at", "export_contacts", "export_url"]
-        read_only_fields = ["created", "export_built_at", "export_contacts"]
+                  "export_built_at", "export_contacts", "export_url",
+                  "one_message_per_subject", "skip_subjects_without_key", "sms_account", "send_state", "approved_at", "skipped"]
+        read_only_fields = ["created", "export_built_at", "export_contacts", "send_state", "approved_at", "skipped"]
 
     def get_export_url(self, obj) -> str | None:
         if not obj.export_file:

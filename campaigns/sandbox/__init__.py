@@ -425,3 +425,8 @@ class NetlifeSandbox(Sandbox):
 SANDBOXES = [NetlifeSandbox]
 
 __all__ = ["DEMO_PASSWORD", "DEMO_USERNAME", "RESTRICTED_USERNAME", "SANDBOXES", "NetlifeSandbox"]
+
+from .twilio import TwilioSandbox  # noqa: E402 (the SMS side's sandbox, served under /twilio/)
+
+SANDBOXES = SANDBOXES + [TwilioSandbox]
+__all__ += ["TwilioSandbox"]

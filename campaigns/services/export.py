@@ -17,16 +17,10 @@ from portal.runs import OperationFailed, operation
 
 from .. import conf
 from ..models import CONTACT_COLUMNS, Campaign, Subject
-from ..phones import check as check_phone
 
 logger = logging.getLogger(__name__)
 
 COLUMNS = CONTACT_COLUMNS
-
-
-class _Blank(dict):
-    def __missing__(self, key):
-        return ""
 
 
 def _cell(value):
@@ -72,52 +66,10 @@ def exportable_key(subject, confirmed_after):
 
 
 def contact_rows(campaign, run):
-    seen = set()
-    confirmed_after = timezone.now() - conf.access_key_max_age()
-    for subject in audience_subjects(campaign).iterator(chunk_size=1000):
-        run.count("subjects")
-        portal = subject.portal
-        found_any = False
-        access_key = exportable_key(subject, confirmed_after)
-        if subject.access_key and not access_key:
-            run.count("access_keys_unconfirmed")
-        for raw, contact_name, contact_email, source in phone_candidates(subject):
-            phone = check_phone(raw, country=subject.country, default_code=portal.default_country_code)
-            if not phone:
-                # Reported, not texted: counted by reason; the run's log names the
-                # subject (not the number: the log carries no personal data).
-                run.count("invalid_phones")
-                run.count(f"phones_rejected_{phone.reason}")
-                if phone.reason != "invalid":
-                    logger.info("subject %s: its %s number is a %s, not texted", subject.uuid, source,
-                                phone.reason.replace("_", " "))
-                continue
-            phone = phone.e164
-            found_any = True
-            if phone in seen:
-                run.count("duplicate_phones_skipped")
-                continue
-            seen.add(phone)
-            user = subject.registered_user
-            fields = _Blank(
-                phone=phone, contact_name=contact_name, contact_email=contact_email, phone_source=source,
-                sender_id=campaign.sender_id, portal=portal.key, brand=portal.get_brand_display(), job_uuid=subject.job.uuid,
-                job_name=subject.job.name, activities="; ".join(sorted(a.name for a in subject.activities.all())),
-                subject_uuid=subject.uuid, subject_name=str(subject), first_name=subject.first_name,
-                last_name=subject.last_name, external_id=subject.external_id, group=subject.group,
-                buyer="yes" if subject.has_order else "no", registered_user_uuid=user.uuid if user else "",
-                registered_email=(user.email or user.username) if user else "", access_key=access_key,
-                gallery_url=f"{portal.public_url}/gallery/{subject.uuid}",
-                access_url=f"{portal.public_url}/?code={access_key}" if access_key else "",
-            )
-            try:
-                fields["message"] = campaign.message_template.format_map(fields)
-            except (ValueError, IndexError, AttributeError) as exc:
-                raise OperationFailed(f"The message template cannot be filled in: {exc}") from exc
-            run.count("contacts")
-            yield fields
-        if not found_any:
-            run.count("subjects_without_phone")
+    # The SMS composition decides who gets what: one row per message, siblings together.
+    from .messages import export_rows
+
+    yield from export_rows(campaign, run)
 
 
 def render_csv(rows):

@@ -53,3 +53,6 @@ def _export_dir(tmp_path, monkeypatch):
     export_storage._wrapped = empty
     yield
     export_storage._wrapped = empty
+
+
+from .sms_fixtures import public_url, sender, twilio  # noqa: E402,F401 (the SMS side's fixtures)

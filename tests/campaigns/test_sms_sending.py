@@ -1,0 +1,234 @@
+"""Sending through the live Twilio sandbox, with its callbacks to a live portal server."""
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+import requests
+
+from campaigns.models import CampaignMessage, OptOut
+from campaigns.sandbox.twilio import AUTH_TOKEN, signature
+from campaigns.services import approve_campaign, cancel_campaign, send_campaign, send_due_messages
+from campaigns.services.sending import NotAllowed, apply_status
+
+from .sms_fixtures import make_account, make_campaign, make_families, sandbox_texts
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FAMILIES = {f"+1201555{n:04d}": (["Emma", "Liam"] if n % 3 == 0 else ["Ava"]) for n in range(110, 130)}
+
+
+def wait_for(predicate, timeout=15, what="it"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not seen within {timeout}s")
+
+
+def counts(campaign):
+    from campaigns.services.sending import delivery_counts
+
+    return {k: v for k, v in delivery_counts(campaign.pk).items() if v}
+
+
+@pytest.fixture
+def families(twilio, public_url):
+    portal = make_families(FAMILIES)
+    account = make_account()
+    return make_campaign(portal, account)
+
+
+def test_it_sends_one_message_per_household_and_follows_delivery_to_the_end(families, sender, twilio):
+    campaign = families
+    run = approve_campaign(campaign.pk, user=sender)
+    run.refresh_from_db()
+    assert run.status == "succeeded", (run.error, run.log[-2000:])
+    texts = sandbox_texts(twilio)
+    assert texts == {phone: 1 for phone in FAMILIES}
+    siblings = next(m for m in twilio.state()["messages"] if m["to"] == "+12015550111" or m["to"] == "+12015550120")
+    assert "Emma: https://" in siblings["body"] and "Liam: https://" in siblings["body"]
+    wait_for(lambda: counts(campaign) == {"delivered": len(FAMILIES)}, what="every message delivered")
+    # running it again (a re-run, a second approval) texts nobody a second time
+    again = send_campaign(trigger="command", campaign=campaign.pk)
+    assert again.status == "succeeded"
+    approve_campaign(campaign.pk, user=sender)
+    assert sandbox_texts(twilio) == texts
+    assert CampaignMessage.objects.filter(campaign=campaign).count() == len(FAMILIES)
+
+
+def test_only_a_user_with_the_send_permission_may_approve(families, django_user_model):
+    clerk = django_user_model.objects.create_user("clerk", is_staff=True)
+    with pytest.raises(NotAllowed):
+        approve_campaign(families.pk, user=clerk)
+    assert not CampaignMessage.objects.exists()
+
+
+def test_a_reply_lost_after_twilio_accepted_is_reconciled_without_a_second_message(families, sender, twilio):
+    control("lose_reply", ({"count": 1, "mode": "reset"}))
+    run = approve_campaign(families.pk, user=sender)
+    run.refresh_from_db()
+    assert run.status == "succeeded", (run.error, run.log[-2000:])
+    assert run.counters["reconciled_without_resending"] == 1
+    assert sandbox_texts(twilio) == {phone: 1 for phone in FAMILIES}
+    sids = {m["to"]: m["sid"] for m in twilio.state()["messages"]}
+    assert {r.phone: r.sid for r in CampaignMessage.objects.all()} == sids
+
+
+def test_429_and_500_are_retried_and_each_recipient_gets_one_message(families, sender, twilio):
+    from portal.sandbox import Fault
+
+    twilio.add_fault(Fault(count=2, status=429, retry_after=1, body={"code": 20429, "message": "Too Many Requests",
+                                                                      "more_info": "", "status": 429}))
+    twilio.add_fault(Fault(count=2, status=500, body={"code": 20500, "message": "Internal Server Error", "status": 500}))
+    run = approve_campaign(families.pk, user=sender)
+    run.refresh_from_db()
+    assert run.status == "succeeded", (run.error, run.log[-2000:])
+    assert run.counters["rate_limited"] == 2 and run.counters["retry_later"] == 2
+    assert sandbox_texts(twilio) == {phone: 1 for phone in FAMILIES}
+
+
+def test_21610_records_the_opt_out_and_21211_is_recorded_per_recipient(twilio, public_url, sender):
+    portal = make_families({"+12015550201": ["Emma"], "+15005550001": ["Liam"], "+12015550203": ["Ava"]})
+    campaign = make_campaign(portal, make_account())
+    control("opt_out", ({"to": "+12015550201"}))
+    run = approve_campaign(campaign.pk, user=sender)
+    run.refresh_from_db()
+    rows = {r.phone: r for r in CampaignMessage.objects.all()}
+    assert (rows["+12015550201"].status, rows["+12015550201"].error_code) == ("opted_out", 21610)
+    assert (rows["+15005550001"].status, rows["+15005550001"].error_code) == ("failed", 21211)
+    assert "Invalid 'To' Phone Number" in rows["+15005550001"].error_message
+    assert rows["+12015550203"].status in ("queued", "sending", "sent", "delivered")
+    assert OptOut.objects.get(phone="+12015550201").source == "twilio"
+    assert run.counters["opted_out"] == 1 and run.counters["refused"] == 1
+    assert run.status == "partial"  # the refused one is set aside, the rest went through
+    from portal.models import SetAsideRecord
+    from portal.setaside import retry_set_aside
+
+    [refused] = SetAsideRecord.objects.filter(app="campaigns", kind="sms_message")
+    assert "21211" in refused.reason and "+1500" not in refused.reason + str(refused.payload)
+    retry_set_aside(ids=[refused.pk], trigger="command")
+    rows["+15005550001"].refresh_from_db()
+    assert rows["+15005550001"].error_code == 21211 and sandbox_texts(twilio)["+15005550001"] == 0
+
+
+def test_forged_or_unsigned_callbacks_are_refused_and_change_nothing(families, sender, twilio, public_url):
+    approve_campaign(families.pk, user=sender)
+    wait_for(lambda: counts(families) == {"delivered": len(FAMILIES)}, what="delivery")
+    row = CampaignMessage.objects.first()
+    url = f"{public_url}/api/campaigns/twilio/status/"
+    params = {"MessageSid": row.sid, "MessageStatus": "failed", "AccountSid": families.sms_account.account_sid,
+              "ErrorCode": "30003"}
+    assert requests.post(url, data=params, timeout=5).status_code == 403
+    forged = signature("not-the-token", url, params)
+    assert requests.post(url, data=params, headers={"X-Twilio-Signature": forged}, timeout=5).status_code == 403
+    tampered = signature(AUTH_TOKEN, url, {**params, "MessageStatus": "delivered"})
+    assert requests.post(url, data=params, headers={"X-Twilio-Signature": tampered}, timeout=5).status_code == 403
+    row.refresh_from_db()
+    assert row.status == "delivered" and row.error_code is None
+    inbound = f"{public_url}/api/campaigns/twilio/inbound/"
+    stop = {"From": row.phone, "Body": "STOP", "AccountSid": families.sms_account.account_sid}
+    assert requests.post(inbound, data=stop, timeout=5).status_code == 403
+    assert not OptOut.objects.exists()
+
+
+def test_duplicate_and_out_of_order_callbacks_never_move_a_status_back(families, sender, twilio):
+    control("config", ({"reverse_callbacks": True, "duplicate_callbacks": True, "undelivered_every": 4}))
+    approve_campaign(families.pk, user=sender)
+    wait_for(lambda: twilio.state()["callbacks_pending"] == 0 and twilio.state()["callbacks_sent"] >= 8 * len(FAMILIES),
+             what="every callback")
+    undelivered = len(FAMILIES) // 4
+    assert counts(families) == {"delivered": len(FAMILIES) - undelivered, "undelivered": undelivered}
+    assert set(CampaignMessage.objects.filter(status="undelivered").values_list("error_code", flat=True)) == {30003}
+    # a late "sent" after "delivered" (applied directly, as the endpoint does) changes nothing
+    row = CampaignMessage.objects.filter(status="delivered").first()
+    assert apply_status(row.sid, "sent") == 0 and apply_status(row.sid, "queued") == 0
+    row.refresh_from_db()
+    assert row.status == "delivered"
+
+
+def test_a_callback_that_beats_the_posts_reply_is_applied_once_the_sid_is_known(db):
+    from campaigns.models import StatusCallback
+
+    portal = make_families({"+12015550301": ["Emma"]})
+    campaign = make_campaign(portal, make_account())
+    row = CampaignMessage.objects.create(campaign=campaign, key="+12015550301", phone="+12015550301", body="x",
+                                         due_at=datetime.now(UTC), status="queued")
+    assert apply_status("SMabc", "delivered") == 0  # no message has that sid yet
+    CampaignMessage.objects.filter(pk=row.pk).update(sid="SMabc")
+    from campaigns.services.sending import apply_stored_callbacks
+
+    assert apply_stored_callbacks("SMabc") == 1
+    row.refresh_from_db()
+    assert row.status == "delivered" and StatusCallback.objects.get().applied
+
+
+def test_stop_is_honoured_from_the_next_message_on_and_start_resubscribes(twilio, public_url, sender):
+    portal = make_families({"+12015550401": ["Emma"], "+12015550402": ["Ava"]})
+    account = make_account()
+    first = make_campaign(portal, account, name="First")
+    approve_campaign(first.pk, user=sender)
+    inbound = f"{public_url}/api/campaigns/twilio/inbound/"
+    reply = control("inbound", ({"from": "+12015550401", "body": "stop", "url": inbound}))
+    assert reply.status_code == 200
+    assert OptOut.objects.get(phone="+12015550401").active
+    second = make_campaign(portal, account, name="Second")
+    approve_campaign(second.pk, user=sender)
+    assert list(second.messages.values_list("phone", flat=True)) == ["+12015550402"]
+    second.refresh_from_db()
+    assert second.skipped == {"opted_out": 1}
+    # the number opted out after approval: the send run still does not text it
+    # numbers that opted out after approval (one by STOP, one added by staff, unknown to
+    # Twilio): the send run still texts neither
+    third = make_campaign(portal, account, name="Third")
+    for phone in ("+12015550401", "+12015550402"):
+        CampaignMessage.objects.create(campaign=third, key=phone, phone=phone, body="late", due_at=datetime.now(UTC))
+    OptOut.objects.create(phone="+12015550402", source=OptOut.Source.STAFF)
+    third.send_state = "sending"
+    third.save()
+    send_campaign(trigger="command", campaign=third.pk)
+    assert set(third.messages.values_list("status", "error_code")) == {("opted_out", None)}
+    assert sandbox_texts(twilio) == {"+12015550401": 1, "+12015550402": 2}
+    control("inbound", ({"from": "+12015550401", "body": "START", "url": inbound}))
+    assert not OptOut.objects.get(phone="+12015550401").active
+
+
+def test_quiet_hours_hold_messages_in_the_database_until_morning(twilio, public_url, sender, monkeypatch):
+    portal = make_families({"+12015550501": ["Emma"], "+4791234567": ["Ola"]})  # New York and Oslo
+    campaign = make_campaign(portal, make_account(quiet_start="08:00", quiet_end="21:00"))
+    clock = {"now": datetime(2026, 12, 2, 2, 30, tzinfo=UTC)}  # 21:30 in New York, 03:30 in Oslo
+    monkeypatch.setattr("campaigns.services.quiet_hours.now", lambda: clock["now"])
+    run = approve_campaign(campaign.pk, user=sender)
+    run.refresh_from_db()
+    assert run.counters["held_for_quiet_hours"] == 2 and twilio.state()["messages"] == []
+    due = {r.phone: r.due_at for r in CampaignMessage.objects.all()}
+    assert due["+4791234567"] == datetime(2026, 12, 2, 7, 0, tzinfo=UTC)  # 08:00 in Oslo
+    assert due["+12015550501"] == datetime(2026, 12, 2, 13, 0, tzinfo=UTC)  # 08:00 in New York
+    assert all(r.status == "pending" for r in CampaignMessage.objects.all())
+    clock["now"] = datetime(2026, 12, 2, 7, 1, tzinfo=UTC)  # Oslo is awake, New York is not
+    send_due_messages(trigger="beat")
+    assert sandbox_texts(twilio) == {"+4791234567": 1}
+    clock["now"] = datetime(2026, 12, 2, 13, 0, 30, tzinfo=UTC)
+    send_due_messages(trigger="beat")
+    assert sandbox_texts(twilio) == {"+4791234567": 1, "+12015550501": 1}
+
+
+def test_a_cancelled_send_leaves_the_unsent_unsent(families, sender, twilio, monkeypatch):
+    clock = {"now": datetime(2026, 12, 2, 12, 0, tzinfo=UTC)}
+    monkeypatch.setattr("campaigns.services.quiet_hours.now", lambda: clock["now"])
+    families.sms_account.quiet_start, families.sms_account.quiet_end = "08:00", "21:00"
+    families.sms_account.save()
+    approve_campaign(families.pk, user=sender)  # 07:00 in New York: everything waits
+    assert cancel_campaign(families.pk, user=sender) == len(FAMILIES)
+    clock["now"] = datetime(2026, 12, 2, 14, 0, tzinfo=UTC)
+    send_due_messages(trigger="beat")
+    send_campaign(trigger="command", campaign=families.pk)
+    assert twilio.state()["messages"] == []
+    assert counts(families) == {"cancelled": len(FAMILIES)}
+
+def control(action, data):
+    """The sandbox's control endpoint, over HTTP like any demo or test."""
+    from django.conf import settings
+
+    return requests.post(f"{settings.SANDBOX_URL}/_sandbox/twilio/{action}", json=data, timeout=10)
