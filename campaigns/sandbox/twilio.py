@@ -65,7 +65,9 @@ API_KEY_SID = "SK" + "fedcba9876543210" * 2
 API_KEY_SECRET = "twilio-sandbox-api-key-secret"
 MESSAGING_SERVICE_SID = "MG" + "00112233445566778899aabbccddeeff"
 NUMBERS = ("+12015550100", "+4759440000")
-INVALID_TO = {"+15005550001"}  # Twilio's magic "invalid number"
+# Twilio's magic "invalid number", and a well-formed US mobile number Twilio says does not
+# exist (libphonenumber accepts it, so only Twilio's 21211 tells the portal)
+INVALID_TO = {"+15005550001", "+12015550666"}
 PER_SECOND = 100
 API = "/2010-04-01/Accounts/<account>"
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}

@@ -10,6 +10,7 @@ link; with `skip_subjects_without_key` such subjects are left out instead.
 Whatever is left out is counted with its reason. No database writes.
 """
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -24,6 +25,8 @@ from ..models import Campaign, OptOut
 from .. import conf
 from ..phones import check as check_phone
 from .export import audience_subjects, exportable_key, phone_candidates
+
+logger = logging.getLogger(__name__)
 
 LINK_FIELDS = ("access_url", "link", "gallery_url")
 NAME_FIELDS = ("first_name", "subject_name")
@@ -147,6 +150,9 @@ def compose(campaign, account=None, *, sample=None, blocked=None, stats=None):
                 # reported, not texted: counted by reason (a landline is not an invalid number)
                 skipped["invalid_phone" if checked.reason == "invalid" else f"phone_{checked.reason}"] += 1
                 stats[f"phones_rejected_{checked.reason}"] += 1
+                if checked.reason != "invalid":  # the log names the subject, never the number
+                    logger.info("subject %s: its %s number is a %s, not texted", subject.uuid, source,
+                                checked.reason.replace("_", " "))
                 continue
             phone = checked.e164
             if phone in blocked:

@@ -3,6 +3,7 @@
 from collections import Counter
 
 import pytest
+from django.utils import timezone
 
 from campaigns.models import Activity, Campaign, Job, Portal, SmsAccount, Subject
 from campaigns.sandbox.twilio import ACCOUNT_SID, AUTH_TOKEN, NUMBERS
@@ -33,7 +34,8 @@ def make_families(households, *, portal_key="nowandforeverphoto", without_key=()
             subject = Subject.objects.create(
                 portal=portal, job=job, uuid=f"subj-{n}", first_name=name, last_name="Hansen", phone_number=phone,
                 country="US" if phone.startswith("+1") else "NO",
-                access_key="" if name in without_key else f"KEY{n:04d}", image_count=3)
+                access_key="" if name in without_key else f"KEY{n:04d}", image_count=3,
+                access_key_checked_at=None if name in without_key else timezone.now())
             subject.activities.add(activity)
     return portal
 

@@ -90,15 +90,15 @@ def test_429_and_500_are_retried_and_each_recipient_gets_one_message(families, s
 
 
 def test_21610_records_the_opt_out_and_21211_is_recorded_per_recipient(twilio, public_url, sender):
-    portal = make_families({"+12015550201": ["Emma"], "+15005550001": ["Liam"], "+12015550203": ["Ava"]})
+    portal = make_families({"+12015550201": ["Emma"], "+12015550666": ["Liam"], "+12015550203": ["Ava"]})
     campaign = make_campaign(portal, make_account())
     control("opt_out", ({"to": "+12015550201"}))
     run = approve_campaign(campaign.pk, user=sender)
     run.refresh_from_db()
     rows = {r.phone: r for r in CampaignMessage.objects.all()}
     assert (rows["+12015550201"].status, rows["+12015550201"].error_code) == ("opted_out", 21610)
-    assert (rows["+15005550001"].status, rows["+15005550001"].error_code) == ("failed", 21211)
-    assert "Invalid 'To' Phone Number" in rows["+15005550001"].error_message
+    assert (rows["+12015550666"].status, rows["+12015550666"].error_code) == ("failed", 21211)
+    assert "Invalid 'To' Phone Number" in rows["+12015550666"].error_message
     assert rows["+12015550203"].status in ("queued", "sending", "sent", "delivered")
     assert OptOut.objects.get(phone="+12015550201").source == "twilio"
     assert run.counters["opted_out"] == 1 and run.counters["refused"] == 1
@@ -107,10 +107,10 @@ def test_21610_records_the_opt_out_and_21211_is_recorded_per_recipient(twilio, p
     from portal.setaside import retry_set_aside
 
     [refused] = SetAsideRecord.objects.filter(app="campaigns", kind="sms_message")
-    assert "21211" in refused.reason and "+1500" not in refused.reason + str(refused.payload)
+    assert "21211" in refused.reason and "+1201555" not in refused.reason + str(refused.payload)
     retry_set_aside(ids=[refused.pk], trigger="command")
-    rows["+15005550001"].refresh_from_db()
-    assert rows["+15005550001"].error_code == 21211 and sandbox_texts(twilio)["+15005550001"] == 0
+    rows["+12015550666"].refresh_from_db()
+    assert rows["+12015550666"].error_code == 21211 and sandbox_texts(twilio)["+12015550666"] == 0
 
 
 def test_forged_or_unsigned_callbacks_are_refused_and_change_nothing(families, sender, twilio, public_url):
