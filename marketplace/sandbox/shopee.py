@@ -13,15 +13,18 @@ Choices where the contract is silent:
 - The auth link auto-approves and redirects to `redirect` with `code` and
   `shop_id` appended to the redirect's own query string (state kept there).
 - The order list is sorted by the chosen time field, then order_sn; the cursor
-  is the offset as a string (opaque to clients).
+  is opaque to clients (the last listed order's key, base64), so an order
+  updated while a client pages is not skipped.
 - Control: `POST /_sandbox/shopee/tokens {"access_expires_in": s, "refresh_expires_in": s}`,
   `POST .../expire {"what": "access"|"refresh"}` (access expiry skips the 5 min
   grace), `POST .../error {"code": "error_server", "count": n, "path": "..."}`,
-  `POST .../orders {"count": n}` or `{"touch": [order_sn...]}`, and
+  `POST .../orders {"count": n}` or `{"touch": [order_sn...]}` or
+  `{"touch_while_paging": {"after_pages": 1, "count": 5}}` (common.py), and
   `POST .../override` / `.../fix_orders` to serve one malformed order in
   get_order_detail (see common.py).
 """
 
+import base64
 import hashlib
 import hmac
 import json
@@ -81,6 +84,8 @@ class ShopeeSandbox(MarketplaceSandbox):
         self.queued_errors = []
         self.calls = []
         self.overrides = {}  # order_sn -> {"fields", "item_fields"} served instead (see common.py)
+        self.paging_touch = None
+        self.touched_while_paging = []
         self.refreshes = 0
         self.rng = random.Random(7)
         self.orders = {}
@@ -271,9 +276,11 @@ class ShopeeSandbox(MarketplaceSandbox):
             return self.error("error_param", "time_range_field must be create_time or update_time.")
         try:
             time_from, time_to, page_size = int(args["time_from"]), int(args["time_to"]), int(args["page_size"])
-            offset = int(args.get("cursor") or 0)
         except (KeyError, ValueError):
-            return self.error("error_param", "time_from, time_to, page_size and cursor must be integers.")
+            return self.error("error_param", "time_from, time_to and page_size must be integers.")
+        after = _read_cursor(args.get("cursor") or "")
+        if after is False:
+            return self.error("error_param", "Invalid cursor.")
         if time_from >= time_to or time_to - time_from > WINDOW_MAX:
             return self.error("order.order_list_invalid_time",
                               "The time range is invalid: time_from < time_to and at most 15 days.")
@@ -283,15 +290,19 @@ class ShopeeSandbox(MarketplaceSandbox):
         with self.lock:
             matching = sorted(
                 (o for o in self.orders.values()
-                 if time_from <= o[field] <= time_to and (not status or o["order_status"] == status)),
+                 if time_from <= o[field] <= time_to and (not status or o["order_status"] == status)
+                 and (after is None or (o[field], o["order_sn"]) > after)),
                 key=lambda o: (o[field], o["order_sn"]),
             )
-        page = matching[offset:offset + page_size]
-        more = offset + page_size < len(matching)
+        page = matching[:page_size]
+        more = len(matching) > page_size
         with_status = "order_status" in args.get("response_optional_fields", "")
         order_list = [{"order_sn": o["order_sn"], **({"order_status": o["order_status"]} if with_status else {})}
                       for o in page]
-        return self.ok({"more": more, "next_cursor": str(offset + page_size) if more else "", "order_list": order_list})
+        next_cursor = _write_cursor(page[-1][field], page[-1]["order_sn"]) if more else ""
+        reply = self.ok({"more": more, "next_cursor": next_cursor, "order_list": order_list})
+        self.page_served([o["order_sn"] for o in page])
+        return reply
 
     DEFAULT_FIELDS = ("order_sn", "region", "currency", "cod", "order_status", "create_time", "update_time",
                       "days_to_ship", "ship_by_date", "message_to_seller")
@@ -317,3 +328,21 @@ class ShopeeSandbox(MarketplaceSandbox):
                 found.append(self.served(sn, detail, items_key="item_list"))
         extra = {"warning": [f"order_sn {sn} not found" for sn in missing]} if missing else {}
         return self.ok({"order_list": found}, **extra)
+
+
+def _write_cursor(value, order_sn):
+    # Opaque to clients (the contract): the last listed order's key, so an order
+    # updated while a client pages moves behind the cursor instead of shifting
+    # every later page by one, as an offset would.
+    return base64.urlsafe_b64encode(json.dumps([value, order_sn]).encode()).decode()
+
+
+def _read_cursor(cursor):
+    """None at the start, (time, order_sn) after a page, False when unreadable."""
+    if not cursor:
+        return None
+    try:
+        value, order_sn = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return int(value), str(order_sn)
+    except (ValueError, TypeError):
+        return False

@@ -89,6 +89,8 @@ def sync_connection(run, connection):
             run.set_cursor({**(run.record.cursor or {}), str(connection.pk): page.cursor.isoformat()})
     if keeper.refreshed:
         run.count("token_refreshes", keeper.refreshed)
+    if client.rate_limit_waits:
+        run.count("rate_limit_waits", client.rate_limit_waits)
     Connection.objects.filter(pk=connection.pk).update(last_error="", orders_synced_at=timezone.now())
     logger.info("connection #%s: %s order lines stored", connection.pk, written)
     return written
