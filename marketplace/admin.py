@@ -133,7 +133,9 @@ class ConnectionAdmin(SecretFieldsMixin, admin.ModelAdmin):
             return redirect(change_url)
         connection.oauth_code = code
         connection.oauth_shop_id = request.GET.get("shop_id", "")
-        connection.save(update_fields=["oauth_code", "oauth_shop_id", "updated"])
+        # Shopee's main-account grant redirects with main_account_id instead of shop_id.
+        connection.oauth_main_account_id = request.GET.get("main_account_id", "")
+        connection.save(update_fields=["oauth_code", "oauth_shop_id", "oauth_main_account_id", "updated"])
         record = services.connect_account(trigger=SyncRun.Trigger.ADMIN, user=request.user,
                                           connection_id=connection.pk)
         if record.status == SyncRun.Status.SUCCEEDED:

@@ -1,6 +1,6 @@
 """What both marketplace clients share: token replies and the expired-token error."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.utils import timezone
@@ -32,6 +32,7 @@ class Tokens:
     shop_id: str = ""
     shop_name: str = ""
     country: str = ""
+    shop_ids: list = field(default_factory=list)  # every shop of a Shopee main-account grant
 
 
 def expiry(seconds, now=None):
@@ -109,7 +110,7 @@ class MarketplaceClient:
     def authorize_url(self, redirect_uri, state):
         raise NotImplementedError
 
-    def exchange_code(self, code, shop_id="") -> Tokens:
+    def exchange_code(self, code, shop_id="", main_account_id="") -> Tokens:
         raise NotImplementedError
 
     def refresh(self, refresh_token, shop_id="") -> Tokens:

@@ -155,7 +155,7 @@ class LazadaClient(MarketplaceClient):
             query["country"] = self.country
         return f"{conf.lazada_auth_url()}/oauth/authorize?{urlencode(query)}"
 
-    def exchange_code(self, code, shop_id=""):
+    def exchange_code(self, code, shop_id="", main_account_id=""):
         body = self.call(f"{conf.lazada_auth_url()}/rest", "/auth/token/create", {"code": code}, method="POST")
         return self.tokens(body)
 

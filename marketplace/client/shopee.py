@@ -155,10 +155,18 @@ class ShopeeClient(MarketplaceClient):
         query = {**signed, "redirect": f"{redirect_uri}{joiner}{urlencode({'state': state})}"}
         return f"{conf.shopee_url()}{full}?{urlencode(query)}"
 
-    def exchange_code(self, code, shop_id=""):
-        body = self.call("POST", "/auth/token/get",
-                         body={"code": code, "partner_id": self.partner_id, "shop_id": int(shop_id)})
-        return self.tokens(body, shop_id)
+    def exchange_code(self, code, shop_id="", main_account_id=""):
+        # A main-account grant names the account instead of a shop; its reply lists
+        # the shops (shop_id_list) the one token pair covers until each is refreshed.
+        owner = {"main_account_id": int(main_account_id)} if main_account_id else {"shop_id": int(shop_id)}
+        body = self.call("POST", "/auth/token/get", body={"code": code, "partner_id": self.partner_id, **owner})
+        tokens = self.tokens(body, shop_id)
+        if main_account_id:
+            tokens.shop_ids = [str(s) for s in body.get("shop_id_list") or []]
+            if not tokens.shop_ids:
+                raise UpstreamBadResponse("shopee main-account grant listed no shop (shop_id_list)", upstream="shopee")
+            tokens.shop_id = tokens.shop_ids[0]
+        return tokens
 
     def refresh(self, refresh_token, shop_id=""):
         body = self.call("POST", "/auth/access_token/get",

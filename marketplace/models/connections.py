@@ -56,6 +56,19 @@ class Connection(models.Model):
     # so it never lands in a run's params or log.
     oauth_code = EncryptedTextField(blank=True)
     oauth_shop_id = models.CharField(max_length=64, blank=True)
+    oauth_main_account_id = models.CharField(max_length=64, blank=True)
+    main_account_id = models.CharField(
+        max_length=64, blank=True, help_text="Shopee main account whose grant connected this shop, if any."
+    )
+    # A refresh claims the connection with this lease (a conditional UPDATE), then
+    # calls the marketplace with no database transaction open; a second worker
+    # waits for the lease instead of spending the same single-use refresh token.
+    refresh_lease_until = models.DateTimeField(null=True, blank=True)
+    refresh_lease_owner = models.CharField(max_length=100, blank=True)
+    connect_failed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last Connect / Reconnect attempt failed (the shop kept its tokens)."
+    )
+    connect_error = models.TextField(blank=True, help_text="Why the last Connect / Reconnect attempt failed.")
     orders_cursor = models.DateTimeField(
         null=True, blank=True, help_text="Orders updated up to here are in the warehouse."
     )

@@ -10,6 +10,10 @@ Choices where the contract is silent:
   errors, 500 for `error_server`, 429 with `error: "error_rate_limit"` and a
   Retry-After for throttling. Clients parse the body whatever the status.
 - An expired access token answers `invalid_acceess_token` (Shopee's spelling).
+- A main-account grant: add `main_account=1` to the auth link; the redirect
+  carries `main_account_id` (no `shop_id`), token/get answers `shop_id_list`
+  (DEMO_MAIN_SHOP_IDS), and the one refresh token can be spent once per shop,
+  each refresh giving that shop its own pair.
 - The auth link auto-approves and redirects to `redirect` with `code` and
   `shop_id` appended to the redirect's own query string (state kept there).
 - The order list is sorted by the chosen time field, then order_sn; the cursor
@@ -44,6 +48,8 @@ from .common import MarketplaceSandbox
 DEMO_PARTNER_ID = 2001887
 DEMO_PARTNER_KEY = "shopee-sandbox-partner-key"
 DEMO_SHOP_ID = 880011
+DEMO_MAIN_ACCOUNT_ID = 770001
+DEMO_MAIN_SHOP_IDS = (880011, 880012)
 ACCESS_LIFETIME = 4 * 3600
 REFRESH_LIFETIME = 30 * 86400
 OLD_ACCESS_GRACE = 300
@@ -79,8 +85,10 @@ class ShopeeSandbox(MarketplaceSandbox):
         self.access_lifetime = ACCESS_LIFETIME
         self.refresh_lifetime = REFRESH_LIFETIME
         self.codes = {}
-        self.access_tokens = {}  # token -> {"shop_id", "expires"}
-        self.refresh_tokens = {}  # token -> {"shop_id", "expires"}; deleted when used
+        self.access_tokens = {}  # token -> {"shop_ids": set, "expires"}
+        # token -> {"shop_ids": set, "expires"}; each shop spends it once (a
+        # main-account grant's pair covers several shops until each is refreshed).
+        self.refresh_tokens = {}
         self.queued_errors = []
         self.calls = []
         self.overrides = {}  # order_sn -> {"fields", "item_fields"} served instead (see common.py)
@@ -183,17 +191,17 @@ class ShopeeSandbox(MarketplaceSandbox):
                 info = self.access_tokens.get(token)
             if info is None or info["expires"] <= time.time():
                 return None, self.error("invalid_acceess_token", "Invalid access_token.")
-            if str(info["shop_id"]) != shop_id:
+            if not shop_id.isdigit() or int(shop_id) not in info["shop_ids"]:
                 return None, self.error("error_auth", "No permission to current api.")
             return int(shop_id), None
         return partner_id, None
 
-    def issue(self, shop_id):
+    def issue(self, shop_ids):
         now = time.time()
         access, refresh = secrets.token_hex(16), secrets.token_hex(16)
         with self.lock:
-            self.access_tokens[access] = {"shop_id": shop_id, "expires": now + self.access_lifetime}
-            self.refresh_tokens[refresh] = {"shop_id": shop_id, "expires": now + self.refresh_lifetime}
+            self.access_tokens[access] = {"shop_ids": set(shop_ids), "expires": now + self.access_lifetime}
+            self.refresh_tokens[refresh] = {"shop_ids": set(shop_ids), "expires": now + self.refresh_lifetime}
         return access, refresh
 
     def body(self, request):
@@ -213,12 +221,16 @@ class ShopeeSandbox(MarketplaceSandbox):
         if not redirect:
             return self.error("error_param", "There is no redirect in query.")
         code = secrets.token_hex(16)
+        # `main_account=1` (a test's or demo's choice on the consent page): the
+        # seller grants with a main account covering DEMO_MAIN_SHOP_IDS.
+        main = bool(request.args.get("main_account"))
         with self.lock:
-            self.codes[code] = {"shop_id": DEMO_SHOP_ID, "partner_id": int(request.args["partner_id"]),
-                                "expires": time.time() + CODE_LIFETIME}
+            self.codes[code] = {"shop_id": None if main else DEMO_SHOP_ID,
+                                "main_account_id": DEMO_MAIN_ACCOUNT_ID if main else None,
+                                "partner_id": int(request.args["partner_id"]), "expires": time.time() + CODE_LIFETIME}
         joiner = "&" if "?" in redirect else "?"
-        return Response("", 302, headers={"Location": redirect + joiner + urlencode({"code": code,
-                                                                                       "shop_id": DEMO_SHOP_ID})})
+        owner = {"main_account_id": DEMO_MAIN_ACCOUNT_ID} if main else {"shop_id": DEMO_SHOP_ID}
+        return Response("", 302, headers={"Location": redirect + joiner + urlencode({"code": code, **owner})})
 
     @route("/api/v2/auth/token/get", methods=("POST",))
     def token_get(self, request):
@@ -226,15 +238,23 @@ class ShopeeSandbox(MarketplaceSandbox):
         if error:
             return error
         body = self.body(request)
-        if body is None or body.get("partner_id") != partner_id or not body.get("code") or not body.get("shop_id"):
-            return self.error("error_param", "code, partner_id and shop_id are required in the body.")
+        if body is None or body.get("partner_id") != partner_id or not body.get("code") \
+                or not (body.get("shop_id") or body.get("main_account_id")):
+            return self.error("error_param", "code, partner_id and shop_id or main_account_id are required in the body.")
         with self.lock:
             grant = self.codes.pop(body["code"], None)
         if grant is None or grant["expires"] <= time.time() or grant["partner_id"] != partner_id:
             return self.error("invalid_code", "Invalid code")
-        if grant["shop_id"] != body["shop_id"]:
+        if grant["main_account_id"] is not None:
+            if grant["main_account_id"] != body.get("main_account_id"):
+                return self.error("error_param", "Invalid main_account_id")
+            access, refresh = self.issue(DEMO_MAIN_SHOP_IDS)
+            return json_response({"request_id": secrets.token_hex(8), "error": "", "message": "",
+                                  "access_token": access, "refresh_token": refresh, "expire_in": self.access_lifetime,
+                                  "shop_id_list": list(DEMO_MAIN_SHOP_IDS), "merchant_id_list": []})
+        if grant["shop_id"] != body.get("shop_id"):
             return self.error("invalid_shop_id", "Invalid shop_id")
-        access, refresh = self.issue(grant["shop_id"])
+        access, refresh = self.issue([grant["shop_id"]])
         return json_response({"request_id": secrets.token_hex(8), "error": "", "message": "",
                               "access_token": access, "refresh_token": refresh, "expire_in": self.access_lifetime})
 
@@ -249,20 +269,22 @@ class ShopeeSandbox(MarketplaceSandbox):
             return self.error("error_param", "refresh_token, partner_id and shop_id are required in the body.")
         with self.lock:
             info = self.refresh_tokens.get(body["refresh_token"])
-            if info is None or info["shop_id"] != body["shop_id"]:
+            if info is None or body["shop_id"] not in info["shop_ids"]:
                 return self.error("error_shop_refresh_token", "Invalid refresh_token.")
             if info["expires"] <= time.time():
                 return self.error("refresh_token_expired", "refresh_token expired.")
-            del self.refresh_tokens[body["refresh_token"]]  # single use
+            info["shop_ids"].discard(body["shop_id"])  # single use (per shop of a main-account grant)
+            if not info["shop_ids"]:
+                del self.refresh_tokens[body["refresh_token"]]
             # The old access tokens of this shop stay valid 5 more minutes.
             for token_info in self.access_tokens.values():
-                if token_info["shop_id"] == info["shop_id"]:
+                if body["shop_id"] in token_info["shop_ids"]:
                     token_info["expires"] = min(token_info["expires"], time.time() + OLD_ACCESS_GRACE)
             self.refreshes += 1
-        access, refresh = self.issue(info["shop_id"])
+        access, refresh = self.issue([body["shop_id"]])
         return json_response({"request_id": secrets.token_hex(8), "error": "", "message": "",
                               "access_token": access, "refresh_token": refresh, "expire_in": self.access_lifetime,
-                              "partner_id": partner_id, "shop_id": info["shop_id"]})
+                              "partner_id": partner_id, "shop_id": body["shop_id"]})
 
     # --- orders ----------------------------------------------------------------------
     @route("/api/v2/order/get_order_list")
