@@ -90,10 +90,11 @@ def line_problems(line: OrderLine):
     return problems
 
 
-def load_lines(lines, *, source, is_mock=False):
+def load_lines(lines, *, source, is_mock=False, upload_id=None, run_id=None):
     """Upsert `lines` and their dimensions; returns the number of fact rows written.
 
-    Idempotent: the natural keys decide what is new. Call it inside the caller's
+    Idempotent: the natural keys decide what is new. Each row records its source,
+    the upload (CSV) and the run that wrote it. Call it inside the caller's
     transaction when a cursor must move with the rows.
     """
     lines = list(lines)
@@ -117,6 +118,7 @@ def load_lines(lines, *, source, is_mock=False):
             {(l.platform, l.status.lower()): {"group": STATUS_GROUPS.get(l.status.lower(), "other")} for l in lines},
         )
         facts = {}
+        now = timezone.now()
         for l in lines:
             # The last occurrence wins (a later update of the same line in one batch).
             facts[(l.platform, l.order_id, l.line_id)] = FactOrderLine(
@@ -127,13 +129,14 @@ def load_lines(lines, *, source, is_mock=False):
                 status_id=statuses[(l.platform, l.status.lower())],
                 quantity=l.quantity, unit_price=l.unit_price, paid_price=l.paid_price, currency=l.currency,
                 ordered_at=l.ordered_at, updated_at=l.updated_at, source=source, is_mock=is_mock,
-                loaded_at=timezone.now(),
+                upload_id=upload_id, run_id=run_id, loaded_at=now,
             )
         FactOrderLine.objects.bulk_create(
             list(facts.values()), batch_size=BATCH, update_conflicts=True,
             unique_fields=["platform", "order_id", "line_id"],
             update_fields=["shop", "date", "product", "customer", "status", "quantity", "unit_price", "paid_price",
-                           "currency", "ordered_at", "updated_at", "source", "is_mock", "loaded_at"],
+                           "currency", "ordered_at", "updated_at", "source", "is_mock", "upload", "run",
+                           "loaded_at"],
         )
     return len(facts)
 

@@ -131,25 +131,37 @@ def _human(delta: timedelta):
 
 
 class CsvUpload(models.Model):
-    """An uploaded order export: kept so the import run reads it by id (the run's
-    params stay small) and staff can see why a file was refused."""
+    """An uploaded order export. The file lives in the storage API (never in a
+    column); a background run validates it and, in load mode, loads it all or
+    nothing. The run's progress is the upload's progress."""
+
+    class Mode(models.TextChoices):
+        LOAD = "load", "validate and load"
+        VALIDATE = "validate", "validate only"
 
     class Status(models.TextChoices):
-        PENDING = "pending"
+        PENDING = "pending", "pending (queued)"
+        CHECKING = "checking", "checking rows"
+        LOADING = "loading"
+        VALID = "valid", "valid (validate only; nothing loaded)"
         LOADED = "loaded"
-        PARTIAL = "partial", "partly loaded (bad rows set aside)"
         REJECTED = "rejected", "rejected (nothing loaded)"
-        FAILED = "failed", "failed (the import stopped; see its run)"
+        FAILED = "failed", "failed (nothing loaded; see its run)"
+        UNDONE = "undone", "undone (its rows were deleted)"
 
     platform = models.CharField(max_length=20, choices=Platform.choices)
     shop = models.CharField(max_length=200, default="csv", help_text="Shop label the rows belong to.")
     filename = models.CharField(max_length=255, blank=True)
-    content = models.TextField(help_text="The file as uploaded (UTF-8).")
+    file = models.FileField(upload_to="marketplace/uploads/%Y/%m/", max_length=500, blank=True)
+    size = models.PositiveBigIntegerField(default=0, help_text="Bytes.")
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.LOAD)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    rows = models.PositiveIntegerField(default=0)
-    errors = models.JSONField(default=list, blank=True)
+    rows_checked = models.PositiveIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0, help_text="Order lines loaded.")
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="The first row problems, each with its file line.")
     run = models.ForeignKey("portal.SyncRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                            help_text="The import run that read it last.")
+                            help_text="The run that read it last.")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created = models.DateTimeField(auto_now_add=True)
 

@@ -129,6 +129,12 @@ class FactOrderLine(models.Model):
     ordered_at = models.DateTimeField()
     updated_at = models.DateTimeField(null=True, blank=True, help_text="The marketplace's update time.")
     source = models.CharField(max_length=10, choices=Source.choices)
+    # Who wrote the row: the upload (CSV) and the run (every source). No database
+    # constraint: an upload's rows are deleted by undoing it, not by cascade.
+    upload = models.ForeignKey("marketplace.CsvUpload", null=True, blank=True, on_delete=models.DO_NOTHING,
+                               db_constraint=False, related_name="+")
+    run = models.ForeignKey("portal.SyncRun", null=True, blank=True, on_delete=models.DO_NOTHING,
+                            db_constraint=False, related_name="+")
     is_mock = models.BooleanField(default=False, db_index=True)
     loaded_at = models.DateTimeField(auto_now=True)
 
@@ -142,3 +148,35 @@ class FactOrderLine(models.Model):
 
     def __str__(self):
         return f"{self.platform} {self.order_id}/{self.line_id}"
+
+
+class CsvStagingLine(models.Model):
+    """One checked row of an upload being read: the file streams in here in
+    chunks, duplicates and conflicts with API rows are found by SQL, then the
+    lines are merged into the facts. Emptied when the upload's run ends."""
+
+    upload_id = models.PositiveIntegerField()
+    line_no = models.PositiveIntegerField(help_text="Physical line in the file (the header is line 1).")
+    platform = models.CharField(max_length=20)
+    shop_id = models.CharField(max_length=200)
+    order_id = models.CharField(max_length=100)
+    line_id = models.CharField(max_length=100)
+    ordered_at = models.DateTimeField()
+    updated_at = models.DateTimeField(null=True)
+    status = models.CharField(max_length=50)
+    sku = models.CharField(max_length=200)
+    product_name = models.CharField(max_length=500)
+    variation = models.CharField(max_length=300)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=14, decimal_places=2)
+    paid_price = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    customer_key = models.CharField(max_length=64)
+    customer_name = models.CharField(max_length=200)
+    city = models.CharField(max_length=200)
+    region = models.CharField(max_length=200)
+    country = models.CharField(max_length=100)
+
+    class Meta:
+        indexes = [models.Index(fields=["upload_id", "platform", "order_id", "line_id"]),
+                   models.Index(fields=["upload_id", "line_no"])]

@@ -73,7 +73,7 @@ def generate_mock_orders(run, orders=200, days=30, seed=None, purge=False):
     if not 1 <= orders <= MAX_ORDERS or days < 1:
         raise OperationFailed(f"orders must be 1..{MAX_ORDERS} and days at least 1.")
     seed = int(seed) if seed not in (None, "") else random.SystemRandom().randint(1, 10**9)
-    written = load_lines(mock_lines(orders, days, seed), source=Source.MOCK, is_mock=True)
+    written = load_lines(mock_lines(orders, days, seed), source=Source.MOCK, is_mock=True, run_id=run.record.pk)
     run.count("orders", orders)
     run.count("lines", written)
     run.set_cursor({"seed": seed})

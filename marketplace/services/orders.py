@@ -50,7 +50,7 @@ def store_orders(run, connection, client, orders, *, cursor=None):
                              stop_on=(UpstreamAuthError,)):
                 lines.extend(client.order_lines(order, connection.shop_id))
                 stored.append(key)
-        written = load_lines(lines, source=Source.API)
+        written = load_lines(lines, source=Source.API, run_id=run.record.pk)
         # An order set aside before and stored now is no longer a problem.
         resolve_items(run.record, "marketplace", "order", stored)
         if cursor is not None:
