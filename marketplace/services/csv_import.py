@@ -297,8 +297,9 @@ def _check_staged(upload_id, problems):
         cursor.execute(
             f"SELECT s.line_no, s.order_id, s.line_id, f.source FROM {stage} s JOIN {fact} f "
             "ON f.platform = s.platform AND f.order_id = s.order_id AND f.line_id = s.line_id "
-            "WHERE s.upload_id = %s AND f.source <> %s ORDER BY s.line_no", [upload_id, Source.CSV])
-        for number, order_id, line_id, source in cursor.fetchall()[:MAX_ERRORS_KEPT]:
+            "WHERE s.upload_id = %s AND f.source <> %s ORDER BY s.line_no LIMIT %s",
+            [upload_id, Source.CSV, MAX_ERRORS_KEPT])
+        for number, order_id, line_id, source in cursor.fetchall():
             problems.add(number, f"order {order_id} line {line_id} conflicts with a row from the {source}: "
                                  "a CSV never overwrites it")
 
