@@ -22,8 +22,8 @@ mock generator) wrote: a CSV never overwrites those. Every problem is reported
 with its physical line in the file (the header is line 1). Validate-only mode
 stops there. Load mode is all or nothing: any bad row and nothing loads (the
 upload is `rejected` with the reasons); otherwise the staged lines merge into
-the facts chunk by chunk (short transactions, so other writers wait at most one
-chunk) and a failure part-way deletes what this upload wrote.
+the facts in one transaction (on PostgreSQL one set-based statement per table),
+so a failure leaves nothing of the upload and no earlier row overwritten.
 """
 
 import csv
@@ -41,7 +41,7 @@ from django.utils import timezone
 from portal.runs import OperationFailed, RunLost, describe_error, operation
 
 from ..models import CsvStagingLine, CsvUpload, FactOrderLine, Platform, Source
-from ..warehouse import AMOUNT_DIGITS, KEY_LIMITS, OrderLine, customer_key, load_lines
+from ..warehouse import AMOUNT_DIGITS, KEY_LIMITS, OrderLine, customer_key, load_lines, merge_postgres
 
 logger = logging.getLogger(__name__)
 
@@ -304,6 +304,24 @@ def _check_staged(upload_id, problems):
                                  "a CSV never overwrites it")
 
 
+def merge_staged(upload_id, run_id):
+    """Merge an upload's staged lines into the facts in ONE transaction: a
+    failure leaves the warehouse as it was (no row of it written, no earlier
+    row overwritten). On PostgreSQL it is one set-based statement per table
+    straight from the staging table; on SQLite the batched loader, chunk by chunk."""
+    with transaction.atomic():
+        if db.vendor == "postgresql":
+            staged = CsvStagingLine.objects.filter(upload_id=upload_id).count()
+            relation = (f"(SELECT line_no AS seq, platform, shop_id, shop_id AS shop_name, "
+                        f"{', '.join(ORDER_LINE_FIELDS[2:])} FROM {CsvStagingLine._meta.db_table} "
+                        f"WHERE upload_id = {int(upload_id)})")
+            with db.cursor() as cursor:
+                merge_postgres(cursor, relation, source=Source.CSV, upload_id=upload_id, run_id=run_id)
+            return staged
+        return sum(load_lines(lines, source=Source.CSV, upload_id=upload_id, run_id=run_id)
+                   for lines in _staged_lines(upload_id))
+
+
 def _staged_lines(upload_id):
     """The staged lines in chunks, as OrderLines, by line number."""
     last = 0
@@ -392,16 +410,8 @@ def _import(run, upload):
         run.ok(checked)
         return 0
     CsvUpload.objects.filter(pk=upload.pk).update(status=CsvUpload.Status.LOADING)
-    written = 0
-    try:
-        for lines in _staged_lines(upload.pk):
-            written += load_lines(lines, source=Source.CSV, upload_id=upload.pk, run_id=run.record.pk)
-            run.count("lines_merged", len(lines))
-            run.save_progress()
-    except BaseException:
-        # All or nothing: what this upload wrote so far goes again.
-        delete_upload_rows(upload.pk)
-        raise
+    written = merge_staged(upload.pk, run.record.pk)
+    run.count("lines_merged", written)
     CsvUpload.objects.filter(pk=upload.pk).update(status=CsvUpload.Status.LOADED, rows=written)
     run.ok(checked)
     run.count("lines", written)

@@ -66,6 +66,9 @@ def generate_mock_orders(run, orders=200, days=30, seed=None, purge=False):
     if purge:
         with transaction.atomic():
             deleted, _ = FactOrderLine.objects.filter(is_mock=True).delete()
+            # Lock the shops first: a load holding one (FOR KEY SHARE) commits before
+            # the check below reads its lines (the facts have no FK constraint).
+            list(DimShop.objects.select_for_update().filter(is_mock=True).values_list("pk", flat=True))
             DimShop.objects.filter(is_mock=True, lines__isnull=True).delete()
         run.count("deleted", deleted)
         return deleted
