@@ -133,7 +133,9 @@ class ConnectionAdmin(SecretFieldsMixin, admin.ModelAdmin):
             return redirect(change_url)
         connection.oauth_code = code
         connection.oauth_shop_id = request.GET.get("shop_id", "")
-        connection.save(update_fields=["oauth_code", "oauth_shop_id", "updated"])
+        # Shopee's main-account grant redirects with main_account_id instead of shop_id.
+        connection.oauth_main_account_id = request.GET.get("main_account_id", "")
+        connection.save(update_fields=["oauth_code", "oauth_shop_id", "oauth_main_account_id", "updated"])
         record = services.connect_account(trigger=SyncRun.Trigger.ADMIN, user=request.user,
                                           connection_id=connection.pk)
         if record.status == SyncRun.Status.SUCCEEDED:
@@ -165,37 +167,34 @@ class ConnectionAdmin(SecretFieldsMixin, admin.ModelAdmin):
 
 
 class CsvUploadForm(forms.ModelForm):
-    file = forms.FileField(help_text="Order export (CSV, UTF-8). Every row is checked; a bad row is set aside "
-                                     "with its line number and the good rows load.")
+    file = forms.FileField(help_text="Order export (CSV, UTF-8), any size. A background run checks every row "
+                                     "(problems are listed with their line in the file) and, unless you only "
+                                     "validate, loads the file all or nothing.")
+    validate_only = forms.BooleanField(required=False, help_text="Only check the file; load nothing.")
 
     class Meta:
         model = CsvUpload
         fields = ("platform", "shop")
 
-    def clean_file(self):
-        upload = self.cleaned_data["file"]
-        try:
-            return upload.name, upload.read().decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise forms.ValidationError(f"The file is not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
-
 
 @admin.register(CsvUpload)
 class CsvUploadAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "platform", "shop", "status", "rows", "uploaded_by", "created")
-    list_filter = ("status", "platform")
-    readonly_fields = ("platform", "shop", "filename", "status", "rows", "error_list", "import_run", "uploaded_by",
-                       "created")
+    list_display = ("__str__", "platform", "shop", "mode", "status", "progress", "rows", "error_count",
+                    "uploaded_by", "created")
+    list_filter = ("status", "platform", "mode")
+    readonly_fields = ("platform", "shop", "filename", "size", "mode", "status", "progress", "rows_checked", "rows",
+                       "error_count", "error_list", "import_run", "uploaded_by", "created")
     fields = readonly_fields
+    actions = ["validate_again", "load_again", "undo_upload"]
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
             kwargs["form"] = CsvUploadForm
-            kwargs["fields"] = ("platform", "shop", "file")
+            kwargs["fields"] = ("platform", "shop", "file", "validate_only")
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
-        return ("platform", "shop", "file") if obj is None else self.fields
+        return ("platform", "shop", "file", "validate_only") if obj is None else self.fields
 
     def get_readonly_fields(self, request, obj=None):
         return () if obj is None else self.readonly_fields
@@ -207,6 +206,13 @@ class CsvUploadAdmin(admin.ModelAdmin):
     def import_run(self, obj):
         return _run_link(obj.run) if obj.run_id else "-"
 
+    @admin.display(description="progress")
+    def progress(self, obj):
+        run = obj.run
+        if run is None or not run.progress_total:
+            return "-"
+        return f"{min(100, 100 * run.progress_done // run.progress_total)}% ({obj.rows_checked} rows checked)"
+
     @admin.display(description="errors")
     def error_list(self, obj):
         if not obj.errors:
@@ -215,26 +221,37 @@ class CsvUploadAdmin(admin.ModelAdmin):
                                                       *obj.errors))
 
     def save_model(self, request, obj, form, change):
-        obj.filename, obj.content = form.cleaned_data["file"]
+        upload = form.cleaned_data["file"]
+        obj.filename, obj.size = upload.name[:255], upload.size
+        obj.mode = CsvUpload.Mode.VALIDATE if form.cleaned_data.get("validate_only") else CsvUpload.Mode.LOAD
+        obj.file = upload  # saved through the storage API, in chunks
         obj.uploaded_by = request.user
         super().save_model(request, obj, form, change)
-        record = services.import_orders_csv(trigger=SyncRun.Trigger.ADMIN, user=request.user, upload_id=obj.pk)
-        self._import_record = record
+        queue_from_admin(request, "marketplace", "import_orders_csv",
+                         label=f"{'Validating' if obj.mode == CsvUpload.Mode.VALIDATE else 'Loading'} {obj.filename}",
+                         upload_id=obj.pk)
 
     def response_add(self, request, obj, post_url_continue=None):
-        record = getattr(self, "_import_record", None)
-        if record is not None and record.status == SyncRun.Status.SUCCEEDED:
-            self.message_user(request, f"{obj.filename}: {record.counters.get('lines', 0)} order lines loaded.",
-                              messages.SUCCESS)
-        elif record is not None and record.status == SyncRun.Status.PARTIAL:
-            self.message_user(request, format_html(
-                "{}: {} order lines loaded; {} rows set aside ({}), listed below.", obj.filename,
-                record.counters.get("lines", 0), record.counters.get("rows_set_aside", 0), _run_link(record)),
-                messages.WARNING)
-        elif record is not None:
-            self.message_user(request, format_html("{} was not loaded ({}): {}", obj.filename, _run_link(record),
-                                                   record.error), messages.ERROR)
         return redirect(reverse("admin:marketplace_csvupload_change", args=[obj.pk]))
+
+    def _queue(self, request, queryset, mode):
+        for upload in queryset:
+            CsvUpload.objects.filter(pk=upload.pk).update(mode=mode)
+            queue_from_admin(request, "marketplace", "import_orders_csv", label=f"{mode.label}: {upload}",
+                             upload_id=upload.pk)
+
+    @admin.action(description="Validate again (load nothing)", permissions=["add"])
+    def validate_again(self, request, queryset):
+        self._queue(request, queryset, CsvUpload.Mode.VALIDATE)
+
+    @admin.action(description="Validate and load", permissions=["add"])
+    def load_again(self, request, queryset):
+        self._queue(request, queryset, CsvUpload.Mode.LOAD)
+
+    @admin.action(description="Undo: delete the order lines it loaded", permissions=["add"])
+    def undo_upload(self, request, queryset):
+        for upload in queryset:
+            queue_from_admin(request, "marketplace", "undo_csv_upload", label=f"Undo {upload}", upload_id=upload.pk)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -25,7 +25,11 @@ class MarketplaceConfig(AppConfig):
                            "Add 200 mock orders (marked as mock) to the warehouse.", default_params={"orders": 200},
                            permission="marketplace.add_factorderline"))
         register(Operation("marketplace", "import_orders_csv", "Import orders CSV", "marketplace.import_orders_csv",
-                           "Load an uploaded order export.", runnable=False, permission="marketplace.add_csvupload"))
+                           "Validate an uploaded order export and load it all or nothing.", runnable=False,
+                           permission="marketplace.add_csvupload", target_param="upload_id"))
+        register(Operation("marketplace", "undo_csv_upload", "Undo a CSV upload", "marketplace.undo_csv_upload",
+                           "Delete the order lines one upload loaded.", runnable=False,
+                           permission="marketplace.add_csvupload", target_param="upload_id"))
         # A set-aside order is fetched again through the order-detail call and
         # stored through the sync's own path. CSV rows have no retry: a fixed file
         # is uploaded again.

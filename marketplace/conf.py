@@ -15,6 +15,8 @@ MARKETPLACE_SYNC_LAG_SECONDS  orders updated in the last few seconds wait for th
                           next run, so late writers upstream are not skipped (default 60).
 """
 
+import functools
+
 import environ
 
 from portal.upstreams import upstream_url
@@ -33,11 +35,17 @@ def lazada_api_url(country=""):
 
 
 def report_time_zone():
-    from zoneinfo import ZoneInfo
-
     from django.conf import settings
 
-    return ZoneInfo(env.str("MARKETPLACE_TIME_ZONE", default="") or settings.TIME_ZONE)
+    return _zone(env.str("MARKETPLACE_TIME_ZONE", default="") or settings.TIME_ZONE)
+
+
+@functools.lru_cache(maxsize=8)
+def _zone(name):
+    # Called per order line by the loader: build each ZoneInfo once.
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
 
 
 def shopee_url():

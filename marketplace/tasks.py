@@ -30,3 +30,8 @@ def generate_mock_orders_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **param
 @shared_task(name="marketplace.import_orders_csv")
 def import_orders_csv_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
     services.import_orders_csv(run_id=run_id, trigger=trigger, **params)
+
+
+@shared_task(name="marketplace.undo_csv_upload")
+def undo_csv_upload_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
+    services.undo_csv_upload(run_id=run_id, trigger=trigger, **params)

@@ -68,20 +68,22 @@ class CsvUploadRequestSerializer(serializers.Serializer):
     platform = serializers.ChoiceField(choices=Platform.choices)
     shop = serializers.CharField(max_length=200, required=False, default="csv")
     check = serializers.BooleanField(required=False, default=False,
-                                     help_text="only validate the file (the seed's /upload): nothing is stored")
-
-    def validate_file(self, upload):
-        try:
-            return upload.name, upload.read().decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise serializers.ValidationError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+                                     help_text="only validate the file (the seed's /upload): nothing is loaded")
 
 
 class CsvUploadSerializer(serializers.ModelSerializer):
+    progress = serializers.SerializerMethodField()
+
     class Meta:
         model = CsvUpload
-        fields = ["id", "platform", "shop", "filename", "status", "rows", "errors", "run", "created"]
+        fields = ["id", "platform", "shop", "filename", "size", "mode", "status", "rows_checked", "rows",
+                  "error_count", "errors", "run", "progress", "created"]
         read_only_fields = fields
+
+    def get_progress(self, upload) -> dict:
+        run = upload.run
+        return {"done": run.progress_done if run else 0, "total": run.progress_total if run else 0,
+                "run_status": run.status if run else None}
 
 
 class MockRequestSerializer(serializers.Serializer):

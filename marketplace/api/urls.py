@@ -11,5 +11,7 @@ urlpatterns = [
     path("summary/", views.SummaryView.as_view(), name="marketplace-summary"),
     path("sync/", views.SyncAllView.as_view(), name="marketplace-sync"),
     path("uploads/", views.CsvUploadView.as_view(), name="marketplace-upload"),
+    path("uploads/<int:pk>/", views.CsvUploadDetailView.as_view(), name="marketplace-upload-detail"),
+    path("uploads/<int:pk>/undo/", views.CsvUploadUndoView.as_view(), name="marketplace-upload-undo"),
     path("mock-data/", views.MockDataView.as_view(), name="marketplace-mock-data"),
 ] + router.urls

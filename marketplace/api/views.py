@@ -19,7 +19,6 @@ from portal.models import SyncRun
 from .. import services
 from ..filtersets import OrderLineFilter
 from ..models import Connection, CsvUpload, DimStatus, FactOrderLine
-from ..services.csv_import import CsvRejected, parse_orders_csv, summarize
 from .serializers import (
     ConnectionSerializer,
     CsvUploadRequestSerializer,
@@ -121,43 +120,61 @@ class SyncAllView(APIView):
 
 
 class CsvUploadView(APIView):
-    """Upload an order export (multipart: file, platform, shop). 201 with the
-    upload and its run when rows loaded (a partial load lists the rows set
-    aside in the upload's errors); 400 when nothing loaded. With check=true the
-    file is only validated and nothing is stored."""
+    """Upload an order export (multipart: file, platform, shop, check). The file
+    is stored and a background run validates it and (unless check=true, the
+    seed's /upload) loads it all or nothing: 202 with the upload and its run.
+    Follow GET /uploads/<id>/ for the live progress, status and row problems."""
 
     permission_classes = [HasAppPermission]
     required_permission = "marketplace.add_csvupload"
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(request={"multipart/form-data": CsvUploadRequestSerializer}, responses={201: CsvUploadSerializer})
+    @extend_schema(request={"multipart/form-data": CsvUploadRequestSerializer}, responses={202: CsvUploadSerializer})
     def post(self, request):
         form = CsvUploadRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        filename, content = form.validated_data["file"]
-        if form.validated_data["check"]:
-            return self.check_only(filename, content, form.validated_data)
-        upload = CsvUpload.objects.create(platform=form.validated_data["platform"], shop=form.validated_data["shop"],
-                                          filename=filename, content=content, uploaded_by=request.user)
-        record = services.import_orders_csv(trigger=SyncRun.Trigger.API, user=request.user, upload_id=upload.pk)
+        file = form.validated_data["file"]
+        mode = CsvUpload.Mode.VALIDATE if form.validated_data["check"] else CsvUpload.Mode.LOAD
+        upload = CsvUpload(platform=form.validated_data["platform"], shop=form.validated_data["shop"],
+                           filename=file.name[:255], size=file.size, mode=mode, uploaded_by=request.user)
+        upload.file = file  # through the storage API
+        upload.save()
+        record = operations.enqueue("marketplace", "import_orders_csv", trigger=SyncRun.Trigger.API,
+                                    user=request.user, upload_id=upload.pk)
         upload.refresh_from_db()
         data = {"upload": CsvUploadSerializer(upload).data, "run": SyncRunSerializer(record).data}
-        if record.status not in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL):
-            return envelope("The file was not loaded", record.error, status_code=400, data=data)
-        message = f"{upload.rows} order lines loaded"
-        if upload.errors:
-            message += f"; {len(upload.errors)} rows set aside: {summarize(upload.errors)}"
-        return Response({"success": True, "message": message, "data": data}, status=status.HTTP_201_CREATED)
+        what = "validated" if mode == CsvUpload.Mode.VALIDATE else "validated and loaded"
+        return Response({"success": True, "message": f"{upload.filename} is stored and will be {what} by run "
+                                                     f"#{record.pk}; follow the upload for its progress.",
+                         "data": data}, status=status.HTTP_202_ACCEPTED)
 
-    def check_only(self, filename, content, params):
-        try:
-            lines = parse_orders_csv(content, platform=params["platform"], shop=params["shop"])
-        except CsvRejected as exc:
-            return envelope("The file is not valid", summarize(exc.errors), status_code=400,
-                            data={"filename": filename, "errors": exc.errors})
-        orders = len({line.order_id for line in lines})
-        return Response({"success": True, "message": f"{filename}: {len(lines)} valid order lines",
-                         "data": {"filename": filename, "lines": len(lines), "orders": orders, "errors": []}})
+
+class CsvUploadDetailView(APIView):
+    """One upload: status, rows checked and loaded, row problems, its run's progress."""
+
+    permission_classes = [HasAppPermission]
+    required_permission = "marketplace.view_csvupload"
+
+    @extend_schema(responses={200: CsvUploadSerializer})
+    def get(self, request, pk):
+        upload = CsvUpload.objects.select_related("run").filter(pk=pk).first()
+        if upload is None:
+            return envelope("Not found", f"no upload {pk}", status_code=404)
+        return Response(CsvUploadSerializer(upload).data)
+
+
+class CsvUploadUndoView(APIView):
+    """Queue the deletion of the order lines one upload loaded (only its own)."""
+
+    permission_classes = [HasAppPermission]
+    required_permission = "marketplace.add_csvupload"
+
+    @extend_schema(request=None, responses={202: SyncRunSerializer})
+    def post(self, request, pk):
+        if not CsvUpload.objects.filter(pk=pk).exists():
+            return envelope("Not found", f"no upload {pk}", status_code=404)
+        return run_response(operations.enqueue("marketplace", "undo_csv_upload", trigger=SyncRun.Trigger.API,
+                                               user=request.user, upload_id=pk))
 
 
 class MockDataView(APIView):

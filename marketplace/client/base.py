@@ -1,15 +1,26 @@
 """What both marketplace clients share: token replies and the expired-token error."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from portal.http import UpstreamAuthError
+import time
+
+from portal.http import UpstreamAuthError, UpstreamTransientError
+
+# A rate-limit answer (Lazada's ApiCallLimit "ban will last 1 seconds", Shopee's
+# error_rate_limit) is waited out inside the run, this many times per call.
+RATE_LIMIT_ATTEMPTS = 5
+RATE_LIMIT_WAIT_MAX = 10
 
 
 class TokenExpired(UpstreamAuthError):
     """The access token was refused as invalid or expired: refresh once, retry once."""
+
+
+class RateLimited(UpstreamTransientError):
+    """The platform refused the call for calling too often: wait, then call again."""
 
 
 @dataclass
@@ -21,6 +32,7 @@ class Tokens:
     shop_id: str = ""
     shop_name: str = ""
     country: str = ""
+    shop_ids: list = field(default_factory=list)  # every shop of a Shopee main-account grant
 
 
 def expiry(seconds, now=None):
@@ -82,11 +94,23 @@ class MarketplaceClient:
         self.app_key = str(app_key).strip()
         self.app_secret = app_secret or ""
         self.country = country
+        self.rate_limit_waits = 0
+
+    def waiting_out_rate_limits(self, send):
+        """`send()`, waiting out a rate-limit refusal and sending again (bounded)."""
+        for attempt in range(RATE_LIMIT_ATTEMPTS):
+            try:
+                return send()
+            except RateLimited as exc:
+                if attempt == RATE_LIMIT_ATTEMPTS - 1:
+                    raise
+                self.rate_limit_waits += 1
+                time.sleep(min(float(exc.retry_after or 1), RATE_LIMIT_WAIT_MAX))
 
     def authorize_url(self, redirect_uri, state):
         raise NotImplementedError
 
-    def exchange_code(self, code, shop_id="") -> Tokens:
+    def exchange_code(self, code, shop_id="", main_account_id="") -> Tokens:
         raise NotImplementedError
 
     def refresh(self, refresh_token, shop_id="") -> Tokens:

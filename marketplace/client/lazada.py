@@ -30,6 +30,7 @@ from .base import (
     MalformedOrder,
     MarketplaceClient,
     OrderPage,
+    RateLimited,
     ReauthorizationRequired,
     TokenExpired,
     Tokens,
@@ -44,8 +45,9 @@ logger = logging.getLogger(__name__)
 
 PAGE_LIMIT = 100
 ITEMS_CHUNK = 50
-OFFSET_CAP = 5000  # the guide's cap: past it, move update_after and start again at 0
-TRANSIENT_CODES = {"ApiCallLimit", "901", "ServiceTimeout", "ISP.ServiceUnavailable"}
+OFFSET_CAP = 5000  # the guide's cap on offset
+RATE_LIMIT_CODES = {"ApiCallLimit", "901"}  # "this ban will last 1 seconds"; 901: too frequent
+TRANSIENT_CODES = {"ServiceTimeout", "ISP.ServiceUnavailable"}
 REAUTHORIZE_CODES = {"InvalidCode", "IllegalRefreshToken", "AUTH_TYPE_UNSUPPORTED"}
 CONFIG_CODES = {"IncompleteSignature", "InvalidAppKey", "InvalidSignMethod", "SellerNotVerified", "InvalidTimestamp"}
 
@@ -100,6 +102,10 @@ class LazadaClient(MarketplaceClient):
 
     # --- transport -----------------------------------------------------------
     def call(self, base, api_path, params=None, *, token=None, method="GET"):
+        return self.waiting_out_rate_limits(lambda: self._call(base, api_path, params, token=token, method=method))
+
+    def _call(self, base, api_path, params, *, token, method):
+        # Signed afresh on every attempt: the timestamp is part of the signature.
         signed = {k: str(v) for k, v in (params or {}).items() if v is not None}
         signed.update(app_key=self.app_key, timestamp=str(int(time.time() * 1000)), sign_method="sha256")
         if token:
@@ -131,6 +137,8 @@ class LazadaClient(MarketplaceClient):
         text = f"lazada {api_path}: {code}: {body.get('message', '')} (request {body.get('request_id', '-')})"
         if code == "IllegalAccessToken":
             raise TokenExpired(text, upstream="lazada", body=code)
+        if code in RATE_LIMIT_CODES:
+            raise RateLimited(text, upstream="lazada", body=code, retry_after=1)
         if code in TRANSIENT_CODES:
             raise UpstreamTransientError(text, upstream="lazada", body=code, retry_after=1)
         if code in REAUTHORIZE_CODES:
@@ -147,7 +155,7 @@ class LazadaClient(MarketplaceClient):
             query["country"] = self.country
         return f"{conf.lazada_auth_url()}/oauth/authorize?{urlencode(query)}"
 
-    def exchange_code(self, code, shop_id=""):
+    def exchange_code(self, code, shop_id="", main_account_id=""):
         body = self.call(f"{conf.lazada_auth_url()}/rest", "/auth/token/create", {"code": code}, method="POST")
         return self.tokens(body)
 
@@ -182,14 +190,17 @@ class LazadaClient(MarketplaceClient):
     def order_pages(self, keeper, since: datetime, until: datetime):
         """Yield an OrderPage per page of orders updated in [since, until).
 
-        Pages are sorted by update time, so after a page is stored every order
-        updated before its last order's time is stored too: that time is the
-        page's cursor (update_after is inclusive, so ties are fetched again, and
-        the upsert makes that harmless). The last page's cursor is `until`. An
-        order with an unreadable update time does not move the cursor: the last
-        readable one before it does (earlier is always safe).
+        Keyset paging: pages are sorted by update time, and each page's last
+        update time becomes the next request's `update_after` (inclusive) with
+        offset 0. An order updated while we page moves past `until` (it is read
+        by the next run) instead of shifting every later offset window by one,
+        which is how offset paging lost orders. Orders tied on that time are
+        told apart by order id: the ones already read are skipped; a page made
+        only of ties (or of unreadable times) steps through them by offset.
+        After a page is stored, every order updated before its last time is
+        stored, so that time is the page's cursor; the last page's is `until`.
         """
-        after, offset = since, 0
+        after, offset, seen_at_after = since, 0, set()
         while True:
             params = {"update_after": lazada_time(after), "update_before": lazada_time(until),
                       "sort_by": "updated_at", "sort_direction": "ASC", "offset": offset, "limit": PAGE_LIMIT}
@@ -198,17 +209,22 @@ class LazadaClient(MarketplaceClient):
             data = body.get("data") or {}
             orders = data.get("orders") or []
             total = int(data.get("countTotal") or 0)
-            last_update = _last_update(orders) if orders else until
-            offset += len(orders)
-            done = not orders or len(orders) < PAGE_LIMIT or offset >= total
-            yield OrderPage(self.with_items(keeper, orders), until if done else last_update)
+            fresh = [o for o in orders if not (_updated(o) == after and _order_id(o) in seen_at_after)]
+            done = not orders or len(orders) < PAGE_LIMIT or offset + len(orders) >= total
+            last_update = _last_update(orders)
+            if last_update is None or last_update <= after:
+                # No progress in time: step through this group of ties by offset.
+                seen_at_after |= {_order_id(o) for o in orders if _updated(o) in (after, None)}
+                offset += len(orders)
+                if offset >= OFFSET_CAP and not done:
+                    raise UpstreamBadResponse(f"lazada sent more than {OFFSET_CAP} orders updated at {after}",
+                                              upstream="lazada")
+            else:
+                seen_at_after = {_order_id(o) for o in orders if _updated(o) == last_update}
+                after, offset = last_update, 0
+            yield OrderPage(self.with_items(keeper, fresh), until if done else after)
             if done:
                 return
-            if offset >= OFFSET_CAP:
-                if last_update is None:
-                    raise UpstreamBadResponse("lazada sent a page of orders without one readable updated_at",
-                                              upstream="lazada")
-                after, offset = last_update, 0
 
     def fetch_order(self, keeper, order_id):
         """One order and its items (GetOrder, then GetMultipleOrderItems with its id)."""
@@ -290,6 +306,13 @@ def _time(record, name):
         return parse_time(record[name])
     except ValueError:
         raise ValueError(f"{name} {record[name]!r} is not a date") from None
+
+
+def _updated(order):
+    try:
+        return parse_time(order["updated_at"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _last_update(orders):

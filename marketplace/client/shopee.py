@@ -22,6 +22,7 @@ from portal.http import (
     UpstreamPermanentError,
     UpstreamSession,
     UpstreamTransientError,
+    retry_after_seconds,
 )
 
 from .. import conf
@@ -30,6 +31,7 @@ from .base import (
     MalformedOrder,
     MarketplaceClient,
     OrderPage,
+    RateLimited,
     ReauthorizationRequired,
     TokenExpired,
     Tokens,
@@ -48,7 +50,8 @@ WINDOW = timedelta(days=15)
 DETAIL_FIELDS = "buyer_username,recipient_address,item_list,total_amount,payment_method"
 # Shopee spells it "acceess"; public clients treat both spellings as "token expired".
 EXPIRED_CODES = {"invalid_acceess_token", "invalid_access_token"}
-TRANSIENT_CODES = {"error_server", "error_rate_limit", "error_busy"}
+RATE_LIMIT_CODES = {"error_rate_limit"}
+TRANSIENT_CODES = {"error_server", "error_busy"}
 REAUTHORIZE_CODES = {"invalid_code", "refresh_token_expired", "error_shop_refresh_token", "shop_access_expired",
                      "shop_no_linked", "shop_banned", "invalid_shop_id"}
 CONFIG_CODES = {"error_sign", "error_permission", "invalid_partner_id"}
@@ -100,6 +103,11 @@ class ShopeeClient(MarketplaceClient):
         return full, query
 
     def call(self, method, path, *, query=None, body=None, token="", shop_id=""):
+        return self.waiting_out_rate_limits(
+            lambda: self._call(method, path, query=query, body=body, token=token, shop_id=shop_id))
+
+    def _call(self, method, path, *, query, body, token, shop_id):
+        # Signed afresh on every attempt: the timestamp is part of the signature.
         full, signed = self.signed_query(path, token, str(shop_id) if token else "")
         url = conf.shopee_url() + full
         if method == "GET":
@@ -127,6 +135,9 @@ class ShopeeClient(MarketplaceClient):
         status = response.status_code
         if code in EXPIRED_CODES or (code == "error_auth" and "access_token" in str(body.get("message", ""))):
             raise TokenExpired(text, status=status, upstream="shopee", body=code)
+        if code in RATE_LIMIT_CODES:
+            raise RateLimited(text, status=status, upstream="shopee", body=code,
+                              retry_after=retry_after_seconds(response) or 1)
         if code in TRANSIENT_CODES or status >= 500 or status == 429:
             raise UpstreamTransientError(text, status=status, upstream="shopee", body=code, retry_after=1)
         if code in REAUTHORIZE_CODES:
@@ -144,10 +155,18 @@ class ShopeeClient(MarketplaceClient):
         query = {**signed, "redirect": f"{redirect_uri}{joiner}{urlencode({'state': state})}"}
         return f"{conf.shopee_url()}{full}?{urlencode(query)}"
 
-    def exchange_code(self, code, shop_id=""):
-        body = self.call("POST", "/auth/token/get",
-                         body={"code": code, "partner_id": self.partner_id, "shop_id": int(shop_id)})
-        return self.tokens(body, shop_id)
+    def exchange_code(self, code, shop_id="", main_account_id=""):
+        # A main-account grant names the account instead of a shop; its reply lists
+        # the shops (shop_id_list) the one token pair covers until each is refreshed.
+        owner = {"main_account_id": int(main_account_id)} if main_account_id else {"shop_id": int(shop_id)}
+        body = self.call("POST", "/auth/token/get", body={"code": code, "partner_id": self.partner_id, **owner})
+        tokens = self.tokens(body, shop_id)
+        if main_account_id:
+            tokens.shop_ids = [str(s) for s in body.get("shop_id_list") or []]
+            if not tokens.shop_ids:
+                raise UpstreamBadResponse("shopee main-account grant listed no shop (shop_id_list)", upstream="shopee")
+            tokens.shop_id = tokens.shop_ids[0]
+        return tokens
 
     def refresh(self, refresh_token, shop_id=""):
         body = self.call("POST", "/auth/access_token/get",

@@ -2,6 +2,7 @@
 
 from .connections import Connection, CsvUpload, Platform
 from .warehouse import (
+    CsvStagingLine,
     DimCustomer,
     DimDate,
     DimProduct,
@@ -12,6 +13,6 @@ from .warehouse import (
 )
 
 __all__ = [
-    "Connection", "CsvUpload", "Platform",
+    "Connection", "CsvUpload", "CsvStagingLine", "Platform",
     "DimCustomer", "DimDate", "DimProduct", "DimShop", "DimStatus", "FactOrderLine", "Source",
 ]

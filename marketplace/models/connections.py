@@ -56,6 +56,19 @@ class Connection(models.Model):
     # so it never lands in a run's params or log.
     oauth_code = EncryptedTextField(blank=True)
     oauth_shop_id = models.CharField(max_length=64, blank=True)
+    oauth_main_account_id = models.CharField(max_length=64, blank=True)
+    main_account_id = models.CharField(
+        max_length=64, blank=True, help_text="Shopee main account whose grant connected this shop, if any."
+    )
+    # A refresh claims the connection with this lease (a conditional UPDATE), then
+    # calls the marketplace with no database transaction open; a second worker
+    # waits for the lease instead of spending the same single-use refresh token.
+    refresh_lease_until = models.DateTimeField(null=True, blank=True)
+    refresh_lease_owner = models.CharField(max_length=100, blank=True)
+    connect_failed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last Connect / Reconnect attempt failed (the shop kept its tokens)."
+    )
+    connect_error = models.TextField(blank=True, help_text="Why the last Connect / Reconnect attempt failed.")
     orders_cursor = models.DateTimeField(
         null=True, blank=True, help_text="Orders updated up to here are in the warehouse."
     )
@@ -118,25 +131,37 @@ def _human(delta: timedelta):
 
 
 class CsvUpload(models.Model):
-    """An uploaded order export: kept so the import run reads it by id (the run's
-    params stay small) and staff can see why a file was refused."""
+    """An uploaded order export. The file lives in the storage API (never in a
+    column); a background run validates it and, in load mode, loads it all or
+    nothing. The run's progress is the upload's progress."""
+
+    class Mode(models.TextChoices):
+        LOAD = "load", "validate and load"
+        VALIDATE = "validate", "validate only"
 
     class Status(models.TextChoices):
-        PENDING = "pending"
+        PENDING = "pending", "pending (queued)"
+        CHECKING = "checking", "checking rows"
+        LOADING = "loading"
+        VALID = "valid", "valid (validate only; nothing loaded)"
         LOADED = "loaded"
-        PARTIAL = "partial", "partly loaded (bad rows set aside)"
         REJECTED = "rejected", "rejected (nothing loaded)"
-        FAILED = "failed", "failed (the import stopped; see its run)"
+        FAILED = "failed", "failed (nothing loaded; see its run)"
+        UNDONE = "undone", "undone (its rows were deleted)"
 
     platform = models.CharField(max_length=20, choices=Platform.choices)
     shop = models.CharField(max_length=200, default="csv", help_text="Shop label the rows belong to.")
     filename = models.CharField(max_length=255, blank=True)
-    content = models.TextField(help_text="The file as uploaded (UTF-8).")
+    file = models.FileField(upload_to="marketplace/uploads/%Y/%m/", max_length=500, blank=True)
+    size = models.PositiveBigIntegerField(default=0, help_text="Bytes.")
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.LOAD)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    rows = models.PositiveIntegerField(default=0)
-    errors = models.JSONField(default=list, blank=True)
+    rows_checked = models.PositiveIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0, help_text="Order lines loaded.")
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="The first row problems, each with its file line.")
     run = models.ForeignKey("portal.SyncRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                            help_text="The import run that read it last.")
+                            help_text="The run that read it last.")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created = models.DateTimeField(auto_now_add=True)
 

@@ -117,11 +117,19 @@ class FactOrderLine(models.Model):
     platform = models.CharField(max_length=20, choices=Platform.choices)
     order_id = models.CharField(max_length=100)
     line_id = models.CharField(max_length=100)
-    shop = models.ForeignKey(DimShop, on_delete=models.PROTECT, related_name="lines")
-    date = models.ForeignKey(DimDate, on_delete=models.PROTECT, related_name="lines", help_text="Order date.")
-    product = models.ForeignKey(DimProduct, on_delete=models.PROTECT, related_name="lines")
-    customer = models.ForeignKey(DimCustomer, on_delete=models.PROTECT, related_name="lines")
-    status = models.ForeignKey(DimStatus, on_delete=models.PROTECT, related_name="lines")
+    # No database constraint on the dimension keys: a deferred FK check costs a
+    # trigger query per line at commit; the set-based load resolves the ids by
+    # join in its own transaction instead (see marketplace/warehouse.py), and
+    # PROTECT still guards deletes made through Django.
+    shop = models.ForeignKey(DimShop, on_delete=models.PROTECT, related_name="lines", db_constraint=False)
+    date = models.ForeignKey(DimDate, on_delete=models.PROTECT, related_name="lines", help_text="Order date.",
+                             db_constraint=False)
+    product = models.ForeignKey(DimProduct, on_delete=models.PROTECT, related_name="lines", db_constraint=False)
+    customer = models.ForeignKey(DimCustomer, on_delete=models.PROTECT, related_name="lines", db_constraint=False)
+    # A handful of statuses: an index on it would never be chosen, and every index
+    # is paid for on each line the load writes.
+    status = models.ForeignKey(DimStatus, on_delete=models.PROTECT, related_name="lines", db_constraint=False,
+                               db_index=False)
     quantity = models.PositiveIntegerField(default=1)
     unit_price = models.DecimalField(max_digits=14, decimal_places=2)
     paid_price = models.DecimalField(max_digits=14, decimal_places=2, help_text="What the buyer paid for the line.")
@@ -129,7 +137,14 @@ class FactOrderLine(models.Model):
     ordered_at = models.DateTimeField()
     updated_at = models.DateTimeField(null=True, blank=True, help_text="The marketplace's update time.")
     source = models.CharField(max_length=10, choices=Source.choices)
-    is_mock = models.BooleanField(default=False, db_index=True)
+    # Who wrote the row: the upload (CSV) and the run (every source). No database
+    # constraint: an upload's rows are deleted by undoing it, not by cascade.
+    # Indexed only where set (partial indexes in Meta): the rows of the API pay nothing.
+    upload = models.ForeignKey("marketplace.CsvUpload", null=True, blank=True, on_delete=models.DO_NOTHING,
+                               db_constraint=False, related_name="+", db_index=False)
+    run = models.ForeignKey("portal.SyncRun", null=True, blank=True, on_delete=models.DO_NOTHING,
+                            db_constraint=False, related_name="+", db_index=False)
+    is_mock = models.BooleanField(default=False)
     loaded_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -138,7 +153,43 @@ class FactOrderLine(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["platform", "order_id", "line_id"], name="marketplace_fact_natural_key")
         ]
-        indexes = [models.Index(fields=["platform", "ordered_at"])]
+        indexes = [
+            models.Index(fields=["platform", "ordered_at"]),
+            models.Index(fields=["upload"], condition=models.Q(upload__isnull=False), name="marketplace_fact_upload"),
+            models.Index(fields=["is_mock"], condition=models.Q(is_mock=True), name="marketplace_fact_mock"),
+        ]
 
     def __str__(self):
         return f"{self.platform} {self.order_id}/{self.line_id}"
+
+
+class CsvStagingLine(models.Model):
+    """One checked row of an upload being read: the file streams in here in
+    chunks, duplicates and conflicts with API rows are found by SQL, then the
+    lines are merged into the facts. Emptied when the upload's run ends."""
+
+    upload_id = models.PositiveIntegerField()
+    line_no = models.PositiveIntegerField(help_text="Physical line in the file (the header is line 1).")
+    platform = models.CharField(max_length=20)
+    shop_id = models.CharField(max_length=200)
+    order_id = models.CharField(max_length=100)
+    line_id = models.CharField(max_length=100)
+    ordered_at = models.DateTimeField()
+    updated_at = models.DateTimeField(null=True)
+    status = models.CharField(max_length=50)
+    sku = models.CharField(max_length=200)
+    product_name = models.CharField(max_length=500)
+    variation = models.CharField(max_length=300)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=14, decimal_places=2)
+    paid_price = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    customer_key = models.CharField(max_length=64)
+    customer_name = models.CharField(max_length=200)
+    city = models.CharField(max_length=200)
+    region = models.CharField(max_length=200)
+    country = models.CharField(max_length=100)
+
+    class Meta:
+        indexes = [models.Index(fields=["upload_id", "platform", "order_id", "line_id"]),
+                   models.Index(fields=["upload_id", "line_no"])]

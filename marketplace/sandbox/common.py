@@ -7,6 +7,12 @@ shape with those values in place of its own (`fields` on the order, `item_fields
 on each of its items; JSON's bare `NaN` is accepted and sent as such).
 `{"order": <id>, "fields": null, "item_fields": null}` undoes it;
 `POST /_sandbox/<name>/fix_orders` undoes them all.
+
+An update in the middle of paging (the fault that loses orders under offset
+paging): `touch_while_paging(after_pages=1, count=5)`, or `POST
+/_sandbox/<name>/orders {"touch_while_paging": {"after_pages": 1, "count": 5}}`:
+right after the n-th order-list page is served, the first `count` orders of
+that page get a fresh update time (and the touched status), once.
 """
 
 import json
@@ -23,6 +29,27 @@ class MarketplaceSandbox(Sandbox):
 
     def expire(self, what="access"):
         raise NotImplementedError
+
+    # --- an update in the middle of paging ---------------------------------------
+    def touch_while_paging(self, after_pages=1, count=5, status=None):
+        with self.lock:
+            self.paging_touch = {"after_pages": int(after_pages), "count": int(count), "served": 0,
+                                 "status": status or self.touched_status}
+
+    def page_served(self, order_ids):
+        """Called by the order-list route after each page: runs an armed paging touch."""
+        with self.lock:
+            armed = getattr(self, "paging_touch", None)
+            if not armed:
+                return
+            armed["served"] += 1
+            if armed["served"] < armed["after_pages"]:
+                return
+            self.paging_touch = None
+        touched = list(order_ids)[:armed["count"]]
+        self.touch(touched, armed["status"])
+        with self.lock:
+            self.touched_while_paging = getattr(self, "touched_while_paging", []) + touched
 
     # --- bad orders ------------------------------------------------------------
     def override(self, order_id, fields=None, item_fields=None):
@@ -98,6 +125,9 @@ class MarketplaceSandbox(Sandbox):
             self.fix_orders()
             return json_response({"overrides": []})
         if action == "orders":
+            if spec.get("touch_while_paging"):
+                self.touch_while_paging(**spec["touch_while_paging"])
+                return json_response({"armed": spec["touch_while_paging"]})
             if spec.get("touch"):
                 self.touch(spec["touch"], spec.get("status", self.touched_status))
                 return json_response({"touched": len(spec["touch"])})

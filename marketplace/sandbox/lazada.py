@@ -22,7 +22,9 @@ Choices where the contract is silent:
   expires every issued token now, `POST .../error {"code": "ApiCallLimit", "count": n,
   "path": "/orders/get"}` makes the next n calls answer that error body, and
   `POST .../orders {"count": n}` adds n orders, `{"touch": [order_id...]}`
-  moves orders to `delivered` with a fresh update time.
+  moves orders to `delivered` with a fresh update time, and
+  `{"touch_while_paging": {"after_pages": 1, "count": 5}}` does that to the
+  first orders of a page right after serving it (see common.py).
 - `/order/get?order_id=` (GetOrder; the contract's signing test vector names it)
   answers `data` with the one order in the list's shape; an unknown id answers
   `InvalidParameter` [P].
@@ -98,6 +100,8 @@ class LazadaSandbox(MarketplaceSandbox):
         self.queued_errors = []  # [{"code", "count", "path"}]
         self.calls = []  # (path, params) of data/auth calls, for tests
         self.overrides = {}  # str(order_id) -> {"fields", "item_fields"} served instead (see common.py)
+        self.paging_touch = None
+        self.touched_while_paging = []
         self.refreshes = 0
         self.rng = random.Random(42)
         self.orders = {}
@@ -322,8 +326,10 @@ class LazadaSandbox(MarketplaceSandbox):
         key = "updated" if sort_by == "updated_at" else "created"
         matching.sort(key=lambda o: (o[key], o["order_id"]), reverse=direction == "DESC")
         page = matching[offset:offset + limit]
-        return json_response({"code": "0", "request_id": secrets.token_hex(8), "data": {
+        reply = json_response({"code": "0", "request_id": secrets.token_hex(8), "data": {
             "count": len(page), "countTotal": len(matching), "orders": [self.render_order(o) for o in page]}})
+        self.page_served([o["order_id"] for o in page])
+        return reply
 
     def render_order(self, order):
         items = self.items[order["order_id"]]

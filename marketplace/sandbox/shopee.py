@@ -10,18 +10,25 @@ Choices where the contract is silent:
   errors, 500 for `error_server`, 429 with `error: "error_rate_limit"` and a
   Retry-After for throttling. Clients parse the body whatever the status.
 - An expired access token answers `invalid_acceess_token` (Shopee's spelling).
+- A main-account grant: add `main_account=1` to the auth link; the redirect
+  carries `main_account_id` (no `shop_id`), token/get answers `shop_id_list`
+  (DEMO_MAIN_SHOP_IDS), and the one refresh token can be spent once per shop,
+  each refresh giving that shop its own pair.
 - The auth link auto-approves and redirects to `redirect` with `code` and
   `shop_id` appended to the redirect's own query string (state kept there).
 - The order list is sorted by the chosen time field, then order_sn; the cursor
-  is the offset as a string (opaque to clients).
+  is opaque to clients (the last listed order's key, base64), so an order
+  updated while a client pages is not skipped.
 - Control: `POST /_sandbox/shopee/tokens {"access_expires_in": s, "refresh_expires_in": s}`,
   `POST .../expire {"what": "access"|"refresh"}` (access expiry skips the 5 min
   grace), `POST .../error {"code": "error_server", "count": n, "path": "..."}`,
-  `POST .../orders {"count": n}` or `{"touch": [order_sn...]}`, and
+  `POST .../orders {"count": n}` or `{"touch": [order_sn...]}` or
+  `{"touch_while_paging": {"after_pages": 1, "count": 5}}` (common.py), and
   `POST .../override` / `.../fix_orders` to serve one malformed order in
   get_order_detail (see common.py).
 """
 
+import base64
 import hashlib
 import hmac
 import json
@@ -41,6 +48,8 @@ from .common import MarketplaceSandbox
 DEMO_PARTNER_ID = 2001887
 DEMO_PARTNER_KEY = "shopee-sandbox-partner-key"
 DEMO_SHOP_ID = 880011
+DEMO_MAIN_ACCOUNT_ID = 770001
+DEMO_MAIN_SHOP_IDS = (880011, 880012)
 ACCESS_LIFETIME = 4 * 3600
 REFRESH_LIFETIME = 30 * 86400
 OLD_ACCESS_GRACE = 300
@@ -76,11 +85,15 @@ class ShopeeSandbox(MarketplaceSandbox):
         self.access_lifetime = ACCESS_LIFETIME
         self.refresh_lifetime = REFRESH_LIFETIME
         self.codes = {}
-        self.access_tokens = {}  # token -> {"shop_id", "expires"}
-        self.refresh_tokens = {}  # token -> {"shop_id", "expires"}; deleted when used
+        self.access_tokens = {}  # token -> {"shop_ids": set, "expires"}
+        # token -> {"shop_ids": set, "expires"}; each shop spends it once (a
+        # main-account grant's pair covers several shops until each is refreshed).
+        self.refresh_tokens = {}
         self.queued_errors = []
         self.calls = []
         self.overrides = {}  # order_sn -> {"fields", "item_fields"} served instead (see common.py)
+        self.paging_touch = None
+        self.touched_while_paging = []
         self.refreshes = 0
         self.rng = random.Random(7)
         self.orders = {}
@@ -178,17 +191,17 @@ class ShopeeSandbox(MarketplaceSandbox):
                 info = self.access_tokens.get(token)
             if info is None or info["expires"] <= time.time():
                 return None, self.error("invalid_acceess_token", "Invalid access_token.")
-            if str(info["shop_id"]) != shop_id:
+            if not shop_id.isdigit() or int(shop_id) not in info["shop_ids"]:
                 return None, self.error("error_auth", "No permission to current api.")
             return int(shop_id), None
         return partner_id, None
 
-    def issue(self, shop_id):
+    def issue(self, shop_ids):
         now = time.time()
         access, refresh = secrets.token_hex(16), secrets.token_hex(16)
         with self.lock:
-            self.access_tokens[access] = {"shop_id": shop_id, "expires": now + self.access_lifetime}
-            self.refresh_tokens[refresh] = {"shop_id": shop_id, "expires": now + self.refresh_lifetime}
+            self.access_tokens[access] = {"shop_ids": set(shop_ids), "expires": now + self.access_lifetime}
+            self.refresh_tokens[refresh] = {"shop_ids": set(shop_ids), "expires": now + self.refresh_lifetime}
         return access, refresh
 
     def body(self, request):
@@ -208,12 +221,16 @@ class ShopeeSandbox(MarketplaceSandbox):
         if not redirect:
             return self.error("error_param", "There is no redirect in query.")
         code = secrets.token_hex(16)
+        # `main_account=1` (a test's or demo's choice on the consent page): the
+        # seller grants with a main account covering DEMO_MAIN_SHOP_IDS.
+        main = bool(request.args.get("main_account"))
         with self.lock:
-            self.codes[code] = {"shop_id": DEMO_SHOP_ID, "partner_id": int(request.args["partner_id"]),
-                                "expires": time.time() + CODE_LIFETIME}
+            self.codes[code] = {"shop_id": None if main else DEMO_SHOP_ID,
+                                "main_account_id": DEMO_MAIN_ACCOUNT_ID if main else None,
+                                "partner_id": int(request.args["partner_id"]), "expires": time.time() + CODE_LIFETIME}
         joiner = "&" if "?" in redirect else "?"
-        return Response("", 302, headers={"Location": redirect + joiner + urlencode({"code": code,
-                                                                                       "shop_id": DEMO_SHOP_ID})})
+        owner = {"main_account_id": DEMO_MAIN_ACCOUNT_ID} if main else {"shop_id": DEMO_SHOP_ID}
+        return Response("", 302, headers={"Location": redirect + joiner + urlencode({"code": code, **owner})})
 
     @route("/api/v2/auth/token/get", methods=("POST",))
     def token_get(self, request):
@@ -221,15 +238,23 @@ class ShopeeSandbox(MarketplaceSandbox):
         if error:
             return error
         body = self.body(request)
-        if body is None or body.get("partner_id") != partner_id or not body.get("code") or not body.get("shop_id"):
-            return self.error("error_param", "code, partner_id and shop_id are required in the body.")
+        if body is None or body.get("partner_id") != partner_id or not body.get("code") \
+                or not (body.get("shop_id") or body.get("main_account_id")):
+            return self.error("error_param", "code, partner_id and shop_id or main_account_id are required in the body.")
         with self.lock:
             grant = self.codes.pop(body["code"], None)
         if grant is None or grant["expires"] <= time.time() or grant["partner_id"] != partner_id:
             return self.error("invalid_code", "Invalid code")
-        if grant["shop_id"] != body["shop_id"]:
+        if grant["main_account_id"] is not None:
+            if grant["main_account_id"] != body.get("main_account_id"):
+                return self.error("error_param", "Invalid main_account_id")
+            access, refresh = self.issue(DEMO_MAIN_SHOP_IDS)
+            return json_response({"request_id": secrets.token_hex(8), "error": "", "message": "",
+                                  "access_token": access, "refresh_token": refresh, "expire_in": self.access_lifetime,
+                                  "shop_id_list": list(DEMO_MAIN_SHOP_IDS), "merchant_id_list": []})
+        if grant["shop_id"] != body.get("shop_id"):
             return self.error("invalid_shop_id", "Invalid shop_id")
-        access, refresh = self.issue(grant["shop_id"])
+        access, refresh = self.issue([grant["shop_id"]])
         return json_response({"request_id": secrets.token_hex(8), "error": "", "message": "",
                               "access_token": access, "refresh_token": refresh, "expire_in": self.access_lifetime})
 
@@ -244,20 +269,22 @@ class ShopeeSandbox(MarketplaceSandbox):
             return self.error("error_param", "refresh_token, partner_id and shop_id are required in the body.")
         with self.lock:
             info = self.refresh_tokens.get(body["refresh_token"])
-            if info is None or info["shop_id"] != body["shop_id"]:
+            if info is None or body["shop_id"] not in info["shop_ids"]:
                 return self.error("error_shop_refresh_token", "Invalid refresh_token.")
             if info["expires"] <= time.time():
                 return self.error("refresh_token_expired", "refresh_token expired.")
-            del self.refresh_tokens[body["refresh_token"]]  # single use
+            info["shop_ids"].discard(body["shop_id"])  # single use (per shop of a main-account grant)
+            if not info["shop_ids"]:
+                del self.refresh_tokens[body["refresh_token"]]
             # The old access tokens of this shop stay valid 5 more minutes.
             for token_info in self.access_tokens.values():
-                if token_info["shop_id"] == info["shop_id"]:
+                if body["shop_id"] in token_info["shop_ids"]:
                     token_info["expires"] = min(token_info["expires"], time.time() + OLD_ACCESS_GRACE)
             self.refreshes += 1
-        access, refresh = self.issue(info["shop_id"])
+        access, refresh = self.issue([body["shop_id"]])
         return json_response({"request_id": secrets.token_hex(8), "error": "", "message": "",
                               "access_token": access, "refresh_token": refresh, "expire_in": self.access_lifetime,
-                              "partner_id": partner_id, "shop_id": info["shop_id"]})
+                              "partner_id": partner_id, "shop_id": body["shop_id"]})
 
     # --- orders ----------------------------------------------------------------------
     @route("/api/v2/order/get_order_list")
@@ -271,9 +298,11 @@ class ShopeeSandbox(MarketplaceSandbox):
             return self.error("error_param", "time_range_field must be create_time or update_time.")
         try:
             time_from, time_to, page_size = int(args["time_from"]), int(args["time_to"]), int(args["page_size"])
-            offset = int(args.get("cursor") or 0)
         except (KeyError, ValueError):
-            return self.error("error_param", "time_from, time_to, page_size and cursor must be integers.")
+            return self.error("error_param", "time_from, time_to and page_size must be integers.")
+        after = _read_cursor(args.get("cursor") or "")
+        if after is False:
+            return self.error("error_param", "Invalid cursor.")
         if time_from >= time_to or time_to - time_from > WINDOW_MAX:
             return self.error("order.order_list_invalid_time",
                               "The time range is invalid: time_from < time_to and at most 15 days.")
@@ -283,15 +312,19 @@ class ShopeeSandbox(MarketplaceSandbox):
         with self.lock:
             matching = sorted(
                 (o for o in self.orders.values()
-                 if time_from <= o[field] <= time_to and (not status or o["order_status"] == status)),
+                 if time_from <= o[field] <= time_to and (not status or o["order_status"] == status)
+                 and (after is None or (o[field], o["order_sn"]) > after)),
                 key=lambda o: (o[field], o["order_sn"]),
             )
-        page = matching[offset:offset + page_size]
-        more = offset + page_size < len(matching)
+        page = matching[:page_size]
+        more = len(matching) > page_size
         with_status = "order_status" in args.get("response_optional_fields", "")
         order_list = [{"order_sn": o["order_sn"], **({"order_status": o["order_status"]} if with_status else {})}
                       for o in page]
-        return self.ok({"more": more, "next_cursor": str(offset + page_size) if more else "", "order_list": order_list})
+        next_cursor = _write_cursor(page[-1][field], page[-1]["order_sn"]) if more else ""
+        reply = self.ok({"more": more, "next_cursor": next_cursor, "order_list": order_list})
+        self.page_served([o["order_sn"] for o in page])
+        return reply
 
     DEFAULT_FIELDS = ("order_sn", "region", "currency", "cod", "order_status", "create_time", "update_time",
                       "days_to_ship", "ship_by_date", "message_to_seller")
@@ -317,3 +350,21 @@ class ShopeeSandbox(MarketplaceSandbox):
                 found.append(self.served(sn, detail, items_key="item_list"))
         extra = {"warning": [f"order_sn {sn} not found" for sn in missing]} if missing else {}
         return self.ok({"order_list": found}, **extra)
+
+
+def _write_cursor(value, order_sn):
+    # Opaque to clients (the contract): the last listed order's key, so an order
+    # updated while a client pages moves behind the cursor instead of shifting
+    # every later page by one, as an offset would.
+    return base64.urlsafe_b64encode(json.dumps([value, order_sn]).encode()).decode()
+
+
+def _read_cursor(cursor):
+    """None at the start, (time, order_sn) after a page, False when unreadable."""
+    if not cursor:
+        return None
+    try:
+        value, order_sn = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return int(value), str(order_sn)
+    except (ValueError, TypeError):
+        return False

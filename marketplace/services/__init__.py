@@ -1,6 +1,6 @@
 """Marketplace operations: one @operation function each (see each module)."""
 
-from .csv_import import import_orders_csv
+from .csv_import import import_orders_csv, undo_csv_upload
 from .mock import generate_mock_orders
 from .orders import sync_orders
 from .tokens import (
@@ -13,5 +13,5 @@ from .tokens import (
 
 __all__ = [
     "ConnectionTokens", "authorization_url", "connect_account", "refresh_due_tokens", "refresh_token",
-    "sync_orders", "import_orders_csv", "generate_mock_orders",
+    "sync_orders", "import_orders_csv", "undo_csv_upload", "generate_mock_orders",
 ]

@@ -1,4 +1,4 @@
-"""CSV upload of order exports (the seed's /upload-to-warehouse), row by row.
+"""CSV upload of order exports (the seed's /upload-to-warehouse), at any size.
 
 Columns (header names are matched ignoring case, spaces and underscores, so a
 Lazada Seller Center export `orderNumber, orderItemId, createTime, ...` and a
@@ -7,35 +7,48 @@ hand-made `Order Number, Order Item Id, Created at, ...` both load):
     required: order number, created at, status, seller sku, item name, unit price
     optional: order item id (default: the sku), updated at, variation, quantity
               (default 1), paid price (default unit price x quantity), currency,
-              customer name, shipping city, shipping region, shipping country
+              customer name, shipping city, shipping region, shipping country,
+              platform (lazada|shopee; default the upload's), shop (default the upload's)
 
 Dates: `22 Nov 2025 10:15`, `2025-11-22 10:15:00`, `2025-11-22` or ISO 8601;
-without an offset they are in the portal's time zone. Every row is checked
-before anything is written. A bad row (an amount that is not a finite number, a
-value longer than its column, a date that does not parse, a repeated line) is
-set aside with its reason and its line number in the file (the header is line
-1); the good rows load. A file without the required columns loads nothing.
+without an offset they are in the portal's time zone.
+
+The file is read from the storage API in a stream, in chunks: each chunk's
+rows are checked (amounts finite and within the column's digits, text within
+its column, dates that parse, a known platform) and the good ones written to a
+staging table in a short transaction of their own. Then SQL finds the lines
+repeated in the file and the lines that would overwrite a row the API (or the
+mock generator) wrote: a CSV never overwrites those. Every problem is reported
+with its physical line in the file (the header is line 1). Validate-only mode
+stops there. Load mode is all or nothing: any bad row and nothing loads (the
+upload is `rejected` with the reasons); otherwise the staged lines merge into
+the facts in one transaction (on PostgreSQL one set-based statement per table),
+so a failure leaves nothing of the upload and no earlier row overwritten.
 """
 
 import csv
 import io
 import logging
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from django.db import transaction
+from django.core.files.storage import default_storage
+from django.db import connection as db, transaction
+from django.db.models import Count, Min
 from django.utils import timezone
 
 from portal.runs import OperationFailed, RunLost, describe_error, operation
 
-from ..models import CsvUpload, Source
-from ..warehouse import OrderLine, customer_key, line_problems, load_lines
+from ..models import CsvStagingLine, CsvUpload, FactOrderLine, Platform, Source
+from ..warehouse import AMOUNT_DIGITS, KEY_LIMITS, OrderLine, customer_key, load_lines, merge_postgres
 
 logger = logging.getLogger(__name__)
 
 MAX_ERRORS_SHOWN = 20
+MAX_ERRORS_KEPT = 1000  # on the upload; the count says how many there were
+CHUNK_ROWS = 5000
+READ_BUFFER = 1 << 20
 
 COLUMNS = {
     "order_id": ("ordernumber", "orderno", "orderid", "ordersn"),
@@ -54,7 +67,13 @@ COLUMNS = {
     "city": ("shippingcity", "city"),
     "region": ("shippingregion", "region", "province", "state"),
     "country": ("shippingcountry", "country"),
+    "platform": ("platform", "marketplace"),
+    "shop": ("shop", "shopid", "shopname", "store"),
 }
+# Text must fit its column as sent (the staging table's and the warehouse's).
+TEXT_LIMITS = {**KEY_LIMITS, "product_name": 500, "variation": 300, "currency": 3, "customer_name": 200,
+               "city": 200, "region": 200, "country": 100, "shop": 200}
+MAX_QUANTITY = 2147483647
 REQUIRED = ("order_id", "ordered_at", "status", "sku", "product_name", "unit_price")
 DATE_FORMATS = ("%d %b %Y %H:%M", "%d %b %Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d",
                 "%d/%m/%Y %H:%M", "%d/%m/%Y")
@@ -96,122 +115,228 @@ def _money(value):
         raise ValueError(f"not a finite amount: {value!r}")
     if amount < 0:
         raise ValueError(f"negative amount: {value}")
+    if amount.adjusted() >= AMOUNT_DIGITS:
+        raise ValueError(f"{value} has more than {AMOUNT_DIGITS} digits before the point")
     return amount.quantize(Decimal("0.01"))
 
 
-@dataclass
-class CsvRows:
-    """A file read row by row: the lines that can load, and the rows that cannot,
-    each with its physical line number in the file (the header is line 1)."""
-
-    lines: list = field(default_factory=list)  # (line number, OrderLine)
-    bad: list = field(default_factory=list)  # (line number, reason, the row as sent)
-
-    def errors(self):
-        return [f"line {number}: {reason}" for number, reason, _ in self.bad]
-
-
-def read_orders_csv(text, *, platform, shop):
-    """Read every row; a bad row is reported with its line, the others still load.
-
-    Raises CsvRejected only for what spoils the whole file (no header, a
-    required column missing, no rows at all)."""
-    reader = csv.reader(io.StringIO(text))
-    headers = next(reader, None) or []
-    if not any(h.strip() for h in headers):
-        raise CsvRejected(["the file is empty"])
-    by_key = {_key(h): h for h in headers}
-    columns = {}
-    for name, aliases in COLUMNS.items():
-        header = next((by_key[a] for a in aliases if a in by_key), None)
-        if header:
-            columns[name] = header
-    missing = [f for f in REQUIRED if f not in columns]
-    if missing:
-        names = ", ".join(COLUMNS[f][0] for f in missing)
-        raise CsvRejected([f"line 1: missing column(s): {names}"])
-    result, seen = CsvRows(), {}
-    last_line = reader.line_num
-    try:
-        for cells in reader:
-            last_line = _read_record(result, seen, cells, headers, columns, last_line, reader.line_num,
-                                     platform=platform, shop=shop)
-    except csv.Error as exc:
-        # The file cannot be read past here (a field over the csv module's limit, a broken quote).
-        raise CsvRejected([f"line {last_line + 1}: the file cannot be read from here: {exc}"]) from None
-    if not result.lines and not result.bad:
-        raise CsvRejected(["the file has a header but no rows"])
-    return result
-
-
-def _read_record(result, seen, cells, headers, columns, last_line, line_num, *, platform, shop):
-    """Add one record to `result`; returns the line it ended on."""
-    # A quoted value may span lines: a row starts just after the previous one ended.
-    number = last_line + 1
-    if not cells:
-        return line_num  # a blank line
-    row = dict(zip(headers, cells))
-    if len(cells) > len(headers):
-        result.bad.append((number, "more values than columns", {**row, "extra": cells[len(headers):]}))
-        return line_num
-    line, problems = _read_row(row, columns, platform=platform, shop=shop)
-    if line is not None:
-        key = (line.order_id, line.line_id)
-        if key in seen:
-            problems.append(f"order {key[0]} line {key[1]} repeats line {seen[key]}")
-        else:
-            seen[key] = number
-    if problems:
-        result.bad.append((number, "; ".join(problems), row))
-    else:
-        result.lines.append((number, line))
-    return line_num
-
-
-def _read_row(row, columns, *, platform, shop):
-    """(OrderLine or None, problems) for one row."""
-    value = {f: (row.get(h) or "").strip() for f, h in columns.items()}
+def _read_row(value, *, platform, shop):
+    """(OrderLine or None, problems) for one row's values by field."""
     problems = [f"{f} is empty" for f in REQUIRED if not value.get(f)]
+    row_platform = (value.get("platform") or platform).lower()
+    if row_platform not in Platform.values:
+        problems.append(f"platform {value.get('platform')!r} is not one of {', '.join(Platform.values)}")
+    for name, limit in TEXT_LIMITS.items():
+        if len(value.get(name) or "") > limit:
+            problems.append(f"{name} is {len(value[name])} characters; at most {limit} fit")
     parsed = {}
     for name, convert in (("ordered_at", _date), ("updated_at", _date), ("unit_price", _money),
                           ("paid_price", _money)):
         if value.get(name):
             try:
                 parsed[name] = convert(value[name])
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:
                 problems.append(f"{name}: {exc}")
     quantity = 1
     if value.get("quantity"):
         try:
             quantity = int(value["quantity"])
-            if quantity < 1:
+            if not 1 <= quantity <= MAX_QUANTITY:
                 raise ValueError
         except ValueError:
-            problems.append(f"quantity: not a positive whole number: {value['quantity']!r}")
+            problems.append(f"quantity: not a positive whole number that fits: {value['quantity']!r}")
     if problems:
         return None, problems
     unit = parsed["unit_price"]
-    line = OrderLine(
-        platform=platform, shop_id=shop, shop_name=shop, order_id=value["order_id"],
+    paid = parsed.get("paid_price", unit * quantity)
+    if paid.adjusted() >= AMOUNT_DIGITS:
+        return None, [f"paid_price: unit price x quantity ({paid}) has more than {AMOUNT_DIGITS} digits"]
+    shop_id = value.get("shop") or shop
+    name = value.get("customer_name", "")
+    return OrderLine(
+        platform=row_platform, shop_id=shop_id, shop_name=shop_id, order_id=value["order_id"],
         line_id=value.get("line_id") or value["sku"], ordered_at=parsed["ordered_at"],
         updated_at=parsed.get("updated_at"), status=value["status"].lower(),
         sku=value["sku"], product_name=value["product_name"], variation=value.get("variation", ""),
-        quantity=quantity, unit_price=unit, paid_price=parsed.get("paid_price", unit * quantity),
-        currency=value.get("currency", "").upper()[:3], customer_name=value.get("customer_name", ""),
-        customer_key=customer_key(platform, value.get("customer_name", "")),
+        quantity=quantity, unit_price=unit, paid_price=paid,
+        currency=value.get("currency", "").upper(), customer_name=name,
+        # The same key as the API's for the same buyer (platform + name).
+        customer_key=customer_key(row_platform, name),
         city=value.get("city", ""), region=value.get("region") or value.get("city", ""),
         country=value.get("country", ""),
-    )
-    # What would not fit the warehouse (a 300-character SKU, a 20-digit price).
-    return line, line_problems(line)
+    ), []
 
 
-def parse_orders_csv(text, *, platform, shop):
-    """Check the whole file (validate-only): its OrderLines, or CsvRejected with every problem."""
-    rows = read_orders_csv(text, platform=platform, shop=shop)
-    if rows.bad:
-        raise CsvRejected(rows.errors())
-    return [line for _, line in rows.lines]
+def _columns(headers):
+    by_key = {}
+    for h in headers:
+        by_key.setdefault(_key(h), h)
+    columns = {}
+    for name, aliases in COLUMNS.items():
+        header = next((by_key[a] for a in aliases if a in by_key), None)
+        if header:
+            columns[name] = headers.index(header)
+    missing = [f for f in REQUIRED if f not in columns]
+    if missing:
+        names = ", ".join(COLUMNS[f][0] for f in missing)
+        raise CsvRejected([f"line 1: missing column(s): {names}"])
+    return columns
+
+
+def read_chunks(stream, *, platform, shop, chunk_rows=CHUNK_ROWS):
+    """Yield (good [(line, OrderLine)], bad [(line, reason)]) per chunk of a text stream.
+
+    Raises CsvRejected for what spoils the whole file (no header, a required
+    column missing, a byte that is not UTF-8, a broken quote)."""
+    reader = csv.reader(stream)
+    last_line = 0
+    try:
+        headers = next(reader, None) or []
+        if not any(h.strip() for h in headers):
+            raise CsvRejected(["the file is empty"])
+        columns = _columns(headers)
+        last_line = reader.line_num
+        good, bad, rows = [], [], 0
+        for cells in reader:
+            # A quoted value may span lines: a record starts just after the previous one ended.
+            number, last_line = last_line + 1, reader.line_num
+            if not cells or cells == [""]:
+                continue
+            rows += 1
+            if len(cells) > len(headers):
+                bad.append((number, "more values than columns"))
+            else:
+                value = {f: cells[i].strip() if i < len(cells) else "" for f, i in columns.items()}
+                line, problems = _read_row(value, platform=platform, shop=shop)
+                if problems:
+                    bad.append((number, "; ".join(problems)))
+                else:
+                    good.append((number, line))
+            if len(good) + len(bad) >= chunk_rows:
+                yield good, bad
+                good, bad = [], []
+        if not rows:
+            raise CsvRejected(["the file has a header but no rows"])
+        if good or bad:
+            yield good, bad
+    except UnicodeDecodeError as exc:
+        raise CsvRejected([f"line {last_line + 1}: the file is not UTF-8 text ({exc.reason})"]) from None
+    except csv.Error as exc:
+        raise CsvRejected([f"line {last_line + 1}: the file cannot be read from here: {exc}"]) from None
+
+
+def open_text(name):
+    """The stored file as a text stream (UTF-8, a BOM dropped), read in buffered chunks."""
+    return io.TextIOWrapper(default_storage.open(name, "rb"), encoding="utf-8-sig", newline="")
+
+
+def count_lines(name):
+    """The file's line count, for the run's progress (one streaming pass over bytes)."""
+    lines = 0
+    with default_storage.open(name, "rb") as raw:
+        while chunk := raw.read(READ_BUFFER):
+            lines += chunk.count(b"\n")
+    return max(lines - 1, 1)
+
+
+STAGED_FIELDS = [f.name for f in CsvStagingLine._meta.concrete_fields if f.name != "id"]
+
+
+def _stage(upload_id, good):
+    rows = [(upload_id, number, l.platform, l.shop_id, l.order_id, l.line_id, l.ordered_at, l.updated_at, l.status,
+             l.sku, l.product_name, l.variation, l.quantity, l.unit_price, l.paid_price, l.currency,
+             l.customer_key, l.customer_name, l.city, l.region, l.country) for number, l in good]
+    if not rows:
+        return
+    if db.vendor == "postgresql":
+        _copy(rows)
+    else:
+        with transaction.atomic():
+            CsvStagingLine.objects.bulk_create(
+                [CsvStagingLine(**dict(zip(STAGED_FIELDS, row))) for row in rows], batch_size=500)
+
+
+def _copy(rows):
+    """PostgreSQL: COPY the chunk into the staging table (no per-row INSERT)."""
+    table = CsvStagingLine._meta.db_table
+    columns = ", ".join(CsvStagingLine._meta.get_field(f).column for f in STAGED_FIELDS)
+    with transaction.atomic(), db.cursor() as cursor:
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+class Problems:
+    """Row problems: counted in full, the first MAX_ERRORS_KEPT kept, by line."""
+
+    def __init__(self):
+        self.count = 0
+        self.kept = []
+
+    def add(self, number, reason):
+        self.count += 1
+        if len(self.kept) < MAX_ERRORS_KEPT:
+            self.kept.append((number, reason))
+
+    def sorted(self):
+        return [f"line {n}: {reason}" for n, reason in sorted(self.kept)]
+
+
+def _check_staged(upload_id, problems):
+    """Lines repeated in the file, and lines that would overwrite an API or mock row."""
+    staged = CsvStagingLine.objects.filter(upload_id=upload_id)
+    repeated = (staged.values("platform", "order_id", "line_id").annotate(n=Count("id"), first=Min("line_no"))
+                .filter(n__gt=1))
+    for group in repeated.iterator():
+        for number in staged.filter(platform=group["platform"], order_id=group["order_id"],
+                                    line_id=group["line_id"]).exclude(line_no=group["first"]).values_list(
+                                        "line_no", flat=True):
+            problems.add(number, f"order {group['order_id']} line {group['line_id']} repeats line {group['first']}")
+    fact, stage = FactOrderLine._meta.db_table, CsvStagingLine._meta.db_table
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.line_no, s.order_id, s.line_id, f.source FROM {stage} s JOIN {fact} f "
+            "ON f.platform = s.platform AND f.order_id = s.order_id AND f.line_id = s.line_id "
+            "WHERE s.upload_id = %s AND f.source <> %s ORDER BY s.line_no LIMIT %s",
+            [upload_id, Source.CSV, MAX_ERRORS_KEPT])
+        for number, order_id, line_id, source in cursor.fetchall():
+            problems.add(number, f"order {order_id} line {line_id} conflicts with a row from the {source}: "
+                                 "a CSV never overwrites it")
+
+
+def merge_staged(upload_id, run_id):
+    """Merge an upload's staged lines into the facts in ONE transaction: a
+    failure leaves the warehouse as it was (no row of it written, no earlier
+    row overwritten). On PostgreSQL it is one set-based statement per table
+    straight from the staging table; on SQLite the batched loader, chunk by chunk."""
+    with transaction.atomic():
+        if db.vendor == "postgresql":
+            staged = CsvStagingLine.objects.filter(upload_id=upload_id).count()
+            relation = (f"(SELECT line_no AS seq, platform, shop_id, shop_id AS shop_name, "
+                        f"{', '.join(ORDER_LINE_FIELDS[2:])} FROM {CsvStagingLine._meta.db_table} "
+                        f"WHERE upload_id = {int(upload_id)})")
+            with db.cursor() as cursor:
+                merge_postgres(cursor, relation, source=Source.CSV, upload_id=upload_id, run_id=run_id)
+            return staged
+        return sum(load_lines(lines, source=Source.CSV, upload_id=upload_id, run_id=run_id)
+                   for lines in _staged_lines(upload_id))
+
+
+def _staged_lines(upload_id):
+    """The staged lines in chunks, as OrderLines, by line number."""
+    last = 0
+    while True:
+        chunk = list(CsvStagingLine.objects.filter(upload_id=upload_id, line_no__gt=last).order_by("line_no")
+                     .values_list(*STAGED_FIELDS[1:])[:CHUNK_ROWS])
+        if not chunk:
+            return
+        last = chunk[-1][0]
+        yield [OrderLine(**dict(zip(ORDER_LINE_FIELDS, row[1:]))) for row in chunk]
+
+
+ORDER_LINE_FIELDS = ["platform", "shop_id", "order_id", "line_id", "ordered_at", "updated_at", "status", "sku",
+                     "product_name", "variation", "quantity", "unit_price", "paid_price", "currency", "customer_key",
+                     "customer_name", "city", "region", "country"]
 
 
 def summarize(errors):
@@ -221,55 +346,98 @@ def summarize(errors):
 
 
 def _settle_abandoned_uploads():
-    """An upload whose import run ended without settling it (its worker died and
-    the reaper closed the run) must not stay pending for ever."""
-    CsvUpload.objects.filter(status=CsvUpload.Status.PENDING, run__finished__isnull=False).update(
-        status=CsvUpload.Status.FAILED, errors=["the import run ended before the file was loaded; upload it again"]
-    )
+    """An upload whose run ended without settling it (its worker died and the
+    reaper closed the run) must not stay pending for ever."""
+    CsvUpload.objects.filter(
+        status__in=[CsvUpload.Status.PENDING, CsvUpload.Status.CHECKING, CsvUpload.Status.LOADING],
+        run__finished__isnull=False,
+    ).update(status=CsvUpload.Status.FAILED, errors=["the import run ended before the file was loaded; run it again"])
 
 
-@operation("marketplace", "import_orders_csv", lock=False)
+@operation("marketplace", "import_orders_csv", lock_key=lambda p: str(p.get("upload_id")))
 def import_orders_csv(run, upload_id):
-    """Load an uploaded CSV (a CsvUpload row) into the warehouse. A bad row is set
-    aside (kind "csv_row", key "<upload id>:<line>") and the good rows load; the
-    run ends partial, or failed when no row loaded. Idempotent: loading the same
-    file again updates the same rows and the same set-aside records. The upload's
-    status always ends settled (loaded, partial, rejected or failed)."""
+    """Validate an uploaded CSV (a CsvUpload row) and, in load mode, load it all
+    or nothing. Idempotent: loading the same file again updates the same rows.
+    The upload's status always ends settled (valid, loaded, rejected or failed);
+    its rows record the upload and the run."""
     _settle_abandoned_uploads()
     upload = CsvUpload.objects.get(pk=upload_id)
-    CsvUpload.objects.filter(pk=upload.pk).update(run=run.record)
+    CsvUpload.objects.filter(pk=upload.pk).update(run=run.record, status=CsvUpload.Status.CHECKING, rows_checked=0,
+                                                  error_count=0, errors=[])
     try:
-        return _load_upload(run, upload)
+        return _import(run, upload)
     except RunLost:
         raise  # the worker that took the run over settles the upload
     except BaseException as exc:  # the time limit too: the upload must not stay pending
-        CsvUpload.objects.filter(pk=upload.pk, status=CsvUpload.Status.PENDING).update(
+        CsvUpload.objects.filter(pk=upload.pk).exclude(
+            status__in=[CsvUpload.Status.REJECTED, CsvUpload.Status.VALID, CsvUpload.Status.LOADED]).update(
             status=CsvUpload.Status.FAILED, errors=[describe_error(exc)])
         raise
+    finally:
+        CsvStagingLine.objects.filter(upload_id=upload.pk).delete()
 
 
-def _load_upload(run, upload):
+def _reject(run, upload, errors, count):
+    CsvUpload.objects.filter(pk=upload.pk).update(status=CsvUpload.Status.REJECTED, errors=errors,
+                                                  error_count=count, rows=0)
+    run.count("row_errors", count)
+    raise OperationFailed(f"{upload.filename or 'The file'} was not loaded (nothing was): {summarize(errors)}")
+
+
+def _import(run, upload):
+    if not upload.file:
+        _reject(run, upload, ["the upload has no file"], 1)
+    CsvStagingLine.objects.filter(upload_id=upload.pk).delete()  # a run taken over starts the file again
+    run.set_total(count_lines(upload.file.name))
+    problems, checked = Problems(), 0
     try:
-        rows = read_orders_csv(upload.content, platform=upload.platform, shop=upload.shop)
+        with open_text(upload.file.name) as stream:
+            for good, bad in read_chunks(stream, platform=upload.platform, shop=upload.shop):
+                for number, reason in bad:
+                    problems.add(number, reason)
+                _stage(upload.pk, good)  # staged even in a refused file: its repeats are problems too
+                checked += len(good) + len(bad)
+                CsvUpload.objects.filter(pk=upload.pk).update(rows_checked=checked)
+                run.advance(len(good) + len(bad))
     except CsvRejected as exc:
-        CsvUpload.objects.filter(pk=upload.pk).update(status=CsvUpload.Status.REJECTED, errors=exc.errors, rows=0)
-        run.count("row_errors", len(exc.errors))
-        raise OperationFailed(f"{upload.filename or 'The file'} was not loaded: {summarize(exc.errors)}") from None
-    run.set_total(len(rows.lines) + len(rows.bad))
-    if rows.bad:
-        status = CsvUpload.Status.PARTIAL if rows.lines else CsvUpload.Status.REJECTED
-    else:
-        status = CsvUpload.Status.LOADED
-    context = {"upload_id": upload.pk, "filename": upload.filename, "platform": upload.platform}
-    with transaction.atomic():
-        for number, reason, row in rows.bad:
-            run.set_aside("csv_row", f"{upload.pk}:{number}", reason, payload=row, context={**context, "line": number})
-        written = load_lines([line for _, line in rows.lines], source=Source.CSV)
-        CsvUpload.objects.filter(pk=upload.pk).update(status=status, errors=rows.errors(), rows=written)
-    run.ok(len(rows.lines))
+        _reject(run, upload, exc.errors, len(exc.errors))
+    _check_staged(upload.pk, problems)
+    run.count("rows_checked", checked)
+    if problems.count:
+        _reject(run, upload, problems.sorted(), problems.count)
+    if upload.mode == CsvUpload.Mode.VALIDATE:
+        CsvUpload.objects.filter(pk=upload.pk).update(status=CsvUpload.Status.VALID)
+        run.ok(checked)
+        return 0
+    CsvUpload.objects.filter(pk=upload.pk).update(status=CsvUpload.Status.LOADING)
+    written = merge_staged(upload.pk, run.record.pk)
+    run.count("lines_merged", written)
+    CsvUpload.objects.filter(pk=upload.pk).update(status=CsvUpload.Status.LOADED, rows=written)
+    run.ok(checked)
     run.count("lines", written)
-    if rows.bad:
-        run.count("rows_set_aside", len(rows.bad))
-        logger.info("upload #%s: %s lines loaded, %s rows set aside", upload.pk, written, len(rows.bad))
-    run.advance(len(rows.lines) + len(rows.bad))
     return written
+
+
+def delete_upload_rows(upload_id, run=None):
+    """Delete the fact rows an upload wrote, in short transactions; returns the count."""
+    deleted = 0
+    while True:
+        ids = list(FactOrderLine.objects.filter(upload_id=upload_id).values_list("pk", flat=True)[:CHUNK_ROWS])
+        if not ids:
+            return deleted
+        with transaction.atomic():
+            deleted += FactOrderLine.objects.filter(pk__in=ids, upload_id=upload_id).delete()[0]
+        if run is not None:
+            run.advance(len(ids))
+
+
+@operation("marketplace", "undo_csv_upload", lock_key=lambda p: str(p.get("upload_id")))
+def undo_csv_upload(run, upload_id):
+    """Delete the order lines one upload wrote (only those: a line another
+    upload or a sync wrote since is not its own any more). Idempotent."""
+    upload = CsvUpload.objects.get(pk=upload_id)
+    run.set_total(FactOrderLine.objects.filter(upload_id=upload.pk).count())
+    deleted = delete_upload_rows(upload.pk, run)
+    CsvUpload.objects.filter(pk=upload.pk).update(status=CsvUpload.Status.UNDONE, rows=0)
+    run.count("deleted", deleted)
+    return deleted

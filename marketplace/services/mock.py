@@ -66,6 +66,9 @@ def generate_mock_orders(run, orders=200, days=30, seed=None, purge=False):
     if purge:
         with transaction.atomic():
             deleted, _ = FactOrderLine.objects.filter(is_mock=True).delete()
+            # Lock the shops first: a load holding one (FOR KEY SHARE) commits before
+            # the check below reads its lines (the facts have no FK constraint).
+            list(DimShop.objects.select_for_update().filter(is_mock=True).values_list("pk", flat=True))
             DimShop.objects.filter(is_mock=True, lines__isnull=True).delete()
         run.count("deleted", deleted)
         return deleted
@@ -73,7 +76,7 @@ def generate_mock_orders(run, orders=200, days=30, seed=None, purge=False):
     if not 1 <= orders <= MAX_ORDERS or days < 1:
         raise OperationFailed(f"orders must be 1..{MAX_ORDERS} and days at least 1.")
     seed = int(seed) if seed not in (None, "") else random.SystemRandom().randint(1, 10**9)
-    written = load_lines(mock_lines(orders, days, seed), source=Source.MOCK, is_mock=True)
+    written = load_lines(mock_lines(orders, days, seed), source=Source.MOCK, is_mock=True, run_id=run.record.pk)
     run.count("orders", orders)
     run.count("lines", written)
     run.set_cursor({"seed": seed})

@@ -50,7 +50,7 @@ def store_orders(run, connection, client, orders, *, cursor=None):
                              stop_on=(UpstreamAuthError,)):
                 lines.extend(client.order_lines(order, connection.shop_id))
                 stored.append(key)
-        written = load_lines(lines, source=Source.API)
+        written = load_lines(lines, source=Source.API, run_id=run.record.pk)
         # An order set aside before and stored now is no longer a problem.
         resolve_items(run.record, "marketplace", "order", stored)
         if cursor is not None:
@@ -89,6 +89,8 @@ def sync_connection(run, connection):
             run.set_cursor({**(run.record.cursor or {}), str(connection.pk): page.cursor.isoformat()})
     if keeper.refreshed:
         run.count("token_refreshes", keeper.refreshed)
+    if client.rate_limit_waits:
+        run.count("rate_limit_waits", client.rate_limit_waits)
     Connection.objects.filter(pk=connection.pk).update(last_error="", orders_synced_at=timezone.now())
     logger.info("connection #%s: %s order lines stored", connection.pk, written)
     return written

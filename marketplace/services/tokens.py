@@ -3,18 +3,26 @@
 A refresh happens (1) on the beat's tick when `refresh_due_at` has passed,
 (2) when a staff member asks, or (3) when an upstream refuses the token in the
 middle of a sync (one refresh, one retry). All three go through
-`refresh_connection`, which holds the connection's row lock for the call: the
-refresh tokens are single-use (Shopee) or rotate (Lazada), so two workers must
-never spend the same one.
+`refresh_connection`. The refresh tokens are single-use (Shopee) or rotate
+(Lazada), so two workers must never spend the same one: a refresh first claims
+the connection's lease (a conditional UPDATE, committed at once), calls the
+marketplace with no database transaction open, then stores the new tokens and
+frees the lease in one short transaction. A worker that finds the lease taken
+waits for it and uses the tokens the holder stored.
 """
 
 import logging
+import os
+import socket
+import time
+import uuid
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from portal.http import UpstreamError
+from portal.http import UpstreamError, UpstreamTransientError
 from portal.runs import OperationFailed, RunLost, SoftTimeLimitExceeded, operation
 
 from .. import conf
@@ -51,16 +59,55 @@ def _mark(connection_id, status, error):
                                                        refresh_due_at=None, updated=timezone.now())
 
 
+# Longer than one refresh call can take (timeouts of 10 s, no retry of a POST);
+# a lease left by a killed worker frees itself after this.
+LEASE = timedelta(seconds=90)
+LEASE_POLL_SECONDS = 0.2
+
+
+def _claim(connection_id, owner, now):
+    return Connection.objects.filter(pk=connection_id).filter(
+        Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lt=now)
+    ).update(refresh_lease_until=now + LEASE, refresh_lease_owner=owner) == 1
+
+
+def _release(connection_id, owner):
+    Connection.objects.filter(pk=connection_id, refresh_lease_owner=owner).update(
+        refresh_lease_until=None, refresh_lease_owner="")
+
+
+def _already_fresh(row, rejected_token, seen_refreshed_at):
+    """Another worker refreshed since we looked: its token is the one to use."""
+    if not row.access_valid():
+        return False
+    if rejected_token is not None:
+        return row.access_token != rejected_token
+    return row.token_refreshed_at != seen_refreshed_at
+
+
 def refresh_connection(connection, client=None, *, rejected_token=None):
     """Refresh `connection`'s access token; returns the fresh Connection row.
 
     With `rejected_token` (a token an upstream just refused) it first checks
-    whether another worker has already replaced it, and uses that one."""
+    whether another worker has already replaced it, and uses that one. Never
+    holds a database transaction across the HTTP call."""
     client = client or client_for(connection)
-    failure = None
-    with transaction.atomic():
-        row = Connection.objects.select_for_update().get(pk=connection.pk)
-        if rejected_token is not None and row.access_token != rejected_token and row.access_valid():
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    seen_refreshed_at = connection.token_refreshed_at
+    deadline = time.monotonic() + LEASE.total_seconds() + 5
+    while True:
+        row = Connection.objects.get(pk=connection.pk)
+        if _already_fresh(row, rejected_token, seen_refreshed_at):
+            return row
+        if _claim(row.pk, owner, timezone.now()):
+            break
+        if time.monotonic() > deadline:
+            raise UpstreamTransientError(f"{row}: another worker has been refreshing the token for too long",
+                                         upstream=row.platform)
+        time.sleep(LEASE_POLL_SECONDS)
+    try:
+        row = Connection.objects.get(pk=connection.pk)  # what the last holder of the lease stored
+        if _already_fresh(row, rejected_token, seen_refreshed_at):
             return row
         if not row.refresh_valid():
             failure = ReauthorizationRequired(f"{row}: the refresh token has expired; connect the shop again.",
@@ -71,13 +118,20 @@ def refresh_connection(connection, client=None, *, rejected_token=None):
             except ReauthorizationRequired as exc:
                 failure = exc
             else:
-                apply_tokens(row, tokens)
-                row.save()
+                with transaction.atomic():
+                    # Stored whatever happened to the lease meanwhile: the old refresh
+                    # token is spent, these are the only ones that work now.
+                    row = Connection.objects.select_for_update().get(pk=connection.pk)
+                    apply_tokens(row, tokens)
+                    row.refresh_lease_until, row.refresh_lease_owner = None, ""
+                    row.save()
                 logger.info("connection #%s: access token refreshed, valid until %s", row.pk, row.access_expires_at)
                 return row
-    _mark(connection.pk, Connection.Status.EXPIRED, str(failure))
-    logger.warning("connection #%s needs to be connected again: %s", connection.pk, failure)
-    raise failure
+        _mark(connection.pk, Connection.Status.EXPIRED, str(failure))
+        logger.warning("connection #%s needs to be connected again: %s", connection.pk, failure)
+        raise failure
+    finally:
+        _release(connection.pk, owner)
 
 
 class ConnectionTokens(TokenKeeper):
@@ -100,29 +154,66 @@ class ConnectionTokens(TokenKeeper):
         return self.connection.access_token
 
 
+def _connect_failed(connection, exc):
+    """Record a failed Connect / Reconnect. A shop that still has working tokens
+    keeps them and its status; only a shop with none is marked as in error."""
+    now = timezone.now()
+    fields = {"connect_failed_at": now, "connect_error": str(exc)[:2000], "updated": now}
+    if not (connection.has_tokens and (connection.access_valid(now) or connection.refresh_valid(now))):
+        fields.update(status=Connection.Status.ERROR, last_error=str(exc)[:2000], refresh_due_at=None)
+    Connection.objects.filter(pk=connection.pk).update(**fields)
+
+
 @operation("marketplace", "connect_account", lock_key=lambda p: str(p.get("connection_id")))
 def connect_account(run, connection_id):
     """Exchange the authorisation code the callback parked on the connection for
-    tokens. Not repeatable by design: the code is single-use and cleared here."""
+    tokens. Not repeatable by design: the code is single-use and cleared here.
+
+    A Shopee main-account grant (`main_account_id`, no `shop_id`) connects every
+    shop of the grant: this connection takes the first, and each other shop gets
+    (or updates) its own connection with the same app. A failed attempt keeps a
+    working shop's tokens and status, and is recorded on the connection."""
     connection = Connection.objects.get(pk=connection_id)
-    code, shop_id = connection.oauth_code, connection.oauth_shop_id
+    code, shop_id, main_account_id = connection.oauth_code, connection.oauth_shop_id, connection.oauth_main_account_id
     if not code:
         raise OperationFailed(f"{connection}: no authorisation code is waiting; use Connect again.")
-    Connection.objects.filter(pk=connection.pk).update(oauth_code="", oauth_state="")
+    Connection.objects.filter(pk=connection.pk).update(oauth_code="", oauth_state="", oauth_main_account_id="")
     client = client_for(connection)
     try:
-        tokens = client.exchange_code(code, shop_id)
+        tokens = client.exchange_code(code, shop_id, main_account_id=main_account_id)
     except ReauthorizationRequired as exc:
-        _mark(connection.pk, Connection.Status.ERROR, str(exc))
+        _connect_failed(connection, exc)
         raise OperationFailed(f"{connection}: the marketplace refused the authorisation code ({exc}).") from exc
+    except UpstreamError as exc:
+        _connect_failed(connection, exc)
+        raise
+    shop_ids = tokens.shop_ids or [tokens.shop_id or shop_id]
+    if not shop_ids or not shop_ids[0]:
+        exc = OperationFailed(f"{connection}: the marketplace named no shop in its grant.")
+        _connect_failed(connection, exc)
+        raise exc
     connection.refresh_from_db()
+    connected = [_connect_shop(run, client, connection, tokens, shop_ids[0], main_account_id)]
+    for other_shop in shop_ids[1:]:
+        sibling = Connection.objects.filter(platform=connection.platform, shop_id=str(other_shop)).first()
+        if sibling is None:
+            sibling = Connection(platform=connection.platform, name=f"{connection.name} ({other_shop})",
+                                 app_key=connection.app_key, app_secret=connection.app_secret,
+                                 country=connection.country)
+        connected.append(_connect_shop(run, client, sibling, tokens, other_shop, main_account_id))
+    return connected[0]
+
+
+def _connect_shop(run, client, connection, tokens, shop_id, main_account_id):
     apply_tokens(connection, tokens)
-    connection.shop_id = tokens.shop_id or shop_id
+    connection.shop_id = str(shop_id)
+    connection.main_account_id = main_account_id or ""
     connection.shop_name = tokens.shop_name or connection.shop_name
     if tokens.country:
         connection.country = tokens.country
     connection.oauth_code = ""
     connection.oauth_state = ""
+    connection.connect_error = ""
     try:
         with transaction.atomic():
             connection.save()

@@ -48,3 +48,7 @@ def connected_shopee(admin_client, shopee_connection):
     shopee_connection.refresh_from_db()
     assert shopee_connection.status == Connection.Status.CONNECTED, shopee_connection.last_error
     return shopee_connection
+
+
+# The run-engine's real-worker fixtures, for the one refresh race test here.
+from tests.portal.conftest import private_queue, spare_workers  # noqa: E402,F401

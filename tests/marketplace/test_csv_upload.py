@@ -1,13 +1,17 @@
-"""CSV upload of order exports, by command, admin form and API: the good rows
-load, a bad row is set aside with its line (tests/marketplace/test_csv_set_aside.py
-has the set-aside records themselves)."""
+"""CSV upload of order exports, by command, admin form and API: the file goes
+to storage, a background run checks every row (physical line and reason) and
+loads the file all or nothing; an upload can be undone."""
 
 import pytest
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 
-from marketplace.models import CsvUpload, FactOrderLine
+from marketplace.models import CsvStagingLine, CsvUpload, FactOrderLine
+from marketplace.services import import_orders_csv
+from portal.models import SyncRun
 
 GOOD = """orderNumber,orderItemId,createTime,updateTime,status,sellerSku,itemName,variation,unitPrice,paidPrice,customerName,shippingCity,shippingRegion,shippingCountry
 500001,1,22 Nov 2025 10:15,22 Nov 2025 12:00,delivered,LA-TEE-001,Linen Tee,White M,19.90,17.90,Ana Tan,Singapore,Central,Singapore
@@ -15,12 +19,19 @@ GOOD = """orderNumber,orderItemId,createTime,updateTime,status,sellerSku,itemNam
 500002,3,2025-11-23 09:00:00,,canceled,LA-DRS-014,Wrap Dress,Navy S,49.00,49.00,Ben Lim,Jurong,West,Singapore
 """
 
-BAD = """Order Number,Order Item Id,Created at,Status,Seller SKU,Item Name,Unit Price,Quantity
-600001,1,22 Nov 2025 10:15,delivered,LA-TEE-001,Linen Tee,19.90,1
-600002,2,yesterday,delivered,LA-TEE-001,Linen Tee,19.90,1
-600003,3,22 Nov 2025 10:15,delivered,,Linen Tee,abc,1
-600004,4,22 Nov 2025 10:15,delivered,LA-TEE-001,Linen Tee,19.90,-2
-"""
+HEADER = "Order Number,Order Item Id,Created at,Status,Seller SKU,Item Name,Unit Price,Quantity\n"
+LONG_SKU = "LA-" + "X" * 297
+BAD = (
+    HEADER
+    + "600001,1,22 Nov 2025 10:15,delivered,LA-TEE-001,Linen Tee,19.90,1\n"  # line 2: fine
+    + "600002,2,yesterday,delivered,LA-TEE-001,Linen Tee,19.90,1\n"  # 3
+    + '600003,3,22 Nov 2025 10:15,delivered,LA-BAG-203,"Canvas Tote,\nnatural",NaN,1\n'  # 4-5: a value over two lines
+    + f"600004,4,22 Nov 2025 10:15,delivered,{LONG_SKU},Linen Tee,19.90,1\n"  # 6
+    + "600005,5,22 Nov 2025 10:15,delivered,LA-TEE-001,Linen Tee,12345678901234567890,1\n"  # 7
+    + "600006,6,22 Nov 2025 10:15,delivered,LA-TEE-001,Linen Tee,Infinity,1\n"  # 8
+    + "600007,7,22 Nov 2025 10:15,delivered,LA-TEE-001,Linen Tee,19.90,-2\n"  # 9
+    + "600001,1,22 Nov 2025 10:15,delivered,LA-TEE-001,Linen Tee,19.90,1\n"  # 10: repeats line 2
+)
 
 
 @pytest.fixture
@@ -30,130 +41,185 @@ def good_csv(tmp_path):
     return path
 
 
+def upload_of(text, tmp_path, name="orders.csv", *args, platform="lazada"):
+    path = tmp_path / name
+    path.write_text(text)
+    call_command("marketplace_import_csv", str(path), "--platform", platform, *args)
+    return CsvUpload.objects.latest("pk")
+
+
 @pytest.mark.django_db
 def test_it_loads_a_valid_export_and_a_second_load_changes_nothing(good_csv):
     call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--shop", "LA SG")
     assert FactOrderLine.objects.count() == 3
+    first = CsvUpload.objects.get()
+    assert first.status == "loaded" and first.rows == 3 and first.rows_checked == 3
+    assert default_storage.exists(first.file.name)  # stored through the storage API, not in a column
     call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--shop", "LA SG")
     assert FactOrderLine.objects.count() == 3
     tee = FactOrderLine.objects.select_related("customer", "status", "date").get(order_id="500001", line_id="1")
     assert str(tee.paid_price) == "17.90" and tee.source == "csv" and not tee.is_mock
+    second = CsvUpload.objects.latest("pk")
+    assert tee.upload_id == second.pk and tee.run_id == second.run_id  # who wrote it
     assert tee.customer.region == "Central" and tee.date.date.isoformat() == "2025-11-22"
     assert FactOrderLine.objects.get(order_id="500002").status.group == "cancelled"
+    assert not CsvStagingLine.objects.exists()
 
 
 @pytest.mark.django_db
-def test_a_file_with_bad_rows_loads_the_good_ones_and_lists_every_bad_line(tmp_path):
-    path = tmp_path / "bad.csv"
-    path.write_text(BAD)
-    with pytest.raises(CommandError) as failure:  # partial: the command exits non-zero
-        call_command("marketplace_import_csv", str(path), "--platform", "lazada")
-    message = str(failure.value)
-    assert "import_orders_csv partial" in message and "rows_set_aside=3" in message
+def test_one_bad_row_rejects_the_file_and_every_problem_names_its_physical_line(tmp_path):
+    with pytest.raises(CommandError, match="import_orders_csv.*failed.*nothing was"):
+        upload_of(BAD, tmp_path)
     upload = CsvUpload.objects.get()
-    assert upload.status == "partial" and upload.rows == 1
-    assert upload.errors[0].startswith("line 3: ordered_at: not a date")
-    assert upload.errors[1].startswith("line 4: sku is empty") and "unit_price: not an amount" in upload.errors[1]
-    assert upload.errors[2].startswith("line 5: quantity")
-    assert list(FactOrderLine.objects.values_list("order_id", flat=True)) == ["600001"]  # line 2 was fine
+    assert upload.status == "rejected" and upload.rows == 0 and upload.error_count == 7
+    errors = upload.errors
+    assert errors[0].startswith("line 3: ordered_at: not a date")
+    assert errors[1].startswith("line 4: unit_price: not a finite amount: 'NaN'")
+    assert errors[2].startswith("line 6: sku is 300 characters; at most 200 fit")
+    assert errors[3].startswith("line 7: unit_price: 12345678901234567890 has more than 12 digits")
+    assert errors[4].startswith("line 8: unit_price: not a finite amount: 'Infinity'")
+    assert errors[5].startswith("line 9: quantity")
+    assert errors[6] == "line 10: order 600001 line 1 repeats line 2"
+    assert not FactOrderLine.objects.exists()  # all or nothing: line 2 was fine, and is not loaded either
+    assert SyncRun.objects.get(operation="import_orders_csv").status == "failed"
 
 
 @pytest.mark.django_db
-def test_a_file_whose_every_row_is_bad_fails_and_loads_nothing(tmp_path):
-    path = tmp_path / "all-bad.csv"
-    path.write_text("\n".join(BAD.splitlines()[:1] + BAD.splitlines()[2:]) + "\n")
-    with pytest.raises(CommandError, match="import_orders_csv failed.*All 3 items failed"):
+def test_a_csv_row_never_overwrites_an_api_row(tmp_path, sandbox, connected_lazada):
+    from marketplace.services import sync_orders
+
+    assert sync_orders(trigger="command").status == "succeeded"
+    api_line = FactOrderLine.objects.filter(source="api").first()
+    text = HEADER + (f"{api_line.order_id},{api_line.line_id},22 Nov 2025 10:15,returned,LA-TEE-001,Linen Tee,"
+                     "1.00,1\n") + "990001,1,22 Nov 2025 10:15,delivered,LA-TEE-001,Linen Tee,19.90,1\n"
+    with pytest.raises(CommandError, match="failed"):
+        upload_of(text, tmp_path)
+    upload = CsvUpload.objects.latest("pk")
+    assert upload.status == "rejected"
+    assert upload.errors == [f"line 2: order {api_line.order_id} line {api_line.line_id} conflicts with a row "
+                             "from the api: a CSV never overwrites it"]
+    api_line_after = FactOrderLine.objects.get(pk=api_line.pk)
+    assert (api_line_after.source, api_line_after.paid_price, api_line_after.status_id) == (
+        "api", api_line.paid_price, api_line.status_id)
+    assert not FactOrderLine.objects.filter(order_id="990001").exists()
+
+
+@pytest.mark.django_db
+def test_validate_only_checks_and_loads_nothing(good_csv, tmp_path):
+    call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--check")
+    upload = CsvUpload.objects.get()
+    assert upload.status == "valid" and upload.mode == "validate" and upload.rows_checked == 3
+    assert not FactOrderLine.objects.exists()
+    with pytest.raises(CommandError):
+        upload_of(BAD, tmp_path, "bad.csv", "--check")
+    assert CsvUpload.objects.latest("pk").status == "rejected"
+
+
+@pytest.mark.django_db
+def test_a_file_without_the_required_columns_is_refused(tmp_path):
+    with pytest.raises(CommandError, match="line 1: missing column"):
+        upload_of("a,b\n1,2\n", tmp_path, platform="shopee")
+
+
+@pytest.mark.django_db
+def test_a_file_that_is_not_utf8_is_rejected_with_its_line(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes((HEADER + "600001,1,22 Nov 2025 10:15,delivered,LA-TEE-001,Caf\xe9,19.90,1\n").encode("latin-1"))
+    with pytest.raises(CommandError, match="not UTF-8"):
         call_command("marketplace_import_csv", str(path), "--platform", "lazada")
     assert CsvUpload.objects.get().status == "rejected" and not FactOrderLine.objects.exists()
 
 
 @pytest.mark.django_db
-def test_a_file_without_the_required_columns_is_refused(tmp_path):
-    path = tmp_path / "wrong.csv"
-    path.write_text("a,b\n1,2\n")
-    with pytest.raises(CommandError, match="line 1: missing column"):
-        call_command("marketplace_import_csv", str(path), "--platform", "shopee")
+def test_a_field_too_big_for_the_reader_rejects_the_file_not_leaves_it_pending(tmp_path):
+    text = HEADER + '800001,1,22 Nov 2025 10:15,delivered,"' + "x" * 200_000 + '"\n'
+    with pytest.raises(CommandError, match="line 2: the file cannot be read from here"):
+        upload_of(text, tmp_path)
+    assert CsvUpload.objects.get().status == "rejected"
 
 
 @pytest.mark.django_db
-def test_a_file_that_is_not_utf8_is_refused_before_anything_is_stored(tmp_path):
-    path = tmp_path / "latin1.csv"
-    path.write_bytes("Order Number\nCaf\xe9\n".encode("latin-1"))
-    with pytest.raises(CommandError, match="not UTF-8"):
-        call_command("marketplace_import_csv", str(path), "--platform", "lazada")
-    assert not CsvUpload.objects.exists()
+def test_an_upload_whose_run_ended_without_it_does_not_stay_pending(good_csv):
+    closed = SyncRun.objects.create(app="marketplace", operation="import_orders_csv", trigger="api",
+                                    status="failed", finished=timezone.now(), error="worker lost")
+    abandoned = CsvUpload.objects.create(platform="lazada", filename="a.csv", run=closed, status="checking")
+    call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada")
+    abandoned.refresh_from_db()
+    assert abandoned.status == "failed" and "run it again" in abandoned.errors[0]
 
 
 @pytest.mark.django_db
-def test_staff_upload_a_file_in_the_admin(admin_client):
+def test_staff_upload_a_file_in_the_admin_and_it_loads_in_the_background(admin_client,
+                                                                          django_capture_on_commit_callbacks):
     url = reverse("admin:marketplace_csvupload_add")
-    page = admin_client.post(url, {"platform": "shopee", "shop": "LA Shopee",
-                                   "file": SimpleUploadedFile("orders.csv", GOOD.encode())}, follow=True)
-    assert b"3 order lines loaded" in page.content
+    with django_capture_on_commit_callbacks(execute=True):
+        page = admin_client.post(url, {"platform": "shopee", "shop": "LA Shopee",
+                                       "file": SimpleUploadedFile("orders.csv", GOOD.encode())}, follow=True)
+    assert b"Loading orders.csv: queued as" in page.content
+    upload = CsvUpload.objects.get()
+    assert upload.status == "loaded" and upload.run.status == "succeeded"
     assert FactOrderLine.objects.filter(platform="shopee", shop__shop_id="LA Shopee").count() == 3
+    page = admin_client.get(reverse("admin:marketplace_csvupload_change", args=[upload.pk]))
+    assert b"100% (3 rows checked)" in page.content
 
-    page = admin_client.post(url, {"platform": "shopee", "shop": "LA Shopee",
-                                   "file": SimpleUploadedFile("bad.csv", BAD.encode())}, follow=True)
-    assert b"ad.csv: 1 order lines loaded; 3 rows set aside" in page.content  # the admin capitalises it
-    assert b"line 3: ordered_at" in page.content and b"line 5: quantity" in page.content
-    assert FactOrderLine.objects.count() == 4
-    assert CsvUpload.objects.get(filename="bad.csv").status == "partial"
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(url, {"platform": "shopee", "shop": "LA Shopee", "validate_only": "on",
+                                "file": SimpleUploadedFile("bad.csv", BAD.encode())}, follow=True)
+    bad = CsvUpload.objects.get(filename="bad.csv")
+    assert bad.status == "rejected" and bad.mode == "validate"
+    page = admin_client.get(reverse("admin:marketplace_csvupload_change", args=[bad.pk]))
+    assert b"line 3: ordered_at" in page.content and b"line 9: quantity" in page.content
 
-    page = admin_client.post(url, {"platform": "shopee", "shop": "LA Shopee",
-                                   "file": SimpleUploadedFile("empty.csv", b"Order Number\n")}, follow=True)
-    assert b"mpty.csv was not loaded" in page.content and b"missing column" in page.content
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(reverse("admin:marketplace_csvupload_changelist"),
+                          {"action": "undo_upload", "_selected_action": [upload.pk]})
+    assert CsvUpload.objects.get(pk=upload.pk).status == "undone"
+    assert not FactOrderLine.objects.exists()
 
 
 @pytest.mark.django_db
-def test_the_api_takes_an_upload_loads_its_good_rows_and_answers_400_when_none_loads(api_client, admin_user):
+def test_the_api_stores_the_file_and_answers_202_with_the_run_and_the_upload_shows_progress(
+        api_client, admin_user, django_capture_on_commit_callbacks):
     api_client.force_authenticate(admin_user)
     url = reverse("marketplace-upload")
-    reply = api_client.post(url, {"platform": "lazada", "file": SimpleUploadedFile("bad.csv", BAD.encode())},
-                            format="multipart")
-    assert reply.status_code == 201, reply.json()
-    body = reply.json()
-    assert body["success"] is True and "3 rows set aside" in body["message"] and "line 4" in body["message"]
-    assert body["data"]["upload"]["status"] == "partial" and body["data"]["upload"]["rows"] == 1
-    assert len(body["data"]["upload"]["errors"]) == 3 and body["data"]["run"]["status"] == "partial"
-    assert body["data"]["upload"]["run"] == body["data"]["run"]["id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = api_client.post(url, {"platform": "lazada", "file": SimpleUploadedFile("ok.csv", GOOD.encode())},
+                                format="multipart")
+    assert reply.status_code == 202, reply.json()
+    upload_id = reply.json()["data"]["upload"]["id"]
+    detail = api_client.get(reverse("marketplace-upload-detail", args=[upload_id])).json()
+    assert detail["status"] == "loaded" and detail["rows"] == 3
+    assert detail["progress"]["done"] == detail["progress"]["total"] > 0
+    assert detail["progress"]["run_status"] == "succeeded"
 
-    reply = api_client.post(url, {"platform": "lazada", "file": SimpleUploadedFile("cols.csv", b"a,b\n1,2\n")},
-                            format="multipart")
-    assert reply.status_code == 400 and reply.json()["data"]["upload"]["status"] == "rejected"
-    assert reply.json()["data"]["run"]["status"] == "failed"
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = api_client.post(url, {"platform": "lazada", "check": "true",
+                                      "file": SimpleUploadedFile("bad.csv", BAD.encode())}, format="multipart")
+    bad = api_client.get(reverse("marketplace-upload-detail", args=[reply.json()["data"]["upload"]["id"]])).json()
+    assert bad["status"] == "rejected" and bad["error_count"] == 7 and bad["errors"][0].startswith("line 3")
 
-    reply = api_client.post(url, {"platform": "lazada", "file": SimpleUploadedFile("ok.csv", GOOD.encode())},
-                            format="multipart")
-    assert reply.status_code == 201, reply.json()
-    assert reply.json()["data"]["upload"]["rows"] == 3 and reply.json()["data"]["upload"]["status"] == "loaded"
-    assert FactOrderLine.objects.count() == 4
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = api_client.post(reverse("marketplace-upload-undo", args=[upload_id]))
+    assert reply.status_code == 202
+    assert not FactOrderLine.objects.exists()
+    assert api_client.get(reverse("marketplace-upload-detail", args=[999999])).status_code == 404
 
 
 @pytest.mark.django_db
-def test_a_check_only_validates_and_stores_nothing(api_client, admin_user, good_csv, tmp_path):
-    from io import StringIO
-
-    out = StringIO()
-    call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--check", stdout=out)
-    assert "3 valid order lines" in out.getvalue()
-    api_client.force_authenticate(admin_user)
-    reply = api_client.post(reverse("marketplace-upload"), {"platform": "lazada", "check": "true",
-                                                            "file": SimpleUploadedFile("bad.csv", BAD.encode())},
-                            format="multipart")
-    assert reply.status_code == 400 and len(reply.json()["data"]["errors"]) == 3
-    reply = api_client.post(reverse("marketplace-upload"), {"platform": "lazada", "check": "true",
-                                                            "file": SimpleUploadedFile("ok.csv", GOOD.encode())},
-                            format="multipart")
-    assert reply.status_code == 200 and reply.json()["data"]["orders"] == 2
-    assert not FactOrderLine.objects.exists() and not CsvUpload.objects.exists()
+def test_undoing_an_upload_deletes_only_its_own_rows(tmp_path, good_csv):
+    call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada")
+    first = CsvUpload.objects.get()
+    other = upload_of(HEADER + "700001,1,22 Nov 2025 10:15,delivered,LA-TEE-001,Linen Tee,19.90,1\n", tmp_path)
+    call_command("marketplace_undo_csv_upload", str(first.pk))
+    assert list(FactOrderLine.objects.values_list("order_id", flat=True)) == ["700001"]
+    assert FactOrderLine.objects.get().upload_id == other.pk
+    assert CsvUpload.objects.get(pk=first.pk).status == "undone"
 
 
 @pytest.mark.django_db
 def test_order_dates_follow_the_marketplace_time_zone(tmp_path, monkeypatch):
     monkeypatch.setenv("MARKETPLACE_TIME_ZONE", "Asia/Singapore")
-    path = tmp_path / "late.csv"
-    path.write_text("Order Number,Created at,Status,Seller SKU,Item Name,Unit Price\n"
-                    "700001,2025-11-22T20:30:00+00:00,delivered,LA-TEE-001,Linen Tee,19.90\n")
-    call_command("marketplace_import_csv", str(path), "--platform", "shopee")
+    upload_of("Order Number,Created at,Status,Seller SKU,Item Name,Unit Price\n"
+              "700001,2025-11-22T20:30:00+00:00,delivered,LA-TEE-001,Linen Tee,19.90\n", tmp_path, platform="shopee")
     # 20:30 UTC is 04:30 the next morning in Singapore.
     assert FactOrderLine.objects.get().date.date.isoformat() == "2025-11-23"

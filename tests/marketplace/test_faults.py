@@ -45,11 +45,25 @@ def test_a_lasting_fault_fails_the_run_without_moving_the_cursor(sandbox, reques
 
 
 @pytest.mark.django_db
-def test_lazadas_call_limit_ban_is_a_transient_failure(sandbox, connected_lazada):
-    sandbox["lazada"].queue_error("ApiCallLimit", path="/orders/get")
+@pytest.mark.parametrize("platform,code,path,count", [("lazada", "ApiCallLimit", "/orders/get", 2),
+                                                      # More than the HTTP session's own 429 retries.
+                                                      ("shopee", "error_rate_limit", "/order/get_order_detail", 5)])
+def test_a_rate_limit_ban_is_waited_out_inside_the_run(sandbox, request, settings, platform, code, path, count):
+    settings.UPSTREAM_RETRIES = 2
+    connection = request.getfixturevalue(f"connected_{platform}")
+    sandbox[platform].queue_error(code, count=count, path=path)
+    record = sync_orders(trigger="command", connection_id=connection.pk)
+    assert record.status == "succeeded", record.error
+    assert record.counters["rate_limit_waits"] >= 1
+    assert FactOrderLine.objects.filter(platform=platform).count() == lines_expected(sandbox[platform], platform)
+    assert Connection.objects.get(pk=connection.pk).status == Connection.Status.CONNECTED
+
+
+@pytest.mark.django_db
+def test_a_rate_limit_ban_that_lasts_fails_the_run_and_keeps_the_shop(sandbox, connected_lazada):
+    sandbox["lazada"].queue_error("ApiCallLimit", count=20, path="/orders/get")
     record = sync_orders(trigger="command", connection_id=connected_lazada.pk)
-    assert record.status == "failed"
-    assert "ApiCallLimit" in record.error
+    assert record.status == "failed" and "ApiCallLimit" in record.error
     assert Connection.objects.get(pk=connected_lazada.pk).status == Connection.Status.CONNECTED
 
 

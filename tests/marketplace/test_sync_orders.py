@@ -41,10 +41,13 @@ def test_it_pages_past_one_hundred_lazada_orders(sandbox, connected_lazada):
     box.add_orders(190, start=now - timedelta(days=3), end=now - timedelta(minutes=3))
     record = sync_orders(trigger="command")
     assert record.status == "succeeded", record.error
-    assert record.counters["pages"] == 3  # 250 orders at 100 a page
+    assert record.counters["pages"] >= 3  # 250 orders at 100 a page
     assert FactOrderLine.objects.filter(platform="lazada").values("order_id").distinct().count() == 250
-    offsets = [int(p["offset"]) for path, p in box.calls if path == "/orders/get"]
-    assert offsets == [0, 100, 200]
+    # Keyset paging: each page starts at the last update time of the one before.
+    queries = [p for path, p in box.calls if path == "/orders/get"]
+    assert {int(p["offset"]) for p in queries} == {0}
+    afters = [datetime.fromisoformat(p["update_after"]) for p in queries]
+    assert afters == sorted(afters) and len(set(afters)) == len(afters)
 
 
 @pytest.mark.django_db
@@ -88,7 +91,7 @@ def test_it_follows_shopee_cursors_across_pages(sandbox, connected_shopee):
     record = sync_orders(trigger="command", connection_id=connected_shopee.pk)
     assert record.status == "succeeded", record.error
     cursors = [p["cursor"] for path, p in box.calls if path == "/order/get_order_list"]
-    assert "100" in cursors
+    assert len([c for c in cursors if c]) >= 1  # the opaque next_cursor sent back as given
     assert FactOrderLine.objects.filter(platform="shopee").values("order_id").distinct().count() == 170
 
 

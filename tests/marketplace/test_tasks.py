@@ -11,6 +11,7 @@ from marketplace.models import Connection, CsvUpload, FactOrderLine
 from marketplace.tasks import (
     generate_mock_orders_task,
     import_orders_csv_task,
+    undo_csv_upload_task,
     refresh_due_tokens_task,
     refresh_token_task,
     sync_orders_task,
@@ -46,14 +47,19 @@ def test_the_thin_tasks_run_their_services(sandbox, connected_lazada):
     assert sandbox["lazada"].refreshes == 2
     generate_mock_orders_task.delay(trigger="api", orders=5, seed=11)
     assert FactOrderLine.objects.filter(is_mock=True).exists()
-    upload = CsvUpload.objects.create(platform="lazada", shop="csv", filename="x.csv", content=GOOD)
+    from django.core.files.base import ContentFile
+
+    upload = CsvUpload(platform="lazada", shop="csv", filename="x.csv")
+    upload.file.save("x.csv", ContentFile(GOOD.encode()), save=True)
     import_orders_csv_task.delay(trigger="api", upload_id=upload.pk)
     assert CsvUpload.objects.get(pk=upload.pk).status == "loaded"
+    undo_csv_upload_task.delay(trigger="api", upload_id=upload.pk)
+    assert CsvUpload.objects.get(pk=upload.pk).status == "undone"
     sync_orders_task.delay(trigger="beat")
     statuses = dict(SyncRun.objects.filter(app="marketplace").values_list("operation", "status"))
     assert set(statuses.values()) == {"succeeded"}, statuses
     assert {"refresh_due_tokens", "refresh_token", "generate_mock_orders", "import_orders_csv",
-            "sync_orders"} <= set(statuses)
+            "undo_csv_upload", "sync_orders"} <= set(statuses)
 
 
 @pytest.mark.django_db

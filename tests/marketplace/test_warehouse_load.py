@@ -1,0 +1,87 @@
+"""The warehouse's load path (`load_lines`; set-based on PostgreSQL): a re-run
+never duplicates, changed lines are updated, unchanged ones are left alone, and
+a merge that fails part-way leaves the warehouse exactly as it was."""
+
+from dataclasses import replace
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from marketplace.models import CsvUpload, FactOrderLine
+from marketplace.warehouse import OrderLine, load_lines, orphan_facts
+
+
+def line(n, **changes):
+    values = dict(platform="lazada", shop_id="SHOP-1", shop_name="Shop one", order_id=f"7000{n}", line_id="1",
+                  ordered_at=datetime(2025, 11, 22, 2, n, tzinfo=timezone.utc), status="delivered",
+                  sku=f"SKU-{n}", product_name=f"Item {n}", quantity=1, unit_price=Decimal("10.00"),
+                  paid_price=Decimal("10.00"), currency="SGD", customer_key=f"{n:064d}", customer_name="Ana Tan",
+                  city="Singapore", region="Central", country="Singapore")
+    values.update(changes)
+    return OrderLine(**values)
+
+
+@pytest.mark.django_db
+def test_a_rerun_makes_no_duplicate_updates_the_changed_lines_and_leaves_the_others_alone():
+    lines = [line(n) for n in range(5)]
+    assert load_lines(lines, source="api", run_id=1) == 5
+    untouched_at = FactOrderLine.objects.get(order_id="70001").loaded_at
+    rerun = list(lines)
+    rerun[0] = replace(lines[0], status="returned", paid_price=Decimal("8.50"), product_name="Item 0 (new name)")
+    rerun.append(replace(lines[2], quantity=3))  # the same line twice in one batch: the last one wins
+    assert load_lines(rerun, source="api", run_id=2) == 5
+    assert FactOrderLine.objects.count() == 5
+    changed = FactOrderLine.objects.select_related("status", "product").get(order_id="70000")
+    assert (changed.status.code, changed.status.group, changed.paid_price) == ("returned", "returned", Decimal("8.50"))
+    assert changed.product.name == "Item 0 (new name)" and changed.run_id == 2
+    assert FactOrderLine.objects.get(order_id="70002").quantity == 3
+    if connection.vendor == "postgresql":  # the set-based merge writes only what changed
+        same = FactOrderLine.objects.get(order_id="70001")
+        assert same.run_id == 1 and same.loaded_at == untouched_at
+    assert orphan_facts() == 0
+
+
+FIRST = """Order Number,Order Item Id,Created at,Status,Seller SKU,Item Name,Unit Price,Quantity
+800001,1,22 Nov 2025 10:15,delivered,LA-TEE-001,Linen Tee,19.90,1
+800002,1,22 Nov 2025 10:15,delivered,LA-BAG-203,Canvas Tote,24.50,1
+"""
+SECOND = """Order Number,Order Item Id,Created at,Status,Seller SKU,Item Name,Unit Price,Quantity
+800001,1,22 Nov 2025 10:15,returned,LA-TEE-001,Linen Tee,15.00,1
+800003,1,22 Nov 2025 10:15,delivered,LA-DRS-014,Wrap Dress,49.00,1
+800099,1,22 Nov 2025 10:15,delivered,LA-DRS-014,Wrap Dress,49.00,1
+"""
+
+
+def refuse_order(order_id):
+    """A real database failure while the merge writes `order_id` (the merge's last line)."""
+    table = FactOrderLine._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                           "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$")
+            cursor.execute(f"CREATE TRIGGER test_refuse BEFORE INSERT ON {table} FOR EACH ROW "
+                           f"WHEN (NEW.order_id = '{order_id}') EXECUTE FUNCTION test_refuse()")
+        else:
+            cursor.execute(f"CREATE TRIGGER test_refuse BEFORE INSERT ON {table} "
+                           f"WHEN NEW.order_id = '{order_id}' BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+
+
+@pytest.mark.django_db
+def test_a_merge_failing_part_way_leaves_nothing_and_overwrites_no_earlier_row(tmp_path):
+    first = tmp_path / "first.csv"
+    first.write_text(FIRST)
+    call_command("marketplace_import_csv", str(first), "--platform", "lazada")
+    before = sorted(FactOrderLine.objects.values_list("order_id", "status__code", "unit_price", "upload_id"))
+    refuse_order("800099")
+    second = tmp_path / "second.csv"
+    second.write_text(SECOND)
+    with pytest.raises(CommandError):
+        call_command("marketplace_import_csv", str(second), "--platform", "lazada")
+    upload = CsvUpload.objects.latest("pk")
+    assert upload.status == "failed" and "disk full" in " ".join(upload.errors)
+    after = sorted(FactOrderLine.objects.values_list("order_id", "status__code", "unit_price", "upload_id"))
+    assert after == before  # 800003 not written, 800001 not overwritten
+    assert not FactOrderLine.objects.filter(upload_id=upload.pk).exists()
