@@ -163,7 +163,7 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 from portal.storage import storage_settings  # noqa: E402
 
 STORAGES = {
-    "default": storage_settings(env, MEDIA_ROOT),
+    "default": storage_settings(env),
     # whitenoise: compressed files with hashed names once collectstatic wrote the
     # manifest (production); plain names before that (development, unit tests).
     "staticfiles": {"BACKEND": "portal.storage.StaticFilesStorage"},

@@ -31,7 +31,7 @@ def _s3_options_from_url(url):
     return options
 
 
-def storage_settings(env, media_root=None):
+def storage_settings(env):
     """STORAGES["default"] from the environment (see the module's docstring)."""
     url = env.str("STORAGE_URL", default="")
     bucket = env.str("AWS_STORAGE_BUCKET_NAME", default="")
@@ -54,12 +54,11 @@ def storage_settings(env, media_root=None):
             "signature_version": "s3v4",  # presigned URLs every region and S3-compatible store accepts
         })
         return {"BACKEND": S3_BACKEND, "OPTIONS": {k: v for k, v in options.items() if v is not None or k == "default_acl"}}
-    from pathlib import Path
-
-    location = Path(media_root or env.str("MEDIA_ROOT", default="") or Path(env.str("PORTAL_VAR_DIR")) / "media")
+    # No fixed location: FileSystemStorage follows settings.MEDIA_ROOT (and its
+    # permission settings, 0600/0700), also when a test or deployment changes it.
     return {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(location), "file_permissions_mode": 0o600, "directory_permissions_mode": 0o700},
+        "OPTIONS": {"file_permissions_mode": 0o600, "directory_permissions_mode": 0o700},
     }
 
 

@@ -46,7 +46,7 @@ def envelope_exception_handler(exc, context):
     if isinstance(exc, exceptions.ParseError):
         return envelope("Malformed request", _flatten(exc.detail), status_code=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
+        exc = exceptions.NotFound(*exc.args[:1])  # our own words, when a view gave some
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     response = exception_handler(exc, context)

@@ -107,7 +107,8 @@ def test_a_missing_file_is_a_404(s3_default_storage, rf, admin_user):
 def test_local_files_are_readable_by_the_portal_user_only(settings, tmp_path):
     import environ
 
-    settings.STORAGES = {**settings.STORAGES, "default": storage_settings(environ.Env(), tmp_path / "media")}
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = {**settings.STORAGES, "default": storage_settings(environ.Env())}
     from django.core.files.storage import default_storage
 
     name = default_storage.save("exports/a/contacts.csv", ContentFile(b"x"))

@@ -163,3 +163,15 @@ def test_the_same_batch_asked_for_twice_is_queued_once(api_client, rl_user):
     assert second.json()["run"]["id"] == first.json()["run"]["id"]
     assert "already queued as run" in second.json()["message"]
     assert SyncRun.objects.filter(app="walmart", operation="edr_batch").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_pdf_missing_from_the_storage_is_a_404_saying_so(api_client, admin_user):
+    from django.utils import timezone
+
+    from walmart.models import EdrReport
+
+    report = EdrReport.objects.create(event_id="909090", pdf="walmart/edr/undated/gone.pdf", fetched_at=timezone.now())
+    api_client.force_authenticate(admin_user)
+    reply = api_client.get(f"/api/walmart/edr/reports/{report.pk}/pdf")
+    assert reply.status_code == 404 and "missing from the file storage" in reply.json()["error"]
