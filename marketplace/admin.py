@@ -17,6 +17,7 @@ from portal.admin import (
     runs_link,
     secret_status,
 )
+from portal.admin_lists import BigTableAdminMixin
 from portal.http import UpstreamError
 from portal.models import SyncRun
 
@@ -30,6 +31,7 @@ from .models import (
     DimShop,
     DimStatus,
     FactOrderLine,
+    Platform,
 )
 
 
@@ -263,12 +265,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(FactOrderLine)
-class FactOrderLineAdmin(ActionsWithoutSelectionMixin, ReadOnlyAdmin):
+class FactOrderLineAdmin(BigTableAdminMixin, ActionsWithoutSelectionMixin, ReadOnlyAdmin):
     list_display = ("platform", "order_id", "line_id", "ordered_at", "shop", "product", "quantity", "paid_price",
                     "currency", "status", "source", "is_mock")
-    list_filter = ("platform", "source", "is_mock", "status__group", "shop")
-    search_fields = ("order_id", "product__sku", "product__name")
-    date_hierarchy = "ordered_at"
+    # a date filter, not date_hierarchy: its DISTINCT over every date costs a quarter-second at 1M rows
+    list_filter = ("platform", ("ordered_at", admin.DateFieldListFilter), "source", "is_mock", "status__group", "shop")
+    search_fields = ("order_id",)
+    search_help_text = "Exact order id"
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        # every platform named, so the natural-key index (platform, order_id, line_id) finds it
+        return queryset.filter(platform__in=Platform.values, order_id=term), False
     list_select_related = ("shop", "product", "status")
     actions = ["generate_mock_orders", "purge_mock_orders"]
     actions_without_selection = ("generate_mock_orders", "purge_mock_orders")

@@ -5,6 +5,7 @@ from django.urls import path
 from django.utils.html import format_html
 
 from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, queue_from_admin, runs_link, secret_status
+from portal.admin_lists import BigTableAdminMixin
 
 from . import dashboard, mapping
 from .models import Camera, HelixEventType, HelixOutbox, Item, PointOfSale, SalesSettings, Store, SyncCursor, Transaction
@@ -76,11 +77,12 @@ class ItemAdmin(admin.ModelAdmin):
 
 
 @admin.register(Transaction)
-class TransactionAdmin(admin.ModelAdmin):
+class TransactionAdmin(BigTableAdminMixin, admin.ModelAdmin):
     list_display = ("transaction_id", "transaction_date", "amount", "item", "store", "camera_ref", "helix_status", "links")
+    # a date filter, not date_hierarchy: its DISTINCT over every date costs a quarter-second at 1M rows
     list_filter = ("store", "helix__status", ("transaction_date", admin.DateFieldListFilter))
-    search_fields = ("transaction_id", "camera_ref", "item_ref")
-    date_hierarchy = "transaction_date"
+    search_fields = ("transaction_id",)
+    exact_search_fields = ("transaction_id",)  # unique, so indexed
     list_select_related = ("item", "store", "helix")
     readonly_fields = [f.name for f in Transaction._meta.fields]
     actions = ["fetch_footage_links"]

@@ -155,6 +155,8 @@ class FactOrderLine(models.Model):
         ]
         indexes = [
             models.Index(fields=["platform", "ordered_at"]),
+            # the admin's and the API's list order: a first page is an index scan, not a sort of every row
+            models.Index(fields=["-ordered_at", "order_id", "line_id"], name="marketplace_fact_list_order"),
             models.Index(fields=["upload"], condition=models.Q(upload__isnull=False), name="marketplace_fact_upload"),
             models.Index(fields=["is_mock"], condition=models.Q(is_mock=True), name="marketplace_fact_mock"),
         ]
