@@ -50,7 +50,7 @@ class SubjectSerializer(serializers.ModelSerializer):
 
     portal = serializers.SlugRelatedField(slug_field="key", read_only=True)
     job = serializers.SlugRelatedField(slug_field="uuid", read_only=True)
-    registered_user = serializers.SlugRelatedField(slug_field="uuid", read_only=True)
+    registered_user = serializers.SlugRelatedField(slug_field="uuid", read_only=True, allow_null=True)
     buyer = serializers.BooleanField(source="has_order", read_only=True)
     has_access_key = serializers.SerializerMethodField()
     activities = serializers.SlugRelatedField(slug_field="uuid", many=True, read_only=True)

@@ -182,11 +182,24 @@ class CsvParser(BaseParser):
 MAX_CSV_BYTES = 10 * 1024 * 1024
 
 
+class OptOutImportSerializer(serializers.Serializer):
+    added = serializers.IntegerField()
+    already_listed = serializers.IntegerField()
+    invalid = serializers.IntegerField()
+    invalid_lines = serializers.ListField(child=serializers.IntegerField(), help_text="Line numbers of the file")
+
+
 class OptOutViewSet(viewsets.ModelViewSet):
     queryset = OptOut.objects.all()
     serializer_class = OptOutSerializer
     filterset_fields = ["active", "source", "phone"]
 
+    @extend_schema(
+        request={"text/csv": {"type": "string"},
+                 "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}},
+                                         "required": ["file"]}},
+        responses={200: OptOutImportSerializer},
+    )
     @action(detail=False, methods=["post"], url_path="import", permission_classes=[HasAppPermission],
             parser_classes=[CsvParser, MultiPartParser, FormParser])
     def import_csv(self, request):

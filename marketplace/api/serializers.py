@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from portal.api.serializers import StrictBooleanField
+
 from ..models import Connection, CsvUpload, FactOrderLine, Platform
 
 
@@ -55,6 +57,16 @@ class SummaryRowSerializer(serializers.Serializer):
     revenue = serializers.DecimalField(max_digits=16, decimal_places=2)
 
 
+class SummaryTotalsSerializer(serializers.Serializer):
+    orders = serializers.IntegerField()
+    revenue = serializers.DecimalField(max_digits=16, decimal_places=2, allow_null=True)  # null: no lines
+
+
+class SummarySerializer(serializers.Serializer):
+    results = SummaryRowSerializer(many=True)
+    totals = SummaryTotalsSerializer()
+
+
 class SummaryQuerySerializer(serializers.Serializer):
     date_from = serializers.DateField(required=False)
     date_to = serializers.DateField(required=False)
@@ -90,4 +102,4 @@ class MockRequestSerializer(serializers.Serializer):
     orders = serializers.IntegerField(min_value=1, max_value=50000, default=200)
     days = serializers.IntegerField(min_value=1, max_value=3650, default=30)
     seed = serializers.IntegerField(required=False)
-    purge = serializers.BooleanField(default=False)
+    purge = StrictBooleanField(default=False)

@@ -5,7 +5,7 @@ from django.db.models import Count, Sum
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import JSONParser, FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -26,7 +26,7 @@ from .serializers import (
     MockRequestSerializer,
     OrderLineSerializer,
     SummaryQuerySerializer,
-    SummaryRowSerializer,
+    SummarySerializer,
 )
 
 
@@ -81,9 +81,9 @@ class SummaryView(APIView):
     permission_classes = [HasAppPermission]
     required_permission = "marketplace.view_factorderline"
 
-    @extend_schema(parameters=[SummaryQuerySerializer], responses=SummaryRowSerializer(many=True))
+    @extend_schema(parameters=[SummaryQuerySerializer], responses=SummarySerializer)
     def get(self, request):
-        query = SummaryQuerySerializer(data=request.query_params)
+        query = SummaryQuerySerializer(data=request.query_params.dict())  # a plain dict: "" is a value, not "absent"
         query.is_valid(raise_exception=True)
         params = query.validated_data
         lines = FactOrderLine.objects.all()
@@ -102,8 +102,8 @@ class SummaryView(APIView):
                           revenue=Sum("paid_price"))
                 .order_by("date__date", "platform"))
         data = [{**row, "date": row.pop("date__date")} for row in rows]
-        return Response({"results": SummaryRowSerializer(data, many=True).data,
-                         "totals": lines.aggregate(orders=Count("order_id", distinct=True), revenue=Sum("paid_price"))})
+        totals = lines.aggregate(orders=Count("order_id", distinct=True), revenue=Sum("paid_price"))
+        return Response(SummarySerializer({"results": data, "totals": totals}).data)
 
 
 class SyncAllView(APIView):
@@ -180,6 +180,7 @@ class CsvUploadUndoView(APIView):
 class MockDataView(APIView):
     """Queue mock order generation (or, with purge, removal of every mock row)."""
 
+    parser_classes = [JSONParser]  # a JSON object or no body: nothing else reads as "no parameters"
     permission_classes = [HasAppPermission]
     required_permission = "marketplace.add_factorderline"
 

@@ -1,13 +1,50 @@
 """List filtering for every API list view: django-filter, strict.
 
 django-filter answers a value it cannot read (`?date_after=garbage`) with a 400,
-but drops an empty one (`?date_after=`) silently and lists everything: here a
-typed parameter given without a value is a 400 envelope naming it too, never a
-silent "no filter"."""
+but drops an empty one (`?date_after=`), a boolean it reads as "unknown"
+(`?enabled=null`) and a fraction for an integer (`?store=0.5`) silently: here each
+is a 400 envelope naming the parameter, as the schema promises, never a silent
+"no filter"."""
+
+import re
 
 import django_filters
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.exceptions import ValidationError
+
+BOOLEANS = {"true", "false", "1", "0"}
+INTEGER = re.compile(r"-?\d+")
+
+
+def _model_field(model, path):
+    field = None
+    for part in path.split("__"):
+        try:
+            field = model._meta.get_field(part)
+        except FieldDoesNotExist:
+            return None
+        model = field.related_model or model
+    if field is not None and field.is_relation and getattr(field, "target_field", None) is not None:
+        field = field.target_field  # a foreign key filters by its target's id
+    return field
+
+
+def _problem(flt, value, model):
+    """Why `value` is not what the schema documents for this filter, or None."""
+    if value.strip() == "":
+        return "Give a value, or leave the parameter out."
+    if isinstance(flt, django_filters.BooleanFilter) and value.lower() not in BOOLEANS:
+        return "Must be true or false."
+    if type(flt) is django_filters.NumberFilter:
+        field = _model_field(model, flt.field_name)
+        if isinstance(field, (models.IntegerField, models.AutoField)):
+            if not INTEGER.fullmatch(value):
+                return "Must be a whole number."
+            if abs(int(value)) >= 2**63:  # past every database's integer column
+                return "Out of range."
+    return None
 
 
 class StrictFilterBackend(DjangoFilterBackend):
@@ -15,12 +52,14 @@ class StrictFilterBackend(DjangoFilterBackend):
         filterset = super().get_filterset(request, queryset, view)
         if filterset is None:
             return None
-        empty = {}
+        problems = {}
         for name, flt in filterset.filters.items():
-            if type(flt) is django_filters.CharFilter:
+            if type(flt) is django_filters.CharFilter or name not in request.query_params:
                 continue  # free text: an empty value is a value
-            if name in request.query_params and request.query_params.get(name, "").strip() == "":
-                empty[name] = ["Give a value, or leave the parameter out."]
-        if empty:
-            raise ValidationError(empty)
+            for value in request.query_params.getlist(name):
+                problem = _problem(flt, value, queryset.model)
+                if problem:
+                    problems[name] = [problem]
+        if problems:
+            raise ValidationError(problems)
         return filterset  # a value the filter cannot read: django-filter's own 400

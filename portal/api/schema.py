@@ -40,6 +40,12 @@ def document_error_envelope(result, generator, request, public):
             if method not in METHODS:
                 continue
             responses = operation.setdefault("responses", {})
+            queued = responses.get("202", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            if queued.get("$ref", "").endswith("/SyncRun") and "200" not in responses:
+                # every queueing endpoint answers 200 with the run already queued or running
+                # for the same operation, target and parameters (portal.operations.enqueue)
+                responses["200"] = {"description": "The same run, already queued or running.",
+                                    "content": {"application/json": {"schema": queued}}}
             anonymous = {} in operation.get("security", [])
             for code, description in ERRORS.items():
                 if code in PUBLIC_SKIPS and anonymous and len(operation.get("security", [])) == 1:

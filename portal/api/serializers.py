@@ -4,7 +4,7 @@ from portal.models import SetAsideRecord, SyncRun
 
 
 class SyncRunSerializer(serializers.ModelSerializer):
-    triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     progress_percent = serializers.IntegerField(read_only=True, allow_null=True)
     set_aside_count = serializers.SerializerMethodField()
 
@@ -29,3 +29,16 @@ class SetAsideRecordSerializer(serializers.ModelSerializer):
             "attempts", "first_seen", "last_seen", "resolved_at", "resolved_by",
         ]
         read_only_fields = fields
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false, as the schema says: DRF's BooleanField also takes "yes", "on",
+    "t", 1 and "1", which a client's typo turns into a silent true."""
+
+    STRICT = {True: True, False: False, "true": True, "false": False}
+
+    def to_internal_value(self, data):
+        key = data.lower() if isinstance(data, str) else data
+        if isinstance(key, bool) or key in ("true", "false"):
+            return self.STRICT[key]
+        self.fail("invalid", input=data)

@@ -12,11 +12,11 @@ class StoreSerializer(serializers.ModelSerializer):
 class TransactionSerializer(serializers.ModelSerializer):
     camera_id = serializers.CharField(source="camera_ref")
     item_id = serializers.CharField(source="item_ref")
-    item_name = serializers.CharField(source="item.name", default=None)
-    store_id = serializers.IntegerField(source="store.store_id", default=None)
-    store_name = serializers.CharField(source="store.name", default=None)
-    helix_status = serializers.CharField(source="helix.status", default=None)
-    helix_posted_at = serializers.DateTimeField(source="helix.posted_at", default=None)
+    item_name = serializers.CharField(source="item.name", default=None, allow_null=True)
+    store_id = serializers.IntegerField(source="store.store_id", default=None, allow_null=True)
+    store_name = serializers.CharField(source="store.name", default=None, allow_null=True)
+    helix_status = serializers.CharField(source="helix.status", default=None, allow_null=True)
+    helix_posted_at = serializers.DateTimeField(source="helix.posted_at", default=None, allow_null=True)
 
     class Meta:
         model = Transaction

@@ -4,6 +4,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -78,6 +79,7 @@ class FetchAndStoreTransactionsView(APIView):
     backfill of that range. 202 with the queued run, 200 with the one already queued
     or running, 503 when the task queue is unreachable."""
 
+    parser_classes = [JSONParser]  # a JSON object or no body: nothing else reads as "no parameters"
     permission_classes = [HasAppPermission]
     required_permission = "sales.change_transaction"
 

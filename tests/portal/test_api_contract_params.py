@@ -31,3 +31,14 @@ def test_retrying_unknown_or_closed_records_is_404_or_409(admin_user, api_client
 def test_an_undeclared_method_on_a_checkin_endpoint_is_405_before_the_key_check(client):
     reply = client.generic("TRACE", "/api/checkin/v1/status")
     assert reply.status_code == 405
+
+
+def test_a_boolean_or_integer_filter_with_another_kind_of_value_is_a_400(admin_user, api_client):
+    api_client.force_authenticate(admin_user)
+    for path, name in (("/api/marketplace/order-lines/?is_mock=null", "is_mock"),
+                       ("/api/campaigns/portals/?enabled=maybe", "enabled"),
+                       ("/api/sales/transactions/?store=0.5", "store")):
+        reply = api_client.get(path)
+        assert reply.status_code == 400 and name in reply.json()["error"], (path, reply.content)
+    assert api_client.get("/api/marketplace/order-lines/?is_mock=false").status_code == 200
+    assert api_client.get("/api/sales/transactions/?store=101").status_code == 200
