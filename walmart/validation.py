@@ -11,7 +11,6 @@ EVENT_ID = re.compile(r"^\d{1,20}$")
 MFA_CODE_MESSAGE = "The MFA code is the 6 digits from the SMS."
 NO_EVENT_IDS = "The list of event ids is empty; give at least one."
 DATE_OR_IDS = "Give either a date (YYYY-MM-DD) or a list of event ids, not both or neither."
-EVENT_ID_MESSAGE = "Event ids are numbers."
 MALFORMED_DATE = "Malformed date; use YYYY-MM-DD (e.g. 2025-10-06)."
 
 

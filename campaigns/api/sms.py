@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
@@ -82,12 +82,37 @@ class CampaignMessageSerializer(serializers.ModelSerializer):
                   "body", "due_at", "submitted_at", "status_updated_at", "attempts"]
 
 
+class PreviewMessageSerializer(serializers.Serializer):
+    phone = serializers.CharField()
+    body = serializers.CharField()
+    encoding = serializers.ChoiceField(choices=["GSM-7", "UCS-2"])
+    segments = serializers.IntegerField()
+    estimated_cost = serializers.DecimalField(max_digits=12, decimal_places=5)
+    subjects = serializers.IntegerField()
+
+
+class PreviewSerializer(serializers.Serializer):
+    recipients = serializers.IntegerField()
+    segments = serializers.IntegerField()
+    estimated_cost = serializers.DecimalField(max_digits=12, decimal_places=2)
+    price_unit = serializers.CharField()
+    skipped = serializers.DictField(child=serializers.IntegerField(), help_text="Contacts left out, by reason")
+    sample = PreviewMessageSerializer(many=True)
+
+
+class CancelResultSerializer(serializers.Serializer):
+    cancelled = serializers.IntegerField(help_text="Messages that will not be sent")
+    counts = serializers.DictField(child=serializers.IntegerField())
+
+
 class CampaignPreviewView(APIView):
     """GET: a sample of rendered messages (charset, segments, cost) and totals: what approval would send."""
 
     permission_classes = [HasAppPermission]
     required_permission = "campaigns.view_campaign"
 
+    @extend_schema(parameters=[OpenApiParameter("sample", int, description="How many messages to render (1-50, default 5)")],
+                   responses={200: PreviewSerializer})
     def get(self, request, pk):
         campaign = get_object_or_404(Campaign, pk=pk)
         try:
@@ -121,6 +146,7 @@ class CampaignCancelView(APIView):
     permission_classes = [HasAppPermission]
     required_permission = "campaigns.send_campaign"
 
+    @extend_schema(request=None, responses={200: CancelResultSerializer})
     def post(self, request, pk):
         get_object_or_404(Campaign, pk=pk)
         try:
@@ -137,6 +163,13 @@ class CampaignDeliveryView(APIView):
     permission_classes = [HasAppPermission]
     required_permission = "campaigns.view_subject"
 
+    @extend_schema(parameters=[OpenApiParameter("status", str, description="Only messages in this status")],
+                   responses={200: inline_serializer("CampaignDelivery", {
+                       "count": serializers.IntegerField(), "next": serializers.URLField(allow_null=True),
+                       "previous": serializers.URLField(allow_null=True), "results": CampaignMessageSerializer(many=True),
+                       "counts": serializers.DictField(child=serializers.IntegerField()),
+                       "send_state": serializers.CharField(), "skipped": serializers.DictField(child=serializers.IntegerField()),
+                   })})
     def get(self, request, pk):
         campaign = get_object_or_404(Campaign, pk=pk)
         rows = CampaignMessage.objects.filter(campaign=campaign).order_by("pk")

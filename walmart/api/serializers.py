@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import validation
@@ -9,6 +10,12 @@ def _rule(rule, *values):
         return rule(*values)
     except ValueError as exc:
         raise serializers.ValidationError(str(exc)) from exc
+
+
+@extend_schema_field({"type": "string", "pattern": validation.EVENT_ID.pattern})
+class EventIdField(serializers.CharField):
+    """An event id; the schema gives its pattern, validation.event_ids checks the list
+    (so the admin form and the API name bad ids in the same words)."""
 
 
 class AuthenticateSerializer(serializers.Serializer):
@@ -30,8 +37,7 @@ class BatchDownloadSerializer(serializers.Serializer):
         error_messages={"invalid": validation.MALFORMED_DATE},
     )
     event_ids = serializers.ListField(
-        child=serializers.RegexField(validation.EVENT_ID.pattern, error_messages={"invalid": validation.EVENT_ID_MESSAGE}),
-        required=False,
+        child=EventIdField(), required=False,
         error_messages={"not_a_list": "`event_ids` must be a list of event ids."},
     )
 
