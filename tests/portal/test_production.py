@@ -161,7 +161,7 @@ def test_dotenv_is_read_before_any_setting_portal_var_dir_included(tmp_path):
     env["PORTAL_ENV_FILE"] = str(env_file)
     out = subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); from django.conf import settings as s; "
-         "print(s.VAR_DIR, s.DATABASES['default']['NAME'], s.STORAGES['default']['OPTIONS']['location'])"],
+         "print(s.VAR_DIR, s.DATABASES['default']['NAME'], s.MEDIA_ROOT)"],
         cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "portal.settings"}, capture_output=True, text=True, check=True,
     ).stdout.split()
     assert out == [str(var_dir), str(var_dir / "portal.sqlite3"), str(var_dir / "media")]

@@ -87,7 +87,7 @@ def test_retrying_the_set_aside_events_resolves_them_into_the_same_batch(
     assert sorted(archive.namelist()) == sorted(f"EDR_{i}_Unassigned.pdf" for i in IDS)
 
     # A second retry finds nothing open; nothing is fetched or stored twice.
-    assert api_client.post("/api/portal/set-aside/retry", {"ids": ids}, format="json").status_code == 400
+    assert api_client.post("/api/portal/set-aside/retry", {"ids": ids}, format="json").status_code == 409
     assert EdrReport.objects.count() == 5
 
 
