@@ -1,9 +1,11 @@
 from rest_framework import serializers
 
+from portal.api.serializers import StrictModelSerializer
+
 from ..models import Activity, Campaign, Job, Portal, Subject, validate_basic_auth_text
 
 
-class PortalSerializer(serializers.ModelSerializer):
+class PortalSerializer(StrictModelSerializer):
     """The password is write-only: the API says whether one is set, never what it is."""
 
     password = serializers.CharField(write_only=True, required=False, allow_blank=True, style={"input_type": "password"},
@@ -65,7 +67,7 @@ class SubjectSerializer(serializers.ModelSerializer):
         return bool(obj.access_key)
 
 
-class CampaignSerializer(serializers.ModelSerializer):
+class CampaignSerializer(StrictModelSerializer):
     portals = serializers.SlugRelatedField(slug_field="key", many=True, queryset=Portal.objects.all())
     activities = serializers.SlugRelatedField(slug_field="uuid", many=True, queryset=Activity.objects.all(), required=False)
     export_url = serializers.SerializerMethodField()

@@ -29,6 +29,8 @@ def import_opt_outs(handle, *, user=None, default_code="1"):
     column = header.index("phone") if "phone" in header else 0
     body = rows[1:] if "phone" in header or not normalise(rows[0][0] if rows[0] else "") else rows
     first_line = 2 if body is not rows else 1
+    if not any(len(row) > column and row[column].strip() for row in body):
+        raise ValueError("The file has no phone numbers (a `phone` column, or numbers in the first column).")
     numbers, bad_lines = [], []
     for line, row in enumerate(body, start=first_line):
         value = row[column].strip() if len(row) > column else ""

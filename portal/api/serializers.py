@@ -1,3 +1,4 @@
+from django.db import models
 from rest_framework import serializers
 
 from portal.models import SetAsideRecord, SyncRun
@@ -42,3 +43,22 @@ class StrictBooleanField(serializers.BooleanField):
         if isinstance(key, bool) or key in ("true", "false"):
             return self.STRICT[key]
         self.fail("invalid", input=data)
+
+
+class StrictCharField(serializers.CharField):
+    """Text, as the schema says: DRF's CharField also takes 0 or 1.5 and stores "0"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictModelSerializer(serializers.ModelSerializer):
+    """A ModelSerializer whose text fields take only strings (writable endpoints)."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+    }
