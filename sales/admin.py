@@ -8,7 +8,7 @@ from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, queue_
 from portal.admin_lists import BigTableAdminMixin
 
 from . import dashboard, mapping
-from .models import Camera, HelixEventType, HelixOutbox, Item, PointOfSale, SalesSettings, Store, SyncCursor, Transaction
+from .models import Camera, CameraMapping, HelixEventType, HelixOutbox, Item, PointOfSale, SalesSettings, Store, SyncCursor, Transaction
 
 
 @admin.register(SalesSettings)
@@ -52,7 +52,8 @@ class SalesSettingsAdmin(SecretFieldsMixin, admin.ModelAdmin):
 
 @admin.register(Store)
 class StoreAdmin(admin.ModelAdmin):
-    list_display = ("store_id", "name", "address", "phone", "email", "updated")
+    list_display = ("store_id", "name", "time_zone", "address", "phone", "email", "updated")
+    list_filter = ("time_zone",)
     search_fields = ("name", "store_id", "address")
 
 
@@ -68,6 +69,30 @@ class CameraAdmin(admin.ModelAdmin):
     list_display = ("camera_id", "name", "location", "status", "model", "pos")
     list_filter = ("status", "pos__store")
     search_fields = ("camera_id", "name")
+
+
+@admin.register(CameraMapping)
+class CameraMappingAdmin(ActionsWithoutSelectionMixin, admin.ModelAdmin):
+    list_display = ("jd_camera_id", "jd_camera_name", "verkada_camera_id", "verkada_name", "source", "updated")
+    list_filter = ("source",)
+    search_fields = ("jd_camera_id", "verkada_camera_id", "verkada_name")
+    readonly_fields = ("source", "updated")
+    actions = ["prefill_camera_mapping"]
+    actions_without_selection = ("prefill_camera_mapping",)
+
+    def save_model(self, request, obj, form, change):
+        # Edited by a person: the prefill leaves the row alone from now on.
+        obj.source = CameraMapping.Source.MANUAL
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="JD camera")
+    def jd_camera_name(self, obj):
+        camera = Camera.objects.filter(camera_id=obj.jd_camera_id).first()
+        return camera.name if camera else "—"
+
+    @admin.action(description="Prefill camera mapping from Verkada's devices", permissions=["change"])
+    def prefill_camera_mapping(self, request, queryset):
+        queue_from_admin(request, "sales", "prefill_camera_mapping")
 
 
 @admin.register(Item)
@@ -187,15 +212,11 @@ class HelixEventTypeForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        errors = mapping.schema_errors(data.get("event_schema"), data.get("attribute_mapping"))
-        other_active = HelixEventType.objects.filter(active=True).exclude(pk=self.instance.pk).first()
-        if data.get("active") and other_active:
-            errors.append(f"Only one event type posts new sales: deactivate {other_active.name!r} first.")
+        errors = self.instance.problems(schema=data.get("event_schema"), attribute_mapping=data.get("attribute_mapping"),
+                                        active=data.get("active"))
         if errors:
             raise forms.ValidationError(errors)
-        if self.instance.pk and self.instance.event_type_uid and data.get("name") != self.instance.name:
-            # Verkada keeps the uid; the rename is sent with the next schema sync.
-            self.instance.synced_schema = None
+        self.instance.note_rename(data.get("name"))
         return data
 
 
