@@ -202,6 +202,11 @@ class SyncCursorAdmin(ActionsWithoutSelectionMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/sales/backfill.html", context)
 
 
+class RetargetForm(forms.Form):
+    event_type = forms.ModelChoiceField(queryset=HelixEventType.objects.order_by("name"),
+                                        help_text="Rows with no event in Verkada yet are posted as this type.")
+
+
 class HelixEventTypeForm(forms.ModelForm):
     class Meta:
         model = HelixEventType
@@ -239,10 +244,33 @@ class HelixOutboxAdmin(admin.ModelAdmin):
     search_fields = ("transaction__transaction_id", "camera_id")
     readonly_fields = [f.name for f in HelixOutbox._meta.fields]
     list_select_related = ("transaction",)
-    actions = ["retry"]
+    actions = ["retry", "retarget"]
 
     def has_add_permission(self, request):
         return False
+
+    @admin.action(description="Re-target to another event type…", permissions=["change"])
+    def retarget(self, request, queryset):
+        from portal.http import UpstreamError
+        from portal.runs import OperationFailed
+
+        from .services.retarget import retarget_outbox
+
+        form = RetargetForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            try:
+                moved, left = retarget_outbox(queryset, form.cleaned_data["event_type"])
+            except (UpstreamError, OperationFailed) as exc:
+                self.message_user(request, f"Nothing re-targeted: {exc}", messages.ERROR)
+                return None
+            self.message_user(request, f"{moved} event(s) will be posted as {form.cleaned_data['event_type']}; "
+                                       f"{left} left as they are (posted, in flight, expired or voided).")
+            if moved:
+                queue_from_admin(request, "sales", "post_helix_events")
+            return None
+        context = {**self.admin_site.each_context(request), "title": "Re-target Helix events", "form": form,
+                   "queryset": queryset, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/sales/retarget.html", context)
 
     @admin.display(description="last error")
     def last_error_short(self, obj):

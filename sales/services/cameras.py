@@ -48,7 +48,7 @@ def release_mapped_sales(run, jd_camera_ids=None):
         return 0
     released = 0
     with transaction.atomic():
-        waiting = list(Transaction.objects.select_for_update(skip_locked=True)
+        waiting = list(Transaction.objects.select_for_update(skip_locked=True, of=("self",))
                        .filter(helix__isnull=True, camera_ref__in=list(mapped)).order_by("pk")[:50000])
         if waiting:
             create_outbox_rows(run, waiting)

@@ -48,3 +48,42 @@ def test_the_api_refuses_a_wrong_type_mapping_with_a_400_that_says_why(api_clien
     bad = api_client.patch(f"/api/sales/event-types/{uid}/", {"attribute_mapping": {"total": "item_name"}}, format="json")
     assert bad.status_code == 400 and "sale field 'item_name' is a string" in str(bad.json())
     assert HelixEventType.objects.get().attribute_mapping == {"store": "store_id", "total": "amount"}
+
+
+def test_the_outbox_retarget_action_posts_the_chosen_rows_as_another_type(sales_settings, clock, sandbox, admin_client,
+                                                                        run_on_commit):
+    from portal.models import SyncRun
+    from sales.models import HelixOutbox, Transaction
+    from sales.services import post_helix_events
+
+    from .conftest import synced_sales
+
+    synced_sales(clock)
+    refused = list(HelixOutbox.objects.order_by("pk")[:3])
+    HelixOutbox.objects.filter(pk__in=[r.pk for r in refused]).update(status="failed", last_error="HTTP 400")
+    post_helix_events(trigger="command")
+    posted = HelixOutbox.objects.filter(status="posted").first()
+    returns = HelixEventType.objects.create(name="JD Sports return", active=False, event_schema={"ref": "string", "refund": "float"},
+                                            attribute_mapping={"ref": "transaction_id", "refund": "amount"})
+    url = reverse("admin:sales_helixoutbox_changelist")
+    chosen = [r.pk for r in refused] + [posted.pk]
+    form = admin_client.post(url, {"action": "retarget", "_selected_action": chosen})
+    assert form.status_code == 200 and "Re-target" in form.content.decode()
+    with run_on_commit(execute=True):
+        reply = admin_client.post(url, {"action": "retarget", "_selected_action": chosen, "apply": "1",
+                                        "event_type": returns.pk}, follow=True)
+    assert "3 event(s) will be posted as JD Sports return; 1 left as they are" in reply.content.decode()
+    assert SyncRun.objects.filter(operation="post_helix_events", trigger="admin", status="succeeded").exists()
+    returns.refresh_from_db()
+    sale_uid = HelixEventType.objects.get(active=True).event_type_uid
+    assert returns.event_type_uid and returns.event_type_uid != sale_uid
+    state = sandbox["verkada"].state()
+    by_type = {}
+    for event in state["events"]:
+        by_type.setdefault(event["event_type_uid"], set()).add(str(event["attributes"].get("transaction_id") or event["attributes"]["ref"]))
+    moved = {r.transaction.transaction_id for r in refused}
+    assert by_type[returns.event_type_uid] == moved
+    assert by_type[sale_uid] == set(Transaction.objects.values_list("transaction_id", flat=True)) - moved
+    assert all(set(e["attributes"]) <= {"ref", "refund"} for e in state["events"] if e["event_type_uid"] == returns.event_type_uid)
+    assert state["duplicates"] == {}
+    assert {r.status for r in HelixOutbox.objects.all()} == {"posted"}
