@@ -8,7 +8,7 @@ from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, queue_
 from portal.admin_lists import BigTableAdminMixin
 
 from . import dashboard, mapping
-from .models import Camera, HelixEventType, HelixOutbox, Item, PointOfSale, SalesSettings, Store, SyncCursor, Transaction
+from .models import Camera, CameraMapping, HelixEventType, HelixOutbox, Item, PointOfSale, SalesSettings, Store, SyncCursor, Transaction
 
 
 @admin.register(SalesSettings)
@@ -52,7 +52,8 @@ class SalesSettingsAdmin(SecretFieldsMixin, admin.ModelAdmin):
 
 @admin.register(Store)
 class StoreAdmin(admin.ModelAdmin):
-    list_display = ("store_id", "name", "address", "phone", "email", "updated")
+    list_display = ("store_id", "name", "time_zone", "address", "phone", "email", "updated")
+    list_filter = ("time_zone",)
     search_fields = ("name", "store_id", "address")
 
 
@@ -68,6 +69,30 @@ class CameraAdmin(admin.ModelAdmin):
     list_display = ("camera_id", "name", "location", "status", "model", "pos")
     list_filter = ("status", "pos__store")
     search_fields = ("camera_id", "name")
+
+
+@admin.register(CameraMapping)
+class CameraMappingAdmin(ActionsWithoutSelectionMixin, admin.ModelAdmin):
+    list_display = ("jd_camera_id", "jd_camera_name", "verkada_camera_id", "verkada_name", "source", "updated")
+    list_filter = ("source",)
+    search_fields = ("jd_camera_id", "verkada_camera_id", "verkada_name")
+    readonly_fields = ("source", "updated")
+    actions = ["prefill_camera_mapping"]
+    actions_without_selection = ("prefill_camera_mapping",)
+
+    def save_model(self, request, obj, form, change):
+        # Edited by a person: the prefill leaves the row alone from now on.
+        obj.source = CameraMapping.Source.MANUAL
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="JD camera")
+    def jd_camera_name(self, obj):
+        camera = Camera.objects.filter(camera_id=obj.jd_camera_id).first()
+        return camera.name if camera else "—"
+
+    @admin.action(description="Prefill camera mapping from Verkada's devices", permissions=["change"])
+    def prefill_camera_mapping(self, request, queryset):
+        queue_from_admin(request, "sales", "prefill_camera_mapping")
 
 
 @admin.register(Item)
@@ -177,6 +202,11 @@ class SyncCursorAdmin(ActionsWithoutSelectionMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/sales/backfill.html", context)
 
 
+class RetargetForm(forms.Form):
+    event_type = forms.ModelChoiceField(queryset=HelixEventType.objects.order_by("name"),
+                                        help_text="Rows with no event in Verkada yet are posted as this type.")
+
+
 class HelixEventTypeForm(forms.ModelForm):
     class Meta:
         model = HelixEventType
@@ -187,15 +217,11 @@ class HelixEventTypeForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        errors = mapping.schema_errors(data.get("event_schema"), data.get("attribute_mapping"))
-        other_active = HelixEventType.objects.filter(active=True).exclude(pk=self.instance.pk).first()
-        if data.get("active") and other_active:
-            errors.append(f"Only one event type posts new sales: deactivate {other_active.name!r} first.")
+        errors = self.instance.problems(schema=data.get("event_schema"), attribute_mapping=data.get("attribute_mapping"),
+                                        active=data.get("active"))
         if errors:
             raise forms.ValidationError(errors)
-        if self.instance.pk and self.instance.event_type_uid and data.get("name") != self.instance.name:
-            # Verkada keeps the uid; the rename is sent with the next schema sync.
-            self.instance.synced_schema = None
+        self.instance.note_rename(data.get("name"))
         return data
 
 
@@ -218,10 +244,33 @@ class HelixOutboxAdmin(admin.ModelAdmin):
     search_fields = ("transaction__transaction_id", "camera_id")
     readonly_fields = [f.name for f in HelixOutbox._meta.fields]
     list_select_related = ("transaction",)
-    actions = ["retry"]
+    actions = ["retry", "retarget"]
 
     def has_add_permission(self, request):
         return False
+
+    @admin.action(description="Re-target to another event type…", permissions=["change"])
+    def retarget(self, request, queryset):
+        from portal.http import UpstreamError
+        from portal.runs import OperationFailed
+
+        from .services.retarget import retarget_outbox
+
+        form = RetargetForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            try:
+                moved, left = retarget_outbox(queryset, form.cleaned_data["event_type"])
+            except (UpstreamError, OperationFailed) as exc:
+                self.message_user(request, f"Nothing re-targeted: {exc}", messages.ERROR)
+                return None
+            self.message_user(request, f"{moved} event(s) will be posted as {form.cleaned_data['event_type']}; "
+                                       f"{left} left as they are (posted, in flight, expired or voided).")
+            if moved:
+                queue_from_admin(request, "sales", "post_helix_events")
+            return None
+        context = {**self.admin_site.each_context(request), "title": "Re-target Helix events", "form": form,
+                   "queryset": queryset, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/sales/retarget.html", context)
 
     @admin.display(description="last error")
     def last_error_short(self, obj):

@@ -24,9 +24,12 @@ class SalesConfig(AppConfig):
         register(Operation("sales", "fetch_footage_links", "Fetch footage links", "sales.fetch_footage_links",
                            description="Thumbnail and history links for each sale's camera and time.",
                            permission="sales.change_transaction"))
+        register(Operation("sales", "prefill_camera_mapping", "Prefill camera mapping", "sales.prefill_camera_mapping",
+                           description="Maps JD Sports cameras to Verkada cameras of the same id or name.",
+                           permission="sales.change_cameramapping"))
         # A set-aside record is retried through the path that set it aside.
         for kind in sync.ESTATE_KINDS:
-            register_retry("sales", kind, sync.retry_estate_record)
+            register_retry("sales", kind, sync.retry_camera_record if kind == "camera" else sync.retry_estate_record)
         register_retry("sales", "sale", sync.retry_sale)
         register_retry("sales", "helix_event", helix.retry_helix_event)
 

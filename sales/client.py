@@ -263,6 +263,21 @@ class VerkadaClient:
             seen_tokens.add(token)
             body = {**body, "page_token": token}
 
+    # --- devices ------------------------------------------------------------------------------
+    def cameras(self):
+        """Every camera of the organisation (`{camera_id, name, site, ...}`), all pages."""
+        cameras, token, seen = [], None, set()
+        while True:
+            params = {"page_size": 200, **({"page_token": token} if token else {})}
+            reply = self.session.json(self._call("GET", "/cameras/v1/devices", params=params))
+            if not isinstance(reply, dict) or not isinstance(reply.get("cameras", []), list):
+                raise UpstreamBadResponse("verkada devices reply has no cameras list", upstream="verkada")
+            cameras += [c for c in reply.get("cameras") or [] if isinstance(c, dict) and c.get("camera_id") not in (None, "")]
+            token = reply.get("next_page_token")
+            if not token or token in seen:
+                return cameras
+            seen.add(token)
+
     # --- footage ------------------------------------------------------------------------------
     def _footage_budget(self):
         if self.footage_bucket is not None and not self.footage_bucket.acquire():

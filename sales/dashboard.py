@@ -1,6 +1,7 @@
 """Numbers and inline-SVG geometry for the sales dashboard (no CDN at run time)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
@@ -18,15 +19,22 @@ CHART_HEIGHT = 180
 
 
 def sales_per_store_per_day(days=14):
-    """Grouped bars: one group per day, one bar per store."""
-    today = timezone.now().date()
+    """Grouped bars: one group per day, one bar per store. Each store's sales are
+    counted in its own local days (a London store's 00:30 BST sale is on that day,
+    not on the UTC day before)."""
+    today = timezone.localdate()
     first = today - timedelta(days=days - 1)
-    rows = (
-        Transaction.objects.filter(transaction_date__date__gte=first, store__isnull=False)
-        .annotate(day=TruncDate("transaction_date")).values("day", "store_id")
-        .annotate(total=Sum("amount"), count=Count("id"))
-    )
-    totals = {(r["day"], r["store_id"]): r for r in rows}
+    totals = {}
+    zones = Store.objects.filter(transactions__isnull=False).values_list("time_zone", flat=True).distinct()
+    for zone_name in set(zones):
+        zone = ZoneInfo(zone_name)
+        since = datetime.combine(first, time.min, tzinfo=zone)
+        rows = (
+            Transaction.objects.filter(transaction_date__gte=since, store__time_zone=zone_name)
+            .annotate(day=TruncDate("transaction_date", tzinfo=zone)).values("day", "store_id")
+            .annotate(total=Sum("amount"), count=Count("id"))
+        )
+        totals.update({(r["day"], r["store_id"]): r for r in rows})
     stores = list(Store.objects.filter(pk__in={r["store_id"] for r in totals.values()}).order_by("store_id"))
     peak = max([float(r["total"]) for r in totals.values()] or [1.0])
     group_width = max(1, len(stores)) * 10 + 8

@@ -3,7 +3,8 @@
 
 def seed():
     from . import mapping
-    from .models import HelixEventType, SalesSettings
+    from .models import CameraMapping, HelixEventType, SalesSettings
+    from .sandbox.catalog import CAMERA_IDS
     from .sandbox.jdsports import API_KEY as JD_SANDBOX_KEY
 
     config = SalesSettings.load()
@@ -19,4 +20,8 @@ def seed():
         defaults={"event_schema": mapping.DEFAULT_SCHEMA, "attribute_mapping": mapping.DEFAULT_MAPPING,
                   "active": not HelixEventType.objects.filter(active=True).exists()},
     )
-    return ["sales: JD Sports and Verkada keys point at the sandboxes; Helix event type 'JD Sports sale'"]
+    # The sandbox's Verkada knows the JD cameras by their JD ids (what the prefill action would find).
+    CameraMapping.objects.bulk_create(
+        [CameraMapping(jd_camera_id=c, verkada_camera_id=c, source=CameraMapping.Source.ID) for c in CAMERA_IDS],
+        ignore_conflicts=True)
+    return ["sales: JD Sports and Verkada keys point at the sandboxes; Helix event type 'JD Sports sale'; camera mapping"]

@@ -22,6 +22,17 @@ SALE_FIELDS = {
     "store_name": lambda t: t.store.name if t.store else None,
 }
 
+#: the type of each sale field's value, as a schema type
+SALE_FIELD_TYPES = {
+    "transaction_id": "string", "transaction_date": "string", "amount": "float", "item_id": "string",
+    "item_name": "string", "item_price": "float", "camera_id": "string", "camera_name": "string",
+    "pos_id": "integer", "pos_name": "string", "store_id": "integer", "store_name": "string",
+}
+
+#: schema type -> the field types that fill it without losing anything (any value reads as text;
+#: an integer is a float; a float is not an integer, and text is no number)
+FILLS = {"string": set(SCHEMA_TYPES), "float": {"float", "integer"}, "integer": {"integer"}, "boolean": {"boolean"}}
+
 DEFAULT_NAME = "JD Sports sale"
 DEFAULT_SCHEMA = {
     "transaction_id": "string",
@@ -50,6 +61,9 @@ def schema_errors(schema, mapping):
             errors.append(f"Mapped attribute {attribute!r} is not in the schema.")
         if source not in SALE_FIELDS:
             errors.append(f"Attribute {attribute!r} maps to unknown sale field {source!r}; use one of {', '.join(SALE_FIELDS)}.")
+        elif attribute in schema and schema[attribute] in FILLS and SALE_FIELD_TYPES[source] not in FILLS[schema[attribute]]:
+            errors.append(f"Attribute {attribute!r} is a {schema[attribute]} but sale field {source!r} is a "
+                          f"{SALE_FIELD_TYPES[source]}: map a {schema[attribute]} field or change the attribute's type.")
     return errors
 
 

@@ -1,5 +1,9 @@
 """JD Sports estate, its sales, and the Helix outbox that posts each sale once."""
 
+from zoneinfo import ZoneInfo, available_timezones
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -70,12 +74,27 @@ class SalesSettings(SingletonSettings):
         super().save(*args, **kwargs)
 
 
+def default_time_zone():
+    return settings.TIME_ZONE
+
+
+def validate_time_zone(value):
+    """An IANA zone name the system's tz database knows ("Europe/London", not "BST")."""
+    # ZoneInfo alone would also accept file paths; the list holds the IANA names only.
+    if value != "UTC" and value not in available_timezones():
+        raise ValidationError(f"{value!r} is not an IANA time zone name (for example Europe/London).")
+
+
 class Store(models.Model):
     store_id = models.BigIntegerField(unique=True)
     name = models.CharField(max_length=200)
     address = models.CharField(max_length=300, blank=True)
     phone = models.CharField(max_length=50, blank=True)
     email = models.CharField(max_length=200, blank=True)
+    time_zone = models.CharField(
+        max_length=64, default=default_time_zone, validators=[validate_time_zone],
+        help_text="IANA time zone of the store (Europe/London): its sales are counted in its local days.",
+    )
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -83,6 +102,10 @@ class Store(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.store_id})"
+
+    @property
+    def zone(self):
+        return ZoneInfo(self.time_zone)
 
 
 class PointOfSale(models.Model):
@@ -115,6 +138,34 @@ class Camera(models.Model):
 
     def __str__(self):
         return self.name or self.camera_id
+
+
+class CameraMapping(models.Model):
+    """Which Verkada camera films a JD Sports camera's till. A sale is posted to Helix
+    only through this table: a JD camera without a row is set aside, never guessed."""
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", "entered by hand"
+        ID = "id", "prefilled: same id in Verkada"
+        NAME = "name", "prefilled: same name in Verkada"
+
+    jd_camera_id = models.CharField(max_length=100, unique=True, verbose_name="JD camera id")
+    verkada_camera_id = models.CharField(max_length=100, verbose_name="Verkada camera id")
+    verkada_name = models.CharField(max_length=200, blank=True, help_text="The Verkada device's name when prefilled.")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["jd_camera_id"]
+
+    def __str__(self):
+        return f"{self.jd_camera_id} → {self.verkada_camera_id}"
+
+    @classmethod
+    def lookup(cls, jd_camera_ids=None):
+        """JD camera id -> Verkada camera id."""
+        rows = cls.objects.all() if jd_camera_ids is None else cls.objects.filter(jd_camera_id__in=set(jd_camera_ids))
+        return dict(rows.values_list("jd_camera_id", "verkada_camera_id"))
 
 
 class Item(models.Model):
@@ -159,7 +210,14 @@ class Transaction(models.Model):
 
     @property
     def time_ms(self):
+        # transaction_date is an aware instant: its epoch does not depend on any zone.
         return int(self.transaction_date.timestamp() * 1000)
+
+    @property
+    def local_time(self):
+        """The sale's time where it happened (its store's zone)."""
+        zone = self.store.zone if self.store else timezone.get_default_timezone()
+        return self.transaction_date.astimezone(zone)
 
 
 class SyncCursor(models.Model):
@@ -192,6 +250,21 @@ class HelixEventType(models.Model):
 
     def __str__(self):
         return self.name
+
+    def problems(self, *, schema, attribute_mapping, active):
+        """Why this type, edited so (admin form or API), cannot be saved; empty when it can."""
+        from .mapping import schema_errors
+
+        errors = schema_errors(schema, attribute_mapping)
+        other_active = type(self).objects.filter(active=True).exclude(pk=self.pk).first()
+        if active and other_active:
+            errors.append(f"Only one event type posts new sales: deactivate {other_active.name!r} first.")
+        return errors
+
+    def note_rename(self, name):
+        """Verkada keeps the uid; the rename is sent with the next schema sync."""
+        if self.pk and self.event_type_uid and name != self.name:
+            self.synced_schema = None
 
 
 class HelixOutbox(models.Model):

@@ -25,3 +25,8 @@ def fetch_footage_links_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params
 @shared_task(name="sales.reconcile_helix_events")
 def reconcile_helix_events_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
     services.reconcile_helix_events(run_id=run_id, trigger=trigger, **params)
+
+
+@shared_task(name="sales.prefill_camera_mapping")
+def prefill_camera_mapping_task(run_id=None, trigger=SyncRun.Trigger.ADMIN, **params):
+    services.prefill_camera_mapping(run_id=run_id, trigger=trigger, **params)

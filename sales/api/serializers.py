@@ -1,12 +1,12 @@
 from rest_framework import serializers
 
-from ..models import Store, Transaction
+from ..models import HelixEventType, Store, Transaction
 
 
 class StoreSerializer(serializers.ModelSerializer):
     class Meta:
         model = Store
-        fields = ["store_id", "name", "address", "phone", "email"]
+        fields = ["store_id", "name", "address", "phone", "email", "time_zone"]
 
 
 class TransactionSerializer(serializers.ModelSerializer):
@@ -36,6 +36,7 @@ class SalesDaySerializer(serializers.Serializer):
 class StoreSalesSerializer(serializers.Serializer):
     store_id = serializers.IntegerField()
     store_name = serializers.CharField()
+    time_zone = serializers.CharField(help_text="The store's IANA zone: by_day counts its local days.")
     transactions = serializers.IntegerField()
     total_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
     by_day = SalesDaySerializer(many=True)
@@ -52,4 +53,23 @@ class RunRequestSerializer(serializers.Serializer):
             raise serializers.ValidationError("Give both start and end for a backfill, or neither.")
         if "start" in data and data["start"] >= data["end"]:
             raise serializers.ValidationError("start must be before end.")
+        return data
+
+
+class HelixEventTypeSerializer(serializers.ModelSerializer):
+    """An event type and its mapping; refused unless the mapping fits the schema, types included."""
+
+    class Meta:
+        model = HelixEventType
+        fields = ["id", "name", "active", "event_schema", "attribute_mapping", "event_type_uid"]
+        read_only_fields = ["event_type_uid"]
+
+    def validate(self, data):
+        current = self.instance or HelixEventType()
+        errors = current.problems(schema=data.get("event_schema", current.event_schema),
+                                  attribute_mapping=data.get("attribute_mapping", current.attribute_mapping),
+                                  active=data.get("active", current.active))
+        if errors:
+            raise serializers.ValidationError({"attribute_mapping": errors})
+        current.note_rename(data.get("name", current.name))
         return data

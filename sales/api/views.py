@@ -15,8 +15,8 @@ from portal.api.serializers import SyncRunSerializer
 from portal.models import SyncRun
 
 from ..filtersets import TransactionFilter
-from ..models import Store, Transaction
-from .serializers import RunRequestSerializer, StoreSalesSerializer, StoreSerializer, TransactionSerializer
+from ..models import HelixEventType, Store, Transaction
+from .serializers import HelixEventTypeSerializer, RunRequestSerializer, StoreSalesSerializer, StoreSerializer, TransactionSerializer
 
 
 class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
@@ -27,6 +27,15 @@ class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = TransactionFilter
     lookup_field = "transaction_id"
     ordering_fields = ["transaction_date", "amount"]
+
+
+class HelixEventTypeViewSet(viewsets.ModelViewSet):
+    """Helix event types and how a sale fills their attributes. A mapping that does not
+    fit its schema (a text field for a number attribute) is refused with a 400."""
+
+    queryset = HelixEventType.objects.order_by("pk")
+    serializer_class = HelixEventTypeSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
 
 
 class StoreViewSet(viewsets.ReadOnlyModelViewSet):
@@ -51,7 +60,8 @@ class StoreViewSet(viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=True)
     def sales(self, request, store_id=None):
-        """Sales totals for a store, overall and per day (UTC), optionally in a date range."""
+        """Sales totals for a store, overall and per day (the store's local days, in its
+        `time_zone`), optionally in a date range."""
         store = self.get_object()
         filters = TransactionFilter(request.query_params, queryset=Transaction.objects.filter(store=store))
         if not filters.is_valid():
@@ -60,12 +70,13 @@ class StoreViewSet(viewsets.ReadOnlyModelViewSet):
         sales = filters.qs
         totals = sales.aggregate(transactions=Count("id"), total_amount=Sum("amount"))
         by_day = (
-            sales.annotate(day=TruncDate("transaction_date")).values("day")
+            sales.annotate(day=TruncDate("transaction_date", tzinfo=store.zone)).values("day")
             .annotate(transactions=Count("id"), total_amount=Sum("amount")).order_by("day")
         )
         body = {
             "store_id": store.store_id,
             "store_name": store.name,
+            "time_zone": store.time_zone,
             "transactions": totals["transactions"],
             "total_amount": totals["total_amount"] or 0,
             "by_day": list(by_day),

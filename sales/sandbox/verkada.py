@@ -30,6 +30,12 @@ Follows /work/shared/upstreams/verkada.md. Choices where the contract is unsure:
 - Event attribute values are returned typed, as posted; `flagged` defaults to false.
 - Footage links: `https://sandbox.verkada.example/...` URLs with the asked expiry.
 - Regions: one host, one token store.
+- Devices: `GET /cameras/v1/devices` lists the catalogue's cameras (JD Sports'
+  names and, unless re-ided, ids), paged by `page_size` (default 100, max 200)
+  and `next_page_token`. `reid_cameras({jd_id: verkada_id})` (tests; also
+  `POST /_sandbox/verkada/reid_cameras {"ids": {...}}`) makes Verkada know those
+  cameras only under the new ids, as a real estate where the two systems' ids
+  differ: an event for the old id is then refused as an unknown camera.
 """
 
 import base64
@@ -100,6 +106,7 @@ class VerkadaSandbox(Sandbox):
         self.slow_accepts = []  # [accept_after_s, reply_after_s] for the next event POSTs
         self.late_accepts_pending = 0  # accepted-later events not stored yet
         self.late_accepts_landed = 0
+        self.camera_ids = {jd: jd for jd in CAMERA_IDS}  # catalogue camera -> the id Verkada knows it by
 
     # --- control -------------------------------------------------------------
     def handle_control(self, action, request):
@@ -114,6 +121,9 @@ class VerkadaSandbox(Sandbox):
             body = _body(request) or {}
             self.slow_accept(int(body.get("count", 1)), float(body.get("accept_after_s", 20)), float(body.get("reply_after_s", 15)))
             return json_response({"slow_accepts": len(self.slow_accepts)})
+        if action == "reid_cameras" and request.method == "POST":
+            self.reid_cameras((_body(request) or {}).get("ids") or {})
+            return json_response({"camera_ids": self.camera_ids})
         if action == "revoke_tokens" and request.method == "POST":
             self.revoke_tokens()
             return json_response({"revoked": True})
@@ -123,6 +133,13 @@ class VerkadaSandbox(Sandbox):
                     token["expires"] = 0
             return json_response({"expired": len(self.tokens)})
         return None
+
+    def reid_cameras(self, ids):
+        with self.lock:
+            self.camera_ids.update({str(k): str(v) for k, v in ids.items() if k in self.camera_ids})
+
+    def known_camera(self, camera_id):
+        return camera_id in self.camera_ids.values()
 
     def set_limit(self, per_minute):
         with self.lock:
@@ -314,7 +331,7 @@ class VerkadaSandbox(Sandbox):
         if body is None:
             return _error(400, "Body must be a JSON object")
         camera_id, uid, time_ms = body.get("camera_id"), body.get("event_type_uid"), body.get("time_ms")
-        if camera_id not in CAMERA_IDS:
+        if not self.known_camera(camera_id):
             return _error(400, f"Unknown camera_id {camera_id!r}")
         with self.lock:
             event_type = self.event_types.get(uid)
@@ -394,7 +411,7 @@ class VerkadaSandbox(Sandbox):
     # --- cameras and footage --------------------------------------------------------
     def _camera_and_time(self, request):
         camera_id = request.args.get("camera_id")
-        if camera_id not in CAMERA_IDS:
+        if not self.known_camera(camera_id):
             return None, None, _error(404, f"Camera {camera_id!r} not found")
         try:
             return camera_id, int(request.args["timestamp"]), None
@@ -425,9 +442,17 @@ class VerkadaSandbox(Sandbox):
     def devices(self, request):
         if refused := self._gate(request):
             return refused
+        try:
+            size = min(200, max(1, int(request.args.get("page_size", 100))))
+            offset = int(base64.urlsafe_b64decode(request.args["page_token"].encode())) if request.args.get("page_token") else 0
+        except (ValueError, TypeError):
+            return _error(400, "invalid page_size or page_token")
         cameras = [
-            {"camera_id": c["camera_id"], "name": c["camera_name"], "site": c["camera_location"], "model": c["camera_model"],
+            {"camera_id": self.camera_ids[c["camera_id"]], "name": c["camera_name"], "site": c["camera_location"],
+             "site_id": f"site-{c['camera_location'][:12]}", "model": c["camera_model"], "serial": f"SN{n:06d}",
              "status": "Live", "timezone": "Europe/London"}
-            for c in CAMERAS
+            for n, c in enumerate(CAMERAS)
         ]
-        return json_response({"cameras": cameras, "next_page_token": None})
+        more = offset + size < len(cameras)
+        token = base64.urlsafe_b64encode(str(offset + size).encode()).decode() if more else None
+        return json_response({"cameras": cameras[offset:offset + size], "next_page_token": token})

@@ -5,7 +5,7 @@ import logging
 from portal.http import UpstreamError, UpstreamTransientError
 
 from .. import mapping
-from ..models import HelixOutbox
+from ..models import CameraMapping, HelixOutbox
 from . import common, helix
 
 logger = logging.getLogger(__name__)
@@ -31,8 +31,12 @@ def apply_changes(run, client, types, active):
             HelixOutbox.objects.filter(pk=row.pk, status=Status.PENDING).update(status=Status.VOIDED, pending_change="")
         else:
             sale = row.transaction
+            target = CameraMapping.lookup([sale.camera_ref]).get(sale.camera_ref)
+            if target is None:
+                run.count("move_waiting_for_mapping")
+                continue
             HelixOutbox.objects.filter(pk=row.pk, status=Status.PENDING).update(
-                pending_change="", camera_id=sale.camera_ref, time_ms=free_time_ms(sale.camera_ref, sale.time_ms, row.pk))
+                pending_change="", camera_id=target, time_ms=free_time_ms(target, sale.time_ms, row.pk))
     for row in HelixOutbox.objects.filter(status=Status.POSTED).exclude(pending_change="").select_related(
         "transaction__item", "transaction__camera__pos", "transaction__store"
     ):
@@ -60,10 +64,16 @@ def apply_changes(run, client, types, active):
                         last_error="Voided by JD Sports; its Helix event was deleted.")
                 run.count("removed")
             else:  # MOVE
-                client.delete_event(**triple)
                 sale = row.transaction
+                target = CameraMapping.lookup([sale.camera_ref]).get(sale.camera_ref)
+                if target is None:
+                    # Never to a guessed camera: the old event stays until the new camera is mapped.
+                    helix._finish(row, token, status=Status.POSTED, claim_token="")
+                    run.count("move_waiting_for_mapping")
+                    continue
+                client.delete_event(**triple)
                 helix._finish(row, token, status=Status.PENDING, claim_token="", pending_change="", next_attempt_at=now,
-                        camera_id=sale.camera_ref, time_ms=free_time_ms(sale.camera_ref, sale.time_ms, row.pk))
+                        camera_id=target, time_ms=free_time_ms(target, sale.time_ms, row.pk))
                 run.count("updated")
             run.ok()
         except UpstreamError as exc:

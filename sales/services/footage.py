@@ -6,7 +6,7 @@ from datetime import timedelta
 from portal.http import UpstreamPermanentError
 from portal.runs import operation
 
-from ..models import SalesSettings, Transaction
+from ..models import CameraMapping, SalesSettings, Transaction
 from . import common
 
 logger = logging.getLogger(__name__)
@@ -53,20 +53,26 @@ def fetch_footage_links(run, limit=500, ids=None):
             expired = _expired_thumbnails().order_by("-transaction_date")[: limit - len(todo)]
             todo += [(sale, bool(sale.footage_url)) for sale in expired]
     run.set_total(len(todo))
+    mapped = CameraMapping.lookup(sale.camera_ref for sale, _ in todo)
     try:
         for sale, thumbnail_only in todo:
-            _fetch(run, client, sale, thumbnail_only)
+            if sale.camera_ref not in mapped:
+                # Links for an unmapped camera would be a guess: asked again once it is mapped.
+                run.count("camera_not_mapped")
+                run.advance()
+                continue
+            _fetch(run, client, sale, mapped[sale.camera_ref], thumbnail_only)
             run.advance()
     finally:
         common.keep_verkada_token(client)
 
 
-def _fetch(run, client, sale, thumbnail_only):
+def _fetch(run, client, sale, camera_id, thumbnail_only):
     """A footage (history) link does not expire: a renewal asks for the thumbnail only."""
     timestamp = int(sale.transaction_date.timestamp())
     try:
-        thumbnail, expiry = client.thumbnail_link(sale.camera_ref, timestamp, expiry=THUMBNAIL_LINK_EXPIRY_S)
-        footage = sale.footage_url if thumbnail_only else client.footage_link(sale.camera_ref, timestamp)
+        thumbnail, expiry = client.thumbnail_link(camera_id, timestamp, expiry=THUMBNAIL_LINK_EXPIRY_S)
+        footage = sale.footage_url if thumbnail_only else client.footage_link(camera_id, timestamp)
     except UpstreamPermanentError as exc:
         logger.warning("no footage links for sale %s: %s", sale.transaction_id, exc)
         thumbnail, footage, expiry = "", "", None

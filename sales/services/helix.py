@@ -52,25 +52,36 @@ def ensure_event_type(client):
         event_type = HelixEventType.objects.select_for_update().filter(active=True).first()
         if event_type is None:
             raise OperationFailed("No Helix event type is active; activate one in the admin.")
-        errors = mapping.schema_errors(event_type.event_schema, event_type.attribute_mapping)
-        if errors:
-            raise OperationFailed(f"Helix event type {event_type.name!r} is not usable: " + " ".join(errors))
-        if not event_type.event_type_uid:
-            # A crash after creating it upstream must not create a second one: look it up by name first.
-            found = client.find_event_types(name=event_type.name)
-            if found:
-                event_type.event_type_uid = found[0]["event_type_uid"]
-                event_type.synced_schema = found[0].get("event_schema")
-            else:
-                created = client.create_event_type(event_type.name, event_type.event_schema)
-                event_type.event_type_uid = created["event_type_uid"]
-                event_type.synced_schema = created.get("event_schema", event_type.event_schema)
-                logger.info("created Helix event type %s", event_type.event_type_uid)
-        if event_type.synced_schema != event_type.event_schema:
-            client.update_event_type(event_type.event_type_uid, name=event_type.name, schema=event_type.event_schema)
-            event_type.synced_schema = event_type.event_schema
-            logger.info("updated Helix event type %s schema", event_type.event_type_uid)
-        event_type.save(update_fields=["event_type_uid", "synced_schema"])
+        return _sync_upstream(client, event_type)
+
+
+def ensure_upstream(client, event_type):
+    """Any event type (active or not) known to Verkada with its current schema."""
+    with transaction.atomic():
+        return _sync_upstream(client, HelixEventType.objects.select_for_update().get(pk=event_type.pk))
+
+
+def _sync_upstream(client, event_type):
+    """Inside a transaction holding the type's row lock."""
+    errors = mapping.schema_errors(event_type.event_schema, event_type.attribute_mapping)
+    if errors:
+        raise OperationFailed(f"Helix event type {event_type.name!r} is not usable: " + " ".join(errors))
+    if not event_type.event_type_uid:
+        # A crash after creating it upstream must not create a second one: look it up by name first.
+        found = client.find_event_types(name=event_type.name)
+        if found:
+            event_type.event_type_uid = found[0]["event_type_uid"]
+            event_type.synced_schema = found[0].get("event_schema")
+        else:
+            created = client.create_event_type(event_type.name, event_type.event_schema)
+            event_type.event_type_uid = created["event_type_uid"]
+            event_type.synced_schema = created.get("event_schema", event_type.event_schema)
+            logger.info("created Helix event type %s", event_type.event_type_uid)
+    if event_type.synced_schema != event_type.event_schema:
+        client.update_event_type(event_type.event_type_uid, name=event_type.name, schema=event_type.event_schema)
+        event_type.synced_schema = event_type.event_schema
+        logger.info("updated Helix event type %s schema", event_type.event_type_uid)
+    event_type.save(update_fields=["event_type_uid", "synced_schema"])
     return event_type
 
 

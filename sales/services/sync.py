@@ -11,7 +11,8 @@ from portal.runs import OperationFailed, operation
 from portal.setaside import open_records, resolve_items
 
 from ..client import Unreadable
-from ..models import Camera, HelixOutbox, Item, PointOfSale, SalesSettings, Store, SyncCursor, Transaction
+from ..models import Camera, CameraMapping, HelixOutbox, Item, PointOfSale, SalesSettings, Store, SyncCursor, Transaction
+from . import cameras as camera_mapping
 from . import common
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ def sync_sales(run, start=None, end=None):
     for slice_start, slice_end in slices:
         sync_slice(run, client, slice_start, slice_end, move_watermark=not backfill)
         run.advance()
+    # Sales that waited for their camera's mapping go out once it has one (entered by hand).
+    camera_mapping.release_mapped_sales(run)
     return {"start": start.isoformat(), "end": end.isoformat()}
 
 
@@ -196,7 +199,9 @@ def sync_estate(run, client, *, retrying=None):
             (i.item_id, {"name": i.name, "price": i.price, "quantity": i.quantity}) for i in items.records if i.key not in bad["item"]
         ], run, "items")
         for kind in ESTATE_KINDS:
-            still_open = set(open_records("sales").filter(kind=kind).values_list("key", flat=True))
+            # A camera set aside for want of a mapping is not the estate's to resolve.
+            still_open = set(open_records("sales").filter(kind=kind).exclude(
+                key__startswith=camera_mapping.UNMAPPED_PREFIX).values_list("key", flat=True))
             resolve_items(run.record, "sales", kind, still_open - set(bad[kind]))
             for item in bad[kind].values():
                 if retrying is None:
@@ -209,6 +214,14 @@ def sync_estate(run, client, *, retrying=None):
 def retry_estate_record(run, record):
     """Retry of a set-aside store, point of sale, camera or item: the estate again."""
     sync_estate(run, common.jdsports_client(), retrying=(record.kind, record.key))
+
+
+def retry_camera_record(run, record):
+    """A set-aside camera: an unreadable estate record, or one waiting for its mapping."""
+    if record.key.startswith(camera_mapping.UNMAPPED_PREFIX):
+        camera_mapping.retry_unmapped_camera(run, record)
+    else:
+        retry_estate_record(run, record)
 
 
 def retry_sale(run, record):
@@ -282,6 +295,8 @@ def move_outbox_rows(run, sales):
     run deletes the old event and posts the sale at its new camera and time."""
     Status, Change = HelixOutbox.Status, HelixOutbox.Change
     waiting = (Status.PENDING, Status.FAILED)
+    mapped = CameraMapping.lookup(s.camera_ref for s in sales)
+    unmapped = []
     for row in HelixOutbox.objects.filter(transaction__in=sales).select_related("transaction"):
         sale = row.transaction
         if row.status in (Status.POSTED, Status.POSTING):
@@ -290,9 +305,17 @@ def move_outbox_rows(run, sales):
             continue
         if row.status not in waiting:
             continue
-        time_ms = free_time_ms(sale.camera_ref, sale.time_ms, row.pk)
-        HelixOutbox.objects.filter(pk=row.pk, status__in=waiting).update(camera_id=sale.camera_ref, time_ms=time_ms)
+        target = mapped.get(sale.camera_ref)
+        if target is None:
+            # Moved to a camera nobody mapped: the unposted row goes; the sale waits for a mapping.
+            if HelixOutbox.objects.filter(pk=row.pk, status__in=waiting).delete()[0]:
+                unmapped.append(sale)
+            continue
+        time_ms = free_time_ms(target, sale.time_ms, row.pk)
+        HelixOutbox.objects.filter(pk=row.pk, status__in=waiting).update(camera_id=target, time_ms=time_ms)
         run.count("outbox_moved")
+    if unmapped:
+        camera_mapping.set_aside_unmapped(run, unmapped)
 
 
 def mark_changes_after_posting(run, corrected, voided):
@@ -320,24 +343,37 @@ def mark_changes_after_posting(run, corrected, voided):
 
 
 def create_outbox_rows(run, sales):
-    """One Helix outbox row per sale. Helix identifies an event by camera + type +
-    time_ms, so a second sale on a camera in the same millisecond is nudged by 1 ms."""
+    """One Helix outbox row per sale, on the Verkada camera its JD camera is mapped to.
+    A sale whose camera has no mapping gets no row: its camera is set aside and the sale
+    waits (`cameras.release_mapped_sales`), never posted to a guessed camera. Helix
+    identifies an event by camera + type + time_ms, so a second sale on a camera in the
+    same millisecond is nudged by 1 ms."""
+    if not sales:
+        return
+    mapped = CameraMapping.lookup(s.camera_ref for s in sales if s.camera_ref)
+    unmapped = [s for s in sales if s.camera_ref and s.camera_ref not in mapped]
+    sales = [s for s in sales if not s.camera_ref or s.camera_ref in mapped]
+    waiting = [s for s in unmapped if not s.voided]  # a void needs no event, nor a mapping yet
+    if waiting:
+        camera_mapping.set_aside_unmapped(run, waiting)
     if not sales:
         return
     cutoff_ms = common.helix_cutoff_ms()
     times = [s.time_ms for s in sales]
     taken = set(
         HelixOutbox.objects.filter(
-            camera_id__in={s.camera_ref for s in sales}, time_ms__gte=min(times), time_ms__lte=max(times) + len(sales)
+            camera_id__in={mapped.get(s.camera_ref, "") for s in sales}, time_ms__gte=min(times),
+            time_ms__lte=max(times) + len(sales),
         ).values_list("camera_id", "time_ms")
     )
     rows = []
     for sale in sales:
+        camera_id = mapped.get(sale.camera_ref, "")
         time_ms = sale.time_ms
-        while (sale.camera_ref, time_ms) in taken:
+        while (camera_id, time_ms) in taken:
             time_ms += 1
-        taken.add((sale.camera_ref, time_ms))
-        row = HelixOutbox(transaction=sale, camera_id=sale.camera_ref, time_ms=time_ms, next_attempt_at=common.now())
+        taken.add((camera_id, time_ms))
+        row = HelixOutbox(transaction=sale, camera_id=camera_id, time_ms=time_ms, next_attempt_at=common.now())
         if sale.voided:
             row.status, row.last_error = HelixOutbox.Status.VOIDED, "Voided by JD Sports before it was posted."
         elif not sale.camera_ref:

@@ -21,7 +21,16 @@ def sales_settings(db, sandbox):
     # No look-back: the watermark tests count each window read once; tests/sales/test_late_sales.py sets it.
     config.lookback_hours = 0
     config.save()
+    map_cameras_as_the_sandbox_does()
     return config
+
+
+def map_cameras_as_the_sandbox_does():
+    """The sandbox's Verkada knows JD Sports' cameras by the same ids (until a test re-ids them)."""
+    from sales.models import CameraMapping
+
+    CameraMapping.objects.bulk_create(
+        [CameraMapping(jd_camera_id=c, verkada_camera_id=c, source="id") for c in catalog.CAMERA_IDS], ignore_conflicts=True)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 from django.core.management import call_command
 
 from portal.sandbox import Fault
-from sales.models import HelixEventType, HelixOutbox, SalesSettings, Transaction
+from sales.models import CameraMapping, HelixEventType, HelixOutbox, SalesSettings, Transaction
 from sales.services import common, post_helix_events
 from sales.services.helix import STALE_CLAIM
 
@@ -189,6 +189,7 @@ def test_footage_and_thumbnail_links_are_stored_per_sale(sales_settings, clock, 
     synced_sales(clock)
     unknown = Transaction.objects.first()
     Transaction.objects.filter(pk=unknown.pk).update(camera_ref="cam-nowhere")
+    CameraMapping.objects.create(jd_camera_id="cam-nowhere", verkada_camera_id="cam-nowhere")  # a camera Verkada lacks
     call_command("fetch_footage_links")
     linked = Transaction.objects.exclude(pk=unknown.pk)
     assert all(t.thumbnail_url and t.footage_url and t.camera_ref in t.footage_url for t in linked)

@@ -6,7 +6,7 @@ from sales.models import HelixOutbox, SalesSettings, Transaction
 from sales.tasks import fetch_footage_links_task, post_helix_events_task, sync_sales_task
 from tests.conftest import wait_for_run
 
-from .conftest import JD_KEY, VERKADA_KEY, assert_one_event_per_sale, synced_sales
+from .conftest import JD_KEY, VERKADA_KEY, assert_one_event_per_sale, map_cameras_as_the_sandbox_does, synced_sales
 
 
 @pytest.mark.django_db
@@ -40,6 +40,7 @@ def test_two_workers_posting_at_the_real_limit_get_no_429_and_post_nothing_twice
     config = SalesSettings.load()
     config.jdsports_api_key, config.verkada_api_key = JD_KEY, VERKADA_KEY
     config.save()  # the real limit: 300/min on both sides
+    map_cameras_as_the_sandbox_does()
     assert sandbox["verkada"].state()["per_minute"] == 300
     synced_sales(clock)
     assert HelixOutbox.objects.filter(status="pending").count() >= 35  # more than 25 in 5 s if unpaced

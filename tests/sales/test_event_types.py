@@ -1,0 +1,89 @@
+"""An event type's attribute mapping is checked against its schema, types included."""
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from sales.models import HelixEventType
+
+pytestmark = pytest.mark.django_db
+
+#: store_name is text: it cannot fill a number attribute
+WRONG_TYPE = {"name": "Checkout", "event_schema": {"store": "integer", "total": "float"},
+              "attribute_mapping": {"store": "store_name", "total": "amount"}}
+
+
+def test_the_admin_form_refuses_a_text_field_mapped_to_a_number_attribute(admin_client):
+    import json
+
+    url = reverse("admin:sales_helixeventtype_add")
+    form = {"name": "Checkout", "active": "on", "event_schema": json.dumps(WRONG_TYPE["event_schema"]),
+            "attribute_mapping": json.dumps(WRONG_TYPE["attribute_mapping"])}
+    reply = admin_client.post(url, form)
+    text = reply.content.decode()
+    assert reply.status_code == 200
+    assert "Attribute &#x27;store&#x27; is a integer but sale field &#x27;store_name&#x27; is a string" in text
+    assert not HelixEventType.objects.exists()
+    # An integer field fills a float attribute, and any field a string one.
+    fitting = {"store": "string", "till": "float", "total": "float"}
+    ok = admin_client.post(url, {**form, "event_schema": json.dumps(fitting),
+                                 "attribute_mapping": json.dumps({"store": "store_id", "till": "pos_id", "total": "amount"})})
+    assert ok.status_code == 302 and HelixEventType.objects.get().event_schema == fitting
+
+
+def test_the_api_refuses_a_wrong_type_mapping_with_a_400_that_says_why(api_client, django_user_model):
+    user = django_user_model.objects.create_user("integrator", password="pw-for-tests-only")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_helixeventtype", "add_helixeventtype",
+                                                                         "change_helixeventtype"]))
+    api_client.force_authenticate(user)
+    reply = api_client.post("/api/sales/event-types/", WRONG_TYPE, format="json")
+    assert reply.status_code == 400
+    assert "sale field 'store_name' is a string" in str(reply.json())
+    assert not HelixEventType.objects.exists()
+    reply = api_client.post("/api/sales/event-types/", {**WRONG_TYPE, "attribute_mapping": {"store": "store_id", "total": "amount"}},
+                            format="json")
+    assert reply.status_code == 201, reply.json()
+    created = reply.json()
+    uid = created.get("id") or created.get("data", {}).get("id")
+    bad = api_client.patch(f"/api/sales/event-types/{uid}/", {"attribute_mapping": {"total": "item_name"}}, format="json")
+    assert bad.status_code == 400 and "sale field 'item_name' is a string" in str(bad.json())
+    assert HelixEventType.objects.get().attribute_mapping == {"store": "store_id", "total": "amount"}
+
+
+def test_the_outbox_retarget_action_posts_the_chosen_rows_as_another_type(sales_settings, clock, sandbox, admin_client,
+                                                                        run_on_commit):
+    from portal.models import SyncRun
+    from sales.models import HelixOutbox, Transaction
+    from sales.services import post_helix_events
+
+    from .conftest import synced_sales
+
+    synced_sales(clock)
+    refused = list(HelixOutbox.objects.order_by("pk")[:3])
+    HelixOutbox.objects.filter(pk__in=[r.pk for r in refused]).update(status="failed", last_error="HTTP 400")
+    post_helix_events(trigger="command")
+    posted = HelixOutbox.objects.filter(status="posted").first()
+    returns = HelixEventType.objects.create(name="JD Sports return", active=False, event_schema={"ref": "string", "refund": "float"},
+                                            attribute_mapping={"ref": "transaction_id", "refund": "amount"})
+    url = reverse("admin:sales_helixoutbox_changelist")
+    chosen = [r.pk for r in refused] + [posted.pk]
+    form = admin_client.post(url, {"action": "retarget", "_selected_action": chosen})
+    assert form.status_code == 200 and "Re-target" in form.content.decode()
+    with run_on_commit(execute=True):
+        reply = admin_client.post(url, {"action": "retarget", "_selected_action": chosen, "apply": "1",
+                                        "event_type": returns.pk}, follow=True)
+    assert "3 event(s) will be posted as JD Sports return; 1 left as they are" in reply.content.decode()
+    assert SyncRun.objects.filter(operation="post_helix_events", trigger="admin", status="succeeded").exists()
+    returns.refresh_from_db()
+    sale_uid = HelixEventType.objects.get(active=True).event_type_uid
+    assert returns.event_type_uid and returns.event_type_uid != sale_uid
+    state = sandbox["verkada"].state()
+    by_type = {}
+    for event in state["events"]:
+        by_type.setdefault(event["event_type_uid"], set()).add(str(event["attributes"].get("transaction_id") or event["attributes"]["ref"]))
+    moved = {r.transaction.transaction_id for r in refused}
+    assert by_type[returns.event_type_uid] == moved
+    assert by_type[sale_uid] == set(Transaction.objects.values_list("transaction_id", flat=True)) - moved
+    assert all(set(e["attributes"]) <= {"ref", "refund"} for e in state["events"] if e["event_type_uid"] == returns.event_type_uid)
+    assert state["duplicates"] == {}
+    assert {r.status for r in HelixOutbox.objects.all()} == {"posted"}
