@@ -335,3 +335,5 @@ class DimDateAdmin(ReadOnlyAdmin):
     date_hierarchy = "date"
 
 
+
+from . import admin_reports  # noqa: E402,F401  (the charts page and report settings)

@@ -1,6 +1,7 @@
 """Marketplace models: seller connections (OAuth) and the star-schema warehouse."""
 
 from .connections import Connection, CsvUpload, Platform
+from .reports import ReportSettings
 from .warehouse import (
     CsvStagingLine,
     DimCustomer,
@@ -13,6 +14,6 @@ from .warehouse import (
 )
 
 __all__ = [
-    "Connection", "CsvUpload", "CsvStagingLine", "Platform",
+    "Connection", "CsvUpload", "CsvStagingLine", "Platform", "ReportSettings",
     "DimCustomer", "DimDate", "DimProduct", "DimShop", "DimStatus", "FactOrderLine", "Source",
 ]
