@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from portal.admin import queue_from_admin, runs_link
 
 from . import reports
-from .api.reports import daily_sales_data, shop_sales_data, top_products_data
+from .api.reports import daily_sales_data, shop_sales_data, top_products_data, traffic_data
 from .conf import report_time_zone
 from .models import Platform, ReportSettings
 
@@ -94,6 +94,8 @@ class ReportSettingsAdmin(admin.ModelAdmin):
                 "daily": daily_sales_data(filters),
                 "top": top_products_data(filters),
                 "shops": shop_sales_data(filters),
+                "traffic": traffic_data(filters),
+                "traffic_url": f"{reverse('marketplace-report-traffic')}?{query}",
                 "daily_url": f"{reverse('marketplace-report-daily-sales')}?{query}",
                 "top_url": f"{reverse('marketplace-report-top-products')}?{query}",
                 "shops_url": f"{reverse('marketplace-report-shop-sales')}?{query}",

@@ -16,7 +16,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from .conf import report_time_zone
-from .models import DimStatus, FactOrderLine
+from .models import DimStatus, FactActivity, FactOrderLine, FactTraffic
 
 SHOP_FIELDS = {"platform": "platform", "shop_id": "shop__shop_id", "shop_name": "shop__name"}
 
@@ -36,19 +36,23 @@ class ReportFilter:
 
     def lines(self):
         lines = FactOrderLine.objects.all()
-        if not self.include_mock:
-            lines = lines.filter(is_mock=False)
         if not self.include_cancelled:
             lines = lines.exclude(status__group__in=[DimStatus.Group.CANCELLED, DimStatus.Group.RETURNED])
+        return self.scope(lines, platform_field="platform")
+
+    def scope(self, queryset, platform_field="shop__platform"):
+        """The mock, platform, shop and date filters on any fact queryset."""
+        if not self.include_mock:
+            queryset = queryset.filter(is_mock=False)
         if self.platform:
-            lines = lines.filter(platform=self.platform)
+            queryset = queryset.filter(**{platform_field: self.platform})
         if self.shop_id:
-            lines = lines.filter(shop__shop_id=self.shop_id)
+            queryset = queryset.filter(shop__shop_id=self.shop_id)
         if self.date_from:
-            lines = lines.filter(date__date__gte=self.date_from)
+            queryset = queryset.filter(date__date__gte=self.date_from)
         if self.date_to:
-            lines = lines.filter(date__date__lte=self.date_to)
-        return lines
+            queryset = queryset.filter(date__date__lte=self.date_to)
+        return queryset
 
 
 def _figures():
@@ -85,6 +89,29 @@ def top_products(filters, limit=10):
             .annotate(**_figures()).order_by("-revenue", "platform", "product__sku")[:limit])
     return [{"platform": row.pop("platform"), "sku": row.pop("product__sku"), "name": row.pop("product__name"),
              **row} for row in rows]
+
+
+def conversion(orders, visitors):
+    return (Decimal(orders) / visitors).quantize(Decimal("0.0001")) if visitors else Decimal("0")
+
+
+def daily_traffic(filters):
+    """Visitors, page views, add-to-cart, orders and conversion (orders per
+    visitor) per day, platform and shop, from Fact_Traffic."""
+    rows = (filters.scope(FactTraffic.objects.all())
+            .values("date__date", "shop__platform", "shop__shop_id", "shop__name")
+            .annotate(visitors=Sum("visitors"), page_views=Sum("page_views"), add_to_cart=Sum("add_to_cart"),
+                      orders=Sum("orders"))
+            .order_by("date__date", "shop__platform", "shop__shop_id"))
+    return [{"date": row.pop("date__date"), "platform": row.pop("shop__platform"), "shop_id": row.pop("shop__shop_id"),
+             "shop_name": row.pop("shop__name"), **row, "conversion": conversion(row["orders"], row["visitors"])}
+            for row in rows]
+
+
+def activity_totals(filters):
+    """Engagement events per event over the range, from Fact_Activity."""
+    rows = filters.scope(FactActivity.objects.all()).values("event").annotate(count=Sum("count")).order_by("event")
+    return list(rows)
 
 
 def last_full_week(today=None):

@@ -14,6 +14,7 @@ from .serializers import (
     ShopSalesReportSerializer,
     TopProductsQuerySerializer,
     TopProductsReportSerializer,
+    TrafficReportSerializer,
 )
 
 
@@ -27,6 +28,11 @@ def shop_sales_data(filters):
 
 def top_products_data(filters, limit=10):
     return TopProductsReportSerializer({"results": reports.top_products(filters, limit)}).data
+
+
+def traffic_data(filters):
+    return TrafficReportSerializer({"results": reports.daily_traffic(filters),
+                                    "activity": reports.activity_totals(filters)}).data
 
 
 class ReportView(APIView):
@@ -67,3 +73,12 @@ class TopProductsReportView(ReportView):
         params = self.query(request)
         limit = params.pop("limit")
         return Response(top_products_data(reports.ReportFilter.from_query(params), limit))
+
+
+class TrafficReportView(ReportView):
+    """Traffic and conversion per day, platform and shop (Fact_Traffic), and the
+    engagement events of the range (Fact_Activity). Mock rows left out unless asked."""
+
+    @extend_schema(parameters=[ReportQuerySerializer], responses=TrafficReportSerializer)
+    def get(self, request):
+        return Response(traffic_data(reports.ReportFilter.from_query(self.query(request))))

@@ -146,3 +146,25 @@ class ShopSalesReportSerializer(serializers.Serializer):
 
 class TopProductsReportSerializer(serializers.Serializer):
     results = TopProductRowSerializer(many=True)
+
+
+class TrafficRowSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    platform = serializers.CharField()
+    shop_id = serializers.CharField()
+    shop_name = serializers.CharField()
+    visitors = serializers.IntegerField()
+    page_views = serializers.IntegerField()
+    add_to_cart = serializers.IntegerField()
+    orders = serializers.IntegerField()
+    conversion = serializers.DecimalField(max_digits=10, decimal_places=4, help_text="orders per visitor")
+
+
+class ActivityRowSerializer(serializers.Serializer):
+    event = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class TrafficReportSerializer(serializers.Serializer):
+    results = TrafficRowSerializer(many=True)
+    activity = ActivityRowSerializer(many=True)

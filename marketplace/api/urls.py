@@ -16,5 +16,6 @@ urlpatterns = [
     path("reports/daily-sales/", reports.DailySalesReportView.as_view(), name="marketplace-report-daily-sales"),
     path("reports/shop-sales/", reports.ShopSalesReportView.as_view(), name="marketplace-report-shop-sales"),
     path("reports/top-products/", reports.TopProductsReportView.as_view(), name="marketplace-report-top-products"),
+    path("reports/traffic/", reports.TrafficReportView.as_view(), name="marketplace-report-traffic"),
     path("mock-data/", views.MockDataView.as_view(), name="marketplace-mock-data"),
 ] + router.urls

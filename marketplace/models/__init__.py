@@ -9,11 +9,13 @@ from .warehouse import (
     DimProduct,
     DimShop,
     DimStatus,
+    FactActivity,
     FactOrderLine,
+    FactTraffic,
     Source,
 )
 
 __all__ = [
     "Connection", "CsvUpload", "CsvStagingLine", "Platform", "ReportSettings",
-    "DimCustomer", "DimDate", "DimProduct", "DimShop", "DimStatus", "FactOrderLine", "Source",
+    "DimCustomer", "DimDate", "DimProduct", "DimShop", "DimStatus", "FactActivity", "FactOrderLine", "FactTraffic", "Source",
 ]

@@ -130,7 +130,7 @@ def test_the_charts_page_carries_the_endpoints_data_and_serves_chart_js_from_sta
     html = page.content.decode()
     assert re.search(r'<script src="/static/vendor/chart.js/chart.umd.min.js', html)
     assert "cdn" not in html.lower()
-    for chart in ("orders-per-day", "revenue-per-day", "top-products"):
+    for chart in ("orders-per-day", "revenue-per-day", "top-products", "conversion-per-day"):
         tag = re.search(rf'<canvas id="{chart}"[^>]*data-endpoint="([^"]+)"[^>]*data-source="([^"]+)"', html)
         assert tag, chart
         endpoint, source = tag.group(1).replace("&amp;", "&"), tag.group(2)
@@ -232,3 +232,35 @@ def test_a_week_start_that_is_not_a_monday_fails_the_run(recipients, mailoutbox)
     reports_run = send_weekly_report(week_start="2026-02-02", trigger="command")
     assert reports_run.status == "succeeded"
     assert week_csv(mailoutbox[0]) == []
+
+
+@pytest.mark.django_db
+def test_mock_generation_loads_traffic_and_activity_once_per_natural_key(staff_api, db):
+    from marketplace.models import FactActivity, FactTraffic
+
+    generate_mock_orders(orders=60, days=10, seed=5, trigger="command")
+    traffic = {(t.shop_id, t.date_id, t.product_id): (t.visitors, t.page_views, t.add_to_cart, t.orders)
+               for t in FactTraffic.objects.all()}
+    activity = FactActivity.objects.count()
+    assert traffic and activity and set(FactTraffic.objects.values_list("is_mock", flat=True)) == {True}
+    generate_mock_orders(orders=60, days=10, seed=5, trigger="command")  # the same seed: upserts
+    assert {(t.shop_id, t.date_id, t.product_id): (t.visitors, t.page_views, t.add_to_cart, t.orders)
+            for t in FactTraffic.objects.all()} == traffic
+    assert FactActivity.objects.count() == activity
+    for row in FactTraffic.objects.all()[:20]:  # orders agree with the order lines
+        assert row.orders == FactOrderLine.objects.filter(
+            shop_id=row.shop_id, date_id=row.date_id, product_id=row.product_id).values("order_id").distinct().count()
+        assert row.orders <= row.add_to_cart <= row.visitors <= row.page_views
+
+    assert staff_api.get(reverse("marketplace-report-traffic")).json() == {"results": [], "activity": []}
+    body = staff_api.get(reverse("marketplace-report-traffic"), {"include_mock": "true"}).json()
+    for row in body["results"]:
+        rows = FactTraffic.objects.filter(date__date=row["date"], shop__shop_id=row["shop_id"])
+        visitors = sum(r.visitors for r in rows)
+        orders = sum(r.orders for r in rows)
+        assert (row["visitors"], row["orders"]) == (visitors, orders)
+        assert Decimal(row["conversion"]) == (Decimal(orders) / visitors).quantize(Decimal("0.0001"))
+    assert sum(r["count"] for r in body["activity"]) == sum(FactActivity.objects.values_list("count", flat=True))
+
+    generate_mock_orders(purge=True, trigger="command")
+    assert not FactTraffic.objects.exists() and not FactActivity.objects.exists()
