@@ -30,7 +30,9 @@ from .models import (
     DimProduct,
     DimShop,
     DimStatus,
+    FactActivity,
     FactOrderLine,
+    FactTraffic,
     Platform,
 )
 
@@ -335,3 +337,18 @@ class DimDateAdmin(ReadOnlyAdmin):
     date_hierarchy = "date"
 
 
+@admin.register(FactTraffic)
+class FactTrafficAdmin(ReadOnlyAdmin):
+    list_display = ("date", "shop", "product", "visitors", "page_views", "add_to_cart", "orders", "source", "is_mock")
+    list_filter = ("shop__platform", "is_mock", "shop")
+    list_select_related = ("date", "shop", "product")
+
+
+@admin.register(FactActivity)
+class FactActivityAdmin(ReadOnlyAdmin):
+    list_display = ("date", "shop", "event", "count", "source", "is_mock")
+    list_filter = ("shop__platform", "event", "is_mock", "shop")
+    list_select_related = ("date", "shop")
+
+
+from . import admin_reports  # noqa: E402,F401  (the charts page and report settings)

@@ -30,6 +30,10 @@ class MarketplaceConfig(AppConfig):
         register(Operation("marketplace", "undo_csv_upload", "Undo a CSV upload", "marketplace.undo_csv_upload",
                            "Delete the order lines one upload loaded.", runnable=False,
                            permission="marketplace.add_csvupload", target_param="upload_id"))
+        register(Operation("marketplace", "send_weekly_report", "Send the weekly report",
+                           "marketplace.send_weekly_report",
+                           "E-mail last week's sales per platform and shop (CSV attached) to the staff chosen in "
+                           "Report settings.", permission="marketplace.change_reportsettings"))
         # A set-aside order is fetched again through the order-detail call and
         # stored through the sync's own path. CSV rows have no retry: a fixed file
         # is uploaded again.

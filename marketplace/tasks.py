@@ -35,3 +35,8 @@ def import_orders_csv_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
 @shared_task(name="marketplace.undo_csv_upload")
 def undo_csv_upload_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
     services.undo_csv_upload(run_id=run_id, trigger=trigger, **params)
+
+
+@shared_task(name="marketplace.send_weekly_report")
+def send_weekly_report_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
+    services.send_weekly_report(run_id=run_id, trigger=trigger, **params)

@@ -103,3 +103,80 @@ class MockRequestSerializer(serializers.Serializer):
     days = serializers.IntegerField(min_value=1, max_value=3650, default=30)
     seed = serializers.IntegerField(required=False)
     purge = StrictBooleanField(default=False)
+
+
+class ReportQuerySerializer(serializers.Serializer):
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+    platform = serializers.ChoiceField(choices=Platform.choices, required=False)
+    shop_id = serializers.CharField(max_length=200, required=False)
+    include_mock = serializers.BooleanField(required=False, default=False)
+    include_cancelled = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, data):
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise serializers.ValidationError("date_from is after date_to.")
+        return data
+
+
+class TopProductsQuerySerializer(ReportQuerySerializer):
+    limit = serializers.IntegerField(required=False, default=10, min_value=1, max_value=100)
+
+
+class ReportFiguresSerializer(serializers.Serializer):
+    orders = serializers.IntegerField()
+    lines = serializers.IntegerField()
+    units = serializers.IntegerField()
+    revenue = serializers.DecimalField(max_digits=18, decimal_places=2)
+
+
+class ShopSalesRowSerializer(ReportFiguresSerializer):
+    platform = serializers.CharField()
+    shop_id = serializers.CharField()
+    shop_name = serializers.CharField()
+
+
+class DailySalesRowSerializer(ShopSalesRowSerializer):
+    date = serializers.DateField()
+
+
+class TopProductRowSerializer(ReportFiguresSerializer):
+    platform = serializers.CharField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+
+
+class DailySalesReportSerializer(serializers.Serializer):
+    results = DailySalesRowSerializer(many=True)
+    totals = ReportFiguresSerializer()
+
+
+class ShopSalesReportSerializer(serializers.Serializer):
+    results = ShopSalesRowSerializer(many=True)
+    totals = ReportFiguresSerializer()
+
+
+class TopProductsReportSerializer(serializers.Serializer):
+    results = TopProductRowSerializer(many=True)
+
+
+class TrafficRowSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    platform = serializers.CharField()
+    shop_id = serializers.CharField()
+    shop_name = serializers.CharField()
+    visitors = serializers.IntegerField()
+    page_views = serializers.IntegerField()
+    add_to_cart = serializers.IntegerField()
+    orders = serializers.IntegerField()
+    conversion = serializers.DecimalField(max_digits=10, decimal_places=4, help_text="orders per visitor")
+
+
+class ActivityRowSerializer(serializers.Serializer):
+    event = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class TrafficReportSerializer(serializers.Serializer):
+    results = TrafficRowSerializer(many=True)
+    activity = ActivityRowSerializer(many=True)

@@ -16,9 +16,9 @@ from portal.api.runs import run_response
 from portal.api.serializers import SyncRunSerializer
 from portal.models import SyncRun
 
-from .. import services
+from .. import reports, services
 from ..filtersets import OrderLineFilter
-from ..models import Connection, CsvUpload, DimStatus, FactOrderLine
+from ..models import Connection, CsvUpload, FactOrderLine
 from .serializers import (
     ConnectionSerializer,
     CsvUploadRequestSerializer,
@@ -86,17 +86,7 @@ class SummaryView(APIView):
         query = SummaryQuerySerializer(data=request.query_params.dict())  # a plain dict: "" is a value, not "absent"
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        lines = FactOrderLine.objects.all()
-        if not params["include_mock"]:
-            lines = lines.filter(is_mock=False)
-        if not params["include_cancelled"]:
-            lines = lines.exclude(status__group__in=[DimStatus.Group.CANCELLED, DimStatus.Group.RETURNED])
-        if params.get("platform"):
-            lines = lines.filter(platform=params["platform"])
-        if params.get("date_from"):
-            lines = lines.filter(date__date__gte=params["date_from"])
-        if params.get("date_to"):
-            lines = lines.filter(date__date__lte=params["date_to"])
+        lines = reports.ReportFilter.from_query(params).lines()
         rows = (lines.values("date__date", "platform")
                 .annotate(orders=Count("order_id", distinct=True), lines=Count("id"), units=Sum("quantity"),
                           revenue=Sum("paid_price"))

@@ -1,6 +1,7 @@
 """Marketplace models: seller connections (OAuth) and the star-schema warehouse."""
 
 from .connections import Connection, CsvUpload, Platform
+from .reports import ReportSettings
 from .warehouse import (
     CsvStagingLine,
     DimCustomer,
@@ -8,11 +9,13 @@ from .warehouse import (
     DimProduct,
     DimShop,
     DimStatus,
+    FactActivity,
     FactOrderLine,
+    FactTraffic,
     Source,
 )
 
 __all__ = [
-    "Connection", "CsvUpload", "CsvStagingLine", "Platform",
-    "DimCustomer", "DimDate", "DimProduct", "DimShop", "DimStatus", "FactOrderLine", "Source",
+    "Connection", "CsvUpload", "CsvStagingLine", "Platform", "ReportSettings",
+    "DimCustomer", "DimDate", "DimProduct", "DimShop", "DimStatus", "FactActivity", "FactOrderLine", "FactTraffic", "Source",
 ]

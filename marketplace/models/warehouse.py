@@ -195,3 +195,57 @@ class CsvStagingLine(models.Model):
     class Meta:
         indexes = [models.Index(fields=["upload_id", "platform", "order_id", "line_id"]),
                    models.Index(fields=["upload_id", "line_no"])]
+
+
+class FactTraffic(models.Model):
+    """Visits per shop, day and product. Natural key: (shop, date, product); a
+    product is counted in the shop it was seen in. Conversion = orders / visitors
+    (computed in the reports, never stored)."""
+
+    shop = models.ForeignKey(DimShop, on_delete=models.PROTECT, related_name="traffic")
+    date = models.ForeignKey(DimDate, on_delete=models.PROTECT, related_name="traffic")
+    product = models.ForeignKey(DimProduct, on_delete=models.PROTECT, related_name="traffic")
+    visitors = models.PositiveIntegerField(default=0)
+    page_views = models.PositiveIntegerField(default=0)
+    add_to_cart = models.PositiveIntegerField(default=0)
+    orders = models.PositiveIntegerField(default=0)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    is_mock = models.BooleanField(default=False)
+    loaded_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-date__date", "shop", "product"]
+        verbose_name = "traffic row"
+        constraints = [models.UniqueConstraint(fields=["shop", "date", "product"], name="marketplace_traffic_natural_key")]
+
+    def __str__(self):
+        return f"{self.shop} {self.date} {self.product}"
+
+
+class FactActivity(models.Model):
+    """Engagement events per shop and day (follows, wishlist adds, chats, reviews,
+    shares). Natural key: (shop, date, event)."""
+
+    class Event(models.TextChoices):
+        FOLLOW = "follow"
+        WISHLIST = "wishlist"
+        CHAT = "chat"
+        REVIEW = "review"
+        SHARE = "share"
+
+    shop = models.ForeignKey(DimShop, on_delete=models.PROTECT, related_name="activity")
+    date = models.ForeignKey(DimDate, on_delete=models.PROTECT, related_name="activity")
+    event = models.CharField(max_length=20, choices=Event.choices)
+    count = models.PositiveIntegerField(default=0)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    is_mock = models.BooleanField(default=False)
+    loaded_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-date__date", "shop", "event"]
+        verbose_name = "activity row"
+        verbose_name_plural = "activity"
+        constraints = [models.UniqueConstraint(fields=["shop", "date", "event"], name="marketplace_activity_natural_key")]
+
+    def __str__(self):
+        return f"{self.shop} {self.date} {self.event}: {self.count}"

@@ -11,11 +11,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from portal.runs import OperationFailed, operation
 
-from ..models import DimShop, FactOrderLine, Source
+from ..models import DimShop, FactActivity, FactOrderLine, FactTraffic, Source
 from ..warehouse import OrderLine, customer_key, load_lines
 
 logger = logging.getLogger(__name__)
@@ -66,10 +67,13 @@ def generate_mock_orders(run, orders=200, days=30, seed=None, purge=False):
     if purge:
         with transaction.atomic():
             deleted, _ = FactOrderLine.objects.filter(is_mock=True).delete()
+            FactTraffic.objects.filter(is_mock=True).delete()
+            FactActivity.objects.filter(is_mock=True).delete()
             # Lock the shops first: a load holding one (FOR KEY SHARE) commits before
             # the check below reads its lines (the facts have no FK constraint).
             list(DimShop.objects.select_for_update().filter(is_mock=True).values_list("pk", flat=True))
-            DimShop.objects.filter(is_mock=True, lines__isnull=True).delete()
+            DimShop.objects.filter(is_mock=True, lines__isnull=True, traffic__isnull=True,
+                                   activity__isnull=True).delete()
         run.count("deleted", deleted)
         return deleted
     orders, days = int(orders), int(days)
@@ -77,8 +81,45 @@ def generate_mock_orders(run, orders=200, days=30, seed=None, purge=False):
         raise OperationFailed(f"orders must be 1..{MAX_ORDERS} and days at least 1.")
     seed = int(seed) if seed not in (None, "") else random.SystemRandom().randint(1, 10**9)
     written = load_lines(mock_lines(orders, days, seed), source=Source.MOCK, is_mock=True, run_id=run.record.pk)
+    traffic, activity = load_mock_traffic()
     run.count("orders", orders)
     run.count("lines", written)
+    run.count("traffic_rows", traffic)
+    run.count("activity_rows", activity)
     run.set_cursor({"seed": seed})
     logger.info("mock data: %s orders, %s lines, seed %s", orders, written, seed)
     return written
+
+
+def _rng(*key):
+    return random.Random("|".join(str(k) for k in key))
+
+
+def load_mock_traffic():
+    """Traffic and engagement for every (mock shop, day, product) that has mock
+    orders: visitors, page views and add-to-cart drawn from the key (the same
+    key gives the same figures, so a re-run upserts), orders counted from the
+    facts, so the conversion is consistent with the order lines."""
+    keys = (FactOrderLine.objects.filter(is_mock=True).values("shop_id", "date_id", "product_id")
+            .annotate(orders=Count("order_id", distinct=True)).order_by())
+    traffic, days = [], set()
+    for key in keys:
+        rng = _rng("traffic", key["shop_id"], key["date_id"], key["product_id"])
+        visitors = key["orders"] * rng.randint(8, 40)
+        traffic.append(FactTraffic(
+            shop_id=key["shop_id"], date_id=key["date_id"], product_id=key["product_id"], visitors=visitors,
+            page_views=visitors + rng.randint(0, visitors * 2), add_to_cart=rng.randint(key["orders"], visitors),
+            orders=key["orders"], source=Source.MOCK, is_mock=True))
+        days.add((key["shop_id"], key["date_id"]))
+    activity = []
+    for shop_id, date_id in sorted(days):
+        rng = _rng("activity", shop_id, date_id)
+        activity += [FactActivity(shop_id=shop_id, date_id=date_id, event=event, count=rng.randint(0, 30),
+                                  source=Source.MOCK, is_mock=True) for event in FactActivity.Event.values]
+    with transaction.atomic():
+        FactTraffic.objects.bulk_create(traffic, batch_size=2000, update_conflicts=True,
+                                        unique_fields=["shop", "date", "product"],
+                                        update_fields=["visitors", "page_views", "add_to_cart", "orders", "loaded_at"])
+        FactActivity.objects.bulk_create(activity, batch_size=2000, update_conflicts=True,
+                                         unique_fields=["shop", "date", "event"], update_fields=["count", "loaded_at"])
+    return len(traffic), len(activity)

@@ -1,6 +1,7 @@
 """Celery tasks: a real worker runs the order sync; the thin wrappers each run
 their service; the beat rows exist."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -65,4 +66,6 @@ def test_the_thin_tasks_run_their_services(sandbox, connected_lazada):
 @pytest.mark.django_db
 def test_the_beat_schedules_exist():
     tasks = set(PeriodicTask.objects.filter(task__startswith="marketplace.").values_list("task", flat=True))
-    assert tasks == {"marketplace.sync_orders", "marketplace.refresh_due_tokens"}
+    assert tasks == {"marketplace.sync_orders", "marketplace.refresh_due_tokens", "marketplace.send_weekly_report"}
+    weekly = PeriodicTask.objects.get(task="marketplace.send_weekly_report")
+    assert weekly.crontab is not None and json.loads(weekly.kwargs) == {"scheduled": True}
