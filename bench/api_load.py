@@ -33,7 +33,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit

@@ -46,8 +46,6 @@ import itertools
 import json
 import re
 import secrets
-import socket
-import struct
 import threading
 import time
 from collections import defaultdict, deque
@@ -242,16 +240,9 @@ class TwilioSandbox(Sandbox):
         if lost.get("mode") == "timeout":
             time.sleep(float(lost.get("timeout_s", 5)))
             return
-        sock = request.environ.get("werkzeug.socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        from portal.sandbox.server import _Reset as ServerReset
+        from portal.sandbox.server import reset_connection
 
-        raise ServerReset()
+        reset_connection(request)
 
     @route(API + "/Messages.json", methods=("GET",))
     def list(self, request, account):

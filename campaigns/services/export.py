@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from portal.runs import OperationFailed, operation
 
-from .. import conf
 from ..models import CONTACT_COLUMNS, Campaign, Subject
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from portal.api.runs import run_response
 from portal.api.serializers import SyncRunSerializer
 from portal.models import SyncRun
 
-from .. import reports, services
+from .. import reports
 from ..filtersets import OrderLineFilter
 from ..models import Connection, CsvUpload, FactOrderLine
 from .serializers import (

@@ -106,6 +106,20 @@ class _Reset(Exception):
     """Raised after the socket was reset: nothing more is written."""
 
 
+def reset_connection(request):
+    """Drop the connection with no reply: the client sees the connection aborted or
+    reset, as when an upstream's load balancer kills it (a sandbox may do this after
+    it has acted on the request: "accepted, reply lost")."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    raise _Reset()
+
+
 class SandboxServer:
     """One WSGI app for every sandbox: `/<name>/…` and `/_sandbox/<name>/…`."""
 
@@ -166,16 +180,7 @@ class SandboxServer:
             sandbox.sleep_ms(int(fault.timeout_s * 1000))
             return json_response({"message": "late reply"}, 504)
         if fault.kind == "reset":
-            sock = request.environ.get("werkzeug.socket")
-            if sock is not None:
-                # Drop the connection with no reply: the client sees the connection
-                # aborted/reset, as when an upstream's load balancer kills it.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            raise _Reset()
+            reset_connection(request)
         if fault.kind == "malformed":
             return Response('{"success": true, "data": [', status=fault.status or 200, mimetype="application/json")
         if fault.kind == "html":

@@ -8,7 +8,6 @@ must be served by A's web, through S3 (moto)."""
 
 import io
 import os
-import time
 import zipfile
 
 import pytest
