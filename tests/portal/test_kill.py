@@ -38,7 +38,7 @@ def recover_within(run, seconds=90):
 
 def test_a_killed_helix_posting_run_is_taken_over_and_posts_each_sale_once(spare_workers, sandbox):
     from sales.models import HelixOutbox, SalesSettings, Transaction
-    from tests.sales.conftest import FAST_LIMIT, JD_KEY, VERKADA_KEY, assert_one_event_per_sale
+    from tests.sales.conftest import FAST_LIMIT, JD_KEY, VERKADA_KEY, assert_one_event_per_sale, map_cameras_as_the_sandbox_does
     from sales.services import sync_sales
 
     sandbox["verkada"].set_limit(FAST_LIMIT)
@@ -47,7 +47,9 @@ def test_a_killed_helix_posting_run_is_taken_over_and_posts_each_sale_once(spare
     config.verkada_requests_per_minute = FAST_LIMIT
     # the killed run's claims are checked against Verkada at once (nothing is slow to accept here)
     config.reconcile_delay_seconds = 0
+    config.lookback_hours = 0
     config.save()
+    map_cameras_as_the_sandbox_does()
     assert sync_sales(trigger="command").status == "succeeded"
     total = Transaction.objects.count()
     assert total >= 20
