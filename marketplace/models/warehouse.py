@@ -52,15 +52,19 @@ class DimShop(models.Model):
 
 
 class DimProduct(models.Model):
+    """A seller SKU of one shop. Natural key: (shop, sku): two shops selling the
+    same SKU are two products (their names, prices and stock differ)."""
+
     platform = models.CharField(max_length=20, choices=Platform.choices)
+    shop = models.ForeignKey(DimShop, on_delete=models.PROTECT, related_name="products")
     sku = models.CharField(max_length=200)
     name = models.CharField(max_length=500, blank=True)
     variation = models.CharField(max_length=300, blank=True)
 
     class Meta:
-        ordering = ["platform", "sku"]
+        ordering = ["platform", "shop", "sku"]
         verbose_name = "product"
-        constraints = [models.UniqueConstraint(fields=["platform", "sku"], name="marketplace_dimproduct_natural_key")]
+        constraints = [models.UniqueConstraint(fields=["shop", "sku"], name="marketplace_dimproduct_shop_sku")]
 
     def __str__(self):
         return f"{self.sku} {self.name}".strip()
@@ -112,7 +116,8 @@ class DimStatus(models.Model):
 
 
 class FactOrderLine(models.Model):
-    """One line of one order. Natural key: (platform, order_id, line_id)."""
+    """One line of one order. Natural key: (shop, order_id, line_id): the shops
+    of one main-account grant may number their orders alike."""
 
     platform = models.CharField(max_length=20, choices=Platform.choices)
     order_id = models.CharField(max_length=100)
@@ -151,7 +156,7 @@ class FactOrderLine(models.Model):
         ordering = ["-ordered_at", "order_id", "line_id"]
         verbose_name = "order line"
         constraints = [
-            models.UniqueConstraint(fields=["platform", "order_id", "line_id"], name="marketplace_fact_natural_key")
+            models.UniqueConstraint(fields=["shop", "order_id", "line_id"], name="marketplace_fact_shop_order_line")
         ]
         indexes = [
             models.Index(fields=["platform", "ordered_at"]),
@@ -193,7 +198,7 @@ class CsvStagingLine(models.Model):
     country = models.CharField(max_length=100)
 
     class Meta:
-        indexes = [models.Index(fields=["upload_id", "platform", "order_id", "line_id"]),
+        indexes = [models.Index(fields=["upload_id", "platform", "shop_id", "order_id", "line_id"]),
                    models.Index(fields=["upload_id", "line_no"])]
 
 
