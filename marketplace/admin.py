@@ -53,12 +53,12 @@ class ConnectionAdmin(SecretFieldsMixin, admin.ModelAdmin):
         ("Connection", {"fields": ("connect_link", "status", "shop_id", "shop_name", "token_state",
                                    "access_expires_at", "refresh_expires_at", "refresh_due_at",
                                    "token_refreshed_at", "last_error")}),
-        ("Orders", {"fields": ("orders_cursor", "orders_synced_at", "runs")}),
+        ("Orders", {"fields": ("orders_cursor", "orders_synced_at", "products_synced_at", "runs")}),
     )
     readonly_fields = ("connect_link", "status", "shop_id", "shop_name", "token_state", "access_expires_at",
                        "refresh_expires_at", "refresh_due_at", "token_refreshed_at", "last_error", "orders_synced_at",
-                       "runs")
-    actions = ["sync_orders", "refresh_token"]
+                       "products_synced_at", "runs")
+    actions = ["sync_orders", "sync_products", "refresh_token"]
     # The fieldsets leave the tokens and the pending OAuth code out of every form.
     exclude = ("access_token", "refresh_token", "oauth_code", "oauth_state", "oauth_shop_id")
 
@@ -153,14 +153,21 @@ class ConnectionAdmin(SecretFieldsMixin, admin.ModelAdmin):
     # --- actions --------------------------------------------------------------------
     @admin.action(description="Sync orders now", permissions=["change"])
     def sync_orders(self, request, queryset):
+        self._queue_for_connected(request, queryset, "sync_orders", "Sync orders of")
+
+    def _queue_for_connected(self, request, queryset, operation, label):
         connected = queryset.filter(status=Connection.Status.CONNECTED)
         for connection in connected:
-            queue_from_admin(request, "marketplace", "sync_orders", label=f"Sync orders of {connection}",
+            queue_from_admin(request, "marketplace", operation, label=f"{label} {connection}",
                              connection_id=connection.pk)
         skipped = queryset.count() - connected.count()
         if skipped:
             self.message_user(request, f"{skipped} selected connection(s) are not connected and were left out.",
                               messages.WARNING)
+
+    @admin.action(description="Sync products now", permissions=["change"])
+    def sync_products(self, request, queryset):
+        self._queue_for_connected(request, queryset, "sync_products", "Sync products of")
 
     @admin.action(description="Refresh token now", permissions=["change"])
     def refresh_token(self, request, queryset):
@@ -313,8 +320,9 @@ class DimShopAdmin(ReadOnlyAdmin):
 
 @admin.register(DimProduct)
 class DimProductAdmin(ReadOnlyAdmin):
-    list_display = ("platform", "shop", "sku", "name", "variation")
-    list_filter = ("platform", "shop")
+    list_display = ("platform", "shop", "sku", "name", "category", "price", "currency", "status", "stock",
+                    "catalogue_synced_at")
+    list_filter = ("platform", "shop", "status")
     search_fields = ("sku", "name")
 
 

@@ -10,9 +10,13 @@ class MarketplaceConfig(AppConfig):
         from portal.setaside import register_retry
 
         from .services.orders import retry_order
+        from .services.products import retry_product
 
         register(Operation("marketplace", "sync_orders", "Sync marketplace orders", "marketplace.sync_orders",
                            "Pull new and updated Lazada and Shopee orders of every connected shop.",
+                           permission="marketplace.change_connection", target_param="connection_id"))
+        register(Operation("marketplace", "sync_products", "Sync marketplace products", "marketplace.sync_products",
+                           "Pull the catalogue (name, category, price, status, stock) of every connected shop.",
                            permission="marketplace.change_connection", target_param="connection_id"))
         register(Operation("marketplace", "refresh_due_tokens", "Refresh due tokens",
                            "marketplace.refresh_due_tokens",
@@ -38,6 +42,8 @@ class MarketplaceConfig(AppConfig):
         # stored through the sync's own path. CSV rows have no retry: a fixed file
         # is uploaded again.
         register_retry("marketplace", "order", retry_order)
+        # A set-aside product is fetched again (Lazada by its SellerSkus, Shopee by item id).
+        register_retry("marketplace", "product", retry_product)
 
     def is_configured(self):
         from .models import Connection

@@ -12,6 +12,11 @@ def sync_orders_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
     services.sync_orders(run_id=run_id, trigger=trigger, **params)
 
 
+@shared_task(name="marketplace.sync_products")
+def sync_products_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
+    services.sync_products(run_id=run_id, trigger=trigger, **params)
+
+
 @shared_task(name="marketplace.refresh_due_tokens")
 def refresh_due_tokens_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **params):
     services.refresh_due_tokens(run_id=run_id, trigger=trigger, **params)

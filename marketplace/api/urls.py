@@ -10,6 +10,7 @@ router.register("order-lines", views.OrderLineViewSet, basename="marketplace-ord
 urlpatterns = [
     path("summary/", views.SummaryView.as_view(), name="marketplace-summary"),
     path("sync/", views.SyncAllView.as_view(), name="marketplace-sync"),
+    path("sync-products/", views.SyncAllProductsView.as_view(), name="marketplace-sync-products"),
     path("uploads/", views.CsvUploadView.as_view(), name="marketplace-upload"),
     path("uploads/<int:pk>/", views.CsvUploadDetailView.as_view(), name="marketplace-upload-detail"),
     path("uploads/<int:pk>/undo/", views.CsvUploadUndoView.as_view(), name="marketplace-upload-undo"),

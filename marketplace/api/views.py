@@ -36,7 +36,7 @@ class ConnectionViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_fields = ["platform", "status"]
 
     def get_permissions(self):
-        if self.action in ("sync", "refresh_token"):
+        if self.action in ("sync", "sync_products", "refresh_token"):
             self.required_permission = "marketplace.change_connection"
             return [HasAppPermission()]
         return super().get_permissions()
@@ -46,12 +46,22 @@ class ConnectionViewSet(viewsets.ReadOnlyModelViewSet):
     def sync(self, request, pk=None):
         """Queue an order sync of this connection: 202 with the queued run, 200 with
         the one already queued or running."""
+        return self._queue_for_connected(request, "sync_orders")
+
+    @extend_schema(request=None, responses={200: SyncRunSerializer, 202: SyncRunSerializer})
+    @action(detail=True, methods=["post"], url_path="sync-products")
+    def sync_products(self, request, pk=None):
+        """Queue a product (catalogue) sync of this connection: 202 with the queued
+        run, 200 with the one already queued or running."""
+        return self._queue_for_connected(request, "sync_products")
+
+    def _queue_for_connected(self, request, operation):
         connection = self.get_object()
         if connection.status != Connection.Status.CONNECTED:
             return envelope("Not connected", f"{connection} is {connection.get_status_display()}; connect it first.",
                             status_code=409)
-        return run_response(operations.enqueue("marketplace", "sync_orders", trigger=SyncRun.Trigger.API,
-                                         user=request.user, connection_id=connection.pk))
+        return run_response(operations.enqueue("marketplace", operation, trigger=SyncRun.Trigger.API,
+                                               user=request.user, connection_id=connection.pk))
 
     @extend_schema(request=None, responses={200: SyncRunSerializer, 202: SyncRunSerializer})
     @action(detail=True, methods=["post"], url_path="refresh-token")
@@ -106,6 +116,19 @@ class SyncAllView(APIView):
     @extend_schema(request=None, responses={200: SyncRunSerializer, 202: SyncRunSerializer})
     def post(self, request):
         return run_response(operations.enqueue("marketplace", "sync_orders", trigger=SyncRun.Trigger.API,
+                                               user=request.user))
+
+
+class SyncAllProductsView(APIView):
+    """Queue a product (catalogue) sync of every connected shop: 202 with the
+    queued run, 200 with the one already queued or running."""
+
+    permission_classes = [HasAppPermission]
+    required_permission = "marketplace.change_connection"
+
+    @extend_schema(request=None, responses={200: SyncRunSerializer, 202: SyncRunSerializer})
+    def post(self, request):
+        return run_response(operations.enqueue("marketplace", "sync_products", trigger=SyncRun.Trigger.API,
                                                user=request.user))
 
 

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.utils import timezone
 
@@ -68,6 +69,34 @@ class OrderPage:
     cursor: datetime | None
 
 
+class MalformedProduct(ValueError):
+    """One catalogue product with a value we cannot store: it is set aside."""
+
+
+@dataclass
+class UpstreamProduct:
+    """One catalogue product as the upstream sent it (Lazada: a product with its
+    SKUs; Shopee: an item's base info). `item_id` is "" when it came without one."""
+
+    item_id: str
+    raw: dict
+    problem: str = ""
+
+
+@dataclass
+class ProductSku:
+    """One sellable SKU of a catalogue product, typed."""
+
+    sku: str
+    name: str
+    item_id: str
+    category: str = ""
+    price: Decimal | None = None
+    currency: str = ""
+    status: str = ""
+    stock: int | None = None
+
+
 def bad_value(exc):
     """An exception met while reading one order, in words."""
     if isinstance(exc, KeyError):
@@ -126,6 +155,18 @@ class MarketplaceClient:
 
     def order_lines(self, order: UpstreamOrder, shop_id) -> list:
         """The OrderLines of one order; raises MalformedOrder for a value that cannot be stored."""
+        raise NotImplementedError
+
+    def product_pages(self, keeper):
+        """Yield a list of UpstreamProducts per page of the shop's whole catalogue."""
+        raise NotImplementedError
+
+    def fetch_product(self, keeper, item_id, payload) -> UpstreamProduct:
+        """One catalogue product again (`payload`: what the sync had of it)."""
+        raise NotImplementedError
+
+    def product_skus(self, product: UpstreamProduct) -> list:
+        """The ProductSkus of one product; raises MalformedProduct for a value that cannot be stored."""
         raise NotImplementedError
 
     def shop_name(self, keeper) -> str:

@@ -40,6 +40,7 @@ from .base import (
     expiry,
     with_token,
 )
+from .products import LazadaProducts
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def money(value, name="price") -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
-class LazadaClient(MarketplaceClient):
+class LazadaClient(LazadaProducts, MarketplaceClient):
     platform = "lazada"
 
     def __init__(self, app_key, app_secret, *, country=""):

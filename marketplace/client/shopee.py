@@ -41,6 +41,7 @@ from .base import (
     expiry,
     with_token,
 )
+from .products import ShopeeProducts
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def money(value, name="price") -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
-class ShopeeClient(MarketplaceClient):
+class ShopeeClient(ShopeeProducts, MarketplaceClient):
     platform = "shopee"
 
     def __init__(self, app_key, app_secret, *, country=""):

@@ -75,6 +75,9 @@ class Connection(models.Model):
     orders_synced_at = models.DateTimeField(
         null=True, blank=True, help_text="When an order sync of this shop last finished (some orders may be set aside)."
     )
+    products_synced_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a product sync of this shop last finished (some may be set aside)."
+    )
     last_error = models.TextField(blank=True)
     sync_enabled = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)

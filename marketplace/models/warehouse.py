@@ -60,6 +60,23 @@ class DimProduct(models.Model):
     sku = models.CharField(max_length=200)
     name = models.CharField(max_length=500, blank=True)
     variation = models.CharField(max_length=300, blank=True)
+    # What the product sync reads from the catalogue (Lazada /products/get,
+    # Shopee get_item_list + get_item_base_info); empty for a product known
+    # only from order lines or a CSV. A database default: the set-based order
+    # load inserts products without these columns.
+    item_id = models.CharField(max_length=100, blank=True, db_default="",
+                               help_text="The platform's product (item) id.")
+    category = models.CharField(max_length=100, blank=True, db_default="", help_text="The platform's category id.")
+    price = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True, db_default="")
+    status = models.CharField(max_length=50, blank=True, db_default="",
+                              help_text="The platform's listing status, lower case.")
+    stock = models.PositiveIntegerField(null=True, blank=True)
+    catalogue_synced_at = models.DateTimeField(null=True, blank=True,
+                                               help_text="When the product sync last read it.")
+    catalogue_run = models.ForeignKey("portal.SyncRun", null=True, blank=True, on_delete=models.DO_NOTHING,
+                                      db_constraint=False, related_name="+", db_index=False,
+                                      help_text="The product sync run that last wrote it.")
 
     class Meta:
         ordering = ["platform", "shop", "sku"]

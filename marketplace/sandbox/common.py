@@ -124,6 +124,8 @@ class MarketplaceSandbox(Sandbox):
         if action == "fix_orders" and request.method == "POST":
             self.fix_orders()
             return json_response({"overrides": []})
+        if action == "products" and request.method == "POST":
+            return self.handle_products_control(spec)
         if action == "orders":
             if spec.get("touch_while_paging"):
                 self.touch_while_paging(**spec["touch_while_paging"])

@@ -5,7 +5,7 @@ Hosts. The real platform splits tokens (`auth.lazada.com`) from data
     {base}/auth/oauth/authorize          the seller's consent page (auto-approves)
     {base}/auth/rest/auth/token/create   code -> tokens
     {base}/auth/rest/auth/token/refresh  refresh_token -> tokens
-    {base}/api/rest/seller/get, /orders/get, /order/get, /orders/items/get
+    {base}/api/rest/seller/get, /orders/get, /order/get, /orders/items/get, /products/get (products.py)
 Token calls on the API host (or data calls on the auth host) are 404, as the
 real split is.
 
@@ -47,6 +47,7 @@ from werkzeug.wrappers import Response
 from portal.sandbox.base import json_response, route
 
 from .common import MarketplaceSandbox
+from .products import LazadaProducts
 
 DEMO_APP_KEY = "100200"
 DEMO_APP_SECRET = "lazada-sandbox-secret"
@@ -86,7 +87,7 @@ def _parse_iso(value):
     return parsed if parsed.tzinfo else None
 
 
-class LazadaSandbox(MarketplaceSandbox):
+class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
     name = "lazada"
     touched_status = "delivered"
 
@@ -109,6 +110,7 @@ class LazadaSandbox(MarketplaceSandbox):
         self.next_order_id = 300000001
         now = datetime.now(timezone.utc)
         self.add_orders(60, start=now - timedelta(days=20), end=now - timedelta(minutes=5))
+        self.seed_products(PRODUCTS)
 
     # --- data ----------------------------------------------------------------
     def add_orders(self, count, *, start=None, end=None):

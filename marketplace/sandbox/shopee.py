@@ -2,7 +2,8 @@
 
 Paths are the real ones under the `shopee` prefix: `/api/v2/shop/auth_partner`,
 `/api/v2/auth/token/get`, `/api/v2/auth/access_token/get`,
-`/api/v2/order/get_order_list`, `/api/v2/order/get_order_detail`.
+`/api/v2/order/get_order_list`, `/api/v2/order/get_order_detail`,
+`/api/v2/product/get_item_list`, `/api/v2/product/get_item_base_info` (products.py).
 
 Choices where the contract is silent:
 - HTTP status of errors: 403 for `error_sign`/`error_auth`/`invalid_acceess_token`,
@@ -44,6 +45,7 @@ from werkzeug.wrappers import Response
 from portal.sandbox.base import json_response, route
 
 from .common import MarketplaceSandbox
+from .products import ShopeeProducts
 
 DEMO_PARTNER_ID = 2001887
 DEMO_PARTNER_KEY = "shopee-sandbox-partner-key"
@@ -76,7 +78,7 @@ def shopee_sign(partner_key, partner_id, path, timestamp, access_token="", shop_
     return hmac.new(partner_key.encode(), base.encode(), hashlib.sha256).hexdigest()
 
 
-class ShopeeSandbox(MarketplaceSandbox):
+class ShopeeSandbox(ShopeeProducts, MarketplaceSandbox):
     name = "shopee"
     touched_status = "COMPLETED"
 
@@ -100,6 +102,7 @@ class ShopeeSandbox(MarketplaceSandbox):
         now = datetime.now(timezone.utc)
         # Spread over more than one 15-day window, so clients must walk windows.
         self.add_orders(40, start=now - timedelta(days=25), end=now - timedelta(minutes=5))
+        self.seed_products(PRODUCTS)
 
     # --- data -----------------------------------------------------------------
     def add_orders(self, count, *, start=None, end=None):

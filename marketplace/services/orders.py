@@ -8,14 +8,15 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from portal.http import UpstreamAuthError, UpstreamError
-from portal.runs import OperationFailed, OperationSkipped, hold_lock, operation
+from portal.http import UpstreamAuthError
+from portal.runs import OperationFailed, operation
 from portal.setaside import resolve_items
 
 from .. import conf
 from ..client import client_for
 from ..models import Connection, Source
 from ..warehouse import load_lines
+from .shops import each_shop, syncable
 from .tokens import ConnectionTokens
 
 logger = logging.getLogger(__name__)
@@ -114,44 +115,14 @@ def retry_order(run, record):
     run.count("orders", stored)
 
 
-def _syncable():
-    return Connection.objects.filter(status=Connection.Status.CONNECTED, sync_enabled=True)
-
-
 # A one-shop run and the all-shops run may overlap; the per-shop lock inside
 # keeps two runs off the same shop.
 @operation("marketplace", "sync_orders", lock_key=lambda p: str(p.get("connection_id") or "all"),
-           has_work=lambda: _syncable().exists())
+           has_work=lambda: syncable().exists())
 def sync_orders(run, connection_id=None):
     """Pull new and updated orders of one connection (or every connected one)
     into the star schema. Idempotent: rows are upserted on natural keys, the
     cursor moves only with its rows and set-aside records (an order that cannot
     be stored is set aside, kind "order"; the run then ends partial). One shop's
     failure does not stop the others; a token failure stops that shop."""
-    if connection_id is not None:
-        connections = [Connection.objects.get(pk=connection_id)]
-        if connections[0].status != Connection.Status.CONNECTED:
-            raise OperationFailed(f"{connections[0]} is {connections[0].get_status_display()}; connect it first.")
-    else:
-        connections = list(_syncable())
-        if not connections:
-            raise OperationFailed("No connected marketplace shop to sync; connect one in the admin.")
-    failures = []
-    for connection in connections:
-        try:
-            with hold_lock(f"marketplace.orders_of_shop:{connection.pk}", run.record):
-                sync_connection(run, connection)
-            run.count("shops_synced")
-        except OperationSkipped as exc:
-            run.count("shops_skipped")  # another run is syncing it right now
-            if len(connections) == 1:
-                raise
-            logger.info("%s", exc)
-        except UpstreamError as exc:
-            run.count("shops_failed")
-            Connection.objects.filter(pk=connection.pk).update(last_error=str(exc)[:2000])
-            if len(connections) == 1:
-                raise
-            failures.append(f"{connection}: {exc}")
-    if failures:
-        raise OperationFailed(f"{len(failures)} of {len(connections)} shops failed: " + "; ".join(failures))
+    each_shop(run, connection_id, sync_connection, what="orders")

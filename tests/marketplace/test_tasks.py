@@ -66,6 +66,9 @@ def test_the_thin_tasks_run_their_services(sandbox, connected_lazada):
 @pytest.mark.django_db
 def test_the_beat_schedules_exist():
     tasks = set(PeriodicTask.objects.filter(task__startswith="marketplace.").values_list("task", flat=True))
-    assert tasks == {"marketplace.sync_orders", "marketplace.refresh_due_tokens", "marketplace.send_weekly_report"}
+    assert tasks == {"marketplace.sync_orders", "marketplace.sync_products", "marketplace.refresh_due_tokens",
+                     "marketplace.send_weekly_report"}
+    products = PeriodicTask.objects.get(task="marketplace.sync_products")
+    assert (products.interval.every, products.interval.period) == (6, "hours")
     weekly = PeriodicTask.objects.get(task="marketplace.send_weekly_report")
     assert weekly.crontab is not None and json.loads(weekly.kwargs) == {"scheduled": True}
