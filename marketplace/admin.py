@@ -31,9 +31,9 @@ from .models import (
     DimShop,
     DimStatus,
     FactActivity,
+    FactOrder,
     FactOrderLine,
     FactTraffic,
-    Platform,
 )
 
 
@@ -273,12 +273,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.register(FactOrderLine)
-class FactOrderLineAdmin(BigTableAdminMixin, ActionsWithoutSelectionMixin, ReadOnlyAdmin):
-    list_display = ("platform", "order_id", "line_id", "ordered_at", "shop", "product", "quantity", "paid_price",
-                    "currency", "status", "source", "is_mock")
-    # a date filter, not date_hierarchy: its DISTINCT over every date costs a quarter-second at 1M rows
-    list_filter = ("platform", ("ordered_at", admin.DateFieldListFilter), "source", "is_mock", "status__group", "shop")
+class ExactOrderSearchMixin:
+    """Search by exact order id through the natural-key index, which starts
+    with the shop: every shop is named (there are few)."""
+
     search_fields = ("order_id",)
     search_help_text = "Exact order id"
 
@@ -286,8 +284,16 @@ class FactOrderLineAdmin(BigTableAdminMixin, ActionsWithoutSelectionMixin, ReadO
         term = search_term.strip()
         if not term:
             return queryset, False
-        # every platform named, so the natural-key index (platform, order_id, line_id) finds it
-        return queryset.filter(platform__in=Platform.values, order_id=term), False
+        shops = list(DimShop.objects.values_list("pk", flat=True))
+        return queryset.filter(shop_id__in=shops, order_id=term), False
+
+
+@admin.register(FactOrderLine)
+class FactOrderLineAdmin(ExactOrderSearchMixin, BigTableAdminMixin, ActionsWithoutSelectionMixin, ReadOnlyAdmin):
+    list_display = ("platform", "order_id", "line_id", "ordered_at", "shop", "product", "quantity", "paid_price",
+                    "currency", "status", "source", "is_mock")
+    # a date filter, not date_hierarchy: its DISTINCT over every date costs a quarter-second at 1M rows
+    list_filter = ("platform", ("ordered_at", admin.DateFieldListFilter), "source", "is_mock", "status__group", "shop")
     list_select_related = ("shop", "product", "status")
     actions = ["generate_mock_orders", "purge_mock_orders"]
     actions_without_selection = ("generate_mock_orders", "purge_mock_orders")
@@ -310,6 +316,16 @@ class FactOrderLineAdmin(BigTableAdminMixin, ActionsWithoutSelectionMixin, ReadO
     @admin.action(description="Delete all mock orders (no selection needed)", permissions=["generate"])
     def purge_mock_orders(self, request, queryset):
         queue_from_admin(request, "marketplace", "generate_mock_orders", label="Mock data removal", purge=True)
+
+
+@admin.register(FactOrder)
+class FactOrderAdmin(ExactOrderSearchMixin, BigTableAdminMixin, ReadOnlyAdmin):
+    """Order-level money (shipping fee, vouchers, totals), one row per order."""
+
+    list_display = ("platform", "order_id", "ordered_at", "shop", "items_total", "shipping_fee", "voucher_total",
+                    "total_amount", "currency", "source", "is_mock")
+    list_filter = ("platform", ("ordered_at", admin.DateFieldListFilter), "source", "is_mock", "shop")
+    list_select_related = ("shop",)
 
 
 @admin.register(DimShop)

@@ -69,6 +69,25 @@ class OrderPage:
     cursor: datetime | None
 
 
+@dataclass
+class OrderMoney:
+    """One order's order-level money, typed; None where the platform gives no figure."""
+
+    platform: str
+    shop_id: str
+    order_id: str
+    ordered_at: datetime
+    updated_at: datetime | None = None
+    currency: str = ""
+    items_total: Decimal | None = None
+    shipping_fee: Decimal | None = None
+    voucher_total: Decimal | None = None
+    voucher_seller: Decimal | None = None
+    voucher_platform: Decimal | None = None
+    total_amount: Decimal | None = None
+    payment_method: str = ""
+
+
 class MalformedProduct(ValueError):
     """One catalogue product with a value we cannot store: it is set aside."""
 
@@ -151,6 +170,10 @@ class MarketplaceClient:
 
     def fetch_order(self, keeper, order_id) -> UpstreamOrder:
         """One order by id, through the platform's order-detail call."""
+        raise NotImplementedError
+
+    def order_money(self, order: UpstreamOrder, shop_id) -> OrderMoney:
+        """The order-level money of one order; raises MalformedOrder for a value that cannot be stored."""
         raise NotImplementedError
 
     def order_lines(self, order: UpstreamOrder, shop_id) -> list:

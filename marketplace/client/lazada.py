@@ -29,6 +29,7 @@ from ..warehouse import OrderLine, buyer_key
 from .base import (
     MalformedOrder,
     MarketplaceClient,
+    OrderMoney,
     OrderPage,
     RateLimited,
     ReauthorizationRequired,
@@ -270,6 +271,25 @@ class LazadaClient(LazadaProducts, MarketplaceClient):
             raise MalformedOrder(f"lazada order {order.order_id}: {bad_value(exc)}") from exc
         return checked("lazada", order.order_id, lines)
 
+    def order_money(self, order, shop_id):
+        if order.problem:
+            raise MalformedOrder(f"lazada order {order.order_id or '(no id)'}: {order.problem}")
+        raw = order.raw["order"]
+        try:
+            items = _amount(raw, "price")
+            shipping = _amount(raw, "shipping_fee")
+            vouchers = _amount(raw, "voucher")
+            total = None if items is None else items + (shipping or 0) - (vouchers or 0)
+            currency = next((str(i.get("currency") or "") for i in order.raw["items"] or []), "")
+            return OrderMoney(
+                platform="lazada", shop_id=shop_id, order_id=order.order_id, ordered_at=_time(raw, "created_at"),
+                updated_at=_updated(raw), currency=currency, items_total=items, shipping_fee=shipping,
+                voucher_total=vouchers, voucher_seller=_amount(raw, "voucher_seller"),
+                voucher_platform=_amount(raw, "voucher_platform"), total_amount=total,
+                payment_method=str(raw.get("payment_method") or "")[:100])
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+            raise MalformedOrder(f"lazada order {order.order_id}: {bad_value(exc)}") from exc
+
     def _lines(self, order, items, shop_id):
         address = order.get("address_shipping") or {}
         name = " ".join(filter(None, [order.get("customer_first_name"), order.get("customer_last_name")]))
@@ -292,6 +312,12 @@ class LazadaClient(LazadaProducts, MarketplaceClient):
                 city=address.get("city", ""), region=address.get("address3") or address.get("city", ""),
                 country=address.get("country", ""),
             )
+
+
+def _amount(record, name):
+    """An optional amount: None when the order does not carry it."""
+    value = record.get(name)
+    return None if value in (None, "") else money(value, name)
 
 
 def _order_id(order):

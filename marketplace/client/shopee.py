@@ -30,6 +30,7 @@ from ..warehouse import OrderLine, buyer_key
 from .base import (
     MalformedOrder,
     MarketplaceClient,
+    OrderMoney,
     OrderPage,
     RateLimited,
     ReauthorizationRequired,
@@ -257,6 +258,21 @@ class ShopeeClient(ShopeeProducts, MarketplaceClient):
         except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
             raise MalformedOrder(f"shopee order {order.order_id}: {bad_value(exc)}") from exc
         return checked("shopee", order.order_id, lines)
+
+    def order_money(self, order, shop_id):
+        if order.problem:
+            raise MalformedOrder(f"shopee order {order.order_id or '(no order_sn)'}: {order.problem}")
+        raw = order.raw
+        try:
+            total = raw.get("total_amount")
+            return OrderMoney(
+                platform="shopee", shop_id=str(shop_id), order_id=order.order_id,
+                ordered_at=_time(raw, "create_time"), updated_at=_time(raw, "update_time"),
+                currency=str(raw.get("currency") or ""),
+                total_amount=None if total in (None, "") else money(total, "total_amount"),
+                payment_method=str(raw.get("payment_method") or "")[:100])
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+            raise MalformedOrder(f"shopee order {order.order_id}: {bad_value(exc)}") from exc
 
     def _lines(self, order, shop_id):
         address = order.get("recipient_address") or {}

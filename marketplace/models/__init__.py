@@ -10,6 +10,7 @@ from .warehouse import (
     DimShop,
     DimStatus,
     FactActivity,
+    FactOrder,
     FactOrderLine,
     FactTraffic,
     Source,
@@ -17,5 +18,5 @@ from .warehouse import (
 
 __all__ = [
     "Connection", "CsvUpload", "CsvStagingLine", "Platform", "ReportSettings",
-    "DimCustomer", "DimDate", "DimProduct", "DimShop", "DimStatus", "FactActivity", "FactOrderLine", "FactTraffic", "Source",
+    "DimCustomer", "DimDate", "DimProduct", "DimShop", "DimStatus", "FactActivity", "FactOrder", "FactOrderLine", "FactTraffic", "Source",
 ]

@@ -187,6 +187,51 @@ class FactOrderLine(models.Model):
         return f"{self.platform} {self.order_id}/{self.line_id}"
 
 
+class FactOrder(models.Model):
+    """Order-level money, one row per order (the lines' grain cannot hold it: a
+    shipping fee or a voucher belongs to the order, not to a line). Natural key:
+    (shop, order_id). Amounts a platform does not give are empty (null), not 0:
+    Lazada's order gives its items' price, shipping fee and vouchers (split by
+    who funds them when `voucher_seller`/`voucher_platform` come); Shopee's
+    order detail gives only the total amount."""
+
+    platform = models.CharField(max_length=20, choices=Platform.choices)
+    shop = models.ForeignKey(DimShop, on_delete=models.PROTECT, related_name="orders")
+    order_id = models.CharField(max_length=100)
+    date = models.ForeignKey(DimDate, on_delete=models.PROTECT, related_name="orders", help_text="Order date.")
+    ordered_at = models.DateTimeField()
+    updated_at = models.DateTimeField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    items_total = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True,
+                                      help_text="The items' price (Lazada `price`).")
+    shipping_fee = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    voucher_total = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True,
+                                        help_text="Every voucher on the order (Lazada `voucher`).")
+    voucher_seller = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True,
+                                         help_text="Vouchers the seller funds, where the platform splits them.")
+    voucher_platform = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True,
+                                           help_text="Vouchers the marketplace funds.")
+    total_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True,
+                                       help_text="What the buyer pays (Shopee `total_amount`; Lazada: items + "
+                                                 "shipping - vouchers).")
+    payment_method = models.CharField(max_length=100, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    upload = models.ForeignKey("marketplace.CsvUpload", null=True, blank=True, on_delete=models.DO_NOTHING,
+                               db_constraint=False, related_name="+")
+    run = models.ForeignKey("portal.SyncRun", null=True, blank=True, on_delete=models.DO_NOTHING,
+                            db_constraint=False, related_name="+", db_index=False)
+    is_mock = models.BooleanField(default=False)
+    loaded_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-ordered_at", "order_id"]
+        verbose_name = "order"
+        constraints = [models.UniqueConstraint(fields=["shop", "order_id"], name="marketplace_order_shop_order")]
+
+    def __str__(self):
+        return f"{self.platform} {self.order_id}"
+
+
 class CsvStagingLine(models.Model):
     """One checked row of an upload being read: the file streams in here in
     chunks, duplicates and conflicts with API rows are found by SQL, then the

@@ -335,11 +335,11 @@ class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
 
     def render_order(self, order):
         items = self.items[order["order_id"]]
-        total = sum(float(i["paid_price"]) for i in items)
+        total = sum(float(i["item_price"]) for i in items)
         return self.served(order["order_id"], {
             "order_id": order["order_id"], "order_number": order["order_number"],
             "created_at": _iso(order["created"]), "updated_at": _iso(order["updated"]),
-            "price": f"{total:.2f}", "shipping_fee": "0.00", "voucher": "0.00", "payment_method": order["payment_method"],
+            "price": f"{total:.2f}", **order_money(order["order_id"]), "payment_method": order["payment_method"],
             "items_count": len(items), "statuses": [order["status"]],
             "customer_first_name": order["customer_first_name"], "customer_last_name": "",
             "address_shipping": order["address_shipping"], "address_billing": order["address_shipping"],
@@ -382,6 +382,20 @@ class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
                 items = self.served_items(order_id, items)
                 data.append({"order_id": order_id, "order_number": order["order_number"], "order_items": items})
         return json_response({"code": "0", "request_id": secrets.token_hex(8), "data": data})
+
+
+def order_money(order_id):
+    """Shipping fee and vouchers, drawn from the order id (no random draw, so the
+    orders' other values stay as they were). Every shape the contract allows:
+    amounts as strings or numbers, a voucher split by who funds it on some
+    orders (`voucher_seller`, `voucher_platform`), none on others."""
+    shipping = (order_id % 4) * 1.5
+    voucher = 2.0 if order_id % 3 == 0 else 0.0
+    money = {"shipping_fee": f"{shipping:.2f}", "voucher": f"{voucher:.2f}"}
+    if order_id % 2 == 0:
+        money = {"shipping_fee": shipping, "voucher": voucher, "voucher_seller": voucher / 2,
+                 "voucher_platform": voucher / 2}
+    return money
 
 
 _MESSAGES = {

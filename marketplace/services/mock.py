@@ -16,8 +16,10 @@ from django.utils import timezone
 
 from portal.runs import OperationFailed, operation
 
-from ..models import DimProduct, DimShop, FactActivity, FactOrderLine, FactTraffic, Source
+from ..client.base import OrderMoney
+from ..models import DimProduct, DimShop, FactActivity, FactOrder, FactOrderLine, FactTraffic, Source
 from ..warehouse import OrderLine, customer_key, load_lines
+from .order_money import load_orders
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ def generate_mock_orders(run, orders=200, days=30, seed=None, purge=False):
     if purge:
         with transaction.atomic():
             deleted, _ = FactOrderLine.objects.filter(is_mock=True).delete()
+            FactOrder.objects.filter(is_mock=True).delete()
             FactTraffic.objects.filter(is_mock=True).delete()
             FactActivity.objects.filter(is_mock=True).delete()
             # Lock the shops first: a load holding one (FOR KEY SHARE) commits before
@@ -74,14 +77,16 @@ def generate_mock_orders(run, orders=200, days=30, seed=None, purge=False):
             list(DimShop.objects.select_for_update().filter(is_mock=True).values_list("pk", flat=True))
             DimProduct.objects.filter(shop__is_mock=True, lines__isnull=True, traffic__isnull=True).delete()
             DimShop.objects.filter(is_mock=True, lines__isnull=True, traffic__isnull=True,
-                                   activity__isnull=True, products__isnull=True).delete()
+                                   activity__isnull=True, products__isnull=True, orders__isnull=True).delete()
         run.count("deleted", deleted)
         return deleted
     orders, days = int(orders), int(days)
     if not 1 <= orders <= MAX_ORDERS or days < 1:
         raise OperationFailed(f"orders must be 1..{MAX_ORDERS} and days at least 1.")
     seed = int(seed) if seed not in (None, "") else random.SystemRandom().randint(1, 10**9)
-    written = load_lines(mock_lines(orders, days, seed), source=Source.MOCK, is_mock=True, run_id=run.record.pk)
+    lines = list(mock_lines(orders, days, seed))
+    written = load_lines(lines, source=Source.MOCK, is_mock=True, run_id=run.record.pk)
+    load_orders(mock_order_money(lines), source=Source.MOCK, is_mock=True, run_id=run.record.pk)
     traffic, activity = load_mock_traffic()
     run.count("orders", orders)
     run.count("lines", written)
@@ -90,6 +95,26 @@ def generate_mock_orders(run, orders=200, days=30, seed=None, purge=False):
     run.set_cursor({"seed": seed})
     logger.info("mock data: %s orders, %s lines, seed %s", orders, written, seed)
     return written
+
+
+def mock_order_money(lines):
+    """Each mock order's money: its lines' total, a shipping fee and now and then
+    a voucher (split by who funds it) drawn from the order id, so a re-run with
+    the same seed upserts the same figures."""
+    orders = {}
+    for line in lines:
+        orders.setdefault((line.shop_id, line.order_id), []).append(line)
+    for (shop_id, order_id), order_lines in orders.items():
+        rng = _rng("money", order_id)
+        items = sum(l.paid_price for l in order_lines)
+        shipping = Decimal(rng.choice(["0.00", "1.99", "2.99", "4.50"]))
+        voucher = Decimal(rng.choice(["0.00", "0.00", "2.00", "5.00"])).min(items)
+        first = order_lines[0]
+        yield OrderMoney(platform=first.platform, shop_id=shop_id, order_id=order_id, ordered_at=first.ordered_at,
+                         updated_at=first.updated_at, currency=first.currency, items_total=items,
+                         shipping_fee=shipping, voucher_total=voucher, voucher_seller=voucher / 2,
+                         voucher_platform=voucher / 2, total_amount=items + shipping - voucher,
+                         payment_method="Mock")
 
 
 def _rng(*key):

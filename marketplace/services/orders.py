@@ -13,9 +13,10 @@ from portal.runs import OperationFailed, operation
 from portal.setaside import resolve_items
 
 from .. import conf
-from ..client import client_for
+from ..client import MalformedOrder, client_for
 from ..models import Connection, Source
 from ..warehouse import load_lines
+from .order_money import load_orders, money_problems
 from .shops import each_shop, syncable
 from .tokens import ConnectionTokens
 
@@ -41,7 +42,7 @@ def store_orders(run, connection, client, orders, *, cursor=None):
     Returns (orders stored, lines written). Used by the sync and by the retry of
     one set-aside order, so both read an order the same way."""
     context = {"connection_id": connection.pk, "platform": connection.platform, "shop_id": connection.shop_id}
-    lines, stored = [], []
+    lines, money, stored = [], [], []
     with transaction.atomic():
         for order in orders:
             key = order_key(connection, order)
@@ -49,9 +50,16 @@ def store_orders(run, connection, client, orders, *, cursor=None):
             # fatal should that ever change (it must stop the run, not be set aside).
             with run.isolate("order", key, payload=order.raw, context={**context, "order_id": order.order_id},
                              stop_on=(UpstreamAuthError,)):
-                lines.extend(client.order_lines(order, connection.shop_id))
+                order_lines = client.order_lines(order, connection.shop_id)
+                order_money = client.order_money(order, connection.shop_id)
+                problems = money_problems(order_money)
+                if problems:
+                    raise MalformedOrder(f"{connection.platform} order {order.order_id}: " + "; ".join(problems))
+                lines.extend(order_lines)
+                money.append(order_money)
                 stored.append(key)
         written = load_lines(lines, source=Source.API, run_id=run.record.pk)
+        load_orders(money, source=Source.API, run_id=run.record.pk)
         # An order set aside before and stored now is no longer a problem.
         resolve_items(run.record, "marketplace", "order", stored)
         if cursor is not None:
