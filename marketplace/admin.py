@@ -178,22 +178,26 @@ class ConnectionAdmin(SecretFieldsMixin, admin.ModelAdmin):
 
 
 class CsvUploadForm(forms.ModelForm):
-    file = forms.FileField(help_text="Order export (CSV, UTF-8), any size. A background run checks every row "
+    file = forms.FileField(help_text="Order export or Seller Center report (CSV, UTF-8), any size. A background run checks every row "
                                      "(problems are listed with their line in the file) and, unless you only "
                                      "validate, loads the file all or nothing.")
     validate_only = forms.BooleanField(required=False, help_text="Only check the file; load nothing.")
 
     class Meta:
         model = CsvUpload
-        fields = ("platform", "shop")
+        fields = ("kind", "platform", "shop")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].required = False  # left out: an order export, as before reports existed
 
 
 @admin.register(CsvUpload)
 class CsvUploadAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "platform", "shop", "mode", "status", "progress", "rows", "error_count",
+    list_display = ("__str__", "kind", "platform", "shop", "mode", "status", "progress", "rows", "error_count",
                     "uploaded_by", "created")
-    list_filter = ("status", "platform", "mode")
-    readonly_fields = ("platform", "shop", "filename", "size", "mode", "status", "progress", "rows_checked", "rows",
+    list_filter = ("status", "kind", "platform", "mode")
+    readonly_fields = ("kind", "platform", "shop", "filename", "size", "mode", "status", "progress", "rows_checked", "rows",
                        "error_count", "error_list", "import_run", "uploaded_by", "created")
     fields = readonly_fields
     actions = ["validate_again", "load_again", "undo_upload"]
@@ -201,11 +205,11 @@ class CsvUploadAdmin(admin.ModelAdmin):
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
             kwargs["form"] = CsvUploadForm
-            kwargs["fields"] = ("platform", "shop", "file", "validate_only")
+            kwargs["fields"] = ("kind", "platform", "shop", "file", "validate_only")
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
-        return ("platform", "shop", "file", "validate_only") if obj is None else self.fields
+        return ("kind", "platform", "shop", "file", "validate_only") if obj is None else self.fields
 
     def get_readonly_fields(self, request, obj=None):
         return () if obj is None else self.readonly_fields
@@ -259,7 +263,7 @@ class CsvUploadAdmin(admin.ModelAdmin):
     def load_again(self, request, queryset):
         self._queue(request, queryset, CsvUpload.Mode.LOAD)
 
-    @admin.action(description="Undo: delete the order lines it loaded", permissions=["add"])
+    @admin.action(description="Undo: delete the rows it loaded", permissions=["add"])
     def undo_upload(self, request, queryset):
         for upload in queryset:
             queue_from_admin(request, "marketplace", "undo_csv_upload", label=f"Undo {upload}", upload_id=upload.pk)

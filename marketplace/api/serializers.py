@@ -77,6 +77,8 @@ class SummaryQuerySerializer(serializers.Serializer):
 
 class CsvUploadRequestSerializer(serializers.Serializer):
     file = serializers.FileField()
+    kind = serializers.ChoiceField(choices=CsvUpload.Kind.choices, required=False, default=CsvUpload.Kind.ORDERS,
+                                   help_text="orders (an order export), traffic or activity (Seller Center reports)")
     platform = serializers.ChoiceField(choices=Platform.choices)
     shop = serializers.CharField(max_length=200, required=False, default="csv")
     check = serializers.BooleanField(required=False, default=False,
@@ -88,7 +90,7 @@ class CsvUploadSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CsvUpload
-        fields = ["id", "platform", "shop", "filename", "size", "mode", "status", "rows_checked", "rows",
+        fields = ["id", "kind", "platform", "shop", "filename", "size", "mode", "status", "rows_checked", "rows",
                   "error_count", "errors", "run", "progress", "created"]
         read_only_fields = fields
 

@@ -133,7 +133,8 @@ class SyncAllProductsView(APIView):
 
 
 class CsvUploadView(APIView):
-    """Upload an order export (multipart: file, platform, shop, check). The file
+    """Upload an order export or a traffic/activity report (multipart: file,
+    kind, platform, shop, check). The file
     is stored and a background run validates it and (unless check=true, the
     seed's /upload) loads it all or nothing: 202 with the upload and its run.
     Follow GET /uploads/<id>/ for the live progress, status and row problems."""
@@ -148,7 +149,8 @@ class CsvUploadView(APIView):
         form.is_valid(raise_exception=True)
         file = form.validated_data["file"]
         mode = CsvUpload.Mode.VALIDATE if form.validated_data["check"] else CsvUpload.Mode.LOAD
-        upload = CsvUpload(platform=form.validated_data["platform"], shop=form.validated_data["shop"],
+        upload = CsvUpload(kind=form.validated_data["kind"], platform=form.validated_data["platform"],
+                           shop=form.validated_data["shop"],
                            filename=file.name[:255], size=file.size, mode=mode, uploaded_by=request.user)
         upload.file = file  # through the storage API
         upload.save()

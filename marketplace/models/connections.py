@@ -138,6 +138,11 @@ class CsvUpload(models.Model):
     column); a background run validates it and, in load mode, loads it all or
     nothing. The run's progress is the upload's progress."""
 
+    class Kind(models.TextChoices):
+        ORDERS = "orders", "order export"
+        TRAFFIC = "traffic", "traffic report (per day and product)"
+        ACTIVITY = "activity", "activity report (per day)"
+
     class Mode(models.TextChoices):
         LOAD = "load", "validate and load"
         VALIDATE = "validate", "validate only"
@@ -152,6 +157,8 @@ class CsvUpload(models.Model):
         FAILED = "failed", "failed (nothing loaded; see its run)"
         UNDONE = "undone", "undone (its rows were deleted)"
 
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.ORDERS,
+                            help_text="Which Seller Center export the file is.")
     platform = models.CharField(max_length=20, choices=Platform.choices)
     shop = models.CharField(max_length=200, default="csv", help_text="Shop label the rows belong to.")
     filename = models.CharField(max_length=255, blank=True)
@@ -160,7 +167,7 @@ class CsvUpload(models.Model):
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.LOAD)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     rows_checked = models.PositiveIntegerField(default=0)
-    rows = models.PositiveIntegerField(default=0, help_text="Order lines loaded.")
+    rows = models.PositiveIntegerField(default=0, help_text="Rows loaded (order lines, traffic or activity rows).")
     error_count = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True, help_text="The first row problems, each with its file line.")
     run = models.ForeignKey("portal.SyncRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",

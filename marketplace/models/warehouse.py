@@ -277,6 +277,11 @@ class FactTraffic(models.Model):
     add_to_cart = models.PositiveIntegerField(default=0)
     orders = models.PositiveIntegerField(default=0)
     source = models.CharField(max_length=10, choices=Source.choices)
+    # The upload (CSV) and the run that wrote the row; see FactOrderLine.
+    upload = models.ForeignKey("marketplace.CsvUpload", null=True, blank=True, on_delete=models.DO_NOTHING,
+                               db_constraint=False, related_name="+")
+    run = models.ForeignKey("portal.SyncRun", null=True, blank=True, on_delete=models.DO_NOTHING,
+                            db_constraint=False, related_name="+", db_index=False)
     is_mock = models.BooleanField(default=False)
     loaded_at = models.DateTimeField(auto_now=True)
 
@@ -305,6 +310,11 @@ class FactActivity(models.Model):
     event = models.CharField(max_length=20, choices=Event.choices)
     count = models.PositiveIntegerField(default=0)
     source = models.CharField(max_length=10, choices=Source.choices)
+    # The upload (CSV) and the run that wrote the row; see FactOrderLine.
+    upload = models.ForeignKey("marketplace.CsvUpload", null=True, blank=True, on_delete=models.DO_NOTHING,
+                               db_constraint=False, related_name="+")
+    run = models.ForeignKey("portal.SyncRun", null=True, blank=True, on_delete=models.DO_NOTHING,
+                            db_constraint=False, related_name="+", db_index=False)
     is_mock = models.BooleanField(default=False)
     loaded_at = models.DateTimeField(auto_now=True)
 

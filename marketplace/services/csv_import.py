@@ -1,4 +1,5 @@
 """CSV upload of order exports (the seed's /upload-to-warehouse), at any size.
+(An upload of kind traffic or activity is a Seller Center report: csv_reports.py.)
 
 Columns (header names are matched ignoring case, spaces and underscores, so a
 Lazada Seller Center export `orderNumber, orderItemId, createTime, ...` and a
@@ -389,6 +390,10 @@ def _reject(run, upload, errors, count):
 def _import(run, upload):
     if not upload.file:
         _reject(run, upload, ["the upload has no file"], 1)
+    if upload.kind != CsvUpload.Kind.ORDERS:  # a traffic or activity report (csv_reports)
+        from .csv_reports import import_report
+
+        return import_report(run, upload)
     CsvStagingLine.objects.filter(upload_id=upload.pk).delete()  # a run taken over starts the file again
     run.set_total(count_lines(upload.file.name))
     problems, checked = Problems(), 0
@@ -435,11 +440,14 @@ def delete_upload_rows(upload_id, run=None):
 
 @operation("marketplace", "undo_csv_upload", lock_key=lambda p: str(p.get("upload_id")))
 def undo_csv_upload(run, upload_id):
-    """Delete the order lines one upload wrote (only those: a line another
-    upload or a sync wrote since is not its own any more). Idempotent."""
+    """Delete the rows one upload wrote: order lines, or traffic and activity
+    rows (only those: a row another upload or a sync wrote since is not its own
+    any more). Idempotent."""
+    from .csv_reports import delete_report_rows
+
     upload = CsvUpload.objects.get(pk=upload_id)
     run.set_total(FactOrderLine.objects.filter(upload_id=upload.pk).count())
-    deleted = delete_upload_rows(upload.pk, run)
+    deleted = delete_upload_rows(upload.pk, run) + delete_report_rows(upload.pk)
     CsvUpload.objects.filter(pk=upload.pk).update(status=CsvUpload.Status.UNDONE, rows=0)
     run.count("deleted", deleted)
     return deleted

@@ -87,7 +87,7 @@ def generate_mock_orders(run, orders=200, days=30, seed=None, purge=False):
     lines = list(mock_lines(orders, days, seed))
     written = load_lines(lines, source=Source.MOCK, is_mock=True, run_id=run.record.pk)
     load_orders(mock_order_money(lines), source=Source.MOCK, is_mock=True, run_id=run.record.pk)
-    traffic, activity = load_mock_traffic()
+    traffic, activity = load_mock_traffic(run.record.pk)
     run.count("orders", orders)
     run.count("lines", written)
     run.count("traffic_rows", traffic)
@@ -121,7 +121,7 @@ def _rng(*key):
     return random.Random("|".join(str(k) for k in key))
 
 
-def load_mock_traffic():
+def load_mock_traffic(run_id=None):
     """Traffic and engagement for every (mock shop, day, product) that has mock
     orders: visitors, page views and add-to-cart drawn from the key (the same
     key gives the same figures, so a re-run upserts), orders counted from the
@@ -135,17 +135,20 @@ def load_mock_traffic():
         traffic.append(FactTraffic(
             shop_id=key["shop_id"], date_id=key["date_id"], product_id=key["product_id"], visitors=visitors,
             page_views=visitors + rng.randint(0, visitors * 2), add_to_cart=rng.randint(key["orders"], visitors),
-            orders=key["orders"], source=Source.MOCK, is_mock=True))
+            orders=key["orders"], source=Source.MOCK, is_mock=True, run_id=run_id))
         days.add((key["shop_id"], key["date_id"]))
     activity = []
     for shop_id, date_id in sorted(days):
         rng = _rng("activity", shop_id, date_id)
         activity += [FactActivity(shop_id=shop_id, date_id=date_id, event=event, count=rng.randint(0, 30),
-                                  source=Source.MOCK, is_mock=True) for event in FactActivity.Event.values]
+                                  source=Source.MOCK, is_mock=True, run_id=run_id)
+                     for event in FactActivity.Event.values]
     with transaction.atomic():
         FactTraffic.objects.bulk_create(traffic, batch_size=2000, update_conflicts=True,
                                         unique_fields=["shop", "date", "product"],
-                                        update_fields=["visitors", "page_views", "add_to_cart", "orders", "loaded_at"])
+                                        update_fields=["visitors", "page_views", "add_to_cart", "orders", "run",
+                                                       "loaded_at"])
         FactActivity.objects.bulk_create(activity, batch_size=2000, update_conflicts=True,
-                                         unique_fields=["shop", "date", "event"], update_fields=["count", "loaded_at"])
+                                         unique_fields=["shop", "date", "event"],
+                                         update_fields=["count", "run", "loaded_at"])
     return len(traffic), len(activity)

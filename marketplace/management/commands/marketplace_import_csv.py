@@ -10,19 +10,21 @@ from marketplace.services import import_orders_csv
 
 
 class Command(OperationCommand):
-    help = ("Validate an order export CSV and load it all or nothing (with --check, only validate). Problems are "
+    help = ("Validate an order export (or, with --kind, a traffic or activity report) CSV and load it all or nothing (with --check, only validate). Problems are "
             "listed with their line in the file; the command then exits non-zero.")
 
     def add_operation_arguments(self, parser):
         parser.add_argument("path")
         parser.add_argument("--platform", required=True, choices=[p.value for p in Platform])
+        parser.add_argument("--kind", default=CsvUpload.Kind.ORDERS, choices=CsvUpload.Kind.values,
+                            help="orders (default), or a traffic or activity report")
         parser.add_argument("--shop", default="csv", help="shop label for the rows (default: csv)")
         parser.add_argument("--check", action="store_true", help="only validate the file; load nothing")
 
     def run(self, options, **who):
         path = Path(options["path"])
         user = who.get("user")
-        upload = CsvUpload(platform=options["platform"], shop=options["shop"], filename=path.name[:255],
+        upload = CsvUpload(kind=options["kind"], platform=options["platform"], shop=options["shop"], filename=path.name[:255],
                            mode=CsvUpload.Mode.VALIDATE if options["check"] else CsvUpload.Mode.LOAD,
                            uploaded_by=user if getattr(user, "pk", None) else None)
         try:
