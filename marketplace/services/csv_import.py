@@ -10,6 +10,7 @@ hand-made `Order Number, Order Item Id, Created at, ...` both load):
               (default 1), paid price (default unit price x quantity), currency,
               customer name, shipping phone, shipping city, shipping region, shipping country,
               platform (lazada|shopee; default the upload's), shop (default the upload's)
+    order-level money (optional; FactOrder): see csv_order_money.py
 
 Dates: `22 Nov 2025 10:15`, `2025-11-22 10:15:00`, `2025-11-22` or ISO 8601;
 without an offset they are in the portal's time zone.
@@ -388,6 +389,8 @@ def _reject(run, upload, errors, count):
 
 
 def _import(run, upload):
+    from .csv_order_money import load_order_money, read_order_money
+
     if not upload.file:
         _reject(run, upload, ["the upload has no file"], 1)
     if upload.kind != CsvUpload.Kind.ORDERS:  # a traffic or activity report (csv_reports)
@@ -409,6 +412,7 @@ def _import(run, upload):
     except CsvRejected as exc:
         _reject(run, upload, exc.errors, len(exc.errors))
     _check_staged(upload.pk, problems)
+    order_money = read_order_money(upload, problems)  # None: the file has no order-level money column
     run.count("rows_checked", checked)
     if problems.count:
         _reject(run, upload, problems.sorted(), problems.count)
@@ -417,7 +421,9 @@ def _import(run, upload):
         run.ok(checked)
         return 0
     CsvUpload.objects.filter(pk=upload.pk).update(status=CsvUpload.Status.LOADING)
-    written = merge_staged(upload.pk, run.record.pk)
+    with transaction.atomic():  # the lines and their orders' money, all or nothing
+        written = merge_staged(upload.pk, run.record.pk)
+        load_order_money(order_money, upload.pk, run.record.pk)
     run.count("lines_merged", written)
     CsvUpload.objects.filter(pk=upload.pk).update(status=CsvUpload.Status.LOADED, rows=written)
     run.ok(checked)
@@ -443,11 +449,12 @@ def undo_csv_upload(run, upload_id):
     """Delete the rows one upload wrote: order lines, or traffic and activity
     rows (only those: a row another upload or a sync wrote since is not its own
     any more). Idempotent."""
+    from .csv_order_money import delete_order_money
     from .csv_reports import delete_report_rows
 
     upload = CsvUpload.objects.get(pk=upload_id)
     run.set_total(FactOrderLine.objects.filter(upload_id=upload.pk).count())
-    deleted = delete_upload_rows(upload.pk, run) + delete_report_rows(upload.pk)
+    deleted = delete_upload_rows(upload.pk, run) + delete_report_rows(upload.pk) + delete_order_money(upload.pk)
     CsvUpload.objects.filter(pk=upload.pk).update(status=CsvUpload.Status.UNDONE, rows=0)
     run.count("deleted", deleted)
     return deleted

@@ -2,7 +2,6 @@
 
 import logging
 
-
 from portal.http import UpstreamError
 from portal.runs import OperationFailed, OperationSkipped, hold_lock
 
@@ -54,6 +53,3 @@ def shop_row(connection):
     shop, _ = DimShop.objects.get_or_create(platform=connection.platform, shop_id=connection.shop_id,
                                             defaults={"name": (connection.shop_name or connection.shop_id)[:200]})
     return shop
-
-
-

@@ -92,3 +92,65 @@ def test_two_shops_orders_with_one_id_are_two_rows():
     assert load_orders(orders, source="api") == 2
     assert dict(FactOrder.objects.values_list("shop__shop_id", "total_amount")) == {
         "880011": Decimal("10.00"), "880012": Decimal("20.00")}
+
+
+EXPORT = (
+    "Order ID,Order Item Id,Order Creation Date,Order Status,SKU,Product Name,Unit Price,Quantity,"
+    "Buyer Paid Shipping Fee,Seller Voucher,Shopee Voucher,Grand Total\n"
+    "2511CSV1,1,2025-11-22 10:15,COMPLETED,LA-TEE-001,Linen Tee,19.90,1,2.50,1.00,0.50,20.90\n"
+    "2511CSV1,2,2025-11-22 10:15,COMPLETED,LA-BAG-203,Canvas Tote,24.50,1,2.50,1.00,0.50,20.90\n"
+    "2511CSV2,1,2025-11-23 09:00,COMPLETED,LA-DRS-014,Wrap Dress,49.00,1,0.00,,,49.00\n"
+)
+
+
+@pytest.mark.django_db
+def test_an_order_export_with_order_level_columns_fills_the_orders_money_and_undo_removes_it(tmp_path):
+    from django.core.management import call_command
+
+    path = tmp_path / "shopee-orders.csv"
+    path.write_text(EXPORT)
+    call_command("marketplace_import_csv", str(path), "--platform", "shopee", "--shop", "880011")
+    orders = {o.order_id: o for o in FactOrder.objects.all()}
+    assert set(orders) == {"2511CSV1", "2511CSV2"}
+    first = orders["2511CSV1"]
+    assert (first.shipping_fee, first.voucher_seller, first.voucher_platform, first.total_amount) == (
+        Decimal("2.50"), Decimal("1.00"), Decimal("0.50"), Decimal("20.90"))
+    assert orders["2511CSV2"].voucher_seller is None and orders["2511CSV2"].total_amount == Decimal("49.00")
+    assert first.source == "csv" and first.upload_id and first.run_id
+    call_command("marketplace_undo_csv_upload", str(first.upload_id))
+    assert not FactOrder.objects.exists() and not FactOrderLine.objects.exists()
+
+
+@pytest.mark.django_db
+def test_lines_of_one_order_that_disagree_on_its_money_reject_the_file_by_line(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    from marketplace.models import CsvUpload
+
+    bad = EXPORT.replace("24.50,1,2.50,1.00", "24.50,1,3.00,1.00").replace("49.00,1,0.00", "49.00,1,NaN")
+    path = tmp_path / "bad.csv"
+    path.write_text(bad)
+    with pytest.raises(CommandError):
+        call_command("marketplace_import_csv", str(path), "--platform", "shopee", "--shop", "880011")
+    upload = CsvUpload.objects.get()
+    assert upload.status == "rejected"
+    assert upload.errors == ["line 3: order 2511CSV1: its order-level amounts differ from line 2",
+                             "line 4: order money: not a finite amount: 'NaN'"]
+    assert not FactOrder.objects.exists() and not FactOrderLine.objects.exists()
+
+
+def test_a_csv_never_overwrites_an_orders_money_from_the_api(tmp_path, sandbox, connected_lazada):
+    from django.core.management import CommandError, call_command
+
+    from marketplace.models import CsvUpload
+
+    assert sync_orders(trigger="command").status == "succeeded"
+    api_order = FactOrder.objects.first()
+    path = tmp_path / "lazada.csv"
+    path.write_text("orderNumber,orderItemId,createTime,status,sellerSku,itemName,unitPrice,shippingFee\n"
+                    f"{api_order.order_id},999,22 Nov 2025 10:15,delivered,LA-TEE-001,Linen Tee,19.90,99.00\n")
+    with pytest.raises(CommandError):
+        call_command("marketplace_import_csv", str(path), "--platform", "lazada", "--shop", connected_lazada.shop_id)
+    assert CsvUpload.objects.get().errors == [
+        f"line 2: order {api_order.order_id} conflicts with an order from the api: a CSV never overwrites it"]
+    assert FactOrder.objects.get(pk=api_order.pk).shipping_fee == api_order.shipping_fee
