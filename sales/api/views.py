@@ -15,8 +15,15 @@ from portal.api.serializers import SyncRunSerializer
 from portal.models import SyncRun
 
 from ..filtersets import TransactionFilter
-from ..models import HelixEventType, Store, Transaction
-from .serializers import HelixEventTypeSerializer, RunRequestSerializer, StoreSalesSerializer, StoreSerializer, TransactionSerializer
+from ..models import HelixEventType, HelixRoutingRule, Store, Transaction
+from .serializers import (
+    HelixEventTypeSerializer,
+    HelixRoutingRuleSerializer,
+    RunRequestSerializer,
+    StoreSalesSerializer,
+    StoreSerializer,
+    TransactionSerializer,
+)
 
 
 class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
@@ -36,6 +43,16 @@ class HelixEventTypeViewSet(viewsets.ModelViewSet):
     queryset = HelixEventType.objects.order_by("pk")
     serializer_class = HelixEventTypeSerializer
     http_method_names = ["get", "post", "patch", "head", "options"]
+
+
+class HelixRoutingRuleViewSet(viewsets.ModelViewSet):
+    """Routing rules: which Helix event type each sale is posted as. The first enabled rule
+    that matches (lowest priority first) chooses; a sale no rule takes goes to the default
+    type (`default` on an event type), or is set aside when there is none."""
+
+    queryset = HelixRoutingRule.objects.select_related("event_type").order_by("priority", "pk")
+    serializer_class = HelixRoutingRuleSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
 
 class StoreViewSet(viewsets.ReadOnlyModelViewSet):

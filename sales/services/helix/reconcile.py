@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from portal.runs import operation
 
-from ..models import HelixOutbox, SalesSettings
-from . import common
+from ...models import HelixOutbox, SalesSettings
+from .. import common
 
 logger = logging.getLogger(__name__)
 
