@@ -1,8 +1,10 @@
+from datetime import timedelta
+
 from rest_framework import serializers
 
 from portal.api.serializers import StrictBooleanField, StrictModelSerializer
 
-from ..models import HelixEventType, HelixRoutingRule, Store, Transaction
+from ..models import HelixEventType, HelixRoutingRule, SalesSettings, Store, Transaction
 
 
 class StoreSerializer(serializers.ModelSerializer):
@@ -55,6 +57,10 @@ class RunRequestSerializer(serializers.Serializer):
             raise serializers.ValidationError("Give both start and end for a backfill, or neither.")
         if "start" in data and data["start"] >= data["end"]:
             raise serializers.ValidationError("start must be before end.")
+        cap = SalesSettings.load().backfill_max_days
+        if "start" in data and data["end"] - data["start"] > timedelta(days=cap):
+            # Refused here, not as a failed run after a 202.
+            raise serializers.ValidationError(f"A backfill may cover at most {cap} days (Sales settings); split the range.")
         return data
 
 
