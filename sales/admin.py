@@ -239,6 +239,10 @@ class HelixEventTypeAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("routing_rules")
 
+    @admin.display(boolean=True, description="schema in sync")
+    def in_sync(self, obj):
+        return bool(obj.event_type_uid) and obj.synced_schema == obj.event_schema
+
 
 @admin.register(HelixRoutingRule)
 class HelixRoutingRuleAdmin(admin.ModelAdmin):
@@ -255,10 +259,6 @@ class HelixRoutingRuleAdmin(admin.ModelAdmin):
         if db_field.name == "event_type":
             kwargs["queryset"] = HelixEventType.objects.order_by("name")
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    @admin.display(boolean=True, description="schema in sync")
-    def in_sync(self, obj):
-        return bool(obj.event_type_uid) and obj.synced_schema == obj.event_schema
 
 
 @admin.register(HelixOutbox)

@@ -192,3 +192,6 @@ def test_the_admin_edits_routing_rules_and_refuses_an_inactive_type(admin_client
     assert admin_client.post(url, {**form, "event_type": sale.pk}).status_code == 302
     listing = admin_client.get(reverse("admin:sales_helixroutingrule_changelist")).content.decode()
     assert "Big sales" in listing and "JD Sports sale" in listing
+    types = admin_client.get(reverse("admin:sales_helixeventtype_changelist"))
+    assert types.status_code == 200 and "Big sales" in types.content.decode()  # each type lists its rules
+    assert admin_client.get(reverse("admin:sales_helixoutbox_changelist")).status_code == 200
