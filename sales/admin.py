@@ -8,7 +8,7 @@ from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, queue_
 from portal.admin_lists import BigTableAdminMixin
 
 from . import dashboard, mapping
-from .models import Camera, CameraMapping, HelixEventType, HelixOutbox, Item, PointOfSale, SalesSettings, Store, SyncCursor, Transaction
+from .models import Camera, CameraMapping, HelixEventType, HelixOutbox, HelixRoutingRule, Item, PointOfSale, SalesSettings, Store, SyncCursor, Transaction
 
 
 @admin.register(SalesSettings)
@@ -210,17 +210,17 @@ class RetargetForm(forms.Form):
 class HelixEventTypeForm(forms.ModelForm):
     class Meta:
         model = HelixEventType
-        fields = ["name", "active", "event_schema", "attribute_mapping"]
+        fields = ["name", "active", "is_default", "event_schema", "attribute_mapping"]
         help_texts = {
             "attribute_mapping": "Attribute → sale field. Sale fields: " + ", ".join(mapping.SALE_FIELDS),
         }
 
     def clean(self):
         data = super().clean()
-        errors = self.instance.problems(schema=data.get("event_schema"), attribute_mapping=data.get("attribute_mapping"),
-                                        active=data.get("active"))
-        if errors:
-            raise forms.ValidationError(errors)
+        problems = self.instance.problems(schema=data.get("event_schema"), attribute_mapping=data.get("attribute_mapping"),
+                                          active=data.get("active"), is_default=data.get("is_default"))
+        if problems:
+            raise forms.ValidationError([error for errors in problems.values() for error in errors])
         self.instance.note_rename(data.get("name"))
         return data
 
@@ -228,18 +228,43 @@ class HelixEventTypeForm(forms.ModelForm):
 @admin.register(HelixEventType)
 class HelixEventTypeAdmin(admin.ModelAdmin):
     form = HelixEventTypeForm
-    list_display = ("name", "active", "event_type_uid", "in_sync")
+    list_display = ("name", "active", "is_default", "rules", "event_type_uid", "in_sync")
+    list_filter = ("active", "is_default")
     readonly_fields = ("event_type_uid",)
+
+    @admin.display(description="routing rules")
+    def rules(self, obj):
+        return ", ".join(rule.name for rule in obj.routing_rules.all()) or "—"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("routing_rules")
 
     @admin.display(boolean=True, description="schema in sync")
     def in_sync(self, obj):
         return bool(obj.event_type_uid) and obj.synced_schema == obj.event_schema
 
 
+@admin.register(HelixRoutingRule)
+class HelixRoutingRuleAdmin(admin.ModelAdmin):
+    """Which event type each sale is posted as: the first enabled rule that matches, lowest
+    priority first; then the default type (Helix event types); a void no rule takes gets no event."""
+
+    list_display = ("priority", "name", "match", "amount_at_least", "event_type", "enabled", "updated")
+    list_display_links = ("name",)
+    list_filter = ("enabled", "match", "event_type")
+    search_fields = ("name",)
+    fields = ("name", "priority", "match", "amount_at_least", "event_type", "enabled")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "event_type":
+            kwargs["queryset"] = HelixEventType.objects.order_by("name")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
 @admin.register(HelixOutbox)
 class HelixOutboxAdmin(admin.ModelAdmin):
-    list_display = ("transaction", "camera_id", "time_ms", "status", "pending_change", "attempts", "next_attempt_at", "check_at",
-                    "posted_at", "last_error_short")
+    list_display = ("transaction", "camera_id", "time_ms", "status", "route", "pending_change", "attempts", "next_attempt_at",
+                    "check_at", "posted_at", "last_error_short")
     list_filter = ("status", "pending_change")
     search_fields = ("transaction__transaction_id", "camera_id")
     readonly_fields = [f.name for f in HelixOutbox._meta.fields]
@@ -254,7 +279,7 @@ class HelixOutboxAdmin(admin.ModelAdmin):
         from portal.http import UpstreamError
         from portal.runs import OperationFailed
 
-        from .services.retarget import retarget_outbox
+        from .services.helix import retarget_outbox
 
         form = RetargetForm(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():

@@ -18,7 +18,7 @@ def seed():
     HelixEventType.objects.get_or_create(
         name=mapping.DEFAULT_NAME,
         defaults={"event_schema": mapping.DEFAULT_SCHEMA, "attribute_mapping": mapping.DEFAULT_MAPPING,
-                  "active": not HelixEventType.objects.filter(active=True).exists()},
+                  "is_default": not HelixEventType.objects.filter(is_default=True).exists()},
     )
     # The sandbox's Verkada knows the JD cameras by their JD ids (what the prefill action would find).
     CameraMapping.objects.bulk_create(

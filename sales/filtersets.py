@@ -1,4 +1,6 @@
 import django_filters
+from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter
 
 from .models import HelixOutbox, Transaction
 
@@ -23,3 +25,18 @@ class TransactionFilter(django_filters.FilterSet):
         if value in ("true", "True", "1"):
             return queryset.filter(helix__status=HelixOutbox.Status.POSTED)
         return queryset.exclude(helix__status=HelixOutbox.Status.POSTED)
+
+
+class StrictOrderingFilter(OrderingFilter):
+    """`?ordering=` naming a field the list cannot be ordered by is a 400 that lists the
+    ones it can (DRF's filter drops it silently and answers in the default order)."""
+
+    def get_ordering(self, request, queryset, view):
+        raw = request.query_params.get(self.ordering_param)
+        if raw:
+            asked = [term.strip() for term in raw.split(",")]
+            if len(self.remove_invalid_fields(queryset, asked, view, request)) != len(asked):
+                allowed = sorted(name for _, name in self.get_valid_fields(queryset, view, {"request": request}))
+                raise ValidationError({self.ordering_param: [
+                    f"Order by {', '.join(allowed)} (a leading - for descending), not {raw!r}."]})
+        return super().get_ordering(request, queryset, view)

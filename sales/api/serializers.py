@@ -1,6 +1,10 @@
+from datetime import timedelta
+
 from rest_framework import serializers
 
-from ..models import HelixEventType, Store, Transaction
+from portal.api.serializers import StrictBooleanField, StrictModelSerializer
+
+from ..models import HelixEventType, HelixRoutingRule, SalesSettings, Store, Transaction
 
 
 class StoreSerializer(serializers.ModelSerializer):
@@ -53,23 +57,50 @@ class RunRequestSerializer(serializers.Serializer):
             raise serializers.ValidationError("Give both start and end for a backfill, or neither.")
         if "start" in data and data["start"] >= data["end"]:
             raise serializers.ValidationError("start must be before end.")
+        cap = SalesSettings.load().backfill_max_days
+        if "start" in data and data["end"] - data["start"] > timedelta(days=cap):
+            # Refused here, not as a failed run after a 202.
+            raise serializers.ValidationError(f"A backfill may cover at most {cap} days (Sales settings); split the range.")
         return data
 
 
-class HelixEventTypeSerializer(serializers.ModelSerializer):
-    """An event type and its mapping; refused unless the mapping fits the schema, types included."""
+class HelixEventTypeSerializer(StrictModelSerializer):
+    """An event type and its mapping; refused unless the mapping fits the schema, types included.
+    `default`: the type of sales no routing rule takes (one at most, active)."""
+
+    active = StrictBooleanField(required=False)
+    default = StrictBooleanField(source="is_default", required=False)
 
     class Meta:
         model = HelixEventType
-        fields = ["id", "name", "active", "event_schema", "attribute_mapping", "event_type_uid"]
+        fields = ["id", "name", "active", "default", "event_schema", "attribute_mapping", "event_type_uid"]
         read_only_fields = ["event_type_uid"]
 
     def validate(self, data):
         current = self.instance or HelixEventType()
-        errors = current.problems(schema=data.get("event_schema", current.event_schema),
-                                  attribute_mapping=data.get("attribute_mapping", current.attribute_mapping),
-                                  active=data.get("active", current.active))
-        if errors:
-            raise serializers.ValidationError({"attribute_mapping": errors})
+        problems = current.problems(schema=data.get("event_schema", current.event_schema),
+                                    attribute_mapping=data.get("attribute_mapping", current.attribute_mapping),
+                                    active=data.get("active", current.active),
+                                    is_default=data.get("is_default", current.is_default))
+        if problems:
+            raise serializers.ValidationError(problems)
         current.note_rename(data.get("name", current.name))
         return data
+
+
+class HelixRoutingRuleSerializer(StrictModelSerializer):
+    """A routing rule: sales of its `match` (sale, return, void), of at least `amount_at_least`
+    without the sign when given, go to `event_type`; lowest `priority` first."""
+
+    enabled = StrictBooleanField(required=False)
+
+    class Meta:
+        model = HelixRoutingRule
+        fields = ["id", "name", "priority", "match", "amount_at_least", "event_type", "enabled", "updated"]
+        read_only_fields = ["updated"]
+
+    def validate_event_type(self, event_type):
+        problem = HelixRoutingRule.type_problem(event_type)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return event_type

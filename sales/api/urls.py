@@ -1,12 +1,13 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from .views import FetchAndStoreTransactionsView, HelixEventTypeViewSet, PostHelixEventsView, StoreViewSet, TransactionViewSet
+from .views import FetchAndStoreTransactionsView, HelixEventTypeViewSet, HelixRoutingRuleViewSet, PostHelixEventsView, StoreViewSet, TransactionViewSet
 
 router = DefaultRouter()
 router.register("transactions", TransactionViewSet)
 router.register("stores", StoreViewSet)
 router.register("event-types", HelixEventTypeViewSet)
+router.register("routing-rules", HelixRoutingRuleViewSet)
 
 urlpatterns = [
     path("fetch_and_store_transactions/", FetchAndStoreTransactionsView.as_view(), name="sales-fetch-and-store-transactions"),

@@ -9,19 +9,32 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import operations
+from portal.api.filters import StrictFilterBackend
 from portal.api.permissions import HasAppPermission
 from portal.api.runs import run_response
 from portal.api.serializers import SyncRunSerializer
 from portal.models import SyncRun
 
-from ..filtersets import TransactionFilter
-from ..models import HelixEventType, Store, Transaction
-from .serializers import HelixEventTypeSerializer, RunRequestSerializer, StoreSalesSerializer, StoreSerializer, TransactionSerializer
+from ..filtersets import StrictOrderingFilter, TransactionFilter
+from ..models import HelixEventType, HelixRoutingRule, Store, Transaction
+from .serializers import (
+    HelixEventTypeSerializer,
+    HelixRoutingRuleSerializer,
+    RunRequestSerializer,
+    StoreSalesSerializer,
+    StoreSerializer,
+    TransactionSerializer,
+)
+
+
+#: the portal's strict filters, and an ordering that refuses a field it cannot sort by
+FILTERS = [StrictFilterBackend, StrictOrderingFilter]
 
 
 class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
     """Sales, newest first, with their Helix posting status and footage links."""
 
+    filter_backends = FILTERS
     queryset = Transaction.objects.select_related("item", "store", "helix")
     serializer_class = TransactionSerializer
     filterset_class = TransactionFilter
@@ -33,12 +46,25 @@ class HelixEventTypeViewSet(viewsets.ModelViewSet):
     """Helix event types and how a sale fills their attributes. A mapping that does not
     fit its schema (a text field for a number attribute) is refused with a 400."""
 
+    filter_backends = FILTERS
     queryset = HelixEventType.objects.order_by("pk")
     serializer_class = HelixEventTypeSerializer
     http_method_names = ["get", "post", "patch", "head", "options"]
 
 
+class HelixRoutingRuleViewSet(viewsets.ModelViewSet):
+    """Routing rules: which Helix event type each sale is posted as. The first enabled rule
+    that matches (lowest priority first) chooses; a sale no rule takes goes to the default
+    type (`default` on an event type), or is set aside when there is none."""
+
+    filter_backends = FILTERS
+    queryset = HelixRoutingRule.objects.select_related("event_type").order_by("priority", "pk")
+    serializer_class = HelixRoutingRuleSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+
 class StoreViewSet(viewsets.ReadOnlyModelViewSet):
+    filter_backends = FILTERS
     queryset = Store.objects.all()
     serializer_class = StoreSerializer
     lookup_field = "store_id"

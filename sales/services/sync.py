@@ -320,8 +320,10 @@ def move_outbox_rows(run, sales):
 
 def mark_changes_after_posting(run, corrected, voided):
     """A posted (or in-flight) sale whose amount or item changed is marked `update`
-    (the posting PATCHes its event); a voided one `delete`. A voided sale not posted
-    yet is never posted; one un-voided is posted again."""
+    (the posting PATCHes its event, or moves it to the type the routing rules now
+    choose); a voided one `delete`, an un-voided one `update`. A sale not posted yet
+    is routed afresh when the posting claims it (a void gets no event unless a rule
+    posts voids)."""
     Status, Change = HelixOutbox.Status, HelixOutbox.Change
     live = (Status.POSTED, Status.POSTING)
     n = HelixOutbox.objects.filter(transaction__in=corrected, status__in=live, pending_change="").update(
@@ -333,13 +335,12 @@ def mark_changes_after_posting(run, corrected, voided):
     n = HelixOutbox.objects.filter(transaction__in=gone, status__in=live).update(pending_change=Change.DELETE)
     if n:
         run.count("outbox_to_remove", n)
-    n = HelixOutbox.objects.filter(transaction__in=gone, status__in=(Status.PENDING, Status.FAILED)).update(
-        status=Status.VOIDED, last_error="Voided by JD Sports before it was posted.")
-    if n:
-        run.count("outbox_voided", n)
-    HelixOutbox.objects.filter(transaction__in=back, status=Status.VOIDED).update(
-        status=Status.PENDING, next_attempt_at=common.now(), last_error="")
-    HelixOutbox.objects.filter(transaction__in=back, pending_change=Change.DELETE).update(pending_change="")
+    # Not in Verkada (waiting, refused or voided before): routed again, a void or not.
+    HelixOutbox.objects.filter(transaction__in=voided, status__in=(Status.PENDING, Status.FAILED, Status.VOIDED)).update(
+        status=Status.PENDING, next_attempt_at=common.now(), last_error="", event_type_uid="", route="")
+    # Un-voided before its event was deleted: the event stays (and is updated if the rules moved it).
+    HelixOutbox.objects.filter(transaction__in=back, status__in=live).exclude(pending_change=Change.MOVE).update(
+        pending_change=Change.UPDATE)
 
 
 def create_outbox_rows(run, sales):
@@ -373,10 +374,9 @@ def create_outbox_rows(run, sales):
         while (camera_id, time_ms) in taken:
             time_ms += 1
         taken.add((camera_id, time_ms))
+        # A void is routed like any sale when claimed: it gets no event unless a rule posts voids.
         row = HelixOutbox(transaction=sale, camera_id=camera_id, time_ms=time_ms, next_attempt_at=common.now())
-        if sale.voided:
-            row.status, row.last_error = HelixOutbox.Status.VOIDED, "Voided by JD Sports before it was posted."
-        elif not sale.camera_ref:
+        if not sale.camera_ref:
             row.status, row.last_error = HelixOutbox.Status.FAILED, "The sale has no camera to attach the event to."
         elif time_ms < cutoff_ms:
             row.status, row.last_error = HelixOutbox.Status.EXPIRED, common.TOO_OLD_FOR_HELIX

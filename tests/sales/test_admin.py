@@ -56,12 +56,17 @@ def test_the_event_type_form_rejects_a_bad_schema_or_mapping(admin_client, db):
     text = reply.content.decode()
     assert reply.status_code == 200 and "money" in text and "not in the schema" in text
     assert not HelixEventType.objects.exists()
-    ok = admin_client.post(url, {"name": "Checkout", "active": "on", "event_schema": '{"amount": "float"}',
+    ok = admin_client.post(url, {"name": "Checkout", "active": "on", "is_default": "on", "event_schema": '{"amount": "float"}',
                                  "attribute_mapping": '{"amount": "amount"}'})
     assert ok.status_code == 302 and HelixEventType.objects.get().attribute_mapping == {"amount": "amount"}
-    second = admin_client.post(url, {"name": "Returns", "active": "on", "event_schema": '{"amount": "float"}',
-                                     "attribute_mapping": '{"amount": "amount"}'})
-    assert second.status_code == 200 and "deactivate" in second.content.decode()
+    # Several types may be active (routing rules choose); one default at most, and active.
+    second = {"name": "Returns", "active": "on", "event_schema": '{"amount": "float"}', "attribute_mapping": '{"amount": "amount"}'}
+    refused = admin_client.post(url, {**second, "is_default": "on"})
+    assert refused.status_code == 200 and "&#x27;Checkout&#x27; is the default" in refused.content.decode()
+    inactive_default = admin_client.post(url, {**second, "active": "", "is_default": "on", "name": "Voids"})
+    assert inactive_default.status_code == 200 and "The default event type must be active" in inactive_default.content.decode()
+    assert admin_client.post(url, second).status_code == 302
+    assert HelixEventType.objects.filter(active=True).count() == 2
 
 
 SETTINGS_FORM = {"jdsports_api_key": "", "verkada_api_key": "", "initial_lookback_hours": 1, "settle_seconds": 60,

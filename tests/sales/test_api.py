@@ -107,3 +107,19 @@ def test_a_bad_filter_is_a_400_not_all_time_totals(sales_settings, clock, sandbo
     body = reply.json()
     assert body["success"] is False and body["message"]
     assert next(iter(query)) in str(body)
+
+
+def test_an_ordering_the_list_cannot_use_is_a_400_that_names_the_ones_it_can(sales_settings, staff_api):
+    reply = staff_api.get("/api/sales/transactions/", {"ordering": "-amount,nonsense"})
+    assert reply.status_code == 400 and "ordering" in str(reply.json())
+    assert "amount, transaction_date" in reply.json()["error"]
+    assert staff_api.get("/api/sales/transactions/", {"ordering": "-amount"}).status_code == 200
+    assert staff_api.get("/api/sales/stores/", {"ordering": "password"}).status_code == 400
+
+
+def test_a_backfill_over_the_range_cap_is_a_400_and_queues_nothing(sales_settings, admin_user, api_client):
+    api_client.force_authenticate(admin_user)
+    reply = api_client.post("/api/sales/fetch_and_store_transactions/",
+                            {"start": "2026-01-01T00:00:00Z", "end": "2026-02-05T00:00:00Z"}, format="json")
+    assert reply.status_code == 400 and "at most 31 days" in reply.json()["error"]
+    assert not SyncRun.objects.exists()

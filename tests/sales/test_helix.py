@@ -51,7 +51,8 @@ def test_it_creates_the_event_type_once_and_patches_a_changed_schema(sales_setti
 
 def test_it_refuses_an_event_type_whose_mapping_does_not_validate(sales_settings, clock, sandbox):
     synced_sales(clock)
-    HelixEventType.objects.create(name="Broken", event_schema={"amount": "money"}, attribute_mapping={"amount": "price_tag"})
+    HelixEventType.objects.create(name="Broken", event_schema={"amount": "money"}, attribute_mapping={"amount": "price_tag"},
+                                  is_default=True)
     record = post_helix_events(trigger="command")
     assert record.status == "failed"
     assert "money" in record.error and "price_tag" in record.error
@@ -223,7 +224,7 @@ def test_the_demo_seed_points_both_upstreams_at_the_sandboxes_and_is_idempotent(
     assert_one_event_per_sale(sandbox)
 
 
-def test_a_retry_after_the_active_event_type_changed_keeps_the_first_type_and_posts_once(sales_settings, clock, sandbox):
+def test_a_retry_after_the_default_event_type_changed_keeps_the_first_type_and_posts_once(sales_settings, clock, sandbox):
     from sales import mapping
 
     synced_sales(clock)
@@ -231,9 +232,9 @@ def test_a_retry_after_the_active_event_type_changed_keeps_the_first_type_and_po
     post_helix_events(trigger="command")
     lost = HelixOutbox.objects.get(status="posting", check_at__isnull=False)  # waits for its check
     first_uid = lost.event_type_uid
-    HelixEventType.objects.filter(active=True).update(active=False)
+    HelixEventType.objects.filter(is_default=True).update(is_default=False, active=False)
     HelixEventType.objects.create(name="JD Sports sale v2", event_schema=mapping.DEFAULT_SCHEMA,
-                                  attribute_mapping=mapping.DEFAULT_MAPPING)
+                                  attribute_mapping=mapping.DEFAULT_MAPPING, is_default=True)
     _later(clock)
     assert post_helix_events(trigger="command").status == "succeeded"
     lost.refresh_from_db()

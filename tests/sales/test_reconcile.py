@@ -117,3 +117,24 @@ def test_reconciliation_is_scheduled_in_beat():
 
     task = PeriodicTask.objects.get(task="sales.reconcile_helix_events")
     assert task.enabled and task.interval.every == 15 and task.interval.period == "minutes"
+
+
+def test_reconciliation_deletes_a_sales_second_event_under_another_type_that_names_the_sale_its_own_way(
+    sales_settings, clock, sandbox
+):
+    from sales.services import common
+    from sales.services.helix import ensure_upstream
+
+    synced_sales(clock)
+    assert post_helix_events(trigger="command").status == "succeeded"
+    returns = ensure_upstream(common.verkada_client(), HelixEventType.objects.create(
+        name="JD Sports return", event_schema={"ref": "string", "refund": "float"},
+        attribute_mapping={"ref": "transaction_id", "refund": "amount"}))
+    doubled = HelixOutbox.objects.select_related("transaction").first()
+    # The same sale at the same camera and time, also as the return type (its id in "ref").
+    sandbox["verkada"].inject_event({"camera_id": doubled.camera_id, "event_type_uid": returns.event_type_uid,
+                                     "time_ms": doubled.time_ms, "attributes": {"ref": doubled.transaction.transaction_id}})
+    record = reconcile_helix_events(trigger="command")
+    assert record.counters["duplicates_deleted"] == 1, record.counters
+    assert not [e for e in sandbox["verkada"].state()["events"] if e["event_type_uid"] == returns.event_type_uid]
+    assert_one_event_per_sale(sandbox)

@@ -1,13 +1,12 @@
 """Compare what the outbox says was posted with what Verkada holds, and repair both ways."""
 
 import logging
-from collections import defaultdict
 from datetime import timedelta
 
 from portal.runs import operation
 
-from ..models import HelixOutbox, SalesSettings
-from . import common
+from ...models import HelixEventType, HelixOutbox, SalesSettings
+from .. import common
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +30,9 @@ def reconcile_helix_events(run, hours=None):
     - A posted row whose event Verkada does not have (deleted upstream, or a check
       that was wrong) is made pending again, so the posting puts it back:
       `missing_reposted`.
-    - An event of one of our types that carries the `transaction_id` of a sale whose
-      event is posted under another camera or time is a second event for that sale:
+    - An event of any of our types that carries the transaction id (in the attribute
+      its type's mapping fills with it) of a sale whose event is posted under another
+      camera, type or time is a second event for that sale:
       it is deleted (DELETE …/event): `duplicates_deleted`.
     - Events of rows not posted yet (in flight, waiting for their check) and events
       we cannot tie to a sale are left alone (`unknown_events`).
@@ -51,15 +51,16 @@ def reconcile_helix_events(run, hours=None):
     )
     expected = {(r["camera_id"], r["event_type_uid"], r["time_ms"]): r for r in rows}
     posted_at = {r["transaction__transaction_id"]: key for key, r in expected.items()}
-    cameras_by_type = defaultdict(set)
-    for camera_id, uid, _ in expected:
-        cameras_by_type[uid].add(camera_id)
+    # Every type of ours, so a sale's second event under another type (the routing moved
+    # it, a late accept of its first type) is found; each names the sale in its own attribute.
+    sale_attributes = {t.event_type_uid: sale_id_attributes(t) for t in HelixEventType.objects.exclude(event_type_uid="")}
+    uids = sorted(set(sale_attributes) | {uid for _, uid, _ in expected})
+    cameras = sorted({camera_id for camera_id, _, _ in expected})
     run.set_total(len(rows))
     client = common.verkada_client(config)
     try:
         found = {}
-        for uid, cameras in cameras_by_type.items():
-            cameras = sorted(cameras)
+        for uid in uids:
             for n in range(0, len(cameras), CAMERAS_PER_SEARCH):
                 run.check()
                 for event in client.search_events(camera_ids=cameras[n:n + CAMERAS_PER_SEARCH], event_type_uid=uid,
@@ -80,7 +81,7 @@ def reconcile_helix_events(run, hours=None):
         for key, event in found.items():
             if key in expected:
                 continue
-            sale = str((event.get("attributes") or {}).get("transaction_id", ""))
+            sale = _sale_of(event, sale_attributes.get(key[1], ("transaction_id",)))
             if sale and sale in posted_at and posted_at[sale] != key:
                 camera_id, uid, time_ms = key
                 if client.delete_event(camera_id=camera_id, event_type_uid=uid, time_ms=time_ms):
@@ -94,4 +95,17 @@ def reconcile_helix_events(run, hours=None):
     finally:
         common.keep_verkada_token(client)
     return {"window_start_ms": start_ms, "missing": len(missing)}
+
+
+def sale_id_attributes(event_type):
+    """The attributes a type fills with the sale's transaction id (its mapping says)."""
+    return tuple(attribute for attribute, field in (event_type.attribute_mapping or {}).items() if field == "transaction_id")
+
+
+def _sale_of(event, attributes):
+    values = event.get("attributes") or {}
+    for attribute in attributes:
+        if values.get(attribute) not in (None, ""):
+            return str(values[attribute])
+    return ""
 

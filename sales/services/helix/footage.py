@@ -6,8 +6,8 @@ from datetime import timedelta
 from portal.http import UpstreamPermanentError
 from portal.runs import operation
 
-from ..models import CameraMapping, SalesSettings, Transaction
-from . import common
+from ...models import CameraMapping, SalesSettings, Transaction
+from .. import common
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,118 @@
+"""Sales that changed after their Helix event was posted: updated, moved or removed upstream."""
+
+import logging
+
+from portal.http import UpstreamError, UpstreamTransientError
+
+from ... import mapping
+from ...models import CameraMapping, HelixOutbox
+from .. import common
+from .claims import claim_token_for, finish_claim
+
+logger = logging.getLogger(__name__)
+
+Status = HelixOutbox.Status
+Change = HelixOutbox.Change
+
+
+def apply_changes(run, client, router, types):
+    """Sales changed after posting (marked by the sync), each sale routed again:
+
+    - a correction whose type stays PATCHes the event's attributes (`updated`);
+    - a correction the rules now send to another type (over a threshold, say)
+      deletes the event and posts the sale as the new type (`updated`, `retyped`);
+    - a void deletes the event (`removed`), and a routing rule for voids, if any,
+      then posts the void as its type;
+    - a new camera or time deletes the old event and posts the sale again there,
+      as the same type (`updated`).
+
+    Each row is claimed (`posting`) while Verkada is asked, so a crash leaves it to
+    the delayed check like any post; the change stays marked until it is done. Rows
+    not posted (a check found no event) take the change at once: a corrected or
+    voided one is routed again when claimed, a move just moves."""
+    from ..sync import free_time_ms
+
+    now = common.now()
+    for row in HelixOutbox.objects.filter(status=Status.PENDING).exclude(pending_change=""):
+        if row.pending_change in (Change.UPDATE, Change.DELETE):
+            # Nothing in Verkada to change: the posting routes it afresh.
+            HelixOutbox.objects.filter(pk=row.pk, status=Status.PENDING).update(pending_change="", event_type_uid="",
+                                                                                 route="")
+        else:
+            sale = row.transaction
+            target = CameraMapping.lookup([sale.camera_ref]).get(sale.camera_ref)
+            if target is None:
+                run.count("move_waiting_for_mapping")
+                continue
+            HelixOutbox.objects.filter(pk=row.pk, status=Status.PENDING).update(
+                pending_change="", camera_id=target, time_ms=free_time_ms(target, sale.time_ms, row.pk))
+    for row in HelixOutbox.objects.filter(status=Status.POSTED).exclude(pending_change="").select_related(
+        "transaction__item", "transaction__camera__pos", "transaction__store"
+    ):
+        run.check()
+        token = claim_token_for(run.record.pk)
+        if not HelixOutbox.objects.filter(pk=row.pk, status=Status.POSTED, pending_change=row.pending_change).update(
+            status=Status.POSTING, claim_token=token, claimed_at=now
+        ):
+            continue
+        try:
+            if row.pending_change == Change.MOVE:
+                _move(run, client, row, token, free_time_ms)
+            else:
+                _reroute(run, client, row, token, router.choose(row.transaction))
+            run.ok()
+        except UpstreamError as exc:
+            # Nothing changed here: the row is posted as before, its change still marked.
+            finish_claim(row, token, status=Status.POSTED, claim_token="")
+            if not isinstance(exc, UpstreamTransientError):
+                raise
+            logger.warning("could not apply the %s of outbox row %s: %s", row.pending_change, row.pk, exc)
+            run.count("change_deferred")
+
+
+def _triple(row):
+    return {"camera_id": row.camera_id, "event_type_uid": row.event_type_uid, "time_ms": row.time_ms}
+
+
+def _reroute(run, client, row, token, route):
+    """A corrected or voided sale: PATCHed where it is while the rules keep its type,
+    else its event deleted and the sale posted (or not) as the rules now say."""
+    now = common.now()
+    if route.event_type is not None and route.event_type.event_type_uid == row.event_type_uid:
+        attributes = mapping.attributes_for(row.transaction, route.event_type.event_schema,
+                                            route.event_type.attribute_mapping)
+        if client.patch_event(**_triple(row), attributes=attributes) is None:
+            # Verkada has no event to update: post it (with the new attributes).
+            finish_claim(row, token, status=Status.PENDING, claim_token="", pending_change="", next_attempt_at=now)
+            run.count("missing_reposted")
+        else:
+            finish_claim(row, token, status=Status.POSTED, claim_token="", pending_change="")
+            run.count("updated")
+        return
+    client.delete_event(**_triple(row))
+    voided = row.pending_change == Change.DELETE
+    run.count("removed" if voided else "updated")
+    if voided and route.event_type is None:
+        finish_claim(row, token, status=Status.VOIDED, claim_token="", pending_change="",
+                     last_error="Voided by JD Sports; its Helix event was deleted.")
+        return
+    # Posted again as the type the rules choose when it is claimed (or set aside if none does).
+    finish_claim(row, token, status=Status.PENDING, claim_token="", pending_change="", next_attempt_at=now,
+                 event_type_uid="", route="", posted_at=None)
+    if not voided:
+        run.count("retyped")
+
+
+def _move(run, client, row, token, free_time_ms):
+    """A new camera or time: the old event deleted, the sale posted again there as the same type."""
+    sale = row.transaction
+    target = CameraMapping.lookup([sale.camera_ref]).get(sale.camera_ref)
+    if target is None:
+        # Never to a guessed camera: the old event stays until the new camera is mapped.
+        finish_claim(row, token, status=Status.POSTED, claim_token="")
+        run.count("move_waiting_for_mapping")
+        return
+    client.delete_event(**_triple(row))
+    finish_claim(row, token, status=Status.PENDING, claim_token="", pending_change="", next_attempt_at=common.now(),
+                 camera_id=target, time_ms=free_time_ms(target, sale.time_ms, row.pk))
+    run.count("updated")
