@@ -43,7 +43,8 @@ def row_by_row(lines):
         date, _ = DimDate.objects.get_or_create(date=day, defaults=dict(
             date_key=int(day.strftime("%Y%m%d")), year=day.year, quarter=(day.month - 1) // 3 + 1, month=day.month,
             day=day.day, weekday=day.isoweekday(), iso_week=day.isocalendar()[1]))
-        product, _ = DimProduct.objects.get_or_create(platform=l.platform, sku=l.sku, defaults={"name": l.product_name})
+        product, _ = DimProduct.objects.get_or_create(shop=shop, sku=l.sku, defaults={
+            "platform": l.platform, "name": l.product_name})
         customer, _ = DimCustomer.objects.get_or_create(platform=l.platform, customer_key=l.customer_key)
         status, _ = DimStatus.objects.get_or_create(platform=l.platform, code=l.status.lower(),
                                                     defaults={"group": STATUS_GROUPS.get(l.status.lower(), "other")})

@@ -313,8 +313,8 @@ class DimShopAdmin(ReadOnlyAdmin):
 
 @admin.register(DimProduct)
 class DimProductAdmin(ReadOnlyAdmin):
-    list_display = ("platform", "sku", "name", "variation")
-    list_filter = ("platform",)
+    list_display = ("platform", "shop", "sku", "name", "variation")
+    list_filter = ("platform", "shop")
     search_fields = ("sku", "name")
 
 

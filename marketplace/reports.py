@@ -84,11 +84,11 @@ def shop_sales(filters):
 
 
 def top_products(filters, limit=10):
-    """The products with the most revenue (a product is a SKU of one platform)."""
-    rows = (filters.lines().values("platform", "product__sku", "product__name")
-            .annotate(**_figures()).order_by("-revenue", "platform", "product__sku")[:limit])
-    return [{"platform": row.pop("platform"), "sku": row.pop("product__sku"), "name": row.pop("product__name"),
-             **row} for row in rows]
+    """The products with the most revenue (a product is a SKU of one shop)."""
+    rows = (filters.lines().values("platform", "shop__shop_id", "product__sku", "product__name")
+            .annotate(**_figures()).order_by("-revenue", "platform", "shop__shop_id", "product__sku")[:limit])
+    return [{"platform": row.pop("platform"), "shop_id": row.pop("shop__shop_id"), "sku": row.pop("product__sku"),
+             "name": row.pop("product__name"), **row} for row in rows]
 
 
 def conversion(orders, visitors):

@@ -10,6 +10,7 @@ loading the same lines twice changes nothing.
 """
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -39,6 +40,17 @@ def customer_key(*parts):
     """A stable key for a buyer without storing what identifies them."""
     joined = "|".join((p or "").strip().lower() for p in parts)
     return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def buyer_key(platform, name, phone=""):
+    """The customer key of a marketplace buyer, the same whether the line came
+    from the API or a Seller Center CSV export: what identifies the buyer on
+    each platform, as both sources give it. Lazada: the name and the shipping
+    phone (digits only: exports and the API format numbers differently).
+    Shopee: the buyer's username (the API gives no phone, an export the
+    recipient's, so the phone is not part of it)."""
+    digits = re.sub(r"\D", "", phone or "") if platform == "lazada" else ""
+    return customer_key(platform, name, digits)
 
 
 @dataclass
@@ -108,8 +120,10 @@ def load_lines(lines, *, source, is_mock=False, upload_id=None, run_id=None):
         shops = _upsert_shops(lines, is_mock)
         dates = _upsert_dates(lines)
         products = _upsert(
-            DimProduct, ("platform", "sku"), ("name", "variation"),
-            {(l.platform, l.sku): {"name": l.product_name[:500], "variation": l.variation[:300]} for l in lines},
+            DimProduct, ("shop_id", "sku"), ("name", "variation"),
+            {(shops[(l.platform, l.shop_id)], l.sku): {
+                "platform": l.platform, "name": l.product_name[:500], "variation": l.variation[:300],
+            } for l in lines},
         )
         customers = _upsert(
             DimCustomer, ("platform", "customer_key"), ("name", "city", "region", "country"),
@@ -125,10 +139,11 @@ def load_lines(lines, *, source, is_mock=False, upload_id=None, run_id=None):
         now = timezone.now()
         for l in lines:
             # The last occurrence wins (a later update of the same line in one batch).
-            facts[(l.platform, l.order_id, l.line_id)] = FactOrderLine(
+            shop = shops[(l.platform, l.shop_id)]
+            facts[(shop, l.order_id, l.line_id)] = FactOrderLine(
                 platform=l.platform, order_id=l.order_id, line_id=l.line_id,
-                shop_id=shops[(l.platform, l.shop_id)], date_id=dates[_local_date(l.ordered_at)],
-                product_id=products[(l.platform, l.sku)],
+                shop_id=shop, date_id=dates[_local_date(l.ordered_at)],
+                product_id=products[(shop, l.sku)],
                 customer_id=customers[(l.platform, l.customer_key or customer_key(l.customer_name))],
                 status_id=statuses[(l.platform, l.status.lower())],
                 quantity=l.quantity, unit_price=l.unit_price, paid_price=l.paid_price, currency=l.currency,
@@ -137,8 +152,8 @@ def load_lines(lines, *, source, is_mock=False, upload_id=None, run_id=None):
             )
         FactOrderLine.objects.bulk_create(
             list(facts.values()), batch_size=BATCH, update_conflicts=True,
-            unique_fields=["platform", "order_id", "line_id"],
-            update_fields=["shop", "date", "product", "customer", "status", "quantity", "unit_price", "paid_price",
+            unique_fields=["shop", "order_id", "line_id"],
+            update_fields=["platform", "date", "product", "customer", "status", "quantity", "unit_price", "paid_price",
                            "currency", "ordered_at", "updated_at", "source", "is_mock", "upload", "run",
                            "loaded_at"],
         )
@@ -217,7 +232,7 @@ STAGE = "marketplace_load_stage"
 STAGE_COLUMNS = ("seq", "platform", "shop_id", "shop_name", "order_id", "line_id", "ordered_at", "updated_at",
                  "status", "sku", "product_name", "variation", "quantity", "unit_price", "paid_price", "currency",
                  "customer_key", "customer_name", "city", "region", "country")
-FACT_UPDATED = ("shop_id", "date_id", "product_id", "customer_id", "status_id", "quantity", "unit_price",
+FACT_UPDATED = ("platform", "date_id", "product_id", "customer_id", "status_id", "quantity", "unit_price",
                 "paid_price", "currency", "ordered_at", "updated_at", "source", "is_mock", "upload_id")
 
 
@@ -231,7 +246,7 @@ def _load_lines_postgres(lines, *, source, is_mock, upload_id, run_id):
     facts = {}
     for seq, l in enumerate(lines):
         # The last occurrence wins (a later update of the same line in one batch).
-        facts[(l.platform, l.order_id, l.line_id)] = (seq, l)
+        facts[(l.platform, l.shop_id, l.order_id, l.line_id)] = (seq, l)
     zone = conf.report_time_zone()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{STAGE}")
@@ -274,7 +289,7 @@ def merge_postgres(cursor, relation, *, source, is_mock=False, upload_id=None, r
     cursor.execute(f"SET LOCAL work_mem = '{MERGE_WORK_MEM}'")
     groups = ", ".join(f"('{code}', '{group}')" for code, group in STATUS_GROUPS.items())
 
-    def upsert_dim(table, keys, values, exprs):
+    def upsert_dim(table, keys, values, exprs, join=""):
         # Distinct (key, values) first (a hash aggregate over the lines), then the
         # latest per key: the last line's name wins, as in one batch.
         cols = keys + values
@@ -291,7 +306,7 @@ def merge_postgres(cursor, relation, *, source, is_mock=False, upload_id=None, r
             INSERT INTO {table} ({', '.join(cols)})
             SELECT {', '.join(cols)} FROM (
                 SELECT DISTINCT ON ({', '.join(keys)}) {', '.join(cols)}
-                FROM (SELECT {select}, max(seq) AS seq FROM {relation} s
+                FROM (SELECT {select}, max(seq) AS seq FROM {relation} s {join}
                       GROUP BY {', '.join(str(i + 1) for i in range(len(cols)))}) latest
                 ORDER BY {', '.join(keys)}, seq DESC) v
             WHERE NOT EXISTS (SELECT 1 FROM {table} d WHERE {same})
@@ -301,8 +316,9 @@ def merge_postgres(cursor, relation, *, source, is_mock=False, upload_id=None, r
     upsert_dim(shop, ["platform", "shop_id"], ["name", "is_mock"],
                ["s.platform", "s.shop_id", "left(coalesce(nullif(s.shop_name, ''), s.shop_id), 200)",
                 "TRUE" if is_mock else "FALSE"])
-    upsert_dim(product, ["platform", "sku"], ["name", "variation"],
-               ["s.platform", "s.sku", "left(s.product_name, 500)", "left(s.variation, 300)"])
+    upsert_dim(product, ["shop_id", "sku"], ["platform", "name", "variation"],
+               ["sh.id", "s.sku", "s.platform", "left(s.product_name, 500)", "left(s.variation, 300)"],
+               join=f"JOIN {shop} sh ON sh.platform = s.platform AND sh.shop_id = s.shop_id")
     upsert_dim(customer, ["platform", "customer_key"], ["name", "city", "region", "country"],
                ["s.platform", "s.customer_key", "left(s.customer_name, 200)", "left(s.city, 200)",
                 "left(s.region, 200)", "left(s.country, 100)"])
@@ -326,20 +342,20 @@ def merge_postgres(cursor, relation, *, source, is_mock=False, upload_id=None, r
         SELECT 1 FROM {shop} sh
         WHERE (sh.platform, sh.shop_id) IN (SELECT DISTINCT s.platform, s.shop_id FROM {relation} s)
         FOR KEY SHARE""")
-    columns = ("platform", "order_id", "line_id") + FACT_UPDATED + ("run_id", "loaded_at")
+    columns = ("shop_id", "order_id", "line_id") + FACT_UPDATED + ("run_id", "loaded_at")
     changed = ", ".join(f"{fact}.{c}" for c in FACT_UPDATED)
     incoming = ", ".join(f"EXCLUDED.{c}" for c in FACT_UPDATED)
     cursor.execute(f"""
         INSERT INTO {fact} ({', '.join(columns)})
-        SELECT s.platform, s.order_id, s.line_id, sh.id, d.id, p.id, c.id, st.id, s.quantity, s.unit_price,
+        SELECT sh.id, s.order_id, s.line_id, s.platform, d.id, p.id, c.id, st.id, s.quantity, s.unit_price,
                s.paid_price, s.currency, s.ordered_at, s.updated_at, %s, %s, %s, %s, now()
         FROM {relation} s
         JOIN {shop} sh ON sh.platform = s.platform AND sh.shop_id = s.shop_id
         JOIN {date_} d ON d.date = (s.ordered_at AT TIME ZONE %s)::date
-        JOIN {product} p ON p.platform = s.platform AND p.sku = s.sku
+        JOIN {product} p ON p.shop_id = sh.id AND p.sku = s.sku
         JOIN {customer} c ON c.platform = s.platform AND c.customer_key = s.customer_key
         JOIN {status} st ON st.platform = s.platform AND st.code = lower(s.status)
-        ON CONFLICT (platform, order_id, line_id) DO UPDATE SET
+        ON CONFLICT (shop_id, order_id, line_id) DO UPDATE SET
             {', '.join(f'{c} = EXCLUDED.{c}' for c in FACT_UPDATED + ('run_id', 'loaded_at'))}
         WHERE ROW({changed}) IS DISTINCT FROM ROW({incoming})""",
                    [source, is_mock, upload_id, run_id, zone])

@@ -142,6 +142,7 @@ class DailySalesRowSerializer(ShopSalesRowSerializer):
 
 class TopProductRowSerializer(ReportFiguresSerializer):
     platform = serializers.CharField()
+    shop_id = serializers.CharField()
     sku = serializers.CharField()
     name = serializers.CharField()
 

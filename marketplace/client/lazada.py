@@ -25,7 +25,7 @@ from portal.http import (
 )
 
 from .. import conf
-from ..warehouse import OrderLine, customer_key
+from ..warehouse import OrderLine, buyer_key
 from .base import (
     MalformedOrder,
     MarketplaceClient,
@@ -287,7 +287,7 @@ class LazadaClient(MarketplaceClient):
                 unit_price=money(item.get("item_price"), "item_price"),
                 paid_price=money(item.get("paid_price"), "paid_price"),
                 currency=item.get("currency", ""),
-                customer_key=customer_key("lazada", name, address.get("phone")), customer_name=name,
+                customer_key=buyer_key("lazada", name, str(address.get("phone") or "")), customer_name=name,
                 city=address.get("city", ""), region=address.get("address3") or address.get("city", ""),
                 country=address.get("country", ""),
             )

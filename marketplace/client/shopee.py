@@ -26,7 +26,7 @@ from portal.http import (
 )
 
 from .. import conf
-from ..warehouse import OrderLine, customer_key
+from ..warehouse import OrderLine, buyer_key
 from .base import (
     MalformedOrder,
     MarketplaceClient,
@@ -276,7 +276,7 @@ class ShopeeClient(MarketplaceClient):
                 product_name=item.get("item_name", ""), variation=item.get("model_name", "") or "",
                 quantity=quantity, unit_price=money(item.get("model_original_price"), "model_original_price"),
                 paid_price=price * quantity,
-                currency=order.get("currency", ""), customer_key=customer_key("shopee", buyer), customer_name=buyer,
+                currency=order.get("currency", ""), customer_key=buyer_key("shopee", buyer), customer_name=buyer,
                 city=address.get("city", ""), region=address.get("state") or address.get("city", ""),
                 country=order.get("region", ""),
             )

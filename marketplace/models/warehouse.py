@@ -52,15 +52,19 @@ class DimShop(models.Model):
 
 
 class DimProduct(models.Model):
+    """A seller SKU of one shop. Natural key: (shop, sku): two shops selling the
+    same SKU are two products (their names, prices and stock differ)."""
+
     platform = models.CharField(max_length=20, choices=Platform.choices)
+    shop = models.ForeignKey(DimShop, on_delete=models.PROTECT, related_name="products")
     sku = models.CharField(max_length=200)
     name = models.CharField(max_length=500, blank=True)
     variation = models.CharField(max_length=300, blank=True)
 
     class Meta:
-        ordering = ["platform", "sku"]
+        ordering = ["platform", "shop", "sku"]
         verbose_name = "product"
-        constraints = [models.UniqueConstraint(fields=["platform", "sku"], name="marketplace_dimproduct_natural_key")]
+        constraints = [models.UniqueConstraint(fields=["shop", "sku"], name="marketplace_dimproduct_shop_sku")]
 
     def __str__(self):
         return f"{self.sku} {self.name}".strip()
@@ -112,7 +116,8 @@ class DimStatus(models.Model):
 
 
 class FactOrderLine(models.Model):
-    """One line of one order. Natural key: (platform, order_id, line_id)."""
+    """One line of one order. Natural key: (shop, order_id, line_id): the shops
+    of one main-account grant may number their orders alike."""
 
     platform = models.CharField(max_length=20, choices=Platform.choices)
     order_id = models.CharField(max_length=100)
@@ -123,11 +128,11 @@ class FactOrderLine(models.Model):
     # PROTECT still guards deletes made through Django.
     # Every index is paid for on each line a load writes (at 1M lines an index on
     # a random-order key costs about as much as the bare COPY of the rows), so only
-    # `date` has one: the reports and the weekly e-mail read a date range. Shops
-    # and statuses are a handful (a filter on them reads most rows anyway), a
-    # product or a customer filter is an API lookup that a scan answers, and no
-    # product or customer row is ever deleted (a PROTECT check would read the
-    # facts by key); the mock purge's shop check is one scan.
+    # `date` has one of its own: the reports and the weekly e-mail read a date
+    # range. A shop's lines are found by the natural key's index (shop first).
+    # Statuses are a handful (a filter on one reads most rows anyway), a product or
+    # customer filter is an API lookup that a scan answers, and no product or
+    # customer row is ever deleted (a PROTECT check would read the facts by key).
     shop = models.ForeignKey(DimShop, on_delete=models.PROTECT, related_name="lines", db_constraint=False,
                              db_index=False)
     date = models.ForeignKey(DimDate, on_delete=models.PROTECT, related_name="lines", help_text="Order date.",
@@ -159,7 +164,7 @@ class FactOrderLine(models.Model):
         ordering = ["-ordered_at", "order_id", "line_id"]
         verbose_name = "order line"
         constraints = [
-            models.UniqueConstraint(fields=["platform", "order_id", "line_id"], name="marketplace_fact_natural_key")
+            models.UniqueConstraint(fields=["shop", "order_id", "line_id"], name="marketplace_fact_shop_order_line")
         ]
         indexes = [
             # The admin's and the API's list order (-ordered_at, order_id, line_id) and their date filters: a
@@ -202,7 +207,7 @@ class CsvStagingLine(models.Model):
     country = models.CharField(max_length=100)
 
     class Meta:
-        indexes = [models.Index(fields=["upload_id", "platform", "order_id", "line_id"]),
+        indexes = [models.Index(fields=["upload_id", "platform", "shop_id", "order_id", "line_id"]),
                    models.Index(fields=["upload_id", "line_no"])]
 
 

@@ -7,7 +7,7 @@ hand-made `Order Number, Order Item Id, Created at, ...` both load):
     required: order number, created at, status, seller sku, item name, unit price
     optional: order item id (default: the sku), updated at, variation, quantity
               (default 1), paid price (default unit price x quantity), currency,
-              customer name, shipping city, shipping region, shipping country,
+              customer name, shipping phone, shipping city, shipping region, shipping country,
               platform (lazada|shopee; default the upload's), shop (default the upload's)
 
 Dates: `22 Nov 2025 10:15`, `2025-11-22 10:15:00`, `2025-11-22` or ISO 8601;
@@ -40,8 +40,8 @@ from django.utils import timezone
 
 from portal.runs import OperationFailed, RunLost, describe_error, operation
 
-from ..models import CsvStagingLine, CsvUpload, FactOrderLine, Platform, Source
-from ..warehouse import AMOUNT_DIGITS, KEY_LIMITS, OrderLine, customer_key, load_lines, merge_postgres
+from ..models import CsvStagingLine, CsvUpload, DimShop, FactOrderLine, Platform, Source
+from ..warehouse import AMOUNT_DIGITS, KEY_LIMITS, OrderLine, buyer_key, load_lines, merge_postgres
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ COLUMNS = {
     "paid_price": ("paidprice", "dealprice"),
     "currency": ("currency",),
     "customer_name": ("customername", "buyer", "usernamebuyer", "buyerusername"),
+    "phone": ("shippingphonenumber", "shippingphone", "phonenumber", "phone"),
     "city": ("shippingcity", "city"),
     "region": ("shippingregion", "region", "province", "state"),
     "country": ("shippingcountry", "country"),
@@ -72,6 +73,7 @@ COLUMNS = {
 }
 # Text must fit its column as sent (the staging table's and the warehouse's).
 TEXT_LIMITS = {**KEY_LIMITS, "product_name": 500, "variation": 300, "currency": 3, "customer_name": 200,
+               "phone": 100,
                "city": 200, "region": 200, "country": 100, "shop": 200}
 MAX_QUANTITY = 2147483647
 REQUIRED = ("order_id", "ordered_at", "status", "sku", "product_name", "unit_price")
@@ -160,8 +162,8 @@ def _read_row(value, *, platform, shop):
         sku=value["sku"], product_name=value["product_name"], variation=value.get("variation", ""),
         quantity=quantity, unit_price=unit, paid_price=paid,
         currency=value.get("currency", "").upper(), customer_name=name,
-        # The same key as the API's for the same buyer (platform + name).
-        customer_key=customer_key(row_platform, name),
+        # The same key as the API's for the same buyer (see buyer_key).
+        customer_key=buyer_key(row_platform, name, value.get("phone", "")),
         city=value.get("city", ""), region=value.get("region") or value.get("city", ""),
         country=value.get("country", ""),
     ), []
@@ -285,18 +287,18 @@ class Problems:
 def _check_staged(upload_id, problems):
     """Lines repeated in the file, and lines that would overwrite an API or mock row."""
     staged = CsvStagingLine.objects.filter(upload_id=upload_id)
-    repeated = (staged.values("platform", "order_id", "line_id").annotate(n=Count("id"), first=Min("line_no"))
-                .filter(n__gt=1))
+    key = ("platform", "shop_id", "order_id", "line_id")
+    repeated = staged.values(*key).annotate(n=Count("id"), first=Min("line_no")).filter(n__gt=1)
     for group in repeated.iterator():
-        for number in staged.filter(platform=group["platform"], order_id=group["order_id"],
-                                    line_id=group["line_id"]).exclude(line_no=group["first"]).values_list(
-                                        "line_no", flat=True):
+        for number in staged.filter(**{f: group[f] for f in key}).exclude(line_no=group["first"]).values_list(
+                "line_no", flat=True):
             problems.add(number, f"order {group['order_id']} line {group['line_id']} repeats line {group['first']}")
-    fact, stage = FactOrderLine._meta.db_table, CsvStagingLine._meta.db_table
+    fact, stage, shop = (m._meta.db_table for m in (FactOrderLine, CsvStagingLine, DimShop))
     with db.cursor() as cursor:
         cursor.execute(
-            f"SELECT s.line_no, s.order_id, s.line_id, f.source FROM {stage} s JOIN {fact} f "
-            "ON f.platform = s.platform AND f.order_id = s.order_id AND f.line_id = s.line_id "
+            f"SELECT s.line_no, s.order_id, s.line_id, f.source FROM {stage} s "
+            f"JOIN {shop} sh ON sh.platform = s.platform AND sh.shop_id = s.shop_id "
+            f"JOIN {fact} f ON f.shop_id = sh.id AND f.order_id = s.order_id AND f.line_id = s.line_id "
             "WHERE s.upload_id = %s AND f.source <> %s ORDER BY s.line_no LIMIT %s",
             [upload_id, Source.CSV, MAX_ERRORS_KEPT])
         for number, order_id, line_id, source in cursor.fetchall():

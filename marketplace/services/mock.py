@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from portal.runs import OperationFailed, operation
 
-from ..models import DimShop, FactActivity, FactOrderLine, FactTraffic, Source
+from ..models import DimProduct, DimShop, FactActivity, FactOrderLine, FactTraffic, Source
 from ..warehouse import OrderLine, customer_key, load_lines
 
 logger = logging.getLogger(__name__)
@@ -72,8 +72,9 @@ def generate_mock_orders(run, orders=200, days=30, seed=None, purge=False):
             # Lock the shops first: a load holding one (FOR KEY SHARE) commits before
             # the check below reads its lines (the facts have no FK constraint).
             list(DimShop.objects.select_for_update().filter(is_mock=True).values_list("pk", flat=True))
+            DimProduct.objects.filter(shop__is_mock=True, lines__isnull=True, traffic__isnull=True).delete()
             DimShop.objects.filter(is_mock=True, lines__isnull=True, traffic__isnull=True,
-                                   activity__isnull=True).delete()
+                                   activity__isnull=True, products__isnull=True).delete()
         run.count("deleted", deleted)
         return deleted
     orders, days = int(orders), int(days)

@@ -93,7 +93,7 @@ def test_a_csv_row_never_overwrites_an_api_row(tmp_path, sandbox, connected_laza
     text = HEADER + (f"{api_line.order_id},{api_line.line_id},22 Nov 2025 10:15,returned,LA-TEE-001,Linen Tee,"
                      "1.00,1\n") + "990001,1,22 Nov 2025 10:15,delivered,LA-TEE-001,Linen Tee,19.90,1\n"
     with pytest.raises(CommandError, match="failed"):
-        upload_of(text, tmp_path)
+        upload_of(text, tmp_path, "orders.csv", "--shop", api_line.shop.shop_id)
     upload = CsvUpload.objects.latest("pk")
     assert upload.status == "rejected"
     assert upload.errors == [f"line 2: order {api_line.order_id} line {api_line.line_id} conflicts with a row "
@@ -102,6 +102,10 @@ def test_a_csv_row_never_overwrites_an_api_row(tmp_path, sandbox, connected_laza
     assert (api_line_after.source, api_line_after.paid_price, api_line_after.status_id) == (
         "api", api_line.paid_price, api_line.status_id)
     assert not FactOrderLine.objects.filter(order_id="990001").exists()
+    # The same order id in another shop is another order: no conflict, both kept.
+    upload_of(text, tmp_path, "orders.csv", "--shop", "LA other shop")
+    assert FactOrderLine.objects.filter(order_id=api_line.order_id, line_id=api_line.line_id).count() == 2
+    assert FactOrderLine.objects.get(pk=api_line.pk).source == "api"
 
 
 @pytest.mark.django_db

@@ -102,7 +102,8 @@ def test_shop_sales_and_top_products_add_up_to_the_warehouse(staff_api, warehous
     top = staff_api.get(reverse("marketplace-report-top-products"), {"limit": 2}).json()["results"]
     assert len(top) == 2 and Decimal(top[0]["revenue"]) >= Decimal(top[1]["revenue"])
     real = FactOrderLine.objects.filter(is_mock=False).exclude(status__group="cancelled")
-    first = real.filter(platform=top[0]["platform"], product__sku=top[0]["sku"])
+    # a product is a SKU of one shop
+    first = real.filter(platform=top[0]["platform"], shop__shop_id=top[0]["shop_id"], product__sku=top[0]["sku"])
     assert Decimal(top[0]["revenue"]) == sum(line.paid_price for line in first)
 
 

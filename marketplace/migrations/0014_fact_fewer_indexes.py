@@ -20,7 +20,7 @@ def staging_logged(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('marketplace', '0010_traffic_and_activity'),
+        ('marketplace', '0013_shop_in_natural_keys_constraints'),
         ('portal', '0005_api_tokens'),
     ]
 
