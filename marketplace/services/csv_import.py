@@ -311,6 +311,13 @@ def merge_staged(upload_id, run_id):
     failure leaves the warehouse as it was (no row of it written, no earlier
     row overwritten). On PostgreSQL it is one set-based statement per table
     straight from the staging table; on SQLite the batched loader, chunk by chunk."""
+    if db.vendor == "postgresql":
+        # Statistics for the planner first (the staged rows arrived since autovacuum
+        # last looked; without them it probes the dimensions once per line). Outside
+        # the merge's transaction: ANALYZE's lock would be held to its end, and a
+        # second upload's ANALYZE would wait for the whole merge.
+        with db.cursor() as cursor:
+            cursor.execute(f"ANALYZE {CsvStagingLine._meta.db_table}")
     with transaction.atomic():
         if db.vendor == "postgresql":
             staged = CsvStagingLine.objects.filter(upload_id=upload_id).count()
