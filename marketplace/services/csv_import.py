@@ -78,6 +78,7 @@ TEXT_LIMITS = {**KEY_LIMITS, "product_name": 500, "variation": 300, "currency": 
                "phone": 100,
                "city": 200, "region": 200, "country": 100, "shop": 200}
 MAX_QUANTITY = 2147483647
+PLATFORMS = frozenset(Platform.values)  # per row, Platform.values builds a list through the enum
 REQUIRED = ("order_id", "ordered_at", "status", "sku", "product_name", "unit_price")
 DATE_FORMATS = ("%d %b %Y %H:%M", "%d %b %Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d",
                 "%d/%m/%Y %H:%M", "%d/%m/%Y")
@@ -107,7 +108,8 @@ def _date(value):
                 continue
     if parsed is None:
         raise ValueError(f"not a date: {value!r}")
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+    # The portal's zone by name (not the per-thread current one: a lookup per value)
+    return parsed if parsed.tzinfo is not None else timezone.make_aware(parsed, timezone.get_default_timezone())
 
 
 def _money(value):
@@ -128,7 +130,7 @@ def _read_row(value, *, platform, shop):
     """(OrderLine or None, problems) for one row's values by field."""
     problems = [f"{f} is empty" for f in REQUIRED if not value.get(f)]
     row_platform = (value.get("platform") or platform).lower()
-    if row_platform not in Platform.values:
+    if row_platform not in PLATFORMS:
         problems.append(f"platform {value.get('platform')!r} is not one of {', '.join(Platform.values)}")
     for name, limit in TEXT_LIMITS.items():
         if len(value.get(name) or "") > limit:
@@ -313,6 +315,13 @@ def merge_staged(upload_id, run_id):
     failure leaves the warehouse as it was (no row of it written, no earlier
     row overwritten). On PostgreSQL it is one set-based statement per table
     straight from the staging table; on SQLite the batched loader, chunk by chunk."""
+    if db.vendor == "postgresql":
+        # Statistics for the planner first (the staged rows arrived since autovacuum
+        # last looked; without them it probes the dimensions once per line). Outside
+        # the merge's transaction: ANALYZE's lock would be held to its end, and a
+        # second upload's ANALYZE would wait for the whole merge.
+        with db.cursor() as cursor:
+            cursor.execute(f"ANALYZE {CsvStagingLine._meta.db_table}")
     with transaction.atomic():
         if db.vendor == "postgresql":
             staged = CsvStagingLine.objects.filter(upload_id=upload_id).count()

@@ -6,11 +6,12 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
 
+import psycopg
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, transaction
 
-from marketplace.models import CsvUpload, FactOrderLine
+from marketplace.models import CsvUpload, DimCustomer, DimProduct, DimShop, DimStatus, FactOrderLine
 from marketplace.warehouse import OrderLine, load_lines, orphan_facts
 
 
@@ -85,3 +86,26 @@ def test_a_merge_failing_part_way_leaves_nothing_and_overwrites_no_earlier_row(t
     after = sorted(FactOrderLine.objects.values_list("order_id", "status__code", "unit_price", "upload_id"))
     assert after == before  # 800003 not written, 800001 not overwritten
     assert not FactOrderLine.objects.filter(upload_id=upload.pk).exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks of the set-based merge")
+@pytest.mark.django_db(transaction=True)
+def test_a_merge_holds_no_lock_on_the_dimension_rows_it_does_not_change():
+    """A big merge's transaction is long: a sync writing the same shop, product or
+    customer meanwhile must not wait for it unless the merge changed that row."""
+    lines = [line(n) for n in range(3)]
+    load_lines(lines, source="api")
+    renamed = DimProduct.objects.get(sku="SKU-0").pk
+    unchanged = {model._meta.db_table: list(model.objects.exclude(pk=renamed if model is DimProduct else None)
+                                            .values_list("pk", flat=True))
+                 for model in (DimShop, DimProduct, DimCustomer, DimStatus)}
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        other.execute("SET lock_timeout = '200ms'")
+        with transaction.atomic():  # the merge's transaction, still open
+            load_lines([replace(lines[0], product_name="Item 0 (new name)"), *lines[1:]], source="api", run_id=2)
+            for table, ids in unchanged.items():
+                # the lock a sync's upsert of a changed name takes
+                other.execute(f"SELECT id FROM {table} WHERE id = ANY(%s) FOR NO KEY UPDATE", [ids])
+            with pytest.raises(psycopg.errors.LockNotAvailable):  # the row it changed is the merge's until it ends
+                other.execute(f"SELECT id FROM {DimProduct._meta.db_table} WHERE id = %s FOR NO KEY UPDATE",
+                              [renamed])
