@@ -8,8 +8,12 @@ kills or re-runs happen, because:
 
 - a row is POSTed only by the execution holding its claim, under the campaign's lock;
 - a claim left by a dead execution, a timed-out POST and a 5xx all make the row
-  `uncertain`: before any second attempt the account's messages to that number
-  since the first claim are listed, and a match (same body) is adopted instead;
+  `uncertain`: before any second attempt the row's message is looked for (see
+  `_find_sent`: a status callback to the row's own URL names it exactly; else the
+  account's messages to that number since the first claim, with the row's body,
+  that no other row holds), and adopted instead;
+- rows to one number are never in flight at once, so what that listing shows
+  is never a POST still on its way;
 - 429/20429 is certain not to have sent: retried with backoff, no listing needed.
 
 Waits (backoff, quiet hours) are the row's `due_at`, polled by beat's
@@ -23,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Min
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from portal.http import UpstreamAuthError, UpstreamError, UpstreamTransientError
@@ -46,6 +50,10 @@ WAIT_IN_RUN_S = 10
 #: created this long before our claim still counts as ours (Twilio's dates have whole seconds)
 CLOCK_SLACK = timedelta(seconds=5)
 OPT_OUT_CODE = 21610
+#: a row whose message cannot be told yet looks again this much later
+UNDECIDED_WAIT = timedelta(seconds=5)
+#: no POST lives longer than this (connect + read timeouts, with room to spare)
+IN_FLIGHT_AT_MOST = timedelta(minutes=10)
 
 
 class NotAllowed(Exception):
@@ -61,6 +69,11 @@ def account_for(campaign):
 
 def status_callback_url():
     return f"{sms_conf.public_url()}/api/campaigns/twilio/status/"
+
+
+def callback_for(base, row):
+    """The row's own StatusCallback URL: its callbacks name the row (see StatusCallback.outbox)."""
+    return f"{base}?outbox={row.pk}" if base else ""
 
 
 # --- approval ------------------------------------------------------------------------
@@ -120,14 +133,26 @@ def _backoff(attempts, retry_after=None):
 
 
 def _claim(campaign, token, size):
+    """Claim up to `size` due rows, at most one per number, none to a number in flight."""
     now = quiet_hours.now()
     with transaction.atomic():
+        busy = set(_in_flight(CampaignMessage.objects.all(), now).values_list("phone", flat=True))
         due = CampaignMessage.objects.filter(campaign=campaign, status=Status.PENDING, due_at__lte=now).order_by("due_at", "pk")
-        ids = list(due.values_list("pk", flat=True)[:size])
+        ids = []
+        for pk, phone in due.values_list("pk", "phone")[:size * 4]:
+            if phone not in busy and len(ids) < size:
+                busy.add(phone)
+                ids.append(pk)
         if ids:
             CampaignMessage.objects.filter(pk__in=ids, status=Status.PENDING).update(status=Status.CLAIMED, claim_token=token, claimed_at=now)
             CampaignMessage.objects.filter(pk__in=ids, first_claimed_at__isnull=True).update(first_claimed_at=now)
     return list(CampaignMessage.objects.filter(claim_token=token, status=Status.CLAIMED, pk__in=ids))
+
+
+def _in_flight(rows, now):
+    """Rows claimed for a POST that may still be on its way (an older claim is a dead
+    execution's, released when its campaign sends again)."""
+    return rows.filter(status=Status.CLAIMED, claimed_at__gte=now - IN_FLIGHT_AT_MOST)
 
 
 def _mark(row, token, **fields):
@@ -142,12 +167,48 @@ def _release_dead_claims(campaign):
         status=Status.PENDING, claim_token="", uncertain=True)
 
 
+class Undecided(Exception):
+    """The row's message cannot be told yet (another row to that number is in flight)."""
+
+
 def _find_sent(client, row):
-    since = (row.first_claimed_at or row.claimed_at) - CLOCK_SLACK
-    for message in client.messages_to(row.phone, since=since):
-        if message.body == row.body:
-            return message
-    return None
+    """The message an earlier attempt of this row left at Twilio, or None if it left none.
+
+    Twilio has no idempotency key, and its Message resource does not show the
+    StatusCallback it was given. Two ways, exact first:
+    - a callback came to the row's own URL: it names the message (its sid);
+    - else the account's messages to the number since the first claim, with the
+      row's body, less every message another row holds or a callback names for
+      another row. Two rows with the same text to one number can both be in doubt
+      (both replies lost): each made at most one message (none is sent again
+      before this check), so the free messages, oldest first, go to the rows in
+      doubt in outbox order and a row left without one has none: the number gets
+      exactly as many texts as it has rows. A row to that number still in flight
+      elsewhere (its message may or may not be there yet) leaves it Undecided.
+    """
+    named = StatusCallback.objects.filter(outbox=row.pk).values_list("sid", flat=True).first()
+    if named:
+        return client.get_message(named)
+    in_doubt = CampaignMessage.objects.filter(phone=row.phone, body=row.body, sid="").filter(
+        Q(uncertain=True) | Q(status=Status.CLAIMED)).exclude(pk=row.pk)
+    if _in_flight(in_doubt, quiet_hours.now()).exists():
+        raise Undecided()
+    doubtful = [row, *in_doubt]
+    since = min(r.first_claimed_at or r.claimed_at or quiet_hours.now() for r in doubtful) - CLOCK_SLACK
+    candidates = [m for m in client.messages_to(row.phone, since=since) if m.body == row.body]
+    if not candidates:
+        return None
+    sids = [m.sid for m in candidates]
+    taken = set(CampaignMessage.objects.filter(sid__in=sids).exclude(pk=row.pk).values_list("sid", flat=True))
+    taken |= set(StatusCallback.objects.filter(sid__in=sids, outbox__isnull=False).exclude(outbox=row.pk)
+                 .values_list("sid", flat=True))
+    free = sorted((m for m in candidates if m.sid not in taken),
+                  key=lambda m: (m.date_created or quiet_hours.now(), m.sid))
+    # rows named by a callback have their message already (it is in `taken`)
+    named_rows = set(StatusCallback.objects.filter(outbox__in=[r.pk for r in doubtful]).values_list("outbox", flat=True))
+    order = sorted(r.pk for r in doubtful if r.pk not in named_rows)
+    place = order.index(row.pk)
+    return free[place] if place < len(free) else None
 
 
 def _attempt(client, bucket, account, row, callback):
@@ -162,7 +223,10 @@ def _attempt(client, bucket, account, row, callback):
             return "no_sender", None
         bucket.acquire()
         return "sent", client.create_message(to=row.phone, body=row.body, sender=sender,
-                                             status_callback=callback, validity_period=account.validity_period)
+                                             status_callback=callback_for(callback, row),
+                                             validity_period=account.validity_period)
+    except Undecided:
+        return "undecided", None
     except UpstreamError as exc:
         return "error", exc
 
@@ -177,6 +241,10 @@ def _record(run, row, token, outcome, result):
             run.advance()
             apply_stored_callbacks(result.sid)
         run.count("submitted" if outcome == "sent" else "reconciled_without_resending")
+        return None
+    if outcome == "undecided":
+        _mark(row, token, status=Status.PENDING, claim_token="", due_at=now + UNDECIDED_WAIT)
+        run.count("reconcile_waited")
         return None
     if outcome == "no_sender":
         _mark(row, token, status=Status.FAILED, error_message="No sender may text this country.", claim_token="")
@@ -369,12 +437,13 @@ def send_due_messages(run):
 
 # --- callbacks, inbound, opt-outs -------------------------------------------------------
 
-def apply_status(sid, status, error_code=None):
+def apply_status(sid, status, error_code=None, outbox=None):
     """Store a verified status callback and apply it. Idempotent and order-proof: a
-    status never replaces one later in Twilio's lifecycle."""
+    status never replaces one later in Twilio's lifecycle. `outbox`: the row named
+    by the callback's URL (kept: it tells a lost reply's message exactly)."""
     if status not in CampaignMessage.RANK:
         return 0
-    StatusCallback.objects.create(sid=sid, status=status, error_code=error_code)
+    StatusCallback.objects.create(sid=sid, status=status, error_code=error_code, outbox=outbox)
     return apply_stored_callbacks(sid)
 
 
