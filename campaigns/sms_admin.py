@@ -18,7 +18,7 @@ from portal.admin import SecretFieldsMixin, secret_status
 from portal.runs import OperationFailed
 
 from .admin import CONTACTS_PERMISSION, CampaignAdmin
-from .models import Campaign, CampaignMessage, OptOut, SmsAccount
+from .models import Campaign, CampaignMessage, OptOut, SendState, SmsAccount
 from .services import messages as composition
 from .services import sending
 from .services.optouts import import_opt_outs
@@ -101,7 +101,8 @@ class SmsCampaignAdmin(CampaignAdmin):
         return TemplateResponse(request, "admin/campaigns/campaign/sms_approve.html", context)
 
     def delivery_view(self, request, pk):
-        """Counts per status (refresh while sending) and the per-recipient table."""
+        """Counts per status (updated in place while sending: delivery_live.js polls the
+        delivery API) and the per-recipient table."""
         campaign = get_object_or_404(Campaign, pk=pk)
         if not self.has_view_permission(request, campaign) or not request.user.has_perm(CONTACTS_PERMISSION):
             raise PermissionDenied
@@ -111,7 +112,8 @@ class SmsCampaignAdmin(CampaignAdmin):
             rows = rows.filter(status=status)
         context = {**self.admin_site.each_context(request), "title": f"Delivery of {campaign}", "campaign": campaign,
                    "opts": self.model._meta, "counts": sending.delivery_counts(campaign.pk), "rows": rows[:500],
-                   "live": campaign.send_state == "sending", "may_send": request.user.has_perm(SEND_PERMISSION)}
+                   "live": campaign.send_state == "sending", "may_send": request.user.has_perm(SEND_PERMISSION),
+                   "send_state_labels": dict(SendState.choices)}
         return TemplateResponse(request, "admin/campaigns/campaign/sms_delivery.html", context)
 
 

@@ -146,6 +146,10 @@ class StatusCallback(models.Model):
     sid = models.CharField(max_length=34, db_index=True)
     status = models.CharField(max_length=20)
     error_code = models.PositiveIntegerField(null=True, blank=True)
+    # Each outbox row gets a StatusCallback URL of its own (?outbox=<pk>, covered by
+    # the signature): a callback then names the row its message belongs to, even when
+    # the POST's reply, and with it the sid, was lost.
+    outbox = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
     received_at = models.DateTimeField(auto_now_add=True)
     applied = models.BooleanField(default=False)
 

@@ -276,8 +276,9 @@ class TwilioStatusCallbackView(View):
             code = int(params["ErrorCode"]) if params.get("ErrorCode") else None
         except ValueError:
             code = None
+        outbox = request.GET.get("outbox", "")
         if sid:
-            sending.apply_status(sid, status, code)
+            sending.apply_status(sid, status, code, outbox=int(outbox) if outbox.isdigit() and len(outbox) < 19 else None)
         return HttpResponse(status=204)
 
 

@@ -30,8 +30,9 @@ Control (`/_sandbox/twilio/<action>`, JSON bodies):
   lifecycle at all (benchmarks).
 - `destiny {"to": "+47...", "status": "undelivered"|"failed", "error_code": 30005}`:
   how messages to one number end.
-- `lose_reply {"count": 1, "mode": "reset"|"timeout", "timeout_s": 5}`: the
-  next `count` creates are stored (and delivered) but the client gets no reply.
+- `lose_reply {"count": 1, "mode": "reset"|"timeout", "timeout_s": 5, "after": 0}`:
+  the next `count` creates (after `after` that are answered) are stored (and
+  delivered) but the client gets no reply.
 - `inbound {"from": "+1...", "to": "<our sender>", "body": "STOP"}`: a person
   texts us; STOP-family keywords opt them out, START-family back in, and the
   signed inbound webhook is POSTed to `inbound_url` (answer in the reply).
@@ -404,6 +405,8 @@ class TwilioSandbox(Sandbox):
             return json_response({"ok": True})
         if action == "lose_reply" and request.method == "POST":
             with self.lock:
+                # "after": that many creates first get their reply (a None in the queue each)
+                self.lose_replies.extend([None] * int(spec.get("after", 0)))
                 for _ in range(int(spec.get("count", 1))):
                     self.lose_replies.append(spec)
             return json_response({"queued": int(spec.get("count", 1))})

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from ..client import NetlifeClient
 from ..models import RegisteredUser, Subject
-from .sync import _fetcher, _portal, store_job_snapshot
+from .sync import _fetcher, _portal
+from .sync_store import store_job_snapshot
 
 
 def retry_job(run, record):

@@ -8,8 +8,12 @@ kills or re-runs happen, because:
 
 - a row is POSTed only by the execution holding its claim, under the campaign's lock;
 - a claim left by a dead execution, a timed-out POST and a 5xx all make the row
-  `uncertain`: before any second attempt the account's messages to that number
-  since the first claim are listed, and a match (same body) is adopted instead;
+  `uncertain`: before any second attempt the row's message is looked for (see
+  `_find_sent`: a status callback to the row's own URL names it exactly; else the
+  account's messages to that number since the first claim, with the row's body,
+  that no other row holds), and adopted instead;
+- rows to one number are never in flight at once, so what that listing shows
+  is never a POST still on its way;
 - 429/20429 is certain not to have sent: retried with backoff, no listing needed.
 
 Waits (backoff, quiet hours) are the row's `due_at`, polled by beat's
@@ -32,10 +36,21 @@ from portal.ratelimit import get_bucket
 from portal.runs import OperationFailed, operation
 
 from .. import sms_conf
-from ..models import Campaign, CampaignMessage, OptOut, SendState, SmsAccount, StatusCallback
+from ..models import Campaign, CampaignMessage, OptOut, SendState, SmsAccount
 from ..twilio_client import TwilioClient, TwilioRefused
 from . import quiet_hours
-from .messages import compose
+from .approval import NotAllowed, account_for, approve_campaign, cancel_campaign  # noqa: F401
+from .reconcile import Undecided, find_sent, in_flight
+# The webhooks' side (callbacks, inbound texts, opt-outs) lives in sms_events; its
+# names stay importable from here, the one module the views and commands use.
+from .sms_events import (  # noqa: F401
+    account_by_sid,
+    apply_status,
+    apply_stored_callbacks,
+    delivery_counts,
+    record_inbound,
+    record_opt_out,
+)
 
 logger = logging.getLogger(__name__)
 Status = CampaignMessage.Status
@@ -43,72 +58,18 @@ Status = CampaignMessage.Status
 MAX_ATTEMPTS = 8
 #: a row due this soon is waited for inside the run; later ones are left to beat
 WAIT_IN_RUN_S = 10
-#: created this long before our claim still counts as ours (Twilio's dates have whole seconds)
-CLOCK_SLACK = timedelta(seconds=5)
 OPT_OUT_CODE = 21610
-
-
-class NotAllowed(Exception):
-    """The user may not do this (no `send_campaign` permission)."""
-
-
-def account_for(campaign):
-    account = campaign.sms_account or SmsAccount.default()
-    if account is None:
-        raise OperationFailed("No SMS account is configured (Campaigns › SMS accounts).")
-    return account
+#: a row whose message cannot be told yet looks again this much later
+UNDECIDED_WAIT = timedelta(seconds=5)
 
 
 def status_callback_url():
     return f"{sms_conf.public_url()}/api/campaigns/twilio/status/"
 
 
-# --- approval ------------------------------------------------------------------------
-
-def approve_campaign(campaign_id, *, user, trigger="admin", queue=True):
-    """Write the campaign's outbox from what it would send now and queue the send run.
-
-    Only a user with `campaigns.send_campaign`. Idempotent: approving again adds
-    only recipients not yet in the outbox (never a second row for anyone) and
-    returns the run already queued or running, if any. `queue=False` (the
-    command, which then runs the send itself): nothing is queued, returns None.
-    """
-    if not (user and user.is_active and user.is_staff and user.has_perm("campaigns.send_campaign")):
-        raise NotAllowed("Approving a send needs the “Can approve, send and cancel a campaign's SMS” permission.")
-    with transaction.atomic():
-        campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
-        account = account_for(campaign)
-        messages, skipped = compose(campaign, account)
-        if not messages:
-            raise OperationFailed(f"Campaign {campaign.name!r} has nobody to text ({dict(skipped) or 'no subjects'}).")
-        now = quiet_hours.now()
-        CampaignMessage.objects.bulk_create(
-            [CampaignMessage(campaign=campaign, key=m.key, phone=m.phone, body=m.body, subjects=m.subject_uuids,
-                             encoding=m.encoding, segments=m.segments, due_at=now) for m in messages],
-            ignore_conflicts=True, batch_size=1000,
-        )
-        campaign.send_state = SendState.SENDING
-        campaign.approved_by, campaign.approved_at, campaign.skipped = user, now, dict(skipped)
-        if campaign.sms_account_id is None:
-            campaign.sms_account = account
-        campaign.save(update_fields=["send_state", "approved_by", "approved_at", "skipped", "sms_account"])
-    logger.info("campaign #%s approved: %s messages", campaign.pk, len(messages))
-    if not queue:
-        return None
-    return enqueue("campaigns", "send_campaign", trigger=trigger, user=user, campaign=campaign.pk)
-
-
-def cancel_campaign(campaign_id, *, user):
-    """Stop a send: every message not yet handed to Twilio is marked cancelled (the
-    running send stops at its next batch). Returns how many were cancelled."""
-    if not (user and user.is_active and user.has_perm("campaigns.send_campaign")):
-        raise NotAllowed("Cancelling a send needs the “Can approve, send and cancel a campaign's SMS” permission.")
-    with transaction.atomic():
-        Campaign.objects.filter(pk=campaign_id).update(send_state=SendState.CANCELLED)
-        cancelled = CampaignMessage.objects.filter(campaign_id=campaign_id, status=Status.PENDING).update(
-            status=Status.CANCELLED, claim_token="")
-    logger.info("campaign #%s cancelled: %s messages not sent", campaign_id, cancelled)
-    return cancelled
+def callback_for(base, row):
+    """The row's own StatusCallback URL: its callbacks name the row (see StatusCallback.outbox)."""
+    return f"{base}?outbox={row.pk}" if base else ""
 
 
 # --- the send run -------------------------------------------------------------------
@@ -120,10 +81,16 @@ def _backoff(attempts, retry_after=None):
 
 
 def _claim(campaign, token, size):
+    """Claim up to `size` due rows, at most one per number, none to a number in flight."""
     now = quiet_hours.now()
     with transaction.atomic():
+        busy = set(in_flight(CampaignMessage.objects.all(), now).values_list("phone", flat=True))
         due = CampaignMessage.objects.filter(campaign=campaign, status=Status.PENDING, due_at__lte=now).order_by("due_at", "pk")
-        ids = list(due.values_list("pk", flat=True)[:size])
+        ids = []
+        for pk, phone in due.values_list("pk", "phone")[:size * 4]:
+            if phone not in busy and len(ids) < size:
+                busy.add(phone)
+                ids.append(pk)
         if ids:
             CampaignMessage.objects.filter(pk__in=ids, status=Status.PENDING).update(status=Status.CLAIMED, claim_token=token, claimed_at=now)
             CampaignMessage.objects.filter(pk__in=ids, first_claimed_at__isnull=True).update(first_claimed_at=now)
@@ -142,19 +109,11 @@ def _release_dead_claims(campaign):
         status=Status.PENDING, claim_token="", uncertain=True)
 
 
-def _find_sent(client, row):
-    since = (row.first_claimed_at or row.claimed_at) - CLOCK_SLACK
-    for message in client.messages_to(row.phone, since=since):
-        if message.body == row.body:
-            return message
-    return None
-
-
 def _attempt(client, bucket, account, row, callback):
     """In a pool thread: HTTP only. Returns (outcome, message or error)."""
     try:
         if row.uncertain:
-            found = _find_sent(client, row)
+            found = find_sent(client, row)
             if found is not None:
                 return "found", found
         sender = account.sender_for(row.phone)
@@ -162,7 +121,10 @@ def _attempt(client, bucket, account, row, callback):
             return "no_sender", None
         bucket.acquire()
         return "sent", client.create_message(to=row.phone, body=row.body, sender=sender,
-                                             status_callback=callback, validity_period=account.validity_period)
+                                             status_callback=callback_for(callback, row),
+                                             validity_period=account.validity_period)
+    except Undecided:
+        return "undecided", None
     except UpstreamError as exc:
         return "error", exc
 
@@ -177,6 +139,10 @@ def _record(run, row, token, outcome, result):
             run.advance()
             apply_stored_callbacks(result.sid)
         run.count("submitted" if outcome == "sent" else "reconciled_without_resending")
+        return None
+    if outcome == "undecided":
+        _mark(row, token, status=Status.PENDING, claim_token="", due_at=now + UNDECIDED_WAIT)
+        run.count("reconcile_waited")
         return None
     if outcome == "no_sender":
         _mark(row, token, status=Status.FAILED, error_message="No sender may text this country.", claim_token="")
@@ -367,72 +333,6 @@ def send_due_messages(run):
     return dict(run.record.counters)
 
 
-# --- callbacks, inbound, opt-outs -------------------------------------------------------
-
-def apply_status(sid, status, error_code=None):
-    """Store a verified status callback and apply it. Idempotent and order-proof: a
-    status never replaces one later in Twilio's lifecycle."""
-    if status not in CampaignMessage.RANK:
-        return 0
-    StatusCallback.objects.create(sid=sid, status=status, error_code=error_code)
-    return apply_stored_callbacks(sid)
-
-
-def apply_stored_callbacks(sid):
-    """Apply the callbacks received for `sid` (some may have arrived before our POST's reply)."""
-    applied = 0
-    events = list(StatusCallback.objects.filter(sid=sid, applied=False))
-    if not events or not CampaignMessage.objects.filter(sid=sid).exists():
-        return 0
-    for event in events:
-        rank = CampaignMessage.RANK[event.status]
-        lower = [s for s, r in CampaignMessage.RANK.items() if r < rank]
-        fields = {"status": event.status, "status_updated_at": timezone.now()}
-        if event.error_code:
-            fields.update(error_code=event.error_code, error_message=DELIVERY_ERRORS.get(event.error_code, "Delivery failed"))
-        # A conditional UPDATE: two callbacks racing each other can only move it forward.
-        applied += CampaignMessage.objects.filter(sid=sid, status__in=lower).update(**fields)
-    StatusCallback.objects.filter(pk__in=[e.pk for e in events]).update(applied=True)
-    return applied
-
-
-DELIVERY_ERRORS = {
-    30003: "Unreachable destination handset", 30004: "Message blocked", 30005: "Unknown destination handset",
-    30006: "Landline or unreachable carrier", 30007: "Message filtered by the carrier", 30008: "Unknown error",
-    30036: "Validity period expired",
-}
-
-STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
-START_WORDS = {"START", "YES", "UNSTOP"}
-
-
-def record_opt_out(phone, *, source, keyword="", user=None, note="", active=True):
-    row, created = OptOut.objects.get_or_create(
-        phone=phone, defaults={"source": source, "keyword": keyword, "added_by": user, "note": note, "active": active})
-    if not created and (row.active != active or row.source != source):
-        row.active, row.source, row.keyword = active, source, keyword or row.keyword
-        row.added_by = user or row.added_by
-        row.note = note or row.note
-        row.save()
-    return row
-
-
-def record_inbound(phone, body, opt_out_type=""):
-    """An inbound text: STOP-family opts the number out, START-family back in. Returns the keyword type or ""."""
-    word = (opt_out_type or "").upper() or body.strip().upper()
-    if word in STOP_WORDS or word == "STOP":
-        record_opt_out(phone, source=OptOut.Source.INBOUND, keyword=body.strip()[:20], active=True)
-        return "STOP"
-    if word in START_WORDS or word == "START":
-        record_opt_out(phone, source=OptOut.Source.INBOUND, keyword=body.strip()[:20], active=False)
-        return "START"
-    return ""
-
-
-def account_by_sid(account_sid):
-    return SmsAccount.objects.filter(account_sid=account_sid).first() if account_sid else None
-
-
 # --- a test message ------------------------------------------------------------------------
 
 @operation("campaigns", "send_test_sms", lock=False, target=lambda params: str(params.get("account", "")))
@@ -453,13 +353,6 @@ def send_test_sms(run, account, phone=""):
     run.ok()
     logger.info("test message sent: %s", message.sid)
     return {"sid": message.sid, "status": message.status}
-
-
-def delivery_counts(campaign_id):
-    from django.db.models import Count
-
-    counts = dict(CampaignMessage.objects.filter(campaign_id=campaign_id).values_list("status").annotate(n=Count("pk")))
-    return {status: counts.get(status, 0) for status in Status.values}
 
 
 __all__ = ["retry_message", "approve_campaign", "cancel_campaign", "send_campaign", "send_due_messages", "send_test_sms", "apply_status",

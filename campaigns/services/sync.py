@@ -23,22 +23,18 @@ import threading
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 
-from django.db import transaction
 from django.utils import timezone
 
 from portal.http import UpstreamAuthError, UpstreamError
 from portal.operations import enqueue
-from portal.models import SetAsideRecord
 from portal.runs import OperationFailed, operation
-from portal.setaside import resolve_items
 
 from .. import conf
 from ..client import JobDetails, NetlifeClient, SubjectRecord, UserDetails, UserLink
-from ..models import Activity, Job, Portal, RegisteredUser, Subject, SubjectActivity
+from ..models import Portal, RegisteredUser, Subject
+from .sync_store import activity_ids, open_set_aside_keys, store_activities, store_job_snapshot
 
 logger = logging.getLogger(__name__)
-
-BATCH = 500
 
 
 @dataclass
@@ -152,129 +148,6 @@ class JobFetcher:
         return snapshot
 
 
-def _ids(model, portal, uuids):
-    return dict(model.objects.filter(portal=portal, uuid__in=list(uuids)).values_list("uuid", "id"))
-
-
-def store_activities(portal, activities, now):
-    """Upsert jobs and activities; activities gone from the list leave the webshop."""
-    with transaction.atomic():
-        Job.objects.bulk_create(
-            [Job(portal=portal, uuid=uuid, name=name) for uuid, name in {a.job_uuid: a.job_name for a in activities}.items()],
-            ignore_conflicts=True, batch_size=BATCH,
-        )
-        job_ids = _ids(Job, portal, {a.job_uuid for a in activities})
-        Activity.objects.bulk_create(
-            [Activity(portal=portal, job_id=job_ids[a.job_uuid], uuid=a.uuid, name=a.name, status=a.status or "in-webshop",
-                      starting=a.starting, ending=a.ending, in_webshop=True, last_seen_at=now) for a in activities],
-            update_conflicts=True, unique_fields=["portal", "uuid"],
-            update_fields=["job", "name", "status", "starting", "ending", "in_webshop", "last_seen_at"], batch_size=BATCH,
-        )
-        left = Activity.objects.filter(portal=portal, in_webshop=True).exclude(uuid__in=[a.uuid for a in activities])
-        return left.update(in_webshop=False)
-
-
-def store_job(portal, snapshot: JobSnapshot, now, run):
-    """One job's rows in one transaction: user links, subjects, their activities."""
-    with transaction.atomic():
-        job, _ = Job.objects.update_or_create(
-            portal=portal, uuid=snapshot.uuid,
-            defaults={"subjects_count": len(snapshot.subjects), "buyers_count": len(snapshot.buyers), "synced_at": now,
-                      **({"name": snapshot.name} if snapshot.name else {})},
-        )
-        usernames = {link.user_uuid: link.username for link in snapshot.links}
-        detailed = [RegisteredUser(portal=portal, uuid=uuid, username=usernames.get(uuid, ""), name=d.name, email=d.email,
-                                   phone_number=d.phone_number, details_fetched_at=now)
-                    for uuid, d in snapshot.user_details.items()]
-        for user in detailed:
-            user.synced_at = now
-        RegisteredUser.objects.bulk_create(detailed, update_conflicts=True, unique_fields=["portal", "uuid"],
-                                           update_fields=["username", "name", "email", "phone_number", "details_fetched_at",
-                                                          "synced_at"],
-                                           batch_size=BATCH)
-        # Unchanged rows are not written again (a re-run is then a few queries
-        # per job); "last seen" moves for all of them in one UPDATE.
-        known_users = {uuid: name for uuid, name in
-                       RegisteredUser.objects.filter(portal=portal, uuid__in=list(usernames)).values_list("uuid", "username")}
-        linked_only = [RegisteredUser(portal=portal, uuid=uuid, username=name, synced_at=now) for uuid, name in usernames.items()
-                       if uuid not in snapshot.user_details and known_users.get(uuid) != name]
-        RegisteredUser.objects.bulk_create(linked_only, update_conflicts=True, unique_fields=["portal", "uuid"],
-                                           update_fields=["username", "synced_at"], batch_size=BATCH)
-        RegisteredUser.objects.filter(portal=portal, uuid__in=list(usernames)).update(synced_at=now)
-        user_ids = _ids(RegisteredUser, portal, usernames)
-        user_of_subject = {link.subject_uuid: user_ids[link.user_uuid] for link in snapshot.links}
-
-        current = [s.uuid for s in snapshot.subjects]
-        compared = ["job_id", "name", "first_name", "last_name", "external_id", "group", "country", "phone_number", "email",
-                    "delivery_contacts", "has_order", "image_count", "registered_user_id"]
-        stored = {row[0]: row[1:] for row in
-                  Subject.objects.filter(portal=portal, uuid__in=current).values_list("uuid", *compared)}
-        existing = set(stored)
-        fields = ["job", "name", "first_name", "last_name", "external_id", "group", "country", "phone_number", "email",
-                  "delivery_contacts", "has_order", "image_count", "registered_user", "synced_at"]
-        rows = {True: [], False: []}
-        for s in snapshot.subjects:
-            checked = s.uuid in snapshot.keys_checked
-            values = (job.pk, s.name, s.first_name, s.last_name, s.external_id, s.group, s.country, s.phone_number, s.email,
-                      s.delivery_contacts, s.uuid in snapshot.buyers, s.image_count, user_of_subject.get(s.uuid))
-            if not checked and stored.get(s.uuid) == values:
-                continue  # unchanged (built as a tuple: a model instance per subject costs more than the compare)
-            rows[checked].append(Subject(
-                portal=portal, uuid=s.uuid, **dict(zip(compared, values)),
-                access_key=snapshot.access_keys.get(s.uuid, ""), access_key_checked_at=now if checked else None, synced_at=now,
-            ))
-        # Only a key Netlife was asked about now overwrites the stored one (a
-        # revoked key becomes ""); the others keep their key and its check time.
-        for checked, batch in rows.items():
-            Subject.objects.bulk_create(batch, update_conflicts=True, unique_fields=["portal", "uuid"],
-                                        update_fields=fields + (["access_key", "access_key_checked_at"] if checked else []),
-                                        batch_size=BATCH)
-        Subject.objects.filter(portal=portal, uuid__in=current).update(synced_at=now)
-        removed = 0
-        if snapshot.complete:
-            _total, per_model = Subject.objects.filter(job=job).exclude(uuid__in=current).delete()
-            removed = per_model.get(Subject._meta.label, 0)  # not the cascaded activity links
-
-        subject_ids = _ids(Subject, portal, current)
-        activity_ids = dict(Activity.objects.filter(portal=portal).values_list("uuid", "id"))
-        pairs = set()
-        for s in snapshot.subjects:
-            for activity_uuid in snapshot.details.activities_of(s):
-                if activity_uuid in activity_ids:
-                    pairs.add((subject_ids[s.uuid], activity_ids[activity_uuid]))
-        held = {(subject, activity): pk for pk, subject, activity in
-                SubjectActivity.objects.filter(subject_id__in=subject_ids.values()).values_list("id", "subject_id", "activity_id")}
-        SubjectActivity.objects.filter(pk__in=[pk for pair, pk in held.items() if pair not in pairs]).delete()
-        SubjectActivity.objects.bulk_create([SubjectActivity(subject_id=s, activity_id=a) for s, a in pairs - set(held)],
-                                            batch_size=BATCH)
-
-    # the seed client's statistics, by its names
-    run.count("subjects_total", len(snapshot.subjects))
-    run.count("subjects_buyers", len(snapshot.buyers))
-    run.count("subjects_non_buyers", len(snapshot.subjects) - len(snapshot.buyers))
-    run.count("subjects_with_phones", sum(1 for s in snapshot.subjects
-                                          if s.phone_number or any(c.get("mobile_phone") for c in s.delivery_contacts)))
-    run.count("subjects_with_emails", sum(1 for s in snapshot.subjects
-                                          if s.email or any(c.get("email_address") for c in s.delivery_contacts)))
-    run.count("subjects_with_images", sum(1 for s in snapshot.subjects if s.image_count))
-    run.count("registered_users_checked", len(snapshot.subjects))
-    run.count("registered_users_found", len(snapshot.links))
-    run.count("access_keys_existing", sum(1 for k in snapshot.access_keys.values() if k) - snapshot.keys_created)
-    run.count("access_keys_created", snapshot.keys_created)
-    run.count("access_keys_revoked", snapshot.keys_revoked)
-    run.count("access_keys_reused", snapshot.keys_reused)
-    # photographed, yet no activity found: such a subject drops out of every campaign
-    run.count("subjects_without_activity", sum(1 for s in snapshot.subjects
-                                               if s.image_count and not snapshot.details.activities_of(s)))
-    # ours
-    run.count("subjects_created", len(current) - len(existing))
-    run.count("user_details_fetched", len(snapshot.user_details))
-    if removed:
-        run.count("subjects_removed", removed)
-    if not snapshot.complete:
-        run.count("subject_removal_skipped_jobs")
-
-
 def _portal(key):
     row = Portal.objects.filter(key=key).first()
     if row is None:
@@ -302,29 +175,6 @@ def _fetcher(client, row):
     )
 
 
-def store_job_snapshot(run, row, snapshot, started):
-    """Store one fetched job with its failed users and keys set aside, in one transaction;
-    close the open records of the users, keys and job that went through."""
-    with transaction.atomic():
-        store_job(row, snapshot, started, run)
-        for kind, key, reason, context, payload in snapshot.failures:
-            run.set_aside(kind, key, reason, context=context, payload=payload)
-    failed = {(kind, key) for kind, key, *_ in snapshot.failures}
-    run.count("subjects_failed", sum(1 for kind, _ in failed if kind == "subject"))
-    run.count("users_failed", sum(1 for kind, _ in failed if kind == "user"))
-    run.count("access_keys_failed", sum(1 for kind, _ in failed if kind == "access_key"))
-    resolve_items(run.record, "campaigns", "job", [f"{row.key}/{snapshot.uuid}"])
-    resolve_items(run.record, "campaigns", "user", [f"{row.key}/{u}" for u in snapshot.user_details])
-    resolve_items(run.record, "campaigns", "access_key", [f"{row.key}/{s}" for s in snapshot.keys_checked])
-    # A subject row is keyed by a label, not a uuid: every open row of this job
-    # that did not fail this time was read.
-    still_bad = {key for kind, key in failed if kind == "subject"}
-    read_now = SetAsideRecord.objects.filter(
-        app="campaigns", kind="subject", status=SetAsideRecord.Status.OPEN, key__startswith=f"{row.key}/{snapshot.uuid}/",
-    ).exclude(key__in=still_bad).values_list("key", flat=True)
-    resolve_items(run.record, "campaigns", "subject", list(read_now))
-
-
 @operation("campaigns", "sync_portal", lock_key=lambda params: params.get("portal", ""))
 def sync_portal(run, portal):
     """Sync one portal (by key) from Netlife.
@@ -346,16 +196,21 @@ def sync_portal(run, portal):
     run.record.progress_done = 0
     run.set_counter("brand", row.get_brand_display())
     try:
-        activities = client.activities_in_webshop()
-        run.count("activities_found", len(activities))
-        left = store_activities(row, activities, started)
-        if left:
-            run.count("activities_left_webshop", left)
-        job_uuids = sorted({a.job_uuid for a in activities})
-        run.set_total(len(job_uuids))
-        fetcher = _fetcher(client, row)
         with run.executor(max(1, row.max_concurrent_jobs)) as pool:
+            # What the run reads from the database before its first job is read
+            # while Netlife answers the activities call, not after it.
+            listing = pool.submit(client.activities_in_webshop)
+            fetcher = _fetcher(client, row)
+            open_keys = open_set_aside_keys(row)
+            activities = listing.result()
+            run.count("activities_found", len(activities))
+            left = store_activities(row, activities, started)
+            if left:
+                run.count("activities_left_webshop", left)
+            job_uuids = sorted({a.job_uuid for a in activities})
+            run.set_total(len(job_uuids))
             futures = {pool.submit(fetcher.fetch, uuid): uuid for uuid in job_uuids}
+            known_activities = activity_ids(row)
             for future in as_completed(futures):
                 job_uuid = futures[future]
                 try:
@@ -368,7 +223,7 @@ def sync_portal(run, portal):
                     run.count("jobs_failed")
                     run.advance()
                     continue
-                store_job_snapshot(run, row, snapshot, started)
+                store_job_snapshot(run, row, snapshot, started, activities=known_activities, open_keys=open_keys)
                 # A job went through unless every one of its subject rows was set aside.
                 if snapshot.subjects or not snapshot.rejected_subjects:
                     run.ok()

@@ -156,3 +156,37 @@ def test_the_send_tasks_run_the_services(campaign, sender, twilio, monkeypatch):
     clock["now"] = datetime(2026, 12, 2, 13, 30, tzinfo=UTC)
     send_due_messages_task.delay()
     assert sandbox_texts(twilio) == {phone: 1 for phone in HOMES}
+
+
+@pytest.mark.browser
+def test_the_delivery_counts_update_in_place_while_sending(live_server, sender, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    from walmart.client.login import BROWSER_ARGS, _executable
+
+    campaign = make_campaign(make_families(HOMES), make_account())
+    rows = [CampaignMessage.objects.create(campaign=campaign, key=phone, phone=phone, body="Hi", due_at=datetime.now(UTC),
+                                           status="sent", sid=f"SM{n}") for n, phone in enumerate(HOMES)]
+    Campaign.objects.filter(pk=campaign.pk).update(send_state="sending")
+    delivered = 'document.querySelector(\'#counts td[data-status="delivered"]\').textContent'
+    # Playwright's sync API runs an event loop in this thread; the ORM calls below are plain sync code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_executable(), headless=True, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{live_server.url}/admin/login/?next=/admin/campaigns/campaign/{campaign.pk}/delivery/")
+            page.fill("#id_username", "sender")
+            page.fill("#id_password", "pw-sender-1")
+            page.click("input[type=submit]")
+            page.wait_for_selector("#counts")
+            assert page.evaluate(delivered) == "0"
+            page.evaluate("window.loadedOnce = true")  # gone if the page reloads
+            CampaignMessage.objects.filter(pk=rows[0].pk).update(status="delivered")
+            page.wait_for_function(f"{delivered} === '1'", timeout=20000)
+            Campaign.objects.filter(pk=campaign.pk).update(send_state="sent")
+            page.wait_for_function("document.getElementById('send-state').textContent === 'Sent'", timeout=20000)
+            assert page.evaluate("window.loadedOnce") is True
+            assert page.evaluate("document.querySelector('#counts').dataset.live") == "0"  # polling stopped
+        finally:
+            browser.close()

@@ -76,6 +76,47 @@ def test_a_reply_lost_after_twilio_accepted_is_reconciled_without_a_second_messa
     assert {r.phone: r.sid for r in CampaignMessage.objects.all()} == sids
 
 
+def _same_text_twice_to_one_number():
+    """Two children of one family, one message each, and a text that does not name them."""
+    portal = make_families({"+12015550501": ["Emma", "Liam"]})
+    campaign = make_campaign(portal, make_account(), one_message_per_subject=True,
+                             message_template="Your school photos are ready.")
+    return campaign
+
+
+@pytest.mark.parametrize(("lost", "after"), [(1, 0), (1, 1), (2, 0)])
+def test_two_identical_texts_to_one_number_with_lost_replies_are_two_messages(twilio, public_url, sender, lost, after):
+    # No callbacks: the listing alone must tell the two identical messages apart
+    # (with after=1 the lost one is the newer: the other row's message must not be taken).
+    control("config", {"callbacks": False})
+    control("lose_reply", {"count": lost, "mode": "reset", "after": after})
+    campaign = _same_text_twice_to_one_number()
+    run = approve_campaign(campaign.pk, user=sender)
+    run.refresh_from_db()
+    assert run.status == "succeeded", (run.error, run.log[-2000:])
+    assert run.counters["reconciled_without_resending"] == lost
+    rows = list(CampaignMessage.objects.filter(campaign=campaign))
+    assert len(rows) == 2 and rows[0].body == rows[1].body
+    assert sandbox_texts(twilio) == {"+12015550501": 2}
+    assert sorted(r.sid for r in rows) == sorted(m["sid"] for m in twilio.state()["messages"])
+
+
+def test_a_lost_replys_message_is_named_by_the_callback_to_its_rows_own_url(twilio, public_url, sender):
+    control("lose_reply", {"count": 1, "mode": "reset"})
+    campaign = _same_text_twice_to_one_number()
+    run = approve_campaign(campaign.pk, user=sender)
+    run.refresh_from_db()
+    assert run.status == "succeeded", (run.error, run.log[-2000:])
+    rows = {r.pk: r for r in CampaignMessage.objects.filter(campaign=campaign)}
+    assert sandbox_texts(twilio) == {"+12015550501": 2}
+    from campaigns.models import StatusCallback
+
+    wait_for(lambda: StatusCallback.objects.filter(outbox__isnull=False).values("outbox").distinct().count() == 2,
+             what="callbacks to both rows' URLs")
+    for callback in StatusCallback.objects.all():
+        assert rows[callback.outbox].sid == callback.sid
+
+
 def test_429_and_500_are_retried_and_each_recipient_gets_one_message(families, sender, twilio):
     from portal.sandbox import Fault
 

@@ -207,3 +207,19 @@ def test_log_lines_are_json_and_carry_the_run_id():
     lines = [json.loads(line) for line in out.getvalue().splitlines() if "inside the run" in line]
     assert lines and lines[0]["run_id"] == record.pk and lines[0]["levelname"] == "INFO"
     assert "sign=***" in lines[0]["message"] and "abc" not in lines[0]["message"]
+
+
+def test_proxy_variables_are_read_once_per_host_and_merged_as_requests_does(monkeypatch):
+    import requests
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/bundle.pem")
+    session, plain = UpstreamSession("proxied"), requests.Session()
+    for url in ("https://api.example/x", "https://internal.example/y", "http://api.example/z"):
+        for _again in range(2):  # the second answer comes from the cache
+            assert session.merge_environment_settings(url, {}, None, True, None) == \
+                plain.merge_environment_settings(url, {}, None, True, None)
+    assert session.merge_environment_settings("https://api.example/x", {}, None, None, None)["proxies"]["https"] == \
+        "http://proxy.example:3128"
+    assert "https" not in session.merge_environment_settings("https://internal.example/y", {}, None, None, None)["proxies"]

@@ -1,0 +1,70 @@
+"""Finding the message an SMS outbox row's earlier attempt left at Twilio.
+
+Twilio has no idempotency key for creating a message, so a POST whose reply was
+lost (a timeout, a reset, a 5xx, a dead worker) may or may not have sent it. Before
+any second attempt the send run asks `find_sent`, which is exact (see its docstring).
+"""
+
+from datetime import timedelta
+
+from django.db.models import Q
+
+from ..models import CampaignMessage, StatusCallback
+from . import quiet_hours
+
+Status = CampaignMessage.Status
+
+#: created this long before our claim still counts as ours (Twilio's dates have whole seconds)
+CLOCK_SLACK = timedelta(seconds=5)
+#: no POST lives longer than this (connect + read timeouts, with room to spare)
+IN_FLIGHT_AT_MOST = timedelta(minutes=10)
+
+
+def in_flight(rows, now):
+    """Rows claimed for a POST that may still be on its way (an older claim is a dead
+    execution's, released when its campaign sends again)."""
+    return rows.filter(status=Status.CLAIMED, claimed_at__gte=now - IN_FLIGHT_AT_MOST)
+
+
+class Undecided(Exception):
+    """The row's message cannot be told yet (another row to that number is in flight)."""
+
+
+def find_sent(client, row):
+    """The message an earlier attempt of this row left at Twilio, or None if it left none.
+
+    Twilio has no idempotency key, and its Message resource does not show the
+    StatusCallback it was given. Two ways, exact first:
+    - a callback came to the row's own URL: it names the message (its sid);
+    - else the account's messages to the number since the first claim, with the
+      row's body, less every message another row holds or a callback names for
+      another row. Two rows with the same text to one number can both be in doubt
+      (both replies lost): each made at most one message (none is sent again
+      before this check), so the free messages, oldest first, go to the rows in
+      doubt in outbox order and a row left without one has none: the number gets
+      exactly as many texts as it has rows. A row to that number still in flight
+      elsewhere (its message may or may not be there yet) leaves it Undecided.
+    """
+    named = StatusCallback.objects.filter(outbox=row.pk).values_list("sid", flat=True).first()
+    if named:
+        return client.get_message(named)
+    in_doubt = CampaignMessage.objects.filter(phone=row.phone, body=row.body, sid="").filter(
+        Q(uncertain=True) | Q(status=Status.CLAIMED)).exclude(pk=row.pk)
+    if in_flight(in_doubt, quiet_hours.now()).exists():
+        raise Undecided()
+    doubtful = [row, *in_doubt]
+    since = min(r.first_claimed_at or r.claimed_at or quiet_hours.now() for r in doubtful) - CLOCK_SLACK
+    candidates = [m for m in client.messages_to(row.phone, since=since) if m.body == row.body]
+    if not candidates:
+        return None
+    sids = [m.sid for m in candidates]
+    taken = set(CampaignMessage.objects.filter(sid__in=sids).exclude(pk=row.pk).values_list("sid", flat=True))
+    taken |= set(StatusCallback.objects.filter(sid__in=sids, outbox__isnull=False).exclude(outbox=row.pk)
+                 .values_list("sid", flat=True))
+    free = sorted((m for m in candidates if m.sid not in taken),
+                  key=lambda m: (m.date_created or quiet_hours.now(), m.sid))
+    # rows named by a callback have their message already (it is in `taken`)
+    named_rows = set(StatusCallback.objects.filter(outbox__in=[r.pk for r in doubtful]).values_list("outbox", flat=True))
+    order = sorted(r.pk for r in doubtful if r.pk not in named_rows)
+    place = order.index(row.pk)
+    return free[place] if place < len(free) else None
