@@ -83,17 +83,14 @@ class _Batch:
         return not self.session_ended
 
     def _write_item(self, event_id, report, employee, error):
-        EdrBatchItem.objects.update_or_create(
-            run_id=self.run.record.pk,
-            event_id=event_id,
-            defaults={
-                "position": self.positions.get(event_id, 0),
-                "success": report is not None,
-                "report": report,
-                "employee_name": employee,
-                "filename": report.filename if report else "",
-                "error": error,
-            },
+        # One INSERT .. ON CONFLICT per event (not a read then a write): the
+        # calling process does this for every event while PDFs render elsewhere.
+        EdrBatchItem.objects.bulk_create(
+            [EdrBatchItem(run_id=self.run.record.pk, event_id=event_id, position=self.positions.get(event_id, 0),
+                          success=report is not None, report=report, employee_name=employee,
+                          filename=report.filename if report else "", error=error)],
+            update_conflicts=True, unique_fields=["run", "event_id"],
+            update_fields=["position", "success", "report", "employee_name", "filename", "error"],
         )
 
     def record(self, event_id, *, report=None, employee="", error="", payload=None):
