@@ -35,6 +35,7 @@ from .edr import (  # noqa: F401
 from .housekeeping import clear_expired_sessions  # noqa: F401
 from .login import (  # noqa: F401
     CONFIGURATION_MISSING,
+    AccountBusy,
     CodeTriesExhausted,
     authenticate,
     logout,
