@@ -89,3 +89,21 @@ def test_a_hanging_code_check_answers_authenticate_with_503_and_counts_no_wrong_
     monkeypatch.setattr(conf, "SYNC_BUDGET_SECONDS", 25)
     reply = api_client.post("/api/walmart/auth/authenticate", {"mfa_code": rl.state()["last_code"]}, format="json")
     assert reply.status_code == 200, reply.content
+
+
+def test_a_code_request_held_by_another_user_past_the_budget_is_503(api_client, admin_user, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from walmart import services
+
+    monkeypatch.setattr(conf, "SYNC_BUDGET_SECONDS", 1.5)
+    account = services.shared_account()
+    account.claimed_until = timezone.now() + timedelta(minutes=1)  # someone's browser login is running
+    account.save(update_fields=["claimed_until"])
+    api_client.force_authenticate(admin_user)
+    reply = api_client.post("/api/walmart/auth/request-mfa")
+    assert reply.status_code == 503, reply.content
+    assert reply["Retry-After"] == str(conf.RETRY_AFTER_SECONDS)
+    assert reply.json()["error"] == "account_busy" and "still running" in reply.json()["message"]
