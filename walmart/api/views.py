@@ -161,12 +161,16 @@ def synchronous_batch_body(record, request):
 
 
 def _wait_seconds(request, validated):
+    """`wait` from the body, else from ?wait= (checked by the same field: a bad
+    value is a 400 before anything is queued), else the default; capped."""
+    from rest_framework.exceptions import ValidationError
+
     raw = validated.get("wait")
     if raw is None and request.query_params.get("wait") not in (None, ""):
         try:
-            raw = float(request.query_params["wait"])
-        except ValueError:
-            raw = None
+            raw = BatchDownloadSerializer().fields["wait"].run_validation(request.query_params["wait"])
+        except ValidationError as exc:
+            raise ValidationError({"wait": exc.detail}) from exc
     if raw is None:
         raw = conf.BATCH_DEFAULT_WAIT_SECONDS
     return max(0.0, min(float(raw), conf.BATCH_MAX_WAIT_SECONDS))
