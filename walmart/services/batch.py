@@ -261,30 +261,6 @@ def wait_for_batch(record, seconds):
     return record
 
 
-def batch_zip_file(record):
-    """Every PDF of a batch run as one zip, in a temporary file (in memory up to
-    16 MB, then on disk) rewound to its start; PDFs are read through the storage
-    API one at a time, so a large batch never sits in memory whole."""
-    import shutil
-    import tempfile
-    import zipfile
-
-    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)
-    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
-        for item in EdrBatchItem.objects.filter(run=record, success=True).select_related("report"):
-            if item.report and item.report.pdf:
-                with item.report.pdf.open("rb") as source, archive.open(item.report.filename, "w") as target:
-                    shutil.copyfileobj(source, target)
-    spool.seek(0)
-    return spool
-
-
-def batch_zip(record):
-    """Every PDF of a batch run as one zip (bytes)."""
-    with batch_zip_file(record) as spool:
-        return spool.read()
-
-
 def batch_params(user, *, date=None, event_ids=None):
     """The batch's parameters, once the user is known to hold an authenticated
     Retail Link session (NoSession / NotAuthenticated otherwise)."""
