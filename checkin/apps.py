@@ -26,6 +26,12 @@ class CheckinConfig(AppConfig):
         register_retry("checkin", "user", retry_user)
         register_retry("checkin", "session", retry_session)
 
+        from celery.signals import beat_init
+
+        from .services.users import fetch_at_start
+
+        beat_init.connect(fetch_at_start, weak=False, dispatch_uid="checkin-fetch-at-start")
+
     def is_configured(self):
         from .services import checkout_api_key
 

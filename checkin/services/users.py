@@ -50,6 +50,13 @@ def fetch_is_due(now=None):
     return due is None or due <= (now or timezone.now())
 
 
+def fetch_at_start(**_signal):
+    """The scheduler (re)started: its first tick fetches the user list, as the
+    original service fetched at start, instead of waiting for a due time planned
+    before the restart. Connected to Celery's beat_init."""
+    CheckinSettings.objects.filter(pk=1).update(next_fetch_at=None)
+
+
 def _plan_next_fetch(delay):
     CheckinSettings.load()
     CheckinSettings.objects.filter(pk=1).update(next_fetch_at=timezone.now() + delay)

@@ -82,6 +82,15 @@ def test_a_failed_fetch_is_retried_after_60_seconds_and_the_first_runs_at_start(
     assert SyncRun.objects.filter(app="checkin", operation="fetch_users").count() == 3
 
 
+def test_a_restarted_scheduler_fetches_at_its_first_tick(configured, sandbox, checkout):
+    from celery.signals import beat_init
+
+    assert services.fetch_users(trigger="beat").status == "succeeded"
+    assert services.fetch_users(trigger="beat") is None  # planned an hour ahead
+    beat_init.send(sender=None)  # a deploy or restart starts beat again
+    assert services.fetch_users(trigger="beat").status == "succeeded"
+
+
 def test_the_fetch_is_polled_every_minute_by_beat():
     from django_celery_beat.models import PeriodicTask
 

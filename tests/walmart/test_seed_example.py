@@ -75,3 +75,15 @@ def test_the_seeds_example_1_runs_verbatim(live_server, admin_user, rl, monkeypa
     assert (batch["success"], batch["total"], batch["successful"], batch["failed"]) == (True, 5, 5, 0)
     assert sorted(r["event_id"] for r in batch["results"]) == [str(i) for i in range(605001, 605006)]
     assert batch["output_directory"] == "walmart/edr/20251005"
+
+
+@pytest.mark.django_db
+def test_a_malformed_wait_in_the_query_is_a_400_and_queues_nothing(api_client, rl_user):
+    from portal.models import SyncRun
+
+    api_client.force_authenticate(rl_user)
+    for bad in ("soon", "-5"):
+        reply = api_client.post(f"/api/walmart/edr/batch-download?wait={bad}", {"event_ids": ["606102"]}, format="json")
+        assert reply.status_code == 400, reply.content
+        assert reply.json()["success"] is False and "wait" in reply.json()["error"]
+    assert not SyncRun.objects.filter(app="walmart", operation="edr_batch").exists()

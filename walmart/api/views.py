@@ -35,6 +35,10 @@ def refusal(exc):
         return envelope(str(exc), "browser_missing", status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
     if isinstance(exc, (sessions.NoSession, sessions.NotAuthenticated, SessionExpired)):
         return envelope(str(exc), type(exc).__name__, status_code=status.HTTP_401_UNAUTHORIZED)
+    if isinstance(exc, services.AccountBusy):
+        reply = envelope(str(exc), "account_busy", status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+        reply["Retry-After"] = str(conf.RETRY_AFTER_SECONDS)
+        return reply
     if isinstance(exc, services.CodeTriesExhausted):
         return envelope(str(exc), "tries_exhausted", status_code=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, LoginRefused):
@@ -64,7 +68,8 @@ class AuthView(RetailLinkView):
 
 
 class RequestMfaView(AuthView):
-    """Sign in to Retail Link (in a browser) and have the SMS code sent."""
+    """Sign in to Retail Link (in a browser) and have the SMS code sent. Answers
+    within WALMART_SYNC_BUDGET_SECONDS: 503 with Retry-After past it."""
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request):
@@ -77,7 +82,7 @@ class RequestMfaView(AuthView):
 
 
 class AuthenticateView(AuthView):
-    """Finish the login with the SMS code."""
+    """Finish the login with the SMS code (in a browser), within the same budget."""
 
     @extend_schema(request=AuthenticateSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request):
@@ -156,12 +161,16 @@ def synchronous_batch_body(record, request):
 
 
 def _wait_seconds(request, validated):
+    """`wait` from the body, else from ?wait= (checked by the same field: a bad
+    value is a 400 before anything is queued), else the default; capped."""
+    from rest_framework.exceptions import ValidationError
+
     raw = validated.get("wait")
     if raw is None and request.query_params.get("wait") not in (None, ""):
         try:
-            raw = float(request.query_params["wait"])
-        except ValueError:
-            raw = None
+            raw = BatchDownloadSerializer().fields["wait"].run_validation(request.query_params["wait"])
+        except ValidationError as exc:
+            raise ValidationError({"wait": exc.detail}) from exc
     if raw is None:
         raw = conf.BATCH_DEFAULT_WAIT_SECONDS
     return max(0.0, min(float(raw), conf.BATCH_MAX_WAIT_SECONDS))

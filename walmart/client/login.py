@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from portal.http import UpstreamTransientError
+from portal.http import BudgetExhausted, UpstreamTransientError, budget_left
 
 from .. import conf
 from .errors import BotDefenceError, BrowserMissing, LoginRefused
@@ -29,9 +29,11 @@ BROWSER_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gp
                 "--disable-sync", "--no-first-run"]
 
 # A JSON POST from inside the page, so Origin, Referer and cookies are the browser's.
-POST_FROM_PAGE = """async ([path, body]) => {
+# page.evaluate() itself never times out: the fetch is aborted after `ms`.
+POST_FROM_PAGE = """async ([path, body, ms]) => {
   const reply = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
-                                   body: JSON.stringify(body), credentials: "include"});
+                                   body: JSON.stringify(body), credentials: "include",
+                                   signal: AbortSignal.timeout(ms)});
   return {status: reply.status, type: reply.headers.get("content-type") || "", text: await reply.text()};
 }"""
 
@@ -62,6 +64,35 @@ def _executable():
     return conf.CHROMIUM_PATH
 
 
+# Browser steps: launching Chromium, loading a page, any other step (a click, an in-page request).
+LAUNCH_TIMEOUT = 30
+NAVIGATION_TIMEOUT = 10
+
+
+def out_of_time():
+    return BudgetExhausted(
+        f"The Retail Link login did not finish within its {conf.SYNC_BUDGET_SECONDS:g} s time budget: the login "
+        "page is slow or not answering. Try again shortly.", upstream="retaillink")
+
+
+def _step_ms(seconds):
+    """A step's timeout in ms: its own, cut to what is left of the caller's time
+    budget (portal.http.time_budget); BudgetExhausted when nothing is left."""
+    left = budget_left()
+    if left is not None:
+        if left <= 0.1:
+            raise out_of_time()
+        seconds = min(seconds, left)
+    return max(1, int(seconds * 1000))
+
+
+def fit_to_budget(context):
+    """Cut the browser's default step timeouts to the time left; called before
+    each step, so the steps together never outlast the budget."""
+    context.set_default_timeout(_step_ms(conf.LOGIN_STEP_TIMEOUT))
+    context.set_default_navigation_timeout(_step_ms(NAVIGATION_TIMEOUT))
+
+
 @contextmanager
 def browser_context(storage_state=None):
     from playwright.sync_api import Error as PlaywrightError
@@ -69,19 +100,30 @@ def browser_context(storage_state=None):
 
     executable = _executable()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=BROWSER_ARGS)
+        try:
+            browser = playwright.chromium.launch(executable_path=executable, headless=True, args=BROWSER_ARGS,
+                                                 timeout=_step_ms(LAUNCH_TIMEOUT))
+        except PlaywrightError as exc:
+            raise _unanswered(exc) from exc
         try:
             context = browser.new_context(storage_state=json.loads(storage_state) if storage_state else None)
-            context.set_default_timeout(conf.LOGIN_STEP_TIMEOUT * 1000)
-            context.set_default_navigation_timeout(10_000)
+            fit_to_budget(context)
             try:
                 yield context
             except PlaywrightError as exc:
-                # navigation/timeouts/connection refused: worth trying again later
-                raise UpstreamTransientError(f"Retail Link login page did not respond: {str(exc).splitlines()[0]}",
-                                             upstream="retaillink") from exc
+                raise _unanswered(exc) from exc
         finally:
             browser.close()
+
+
+def _unanswered(exc):
+    """A browser step failed (navigation, timeout, connection refused): worth
+    trying again later. Past the time budget, that is what the caller is told."""
+    left = budget_left()
+    if left is not None and left <= 0.5:
+        return out_of_time()
+    return UpstreamTransientError(f"Retail Link login page did not respond: {str(exc).splitlines()[0]}",
+                                  upstream="retaillink")
 
 
 def _reply(status, content_type, body_text):
@@ -120,11 +162,13 @@ def _check(step, status, content_type, body):
 
 
 def _post(page, path, body, step):
-    reply = page.evaluate(POST_FROM_PAGE, [path, body])
+    fit_to_budget(page.context)
+    reply = page.evaluate(POST_FROM_PAGE, [path, body, _step_ms(conf.LOGIN_STEP_TIMEOUT)])
     _check(step, *_reply(reply["status"], reply["type"], reply["text"]))
 
 
 def _open_login_page(context):
+    fit_to_budget(context)
     page = context.new_page()
     response = page.goto(conf.login_page_url(), wait_until="load")
     if response is None or response.status >= 400:
@@ -140,6 +184,7 @@ def request_code(credentials):
         page = _open_login_page(context)
         page.fill("#username", credentials.username)
         page.fill("#password", credentials.password)
+        fit_to_budget(context)
         with page.expect_response(lambda r: r.url.endswith("/api/login")) as reply_info:
             page.click("#sign-in")
         reply = reply_info.value
@@ -159,9 +204,13 @@ def submit_code(storage_state, credentials, code):
               "validate code")
         ems = conf.ems_app_url()
         try:  # the real EMS wants its landing page visited first; failures are ignored (as clients do)
+            fit_to_budget(context)
             page.goto(f"{ems}/", wait_until="load")
+        except BudgetExhausted:
+            raise
         except Exception:  # noqa: BLE001
             logger.info("EMS landing page did not load; continuing")
+        fit_to_budget(context)
         response = page.goto(f"{ems}/api/authenticate")
         status = response.status if response else 599
         _check("authenticate", status, response.headers.get("content-type", "") if response else "", {})

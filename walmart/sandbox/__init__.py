@@ -44,6 +44,11 @@ Contract choices not fixed by /work/shared/upstreams/retail-link.md ([P]):
   other events answer normally).
   `edr_attempts` in the state counts every edrReport call, refused or not.
 
+- A slow or hanging login host: the shared latency fault on a login path, e.g.
+  POST /_sandbox/retaillink/faults {"latency_ms": 60000, "path": "/login/login",
+  "exact": true} (the page) or "/login/api/mfa/sendCode" (a request the page's
+  script makes, which has no browser timeout of its own).
+
 Control: POST /_sandbox/retaillink/options {...}, /expire_codes, /expire_tokens.
 """
 

@@ -1,9 +1,10 @@
-"""Retail Link operations: login steps, single EDR, EDR batch, session cleanup,
-event assignments. One module per concern; everything is re-exported here.
+"""Retail Link operations: login steps, single EDR, EDR batch, the batch's zip,
+session cleanup, event assignments. One module per concern; everything is re-exported here.
 
 The admin, the API, the commands and the tasks all call these.
 """
 
+from .archive import batch_zip, batch_zip_file  # noqa: F401
 from .assignments import import_event_assignments, import_event_assignments_csv  # noqa: F401
 from .batch import (  # noqa: F401
     KEEP_ALIVE_SECONDS,
@@ -14,8 +15,6 @@ from .batch import (  # noqa: F401
     output_directory,
     wait_for_batch,
     batch_summary,
-    batch_zip,
-    batch_zip_file,
     edr_batch,
     retry_batch_failures,
     retry_event,
@@ -35,6 +34,7 @@ from .edr import (  # noqa: F401
 from .housekeeping import clear_expired_sessions  # noqa: F401
 from .login import (  # noqa: F401
     CONFIGURATION_MISSING,
+    AccountBusy,
     CodeTriesExhausted,
     authenticate,
     logout,

@@ -83,17 +83,14 @@ class _Batch:
         return not self.session_ended
 
     def _write_item(self, event_id, report, employee, error):
-        EdrBatchItem.objects.update_or_create(
-            run_id=self.run.record.pk,
-            event_id=event_id,
-            defaults={
-                "position": self.positions.get(event_id, 0),
-                "success": report is not None,
-                "report": report,
-                "employee_name": employee,
-                "filename": report.filename if report else "",
-                "error": error,
-            },
+        # One INSERT .. ON CONFLICT per event (not a read then a write): the
+        # calling process does this for every event while PDFs render elsewhere.
+        EdrBatchItem.objects.bulk_create(
+            [EdrBatchItem(run_id=self.run.record.pk, event_id=event_id, position=self.positions.get(event_id, 0),
+                          success=report is not None, report=report, employee_name=employee,
+                          filename=report.filename if report else "", error=error)],
+            update_conflicts=True, unique_fields=["run", "event_id"],
+            update_fields=["position", "success", "report", "employee_name", "filename", "error"],
         )
 
     def record(self, event_id, *, report=None, employee="", error="", payload=None):
@@ -262,30 +259,6 @@ def wait_for_batch(record, seconds):
         time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
         record.refresh_from_db()
     return record
-
-
-def batch_zip_file(record):
-    """Every PDF of a batch run as one zip, in a temporary file (in memory up to
-    16 MB, then on disk) rewound to its start; PDFs are read through the storage
-    API one at a time, so a large batch never sits in memory whole."""
-    import shutil
-    import tempfile
-    import zipfile
-
-    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)
-    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
-        for item in EdrBatchItem.objects.filter(run=record, success=True).select_related("report"):
-            if item.report and item.report.pdf:
-                with item.report.pdf.open("rb") as source, archive.open(item.report.filename, "w") as target:
-                    shutil.copyfileobj(source, target)
-    spool.seek(0)
-    return spool
-
-
-def batch_zip(record):
-    """Every PDF of a batch run as one zip (bytes)."""
-    with batch_zip_file(record) as spool:
-        return spool.read()
 
 
 def batch_params(user, *, date=None, event_ids=None):

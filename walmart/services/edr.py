@@ -4,7 +4,7 @@ from contextlib import contextmanager
 
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from portal.runs import OperationFailed, operation
 from portal.setaside import resolve_items
@@ -51,24 +51,42 @@ def employee_for(event_id):
 
 
 def store_report(edr, employee_name, pdf_bytes, user=None):
-    """Upsert the event's report and replace its PDF (a re-fetch never duplicates)."""
-    with transaction.atomic():
-        report, _ = EdrReport.objects.select_for_update().get_or_create(
-            event_id=edr.event_id, defaults={"fetched_at": clock.now()}
-        )
-        old_file = report.pdf.name if report.pdf else ""
-        report.event_name = edr.name[:300]
-        report.event_date = edr.event_date
-        report.event_type = edr.event_type[:100]
-        report.status = edr.status[:30]
-        report.employee_name = employee_name
-        report.data = edr.raw
-        report.fetched_at = clock.now()
-        report.fetched_by = user if getattr(user, "pk", None) else None
-        if old_file:
-            report.pdf.storage.delete(old_file)
-        report.pdf.save(pdf_filename(edr.event_id, employee_name), ContentFile(pdf_bytes), save=False)
-        report.save()
+    """Upsert the event's report and replace its PDF (a re-fetch never duplicates).
+
+    One locked read and one write: a batch stores every event this way. Two
+    callers storing the same new event at once: the second's insert hits the
+    unique event id, and it stores again over the first's row."""
+    try:
+        return _store_report(edr, employee_name, pdf_bytes, user)
+    except IntegrityError:
+        return _store_report(edr, employee_name, pdf_bytes, user)
+
+
+def _store_report(edr, employee_name, pdf_bytes, user):
+    written = None
+    try:
+        with transaction.atomic():
+            report = next(iter(EdrReport.objects.select_for_update().filter(event_id=edr.event_id).order_by()), None)
+            if report is None:
+                report = EdrReport(event_id=edr.event_id)
+            old_file = report.pdf.name if report.pdf else ""
+            report.event_name = edr.name[:300]
+            report.event_date = edr.event_date
+            report.event_type = edr.event_type[:100]
+            report.status = edr.status[:30]
+            report.employee_name = employee_name
+            report.data = edr.raw
+            report.fetched_at = clock.now()
+            report.fetched_by = user if getattr(user, "pk", None) else None
+            if old_file:
+                report.pdf.storage.delete(old_file)
+            report.pdf.save(pdf_filename(edr.event_id, employee_name), ContentFile(pdf_bytes), save=False)
+            written = report.pdf.name
+            report.save()
+    except IntegrityError:
+        if written:  # the row went to the other caller: its file is the one kept
+            report.pdf.storage.delete(written)
+        raise
     return report
 
 

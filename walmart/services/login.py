@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from django.db.models import F, Q
 
+from portal.http import budget_left, time_budget
 from portal.runs import OperationFailed
 
 from .. import clock, conf, sessions
@@ -30,6 +31,11 @@ REQUEST_IN_PROGRESS = "Another code request for the shared Retail Link account i
 
 class CodeTriesExhausted(OperationFailed):
     """The next wrong code would lock the shared account: the portal refuses it."""
+
+
+class AccountBusy(OperationFailed):
+    """Another code request holds the shared account longer than this caller can
+    wait: worth trying again shortly (503 with Retry-After for API callers)."""
 
 
 def _digest(text):
@@ -60,12 +66,20 @@ def request_mfa(user):
     A request while the shared account's code is still pending (or being
     requested by someone else) joins that login: no second SMS. Side effects:
     at most one SMS from Retail Link; replaces the user's session row.
+    Ends within the synchronous time budget (SYNC_BUDGET_SECONDS), browser
+    steps and the wait for another request included; BudgetExhausted past it.
     Raises OperationFailed (configuration, busy) or an UpstreamError (refusal)."""
+    with time_budget(conf.SYNC_BUDGET_SECONDS):
+        return _request_mfa(user)
+
+
+def _request_mfa(user):
     credentials = conf.credentials()
     if not credentials.complete:
         raise OperationFailed(CONFIGURATION_MISSING)
     account = shared_account(credentials)
-    deadline = time.monotonic() + JOIN_WAIT_SECONDS
+    # Wait for the other request's SMS as long as the time budget allows.
+    deadline = time.monotonic() + min(JOIN_WAIT_SECONDS, max(0.0, budget_left() - 1))
     while True:
         account.refresh_from_db()
         if account.code_pending():
@@ -73,7 +87,7 @@ def request_mfa(user):
         if _claim(account):
             break
         if time.monotonic() > deadline:
-            raise OperationFailed(REQUEST_IN_PROGRESS)
+            raise AccountBusy(REQUEST_IN_PROGRESS)
         time.sleep(0.2)  # another request holds the account: wait for its SMS
     try:
         browser_state = request_code(credentials)
@@ -104,7 +118,14 @@ def authenticate(user, mfa_code):
     """Finish the user's login with the SMS code; the session becomes usable.
 
     A wrong code leaves the half-finished login in place for another try and is
-    counted; the guess that would reach Retail Link's lockout is refused here."""
+    counted; the guess that would reach Retail Link's lockout is refused here.
+    Ends within the synchronous time budget (SYNC_BUDGET_SECONDS); past it,
+    BudgetExhausted, and the code is not counted as wrong."""
+    with time_budget(conf.SYNC_BUDGET_SECONDS):
+        return _authenticate(user, mfa_code)
+
+
+def _authenticate(user, mfa_code):
     session = sessions.require_session(user)
     if session.is_authenticated:
         return session
