@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import operations
+from portal.api.lean import LeanListMixin
 from portal.api.permissions import HasAppPermission
 from portal.api.runs import run_response
 from portal.api.serializers import SyncRunSerializer
@@ -19,7 +20,7 @@ from ..models import HelixEventType, Store, Transaction
 from .serializers import HelixEventTypeSerializer, RunRequestSerializer, StoreSalesSerializer, StoreSerializer, TransactionSerializer
 
 
-class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
+class TransactionViewSet(LeanListMixin, viewsets.ReadOnlyModelViewSet):
     """Sales, newest first, with their Helix posting status and footage links."""
 
     queryset = Transaction.objects.select_related("item", "store", "helix")
