@@ -18,6 +18,8 @@ from django.core.exceptions import FieldDoesNotExist
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from .pagination import StandardPagination
+
 _PLANS = {}
 
 
@@ -81,8 +83,13 @@ class LeanListMixin:
         plan = lean_plan(self.get_serializer_class())
         if plan is None:
             return super().list(request, *args, **kwargs)
-        rows = self.filter_queryset(self.get_queryset()).values(*(lookup for _, lookup, _ in plan))
-        page = self.paginate_queryset(rows)
+        queryset = self.filter_queryset(self.get_queryset())
+        rows = queryset.values(*(lookup for _, lookup, _ in plan))
+        if isinstance(self.paginator, StandardPagination):
+            # counted without the joins that only fetch shown columns
+            page = self.paginator.paginate_queryset(rows, request, view=self, count_source=queryset)
+        else:
+            page = self.paginate_queryset(rows)
         if page is None:
             return Response(lean_rows(plan, rows))
         return self.get_paginated_response(lean_rows(plan, page))
