@@ -69,10 +69,18 @@ def lean_plan(serializer_class):
     return plan
 
 
+# Fields whose to_representation gives a value of this exact type back unchanged
+# (str(s), int(i), a known choice's own string): a million calls saved per 50,000 rows.
+_UNCHANGED = {serializers.CharField: str, serializers.URLField: str, serializers.EmailField: str,
+              serializers.SlugField: str, serializers.ChoiceField: str, serializers.IntegerField: int,
+              serializers.BooleanField: bool}
+
+
 def lean_rows(plan, rows):
     """Each `.values()` row as the serializer would show it (None stays None, as DRF does)."""
-    return [{name: None if (value := row[lookup]) is None else field.to_representation(value)
-             for name, lookup, field in plan} for row in rows]
+    formats = [(name, lookup, field.to_representation, _UNCHANGED.get(type(field))) for name, lookup, field in plan]
+    return [{name: value if value is None or type(value) is unchanged else show(value)
+             for name, lookup, show, unchanged in formats for value in (row[lookup],)} for row in rows]
 
 
 class LeanListMixin:
