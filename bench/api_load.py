@@ -12,8 +12,11 @@ Then, in the same run, `--clients` concurrent clients for `--seconds` each again
   1. GET /api/sales/transactions/                      (first page)
   2. GET /api/sales/transactions/?store=…&date_after=…  (a filtered page)
   3. GET /api/marketplace/order-lines/                 (first page)
-and against a bare Django `JsonResponse` view of the same rows (bench/api_load_urls.py).
-It prints requests/s, p50, p99 and errors of each, and the p99 ratio API / bare.
+and against a bare Django `JsonResponse` view of the same rows (bench/api_load_urls.py),
+API and bare in alternating halves (the machine's other load falls on both alike).
+It prints requests/s, p50, p99, errors and resent requests (a kept-alive connection
+the server closed as the request went out, sent again as HTTP clients do) of each,
+the p99 ratio API / bare, and the load average.
 Target: p99 <= 2x the bare view, 0 errors.
 
 Last, it times the admin changelists of both tables (first page, a filter, a
@@ -121,30 +124,49 @@ class Load:
     def __init__(self, port, token, clients, seconds):
         self.port, self.token, self.clients, self.seconds = port, token, clients, seconds
 
-    def run(self, path):
-        latencies, errors, lock = [], [], threading.Lock()
-        deadline = time.monotonic() + self.seconds
+    def run(self, path, seconds):
+        """Raw figures of `seconds` of load on `path` (see figures())."""
+        latencies, errors, resends, lock = [], [], [], threading.Lock()
+        deadline = time.monotonic() + seconds
+
+        def connect():
+            return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+
+        def fetch(conn):
+            conn.request("GET", path, headers={"Authorization": f"Token {self.token}"})
+            reply = conn.getresponse()
+            reply.read()
+            return reply.status
 
         def client():
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-            mine, bad = [], 0
+            conn, reused = connect(), False
+            mine, bad, resent = [], 0, 0
             while time.monotonic() < deadline:
                 began = time.perf_counter()
                 try:
-                    conn.request("GET", path, headers={"Authorization": f"Token {self.token}"})
-                    reply = conn.getresponse()
-                    reply.read()
-                    if reply.status != 200:
+                    try:
+                        status = fetch(conn)
+                    except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                        if not reused:
+                            raise
+                        # the server closed a kept-alive connection as the request went out:
+                        # sent again on a new one, as HTTP clients do (timed from the first try)
+                        conn.close()
+                        conn, resent = connect(), resent + 1
+                        status = fetch(conn)
+                    reused = True
+                    if status != 200:
                         bad += 1
                 except (OSError, http.client.HTTPException):
                     bad += 1
                     conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                    conn, reused = connect(), False
                     continue
                 mine.append(time.perf_counter() - began)
             with lock:
                 latencies.extend(mine)
                 errors.append(bad)
+                resends.append(resent)
 
         threads = [threading.Thread(target=client) for _ in range(self.clients)]
         began = time.monotonic()
@@ -152,11 +174,24 @@ class Load:
             thread.start()
         for thread in threads:
             thread.join()
-        took = time.monotonic() - began
-        latencies.sort()
-        quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0] * 99
-        return {"rps": len(latencies) / took, "p50": quantiles[49] * 1000, "p99": quantiles[98] * 1000,
-                "errors": sum(errors), "requests": len(latencies)}
+        return {"took": time.monotonic() - began, "latencies": latencies, "errors": sum(errors), "resent": sum(resends)}
+
+    def compare(self, api_path, bare_path, slices=2):
+        """The API and the bare view in alternating slices of `seconds / slices` each,
+        so a change in the machine's other load falls on both alike."""
+        runs = {"api": [], "bare": []}
+        for _ in range(slices):
+            for label, path in (("api", api_path), ("bare", bare_path)):
+                runs[label].append(self.run(path, self.seconds / slices))
+        return {label: figures(parts) for label, parts in runs.items()}
+
+
+def figures(parts):
+    latencies = sorted(latency for part in parts for latency in part["latencies"])
+    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0] * 99
+    return {"rps": len(latencies) / sum(part["took"] for part in parts), "p50": quantiles[49] * 1000,
+            "p99": quantiles[98] * 1000, "errors": sum(part["errors"] for part in parts),
+            "resent": sum(part["resent"] for part in parts), "requests": len(latencies)}
 
 
 def start_web(env, port, logfile):
@@ -258,17 +293,18 @@ def main():
              f"/bench/bare/transactions/?store={store}&date_after=2000-01-01T00:00:00Z"),
             ("order lines, first page", "/api/marketplace/order-lines/", "/bench/bare/order-lines/"),
         ]
-        print(f"\n{args.clients} clients, {args.seconds:.0f} s each, gunicorn gthread 2x8")
-        print(f"{'case':<28}{'view':<6}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'p99 ratio':>11}")
+        print(f"\n{args.clients} clients, {args.seconds:.0f} s each, gunicorn gthread 2x8, "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(f"{'case':<28}{'view':<6}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'resent':>8}{'p99 ratio':>11}")
         worst, errors = 0, 0
         for name, api_path, bare_path in cases:
-            api = load.run(api_path)
-            bare = load.run(bare_path)
+            compared = load.compare(api_path, bare_path)
+            api, bare = compared["api"], compared["bare"]
             ratio = api["p99"] / bare["p99"] if bare["p99"] else float("inf")
             worst, errors = max(worst, ratio), errors + api["errors"] + bare["errors"]
             for label, fig, shown in (("api", api, f"{ratio:.2f}x"), ("bare", bare, "")):
                 print(f"{name if label == 'api' else '':<28}{label:<6}{fig['rps']:>8.1f}{fig['p50']:>9.1f}"
-                      f"{fig['p99']:>9.1f}{fig['errors']:>8}{shown:>11}")
+                      f"{fig['p99']:>9.1f}{fig['errors']:>8}{fig['resent']:>8}{shown:>11}")
         print(f"worst p99 ratio {worst:.2f}x (target <= 2.0x), errors {errors} (target 0)")
 
         from marketplace.models import FactOrderLine
@@ -282,7 +318,7 @@ def main():
             "/admin/marketplace/factorderline/?platform__exact=lazada",
             f"/admin/marketplace/factorderline/?q={some_order}",
         ])
-        print("\nadmin changelists, best of 5 (target < 300 ms each)")
+        print(f"\nadmin changelists, best of 5 (target < 300 ms each), load average {os.getloadavg()[0]:.1f}")
         for path, took in admin.items():
             print(f"  {took:>8.0f} ms  {path}")
         print(json.dumps({"worst_p99_ratio": round(worst, 2), "errors": errors,
