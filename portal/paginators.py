@@ -8,7 +8,8 @@ estimate is the count when it is big:
   `pg_class.reltuples` (kept fresh by autovacuum's ANALYZE; each process re-reads it
   every RELTUPLES_SECONDS, not on every page);
 - a filtered list the planner expects at ESTIMATED_COUNT_FILTERED_MIN_ROWS or more
-  takes the planner's estimate of that query (EXPLAIN: planned, never run).
+  takes the planner's estimate of that query (EXPLAIN: planned, never run; kept
+  as long by each process, so the next pages of a filter are not planned again).
 Anything smaller, where exactness shows, is counted exactly; so is every list on
 other databases. Big counts are estimates, as a search engine's "about 20,000
 results". A page past an estimate is counted for real before it is refused. The
@@ -31,10 +32,15 @@ from django.utils.functional import cached_property
 # long, not on every page (a round trip of its own).
 RELTUPLES_SECONDS = 30
 _reltuples = {}
+# The planner's estimate of a filtered list, kept as long: the next pages of the same
+# filter (and other callers asking the same) are not planned again.
+PLANNED_KEPT = 500
+_planned = {}
 
 
 def forget_estimates():
     _reltuples.clear()
+    _planned.clear()
 
 
 def estimated_rows(queryset):
@@ -66,12 +72,20 @@ def planned_rows(queryset):
         return None
     keys = queryset.order_by() if query.distinct else queryset.order_by().values("pk")
     sql, params = keys.query.sql_with_params()
+    key = (queryset.db, sql, tuple(map(repr, params)))
+    known = _planned.get(key)
+    if known is not None and time.monotonic() - known[0] < RELTUPLES_SECONDS:
+        return known[1]
     with connections[queryset.db].cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
         plan = cursor.fetchone()[0]
     if isinstance(plan, str):
         plan = json.loads(plan)
-    return int(plan[0]["Plan"]["Plan Rows"])
+    estimate = int(plan[0]["Plan"]["Plan Rows"])
+    if len(_planned) >= PLANNED_KEPT:
+        _planned.clear()  # crude, but bounded: the next pages of the same filter fill it again
+    _planned[key] = (time.monotonic(), estimate)
+    return estimate
 
 
 class EstimatedCountPaginator(Paginator):

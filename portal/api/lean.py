@@ -14,8 +14,13 @@ keys) qualifies; one with a method field, a nested serializer, a related field, 
 file or a property falls back to the serializer, unchanged.
 """
 
+from datetime import datetime
+
+from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist
-from rest_framework import serializers
+from django.utils import timezone
+from rest_framework import ISO_8601, serializers
+from rest_framework.settings import api_settings
 from rest_framework.response import Response
 
 from .pagination import StandardPagination
@@ -76,9 +81,29 @@ _UNCHANGED = {serializers.CharField: str, serializers.URLField: str, serializers
               serializers.BooleanField: bool}
 
 
+def _iso_datetime(field):
+    """DRF's DateTimeField.to_representation for its default ISO format, with the
+    time zone looked up once per page instead of once per value; None when the
+    field is set up otherwise (its own format or zone)."""
+    output_format = getattr(field, "format", api_settings.DATETIME_FORMAT)
+    if (type(field) is not serializers.DateTimeField or hasattr(field, "timezone") or not settings.USE_TZ
+            or not isinstance(output_format, str) or output_format.lower() != ISO_8601):
+        return None
+    zone = timezone.get_current_timezone()
+
+    def show(value):
+        if not isinstance(value, datetime) or timezone.is_naive(value):
+            return field.to_representation(value)
+        text = value.astimezone(zone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    return show
+
+
 def lean_rows(plan, rows):
     """Each `.values()` row as the serializer would show it (None stays None, as DRF does)."""
-    formats = [(name, lookup, field.to_representation, _UNCHANGED.get(type(field))) for name, lookup, field in plan]
+    formats = [(name, lookup, _iso_datetime(field) or field.to_representation, _UNCHANGED.get(type(field)))
+               for name, lookup, field in plan]
     return [{name: value if value is None or type(value) is unchanged else show(value)
              for name, lookup, show, unchanged in formats for value in (row[lookup],)} for row in rows]
 

@@ -56,6 +56,10 @@ def test_a_big_filtered_list_takes_the_planners_estimate_and_a_small_one_is_coun
     many = EstimatedCountPaginator(SyncRun.objects.filter(trigger="command").order_by("pk"), 10)
     count, ran_count = counted(many)
     assert count == 40 and not ran_count and many.estimated  # planned (EXPLAIN), nothing counted
+    next_page = EstimatedCountPaginator(SyncRun.objects.filter(trigger="command").order_by("pk"), 10)
+    with CaptureQueriesContext(connection) as queries:
+        assert next_page.count == 40
+    assert not queries.captured_queries  # the same filter again: its estimate is kept a while
     # the count may come from a leaner queryset of the same rows
     lean = EstimatedCountPaginator(SyncRun.objects.filter(trigger="api").values("triggered_by__username"), 10,
                                    count_source=SyncRun.objects.filter(trigger="api"))
