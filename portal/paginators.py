@@ -20,6 +20,7 @@ page `.values()` rows joined to every shown dimension; the count needs only the
 filter's joins).
 """
 
+import inspect
 import json
 import time
 
@@ -27,6 +28,7 @@ from django.conf import settings
 from django.core.paginator import EmptyPage, Paginator
 from django.db import connections
 from django.utils.functional import cached_property
+from django.utils.inspect import method_has_no_args
 
 # The estimate moves only when (auto)ANALYZE runs: a process asks again after this
 # long, not on every page (a round trip of its own).
@@ -111,8 +113,10 @@ class EstimatedCountPaginator(Paginator):
 
     def exact_count(self):
         rows = self.count_source
-        counter = getattr(rows, "count", None)
-        return counter() if callable(counter) else len(rows)
+        counter = getattr(rows, "count", None)  # as Django's Paginator: a list's count() is not a row count
+        if callable(counter) and not inspect.isbuiltin(counter) and method_has_no_args(counter):
+            return counter()
+        return len(rows)
 
     def validate_number(self, number):
         try:

@@ -109,7 +109,7 @@ class SetAsideRecordViewSet(viewsets.ReadOnlyModelViewSet):
             child=serializers.IntegerField(min_value=1, max_value=MAX_ID), min_length=1)}),
         responses={202: SyncRunSerializer(many=True)},
     )
-    @action(detail=False, methods=["post"])
+    @action(detail=False, methods=["post"], pagination_class=None)  # the runs it queued, not a page
     def retry(self, request):
         from portal.setaside import enqueue_retry
 

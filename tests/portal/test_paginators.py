@@ -73,3 +73,8 @@ def test_small_tables_and_other_databases_are_counted_exactly(settings):
     make_runs(3)
     count, ran_count = counted(EstimatedCountPaginator(SyncRun.objects.order_by("pk"), 10))
     assert count == 3 and ran_count
+
+
+def test_a_list_is_counted_by_its_length():  # e.g. a portal's sync history
+    paginator = EstimatedCountPaginator(list(range(23)), 10)
+    assert paginator.count == 23 and len(paginator.page(3).object_list) == 3
