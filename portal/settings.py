@@ -247,6 +247,9 @@ SYNC_RUN_RETENTION_DAYS = env.int("SYNC_RUN_RETENTION_DAYS", default=90)
 # Unfiltered lists of a table PostgreSQL estimates at this many rows or more show
 # the planner's estimate instead of counting every row (portal.paginators).
 ESTIMATED_COUNT_MIN_ROWS = env.int("ESTIMATED_COUNT_MIN_ROWS", default=100_000)
+# Filtered lists the planner expects at this many rows or more show its estimate
+# too (counting them costs as much as an unfiltered list); smaller ones are counted.
+ESTIMATED_COUNT_FILTERED_MIN_ROWS = env.int("ESTIMATED_COUNT_FILTERED_MIN_ROWS", default=10_000)
 # A running run writes a heartbeat this often; a run on another host whose
 # heartbeat is older than RUN_STALE_SECONDS is taken over (on this host the
 # process table says at once whether its worker is gone).

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from portal import operations
 from portal.api.errors import envelope
+from portal.api.lean import LeanListMixin
 from portal.api.permissions import HasAppPermission
 from portal.api.runs import run_response
 from portal.api.serializers import SyncRunSerializer
@@ -75,7 +76,7 @@ class ConnectionViewSet(viewsets.ReadOnlyModelViewSet):
                                          user=request.user, connection_id=connection.pk))
 
 
-class OrderLineViewSet(viewsets.ReadOnlyModelViewSet):
+class OrderLineViewSet(LeanListMixin, viewsets.ReadOnlyModelViewSet):
     """Fact rows (one per order line) with their dimensions, newest first."""
 
     queryset = FactOrderLine.objects.select_related("shop", "date", "product", "customer", "status")

@@ -10,13 +10,27 @@ from portal.api_tokens import PREFIX, ApiToken
 
 def scoped_user(token):
     """The owner, with permissions cut down to the token's apps: every permission
-    check (DjangoModelPermissions, HasAppPermission, views) goes through has_perm."""
+    check (DjangoModelPermissions, HasAppPermission, views) goes through has_perm.
+
+    A token is never a superuser, even a superuser's: code that asks
+    `user.is_superuser` (the runs a user sees, the operations he may run) would
+    otherwise skip the token's scope. Its powers are its apps' permissions, which
+    has_perm grants a superuser owner as before. The copy is never saved (it would
+    write the cut-down flag over the owner's).
+    """
     user = copy.copy(token.owner)
+    user.is_superuser = False
     user.has_perm = lambda perm, obj=None: token.allows(perm)
     user.has_perms = lambda perms, obj=None: all(token.allows(p) for p in perms)
     user.has_module_perms = lambda app_label: app_label in token.apps and token.owner.has_module_perms(app_label)
+    user.get_all_permissions = lambda obj=None: {p for p in token.owner.get_all_permissions() if token.allows(p)}
+    user.save = _refuse_save
     user.api_token = token
     return user
+
+
+def _refuse_save(*args, **kwargs):
+    raise RuntimeError("A token's scoped user is a view of its owner and is never saved.")
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):

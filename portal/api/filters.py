@@ -48,6 +48,15 @@ def _problem(flt, value, model):
 
 
 class StrictFilterBackend(DjangoFilterBackend):
+    def filter_queryset(self, request, queryset, view):
+        # No filter's parameter in the query: the filterset would filter nothing, but
+        # building and validating its form is a good part of a list page's time.
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is not None and not any(
+                param.startswith(name) for param in request.query_params for name in filterset_class.base_filters):
+            return queryset
+        return super().filter_queryset(request, queryset, view)
+
     def get_filterset(self, request, queryset, view):
         filterset = super().get_filterset(request, queryset, view)
         if filterset is None:

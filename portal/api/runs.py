@@ -23,6 +23,8 @@ from portal.models import SetAsideRecord, SyncRun
 
 from .serializers import SetAsideRecordSerializer, SyncRunSerializer
 
+MAX_ID = 2**63 - 1  # past every database's bigint: no record has it, and the query would fail
+
 
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
@@ -103,16 +105,18 @@ class SetAsideRecordViewSet(viewsets.ReadOnlyModelViewSet):
         return visible_runs(super().get_queryset(), self.request.user)
 
     @extend_schema(
-        request=inline_serializer("SetAsideRetry", {"ids": serializers.ListField(child=serializers.IntegerField(), min_length=1)}),
+        request=inline_serializer("SetAsideRetry", {"ids": serializers.ListField(
+            child=serializers.IntegerField(min_value=1, max_value=MAX_ID), min_length=1)}),
         responses={202: SyncRunSerializer(many=True)},
     )
-    @action(detail=False, methods=["post"])
+    @action(detail=False, methods=["post"], pagination_class=None)  # the runs it queued, not a page
     def retry(self, request):
         from portal.setaside import enqueue_retry
 
         ids = request.data.get("ids") if isinstance(request.data, dict) else None
-        if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-            raise ValidationError({"ids": "A non-empty list of set-aside record ids."})
+        if not isinstance(ids, list) or not ids or not all(
+                isinstance(i, int) and not isinstance(i, bool) and 1 <= i <= MAX_ID for i in ids):
+            raise ValidationError({"ids": "A non-empty list of set-aside record ids (whole numbers from 1)."})
         records = self.get_queryset().filter(pk__in=ids)
         apps = set(records.values_list("app", flat=True))
         for app in apps:

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from portal import operations
 from portal.api.filters import StrictFilterBackend
+from portal.api.lean import LeanListMixin
 from portal.api.permissions import HasAppPermission
 from portal.api.runs import run_response
 from portal.api.serializers import SyncRunSerializer
@@ -31,7 +32,7 @@ from .serializers import (
 FILTERS = [StrictFilterBackend, StrictOrderingFilter]
 
 
-class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
+class TransactionViewSet(LeanListMixin, viewsets.ReadOnlyModelViewSet):
     """Sales, newest first, with their Helix posting status and footage links."""
 
     filter_backends = FILTERS

@@ -49,3 +49,17 @@ def test_the_order_lines_list_counts_once_and_finds_an_order_by_its_id(admin_cli
     reply, sql = list_queries(admin_client, f"/admin/marketplace/factorderline/?q={order}")
     found = {line.order_id for line in reply.context["cl"].result_list}
     assert found == {order} and not any(" LIKE " in q for q in sql)
+
+
+def test_the_quick_action_checkbox_is_djangos_markup(admin_client):
+    """The checkbox written without the widget templates is byte for byte Django's
+    (escaping included), so actions read the same selection."""
+    from django.contrib import admin
+
+    from sales.models import Transaction
+
+    sale = Transaction.objects.create(transaction_id='T<"&>1', transaction_date=timezone.now(), amount=Decimal("2.50"))
+    model_admin = admin.site._registry[Transaction]
+    assert model_admin.action_checkbox(sale) == admin.ModelAdmin.action_checkbox(model_admin, sale)
+    page = admin_client.get("/admin/sales/transaction/").content.decode()
+    assert str(model_admin.action_checkbox(sale)) in page

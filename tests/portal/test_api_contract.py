@@ -64,3 +64,9 @@ def test_set_aside_filter_by_an_unknown_run_lists_nothing(admin_client):
 def test_retry_documents_a_non_empty_list_of_ids(schema):
     body = next(v for k, v in schema["components"]["schemas"].items() if k.startswith("SetAsideRetry"))
     assert body["properties"]["ids"]["minItems"] == 1
+
+
+def test_retry_documents_the_runs_it_queued_as_a_list_not_a_page(schema):
+    reply = schema["paths"]["/api/portal/set-aside/retry/"]["post"]["responses"]["202"]
+    body = reply["content"]["application/json"]["schema"]
+    assert body["type"] == "array" and body["items"]["$ref"].endswith("/SyncRun")

@@ -21,7 +21,10 @@ def test_a_typed_filter_given_without_a_value_is_a_400_naming_it(admin_user, api
 
 def test_retrying_unknown_or_closed_records_is_404_or_409(admin_user, api_client):
     api_client.force_authenticate(admin_user)
-    assert api_client.post("/api/portal/set-aside/retry/", {"ids": [0]}, format="json").status_code == 404
+    assert api_client.post("/api/portal/set-aside/retry/", {"ids": [987654]}, format="json").status_code == 404
+    for bad in (0, -3, 2**71):  # not an id at all (past bigint the database itself would fail): a 400
+        reply = api_client.post("/api/portal/set-aside/retry/", {"ids": [1, bad]}, format="json")
+        assert reply.status_code == 400 and "ids" in reply.json()["error"], reply.content
     record = SetAsideRecord.objects.create(app="sales", kind="store", key="1", reason="bad",
                                            status=SetAsideRecord.Status.RESOLVED)
     reply = api_client.post("/api/portal/set-aside/retry/", {"ids": [record.pk]}, format="json")

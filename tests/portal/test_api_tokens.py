@@ -74,3 +74,37 @@ def test_drf_tokens_still_work(api_client, admin_user):
 
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
     assert api_client.get("/api/portal/runs/").status_code == 200
+
+
+def test_a_superusers_token_is_held_to_its_apps(api_client, admin_user):
+    """Code asking `is_superuser` or listing all permissions must not skip the scope:
+    the runs a token sees and the operations it may start are its apps' only."""
+    from portal.models import SyncRun
+
+    SyncRun.objects.create(app="sales", operation="sync_sales")
+    SyncRun.objects.create(app="marketplace", operation="sync_orders")
+    key = _create(admin_user, "portal", "sales")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    runs = api_client.get("/api/portal/runs/").json()["results"]
+    assert {run["app"] for run in runs} == {"sales"}
+    refused = api_client.post("/api/portal/operations/checkin.fetch_users/run", {}, format="json")
+    assert refused.status_code == 403, refused.content
+    root = api_client.get("/api/").json()["data"]
+    assert not root["caller"]["permissions"]["checkin"] and root["caller"]["permissions"]["sales"]
+
+
+def test_the_list_command_shows_each_tokens_owner_and_last_use(api_client, owner):
+    key = _create(owner, "portal")
+    _create(owner, "sales")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api_client.get("/api/portal/runs/").status_code == 200
+    used = ApiToken.objects.get(apps=["portal"])
+    out = StringIO()
+    call_command("portal_list_tokens", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split()[:4] == ["id", "name", "key", "owner"] and len(lines) == 3
+    row = next(line for line in lines if line.startswith(f"{used.pk} "))
+    last_used = slice(lines[0].index("last used"), lines[0].index("revoked"))  # the columns are aligned
+    assert "bi-export" in row and key not in out.getvalue()
+    assert row[last_used].strip() == used.last_used_at.strftime("%Y-%m-%d %H:%M")
+    assert next(line for line in lines[1:] if line is not row)[last_used].strip() == "never"  # the sales token
