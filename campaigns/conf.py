@@ -8,10 +8,14 @@ NETLIFE_ACCESS_KEY_MAX_AGE_HOURS
                              asked again when last confirmed longer ago than
                              this, so a revoked key is found and dropped; a key
                              older than this is never exported; default 72.
-CAMPAIGN_EXPORT_STORAGE      "local" (default): contact CSVs in
-                             CAMPAIGN_EXPORT_DIR with owner-only permissions
-                             (0600 files, 0700 folders); "default": Django's
-                             default storage (e.g. S3 through django-storages).
+CAMPAIGN_EXPORT_STORAGE      "default": Django's default storage, the shared
+                             object store (S3 through django-storages) when
+                             STORAGE_URL / AWS_STORAGE_BUCKET_NAME is set, so
+                             any machine serves an export another one built;
+                             "local": contact CSVs in CAMPAIGN_EXPORT_DIR with
+                             owner-only permissions (0600 files, 0700 folders).
+                             Unset: "default" when the default storage is
+                             shared (not local files), else "local".
 CAMPAIGN_EXPORT_DIR          where built contact CSVs are kept locally (personal
                              data: outside MEDIA_ROOT, served only through
                              permission-checked views); default <var>/campaign_exports.
@@ -49,9 +53,31 @@ def export_dir() -> Path:
     return Path(env.str("CAMPAIGN_EXPORT_DIR", default=str(settings.VAR_DIR / "campaign_exports")))
 
 
+EXPORT_STORAGE_CHOICES = ("default", "local")
+
+
+def export_storage_choice() -> str:
+    """Which storage keeps contact CSVs, "default" or "local" (CAMPAIGN_EXPORT_STORAGE above).
+
+    Unset follows the default storage: with an object store configured, exports
+    kept on one machine's disk could not be served by the others."""
+    choice = env.str("CAMPAIGN_EXPORT_STORAGE", default="").strip().lower()
+    if not choice:
+        from django.core.files.storage import FileSystemStorage, InMemoryStorage
+        from django.utils.module_loading import import_string
+
+        backend = import_string(settings.STORAGES["default"]["BACKEND"])
+        return "local" if issubclass(backend, (FileSystemStorage, InMemoryStorage)) else "default"
+    if choice not in EXPORT_STORAGE_CHOICES:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"CAMPAIGN_EXPORT_STORAGE must be one of {', '.join(EXPORT_STORAGE_CHOICES)}, not {choice!r}")
+    return choice
+
+
 def export_storage():
     """Where contact CSVs go: always through the storage API, never a hand-built path."""
-    if env.str("CAMPAIGN_EXPORT_STORAGE", default="local") == "default":
+    if export_storage_choice() == "default":
         from django.core.files.storage import default_storage
 
         return default_storage
