@@ -12,8 +12,15 @@ estimate is the count when it is big:
   as long by each process, so the next pages of a filter are not planned again).
 Anything smaller, where exactness shows, is counted exactly; so is every list on
 other databases. Big counts are estimates, as a search engine's "about 20,000
-results". A page past an estimate is counted for real before it is refused. The
-admin changelists and the API pages both use it.
+results" (`estimated` says so; the API answers `count_is_estimate`). The admin
+changelists and the API pages both use it.
+
+An estimate only numbers the pages; the rows decide where the list ends. A page of
+an estimated list fetches one row more than it shows: that row, not the estimate,
+says whether there is a next page, and a page is never cut short at the estimated
+count. On the real last page the count becomes exact (the rows before it plus the
+rows on it). A page past the real end (an overestimate: stale statistics, rows
+deleted since) is counted for real before it is refused.
 
 `count_source`: a queryset with the same rows but fewer joins (the lean API lists
 page `.values()` rows joined to every shown dimension; the count needs only the
@@ -25,7 +32,7 @@ import json
 import time
 
 from django.conf import settings
-from django.core.paginator import EmptyPage, Paginator
+from django.core.paginator import EmptyPage, Page, Paginator
 from django.db import connections
 from django.utils.functional import cached_property
 from django.utils.inspect import method_has_no_args
@@ -118,6 +125,16 @@ class EstimatedCountPaginator(Paginator):
             return counter()
         return len(rows)
 
+    def _settle_count(self, count):
+        self.__dict__["count"] = count
+        self.__dict__.pop("num_pages", None)
+        self.estimated = False
+
+    def settle_count(self):
+        """Count for real (e.g. to find the last page of an estimated list)."""
+        if self.count is not None and self.estimated:  # `count` first: it says whether it estimated
+            self._settle_count(self.exact_count())
+
     def validate_number(self, number):
         try:
             return super().validate_number(number)
@@ -125,7 +142,39 @@ class EstimatedCountPaginator(Paginator):
             if not self.estimated:
                 raise
             # a page past the estimate may still hold rows: count them for real
-            self.__dict__["count"] = self.exact_count()
-            self.__dict__.pop("num_pages", None)
-            self.estimated = False
+            self.settle_count()
             return super().validate_number(number)
+
+    def page(self, number):
+        number = self.validate_number(number)
+        if not self.estimated:
+            return super().page(number)
+        bottom = (number - 1) * self.per_page
+        rows = list(self.object_list[bottom:bottom + self.per_page + 1])  # one more: is there a next page?
+        if not rows and number > 1:
+            # within the estimate but past the rows: count them for real, then refuse
+            self.settle_count()
+            return super().page(number)
+        more = len(rows) > self.per_page
+        if more:
+            rows = rows[:self.per_page]
+            if self.count < bottom + len(rows) + 1:  # an underestimate: at least these rows and one more
+                self.__dict__["count"] = bottom + len(rows) + 1
+                self.__dict__.pop("num_pages", None)
+        else:
+            self._settle_count(bottom + len(rows))  # the real last page: the count is known now
+        return EstimatedPage(rows, number, self, more)
+
+
+class EstimatedPage(Page):
+    """A page of an estimated list: whether a next page exists was seen, not computed."""
+
+    def __init__(self, object_list, number, paginator, more):
+        super().__init__(object_list, number, paginator)
+        self.more = more
+
+    def has_next(self):
+        return self.more
+
+    def end_index(self):
+        return self.start_index() + len(self.object_list) - 1 if self.object_list else 0

@@ -2,6 +2,7 @@ from functools import partial
 
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
 
 from portal.paginators import EstimatedCountPaginator
 
@@ -35,6 +36,37 @@ class StandardPagination(PageNumberPagination):
         if count_source is not None:  # this pagination object serves one request
             self.django_paginator_class = partial(EstimatedCountPaginator, count_source=count_source)
         return super().paginate_queryset(queryset, request, view)
+
+    def get_page_number(self, request, paginator):
+        if request.query_params.get(self.page_query_param) in self.last_page_strings:
+            paginator.settle_count()  # the last page of the rows, not of an estimate
+        return super().get_page_number(request, paginator)
+
+    def get_paginated_response(self, data):
+        return Response({
+            "count": self.page.paginator.count,
+            "count_is_estimate": self.page.paginator.estimated,
+            "next": self.get_next_link(),
+            "previous": self.get_previous_link(),
+            "results": data,
+        })
+
+    def get_paginated_response_schema(self, schema):
+        answer = super().get_paginated_response_schema(schema)
+        answer["required"] = ["count", "count_is_estimate", "next", "previous", "results"]
+        answer["properties"]["count"]["description"] = (
+            "How many rows the list holds. For a big list (PostgreSQL) the planner's estimate "
+            "(count_is_estimate); `next` is null on the real last page whatever the count says.")
+        answer["properties"] = {
+            **{k: v for k, v in answer["properties"].items() if k == "count"},
+            "count_is_estimate": {
+                "type": "boolean",
+                "description": "true when count is the database's estimate, not an exact count. It becomes "
+                               "exact on the last page.",
+            },
+            **{k: v for k, v in answer["properties"].items() if k != "count"},
+        }
+        return answer
 
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)

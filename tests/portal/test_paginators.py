@@ -78,3 +78,65 @@ def test_small_tables_and_other_databases_are_counted_exactly(settings):
 def test_a_list_is_counted_by_its_length():  # e.g. a portal's sync history
     paginator = EstimatedCountPaginator(list(range(23)), 10)
     assert paginator.count == 23 and len(paginator.page(3).object_list) == 3
+
+
+def walk(api_client, url, params):
+    """Every page of an API list by its `next` links: (page answers, rows)."""
+    pages, rows = [], []
+    reply = api_client.get(url, params)
+    while True:
+        assert reply.status_code == 200, reply.content[:300]
+        pages.append(reply.json())
+        rows += pages[-1]["results"]
+        if not pages[-1]["next"]:
+            return pages, rows
+        reply = api_client.get(pages[-1]["next"])
+
+
+def analysed_runs(settings, n):
+    """n runs the planner knows of: the statistics go stale as rows change after."""
+    settings.ESTIMATED_COUNT_FILTERED_MIN_ROWS = 20
+    make_runs(n)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE portal_syncrun")
+
+
+@pytest.fixture
+def admin_api(api_client, admin_user):
+    api_client.force_authenticate(admin_user)
+    return api_client
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the estimate is PostgreSQL's planner statistics")
+def test_an_overestimated_list_ends_where_its_rows_end(settings, admin_api):
+    analysed_runs(settings, 60)
+    SyncRun.objects.filter(pk__in=SyncRun.objects.order_by("pk").values("pk")[:35]).delete()  # statistics now stale
+
+    pages, rows = walk(admin_api, "/api/portal/runs/", {"trigger": "command", "page_size": 10})
+
+    assert pages[0]["count"] == 60 and pages[0]["count_is_estimate"] is True  # the planner's word, said to be one
+    assert [len(page["results"]) for page in pages] == [10, 10, 5]  # no empty page behind a `next`
+    assert len({row["id"] for row in rows}) == 25
+    assert pages[-1]["count"] == 25 and pages[-1]["count_is_estimate"] is False  # the last page knows
+    past = admin_api.get("/api/portal/runs/", {"trigger": "command", "page_size": 10, "page": 4})
+    assert past.status_code == 404  # within the estimate, past the rows
+    last = admin_api.get("/api/portal/runs/", {"trigger": "command", "page_size": 10, "page": "last"}).json()
+    assert len(last["results"]) == 5 and last["next"] is None and last["count"] == 25
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the estimate is PostgreSQL's planner statistics")
+def test_an_underestimated_list_shows_every_row(settings, admin_api):
+    analysed_runs(settings, 30)
+    make_runs(15)  # the estimate says 30 of 45
+
+    pages, rows = walk(admin_api, "/api/portal/runs/", {"trigger": "command", "page_size": 20})
+
+    assert pages[0]["count_is_estimate"] is True
+    assert [len(page["results"]) for page in pages] == [20, 20, 5]  # no page cut short at the estimate
+    assert len({row["id"] for row in rows}) == 45 == pages[-1]["count"]
+
+
+def test_an_exact_count_says_so(admin_api):
+    make_runs(3)
+    page = admin_api.get("/api/portal/runs/", {"page_size": 2}).json()
+    assert page["count"] == 3 and page["count_is_estimate"] is False and page["next"]
