@@ -45,3 +45,17 @@ def test_a_boolean_or_integer_filter_with_another_kind_of_value_is_a_400(admin_u
         assert reply.status_code == 400 and name in reply.json()["error"], (path, reply.content)
     assert api_client.get("/api/marketplace/order-lines/?is_mock=false").status_code == 200
     assert api_client.get("/api/sales/transactions/?store=101").status_code == 200
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("1e999999999", "Must be a whole number."),  # a Decimal whose int() would take a billion digits
+    ("-1E+999999999", "Must be a whole number."),
+    ("9" * 5000, "Out of range."),  # past int()'s digit limit: a ValueError, not a 500
+    ("9" * 20, "Out of range."),
+    ("\u0663", "Must be a whole number."),  # an Arabic-Indic three: the schema's integer is ASCII
+])
+def test_an_integer_filter_refuses_huge_or_foreign_numbers_with_a_400(admin_user, api_client, value, problem):
+    api_client.force_authenticate(admin_user)
+    reply = api_client.get("/api/sales/transactions/", {"store": value})
+    assert reply.status_code == 400, reply.content[:300]
+    assert reply.json()["data"]["fields"] == {"store": [problem]}
