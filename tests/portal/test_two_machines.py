@@ -34,7 +34,7 @@ class Machine:
         var_dir = tmp_path / name
         var_dir.mkdir()
         env = portal_process_env(
-            sandbox, PORTAL_VAR_DIR=var_dir, CELERY_TASK_DEFAULT_QUEUE=queue, CAMPAIGN_EXPORT_STORAGE="default",
+            sandbox, PORTAL_VAR_DIR=var_dir, CELERY_TASK_DEFAULT_QUEUE=queue,
             CACHE_URL=os.environ.get("CACHE_URL", ""), DEBUG="0", SECURE_SSL_REDIRECT="0",
             WALMART_EDR_USERNAME=DEMO_USERNAME, WALMART_EDR_PASSWORD=DEMO_PASSWORD,
             WALMART_EDR_MFA_CREDENTIAL_ID=DEMO_CREDID, **s3_server.env)
