@@ -63,3 +63,25 @@ def test_the_quick_action_checkbox_is_djangos_markup(admin_client):
     assert model_admin.action_checkbox(sale) == admin.ModelAdmin.action_checkbox(model_admin, sale)
     page = admin_client.get("/admin/sales/transaction/").content.decode()
     assert str(model_admin.action_checkbox(sale)) in page
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the estimate is PostgreSQL's planner statistics")
+def test_a_changelist_over_stale_statistics_shows_the_rows_there_are(admin_client, settings):
+    from portal.paginators import forget_estimates
+    from sales.models import Transaction
+
+    settings.ESTIMATED_COUNT_MIN_ROWS = 10
+    forget_estimates()
+    now = timezone.now()
+    Transaction.objects.bulk_create([
+        Transaction(transaction_id=f"T{n:05d}", transaction_date=now - timedelta(hours=n), amount=Decimal("1.00"))
+        for n in range(120)
+    ])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE sales_transaction")
+    Transaction.objects.filter(transaction_id__gte="T00060").delete()  # the estimate still says 120
+
+    reply, _ = list_queries(admin_client, "/admin/sales/transaction/?p=2")
+    assert reply.context["cl"].result_count == 120  # the estimate numbered the pages (counted before the page)
+    assert len(reply.context["cl"].result_list) == 10  # an estimated page (a list of rows) renders as any other
+    assert admin_client.get("/admin/sales/transaction/?p=3").status_code == 302  # past the rows: Django's ?e=1
