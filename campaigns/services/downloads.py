@@ -7,7 +7,7 @@ took it.
 
 import logging
 
-from django.http import FileResponse
+from portal.storage import serve_file
 
 from ..models import ExportDownload
 
@@ -15,11 +15,14 @@ logger = logging.getLogger(__name__)
 
 
 def export_download_response(campaign, user, via):
-    """A streamed FileResponse of the campaign's built export, after recording the download."""
-    handle = campaign.export_file.open("rb")
+    """The campaign's built export, streamed (or a presigned redirect) through the portal's
+    shared file serving, after recording the download. A file missing from the storage is a
+    404 (serve_file), and a download that did not happen is not recorded."""
+    response = serve_file(None, campaign.export_file.name, storage=campaign.export_file.storage,
+                          filename=f"campaign-{campaign.pk}-contacts.csv", content_type="text/csv")
     ExportDownload.objects.create(
         campaign=campaign, campaign_name=campaign.name, user=user if user.is_authenticated else None,
         username=user.get_username(), via=via, file_name=campaign.export_file.name, contacts=campaign.export_contacts,
     )
     logger.info("campaign #%s export downloaded by user #%s via %s", campaign.pk, user.pk, via)
-    return FileResponse(handle, as_attachment=True, content_type="text/csv", filename=f"campaign-{campaign.pk}-contacts.csv")
+    return response

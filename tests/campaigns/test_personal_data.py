@@ -59,6 +59,15 @@ def test_each_download_is_recorded_and_listed_in_the_admin(built, api_client, ad
     assert ExportDownload.objects.filter(campaign_name=built.name, campaign=None).count() == 2
 
 
+def test_an_export_missing_from_the_storage_is_a_404_and_no_download(built, api_client, admin_user, admin_client):
+    built.export_file.storage.delete(built.export_file.name)
+    api_client.force_authenticate(admin_user)
+    reply = api_client.get(f"/api/campaigns/campaigns/{built.pk}/export/")
+    assert reply.status_code == 404 and reply.json()["error"]
+    assert admin_client.get(f"/admin/campaigns/campaign/{built.pk}/export/").status_code == 404
+    assert not ExportDownload.objects.exists()
+
+
 def age(model, days, **filters):
     model.objects.filter(**filters).update(synced_at=timezone.now() - timedelta(days=days))
 
