@@ -17,7 +17,7 @@ from ...models import HelixOutbox, SalesSettings
 from .. import common
 from .checks import check_uncertain_posts, checks_due
 from .claims import claim_batch, claim_token_for, claims_to_recover, finish_claim, reconcile_delay, release_stale_claims
-from .corrections import apply_changes
+from .corrections import apply_changes, waiting_for_a_mapping
 from .routing import Router, route_claimed
 from .types import ensure_built_in_type
 
@@ -111,8 +111,11 @@ def backlog():
 
 def has_pending_events():
     """Beat's every-minute tick writes a run only when a row is due, a check is due or a claim needs recovering."""
-    return (HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=common.now()).exists()
-            or checks_due().exists() or HelixOutbox.objects.filter(status=Status.POSTED).exclude(pending_change="").exists()
+    # A move to an unmapped camera waits for its mapping (set aside), not for a run.
+    waiting = waiting_for_a_mapping()
+    return (HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=common.now()).exclude(waiting).exists()
+            or checks_due().exists()
+            or HelixOutbox.objects.filter(status=Status.POSTED).exclude(pending_change="").exclude(waiting).exists()
             or bool(claims_to_recover()))
 
 
