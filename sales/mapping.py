@@ -54,14 +54,15 @@ def schema_errors(schema, mapping):
     if not isinstance(mapping, dict):
         return ["The attribute mapping must be an object of attribute → sale field."]
     for attribute, kind in schema.items():
-        if kind not in SCHEMA_TYPES:
+        # A list or object here is unhashable: compare it as text, never look it up.
+        if not isinstance(kind, str) or kind not in SCHEMA_TYPES:
             errors.append(f"Attribute {attribute!r} has type {kind!r}; use one of {', '.join(SCHEMA_TYPES)}.")
     for attribute, source in mapping.items():
         if attribute not in schema:
             errors.append(f"Mapped attribute {attribute!r} is not in the schema.")
-        if source not in SALE_FIELDS:
+        if not isinstance(source, str) or source not in SALE_FIELDS:
             errors.append(f"Attribute {attribute!r} maps to unknown sale field {source!r}; use one of {', '.join(SALE_FIELDS)}.")
-        elif attribute in schema and schema[attribute] in FILLS and SALE_FIELD_TYPES[source] not in FILLS[schema[attribute]]:
+        elif attribute in schema and isinstance(schema[attribute], str) and schema[attribute] in FILLS and SALE_FIELD_TYPES[source] not in FILLS[schema[attribute]]:
             errors.append(f"Attribute {attribute!r} is a {schema[attribute]} but sale field {source!r} is a "
                           f"{SALE_FIELD_TYPES[source]}: map a {schema[attribute]} field or change the attribute's type.")
     return errors

@@ -87,3 +87,30 @@ def test_the_outbox_retarget_action_posts_the_chosen_rows_as_another_type(sales_
     assert all(set(e["attributes"]) <= {"ref", "refund"} for e in state["events"] if e["event_type_uid"] == returns.event_type_uid)
     assert state["duplicates"] == {}
     assert {r.status for r in HelixOutbox.objects.all()} == {"posted"}
+
+
+@pytest.mark.parametrize("body, says", [
+    ({"event_schema": {"a": ["string"]}, "attribute_mapping": {"a": "amount"}}, "Attribute 'a' has type ['string']"),
+    ({"event_schema": {"a": "float"}, "attribute_mapping": {"a": ["x"]}}, "unknown sale field ['x']"),
+    ({"event_schema": {"a": "float"}, "attribute_mapping": {"a": {"x": 1}}}, "unknown sale field {'x': 1}"),
+])
+def test_a_list_or_object_where_a_name_belongs_is_a_400_in_the_api_and_an_error_in_the_admin(api_client, admin_client,
+                                                                                             django_user_model, body, says):
+    import json
+
+    user = django_user_model.objects.create_user("integrator", password="pw-for-tests-only")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_helixeventtype", "add_helixeventtype",
+                                                                         "change_helixeventtype"]))
+    api_client.force_authenticate(user)
+    reply = api_client.post("/api/sales/event-types/", {"name": "Odd", **body}, format="json")
+    assert reply.status_code == 400 and "attribute_mapping" in str(reply.json()) and says in str(reply.json())
+    created = api_client.post("/api/sales/event-types/", {"name": "Fine", "event_schema": {"a": "float"},
+                                                          "attribute_mapping": {"a": "amount"}}, format="json")
+    uid = created.json().get("id") or created.json().get("data", {}).get("id")
+    patched = api_client.patch(f"/api/sales/event-types/{uid}/", body, format="json")
+    assert patched.status_code == 400 and says in str(patched.json())
+    form = {"name": "Odd", "active": "on", "event_schema": json.dumps(body["event_schema"]),
+            "attribute_mapping": json.dumps(body["attribute_mapping"])}
+    page = admin_client.post(reverse("admin:sales_helixeventtype_add"), form)
+    assert page.status_code == 200 and says.replace("'", "&#x27;") in page.content.decode()
+    assert list(HelixEventType.objects.values_list("name", flat=True)) == ["Fine"]

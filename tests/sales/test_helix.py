@@ -371,3 +371,21 @@ def test_a_429_without_retry_after_waits_verkadas_5_s_cooldown(sales_settings, c
     record = post_helix_events(trigger="command")
     assert record.counters["rate_limited"] == 1
     assert HelixOutbox.objects.get(status="pending").next_attempt_at >= now + timedelta(seconds=5)
+
+
+def test_a_429_without_retry_after_pauses_every_caller_on_the_shared_bucket_for_5_s(sales_settings, sandbox):
+    from portal.http import UpstreamError
+    from portal.ratelimit import get_bucket
+
+    client = common.verkada_client()
+    shared = client.session.bucket.bucket
+    sandbox["verkada"].add_fault(Fault.from_json({"status": 429, "count": 1, "path": EVENT_PATH, "exact": True}))
+    with pytest.raises(UpstreamError):
+        client.post_event(camera_id="cam-1", event_type_uid="any", time_ms=1, attributes={})
+    # Another caller (another worker's client) on the same bucket: its next token is ~5 s away,
+    # Verkada's cooldown, not the 1 s a bare 429 gets from the session alone.
+    other_caller = get_bucket(shared.name, shared.rate, shared.burst)
+    try:
+        assert other_caller._take() > 3.0
+    finally:
+        other_caller.penalize(0)  # the next test starts with a bucket that is not cooling down

@@ -162,3 +162,24 @@ def test_beat_ticks_skip_while_only_a_live_run_holds_claims(sales_settings, cloc
     assert post_helix_events(trigger="beat") is None
     SyncRun.objects.filter(pk=live.pk).update(status="failed", finished=datetime.now(UTC) + timedelta(seconds=1))
     assert post_helix_events(trigger="beat") is not None
+
+
+@pytest.mark.parametrize("left_to_do", ["check", "change"])
+def test_a_run_whose_every_check_or_change_verkada_answers_with_a_5xx_ends_failed(sales_settings, clock, sandbox, left_to_do):
+    synced_sales(clock)
+    assert post_helix_events(trigger="command").status == "succeeded"
+    rows = HelixOutbox.objects.all()
+    if left_to_do == "check":  # replies lost: a GET decides once the reconcile delay is over
+        rows.update(status="posting", claim_token="", check_at=datetime.now(UTC) - timedelta(seconds=1))
+    else:  # corrected after posting: a PATCH each
+        rows.update(pending_change="update")
+    sandbox["verkada"].add_fault(Fault.from_json({"status": 503, "count": 10_000, "path": EVENT_PATH, "exact": True}))
+    record = post_helix_events(trigger="command")
+    deferred = f"{left_to_do}_deferred"
+    assert record.status == "failed" and record.counters[deferred] == rows.count() > 0, (record.status, record.counters)
+    assert "Nothing was done" in record.error and "Verkada could not" in record.error
+    sandbox["verkada"].faults.clear()
+    assert post_helix_events(trigger="command").status == "succeeded"
+    assert not HelixOutbox.objects.exclude(status="posted").exists()
+    assert not HelixOutbox.objects.exclude(pending_change="").exists()
+    assert_one_event_per_sale(sandbox)

@@ -63,15 +63,20 @@ def test_the_reconcile_delay_is_a_setting(sales_settings, clock, sandbox):
     assert_one_event_per_sale(sandbox)
 
 
-def test_reconciliation_deletes_a_second_event_and_reposts_a_missing_one(sales_settings, clock, sandbox):
-    synced_sales(clock)
-    assert post_helix_events(trigger="command").status == "succeeded"
+def _double_one_and_lose_one(sandbox):
+    """A second event of one sale (e.g. a late accept at a nudged time) and an event gone from Verkada."""
     uid = HelixEventType.objects.get(active=True).event_type_uid
     doubled, lost = HelixOutbox.objects.select_related("transaction")[:2]
-    # A second event of one sale (e.g. a late accept at a nudged time) and an event gone from Verkada.
     sandbox["verkada"].inject_event({"camera_id": doubled.camera_id, "event_type_uid": uid, "time_ms": doubled.time_ms + 1,
                                      "attributes": {"transaction_id": doubled.transaction.transaction_id}})
     assert sandbox["verkada"].drop_event(lost.camera_id, uid, lost.time_ms)
+    return doubled, lost
+
+
+def test_reconciliation_deletes_a_second_event_and_reposts_a_missing_one(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    assert post_helix_events(trigger="command").status == "succeeded"
+    doubled, lost = _double_one_and_lose_one(sandbox)
     record = reconcile_helix_events(trigger="command")
     assert record.status == "succeeded", record.error
     assert record.counters["duplicates_deleted"] == 1 and record.counters["missing_reposted"] == 1
@@ -138,3 +143,19 @@ def test_reconciliation_deletes_a_sales_second_event_under_another_type_that_nam
     assert record.counters["duplicates_deleted"] == 1, record.counters
     assert not [e for e in sandbox["verkada"].state()["events"] if e["event_type_uid"] == returns.event_type_uid]
     assert_one_event_per_sale(sandbox)
+
+
+def test_reconciliation_judges_sales_posted_late_with_old_event_times(sales_settings, clock, sandbox):
+    """The window is by posting time: a sale from 30 hours ago posted now is compared too."""
+    synced_sales(clock, hours_ago=30)
+    clock.set(datetime.now(UTC))
+    assert post_helix_events(trigger="command").status == "succeeded"
+    day_ago_ms = int((datetime.now(UTC) - timedelta(hours=24)).timestamp() * 1000)
+    assert HelixOutbox.objects.count() > 2 and not HelixOutbox.objects.filter(time_ms__gte=day_ago_ms).exists()
+    doubled, lost = _double_one_and_lose_one(sandbox)
+    record = reconcile_helix_events(trigger="command")
+    assert record.counters["checked"] == HelixOutbox.objects.count()
+    assert record.counters["duplicates_deleted"] == 1 and record.counters["missing_reposted"] == 1
+    assert post_helix_events(trigger="command").counters["posted"] == 1
+    received = {(e["camera_id"], e["time_ms"]) for e in sandbox["verkada"].state()["events"]}
+    assert received == {(r.camera_id, r.time_ms) for r in HelixOutbox.objects.all()}

@@ -2,7 +2,10 @@
 
 import logging
 
+from django.db.models import Q
+
 from portal.http import UpstreamError, UpstreamTransientError
+from portal.setaside import open_records
 
 from ... import mapping
 from ...models import CameraMapping, HelixOutbox
@@ -13,6 +16,29 @@ logger = logging.getLogger(__name__)
 
 Status = HelixOutbox.Status
 Change = HelixOutbox.Change
+
+
+def waiting_for_a_mapping():
+    """Rows whose sale moved to a JD camera with no Verkada camera mapped: nothing to do
+    until it is mapped (the camera is set aside meanwhile), so they make no run."""
+    return Q(pending_change=Change.MOVE) & ~Q(transaction__camera_ref__in=CameraMapping.objects.values("jd_camera_id"))
+
+
+def _set_aside_moves_to_unmapped_cameras(run):
+    """A sale moved to an unmapped camera is set aside with that camera (kind `camera`,
+    like a new sale there), once: mapping the camera resolves the record, and the move
+    is then applied (the old event stays until then; never a guessed camera)."""
+    from ..cameras import set_aside_unmapped, unmapped_key
+
+    waiting = [row.transaction for row in HelixOutbox.objects.filter(status__in=(Status.PENDING, Status.POSTED))
+               .filter(waiting_for_a_mapping()).select_related("transaction")]
+    if not waiting:
+        return
+    run.count("move_waiting_for_mapping", len(waiting))
+    listed = {record.key: set((record.payload or {}).get("transaction_ids") or ())
+              for record in open_records("sales").filter(kind="camera")}
+    set_aside_unmapped(run, [sale for sale in waiting
+                             if sale.transaction_id not in listed.get(unmapped_key(sale.camera_ref), ())])
 
 
 def apply_changes(run, client, router, types):
@@ -33,7 +59,8 @@ def apply_changes(run, client, router, types):
     from ..sync import free_time_ms
 
     now = common.now()
-    for row in HelixOutbox.objects.filter(status=Status.PENDING).exclude(pending_change=""):
+    _set_aside_moves_to_unmapped_cameras(run)
+    for row in HelixOutbox.objects.filter(status=Status.PENDING).exclude(pending_change="").exclude(waiting_for_a_mapping()):
         if row.pending_change in (Change.UPDATE, Change.DELETE):
             # Nothing in Verkada to change: the posting routes it afresh.
             HelixOutbox.objects.filter(pk=row.pk, status=Status.PENDING).update(pending_change="", event_type_uid="",
@@ -42,11 +69,12 @@ def apply_changes(run, client, router, types):
             sale = row.transaction
             target = CameraMapping.lookup([sale.camera_ref]).get(sale.camera_ref)
             if target is None:
-                run.count("move_waiting_for_mapping")
-                continue
+                continue  # unmapped since the list was read: set aside next run
             HelixOutbox.objects.filter(pk=row.pk, status=Status.PENDING).update(
                 pending_change="", camera_id=target, time_ms=free_time_ms(target, sale.time_ms, row.pk))
-    for row in HelixOutbox.objects.filter(status=Status.POSTED).exclude(pending_change="").select_related(
+    for row in HelixOutbox.objects.filter(status=Status.POSTED).exclude(pending_change="").exclude(
+        waiting_for_a_mapping()
+    ).select_related(
         "transaction__item", "transaction__camera__pos", "transaction__store"
     ):
         run.check()
@@ -108,9 +136,9 @@ def _move(run, client, row, token, free_time_ms):
     sale = row.transaction
     target = CameraMapping.lookup([sale.camera_ref]).get(sale.camera_ref)
     if target is None:
-        # Never to a guessed camera: the old event stays until the new camera is mapped.
+        # Unmapped since the list was read. Never to a guessed camera: the old event
+        # stays, and the next run sets the camera aside.
         finish_claim(row, token, status=Status.POSTED, claim_token="")
-        run.count("move_waiting_for_mapping")
         return
     client.delete_event(**_triple(row))
     finish_claim(row, token, status=Status.PENDING, claim_token="", pending_change="", next_attempt_at=common.now(),

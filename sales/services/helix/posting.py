@@ -17,7 +17,7 @@ from ...models import HelixOutbox, SalesSettings
 from .. import common
 from .checks import check_uncertain_posts, checks_due
 from .claims import claim_batch, claim_token_for, claims_to_recover, finish_claim, reconcile_delay, release_stale_claims
-from .corrections import apply_changes
+from .corrections import apply_changes, waiting_for_a_mapping
 from .routing import Router, route_claimed
 from .types import ensure_built_in_type
 
@@ -111,8 +111,11 @@ def backlog():
 
 def has_pending_events():
     """Beat's every-minute tick writes a run only when a row is due, a check is due or a claim needs recovering."""
-    return (HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=common.now()).exists()
-            or checks_due().exists() or HelixOutbox.objects.filter(status=Status.POSTED).exclude(pending_change="").exists()
+    # A move to an unmapped camera waits for its mapping (set aside), not for a run.
+    waiting = waiting_for_a_mapping()
+    return (HelixOutbox.objects.filter(status=Status.PENDING, next_attempt_at__lte=common.now()).exclude(waiting).exists()
+            or checks_due().exists()
+            or HelixOutbox.objects.filter(status=Status.POSTED).exclude(pending_change="").exclude(waiting).exists()
             or bool(claims_to_recover()))
 
 
@@ -155,18 +158,28 @@ def post_helix_events(run, limit=None, max_seconds=RUN_BUDGET_S):
     _refuse_an_all_deferred_run(run)
 
 
+#: what a posting run defers to a later run: posts refused for now (429, 5xx) or whose reply
+#: was lost, checks of lost replies and changes (PATCH, DELETE) Verkada could not take now
+DEFERRED = {
+    "retry_later": "refused for now (429, 5xx) and retried after a backoff",
+    "awaiting_check": "whose reply was lost and are checked with Verkada after the reconcile delay",
+    "check_deferred": "lost replies Verkada could not be asked about now (checked again next run)",
+    "change_deferred": "corrections or voids Verkada could not take now (applied next run)",
+}
+#: what a posting run did upstream
+DONE = ("posted", "recovered_posted", "updated", "removed")
+
+
 def _refuse_an_all_deferred_run(run):
-    """A run that posted nothing because every event was deferred (429, 5xx, lost
-    replies) did not succeed: it ends failed and says how many wait, and for what."""
+    """A run that did nothing because everything was deferred (429, 5xx, lost
+    replies, checks or changes Verkada could not take) did not succeed: it ends
+    failed and says how many wait, and for what."""
     counters = run.record.counters
-    deferred = counters.get("retry_later", 0) + counters.get("awaiting_check", 0)
-    if deferred and not counters.get("posted", 0) and not counters.get("recovered_posted", 0):
+    deferred = sum(counters.get(name, 0) for name in DEFERRED)
+    if deferred and not any(counters.get(name, 0) for name in DONE):
         run.count("deferred", deferred)
-        raise OperationFailed(
-            f"Nothing was posted: {deferred} event(s) deferred ({counters.get('retry_later', 0)} refused for now "
-            f"(429) and retried after a backoff, {counters.get('awaiting_check', 0)} whose reply was lost and are "
-            "checked with Verkada after the reconcile delay)."
-        )
+        reasons = ", ".join(f"{counters[name]} {why}" for name, why in DEFERRED.items() if counters.get(name))
+        raise OperationFailed(f"Nothing was done: {deferred} event(s) deferred ({reasons}).")
     if deferred:
         run.count("deferred", deferred)
 

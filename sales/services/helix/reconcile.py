@@ -23,9 +23,9 @@ def has_posted_events():
 
 @operation("sales", "reconcile_helix_events", lock_key="sales.reconcile_helix_events", has_work=has_posted_events)
 def reconcile_helix_events(run, hours=None):
-    """Compare the posted outbox rows of the last `hours` (setting
+    """Compare the outbox rows posted in the last `hours` (setting
     `reconcile_window_hours`, default 24) with Verkada's events, searched by type,
-    camera and time window.
+    camera and the time range of those rows' events.
 
     - A posted row whose event Verkada does not have (deleted upstream, or a check
       that was wrong) is made pending again, so the posting puts it back:
@@ -42,13 +42,20 @@ def reconcile_helix_events(run, hours=None):
     """
     config = SalesSettings.load()
     hours = int(hours or config.reconcile_window_hours)
-    now_ms = int(common.now().timestamp() * 1000)
-    start_ms = max(common.helix_cutoff_ms(), now_ms - hours * 3600 * 1000)
+    now = common.now()
+    now_ms = int(now.timestamp() * 1000)
+    # Rows posted in the window, whatever their sale's time: a sale reported (or
+    # corrected) late is posted now with an old event time, and is judged too.
     # Listed before searching: a row posted after this list is not judged this time.
     rows = list(
-        HelixOutbox.objects.filter(status=Status.POSTED, time_ms__gte=start_ms)
+        HelixOutbox.objects.filter(status=Status.POSTED, posted_at__gte=now - timedelta(hours=hours),
+                                   time_ms__gte=common.helix_cutoff_ms())
         .exclude(event_type_uid="").values("pk", "camera_id", "event_type_uid", "time_ms", "transaction__transaction_id")
     )
+    # Verkada is searched over those rows' event times (and the window itself, where
+    # a sale's second event is most likely to sit).
+    start_ms = max(common.helix_cutoff_ms(), min([now_ms - hours * 3600 * 1000] + [r["time_ms"] for r in rows]))
+    end_ms = max([now_ms] + [r["time_ms"] + 1 for r in rows])
     expected = {(r["camera_id"], r["event_type_uid"], r["time_ms"]): r for r in rows}
     posted_at = {r["transaction__transaction_id"]: key for key, r in expected.items()}
     # Every type of ours, so a sale's second event under another type (the routing moved
@@ -64,7 +71,7 @@ def reconcile_helix_events(run, hours=None):
             for n in range(0, len(cameras), CAMERAS_PER_SEARCH):
                 run.check()
                 for event in client.search_events(camera_ids=cameras[n:n + CAMERAS_PER_SEARCH], event_type_uid=uid,
-                                                  start_time_ms=start_ms, end_time_ms=now_ms):
+                                                  start_time_ms=start_ms, end_time_ms=end_ms):
                     try:
                         found[(str(event["camera_id"]), str(event["event_type_uid"]), int(event["time_ms"]))] = event
                     except (KeyError, TypeError, ValueError):
