@@ -39,7 +39,7 @@ class SmsAccount(models.Model):
     price_per_segment = models.DecimalField(max_digits=8, decimal_places=5, default="0.00790", help_text="For cost estimates (USD).")
     validity_period = models.PositiveIntegerField(default=3600, help_text="Seconds a message may wait in Twilio's queue (1-36000).")
     quiet_start = models.TimeField(default=time(8, 0), help_text="No message leaves before this local time of the recipient.")
-    quiet_end = models.TimeField(default=time(21, 0), help_text="…nor after this one.")
+    quiet_end = models.TimeField(default=time(21, 0), help_text="…nor after this one. The same time as the start: no quiet hours.")
     test_phone = models.CharField(max_length=16, blank=True, help_text="Your phone (E.164) for “Send a test message”.")
     enabled = models.BooleanField(default=True)
 

@@ -41,7 +41,9 @@ def recipient_zones(phone):
 
 def _inside(local, start, end):
     moment = local.time()
-    if start <= end:
+    if start == end:
+        return True  # a window that opens when it closes is the whole day: no quiet hours
+    if start < end:
         return start <= moment < end
     return moment >= start or moment < end  # a window across midnight
 

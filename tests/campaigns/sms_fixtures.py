@@ -13,9 +13,10 @@ def make_account(**fields):
     values = {"name": "Twilio", "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "sender": NUMBERS[0],
               "messages_per_second": 200, "test_phone": "+12015550199"}
     values.update(fields)
-    # 00:00-23:59: quiet hours out of the way unless a test is about them
+    # start == end: no quiet hours unless a test is about them (00:00-23:59 left the minute
+    # before midnight quiet, and a CI run at 04:59 UTC held every US message)
     values.setdefault("quiet_start", "00:00")
-    values.setdefault("quiet_end", "23:59")
+    values.setdefault("quiet_end", "00:00")
     account = SmsAccount(**values)
     account.full_clean()
     account.save()

@@ -255,6 +255,17 @@ def test_quiet_hours_hold_messages_in_the_database_until_morning(twilio, public_
     assert sandbox_texts(twilio) == {"+4791234567": 1, "+12015550501": 1}
 
 
+def test_a_window_that_opens_when_it_closes_has_no_quiet_minute(twilio, public_url, sender, monkeypatch):
+    portal = make_families({"+12015550501": ["Emma"]})
+    campaign = make_campaign(portal, make_account(quiet_start="00:00", quiet_end="00:00"))
+    clock = datetime(2026, 12, 2, 4, 59, 30, tzinfo=UTC)  # 23:59:30 in New York
+    monkeypatch.setattr("campaigns.services.quiet_hours.now", lambda: clock)
+    run = approve_campaign(campaign.pk, user=sender)
+    run.refresh_from_db()
+    assert not run.counters.get("held_for_quiet_hours")
+    assert sandbox_texts(twilio) == {"+12015550501": 1}
+
+
 def test_a_cancelled_send_leaves_the_unsent_unsent(families, sender, twilio, monkeypatch):
     clock = {"now": datetime(2026, 12, 2, 12, 0, tzinfo=UTC)}
     monkeypatch.setattr("campaigns.services.quiet_hours.now", lambda: clock["now"])
