@@ -121,7 +121,12 @@ class Transaction(models.Model):
     camera or item is not (yet) known is still stored and can be linked later."""
 
     transaction_id = models.CharField(max_length=64, unique=True)
-    transaction_date = models.DateTimeField(db_index=True)
+    transaction_date = models.DateTimeField(db_index=True, help_text="The instant of the sale (UTC).")
+    till_clock = models.CharField(
+        max_length=32, blank=True, editable=False,
+        help_text="The till's local clock as JD Sports reported it, without an offset (read in the store's zone, "
+        "and again if the zone changes); empty when JD gave an offset.",
+    )
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     item_ref = models.CharField(max_length=64, blank=True)
     camera_ref = models.CharField(max_length=100, blank=True)

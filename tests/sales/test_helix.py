@@ -6,6 +6,7 @@ from django.core.management import call_command
 
 from portal.sandbox import Fault
 from sales.models import CameraMapping, HelixEventType, HelixOutbox, SalesSettings, Transaction
+from sales.sandbox import catalog
 from sales.services import common, post_helix_events
 from sales.services.helix import STALE_CLAIM
 
@@ -307,7 +308,7 @@ def test_the_sync_and_the_posting_share_one_30_day_limit(sales_settings, clock, 
 
     real_now = datetime.now(UTC)
     sale = upstream_sales(real_now - timedelta(days=30), real_now - timedelta(days=30) + timedelta(minutes=5))[0]
-    when = datetime.strptime(sale["transaction_date"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    when = catalog.sale_instant(sale)
     clock.freeze(when + timedelta(days=30) - timedelta(seconds=30))  # the sale is 30 days less 30 s old
     record = sync_sales(trigger="command", start=when.isoformat(), end=(when + timedelta(seconds=1)).isoformat())
     assert record.status == "succeeded" and record.counters["outbox_created"] == 1
