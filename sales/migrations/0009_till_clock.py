@@ -4,12 +4,14 @@ from datetime import UTC
 
 from django.db import migrations, models
 
+import sales.models.estate
+
 
 def sales_so_far_were_naive_clocks_read_as_utc(apps, schema_editor):
     """Until now every JD Sports time was the seed's naive "YYYY-MM-DD HH:MM:SS", read
     as UTC: that reading is the till clock JD sent. A store whose zone is not UTC gets
-    its sales read again in its zone by the admin action "Read sales again in the
-    store's time zone" (which also moves their Helix events)."""
+    its sales read again in its zone by the Stores admin action "Read the selected
+    stores' sales again in their time zones" (which also moves their Helix events)."""
     Transaction = apps.get_model("sales", "Transaction")
     batch = []
     for sale in Transaction.objects.only("pk", "transaction_date").iterator(chunk_size=2000):
@@ -37,6 +39,11 @@ class Migration(migrations.Migration):
             model_name='transaction',
             name='transaction_date',
             field=models.DateTimeField(db_index=True, help_text='The instant of the sale (UTC).'),
+        ),
+        migrations.AlterField(
+            model_name='store',
+            name='time_zone',
+            field=models.CharField(default=sales.models.estate.default_time_zone, help_text="IANA time zone of the store (Europe/London): its tills' local clock times are read in it, and its sales counted in its local days. Changing it re-times the sales its tills reported without an offset (and moves their Helix events).", max_length=64, validators=[sales.models.estate.validate_time_zone]),
         ),
         migrations.RunPython(sales_so_far_were_naive_clocks_read_as_utc, migrations.RunPython.noop),
     ]

@@ -27,7 +27,9 @@ class Store(models.Model):
     email = models.CharField(max_length=200, blank=True)
     time_zone = models.CharField(
         max_length=64, default=default_time_zone, validators=[validate_time_zone],
-        help_text="IANA time zone of the store (Europe/London): its sales are counted in its local days.",
+        help_text="IANA time zone of the store (Europe/London): its tills' local clock times are read in it, and its "
+        "sales counted in its local days. Changing it re-times the sales its tills reported without an offset "
+        "(and moves their Helix events).",
     )
     updated = models.DateTimeField(auto_now=True)
 
