@@ -59,12 +59,9 @@ class SaleClocks:
         stores = Store.objects.order_by("pk")
         if lock:
             stores = stores.select_for_update()
-        by_pk = {s.pk: s for s in stores}
-        self.store_pk_by_camera = {
-            camera_id: store_pk
-            for camera_id, store_pk in Camera.objects.filter(pos__store__isnull=False).values_list("camera_id", "pos__store")
-        }
-        self.zones = {pk: store.zone for pk, store in by_pk.items()}
+        self.zones = {store.pk: store.zone for store in stores}
+        placed = Camera.objects.filter(pos__store__isnull=False)
+        self.store_pk_by_camera = dict(placed.values_list("camera_id", "pos__store"))
 
     def store_pk(self, camera_id):
         return self.store_pk_by_camera.get(camera_id)
