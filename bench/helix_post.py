@@ -49,7 +49,7 @@ def main():
 
     from portal.sandbox import start_in_thread
     from sales import mapping
-    from sales.models import CameraMapping, HelixEventType, HelixOutbox, HelixRoutingRule, SalesSettings
+    from sales.models import CameraMapping, HelixEventType, HelixOutbox, HelixRoutingRule, SalesSettings, Store
     from sales.sandbox import JDSportsSandbox, VerkadaSandbox, catalog
     from sales.sandbox.jdsports import API_KEY
     from sales.services import fetch_footage_links, post_helix_events, sync_sales
@@ -69,6 +69,9 @@ def main():
     # camera's sales are set aside, never posted).
     CameraMapping.objects.bulk_create([CameraMapping(jd_camera_id=c, verkada_camera_id=c, source="id")
                                        for c in catalog.CAMERA_IDS], ignore_conflicts=True)
+    # The stores' zones as an admin enters them: the tills report their local clocks.
+    for store_id, zone in catalog.STORE_ZONES.items():
+        Store.objects.update_or_create(store_id=store_id, defaults={"time_zone": zone})
 
     end = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     start = end - timedelta(seconds=catalog.TRANSACTION_EVERY * args.events)

@@ -27,6 +27,11 @@ class SalesConfig(AppConfig):
         register(Operation("sales", "prefill_camera_mapping", "Prefill camera mapping", "sales.prefill_camera_mapping",
                            description="Maps JD Sports cameras to Verkada cameras of the same id or name.",
                            permission="sales.change_cameramapping"))
+        register(Operation("sales", "retime_store_sales", "Read a store's sales again in its time zone",
+                           "sales.retime_store_sales",
+                           description="Re-times the sales its tills reported as local clock times (after its zone "
+                           "changed) and moves their Helix events.",
+                           permission="sales.change_store"))
         # A set-aside record is retried through the path that set it aside.
         for kind in sync.ESTATE_KINDS:
             register_retry("sales", kind, sync.retry_camera_record if kind == "camera" else sync.retry_estate_record)

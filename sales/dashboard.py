@@ -22,11 +22,16 @@ def sales_per_store_per_day(days=14):
     """Grouped bars: one group per day, one bar per store. Each store's sales are
     counted in its own local days (a London store's 00:30 BST sale is on that day,
     not on the UTC day before)."""
-    today = timezone.localdate()
+    from .services import common
+
+    zones = set(Store.objects.filter(transactions__isnull=False).values_list("time_zone", flat=True).distinct())
+    # The last day is the latest any store has reached: Amsterdam's sales after its
+    # midnight are on its new day while the server's zone (UTC) still says yesterday.
+    now = common.now()
+    today = max((now.astimezone(ZoneInfo(name)).date() for name in zones), default=timezone.localdate(now))
     first = today - timedelta(days=days - 1)
     totals = {}
-    zones = Store.objects.filter(transactions__isnull=False).values_list("time_zone", flat=True).distinct()
-    for zone_name in set(zones):
+    for zone_name in zones:
         zone = ZoneInfo(zone_name)
         since = datetime.combine(first, time.min, tzinfo=zone)
         rows = (

@@ -9,7 +9,7 @@ that one aside and store the rest.
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 
@@ -17,12 +17,15 @@ class UnreadableRecord(Exception):
     """One upstream record that cannot be read; the rest of its reply can."""
 
 
-def _parse_naive_utc(value, what="transaction_date"):
+def _parse_sale_time(value, what="transaction_date"):
+    """A till's time as JD sent it: aware when it carries an offset ("Z", "+01:00"),
+    naive when it is the till's local clock (the seed's "2026-03-29 01:30:00"). A naive
+    time is read in its store's zone by the service (`sales.services.clocks`): the
+    client does not know where the till stands."""
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError as exc:
         raise UnreadableRecord(f"unreadable {what} {value!r}") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _decimal(value, what):
@@ -118,6 +121,7 @@ class SaleRecord:
     ID_FIELD = "transaction_id"
 
     transaction_id: str
+    #: aware when JD gave an offset; naive: the till's local clock, to read in its store's zone
     transaction_date: datetime
     amount: Decimal
     item_id: str
@@ -129,6 +133,10 @@ class SaleRecord:
     def key(self):
         return self.transaction_id
 
+    @property
+    def has_offset(self):
+        return self.transaction_date.tzinfo is not None
+
     @classmethod
     def parse(cls, row):
         if row.get("transaction_id") in (None, ""):
@@ -137,7 +145,7 @@ class SaleRecord:
             raise UnreadableRecord("no transaction_amount")
         return cls(
             transaction_id=str(row["transaction_id"]),
-            transaction_date=_parse_naive_utc(row.get("transaction_date")),
+            transaction_date=_parse_sale_time(row.get("transaction_date")),
             amount=_decimal(row["transaction_amount"], "transaction_amount"),
             item_id=_text(row, "item_id"),
             camera_id=_text(row, "camera_id"),

@@ -30,3 +30,8 @@ def reconcile_helix_events_task(run_id=None, trigger=SyncRun.Trigger.BEAT, **par
 @shared_task(name="sales.prefill_camera_mapping")
 def prefill_camera_mapping_task(run_id=None, trigger=SyncRun.Trigger.ADMIN, **params):
     services.prefill_camera_mapping(run_id=run_id, trigger=trigger, **params)
+
+
+@shared_task(name="sales.retime_store_sales")
+def retime_store_sales_task(run_id=None, trigger=SyncRun.Trigger.ADMIN, **params):
+    services.retime_store_sales(run_id=run_id, trigger=trigger, **params)

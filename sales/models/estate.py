@@ -27,7 +27,9 @@ class Store(models.Model):
     email = models.CharField(max_length=200, blank=True)
     time_zone = models.CharField(
         max_length=64, default=default_time_zone, validators=[validate_time_zone],
-        help_text="IANA time zone of the store (Europe/London): its sales are counted in its local days.",
+        help_text="IANA time zone of the store (Europe/London): its tills' local clock times are read in it, and its "
+        "sales counted in its local days. Changing it re-times the sales its tills reported without an offset "
+        "(and moves their Helix events).",
     )
     updated = models.DateTimeField(auto_now=True)
 
@@ -121,7 +123,12 @@ class Transaction(models.Model):
     camera or item is not (yet) known is still stored and can be linked later."""
 
     transaction_id = models.CharField(max_length=64, unique=True)
-    transaction_date = models.DateTimeField(db_index=True)
+    transaction_date = models.DateTimeField(db_index=True, help_text="The instant of the sale (UTC).")
+    till_clock = models.CharField(
+        max_length=32, blank=True, editable=False,
+        help_text="The till's local clock as JD Sports reported it, without an offset (read in the store's zone, "
+        "and again if the zone changes); empty when JD gave an offset.",
+    )
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     item_ref = models.CharField(max_length=64, blank=True)
     camera_ref = models.CharField(max_length=100, blank=True)

@@ -2,16 +2,28 @@
 
 Verkada must know the cameras JD Sports reports (an event for an unknown camera
 is a 400), so the two sandboxes share this catalogue.
+
+Sandbox truth about time: every store has a zone (`STORE_ZONES`) and its tills
+report their own clock. London and Amsterdam tills send the naive local clock
+("2026-10-25 01:30:00", the seed's shape); Manchester's newer tills send ISO 8601
+with the offset in force ("2026-10-25T01:30:00+01:00"). `sale_instant(row)` is the
+instant a catalogued sale really happened, for tests to hold the portal to.
 """
 
 import math
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 STORES = [
     {"store_id": 101, "store_name": "London Oxford Street", "store_address": "London", "store_phone": "0207000101", "store_email": "oxford@jdsports.example"},
     {"store_id": 102, "store_name": "Manchester Arndale", "store_address": "Manchester", "store_phone": "0161000102", "store_email": "arndale@jdsports.example"},
-    {"store_id": 103, "store_name": "Glasgow Buchanan", "store_address": "Glasgow", "store_phone": "0141000103", "store_email": "buchanan@jdsports.example"},
+    {"store_id": 103, "store_name": "Amsterdam Kalverstraat", "store_address": "Amsterdam", "store_phone": "0201000103", "store_email": "kalverstraat@jdsports.example"},
 ]
+
+#: store_id -> the IANA zone its tills' clocks keep (not in JD's store records: an admin enters it)
+STORE_ZONES = {101: "Europe/London", 102: "Europe/London", 103: "Europe/Amsterdam"}
+#: stores whose tills send an explicit offset; the others send their naive local clock
+STORES_SENDING_OFFSETS = {102}
 
 POINTS_OF_SALE = [
     {"pos_id": store["store_id"] * 10 + till, "pos_name": f"Till {till}", "store_id": store["store_id"], "camera_id": f"cam-{store['store_id'] * 10 + till}"}
@@ -32,6 +44,9 @@ CAMERAS = [
 ]
 
 CAMERA_IDS = [camera["camera_id"] for camera in CAMERAS]
+
+#: camera_id -> store_id (camera -> point of sale -> store)
+CAMERA_STORES = {pos["camera_id"]: pos["store_id"] for pos in POINTS_OF_SALE}
 
 ITEMS = [
     {"item_id": 5001 + n, "item_name": name, "item_price": price, "item_quantity": 10 + n}
@@ -54,14 +69,29 @@ def transaction(k: int) -> dict:
     """The k-th sale since the epoch, as the Sales API returns it."""
     item = ITEMS[(k * 7) % len(ITEMS)]
     quantity = 1 + k % 3
-    when = datetime.fromtimestamp(k * TRANSACTION_EVERY, tz=UTC)
+    camera_id = CAMERA_IDS[k % len(CAMERA_IDS)]
     return {
         "transaction_id": k,
-        "transaction_date": when.strftime("%Y-%m-%d %H:%M:%S"),
+        "transaction_date": till_clock(camera_id, datetime.fromtimestamp(k * TRANSACTION_EVERY, tz=UTC)),
         "transaction_amount": round(item["item_price"] * quantity, 2),
         "item_id": item["item_id"],
-        "camera_id": CAMERA_IDS[k % len(CAMERA_IDS)],
+        "camera_id": camera_id,
     }
+
+
+def till_clock(camera_id, instant):
+    """What the till behind `camera_id` shows at `instant`, as it reports it."""
+    store_id = CAMERA_STORES[camera_id]
+    local = instant.astimezone(ZoneInfo(STORE_ZONES[store_id]))
+    if store_id in STORES_SENDING_OFFSETS:
+        return local.isoformat(timespec="seconds")
+    return local.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def sale_instant(row) -> datetime:
+    """The UTC instant a catalogued sale happened (its id says when: the truth a naive
+    till clock cannot always tell, e.g. which of an autumn night's two 01:30s)."""
+    return datetime.fromtimestamp(int(row["transaction_id"]) * TRANSACTION_EVERY, tz=UTC)
 
 
 def transactions_between(start: datetime, end: datetime, now: datetime | None = None) -> list[dict]:

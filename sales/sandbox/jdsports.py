@@ -8,9 +8,17 @@ The APIs are not public; these are the contract choices the client follows:
   `page_size` (default 100, max 500) and `page_token` (opaque, from the previous
   reply). No random page access.
 - `GET /sales/v1/transactions?start_time=<ISO 8601>&end_time=<ISO 8601>`: sales
-  with start_time <= transaction_date < end_time, oldest first. A missing or
-  unparsable bound is `400`. `transaction_date` is UTC, "YYYY-MM-DD HH:MM:SS"
-  (the seed's shape). Only sales that have happened (<= now) are returned.
+  with start_time <= the sale's instant < end_time (the bounds are instants:
+  naive bounds are UTC), oldest first. A missing or unparsable bound is `400`.
+  Only sales that have happened (<= now) are returned.
+- `transaction_date` is what the till's clock showed, in one of two shapes the
+  contract allows: the naive local time of the store's zone, "YYYY-MM-DD HH:MM:SS"
+  (the seed's shape; London and Amsterdam stores), or ISO 8601 with the offset in
+  force, "YYYY-MM-DDTHH:MM:SS+01:00" (Manchester). JD's store records carry no
+  zone: each store's zone is sandbox truth (`catalog.STORE_ZONES`) that an admin
+  enters in the portal. A naive clock repeats an hour each autumn: the sandbox
+  serves it as the till shows it (two sales can both read 01:30), and never serves
+  a spring-gap time (the till's clock jumps over it).
 - `GET /inventory/v1/items`, `/cameras/v1/cameras`, `/pos/v1/points-of-sale`,
   `/stores/v1/stores`: the seed's record shapes.
 - `fault_after_windows(n, fault)` (tests): the fault is armed once n more sales

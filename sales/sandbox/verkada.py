@@ -47,7 +47,7 @@ from collections import deque
 
 from portal.sandbox import Sandbox, json_response, route
 
-from .catalog import CAMERAS, CAMERA_IDS
+from .catalog import CAMERA_IDS, CAMERA_STORES, CAMERAS, STORE_ZONES
 
 KEYS = {
     "verkada-sandbox-key": {"write": True, "expired": False},
@@ -450,7 +450,8 @@ class VerkadaSandbox(Sandbox):
         cameras = [
             {"camera_id": self.camera_ids[c["camera_id"]], "name": c["camera_name"], "site": c["camera_location"],
              "site_id": f"site-{c['camera_location'][:12]}", "model": c["camera_model"], "serial": f"SN{n:06d}",
-             "status": "Live", "timezone": "Europe/London"}
+             "status": "Live",
+             "timezone": STORE_ZONES[CAMERA_STORES[c["camera_id"]]]}
             for n, c in enumerate(CAMERAS)
         ]
         more = offset + size < len(cameras)

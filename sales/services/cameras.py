@@ -30,7 +30,7 @@ def set_aside_unmapped(run, sales):
         by_camera.setdefault(sale.camera_ref, []).append(sale.transaction_id)
     for camera_ref, ids in by_camera.items():
         # Its sales with no event yet, and these (a posted sale moved there has one).
-        waiting = list(Transaction.objects.filter(camera_ref=camera_ref, helix__isnull=True, voided=False)
+        waiting = list(Transaction.objects.filter(camera_ref=camera_ref, helix__isnull=True)
                        .values_list("transaction_id", flat=True)[:100])
         waiting += [i for i in ids if i not in waiting]
         run.set_aside("camera", unmapped_key(camera_ref),

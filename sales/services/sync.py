@@ -14,6 +14,7 @@ from ..client import Unreadable
 from ..models import Camera, CameraMapping, HelixOutbox, Item, PointOfSale, SalesSettings, Store, SyncCursor, Transaction
 from . import cameras as camera_mapping
 from . import common
+from .clocks import SaleClocks, no_store_reason
 
 logger = logging.getLogger(__name__)
 
@@ -108,16 +109,18 @@ def sync_slice(run, client, slice_start, slice_end, *, move_watermark, retrying=
     stored again the same way, and the retry fails while that sale still cannot be.
     """
     parsed = client.transactions(slice_start, slice_end)
-    good, bad = [], list(parsed.unreadable)
-    for record in parsed.records:
-        problem = sale_problem(record)
-        if problem:
-            bad.append(Unreadable("sale", record.key, problem, record.raw))
-        else:
-            good.append(record)
     window = {"start": slice_start.isoformat(), "end": slice_end.isoformat()}
     with transaction.atomic():
-        store_sales(run, good)
+        # The stores' zones, locked: an admin's zone change waits for this window's sales.
+        clocks = SaleClocks(lock=True)
+        good, bad = [], list(parsed.unreadable)
+        for record in parsed.records:
+            problem = sale_problem(record, clocks)
+            if problem:
+                bad.append(Unreadable("sale", record.key, problem, record.raw))
+            else:
+                good.append(record)
+        store_sales(run, good, clocks)
         resolve_items(run.record, "sales", "sale", [r.key for r in good])
         for item in bad:
             if retrying is None:
@@ -140,8 +143,10 @@ def sync_slice(run, client, slice_start, slice_end, *, move_watermark, retrying=
 MAX_AMOUNT = Decimal("9999999999.99")
 
 
-def sale_problem(record):
+def sale_problem(record, clocks):
     """Why a readable sale still cannot be stored (None when it can)."""
+    if not clocks.can_time(record):
+        return no_store_reason(record)
     if abs(record.amount) > MAX_AMOUNT:
         return f"jdsports sent a sale with transaction_amount {record.amount}, more than a sale can hold"
     if len(record.transaction_id) > 64 or len(record.item_id) > 64 or len(record.camera_id) > 100:
@@ -233,25 +238,27 @@ def retry_sale(run, record):
                move_watermark=False, retrying=record.key)
 
 
-def store_sales(run, records):
+def store_sales(run, records, clocks):
     """Upsert readable sales (`sale_problem` says none) and give each new one its
-    outbox row. Call inside a transaction."""
+    outbox row. A sale's time is read by `clocks` (a naive till clock in its store's
+    zone). Call inside a transaction."""
     if not records:
         return
-    cameras = {c.camera_id: c for c in Camera.objects.select_related("pos")}
+    cameras = dict(Camera.objects.values_list("camera_id", "pk"))
     items = dict(Item.objects.values_list("item_id", "pk"))
     existing = {t.transaction_id: t for t in Transaction.objects.filter(transaction_id__in=[r.transaction_id for r in records])}
     new, changed, relocated, corrected, voided = [], [], [], [], []
     for record in records:
-        camera = cameras.get(record.camera_id)
+        instant, till_clock = clocks.timing(record)
         fields = {
-            "transaction_date": record.transaction_date,
+            "transaction_date": instant,
+            "till_clock": till_clock,
             "amount": record.amount,
             "item_ref": record.item_id,
             "camera_ref": record.camera_id,
             "item_id": items.get(int(record.item_id)) if record.item_id.isdigit() else None,
-            "camera_id": camera.pk if camera else None,
-            "store_id": camera.pos.store_id if camera and camera.pos else None,
+            "camera_id": cameras.get(record.camera_id),
+            "store_id": clocks.store_pk(record.camera_id),
             "voided": record.voided,
         }
         current = existing.get(record.transaction_id)
@@ -354,9 +361,9 @@ def create_outbox_rows(run, sales):
     mapped = CameraMapping.lookup(s.camera_ref for s in sales if s.camera_ref)
     unmapped = [s for s in sales if s.camera_ref and s.camera_ref not in mapped]
     sales = [s for s in sales if not s.camera_ref or s.camera_ref in mapped]
-    waiting = [s for s in unmapped if not s.voided]  # a void needs no event, nor a mapping yet
-    if waiting:
-        camera_mapping.set_aside_unmapped(run, waiting)
+    if unmapped:
+        # A void too: a routing rule may post voids, and no event may go to a guessed camera.
+        camera_mapping.set_aside_unmapped(run, unmapped)
     if not sales:
         return
     cutoff_ms = common.helix_cutoff_ms()

@@ -38,7 +38,10 @@ def recover_within(run, seconds=90):
 
 def test_a_killed_helix_posting_run_is_taken_over_and_posts_each_sale_once(spare_workers, sandbox):
     from sales.models import HelixOutbox, SalesSettings, Transaction
-    from tests.sales.conftest import FAST_LIMIT, JD_KEY, VERKADA_KEY, assert_one_event_per_sale, map_cameras_as_the_sandbox_does
+    from tests.sales.conftest import (
+        FAST_LIMIT, JD_KEY, VERKADA_KEY, assert_one_event_per_sale, map_cameras_as_the_sandbox_does,
+        zone_stores_as_the_sandbox_does,
+    )
     from sales.services import sync_sales
 
     sandbox["verkada"].set_limit(FAST_LIMIT)
@@ -50,6 +53,7 @@ def test_a_killed_helix_posting_run_is_taken_over_and_posts_each_sale_once(spare
     config.lookback_hours = 0
     config.save()
     map_cameras_as_the_sandbox_does()
+    zone_stores_as_the_sandbox_does()
     assert sync_sales(trigger="command").status == "succeeded"
     total = Transaction.objects.count()
     assert total >= 20

@@ -22,7 +22,17 @@ def sales_settings(db, sandbox):
     config.lookback_hours = 0
     config.save()
     map_cameras_as_the_sandbox_does()
+    zone_stores_as_the_sandbox_does()
     return config
+
+
+def zone_stores_as_the_sandbox_does():
+    """The stores' zones as an admin enters them (JD's store records carry none): the
+    sandbox's tills keep London and Amsterdam clocks. The sync fills in the rest."""
+    from sales.models import Store
+
+    for store_id, zone in catalog.STORE_ZONES.items():
+        Store.objects.update_or_create(store_id=store_id, defaults={"time_zone": zone})
 
 
 def map_cameras_as_the_sandbox_does():
@@ -65,7 +75,8 @@ def clock(monkeypatch):
 
 
 def upstream_sales(start, end):
-    """What the JD Sports sandbox holds for a window (the ground truth)."""
+    """What the JD Sports sandbox holds for a window (the ground truth; each sale's
+    instant is `catalog.sale_instant(row)`, its `transaction_date` the till's clock)."""
     return catalog.transactions_between(start, end, now=datetime.now(UTC))
 
 

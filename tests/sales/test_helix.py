@@ -5,7 +5,8 @@ import pytest
 from django.core.management import call_command
 
 from portal.sandbox import Fault
-from sales.models import CameraMapping, HelixEventType, HelixOutbox, SalesSettings, Transaction
+from sales.models import CameraMapping, HelixEventType, HelixOutbox, SalesSettings, Store, Transaction
+from sales.sandbox import catalog
 from sales.services import common, post_helix_events
 from sales.services.helix import STALE_CLAIM
 
@@ -212,6 +213,7 @@ def test_the_demo_seed_points_both_upstreams_at_the_sandboxes_and_is_idempotent(
     from django.apps import apps
 
     from sales import demo
+    from sales.services import retime_store_sales
 
     demo.seed()
     demo.seed()
@@ -222,6 +224,18 @@ def test_the_demo_seed_points_both_upstreams_at_the_sandboxes_and_is_idempotent(
     SalesSettings.objects.filter(pk=1).update(verkada_requests_per_minute=60000)
     assert post_helix_events(trigger="command").status == "succeeded"
     assert_one_event_per_sale(sandbox)
+    # The stores keep the sandbox tills' zones, so every sale is at its true instant.
+    assert dict(Store.objects.values_list("store_id", "time_zone")) == catalog.STORE_ZONES
+    truth = {str(r["transaction_id"]): catalog.sale_instant(r) for r in catalog.transactions_between(
+        datetime.now(UTC) - timedelta(hours=2), datetime.now(UTC), now=datetime.now(UTC))}
+    assert all(t.transaction_date == truth[t.transaction_id] for t in Transaction.objects.all())
+
+    # A store whose zone someone changed is put back, and its sales re-timed, by the next seed.
+    Store.objects.filter(store_id=103).update(time_zone="UTC")
+    assert retime_store_sales(trigger="command", store_id=103).counters["sales_retimed"] > 0
+    demo.seed()
+    assert Store.objects.get(store_id=103).time_zone == "Europe/Amsterdam"
+    assert all(t.transaction_date == truth[t.transaction_id] for t in Transaction.objects.all())
 
 
 def test_a_retry_after_the_default_event_type_changed_keeps_the_first_type_and_posts_once(sales_settings, clock, sandbox):
@@ -307,7 +321,7 @@ def test_the_sync_and_the_posting_share_one_30_day_limit(sales_settings, clock, 
 
     real_now = datetime.now(UTC)
     sale = upstream_sales(real_now - timedelta(days=30), real_now - timedelta(days=30) + timedelta(minutes=5))[0]
-    when = datetime.strptime(sale["transaction_date"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    when = catalog.sale_instant(sale)
     clock.freeze(when + timedelta(days=30) - timedelta(seconds=30))  # the sale is 30 days less 30 s old
     record = sync_sales(trigger="command", start=when.isoformat(), end=(when + timedelta(seconds=1)).isoformat())
     assert record.status == "succeeded" and record.counters["outbox_created"] == 1

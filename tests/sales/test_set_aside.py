@@ -40,23 +40,30 @@ def _ids(sales):
 
 
 ESTATE_FAULTS = [
-    # collection, catalogue id, fields served instead, set-aside kind and key, words the reason has
-    ("stores", 101, {"store_id": "abc"}, "store", "abc", "store_id 'abc'"),
-    ("points_of_sale", 1011, {"store_id": "one-oh-one"}, "pos", "1011", "store_id 'one-oh-one'"),
-    ("cameras", "cam-1012", {"pos_id": "till two"}, "camera", "cam-1012", "pos_id 'till two'"),
-    ("items", 5001, {"item_price": float("nan")}, "item", "5001", "item_price"),
+    # collection, catalogue id, fields served instead, set-aside kind and key, words the reason has, and the
+    # cameras whose store that leaves unknown (their tills' local times cannot be read: set aside too)
+    ("stores", 101, {"store_id": "abc"}, "store", "abc", "store_id 'abc'", {"cam-1011", "cam-1012"}),
+    ("points_of_sale", 1011, {"store_id": "one-oh-one"}, "pos", "1011", "store_id 'one-oh-one'", {"cam-1011"}),
+    ("cameras", "cam-1012", {"pos_id": "till two"}, "camera", "cam-1012", "pos_id 'till two'", {"cam-1012"}),
+    ("items", 5001, {"item_price": float("nan")}, "item", "5001", "item_price", set()),
 ]
 
 
-@pytest.mark.parametrize("collection,record_id,fields,kind,key,words", ESTATE_FAULTS)
+def _from_cameras(sales, cameras, keep=True):
+    return [s for s in sales if (s["camera_id"] in cameras) == keep]
+
+
+@pytest.mark.parametrize("collection,record_id,fields,kind,key,words,storeless", ESTATE_FAULTS)
 def test_a_bad_estate_record_is_set_aside_the_rest_is_stored_and_a_retry_resolves_it(
-    sales_settings, clock, sandbox, api_client, admin_user, run_on_commit, collection, record_id, fields, kind, key, words
+    sales_settings, clock, sandbox, api_client, admin_user, run_on_commit, collection, record_id, fields, kind, key,
+    words, storeless,
 ):
+    Store.objects.all().delete()  # the first sync: no store known yet, none zoned
     clock.freeze(_hour(0))
     sandbox["jdsports"].override(collection, record_id, fields)
     record = sync_sales(trigger="beat")
     assert record.status == "partial", record.error
-    aside = SetAsideRecord.objects.get(app="sales")
+    aside = SetAsideRecord.objects.get(app="sales", kind=kind)
     assert (aside.kind, aside.key, aside.status, aside.run_id) == (kind, key, "open", record.pk)
     assert words in aside.reason and aside.reason.startswith(f"jdsports sent a {kind} with")
     served = next(r for r in getattr(catalog, collection.upper()) if str(r[next(iter(r))]) == str(record_id))
@@ -67,7 +74,11 @@ def test_a_bad_estate_record_is_set_aside_the_rest_is_stored_and_a_retry_resolve
     assert Camera.objects.count() == len(catalog.CAMERAS) - (kind == "camera")
     assert Item.objects.count() == len(catalog.ITEMS) - (kind == "item")
     start, end = _window(sales_settings)
-    assert _stored_ids() == _ids(upstream_sales(start, end))
+    # A sale whose camera's store is unknown is set aside (its local time cannot be read); the rest are stored.
+    assert _stored_ids() == _ids(_from_cameras(upstream_sales(start, end), storeless, keep=False))
+    orphans = SetAsideRecord.objects.filter(app="sales", kind="sale")
+    assert sorted(orphans.values_list("key", flat=True)) == _ids(_from_cameras(upstream_sales(start, end), storeless))
+    assert all("belongs to no known store" in r.reason for r in orphans)
     assert SyncCursor.objects.get(source=SOURCE).watermark == end
 
     # Again (the next hourly sync): no duplicate row, one open record seen twice.
@@ -75,15 +86,23 @@ def test_a_bad_estate_record_is_set_aside_the_rest_is_stored_and_a_retry_resolve
     again = sync_sales(trigger="beat")
     assert again.status == "partial"
     aside.refresh_from_db()
-    assert SetAsideRecord.objects.filter(app="sales").count() == 1 and aside.attempts == 2 and aside.run_id == again.pk
+    assert SetAsideRecord.objects.filter(app="sales", kind=kind).count() == 1
+    assert aside.attempts == 2 and aside.run_id == again.pk
     assert Transaction.objects.count() == HelixOutbox.objects.count() == len(set(_stored_ids()))
-    assert _stored_ids() == _ids(upstream_sales(start, SyncCursor.objects.get(source=SOURCE).watermark))
+    watermark = SyncCursor.objects.get(source=SOURCE).watermark
+    assert _stored_ids() == _ids(_from_cameras(upstream_sales(start, watermark), storeless, keep=False))
 
     sandbox["jdsports"].fix_records()
     [retry] = retry_through_the_api(api_client, admin_user, run_on_commit, [aside])
     assert (retry.app, retry.operation, retry.status) == ("sales", "retry_set_aside", "succeeded"), retry.error
     aside.refresh_from_db()
     assert aside.status == "resolved" and aside.resolved_by_id == retry.pk
+    # With their store known, the set-aside sales are stored by their own retries.
+    if storeless:
+        retries = retry_through_the_api(api_client, admin_user, run_on_commit, list(orphans.filter(status="open")))
+        assert {r.status for r in retries} == {"succeeded"}
+    assert not SetAsideRecord.objects.filter(app="sales", status="open").exists()
+    assert _stored_ids() == _ids(upstream_sales(start, watermark))
     assert Store.objects.count() == len(catalog.STORES) and Camera.objects.count() == len(catalog.CAMERAS)
     assert Item.objects.count() == len(catalog.ITEMS) and Item.objects.get(item_id=5001).price == Decimal("125.00")
     assert PointOfSale.objects.get(pos_id=1011).store.store_id == 101
@@ -93,10 +112,11 @@ def test_a_bad_estate_record_is_set_aside_the_rest_is_stored_and_a_retry_resolve
 def test_a_retry_while_the_record_is_still_bad_keeps_it_open_with_its_reason(
     sales_settings, clock, sandbox, api_client, admin_user, run_on_commit
 ):
+    Store.objects.all().delete()  # the first sync: no store known yet
     clock.freeze(_hour(0))
     sandbox["jdsports"].override("stores", 101, {"store_id": "abc"})
     sync_sales(trigger="beat")
-    aside = SetAsideRecord.objects.get()
+    aside = SetAsideRecord.objects.get(kind="store")
     [retry] = retry_through_the_api(api_client, admin_user, run_on_commit, [aside])
     assert retry.status == "failed"
     aside.refresh_from_db()

@@ -1,102 +1,19 @@
-"""Stores' time zones and the JD → Verkada camera mapping, against the sandboxes."""
+"""The JD → Verkada camera mapping, against the sandboxes (stores' time zones: test_time_zones.py)."""
 
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
-from django.conf import settings
-from django.contrib.auth.models import Permission
-from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
 from portal.models import SetAsideRecord
-from sales import dashboard
-from sales.models import Camera, CameraMapping, HelixOutbox, Store, Transaction
+from sales.models import CameraMapping, HelixOutbox, Transaction
 from sales.sandbox import catalog
 from sales.services import post_helix_events, sync_sales
 from sales.tasks import prefill_camera_mapping_task
 
-from .conftest import synced_sales
+from .conftest import synced_sales, upstream_sales
 
 pytestmark = pytest.mark.django_db
-
-LONDON = ZoneInfo("Europe/London")
-#: (UTC instant the sandbox reports, what a London till's clock showed) around both 2026 changes
-DST_SALES = [
-    ("2026-03-28 23:30:00", "2026-03-28 23:30 GMT"),
-    ("2026-03-29 00:30:00", "2026-03-29 00:30 GMT"),
-    ("2026-03-29 01:30:00", "2026-03-29 02:30 BST"),  # 01:30 local never happened that night
-    ("2026-10-24 23:30:00", "2026-10-25 00:30 BST"),
-    ("2026-10-25 00:30:00", "2026-10-25 01:30 BST"),
-    ("2026-10-25 01:30:00", "2026-10-25 01:30 GMT"),  # the second 01:30 of the night
-]
-
-
-def _utc(text):
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def _backfill(start, end):
-    record = sync_sales(trigger="command", start=start.isoformat(), end=end.isoformat())
-    assert record.status == "succeeded", record.error
-    return record
-
-
-def test_a_london_store_counts_its_sales_in_local_days_across_both_dst_changes(sales_settings, clock, api_client,
-                                                                                 django_user_model):
-    clock.set(datetime(2026, 10, 25, 6, tzinfo=UTC))
-    _backfill(datetime(2026, 3, 28, 22, tzinfo=UTC), datetime(2026, 3, 29, 3, tzinfo=UTC))
-    _backfill(datetime(2026, 10, 24, 21, tzinfo=UTC), datetime(2026, 10, 25, 3, tzinfo=UTC))
-    Store.objects.update(time_zone="Europe/London")
-
-    for reported, local in DST_SALES:
-        sale = Transaction.objects.select_related("store").get(transaction_date=_utc(reported))
-        assert sale.local_time.strftime("%Y-%m-%d %H:%M %Z") == local
-        # Helix gets the instant, whatever the zone: epoch ms of the UTC time JD reported.
-        assert sale.helix.time_ms == int(_utc(reported).timestamp() * 1000)
-    autumn = [Transaction.objects.get(transaction_date=_utc(r)).helix.time_ms for r, _ in DST_SALES[4:]]
-    assert autumn[1] - autumn[0] == 3600 * 1000  # both at 01:30 on the till, an hour apart in fact
-
-    user = django_user_model.objects.create_user("analyst", password="pw-for-tests-only")
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="sales", codename__startswith="view_"))
-    api_client.force_authenticate(user)
-    store = Store.objects.get(store_id=101)
-    reply = api_client.get(f"/api/sales/stores/{store.store_id}/sales/").json()
-    assert reply["time_zone"] == "Europe/London"
-    cameras = set(Camera.objects.filter(pos__store=store).values_list("camera_id", flat=True))
-    truth = {}
-    for start, end in [(_utc("2026-03-28 22:00:00"), _utc("2026-03-29 03:00:00")),
-                       (_utc("2026-10-24 21:00:00"), _utc("2026-10-25 03:00:00"))]:
-        for row in catalog.transactions_between(start, end, now=datetime.now(UTC)):
-            if row["camera_id"] in cameras:
-                day = _utc(row["transaction_date"]).astimezone(LONDON).date().isoformat()
-                truth[day] = truth.get(day, 0) + 1
-    assert {d["day"]: d["transactions"] for d in reply["by_day"]} == truth
-    # 23:00–24:00 UTC on 24 October is already the 25th in London (BST), not in UTC.
-    assert truth["2026-10-25"] > truth["2026-10-24"]
-
-    chart = dashboard.sales_per_store_per_day(days=90)
-    bars = {(g["day"].isoformat(), b["title"].split(" 2026")[0]): b["title"] for g in chart["groups"] for b in g["bars"]}
-    assert f"({truth['2026-10-25']} sales)" in bars[("2026-10-25", store.name)]
-
-
-def test_a_store_time_zone_must_be_an_iana_name(admin_client, sales_settings, clock):
-    synced_sales(clock)
-    store = Store.objects.get(store_id=101)
-    assert store.time_zone == settings.TIME_ZONE  # until someone says otherwise
-    for bad in ("BST", "Mars/Olympus_Mons", "../../etc/passwd"):
-        store.time_zone = bad
-        with pytest.raises(ValidationError):
-            store.full_clean()
-    url = f"/admin/sales/store/{store.pk}/change/"
-    form = {"store_id": 101, "name": store.name, "address": store.address, "phone": "", "email": "", "time_zone": "GMT+1"}
-    reply = admin_client.post(url, form)
-    assert reply.status_code == 200 and "is not an IANA time zone name" in reply.content.decode()
-    reply = admin_client.post(url, {**form, "time_zone": "Europe/London"})
-    assert reply.status_code == 302
-    synced_sales(clock)  # the JD sync does not reset a zone set in the admin
-    assert Store.objects.get(store_id=101).time_zone == "Europe/London"
-
 
 def test_prefill_maps_by_id_or_by_name_at_the_site_and_keeps_rows_entered_by_hand(sales_settings, clock, sandbox):
     synced_sales(clock)
@@ -150,3 +67,28 @@ def test_a_sale_whose_camera_has_no_mapping_is_set_aside_and_posted_once_mapped(
         Transaction.objects.filter(camera_ref="cam-1031").values_list("transaction_id", flat=True))
     assert {r.status for r in HelixOutbox.objects.all()} == {"posted"}
     assert HelixOutbox.objects.count() == Transaction.objects.count() == len(state["events"])
+
+
+def test_a_void_on_an_unmapped_camera_is_set_aside_with_its_camera_and_handled_once_mapped(sales_settings, clock, sandbox):
+    start, end = datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC)
+    CameraMapping.objects.filter(jd_camera_id="cam-1032").delete()
+    void = next(s for s in upstream_sales(start, end) if s["camera_id"] == "cam-1032")
+    sandbox["jdsports"].override("sales", void["transaction_id"], {"transaction_status": "void"})
+    record = sync_sales(trigger="command", start=start.isoformat(), end=end.isoformat())
+    assert record.status == "partial", record.error
+    aside = SetAsideRecord.objects.get(app="sales", kind="camera", key="unmapped:cam-1032")
+    # The void waits with its camera's other sales, in the open, with the reason: not silently.
+    assert str(void["transaction_id"]) in aside.payload["transaction_ids"]
+    assert set(aside.payload["transaction_ids"]) == set(
+        Transaction.objects.filter(camera_ref="cam-1032").values_list("transaction_id", flat=True))
+    assert "has no Verkada camera in the camera mapping" in aside.reason
+    assert not HelixOutbox.objects.filter(transaction__camera_ref="cam-1032").exists()
+
+    CameraMapping.objects.create(jd_camera_id="cam-1032", verkada_camera_id="cam-1032")
+    synced_sales(clock)  # releases the camera's sales
+    aside.refresh_from_db()
+    assert aside.status == "resolved"
+    post_helix_events(trigger="command")
+    voided = HelixOutbox.objects.get(transaction__transaction_id=str(void["transaction_id"]))
+    assert voided.status == "voided"  # no rule posts voids: no event, and nothing waits
+    assert str(void["transaction_id"]) not in {e["attributes"]["transaction_id"] for e in sandbox["verkada"].state()["events"]}
