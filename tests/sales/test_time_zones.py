@@ -129,7 +129,7 @@ def test_a_local_time_that_never_happened_is_read_at_the_offset_before_the_chang
     assert sale.helix.time_ms == _ms(_utc("2026-03-29 01:30:00"))
 
 
-def test_changing_a_store_zone_in_the_admin_re_times_its_naive_sales_and_moves_their_helix_events(
+def test_retime_store_sales_task_after_a_zone_change_in_the_admin_moves_naive_sales_and_their_helix_events(
     sales_settings, clock, sandbox, admin_client, run_on_commit
 ):
     Store.objects.filter(store_id__in=(102, 103)).update(time_zone="UTC")  # not entered yet: the default
