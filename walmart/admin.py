@@ -155,4 +155,4 @@ class EdrReportAdmin(RetailLinkAdminViews, admin.ModelAdmin):
     def pdf_view(self, request, pk):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        return report_pdf_response(get_object_or_404(EdrReport, pk=pk), as_attachment=False)
+        return report_pdf_response(request, get_object_or_404(EdrReport, pk=pk), as_attachment=False)

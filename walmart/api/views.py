@@ -126,7 +126,10 @@ class EdrView(RetailLinkView):
                 edr = services.fetch_edr(request.user, event_id)
         except (OperationFailed, UpstreamError) as exc:
             return refusal(exc)
-        return Response({"success": True, "event_id": edr.event_id, "edr_data": edr.raw})
+        # edr_data is Retail Link's own (codes as it sent them); the names beside it
+        # are what a person reads, the same as the reports list, admin and PDF show.
+        return Response({"success": True, "event_id": edr.event_id, "event_type": edr.event_type,
+                         "status": edr.status, "edr_data": edr.raw})
 
 
 def _pdf_url(request):
@@ -142,6 +145,8 @@ def batch_payload(record, request):
         "success": True,
         "run": SyncRunSerializer(record).data,
         **services.batch_summary(record, pdf_url=_pdf_url(request)),
+        # every key of the seed's reply, so a client written for it finds them (None until a PDF is stored)
+        "output_directory": services.output_directory(record),
         "status_url": request.build_absolute_uri(reverse("walmart-api:batch-status", args=[record.pk])),
         "zip_url": request.build_absolute_uri(reverse("walmart-api:batch-zip", args=[record.pk])),
     }
@@ -253,7 +258,7 @@ class EdrReportPdf(generics.RetrieveAPIView):
 
     @extend_schema(responses={(200, 'application/pdf'): OpenApiTypes.BINARY})
     def retrieve(self, request, *args, **kwargs):
-        return report_pdf_response(self.get_object())
+        return report_pdf_response(request, self.get_object())
 
 
 class HealthView(APIView):
