@@ -241,7 +241,7 @@ class EdrReportList(generics.ListAPIView):
 
     queryset = EdrReport.objects.all()
     serializer_class = EdrReportSerializer
-    filterset_fields = ["event_date", "event_id", "status"]
+    filterset_fields = ["event_date", "event_id", "status", "event_type"]
     ordering_fields = ["event_date", "fetched_at"]
 
     def get_queryset(self):
@@ -262,7 +262,8 @@ class EdrReportPdf(generics.RetrieveAPIView):
 
 
 class HealthView(APIView):
-    """No login needed; says whether credentials are set and how many sessions are live."""
+    """No login needed; says whether credentials are set, whether the browser is
+    there and codes are taken, and how many sessions are live."""
 
     permission_classes = [AllowAny]
     authentication_classes = []
@@ -270,10 +271,13 @@ class HealthView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         browser_problem = chromium_problem()
+        tries_left = services.code_tries_left()
         return Response({
-            "status": "degraded" if browser_problem else "healthy",
+            "status": "degraded" if browser_problem or not tries_left else "healthy",
             "walmart_configured": conf.credentials().complete,
             "browser_available": browser_problem is None,
             "browser_problem": browser_problem,
+            # 0: the portal takes no more MFA codes until an administrator resets the count
+            "mfa_code_tries_left": tries_left,
             "active_sessions": RetailLinkSession.objects.live().count(),
         })
