@@ -174,9 +174,13 @@ def _refresh_many(run, sessions, on_done=None):
             left = budget_left()
             if left is not None and left < REFRESH_RESERVE_SECONDS:
                 # A caller waiting on us (an endpoint CheckOut calls) is out of time: stop
-                # before a page load that could rotate a cookie we would not get to keep.
-                raise BudgetExhausted(f"Out of time after {index} of {len(sessions)} sessions; the rest were not "
-                                      "refreshed this time.", upstream="checkin")
+                # before a page load that could rotate a cookie we would not get to keep,
+                # and hand the rest to the beat's next tick (every minute): none is dropped.
+                unreached = [s.pk for s in sessions[index:]]
+                CheckinSession.objects.filter(pk__in=unreached).update(next_refresh_at=timezone.now())
+                raise BudgetExhausted(f"Out of time after {index} of {len(sessions)} sessions; the other "
+                                      f"{len(unreached)} are refreshed at the next refresh tick (within a minute).",
+                                      upstream="checkin")
             if on_done:
                 on_done(session)
             try:

@@ -11,7 +11,7 @@ from checkin import conf, services
 from checkin.models import CheckinSettings, CheckoutUser
 from portal.models import SyncRun
 
-from .conftest import INBOUND_KEY
+from .conftest import INBOUND_KEY, OPTED_IN
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/checkin/v1/"
@@ -163,3 +163,26 @@ def test_a_refresh_where_only_cookies_are_dead_is_still_a_completed_200(api, san
     assert reply.status_code == 200 and reply.json()["success"] is True  # each user's report says Fail
     assert reply.json()["data"]["run"]["status"] == "failed"
     assert {s["checkinReport"] for s in reply.json()["data"]["sessions"]} == {"Fail"}
+
+
+def test_a_refresh_of_everyone_out_of_time_hands_the_rest_to_the_next_tick(api, sandbox, checkout, page, settings,
+                                                                           monkeypatch):
+    from checkin.models import CheckinSession, SessionRefresh
+    from portal.sandbox import Fault
+
+    services.fetch_users(trigger="api")
+    CheckinSettings.objects.update(next_cycle_at=timezone.now() + timedelta(hours=2))  # mid-cycle, nothing due
+    settings.UPSTREAM_TIMEOUT = 10
+    # A budget that fits one slow page load and not a second one (each needs REFRESH_RESERVE_SECONDS).
+    monkeypatch.setattr(conf, "SYNC_BUDGET_SECONDS", services.REFRESH_RESERVE_SECONDS + 4)
+    page.add_fault(Fault(latency_ms=5000, path="/selfregistration"))
+    reply = api.get(BASE + "refresh")
+    assert reply.status_code == 503, reply.content
+    assert "Out of time after 1 of 5 sessions; the other 4 are refreshed at the next refresh tick" in reply.json()["error"]
+    assert SessionRefresh.objects.count() == 1
+    assert CheckinSession.objects.filter(next_refresh_at__lte=timezone.now()).count() == 4
+
+    tick = services.refresh_due_sessions(trigger="beat")  # the next minute's tick
+    assert tick.counters["normal"] + tick.counters.get("fail", 0) == 4
+    # every session refreshed once: none dropped, none twice
+    assert sorted(SessionRefresh.objects.values_list("session__user__email", flat=True)) == OPTED_IN
