@@ -119,7 +119,7 @@ class RetailLinkSessionAdmin(admin.ModelAdmin):
 @admin.register(EdrReport)
 class EdrReportAdmin(RetailLinkAdminViews, admin.ModelAdmin):
     list_display = ("event_id", "event_name", "event_date", "event_type", "status", "employee_name", "pdf_link", "fetched_at")
-    list_filter = ("event_date", "status")
+    list_filter = ("event_date", "status", "event_type")
     search_fields = ("event_id", "event_name", "employee_name")
     date_hierarchy = "event_date"
     readonly_fields = ("event_id", "event_name", "event_date", "event_type", "status", "employee_name", "pdf_link",
@@ -155,4 +155,4 @@ class EdrReportAdmin(RetailLinkAdminViews, admin.ModelAdmin):
     def pdf_view(self, request, pk):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        return report_pdf_response(get_object_or_404(EdrReport, pk=pk), as_attachment=False)
+        return report_pdf_response(request, get_object_or_404(EdrReport, pk=pk), as_attachment=False)

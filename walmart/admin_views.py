@@ -125,7 +125,9 @@ class RetailLinkAdminViews:
     def batch_progress(self, request, run_id):
         """Polled by the progress bar."""
         record = self._own_batch(request, run_id)
-        summary = services.batch_summary(record)
+        # each stored PDF opens from its row, as the API's results carry pdf_url
+        summary = services.batch_summary(
+            record, pdf_url=lambda report_id: reverse("admin:walmart_edrreport_pdf", args=[report_id]))
         return JsonResponse({
             "status": record.status, "finished": record.is_finished, "error": record.error,
             "done": record.progress_done, "total": record.progress_total, "percent": record.progress_percent,

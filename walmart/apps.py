@@ -41,9 +41,9 @@ class WalmartConfig(AppConfig):
 
     def health_problems(self):
         from .client import chromium_problem
+        from .services.login import codes_refused_problem
 
-        problem = chromium_problem()
-        return [problem] if problem else []
+        return [problem for problem in (chromium_problem(), codes_refused_problem()) if problem]
 
     def health_figures(self):
         from portal.models import SyncRun
@@ -51,6 +51,7 @@ class WalmartConfig(AppConfig):
         from . import clock
         from .client import chromium_problem
         from .models import RetailLinkSession
+        from .services.login import code_tries_left
 
         live = RetailLinkSession.objects.live()
         return {
@@ -60,4 +61,6 @@ class WalmartConfig(AppConfig):
                 app="walmart", operation="edr_batch", status=SyncRun.Status.RUNNING
             ).count(),
             "chromium_missing": int(chromium_problem() is not None),
+            # 0: nobody can log in until an administrator resets the wrong-code count
+            "retaillink_code_tries_left": code_tries_left(),
         }

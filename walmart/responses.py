@@ -2,6 +2,8 @@
 
 from django.http import FileResponse, Http404
 
+from portal.storage import serve_file
+
 from . import services
 
 
@@ -13,15 +15,20 @@ def batch_zip_response(record):
         archive = services.batch_zip_file(record)
     except FileNotFoundError as exc:
         raise Http404(f"A PDF of this batch is missing from the file storage ({exc.filename or exc}).") from exc
-    return FileResponse(archive, as_attachment=True, filename=f"edr_batch_{record.pk}.zip", content_type="application/zip")
+    response = FileResponse(archive, as_attachment=True, filename=f"edr_batch_{record.pk}.zip",
+                            content_type="application/zip")
+    response["Cache-Control"] = "private, no-store"  # as serve_file: a user's PDFs are never cached on the way
+    return response
 
 
-def report_pdf_response(report, *, as_attachment=True):
-    """The stored PDF; 404 when the report has none."""
+def report_pdf_response(request, report, *, as_attachment=True):
+    """The stored PDF, through the portal's one way out for files (streamed, or a
+    presigned redirect on an object store); 404 when the report has none or it
+    is missing from the storage (the caller has checked the permission)."""
     if not report.pdf:
         raise Http404("This report has no PDF.")
     try:
-        pdf = report.pdf.open("rb")
-    except FileNotFoundError as exc:
+        return serve_file(request, report.pdf.name, storage=report.pdf.storage, filename=report.filename,
+                          content_type="application/pdf", as_attachment=as_attachment)
+    except Http404 as exc:
         raise Http404("This report's PDF is missing from the file storage.") from exc
-    return FileResponse(pdf, as_attachment=as_attachment, filename=report.filename, content_type="application/pdf")

@@ -41,6 +41,16 @@ def event_ids(values):
     return cleaned
 
 
+def iso_date(value):
+    """A date typed as text (YYYY-MM-DD), for callers without a form field (the commands)."""
+    from datetime import date
+
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError as exc:
+        raise ValueError(MALFORMED_DATE) from exc
+
+
 def date_or_ids(date, ids):
     if bool(date) == bool(ids):
         raise ValueError(DATE_OR_IDS)

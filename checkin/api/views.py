@@ -185,7 +185,8 @@ def _every_session_attempted(record):
     """The refresh went through the whole list. Sessions that came back Fail
     (set aside on the run, which is then partial or, when all failed, failed)
     are completed refreshes for CheckOut, as in the original: each user's
-    checkinReport says Fail. Only a run that stopped early is incomplete."""
+    checkinReport says Fail. Only a run that stopped early is incomplete (and
+    one where an upstream down kept every refresh from happening is a 503)."""
     if record.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL):
         return True
     set_aside = (record.counters or {}).get("set_aside", 0)
@@ -223,7 +224,8 @@ class RefreshSessionView(CheckinAPIView):
             return reply("Session refresh already in progress", data, success=False, error=record.error,
                          status_code=status.HTTP_409_CONFLICT)
         # A refresh that ends Fail is still a completed refresh (checkinReport says Fail),
-        # as in the original; the run record keeps the reason.
+        # as in the original; the run record keeps the reason. One the page or CheckOut
+        # kept from happening (down, out of time) was answered 503 above.
         return reply("Checkin session refreshed successfully", data)
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from portal.http import BudgetExhausted, UpstreamAuthError, UpstreamError, budget_left
+from portal.http import BudgetExhausted, UpstreamAuthError, UpstreamError, UpstreamTransientError, budget_left
 from portal.runs import OperationFailed, OperationSkipped, RunLost, SoftTimeLimitExceeded, describe_error, hold_lock, operation
 from portal.setaside import resolve_items
 
@@ -27,23 +27,24 @@ def _session_lock(session, run, ttl=300):
 
 
 def _check_page(page_client, email, cookie):
-    """Load the page with the cookie: (result, message, rotated cookie or None)."""
+    """Load the page with the cookie: (result, message, rotated cookie or None,
+    the page's upstream error or None)."""
     try:
         page = page_client.load(cookie)
     except UpstreamError as exc:
-        return FAIL, f"Session refresh fail - {exc}"[:500], None
+        return FAIL, f"Session refresh fail - {exc}"[:500], None, exc
     if page.title == LOGIN_TITLE:
-        return FAIL, MESSAGES["expired"], None
+        return FAIL, MESSAGES["expired"], None, None
     if page.title != CHECKIN_TITLE:
-        return FAIL, f"Parser title fail - Unexpected page title: {page.title}"[:500], None
+        return FAIL, f"Parser title fail - Unexpected page title: {page.title}"[:500], None, None
     if not page.shown_email:
-        return FAIL, MESSAGES["no_email"], None
+        return FAIL, MESSAGES["no_email"], None, None
     if page.shown_email.strip().lower() != email.lower():
         # The page rotated the cookie of a different account: do not keep or push it.
-        return FAIL, MESSAGES["mismatch"], None
+        return FAIL, MESSAGES["mismatch"], None, None
     if not page.new_cookie:
-        return FAIL, MESSAGES["no_cookie"], None
-    return NORMAL, MESSAGES["success"], page.new_cookie
+        return FAIL, MESSAGES["no_cookie"], None, None
+    return NORMAL, MESSAGES["success"], page.new_cookie, None
 
 
 def _refresh_one(run, session, page_client, checkout):
@@ -54,7 +55,7 @@ def _refresh_one(run, session, page_client, checkout):
     """
     email = session.user.email
     old_cookie = session.cookie
-    result, message, new_cookie = _check_page(page_client, email, old_cookie)
+    result, message, new_cookie, page_error = _check_page(page_client, email, old_cookie)
     changed_rows = None
     checkout_error = None
     if new_cookie:
@@ -90,6 +91,7 @@ def _refresh_one(run, session, page_client, checkout):
         CheckoutUser.objects.filter(pk=session.user_id).update(checkin_report=result, checkin_report_time=now)
     run.count("normal" if result == NORMAL else "fail")
     logger.info("refreshed session %s: %s", session.pk, result)
+    refresh.page_error = page_error  # not stored: tells a refresh not done (page down) from a Fail
     return refresh, checkout_error
 
 
@@ -104,6 +106,22 @@ def refresh_problem(refresh, checkout_error):
     if checkout_error is not None:
         return f"Session refreshed, but CheckOut did not take the log entry: {checkout_error}"[:500]
     return None
+
+
+def upstream_failure(refresh, checkout_error):
+    """The transient upstream failure (the page or CheckOut did not answer, 5xx,
+    429, out of time) that kept this refresh from going through; None when it
+    went through or ended Fail for a reason of its own (an expired cookie...)."""
+    for cause in (checkout_error, getattr(refresh, "page_error", None)):
+        if isinstance(cause, UpstreamTransientError):
+            return cause
+    return None
+
+
+def _not_refreshed(message, cause):
+    """The transient error a run ends with when an upstream kept the refresh from happening."""
+    return UpstreamTransientError(message, upstream=cause.upstream, status=cause.status,
+                                  retry_after=getattr(cause, "retry_after", None))
 
 
 def _set_session_aside(run, session, reason):
@@ -127,6 +145,10 @@ def refresh_session(run, *, email):
         _set_session_aside(run, session, problem)
     if checkout_error is not None:
         raise checkout_error
+    down = upstream_failure(refresh, checkout_error)
+    if down is not None:
+        # Not refreshed at all (the page is down): a caller waiting on it hears so (503), not "Fail".
+        raise _not_refreshed(f"{email}: {refresh.message}", down) from down
     if refresh.result == FAIL:
         raise OperationFailed(f"{email}: {refresh.message}")
     resolve_items(run.record, "checkin", "session", [session.user.email])
@@ -140,18 +162,25 @@ REFRESH_RESERVE_SECONDS = 8
 def _refresh_many(run, sessions, on_done=None):
     """Refresh each session in turn. One that fails (the page, CheckOut, or an
     error of ours) is set aside and the others go on: the run ends `partial`,
-    or `failed` when none went through. CheckOut refusing our key stops it."""
+    or `failed` when none went through. CheckOut refusing our key stops it.
+    When none went through and every failure was an upstream that is down
+    (timeouts, 5xx, 429), that error ends the run: its caller answers 503."""
     page_client, checkout = CheckinPageClient(), checkout_client()
     run.set_total(len(sessions))
     went_through = []
+    failures, down = 0, []
     try:
         for index, session in enumerate(sessions):
             left = budget_left()
             if left is not None and left < REFRESH_RESERVE_SECONDS:
                 # A caller waiting on us (an endpoint CheckOut calls) is out of time: stop
-                # before a page load that could rotate a cookie we would not get to keep.
-                raise BudgetExhausted(f"Out of time after {index} of {len(sessions)} sessions; the rest were not "
-                                      "refreshed this time.", upstream="checkin")
+                # before a page load that could rotate a cookie we would not get to keep,
+                # and hand the rest to the beat's next tick (every minute): none is dropped.
+                unreached = [s.pk for s in sessions[index:]]
+                CheckinSession.objects.filter(pk__in=unreached).update(next_refresh_at=timezone.now())
+                raise BudgetExhausted(f"Out of time after {index} of {len(sessions)} sessions; the other "
+                                      f"{len(unreached)} are refreshed at the next refresh tick (within a minute).",
+                                      upstream="checkin")
             if on_done:
                 on_done(session)
             try:
@@ -166,6 +195,7 @@ def _refresh_many(run, sessions, on_done=None):
             except Exception as exc:  # no savepoint: a rotated cookie already saved must stay saved
                 logger.exception("refresh of session %s failed", session.pk)
                 _set_session_aside(run, session, describe_error(exc))
+                failures += 1
                 run.advance()
                 continue
             if isinstance(error, UpstreamAuthError):
@@ -174,10 +204,17 @@ def _refresh_many(run, sessions, on_done=None):
             problem = refresh_problem(refresh, error)
             if problem:
                 _set_session_aside(run, session, problem)
+                failures += 1
+                cause = upstream_failure(refresh, error)
+                if cause is not None:
+                    down.append(cause)
             else:
                 run.ok()
                 went_through.append(session.user.email)
             run.advance()
+        if failures and not went_through and len(down) == failures:
+            raise _not_refreshed(f"None of {failures} sessions was refreshed: an upstream is not answering "
+                                 f"(the last: {down[-1]}).", down[-1]) from down[-1]
     finally:
         resolve_items(run.record, "checkin", "session", went_through)
     return {"refreshed": len(went_through), "set_aside": run.set_aside_count}

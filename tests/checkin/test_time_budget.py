@@ -11,7 +11,7 @@ from checkin import conf, services
 from checkin.models import CheckinSettings, CheckoutUser
 from portal.models import SyncRun
 
-from .conftest import INBOUND_KEY
+from .conftest import INBOUND_KEY, OPTED_IN
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/checkin/v1/"
@@ -117,3 +117,72 @@ def test_expire_takes_json_without_a_json_content_type_and_refuses_a_bad_body(sa
     for bad in ("not json", "{}", "[1]"):
         refused = requests.post(f"{sandbox.url}/_sandbox/checkin-page/expire", data=bad)
         assert refused.status_code == 400 and "email" in refused.json()["message"]
+
+
+def test_a_refresh_of_everyone_while_checkout_stays_down_is_503_not_success(api, sandbox, checkout, page, monkeypatch):
+    from checkin.models import CheckinSession
+    from portal.models import SetAsideRecord
+
+    services.fetch_users(trigger="api")
+    monkeypatch.setattr(conf, "SYNC_BUDGET_SECONDS", 20)
+    requests.post(f"{sandbox.url}/_sandbox/checkout/faults", json={"count": 500, "status": 503}).raise_for_status()
+    try:
+        reply = api.get(BASE + "refresh")
+    finally:
+        requests.post(f"{sandbox.url}/_sandbox/checkout/reset")
+    assert reply.status_code == 503, reply.content
+    body = reply.json()
+    assert reply["Retry-After"] == str(conf.RETRY_AFTER_SECONDS)
+    assert body["success"] is False and body["message"] == "API Error"
+    assert "None of 5 sessions was refreshed" in body["error"] and "503" in body["error"]
+    assert body["data"]["run"]["status"] == "failed"
+    # Each session is set aside to retry; a cookie the page rotated is kept here all the same.
+    assert SetAsideRecord.objects.filter(app="checkin", kind="session", status="open").count() == 5
+    rotated = [s for s in CheckinSession.objects.all() if s.cookie != checkout.users[s.user.email]["checkintoken"]]
+    assert len(rotated) == 4  # every live cookie (the expired one was not rotated)
+
+
+def test_a_refresh_of_one_while_the_page_stays_down_is_503_not_success(api, sandbox, checkout, page, settings):
+    services.fetch_users(trigger="api")
+    email = CheckoutUser.objects.filter(opted_in=True).order_by("email").first().email
+    requests.post(f"{sandbox.url}/_sandbox/checkin-page/faults",
+                  json={"kind": "timeout", "timeout_s": 3, "count": 100}).raise_for_status()
+    reply = api.get(BASE + f"refresh-session/{email}")
+    assert reply.status_code == 503, reply.content
+    assert reply["Retry-After"] == str(conf.RETRY_AFTER_SECONDS)
+    assert reply.json()["success"] is False and "checkin-page did not answer in time" in reply.json()["error"]
+    # CheckOut still hears of the failed attempt, as in the original.
+    assert checkout.logs[-1]["state"] == "Fail"
+
+
+def test_a_refresh_where_only_cookies_are_dead_is_still_a_completed_200(api, sandbox, checkout, page):
+    services.fetch_users(trigger="api")
+    for email in list(checkout.users):
+        requests.post(f"{sandbox.url}/_sandbox/checkin-page/expire", json={"email": email})
+    reply = api.get(BASE + "refresh")
+    assert reply.status_code == 200 and reply.json()["success"] is True  # each user's report says Fail
+    assert reply.json()["data"]["run"]["status"] == "failed"
+    assert {s["checkinReport"] for s in reply.json()["data"]["sessions"]} == {"Fail"}
+
+
+def test_a_refresh_of_everyone_out_of_time_hands_the_rest_to_the_next_tick(api, sandbox, checkout, page, settings,
+                                                                           monkeypatch):
+    from checkin.models import CheckinSession, SessionRefresh
+    from portal.sandbox import Fault
+
+    services.fetch_users(trigger="api")
+    CheckinSettings.objects.update(next_cycle_at=timezone.now() + timedelta(hours=2))  # mid-cycle, nothing due
+    settings.UPSTREAM_TIMEOUT = 10
+    # A budget that fits one slow page load and not a second one (each needs REFRESH_RESERVE_SECONDS).
+    monkeypatch.setattr(conf, "SYNC_BUDGET_SECONDS", services.REFRESH_RESERVE_SECONDS + 4)
+    page.add_fault(Fault(latency_ms=5000, path="/selfregistration"))
+    reply = api.get(BASE + "refresh")
+    assert reply.status_code == 503, reply.content
+    assert "Out of time after 1 of 5 sessions; the other 4 are refreshed at the next refresh tick" in reply.json()["error"]
+    assert SessionRefresh.objects.count() == 1
+    assert CheckinSession.objects.filter(next_refresh_at__lte=timezone.now()).count() == 4
+
+    tick = services.refresh_due_sessions(trigger="beat")  # the next minute's tick
+    assert tick.counters["normal"] + tick.counters.get("fail", 0) == 4
+    # every session refreshed once: none dropped, none twice
+    assert sorted(SessionRefresh.objects.values_list("session__user__email", flat=True)) == OPTED_IN

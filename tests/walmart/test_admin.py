@@ -49,6 +49,9 @@ def test_the_download_form_starts_a_batch_and_its_page_shows_progress(admin_clie
     approved = [e for e in rl.events.values() if e.event_date.isoformat() == "2025-10-09" and e.status == "APPROVED"]
     assert (progress["status"], progress["done"], progress["total"]) == ("succeeded", len(approved), len(approved))
     assert progress["successful"] == len(approved)
+    first = progress["results"][0]  # each PDF opens from its row
+    pdf = admin_client.get(first["pdf_url"])
+    assert pdf.status_code == 200 and b"".join(pdf.streaming_content).startswith(b"%PDF")
     archive = zipfile.ZipFile(io.BytesIO(b"".join(admin_client.get(reverse("admin:walmart_edr_batch_zip", args=[run_id])).streaming_content)))
     assert len(archive.namelist()) == len(approved)
 

@@ -39,7 +39,8 @@ def test_the_api_needs_a_login_and_the_permission(api_client, django_user_model)
 
 def test_health_needs_no_login(api_client, rl_user, monkeypatch):
     assert api_client.get("/api/walmart/health").json() == {"status": "healthy", "walmart_configured": True, "active_sessions": 1,
-                                                          "browser_available": True, "browser_problem": None}
+                                                          "browser_available": True, "browser_problem": None,
+                                                          "mfa_code_tries_left": 2}
     monkeypatch.delenv("WALMART_EDR_PASSWORD")
     assert api_client.get("/api/walmart/health").json()["walmart_configured"] is False
 

@@ -51,7 +51,7 @@ def test_a_batch_with_failing_events_ends_partial_with_them_set_aside(rl_user, r
     assert {r.context["batch_run_id"] for r in open_events().values()} == {again.pk}
 
 
-def test_a_batch_where_every_event_fails_is_failed_not_succeeded(rl_user, rl, sandbox):
+def test_a_batch_where_every_event_fails_is_failed_not_succeeded(rl_user, rl, sandbox, admin_client):
     fail_events(sandbox, IDS)
     record = services.edr_batch(trigger="api", user_id=rl_user.pk, event_ids=IDS)
     assert record.status == "failed"
@@ -59,6 +59,11 @@ def test_a_batch_where_every_event_fails_is_failed_not_succeeded(rl_user, rl, sa
     assert sorted(open_events()) == IDS
     assert not EdrReport.objects.exists()
     assert record.result["failed"] == 5
+    # ...and health is not green: the user's batches show degraded, with the reason and the open events.
+    walmart = admin_client.get("/health/").json()["integrations"]["walmart"]
+    target = walmart["operations"]["edr_batch"]["targets"][f"user-{rl_user.pk}"]
+    assert walmart["status"] == "degraded" and target["status"] == "degraded"
+    assert "All 5 items failed" in target["error"] and walmart["set_aside_open"] == 5
 
 
 def test_retrying_the_set_aside_events_resolves_them_into_the_same_batch(
@@ -140,14 +145,14 @@ def test_health_figures_count_sessions_expiring_and_batches_running(rl_user, clo
     config = apps.get_app_config("walmart")
     assert config.health_figures() == {
         "retaillink_sessions_active": 1, "retaillink_sessions_expiring_5min": 0, "edr_batches_running": 0,
-        "chromium_missing": 0,
+        "chromium_missing": 0, "retaillink_code_tries_left": 2,
     }
     clock.advance(minutes=6)  # the 10-minute session has under 5 minutes left
     authenticate_user(django_user_model.objects.create_user("fresh"))
     SyncRun.objects.create(app="walmart", operation="edr_batch", trigger="api", status="running")
     assert config.health_figures() == {
         "retaillink_sessions_active": 2, "retaillink_sessions_expiring_5min": 1, "edr_batches_running": 1,
-        "chromium_missing": 0,
+        "chromium_missing": 0, "retaillink_code_tries_left": 2,
     }
 
 

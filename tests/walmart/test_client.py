@@ -110,3 +110,15 @@ def test_data_calls_send_the_browsers_user_agent_and_another_one_is_403(sandbox)
     with pytest.raises(BotDefenceError, match="HTTP 403.*Log in again") as refused:
         stranger.edr_report("606100")
     assert refused.value.status == 403
+
+
+def test_the_sandbox_options_control_takes_json_whatever_its_content_type(sandbox, rl):
+    import requests
+
+    url = f"{sandbox.url}/_sandbox/retaillink/options"
+    reply = requests.post(url, data='{"edr_latency_ms": 5}', headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert reply.status_code == 200 and rl.options["edr_latency_ms"] == 5
+    for bad in ("not json", "[1]"):
+        refused = requests.post(url, data=bad)
+        assert refused.status_code == 400 and "JSON object" in refused.json()["message"]
+    assert rl.options["edr_latency_ms"] == 5

@@ -4,6 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from portal.models import SyncRun
+from walmart import validation
 from walmart.models import EdrReport, EventAssignment
 
 pytestmark = pytest.mark.django_db
@@ -99,3 +100,40 @@ def test_the_demo_points_at_the_sandbox_account_once(monkeypatch):
 
     assert credentials().complete and credentials().username == "demo.user@example.com"
     assert RetailLinkSettings.objects.count() == 1 and EventAssignment.objects.count() == 4
+
+
+def test_download_edrs_takes_event_ids_like_the_admin_form(rl_user, rl):
+    out = io.StringIO()
+    call_command("walmart_download_edrs", "--event-ids", "606100, 606102 606100", user="root", stdout=out)
+    run = SyncRun.objects.get(app="walmart", operation="edr_batch")
+    assert run.params["event_ids"] == ["606100", "606102"] and run.status == "succeeded"
+    assert sorted(EdrReport.objects.values_list("event_id", flat=True)) == ["606100", "606102"]
+    assert "2 of 2 EDRs downloaded, 0 failed" in out.getvalue()
+
+
+@pytest.mark.parametrize("options, words", [
+    ({}, validation.DATE_OR_IDS),
+    ({"date": "2025-10-07", "event_ids": "606100"}, validation.DATE_OR_IDS),
+    ({"event_ids": "606100,abc"}, "Event ids are numbers; not: abc."),
+    ({"date": "2025-13-40"}, validation.MALFORMED_DATE),
+])
+def test_download_edrs_refuses_bad_input_in_the_forms_words_and_runs_nothing(rl_user, options, words):
+    with pytest.raises(CommandError) as refused:
+        call_command("walmart_download_edrs", user="root", **options)
+    assert str(refused.value) == words
+    assert not SyncRun.objects.exists()
+
+
+def test_download_edr_refuses_a_malformed_event_id_before_any_run(rl_user):
+    with pytest.raises(CommandError, match="Event ids are numbers; not: 60-61"):
+        call_command("walmart_download_edr", "60-61", user="root")
+    assert not SyncRun.objects.exists()
+
+
+def test_walmart_login_without_chromium_says_what_to_set(admin_user, monkeypatch, rl):
+    from walmart import conf
+
+    monkeypatch.setattr(conf, "CHROMIUM_PATH", "/nonexistent/chromium")
+    with pytest.raises(CommandError, match="CHROMIUM_PATH=/nonexistent/chromium"):
+        call_command("walmart_login", user="root", stdin=io.StringIO("123456\n"), stdout=io.StringIO())
+    assert rl.state()["sms_sent"] == 0

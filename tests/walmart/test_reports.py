@@ -82,11 +82,21 @@ def test_codes_are_names_in_the_api_admin_and_pdf(rl_user, rl, api_client, admin
     assert {r["event_type"] for r in rows} <= set(EVENT_TYPE_NAMES.values())
     report = EdrReport.objects.get(event_id="606101")
     assert report.event_type in pdf_text(report.pdf.open("rb"))
+    # One EDR: Retail Link's own data as it came (the seed's edr_data), the names beside it.
+    one = api_client.get("/api/walmart/edr/606101").json()
+    assert one["edr_data"]["demoStatusCode"].isdigit() and one["edr_data"]["demoClassCode"].isdigit()
+    assert (one["status"], one["event_type"]) == ("APPROVED", report.event_type)
 
     changelist = admin_client.get("/admin/walmart/edrreport/").content.decode()
     for status in statuses:  # one filter value per status
         assert changelist.count(f"?status={status}") == 1
     assert "?status=2" not in changelist
+    for event_type in types:  # event types filter by name too
+        assert changelist.count(f"?event_type={event_type.replace(' ', '+')}") == 1
+    assert not any(f"?event_type={code}" in changelist for code in EVENT_TYPE_NAMES)
+    by_type = api_client.get("/api/walmart/edr/reports/", {"event_type": report.event_type}).json()
+    assert {r["event_id"] for r in by_type["results"]} >= {"606101"}
+    assert {r["event_type"] for r in by_type["results"]} == {report.event_type}
 
 
 def test_stored_codes_are_renamed_by_the_migration():

@@ -47,6 +47,7 @@ def test_wait_in_the_query_and_a_batch_longer_than_the_wait_gets_the_202(api_cli
     # Without wait: the 202 with the run to poll, as before.
     queued = api_client.post("/api/walmart/edr/batch-download", {"event_ids": ["606103"]}, format="json")
     assert queued.status_code == 202 and "status_url" in queued.json()
+    assert SEED_KEYS <= set(queued.json())  # a client written for the seed finds every key it reads
 
 
 @pytest.mark.browser

@@ -107,3 +107,23 @@ def test_an_administrator_resets_the_wrong_code_count_in_the_admin(admin_client)
     assert reply.status_code == 302
     account.refresh_from_db()
     assert account.wrong_codes == 0
+
+
+@pytest.mark.django_db
+def test_health_says_when_the_portal_takes_no_more_codes_until_a_reset(admin_client):
+    def walmart_health():
+        return admin_client.get("/health/").json()["integrations"]["walmart"]
+
+    assert walmart_health()["figures"]["retaillink_code_tries_left"] == 2
+    assert admin_client.get("/api/walmart/health").json()["mfa_code_tries_left"] == 2
+    account = services.shared_account()
+    RetailLinkAccount.objects.filter(pk=account.pk).update(wrong_codes=2)  # two wrong codes were entered
+    health = walmart_health()
+    assert health["figures"]["retaillink_code_tries_left"] == 0
+    assert health["status"] == "warning" and "takes no more Retail Link MFA codes" in health["problems"][0]
+    seed_health = admin_client.get("/api/walmart/health").json()
+    assert (seed_health["status"], seed_health["mfa_code_tries_left"]) == ("degraded", 0)
+    admin_client.post("/admin/walmart/retaillinkaccount/", {"action": "reset_wrong_codes",
+                                                              "_selected_action": [account.pk]})
+    health = walmart_health()
+    assert health["figures"]["retaillink_code_tries_left"] == 2 and "problems" not in health

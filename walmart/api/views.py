@@ -126,7 +126,10 @@ class EdrView(RetailLinkView):
                 edr = services.fetch_edr(request.user, event_id)
         except (OperationFailed, UpstreamError) as exc:
             return refusal(exc)
-        return Response({"success": True, "event_id": edr.event_id, "edr_data": edr.raw})
+        # edr_data is Retail Link's own (codes as it sent them); the names beside it
+        # are what a person reads, the same as the reports list, admin and PDF show.
+        return Response({"success": True, "event_id": edr.event_id, "event_type": edr.event_type,
+                         "status": edr.status, "edr_data": edr.raw})
 
 
 def _pdf_url(request):
@@ -142,6 +145,8 @@ def batch_payload(record, request):
         "success": True,
         "run": SyncRunSerializer(record).data,
         **services.batch_summary(record, pdf_url=_pdf_url(request)),
+        # every key of the seed's reply, so a client written for it finds them (None until a PDF is stored)
+        "output_directory": services.output_directory(record),
         "status_url": request.build_absolute_uri(reverse("walmart-api:batch-status", args=[record.pk])),
         "zip_url": request.build_absolute_uri(reverse("walmart-api:batch-zip", args=[record.pk])),
     }
@@ -236,7 +241,7 @@ class EdrReportList(generics.ListAPIView):
 
     queryset = EdrReport.objects.all()
     serializer_class = EdrReportSerializer
-    filterset_fields = ["event_date", "event_id", "status"]
+    filterset_fields = ["event_date", "event_id", "status", "event_type"]
     ordering_fields = ["event_date", "fetched_at"]
 
     def get_queryset(self):
@@ -253,11 +258,12 @@ class EdrReportPdf(generics.RetrieveAPIView):
 
     @extend_schema(responses={(200, 'application/pdf'): OpenApiTypes.BINARY})
     def retrieve(self, request, *args, **kwargs):
-        return report_pdf_response(self.get_object())
+        return report_pdf_response(request, self.get_object())
 
 
 class HealthView(APIView):
-    """No login needed; says whether credentials are set and how many sessions are live."""
+    """No login needed; says whether credentials are set, whether the browser is
+    there and codes are taken, and how many sessions are live."""
 
     permission_classes = [AllowAny]
     authentication_classes = []
@@ -265,10 +271,13 @@ class HealthView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         browser_problem = chromium_problem()
+        tries_left = services.code_tries_left()
         return Response({
-            "status": "degraded" if browser_problem else "healthy",
+            "status": "degraded" if browser_problem or not tries_left else "healthy",
             "walmart_configured": conf.credentials().complete,
             "browser_available": browser_problem is None,
             "browser_problem": browser_problem,
+            # 0: the portal takes no more MFA codes until an administrator resets the count
+            "mfa_code_tries_left": tries_left,
             "active_sessions": RetailLinkSession.objects.live().count(),
         })

@@ -66,6 +66,7 @@ from werkzeug.wrappers import Response
 from portal.sandbox import Sandbox, json_response, route
 
 from .catalogue import CLUBS, build_catalogue
+from .controls import bad_control, control_body
 from .pages import CHALLENGE_PAGE, EMS_PAGE, LOGIN_PAGE
 
 logger = logging.getLogger(__name__)
@@ -129,7 +130,10 @@ class RetailLinkSandbox(Sandbox):
             return None
         with self.lock:
             if action == "options":
-                self.options.update(json.loads(request.get_data() or b"{}"))
+                body = control_body(request)
+                if body is None:
+                    return bad_control('{"edr_latency_ms": 400}')
+                self.options.update(body)
                 return json_response(self.options)
             if action == "expire_codes":
                 for login in self.logins.values():

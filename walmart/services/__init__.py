@@ -37,6 +37,8 @@ from .login import (  # noqa: F401
     AccountBusy,
     CodeTriesExhausted,
     authenticate,
+    code_tries_left,
+    codes_refused_problem,
     logout,
     request_mfa,
     reset_wrong_codes,

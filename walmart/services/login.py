@@ -160,6 +160,22 @@ def _authenticate(user, mfa_code):
     return sessions.mark_authenticated(session, result.storage_state, result.bearer, result.user_agent)
 
 
+def code_tries_left():
+    """Code tries the portal still allows on the configured account (health);
+    a read only: no account row is made for it."""
+    account = RetailLinkAccount.objects.filter(account_key=_digest(conf.credentials().username or "")).first()
+    return tries_left(account) if account else max(0, conf.MFA_LOCKOUT_AFTER - 1)
+
+
+def codes_refused_problem():
+    """In words, for health, when the portal takes no more codes (nobody can log in)."""
+    if code_tries_left():
+        return None
+    return ("The portal takes no more Retail Link MFA codes: one more wrong code would lock the shared account. "
+            "An administrator resets the wrong-code count (Retail Link accounts in the admin) once the account "
+            "is known not to be locked.")
+
+
 def reset_wrong_codes():
     """Let the portal take codes again (after staff checked the account is not locked)."""
     return RetailLinkAccount.objects.update(wrong_codes=0)

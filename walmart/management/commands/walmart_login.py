@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from portal.http import UpstreamError
 from portal.runs import OperationFailed
 from walmart import services
+from walmart.client import BrowserMissing
 from walmart.sessions import session_info
 
 from ._common import add_user_argument, session_owner
@@ -30,7 +31,7 @@ class Command(BaseCommand):
             if not code:
                 raise CommandError("No code entered; run the command again to request a new one.")
             session = services.authenticate(user, code)
-        except (OperationFailed, UpstreamError) as exc:
+        except (OperationFailed, UpstreamError, BrowserMissing) as exc:
             raise CommandError(str(exc)) from exc
         info = session_info(session)
         self.stdout.write(self.style.SUCCESS(
