@@ -118,3 +118,23 @@ def test_the_soft_time_limit_stops_a_batch_and_records_the_events_not_done(worke
     assert wait_for_run(again.pk, statuses=FINISHED).status == "succeeded"
     assert EdrReport.objects.count() == 25
     assert not SetAsideRecord.objects.filter(app="walmart", status="open").exists()  # the re-run closed them
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_wait_longer_than_the_portal_allows_answers_the_202_at_the_cap(worker, admin_user, authenticate_user, rl,
+                                                                          api_client, monkeypatch):
+    """A seed client asking to wait 300 s would hold a web worker past gunicorn's
+    timeout (an HTML 500): the wait is capped, and the reply is the 202 to poll."""
+    from walmart import conf
+
+    authenticate_user(admin_user)
+    monkeypatch.setattr(conf, "BATCH_MAX_WAIT_SECONDS", 1.0)  # the configured cap (default: the 25 s budget)
+    rl.options["edr_latency_ms"] = 1500  # each EDR takes longer than the cap: the batch cannot finish within it
+    api_client.force_authenticate(admin_user)
+    reply = api_client.post("/api/walmart/edr/batch-download", {"event_ids": ["606100", "606101"], "wait": 300},
+                            format="json")
+    assert reply.status_code == 202, reply.content
+    body = reply.json()
+    assert body["waited_seconds"] == 1.0 and "not finished within 1 s" in body["message"]
+    assert wait_for_run(body["run"]["id"], statuses=FINISHED).status == "succeeded"

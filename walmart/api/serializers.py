@@ -43,7 +43,8 @@ class BatchDownloadSerializer(serializers.Serializer):
 
     wait = serializers.FloatField(
         required=False, min_value=0,
-        help_text="Seconds to wait for the batch: finished in time, the seed's synchronous body; else 202.",
+        help_text=("Seconds to wait for the batch (at most WALMART_BATCH_MAX_WAIT_SECONDS, default the 25 s "
+                   "synchronous budget): finished in time, the seed's synchronous body; else 202."),
         error_messages={"invalid": "`wait` is a number of seconds."},
     )
 

@@ -208,6 +208,10 @@ class BatchDownloadView(RetailLinkView):
             body["message"] = f"This EDR batch is already {record.status} as run #{record.pk}"
         else:
             body["message"] = f"EDR batch queued as run #{record.pk}"
+        if wait:
+            body["waited_seconds"] = wait
+            body["message"] += (f"; not finished within {wait:g} s (the portal waits at most "
+                                f"{conf.BATCH_MAX_WAIT_SECONDS:g} s): poll status_url")
         return Response(body, status=reply.status_code)
 
 
