@@ -20,6 +20,7 @@ subjects_total, subjects_buyers, ..., api_calls_total, api_calls_failed).
 
 import logging
 import threading
+import time
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 
@@ -36,6 +37,8 @@ from ..models import Portal, RegisteredUser, Subject
 from .sync_store import StoredRows, open_set_aside_keys, store_activities, store_job_snapshot
 
 logger = logging.getLogger(__name__)
+
+MAX_START_SPREAD = 1.0  # seconds: the first jobs' start is spread over at most this
 
 
 @dataclass
@@ -104,7 +107,9 @@ class JobFetcher:
             return key or "", bool(key), revoked
         return key or "", False, revoked
 
-    def fetch(self, job_uuid) -> JobSnapshot:
+    def fetch(self, job_uuid, *, start_in=0.0) -> JobSnapshot:
+        if start_in > 0:
+            time.sleep(start_in)  # see sync_portal: the first jobs start spread over one round trip
         details = self.client.job_details(job_uuid)
         # Non-buyers first: a subject that buys between the two calls is then in
         # both lists (and counted a buyer), never in neither (and deleted).
@@ -211,11 +216,19 @@ def sync_portal(run, portal):
             # What the fetchers need is read while Netlife answers the activities
             # call; the jobs are sent for as soon as it answers, and what the run
             # writes and reads next is done while their first requests are out.
+            sent = time.monotonic()
             listing = pool.submit(client.activities_in_webshop)
             fetcher = _fetcher(client, row)
             activities = listing.result()
+            # The first jobs start spread over one round trip (as long as the listing
+            # took), not at once: replies arriving together would queue for the one
+            # interpreter lock to be parsed, every round of every job; spread, each is
+            # read as it comes. Later jobs start as earlier ones end, keeping the spread.
+            workers = max(1, row.max_concurrent_jobs)
+            spread = min(time.monotonic() - sent, MAX_START_SPREAD) / workers
             job_uuids = sorted({a.job_uuid for a in activities})
-            futures = {pool.submit(fetcher.fetch, uuid): uuid for uuid in job_uuids}
+            futures = {pool.submit(fetcher.fetch, uuid, start_in=spread * n if n < workers else 0): uuid
+                       for n, uuid in enumerate(job_uuids)}
             run.count("activities_found", len(activities))
             left = store_activities(row, activities, started)
             if left:
