@@ -114,28 +114,42 @@ class FileTokenBucket(TokenBucket):
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{name}.bucket"
         self._thread_lock = threading.Lock()
+        self._file = None  # kept open: every call costs a lock, a read and a write, not an open and a close
+        self._file_pid = None
+
+    def _open(self):
+        # Reopened in a forked child (flock locks belong to the open file: a child
+        # sharing its parent's would not exclude it) and when the file was removed.
+        if self._file is None or self._file_pid != os.getpid() or os.fstat(self._file.fileno()).st_nlink == 0:
+            if self._file is not None and self._file_pid == os.getpid():
+                self._file.close()
+            self._file = open(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644), "r+b", buffering=0)
+            self._file_pid = os.getpid()
+        return self._file.fileno()
 
     def _update(self, change):
-        # "r+" on a created file, not "a+": appending mode would write past the old state.
-        with self._thread_lock, open(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644), "r+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            fh.seek(0)
-            raw = fh.read()
-            now = time.time()
+        # Read and written in place (pread/pwrite at 0), padded to a fixed width, never
+        # truncated: ext4 flushes a file truncated to 0 and rewritten (auto_da_alloc),
+        # ~5 ms a call under this lock. JSON ignores the trailing spaces. Each syscall
+        # under the lock lets other threads take the GIL, so the fewer the better.
+        with self._thread_lock:
+            fd = self._open()
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                state = json.loads(raw) if raw else None
-            except ValueError:
-                state = None
-            tokens, ts = (state["tokens"], state["ts"]) if state else (self.burst, now)
-            now = max(now, ts)  # never refill the same interval twice
-            tokens = _refill(tokens, ts, now, self.rate, self.burst)
-            tokens, result = change(tokens)
-            fh.seek(0)
-            # Overwritten in place, padded to a fixed width, never truncated: ext4
-            # flushes a file truncated to 0 and rewritten (auto_da_alloc), ~5 ms a call
-            # under this lock. JSON ignores the trailing spaces.
-            fh.write(json.dumps({"tokens": tokens, "ts": now}).ljust(_STATE_WIDTH))
-            return result
+                raw = os.pread(fd, _STATE_WIDTH, 0)
+                now = time.time()
+                try:
+                    state = json.loads(raw) if raw.strip() else None
+                except ValueError:
+                    state = None
+                tokens, ts = (state["tokens"], state["ts"]) if state else (self.burst, now)
+                now = max(now, ts)  # never refill the same interval twice
+                tokens = _refill(tokens, ts, now, self.rate, self.burst)
+                tokens, result = change(tokens)
+                os.pwrite(fd, json.dumps({"tokens": tokens, "ts": now}).ljust(_STATE_WIDTH).encode(), 0)
+                return result
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _take(self):
         def take(tokens):

@@ -39,5 +39,6 @@ def retry_user(run, record):
 def retry_access_key(run, record):
     row = _portal(record.context["portal"])
     client = NetlifeClient(row)
-    key, _created, _revoked = _fetcher(client, row).fetch_key(record.context["job"], record.context["subject"])
+    fetcher = _fetcher(client, row, subjects=[record.context["subject"]])
+    key, _created, _revoked = fetcher.fetch_key(record.context["job"], record.context["subject"])
     Subject.objects.filter(portal=row, uuid=record.context["subject"]).update(access_key=key, access_key_checked_at=timezone.now())

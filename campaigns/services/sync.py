@@ -20,9 +20,11 @@ subjects_total, subjects_buyers, ..., api_calls_total, api_calls_failed).
 
 import logging
 import threading
+import time
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
 from portal.http import UpstreamAuthError, UpstreamError
@@ -32,9 +34,11 @@ from portal.runs import OperationFailed, operation
 from .. import conf
 from ..client import JobDetails, NetlifeClient, SubjectRecord, UserDetails, UserLink
 from ..models import Portal, RegisteredUser, Subject
-from .sync_store import activity_ids, open_set_aside_keys, store_activities, store_job_snapshot
+from .sync_store import StoredRows, open_set_aside_keys, store_activities, store_job_snapshot
 
 logger = logging.getLogger(__name__)
+
+MAX_START_SPREAD = 1.0  # seconds: the first jobs' start is spread over at most this
 
 
 @dataclass
@@ -69,12 +73,15 @@ class JobSnapshot:
 class JobFetcher:
     """The HTTP side of one job; called from pool threads, touches no database."""
 
-    def __init__(self, client, portal, *, users_with_details, stored_keys):
+    def __init__(self, client, portal, *, users_with_details, fresh_keys, stale_keys, checked_after):
         self.client = client
         self.create_keys = portal.create_missing_access_keys
-        # subject uuid -> (stored key, when Netlife last confirmed it or its absence)
-        self.stored_keys = stored_keys
-        self.checked_after = timezone.now() - conf.access_key_max_age()
+        # subject uuid -> whether it has a key, for keys Netlife confirmed (or their
+        # absence) after `checked_after` (NETLIFE_ACCESS_KEY_MAX_AGE_HOURS ago): not asked again
+        self.fresh_keys = fresh_keys
+        # subject uuid -> its stored key, for the keys to check again (decrypted only these)
+        self.stale_keys = stale_keys
+        self.checked_after = checked_after
         self._lock = threading.Lock()
         self._claimed_users = set(users_with_details)  # fetch each user's details once per run
 
@@ -86,14 +93,13 @@ class JobFetcher:
             return True
 
     def key_is_fresh(self, subject_uuid):
-        _key, checked_at = self.stored_keys.get(subject_uuid, ("", None))
-        return checked_at is not None and checked_at > self.checked_after
+        return subject_uuid in self.fresh_keys
 
     def fetch_key(self, job_uuid, subject_uuid):
         """The subject's access key as Netlife has it now, created when the portal
         says so; (key or "", created, revoked). A stored key Netlife no longer
         lists was revoked: it is dropped (replaced by a new one when creating)."""
-        stored, _checked = self.stored_keys.get(subject_uuid, ("", None))
+        stored = self.stale_keys.get(subject_uuid, "")
         key = self.client.access_key(job_uuid, subject_uuid, prefer=stored)
         revoked = bool(stored) and key != stored
         if key is None and self.create_keys:
@@ -101,7 +107,9 @@ class JobFetcher:
             return key or "", bool(key), revoked
         return key or "", False, revoked
 
-    def fetch(self, job_uuid) -> JobSnapshot:
+    def fetch(self, job_uuid, *, start_in=0.0) -> JobSnapshot:
+        if start_in > 0:
+            time.sleep(start_in)  # see sync_portal: the first jobs start spread over one round trip
         details = self.client.job_details(job_uuid)
         # Non-buyers first: a subject that buys between the two calls is then in
         # both lists (and counted a buyer), never in neither (and deleted).
@@ -131,7 +139,7 @@ class JobFetcher:
             if not subject.image_count:
                 continue
             if self.key_is_fresh(subject.uuid):
-                snapshot.keys_reused += bool(self.stored_keys[subject.uuid][0])
+                snapshot.keys_reused += self.fresh_keys[subject.uuid]
                 continue
             try:
                 key, created, revoked = self.fetch_key(job_uuid, subject.uuid)
@@ -166,12 +174,20 @@ def check_portal(run, portal):
     return len(activities)
 
 
-def _fetcher(client, row):
+def _fetcher(client, row, *, subjects=None):
+    """The fetcher of a run, or of a retry (`subjects`, a uuid list: only those are
+    read, with every stored key). Whether a stored key is fresh is asked of the
+    database; a run reads only the keys to check again (each one is decrypted)."""
+    checked_after = timezone.now() - conf.access_key_max_age()
+    rows = Subject.objects.filter(portal=row) if subjects is None else Subject.objects.filter(portal=row, uuid__in=subjects)
+    fresh = Q(access_key_checked_at__gt=checked_after)
     return JobFetcher(
-        client, row,
+        client, row, checked_after=checked_after,
         users_with_details=set(RegisteredUser.objects.filter(portal=row, details_fetched_at__isnull=False).values_list("uuid", flat=True)),
-        stored_keys={uuid: (key, checked) for uuid, key, checked in
-                     Subject.objects.filter(portal=row).values_list("uuid", "access_key", "access_key_checked_at")},
+        fresh_keys={uuid: has_key for uuid, has_key in rows.filter(fresh).annotate(
+            has_key=ExpressionWrapper(~Q(access_key=""), output_field=BooleanField())).values_list("uuid", "has_key")},
+        stale_keys=dict((rows if subjects is not None else rows.exclude(fresh)).exclude(access_key="").values_list(
+            "uuid", "access_key")),
     )
 
 
@@ -197,20 +213,29 @@ def sync_portal(run, portal):
     run.set_counter("brand", row.get_brand_display())
     try:
         with run.executor(max(1, row.max_concurrent_jobs)) as pool:
-            # What the run reads from the database before its first job is read
-            # while Netlife answers the activities call, not after it.
+            # What the fetchers need is read while Netlife answers the activities
+            # call; the jobs are sent for as soon as it answers, and what the run
+            # writes and reads next is done while their first requests are out.
+            sent = time.monotonic()
             listing = pool.submit(client.activities_in_webshop)
             fetcher = _fetcher(client, row)
-            open_keys = open_set_aside_keys(row)
             activities = listing.result()
+            # The first jobs start spread over one round trip (as long as the listing
+            # took), not at once: replies arriving together would queue for the one
+            # interpreter lock to be parsed, every round of every job; spread, each is
+            # read as it comes. Later jobs start as earlier ones end, keeping the spread.
+            workers = max(1, row.max_concurrent_jobs)
+            spread = min(time.monotonic() - sent, MAX_START_SPREAD) / workers
+            job_uuids = sorted({a.job_uuid for a in activities})
+            futures = {pool.submit(fetcher.fetch, uuid, start_in=spread * n if n < workers else 0): uuid
+                       for n, uuid in enumerate(job_uuids)}
             run.count("activities_found", len(activities))
             left = store_activities(row, activities, started)
             if left:
                 run.count("activities_left_webshop", left)
-            job_uuids = sorted({a.job_uuid for a in activities})
             run.set_total(len(job_uuids))
-            futures = {pool.submit(fetcher.fetch, uuid): uuid for uuid in job_uuids}
-            known_activities = activity_ids(row)
+            stored = StoredRows(row)
+            open_keys = open_set_aside_keys(row)
             for future in as_completed(futures):
                 job_uuid = futures[future]
                 try:
@@ -223,7 +248,7 @@ def sync_portal(run, portal):
                     run.count("jobs_failed")
                     run.advance()
                     continue
-                store_job_snapshot(run, row, snapshot, started, activities=known_activities, open_keys=open_keys)
+                store_job_snapshot(run, row, snapshot, started, stored=stored, open_keys=open_keys)
                 # A job went through unless every one of its subject rows was set aside.
                 if snapshot.subjects or not snapshot.rejected_subjects:
                     run.ok()

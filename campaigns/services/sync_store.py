@@ -1,14 +1,22 @@
 """The database side of a Netlife sync: a job's fetched snapshot written in one transaction.
 
 Called by the run's own thread while the pool threads fetch the next jobs, and at
-the end for the last jobs, after every fetch: that tail is on the critical path,
-so an unchanged job costs a handful of queries (rows that did not change are not
-written; what the run already knows, the activities and the open set-aside
-records, is read once per run and passed in).
+the end for the last jobs, after every fetch: that tail is on the critical path.
+So what the portal's database holds (subjects with the values they are compared
+on, their activity links, users, jobs, activities) is read once per run, while
+the first jobs are being fetched (StoredRows), and kept current by each job's
+store; an unchanged job then costs three UPDATEs ("last seen" stamps) and no
+read. Rows that did not change are not written; new rows get their ids back
+from the insert (RETURNING).
+
+The run holds the portal's lock, so no other sync writes these rows meanwhile.
 """
 
+import json
+
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
 from portal.models import SetAsideRecord
 from portal.setaside import resolve_items
@@ -20,6 +28,7 @@ BATCH = 500
 # What a stored subject is compared on: unchanged rows are not written again.
 COMPARED = ["job_id", "name", "first_name", "last_name", "external_id", "group", "country", "phone_number", "email",
             "delivery_contacts", "has_order", "image_count", "registered_user_id"]
+CONTACTS = COMPARED.index("delivery_contacts")
 WRITTEN = ["job", "name", "first_name", "last_name", "external_id", "group", "country", "phone_number", "email",
            "delivery_contacts", "has_order", "image_count", "registered_user", "synced_at"]
 
@@ -30,6 +39,56 @@ def _ids(model, portal, uuids):
 
 def activity_ids(portal):
     return dict(Activity.objects.filter(portal=portal).values_list("uuid", "id"))
+
+
+class StoredRows:
+    """A portal's stored rows as a sync needs them, read in one query per table.
+
+    subjects: uuid -> (id, the COMPARED values); of_job: job id -> subject uuids;
+    links: subject id -> {activity id: link id}; users: uuid -> (id, username);
+    jobs and activities: uuid -> id. store_job updates it as it writes.
+    """
+
+    def __init__(self, portal):
+        self.subjects, self.of_job, self.links = {}, {}, {}
+        # delivery_contacts is read as text, decoded only when the other values match
+        # (unchanged): decoding 5000 JSON values up front would cost more than the read.
+        columns = [*COMPARED[:CONTACTS], "contacts_text", *COMPARED[CONTACTS + 1:]]
+        rows = Subject.objects.filter(portal=portal).annotate(contacts_text=Cast("delivery_contacts", TextField()))
+        for uuid, pk, *values in rows.values_list("uuid", "id", *columns):
+            self.subjects[uuid] = (pk, tuple(values))
+            self.of_job.setdefault(values[0], set()).add(uuid)
+        for pk, subject, activity in SubjectActivity.objects.filter(subject__portal=portal).values_list(
+                "id", "subject_id", "activity_id"):
+            self.links.setdefault(subject, {})[activity] = pk
+        self.users = {uuid: (pk, name) for uuid, pk, name in
+                      RegisteredUser.objects.filter(portal=portal).values_list("uuid", "id", "username")}
+        self.jobs = dict(Job.objects.filter(portal=portal).values_list("uuid", "id"))
+        self.activities = activity_ids(portal)
+
+    def unchanged(self, uuid, values):
+        """Whether the stored subject has these COMPARED values."""
+        held = self.subjects.get(uuid)
+        if held is None:
+            return False
+        stored = held[1]
+        if stored[:CONTACTS] != values[:CONTACTS] or stored[CONTACTS + 1:] != values[CONTACTS + 1:]:
+            return False
+        contacts = stored[CONTACTS]
+        return (json.loads(contacts or "[]") if isinstance(contacts, str) else contacts) == values[CONTACTS]
+
+    def put_subject(self, uuid, pk, values):
+        held = self.subjects.get(uuid)
+        if held is not None and held[1][0] != values[0]:
+            self.of_job.get(held[1][0], set()).discard(uuid)
+        self.subjects[uuid] = (pk, values)
+        self.of_job.setdefault(values[0], set()).add(uuid)
+
+    def drop_subjects(self, uuids):
+        for uuid in uuids:
+            pk, values = self.subjects.pop(uuid)
+            self.of_job.get(values[0], set()).discard(uuid)
+            self.links.pop(pk, None)
 
 
 def store_activities(portal, activities, now):
@@ -50,101 +109,96 @@ def store_activities(portal, activities, now):
         return left.update(in_webshop=False)
 
 
-def _store_users(portal, snapshot, now):
+def _store_users(portal, snapshot, now, stored):
     """The job's linked users (details where fetched); their ids by uuid."""
     usernames = {link.user_uuid: link.username for link in snapshot.links}
     detailed = [RegisteredUser(portal=portal, uuid=uuid, username=usernames.get(uuid, ""), name=d.name, email=d.email,
                                phone_number=d.phone_number, details_fetched_at=now, synced_at=now)
                 for uuid, d in snapshot.user_details.items()]
+    linked_only = [RegisteredUser(portal=portal, uuid=uuid, username=name, synced_at=now) for uuid, name in usernames.items()
+                   if uuid not in snapshot.user_details and stored.users.get(uuid, (None, None))[1] != name]
     RegisteredUser.objects.bulk_create(detailed, update_conflicts=True, unique_fields=["portal", "uuid"],
                                        update_fields=["username", "name", "email", "phone_number", "details_fetched_at",
                                                       "synced_at"], batch_size=BATCH)
-    known = {uuid: (pk, name) for uuid, pk, name in
-             RegisteredUser.objects.filter(portal=portal, uuid__in=list(usernames)).values_list("uuid", "id", "username")}
-    linked_only = [RegisteredUser(portal=portal, uuid=uuid, username=name, synced_at=now) for uuid, name in usernames.items()
-                   if uuid not in snapshot.user_details and (uuid not in known or known[uuid][1] != name)]
     RegisteredUser.objects.bulk_create(linked_only, update_conflicts=True, unique_fields=["portal", "uuid"],
                                        update_fields=["username", "synced_at"], batch_size=BATCH)
-    # "last seen" moves for every linked user in one UPDATE (retention counts from it)
-    RegisteredUser.objects.filter(portal=portal, uuid__in=list(usernames)).update(synced_at=now)
-    user_ids = {uuid: pk for uuid, (pk, _name) in known.items()}
-    new = [user.uuid for user in linked_only if user.uuid not in known]
-    if new:
-        user_ids.update(_ids(RegisteredUser, portal, new))
+    for user in detailed + linked_only:  # the insert gave their ids back
+        stored.users[user.uuid] = (user.pk, user.username)
+    user_ids = {uuid: stored.users[uuid][0] for uuid in usernames}
+    if user_ids:  # "last seen" moves for every linked user in one UPDATE (retention counts from it)
+        RegisteredUser.objects.filter(pk__in=list(user_ids.values())).update(synced_at=now)
     return user_ids
 
 
-def store_job(portal, snapshot, now, run, activities=None):
+def store_job(portal, snapshot, now, run, stored=None):
     """One job's rows in one transaction: user links, subjects, their activities.
-    `activities` (uuid -> id) is the portal's, read once per run when given."""
-    with transaction.atomic():
-        job, _ = Job.objects.update_or_create(
-            portal=portal, uuid=snapshot.uuid,
-            defaults={"subjects_count": len(snapshot.subjects), "buyers_count": len(snapshot.buyers), "synced_at": now,
-                      **({"name": snapshot.name} if snapshot.name else {})},
-        )
-        user_ids = _store_users(portal, snapshot, now)
+    `stored` (StoredRows) is the portal's, read once per run when given."""
+    stored = StoredRows(portal) if stored is None else stored
+    with transaction.atomic(savepoint=False):  # inside store_job_snapshot's transaction: no savepoint needed
+        fields = {"subjects_count": len(snapshot.subjects), "buyers_count": len(snapshot.buyers), "synced_at": now,
+                  **({"name": snapshot.name} if snapshot.name else {})}
+        job_id = stored.jobs.get(snapshot.uuid)
+        if job_id is None or not Job.objects.filter(pk=job_id).update(**fields):
+            job_id = stored.jobs[snapshot.uuid] = Job.objects.update_or_create(portal=portal, uuid=snapshot.uuid,
+                                                                                defaults=fields)[0].pk
+        user_ids = _store_users(portal, snapshot, now, stored)
         user_of_subject = {link.subject_uuid: user_ids[link.user_uuid] for link in snapshot.links}
 
         current = [s.uuid for s in snapshot.subjects]
         listed = set(current)
-        # One read finds both the stored rows to compare and this job's rows missing from its lists.
-        stored, missing = {}, []
-        for uuid, pk, *values in Subject.objects.filter(Q(portal=portal, uuid__in=current) | Q(job=job)).values_list(
-                "uuid", "id", *COMPARED):
-            if uuid in listed:
-                stored[uuid] = (pk, tuple(values))
-            else:
-                missing.append(pk)
+        created = [uuid for uuid in current if uuid not in stored.subjects]
+        # this job's stored rows missing from its lists
+        missing = [uuid for uuid in stored.of_job.get(job_id, ()) if uuid not in listed]
         rows = {True: [], False: []}
         for s in snapshot.subjects:
             checked = s.uuid in snapshot.keys_checked
-            values = (job.pk, s.name, s.first_name, s.last_name, s.external_id, s.group, s.country, s.phone_number, s.email,
+            values = (job_id, s.name, s.first_name, s.last_name, s.external_id, s.group, s.country, s.phone_number, s.email,
                       s.delivery_contacts, s.uuid in snapshot.buyers, s.image_count, user_of_subject.get(s.uuid))
-            if not checked and s.uuid in stored and stored[s.uuid][1] == values:
+            if not checked and stored.unchanged(s.uuid, values):
                 continue  # unchanged (built as a tuple: a model instance per subject costs more than the compare)
-            rows[checked].append(Subject(
+            rows[checked].append((values, Subject(
                 portal=portal, uuid=s.uuid, **dict(zip(COMPARED, values)),
                 access_key=snapshot.access_keys.get(s.uuid, ""), access_key_checked_at=now if checked else None, synced_at=now,
-            ))
+            )))
         # Only a key Netlife was asked about now overwrites the stored one (a
         # revoked key becomes ""); the others keep their key and its check time.
         for checked, batch in rows.items():
-            Subject.objects.bulk_create(batch, update_conflicts=True, unique_fields=["portal", "uuid"],
-                                        update_fields=WRITTEN + (["access_key", "access_key_checked_at"] if checked else []),
-                                        batch_size=BATCH)
+            Subject.objects.bulk_create([subject for _values, subject in batch], update_conflicts=True,
+                                        unique_fields=["portal", "uuid"], batch_size=BATCH,
+                                        update_fields=WRITTEN + (["access_key", "access_key_checked_at"] if checked else []))
+            for values, subject in batch:  # the insert gave their ids back
+                stored.put_subject(subject.uuid, subject.pk, values)
         removed = 0
         if snapshot.complete and missing:  # only after a complete read of the job
-            _total, per_model = Subject.objects.filter(pk__in=missing).delete()
+            _total, per_model = Subject.objects.filter(pk__in=[stored.subjects[uuid][0] for uuid in missing]).delete()
             removed = per_model.get(Subject._meta.label, 0)  # not the cascaded activity links
+            stored.drop_subjects(missing)
         # After the upsert every listed subject is in this job; after a complete read
         # nothing else is, and the job names them more cheaply than 250 uuids do.
-        of_job = Subject.objects.filter(job=job) if snapshot.complete else Subject.objects.filter(portal=portal, uuid__in=current)
+        of_job = Subject.objects.filter(job=job_id) if snapshot.complete else Subject.objects.filter(portal=portal, uuid__in=current)
         of_job.update(synced_at=now)
 
-        subject_ids = {uuid: pk for uuid, (pk, _values) in stored.items()}
-        created = [uuid for uuid in current if uuid not in stored]
-        if created:
-            subject_ids.update(_ids(Subject, portal, created))
-        activities = activity_ids(portal) if activities is None else activities
-        pairs = set()
-        for s in snapshot.subjects:
-            for activity_uuid in snapshot.details.activities_of(s):
-                if activity_uuid in activities:
-                    pairs.add((subject_ids[s.uuid], activities[activity_uuid]))
-        links = SubjectActivity.objects.filter(subject__job=job) if snapshot.complete else \
-            SubjectActivity.objects.filter(subject_id__in=subject_ids.values())
-        held = {(subject, activity): pk for pk, subject, activity in links.values_list("id", "subject_id", "activity_id")}
-        gone = [pk for pair, pk in held.items() if pair not in pairs]
+        subject_ids = {uuid: stored.subjects[uuid][0] for uuid in current}
+        activity_sets = {s.uuid: snapshot.details.activities_of(s) for s in snapshot.subjects}
+        pairs = {(subject_ids[uuid], stored.activities[activity]) for uuid, found in activity_sets.items()
+                 for activity in found if activity in stored.activities}
+        held = {(subject, activity): pk for subject in subject_ids.values()
+                for activity, pk in stored.links.get(subject, {}).items()}
+        gone = [pair for pair in held if pair not in pairs]
         if gone:
-            SubjectActivity.objects.filter(pk__in=gone).delete()
-        SubjectActivity.objects.bulk_create([SubjectActivity(subject_id=s, activity_id=a) for s, a in pairs - set(held)],
-                                            batch_size=BATCH)
+            SubjectActivity.objects.filter(pk__in=[held[pair] for pair in gone]).delete()
+            for subject, activity in gone:
+                stored.links[subject].pop(activity, None)
+        new_links = SubjectActivity.objects.bulk_create(
+            [SubjectActivity(subject_id=s, activity_id=a) for s, a in pairs - set(held)], batch_size=BATCH)
+        for link in new_links:
+            stored.links.setdefault(link.subject_id, {})[link.activity_id] = link.pk
 
-    _count(run, snapshot, created=len(created), removed=removed)
+    _count(run, snapshot, created=len(created), removed=removed,
+           without_activity=sum(1 for s in snapshot.subjects if s.image_count and not activity_sets[s.uuid]))
 
 
-def _count(run, snapshot, *, created, removed):
+def _count(run, snapshot, *, created, removed, without_activity):
     # the seed client's statistics, by its names
     subjects = snapshot.subjects
     run.count("subjects_total", len(subjects))
@@ -162,7 +216,7 @@ def _count(run, snapshot, *, created, removed):
     run.count("access_keys_revoked", snapshot.keys_revoked)
     run.count("access_keys_reused", snapshot.keys_reused)
     # photographed, yet no activity found: such a subject drops out of every campaign
-    run.count("subjects_without_activity", sum(1 for s in subjects if s.image_count and not snapshot.details.activities_of(s)))
+    run.count("subjects_without_activity", without_activity)
     # ours
     run.count("subjects_created", created)
     run.count("user_details_fetched", len(snapshot.user_details))
@@ -178,13 +232,14 @@ def open_set_aside_keys(portal):
                                              key__startswith=f"{portal.key}/").values_list("kind", "key"))
 
 
-def store_job_snapshot(run, row, snapshot, started, *, activities=None, open_keys=None):
+def store_job_snapshot(run, row, snapshot, started, *, stored=None, open_keys=None):
     """Store one fetched job with its failed users and keys set aside, in one transaction;
     close the open records of the users, keys, subject rows and job that went through.
-    `open_keys` (from open_set_aside_keys at the run's start) spares the queries for
-    records that are not open; without it they are looked up."""
+    `stored` (StoredRows) and `open_keys` (from open_set_aside_keys) are read once per
+    run and passed in; `open_keys` spares the queries for records that are not open.
+    Without them they are read here."""
     with transaction.atomic():
-        store_job(row, snapshot, started, run, activities)
+        store_job(row, snapshot, started, run, stored)
         for kind, key, reason, context, payload in snapshot.failures:
             run.set_aside(kind, key, reason, context=context, payload=payload)
     failed = {(kind, key) for kind, key, *_ in snapshot.failures}

@@ -54,6 +54,29 @@ def test_it_syncs_the_webshop_graph_and_a_rerun_changes_nothing(synced, netlife,
     assert again.counters["access_keys_reused"] == len(keyed)
 
 
+def test_a_rerun_writes_what_changed_upstream(synced, netlife):
+    """A re-run skips unchanged subjects: what did change must still be written."""
+    jobs = [job for job in netlife.portals[KEY]["jobs"].values() if job["uuid"] in netlife.in_webshop_jobs(KEY)]
+    first, second = jobs
+    changed = first["subjects"][0]
+    changed["phone_number"] = "+4790000001"
+    new_contact = second["subjects"][0]  # only its delivery contact changes
+    new_contact["delivery_1"] = {"name": "New parent", "email_address": "new.parent@example.com", "mobile_phone": "+4790000002"}
+    moved = first["subjects"].pop(1)
+    second["subjects"].append(moved)
+    gone = first["subjects"].pop(1)
+
+    again = sync_portal(trigger="command", portal=KEY)
+    assert again.status == "succeeded", again.error
+    assert Subject.objects.get(uuid=changed["uuid"]).phone_number == "+4790000001"
+    assert {"name": "New parent", "email_address": "new.parent@example.com",
+            "mobile_phone": "+4790000002"} in Subject.objects.get(uuid=new_contact["uuid"]).delivery_contacts
+    assert Subject.objects.get(uuid=moved["uuid"]).job.uuid == second["uuid"]
+    assert not Subject.objects.filter(uuid=gone["uuid"]).exists()
+    assert Subject.objects.count() == len(first["subjects"]) + len(second["subjects"])
+    assert Job.objects.get(uuid=first["uuid"]).subjects_count == len(first["subjects"])
+
+
 def test_keyed_maps_give_the_same_result_as_lists(portal, netlife):
     netlife.keyed_maps = True
     record = sync_portal(trigger="command", portal=KEY)
