@@ -298,3 +298,23 @@ def control(action, data):
     from django.conf import settings
 
     return requests.post(f"{settings.SANDBOX_URL}/_sandbox/twilio/{action}", json=data, timeout=10)
+
+
+def test_every_delivery_error_is_stored_per_recipient_with_its_meaning(families, sender, twilio):
+    """30003-30008 and 30036, each from its own handset: the SMS team sees per
+    recipient why a text did not arrive (code and words), the others delivered."""
+    from campaigns.services.sms_events import DELIVERY_ERRORS
+
+    destinies = dict(zip(list(FAMILIES)[:7], [30003, 30004, 30005, 30006, 30007, 30008, 30036], strict=True))
+    for phone, code in destinies.items():
+        status = "failed" if code == 30008 else "undelivered"
+        assert control("destiny", {"to": phone, "status": status, "error_code": code}).status_code == 200
+    approve_campaign(families.pk, user=sender)
+    wait_for(lambda: twilio.state()["callbacks_pending"] == 0 and counts(families).get("delivered") == len(FAMILIES) - 7,
+             what="every final status")
+    rows = {r.phone: r for r in CampaignMessage.objects.filter(error_code__isnull=False)}
+    assert {phone: rows[phone].error_code for phone in rows} == destinies
+    for phone, code in destinies.items():
+        assert rows[phone].status == ("failed" if code == 30008 else "undelivered")
+        assert rows[phone].error_message == DELIVERY_ERRORS[code] != "Delivery failed"
+    assert counts(families) == {"delivered": len(FAMILIES) - 7, "undelivered": 6, "failed": 1}
