@@ -297,6 +297,18 @@ def _write_facts(cursor, latest, ids, *, source, is_mock, upload_id, run_id):
         append((shop, order_id, line_id, platform, dates[day], products[(shop, line.sku)], customers[(platform, key)],
                 statuses[(platform, line.status)], line.quantity, line.unit_price, line.paid_price,
                 line.currency, moment, line.updated_at))
+    cursor.execute("SELECT now()")  # the transaction's time, as now() gives an update
+    provenance = (source, is_mock, upload_id, run_id, cursor.fetchone()[0])
+    types = _column_types(cursor, fact, FACT_COLUMNS)
+    if _probably_new(cursor, rows):
+        # A batch of new lines (a first load, a page of new orders): straight in, no probe per
+        # line. A line that was there after all fails the COPY, and the batch takes the road below.
+        try:
+            with transaction.atomic():
+                _copy_facts(cursor, types, rows, provenance)
+            return
+        except _ConcurrentWrite:
+            pass
     # Which lines the fact holds already: one probe of the natural key's index per line (LATERAL ...
     # LIMIT 1 keeps it a nested loop: never a scan of the whole fact table for a batch of it).
     _stage(cursor, "marketplace_load_keys", KEY_COLUMNS, ((i, r[1], r[2], r[0]) for i, r in enumerate(rows)))
@@ -307,21 +319,39 @@ def _write_facts(cursor, latest, ids, *, source, is_mock, upload_id, run_id):
                       LIMIT 1) f ON TRUE""")
     existing = dict(cursor.fetchall())
     if len(existing) < len(rows):
-        cursor.execute("SELECT now()")  # the transaction's time, as now() gives an update
-        provenance = (source, is_mock, upload_id, run_id, cursor.fetchone()[0])
-        types = _column_types(cursor, fact, FACT_COLUMNS)
-        try:
-            with cursor.copy(f"COPY {fact} ({', '.join(FACT_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(types)
-                write = copy.write_row
-                for i, row in enumerate(rows):
-                    if i not in existing:
-                        write(row + provenance)
-        except (pg_errors.UniqueViolation, IntegrityError) as exc:
-            raise _ConcurrentWrite from exc
+        _copy_facts(cursor, types, (row for i, row in enumerate(rows) if i not in existing), provenance)
     if existing:
         _update_facts(cursor, sorted((fact_id, *rows[i][3:]) for i, fact_id in existing.items()),
                       source=source, is_mock=is_mock, upload_id=upload_id, run_id=run_id)
+
+
+# Lines of a batch looked up before it is taken for new (spread over the batch).
+SAMPLE = 64
+
+
+def _probably_new(cursor, rows):
+    """Whether none of a sample of the batch's lines is in the fact table."""
+    sample = rows[::max(1, len(rows) // SAMPLE)][:SAMPLE]
+    cursor.execute(
+        f"SELECT EXISTS (SELECT 1 FROM {FactOrderLine._meta.db_table} f "
+        f"JOIN (VALUES {', '.join(['(%s, %s, %s::bigint)'] * len(sample))}) k (order_id, line_id, shop_id) "
+        f"ON f.order_id = k.order_id AND f.line_id = k.line_id AND f.shop_id = k.shop_id)",
+        [value for row in sample for value in (row[1], row[2], row[0])])
+    return not cursor.fetchone()[0]
+
+
+def _copy_facts(cursor, types, rows, provenance):
+    """COPY (binary) `rows` into the fact table: the path a raw COPY takes (whole heap pages, one
+    WAL record per page). A line another transaction holds makes it fail: _ConcurrentWrite."""
+    try:
+        with cursor.copy(f"COPY {FactOrderLine._meta.db_table} ({', '.join(FACT_COLUMNS)}) "
+                         "FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
+            write = copy.write_row
+            for row in rows:
+                write(row + provenance)
+    except (pg_errors.UniqueViolation, IntegrityError) as exc:
+        raise _ConcurrentWrite from exc
 
 
 def _update_facts(cursor, rows, *, source, is_mock, upload_id, run_id):
