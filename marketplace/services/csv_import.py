@@ -43,7 +43,7 @@ from django.utils import timezone
 from portal.runs import OperationFailed, RunLost, describe_error, operation
 
 from ..models import CsvStagingLine, CsvUpload, DimShop, FactOrderLine, Platform, Source
-from ..warehouse import AMOUNT_DIGITS, KEY_LIMITS, OrderLine, buyer_key, load_lines
+from ..warehouse import AMOUNT_DIGITS, KEY_LIMITS, OrderLine, buyer_key, load_lines, merge_postgres
 
 logger = logging.getLogger(__name__)
 
@@ -313,31 +313,34 @@ def _check_staged(upload_id, problems):
 def merge_staged(upload_id, run_id):
     """Merge an upload's staged lines into the facts in ONE transaction: a
     failure leaves the warehouse as it was (no row of it written, no earlier
-    row overwritten). The staged lines go through the warehouse's own loader
-    (`load_lines`), chunk by chunk: on PostgreSQL new lines are COPYed straight
-    into the fact table, as a sync's are."""
+    row overwritten). On PostgreSQL it is one set-based statement per table
+    straight from the staging table; on SQLite the batched loader, chunk by chunk."""
     if db.vendor == "postgresql":
         # Statistics for the planner first (the staged rows arrived since autovacuum
-        # last looked). Outside the merge's transaction: ANALYZE's lock would be held
-        # to its end, and a second upload's ANALYZE would wait for the whole merge.
+        # last looked; without them it probes the dimensions once per line). Outside
+        # the merge's transaction: ANALYZE's lock would be held to its end, and a
+        # second upload's ANALYZE would wait for the whole merge.
         with db.cursor() as cursor:
             cursor.execute(f"ANALYZE {CsvStagingLine._meta.db_table}")
     with transaction.atomic():
+        if db.vendor == "postgresql":
+            staged = CsvStagingLine.objects.filter(upload_id=upload_id).count()
+            relation = (f"(SELECT line_no AS seq, platform, shop_id, shop_id AS shop_name, "
+                        f"{', '.join(ORDER_LINE_FIELDS[2:])} FROM {CsvStagingLine._meta.db_table} "
+                        f"WHERE upload_id = {int(upload_id)})")
+            with db.cursor() as cursor:
+                merge_postgres(cursor, relation, source=Source.CSV, upload_id=upload_id, run_id=run_id)
+            return staged
         return sum(load_lines(lines, source=Source.CSV, upload_id=upload_id, run_id=run_id)
-                   for lines in _staged_lines(upload_id, MERGE_CHUNK_ROWS))
+                   for lines in _staged_lines(upload_id))
 
 
-# Lines per load_lines call of a merge: big enough that a call's fixed cost (its
-# dimension reads, temporary tables) is spread, small enough to stay a few MB.
-MERGE_CHUNK_ROWS = 20_000
-
-
-def _staged_lines(upload_id, rows=CHUNK_ROWS):
-    """The staged lines in chunks of `rows`, as OrderLines, by line number."""
+def _staged_lines(upload_id):
+    """The staged lines in chunks, as OrderLines, by line number."""
     last = 0
     while True:
         chunk = list(CsvStagingLine.objects.filter(upload_id=upload_id, line_no__gt=last).order_by("line_no")
-                     .values_list(*STAGED_FIELDS[1:])[:rows])
+                     .values_list(*STAGED_FIELDS[1:])[:CHUNK_ROWS])
         if not chunk:
             return
         last = chunk[-1][0]
