@@ -1,5 +1,5 @@
 """PostgreSQL loading: dimension ids resolved in the load's transaction, new
-fact rows COPYed straight into the fact table, changed ones updated by id.
+fact rows COPYed straight into the fact table, stored ones updated in place.
 
 `load_lines_postgres` (every `load_lines` call on PostgreSQL):
 1. dimensions: the batch's distinct shops, dates, products, customers and
@@ -7,18 +7,18 @@ fact rows COPYed straight into the fact table, changed ones updated by id.
    (INSERT ... ON CONFLICT DO UPDATE ... RETURNING id), so an unchanged dimension
    row is never locked. The shops are read FOR KEY SHARE (see "Foreign keys").
    Ids come from Python dicts: no join per fact row.
-2. one indexed query finds which of the batch's natural keys the fact already
-   holds (their ids).
-3. the new lines are COPYed (binary) into the fact table itself: the path a raw
-   COPY takes (heap pages written whole, one WAL record per page, not per row).
-   A concurrent writer that inserted one of those keys meanwhile makes the COPY
-   fail with a unique violation: it is rolled back to its savepoint and the
-   batch goes through the staging path (ON CONFLICT), which is always right.
-4. the lines already there are updated by id, in one statement, and only where
-   something changed (IS DISTINCT FROM): a re-run of the same lines writes
-   nothing, an unchanged line keeps its run and `loaded_at`. A row deleted by
-   someone else between 2 and 4 (an undo) is noticed (the ids are counted after
-   the update) and the batch goes through the staging path.
+2. if none of 64 lines spread over the batch is stored, the whole batch is
+   COPYed (binary) into the fact table itself: the path a raw COPY takes (heap
+   pages written whole, one WAL record per page, not per row). A stored line the
+   sample missed fails it (unique violation): back to the savepoint, and on to 3.
+3. otherwise the stored lines are updated by natural key, in one statement, only
+   where something changed (IS DISTINCT FROM: a re-run of the same lines writes
+   nothing, an unchanged line keeps its run and `loaded_at`); the lines it did
+   not return (new, unchanged, or deleted meanwhile by another transaction: an
+   undo) are looked up, and the missing ones COPYed. A concurrent writer that
+   inserted one of them meanwhile makes that COPY fail with a unique violation:
+   the batch rolls back to its savepoint and goes through the staging path (ON
+   CONFLICT), which settles each line against what is there.
 
 `merge_postgres` (the staging path: COPY into a temporary table, one
 INSERT ... SELECT ... ON CONFLICT per table) serves the CSV merge (its lines are
@@ -226,11 +226,12 @@ def orphan_facts():
 # --- The direct path ------------------------------------------------------------------------------------------------
 
 FACT_COLUMNS = ("shop_id", "order_id", "line_id") + FACT_UPDATED + ("run_id", "loaded_at")
-# What an update sends per line: the fact row's id, then the values (the provenance columns are the batch's).
-UPDATE_COLUMNS = (("id", "int8"), ("platform", "text"), ("date_id", "int8"), ("product_id", "int8"),
-                  ("customer_id", "int8"), ("status_id", "int8"), ("quantity", "int4"), ("unit_price", "numeric"),
-                  ("paid_price", "numeric"), ("currency", "text"), ("ordered_at", "timestamptz"),
-                  ("updated_at", "timestamptz"))
+# What an update sends per line: its index in the batch, the natural key, then the values (the provenance
+# columns are the batch's).
+UPDATE_COLUMNS = (("i", "int4"), ("shop_id", "int8"), ("order_id", "text"), ("line_id", "text"),
+                  ("platform", "text"), ("date_id", "int8"), ("product_id", "int8"), ("customer_id", "int8"),
+                  ("status_id", "int8"), ("quantity", "int4"), ("unit_price", "numeric"), ("paid_price", "numeric"),
+                  ("currency", "text"), ("ordered_at", "timestamptz"), ("updated_at", "timestamptz"))
 KEY_COLUMNS = (("i", "int4"), ("order_id", "text"), ("line_id", "text"), ("shop_id", "int8"))
 
 
@@ -309,20 +310,22 @@ def _write_facts(cursor, latest, ids, *, source, is_mock, upload_id, run_id):
             return
         except _ConcurrentWrite:
             pass
-    # Which lines the fact holds already: one probe of the natural key's index per line (LATERAL ...
-    # LIMIT 1 keeps it a nested loop: never a scan of the whole fact table for a batch of it).
-    _stage(cursor, "marketplace_load_keys", KEY_COLUMNS, ((i, r[1], r[2], r[0]) for i, r in enumerate(rows)))
-    cursor.execute(f"""
-        SELECT k.i, f.id FROM marketplace_load_keys k
-        JOIN LATERAL (SELECT f.id FROM {fact} f
-                      WHERE f.order_id = k.order_id AND f.line_id = k.line_id AND f.shop_id = k.shop_id
-                      LIMIT 1) f ON TRUE""")
-    existing = dict(cursor.fetchall())
-    if len(existing) < len(rows):
-        _copy_facts(cursor, types, (row for i, row in enumerate(rows) if i not in existing), provenance)
-    if existing:
-        _update_facts(cursor, sorted((fact_id, *rows[i][3:]) for i, fact_id in existing.items()),
-                      source=source, is_mock=is_mock, upload_id=upload_id, run_id=run_id)
+    # The stored lines first: updated by natural key where something changed, one probe of its
+    # index per line. The lines the update did not return (new, unchanged, or deleted meanwhile by
+    # another transaction) are then looked up, and only the missing ones COPYed.
+    updated = _update_facts(cursor, rows, source=source, is_mock=is_mock, upload_id=upload_id, run_id=run_id)
+    rest = [i for i in range(len(rows)) if i not in updated]
+    if rest:
+        # LATERAL ... LIMIT 1 keeps it a nested loop: never a scan of the whole fact table for a batch.
+        _stage(cursor, "marketplace_load_keys", KEY_COLUMNS, ((i, rows[i][1], rows[i][2], rows[i][0]) for i in rest))
+        cursor.execute(f"""
+            SELECT k.i FROM marketplace_load_keys k
+            JOIN LATERAL (SELECT 1 FROM {fact} f
+                          WHERE f.order_id = k.order_id AND f.line_id = k.line_id AND f.shop_id = k.shop_id
+                          LIMIT 1) f ON TRUE""")
+        stored = {i for (i,) in cursor.fetchall()}
+        if len(stored) < len(rest):
+            _copy_facts(cursor, types, (rows[i] for i in rest if i not in stored), provenance)
 
 
 # Lines of a batch looked up before it is taken for new (spread over the batch).
@@ -355,30 +358,25 @@ def _copy_facts(cursor, types, rows, provenance):
 
 
 def _update_facts(cursor, rows, *, source, is_mock, upload_id, run_id):
-    """Update the fact rows `rows` (UPDATE_COLUMNS, id first) where something changed."""
+    """Update the stored lines of `rows` (fact rows, FACT_COLUMNS order) where something changed;
+    returns the indexes in `rows` of those updated."""
     fact = FactOrderLine._meta.db_table
     names = [name for name, _ in UPDATE_COLUMNS]
-    _stage(cursor, "marketplace_load_updates", UPDATE_COLUMNS, rows)
-    # By id, one primary-key probe per line (rows are sorted by id): the planner, knowing nothing of the
-    # fresh temporary table, would otherwise hash the whole fact table for each batch.
+    _stage(cursor, "marketplace_load_updates", UPDATE_COLUMNS, ((i, *row) for i, row in enumerate(rows)))
+    # One probe of the natural key's index per line: the planner, knowing nothing of the fresh
+    # temporary table, would otherwise hash the whole fact table for each batch.
     previous = _set_local(cursor, enable_hashjoin="off", enable_mergejoin="off")
     cursor.execute(f"""
-        UPDATE {fact} f SET {', '.join(f'{c} = s.{c}' for c in names[1:])},
+        UPDATE {fact} f SET {', '.join(f'{c} = s.{c}' for c in names[4:])},
             source = %s, is_mock = %s, upload_id = %s, run_id = %s, loaded_at = now()
         FROM marketplace_load_updates s
-        WHERE f.id = s.id
+        WHERE f.order_id = s.order_id AND f.line_id = s.line_id AND f.shop_id = s.shop_id
           AND ROW({', '.join(f'f.{c}' for c in FACT_UPDATED)})
-              IS DISTINCT FROM ROW({', '.join(f's.{c}' for c in names[1:])}, %s::text, %s::boolean, %s::bigint)""",
-                   [source, is_mock, upload_id, run_id, source, is_mock, upload_id])
-    found = cursor.rowcount
-    if found < len(rows):
-        # Some lines were unchanged, or deleted by another transaction since their ids were read (an
-        # undo): those were not updated, and their lines must still be stored.
-        cursor.execute(f"SELECT count(*) FROM marketplace_load_updates s JOIN {fact} f ON f.id = s.id")
-        (found,) = cursor.fetchone()
+              IS DISTINCT FROM ROW({', '.join(f's.{c}' for c in names[4:])}, %s::text, %s::boolean, %s::bigint)
+        RETURNING s.i""", [source, is_mock, upload_id, run_id, source, is_mock, upload_id])
+    updated = {i for (i,) in cursor.fetchall()}
     _set_local(cursor, **previous)
-    if found != len(rows):
-        raise _ConcurrentWrite
+    return updated
 
 
 def _set_local(cursor, **settings):

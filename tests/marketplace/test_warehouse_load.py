@@ -145,11 +145,11 @@ def test_a_line_another_writer_inserts_meanwhile_is_updated_not_a_unique_violati
     assert FactOrderLine.objects.count() == 2 and orphan_facts() == 0
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the direct path's update by id is PostgreSQL's")
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the direct path's update in place is PostgreSQL's")
 @pytest.mark.django_db(transaction=True)
 def test_a_line_deleted_by_another_transaction_while_the_load_updates_it_is_stored_again():
-    """The load reads the ids of the lines it holds, then updates them by id; a row
-    deleted meanwhile (an undo) must not take the line with it."""
+    """The load updates the lines it holds in place; a row deleted by another
+    transaction while the update waits on it (an undo) must not take the line with it."""
     load_lines([line(0), line(1)], source="api", run_id=1)
     timer = _in_another_transaction(f"DELETE FROM {FactOrderLine._meta.db_table} WHERE order_id = '70001'")
     timer.start()  # the load's update waits on the deleted row's lock, then finds it gone
