@@ -47,11 +47,12 @@ def write_file(path, rows):
                       f"Buyer {n % 20000},City {n % 50}\n")
 
 
-def throwaway_postgres(url):
+def throwaway_postgres(url, prefix="bench_csv_"):
+    """A new database next to `url`'s, named `prefix` (or $BENCH_DB_PREFIX) + the pid."""
     import psycopg
 
     parts = urlsplit(url)
-    name = f"bench_csv_{os.getpid()}"
+    name = f"{os.environ.get('BENCH_DB_PREFIX') or prefix}{os.getpid()}"
     admin = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
@@ -65,9 +66,17 @@ def drop_postgres(admin, name):
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def storage_parameters(cursor, table):
+    """`WITH (...)` for a twin of `table`: its storage parameters (the fact's
+    fillfactor), which LIKE ... INCLUDING ALL does not copy."""
+    cursor.execute("SELECT reloptions FROM pg_class WHERE oid = %s::regclass", [table])
+    options = cursor.fetchone()[0]
+    return f" WITH ({', '.join(options)})" if options else ""
+
+
 def copy_baseline(tmp):
     """COPY the fact rows the load wrote into an empty twin (LIKE fact INCLUDING
-    ALL: its indexes and constraints too); seconds."""
+    ALL: its indexes and constraints too, and its storage parameters); seconds."""
     from django.db import connection
 
     from marketplace.models import FactOrderLine
@@ -75,7 +84,7 @@ def copy_baseline(tmp):
     table = FactOrderLine._meta.db_table
     dump = Path(tmp) / "facts.copy"
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TABLE bench_twin (LIKE {table} INCLUDING ALL)")
+        cursor.execute(f"CREATE TABLE bench_twin (LIKE {table} INCLUDING ALL){storage_parameters(cursor, table)}")
         with open(dump, "wb") as out, cursor.copy(f"COPY {table} TO STDOUT") as copy:
             for data in copy:
                 out.write(data)

@@ -4,16 +4,17 @@ the same fact rows.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/warehouse_load.py [--lines 1000000]
 
-Sets itself up on a throw-away PostgreSQL database (`bench_load_<pid>` next to
-DATABASE_URL's, dropped at the end). The lines are built in batches of
+Sets itself up on a throw-away PostgreSQL database (`bench_load_<pid>`, or
+$BENCH_DB_PREFIX<pid>, next to DATABASE_URL's, dropped at the end). The lines are built in batches of
 `--batch` before each timed `load_lines` call (building them is not timed).
 Three figures, same rows, same machine, same run:
   load    the lines into an empty warehouse (every fact row new);
   re-run  the same lines again, each with a new status and price (every row updated);
   COPY    the loaded fact rows, dumped first, COPYed into an empty twin table.
-The twin is a true twin: `CREATE TABLE ... (LIKE fact INCLUDING ALL)`, the fact's
-own indexes, unique constraint and defaults, so the baseline pays for the same
-index entries the load must write. The bare figure (a twin with no index at all,
+The twin is a true twin: `CREATE TABLE ... (LIKE fact INCLUDING ALL) WITH (the
+fact's storage parameters)`, the fact's own indexes, unique constraint, defaults
+and fillfactor, so the baseline pays for the same index entries and heap pages
+the load must write. The bare figure (a twin with no index at all,
 `INCLUDING DEFAULTS`) is printed too, with the ratios against it.
 Targets: load <= 2.0x COPY, re-run <= 2.5x COPY (the true twin).
 After each load `orphan_facts()` must be 0 (the facts have no FK constraints).
@@ -29,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from benchsetup import setup_django
-from csv_upload import drop_postgres, throwaway_postgres
+from csv_upload import drop_postgres, storage_parameters, throwaway_postgres
 
 BASE = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
@@ -80,7 +81,7 @@ def copy_baseline(tmp):
             for data in copy:
                 out.write(data)
         for twin, like in (("bench_twin", "INCLUDING ALL"), ("bench_twin_bare", "INCLUDING DEFAULTS")):
-            cursor.execute(f"CREATE TABLE {twin} (LIKE {table} {like})")
+            cursor.execute(f"CREATE TABLE {twin} (LIKE {table} {like}){storage_parameters(cursor, table)}")
             started = time.perf_counter()
             with open(dump, "rb") as source, cursor.copy(f"COPY {twin} FROM STDIN") as copy:
                 while block := source.read(1 << 20):
@@ -90,6 +91,15 @@ def copy_baseline(tmp):
                 cursor.execute("SELECT count(*) FROM pg_indexes WHERE tablename = %s", [twin])
                 figures.append(cursor.fetchone()[0])
     return figures
+
+
+def storage_parameters_of_fact():
+    from django.db import connection
+
+    from marketplace.models import FactOrderLine
+
+    with connection.cursor() as cursor:
+        return storage_parameters(cursor, FactOrderLine._meta.db_table)
 
 
 def load_average():
@@ -106,7 +116,7 @@ def main():
         print("bench/warehouse_load.py needs DATABASE_URL=postgres://... (the baseline is COPY)")
         return 2
     tmp = tempfile.mkdtemp(prefix="bench-load-")
-    url, admin, name = throwaway_postgres(base)
+    url, admin, name = throwaway_postgres(base, prefix="bench_load_")
     os.environ["DATABASE_URL"] = url
     try:
         setup_django(tmp, keep_env=True, migrate=True)
@@ -130,7 +140,8 @@ def main():
         print(f"re-run: {n:,} lines in {rerun_s:.1f} s ({n / rerun_s:,.0f} lines/s); {rows_after:,} fact rows "
               f"({changed:,} updated), {orphan_facts()} orphans")
         copy_s, indexes, bare_s = copy_baseline(tmp)
-        print(f"COPY into the twin (LIKE fact INCLUDING ALL: {indexes} indexes): {copy_s:.1f} s "
+        print(f"COPY into the twin (LIKE fact INCLUDING ALL{storage_parameters_of_fact()}: {indexes} indexes): "
+              f"{copy_s:.1f} s "
               f"({rows / copy_s:,.0f} rows/s)")
         print(f"COPY into a bare twin (no index):  {bare_s:.1f} s ({rows / bare_s:,.0f} rows/s)")
         print(f"load / COPY = {load_s / copy_s:.2f}x (target <= 2.0x); re-run / COPY = {rerun_s / copy_s:.2f}x "

@@ -140,8 +140,8 @@ class FactOrderLine(models.Model):
     order_id = models.CharField(max_length=100)
     line_id = models.CharField(max_length=100)
     # No database constraint on the dimension keys: a deferred FK check costs a
-    # trigger query per line at commit; the set-based load resolves the ids by
-    # join in its own transaction instead (see marketplace/warehouse.py), and
+    # trigger query per line at commit; the load resolves the ids in its own
+    # transaction instead (see marketplace/warehouse/postgres.py), and
     # PROTECT still guards deletes made through Django.
     # Every index is paid for on each line a load writes (at 1M lines an index on
     # a random-order key costs about as much as the bare COPY of the rows), so only

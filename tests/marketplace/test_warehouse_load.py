@@ -109,3 +109,67 @@ def test_a_merge_holds_no_lock_on_the_dimension_rows_it_does_not_change():
             with pytest.raises(psycopg.errors.LockNotAvailable):  # the row it changed is the merge's until it ends
                 other.execute(f"SELECT id FROM {DimProduct._meta.db_table} WHERE id = %s FOR NO KEY UPDATE",
                               [renamed])
+
+
+def _in_another_transaction(sql):
+    """Run `sql` in another connection's open transaction; commits it half a second
+    after the returned timer is started (while this test's load waits on its locks)."""
+    import threading
+
+    other = psycopg.connect(**connection.get_connection_params())
+    other.execute(sql)
+
+    def commit():
+        other.commit()
+        other.close()
+    return threading.Timer(0.5, commit)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the direct COPY is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_a_line_another_writer_inserts_meanwhile_is_updated_not_a_unique_violation():
+    """The load COPYs lines it found missing straight into the fact table; another
+    transaction inserting the same line before it commits must not fail the load."""
+    load_lines([line(0)], source="api", run_id=1)
+    table = FactOrderLine._meta.db_table
+    timer = _in_another_transaction(
+        f"INSERT INTO {table} (platform, order_id, line_id, quantity, unit_price, paid_price, currency, ordered_at, "
+        f"source, is_mock, loaded_at, customer_id, date_id, product_id, shop_id, status_id) "
+        f"SELECT platform, '70001', line_id, quantity, unit_price, paid_price, currency, ordered_at, source, is_mock, "
+        f"loaded_at, customer_id, date_id, product_id, shop_id, status_id FROM {table} WHERE order_id = '70000'")
+    timer.start()  # the load's COPY waits on the other's uncommitted key, then meets it
+    assert load_lines([line(1, status="returned", paid_price=Decimal("7.00"))], source="api", run_id=2) == 1
+    timer.join()
+    stored = FactOrderLine.objects.select_related("status").get(order_id="70001")
+    assert (stored.status.code, stored.paid_price, stored.run_id) == ("returned", Decimal("7.00"), 2)
+    assert FactOrderLine.objects.count() == 2 and orphan_facts() == 0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the direct path's update in place is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_a_line_deleted_by_another_transaction_while_the_load_updates_it_is_stored_again():
+    """The load updates the lines it holds in place; a row deleted by another
+    transaction while the update waits on it (an undo) must not take the line with it."""
+    load_lines([line(0), line(1)], source="api", run_id=1)
+    timer = _in_another_transaction(f"DELETE FROM {FactOrderLine._meta.db_table} WHERE order_id = '70001'")
+    timer.start()  # the load's update waits on the deleted row's lock, then finds it gone
+    load_lines([line(0, status="returned"), line(1, status="returned")], source="api", run_id=2)
+    timer.join()
+    assert sorted(FactOrderLine.objects.values_list("order_id", "status__code", "run_id")) == [
+        ("70000", "returned", 2), ("70001", "returned", 2)]
+    assert orphan_facts() == 0
+
+
+@pytest.mark.django_db
+def test_a_batch_of_new_lines_with_a_few_stored_ones_inserts_the_new_and_updates_the_stored():
+    """A big batch is taken for new when a sample of it is not stored; a stored line
+    the sample missed must be updated, not fail the load or be duplicated."""
+    lines = [line(n % 60, order_id=f"9{n:04d}", sku=f"SKU-{n}") for n in range(200)]
+    load_lines([lines[1], lines[100]], source="api", run_id=1)
+    lines[1] = replace(lines[1], status="returned")
+    assert load_lines(lines, source="api", run_id=2) == 200
+    assert FactOrderLine.objects.count() == 200
+    assert FactOrderLine.objects.get(order_id="90001").status.code == "returned"
+    if connection.vendor == "postgresql":  # 90100 unchanged: left alone
+        assert set(FactOrderLine.objects.values_list("run_id", flat=True)) == {1, 2}
+    assert orphan_facts() == 0
