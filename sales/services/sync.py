@@ -147,6 +147,13 @@ def sale_problem(record, clocks):
     """Why a readable sale still cannot be stored (None when it can)."""
     if not clocks.can_time(record):
         return no_store_reason(record)
+    try:
+        clocks.timing(record)
+    except (OverflowError, ValueError):
+        # A readable date whose instant no column holds ("0001-01-01T00:00:00+14:00" is
+        # before year 1 in UTC): this sale is set aside, not the whole window.
+        return (f"jdsports sent a sale with transaction_date {record.raw.get('transaction_date')!r}, "
+                "whose instant (UTC) is out of the range of dates the portal stores")
     if abs(record.amount) > MAX_AMOUNT:
         return f"jdsports sent a sale with transaction_amount {record.amount}, more than a sale can hold"
     if len(record.transaction_id) > 64 or len(record.item_id) > 64 or len(record.camera_id) > 100:

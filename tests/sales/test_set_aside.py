@@ -130,6 +130,9 @@ SALE_FAULTS = [
     ({"transaction_amount": "twelve pounds"}, "non-numeric transaction_amount 'twelve pounds'"),
     ({"transaction_date": "yesterday teatime"}, "unreadable transaction_date 'yesterday teatime'"),
     ({"transaction_amount": 1e15}, "more than a sale can hold"),
+    # readable, but before year 1 (or after 9999) once read in UTC: no column holds the instant
+    ({"transaction_date": "0001-01-01T00:00:00+14:00"}, "out of the range of dates the portal stores"),
+    ({"transaction_date": "9999-12-31T23:59:59-14:00"}, "out of the range of dates the portal stores"),
 ]
 
 
