@@ -1,15 +1,38 @@
+from datetime import UTC
+
 import django_filters
+from django import forms
+from django_filters.fields import IsoDateTimeField
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
 
 from .models import HelixOutbox, Transaction
 
 
+class InstantField(IsoDateTimeField):
+    """An ISO date-time that is an instant the database can compare: one whose UTC time
+    falls before year 1 or after 9999 ("0001-01-01T00:00:00+14:00") is a 400, not an
+    OverflowError (a 500) when the query is built."""
+
+    def to_python(self, value):
+        try:
+            instant = super().to_python(value)
+            if instant is not None:
+                instant.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError(f"{value!r} is out of the range of dates (years 1 to 9999 in UTC).") from None
+        return instant
+
+
+class InstantFilter(django_filters.IsoDateTimeFilter):
+    field_class = InstantField
+
+
 class TransactionFilter(django_filters.FilterSet):
     store = django_filters.NumberFilter(field_name="store__store_id", help_text="JD Sports store id")
     camera = django_filters.CharFilter(field_name="camera_ref", help_text="camera id")
-    date_after = django_filters.IsoDateTimeFilter(field_name="transaction_date", lookup_expr="gte")
-    date_before = django_filters.IsoDateTimeFilter(field_name="transaction_date", lookup_expr="lt")
+    date_after = InstantFilter(field_name="transaction_date", lookup_expr="gte")
+    date_before = InstantFilter(field_name="transaction_date", lookup_expr="lt")
     helix_status = django_filters.ChoiceFilter(field_name="helix__status", choices=HelixOutbox.Status.choices)
     # A choice, not a BooleanFilter: its widget reads any unknown word as "no filter".
     posted = django_filters.ChoiceFilter(

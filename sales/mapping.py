@@ -68,6 +68,16 @@ def schema_errors(schema, mapping):
     return errors
 
 
+def sale_id_errors(mapping):
+    """A type must name its sale: reconciliation tells a sale's second event (a late
+    accept, a type the routing moved it from) by the attribute filled with the
+    transaction id. Without one, duplicates of that type go undetected."""
+    if isinstance(mapping, dict) and "transaction_id" not in mapping.values():
+        return ["Map one attribute to the sale field 'transaction_id': reconciliation finds a sale's second event "
+                "by it (without it, duplicates of this type go undetected)."]
+    return []
+
+
 def attributes_for(sale, schema, mapping):
     """The typed attributes of a sale's event. Missing values are left out (Helix allows it)."""
     attributes = {}

@@ -41,9 +41,10 @@ class HelixEventType(models.Model):
     def problems(self, *, schema, attribute_mapping, active, is_default):
         """Why this type, edited so (admin form or API), cannot be saved, by field
         (`attribute_mapping`, `default`); empty when it can."""
-        from ..mapping import schema_errors
+        from ..mapping import sale_id_errors, schema_errors
 
-        problems = {"attribute_mapping": schema_errors(schema, attribute_mapping), "default": []}
+        problems = {"attribute_mapping": schema_errors(schema, attribute_mapping) or sale_id_errors(attribute_mapping),
+                    "default": []}
         if is_default and not active:
             problems["default"].append("The default event type must be active.")
         other_default = type(self).objects.filter(is_default=True).exclude(pk=self.pk).first()

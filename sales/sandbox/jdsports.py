@@ -6,7 +6,9 @@ The APIs are not public; these are the contract choices the client follows:
   `401 {"message": "invalid API key"}`. The sandbox key is `jd-sandbox-key`.
 - Every list answers `{"data": [...], "next_page_token": str|null}`; query
   `page_size` (default 100, max 500) and `page_token` (opaque, from the previous
-  reply). No random page access.
+  reply). No random page access. A server may serve fewer than asked: the control
+  `max_page_size` (POST {"size": n}) caps every page, so a caller must follow
+  `next_page_token` whatever size it asked for.
 - `GET /sales/v1/transactions?start_time=<ISO 8601>&end_time=<ISO 8601>`: sales
   with start_time <= the sale's instant < end_time (the bounds are instants:
   naive bounds are UTC), oldest first. A missing or unparsable bound is `400`.
@@ -55,9 +57,9 @@ API_KEY = "jd-sandbox-key"
 ID_FIELDS = {"stores": "store_id", "points_of_sale": "pos_id", "cameras": "camera_id", "items": "item_id", "sales": "transaction_id"}
 
 
-def _page(request, rows):
+def _page(request, rows, max_size=500):
     try:
-        size = min(500, max(1, int(request.args.get("page_size", 100))))
+        size = min(max_size, max(1, int(request.args.get("page_size", 100))))
         token = request.args.get("page_token")
         offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"] if token else 0
     except (ValueError, KeyError, TypeError):
@@ -86,6 +88,7 @@ class JDSportsSandbox(Sandbox):
         self.deferred_fault = None  # (windows served before it is armed, Fault)
         self.overrides = {}  # (collection, str(id)) -> fields served in place of the catalogue's
         self.withheld = set()  # str(transaction_id) of sales not reported yet (a late till)
+        self.max_page_size = 500  # the most records a page holds, whatever page_size asks
 
     def override(self, collection, record_id, fields):
         """Serve the record `record_id` of `collection` with `fields` replaced (None: as catalogued)."""
@@ -117,7 +120,17 @@ class JDSportsSandbox(Sandbox):
         id_field = ID_FIELDS[collection]
         return [{**row, **overrides.get((collection, str(row[id_field])), {})} for row in rows]
 
+    def set_max_page_size(self, size):
+        with self.lock:
+            self.max_page_size = max(1, int(size))
+
     def handle_control(self, action, request):
+        if action == "max_page_size" and request.method == "POST":
+            try:
+                self.set_max_page_size((json.loads(request.get_data() or b"{}") or {})["size"])
+            except (ValueError, KeyError, TypeError) as exc:
+                return json_response({"message": f"max_page_size needs a size: {exc}"}, 400)
+            return json_response({"max_page_size": self.max_page_size})
         if action == "override" and request.method == "POST":
             try:
                 body = json.loads(request.get_data() or b"{}")
@@ -180,20 +193,20 @@ class JDSportsSandbox(Sandbox):
                     armed, self.deferred_fault = self.deferred_fault[1], None
         if armed is not None:
             self.add_fault(armed)  # takes the lock itself
-        return _page(request, self._served("sales", self.transactions_between(start, end)))
+        return _page(request, self._served("sales", self.transactions_between(start, end)), self.max_page_size)
 
     @route("/inventory/v1/items")
     def items(self, request):
-        return self._refuse(request) or _page(request, self._served("items", catalog.ITEMS))
+        return self._refuse(request) or _page(request, self._served("items", catalog.ITEMS), self.max_page_size)
 
     @route("/cameras/v1/cameras")
     def cameras(self, request):
-        return self._refuse(request) or _page(request, self._served("cameras", catalog.CAMERAS))
+        return self._refuse(request) or _page(request, self._served("cameras", catalog.CAMERAS), self.max_page_size)
 
     @route("/pos/v1/points-of-sale")
     def points_of_sale(self, request):
-        return self._refuse(request) or _page(request, self._served("points_of_sale", catalog.POINTS_OF_SALE))
+        return self._refuse(request) or _page(request, self._served("points_of_sale", catalog.POINTS_OF_SALE), self.max_page_size)
 
     @route("/stores/v1/stores")
     def stores(self, request):
-        return self._refuse(request) or _page(request, self._served("stores", catalog.STORES))
+        return self._refuse(request) or _page(request, self._served("stores", catalog.STORES), self.max_page_size)

@@ -107,6 +107,7 @@ class VerkadaSandbox(Sandbox):
         self.late_accepts_pending = 0  # accepted-later events not stored yet
         self.late_accepts_landed = 0
         self.camera_ids = {jd: jd for jd in CAMERA_IDS}  # catalogue camera -> the id Verkada knows it by
+        self.search_hooks = []  # callables run when the next search is served (on_next_search)
 
     # --- control -------------------------------------------------------------
     def handle_control(self, action, request):
@@ -133,6 +134,13 @@ class VerkadaSandbox(Sandbox):
                     token["expires"] = 0
             return json_response({"expired": len(self.tokens)})
         return None
+
+    def on_next_search(self, hook):
+        """Run `hook()` when the next event search is served, before it is answered (a
+        test's way to change things between a caller's listing and its search; in
+        process only: a callable does not cross HTTP)."""
+        with self.lock:
+            self.search_hooks.append(hook)
 
     def reid_cameras(self, ids):
         with self.lock:
@@ -387,6 +395,10 @@ class VerkadaSandbox(Sandbox):
     def search(self, request):
         if refused := self._gate(request):
             return refused
+        with self.lock:
+            hooks, self.search_hooks = self.search_hooks, []
+        for hook in hooks:  # outside the lock: a hook may call this sandbox
+            hook()
         body = _body(request) or {}
         cameras = set(body.get("camera_ids") or [])
         uid = body.get("event_type_uid")

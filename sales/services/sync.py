@@ -8,13 +8,15 @@ from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
 from portal.runs import OperationFailed, operation
-from portal.setaside import open_records, resolve_items
+from portal.setaside import resolve_items
 
 from ..client import Unreadable
-from ..models import Camera, CameraMapping, HelixOutbox, Item, PointOfSale, SalesSettings, Store, SyncCursor, Transaction
+from ..models import Camera, CameraMapping, HelixOutbox, Item, SalesSettings, SyncCursor, Transaction
 from . import cameras as camera_mapping
 from . import common
 from .clocks import SaleClocks, no_store_reason
+from .columns import column_problem
+from .estate import ESTATE_KINDS, retry_camera_record, retry_estate_record, sync_estate  # noqa: F401 (retry handlers)
 
 logger = logging.getLogger(__name__)
 
@@ -147,86 +149,20 @@ def sale_problem(record, clocks):
     """Why a readable sale still cannot be stored (None when it can)."""
     if not clocks.can_time(record):
         return no_store_reason(record)
+    try:
+        clocks.timing(record)
+    except (OverflowError, ValueError):
+        # A readable date whose instant no column holds ("0001-01-01T00:00:00+14:00" is
+        # before year 1 in UTC): this sale is set aside, not the whole window.
+        return (f"jdsports sent a sale with transaction_date {record.raw.get('transaction_date')!r}, "
+                "whose instant (UTC) is out of the range of dates the portal stores")
     if abs(record.amount) > MAX_AMOUNT:
         return f"jdsports sent a sale with transaction_amount {record.amount}, more than a sale can hold"
-    if len(record.transaction_id) > 64 or len(record.item_id) > 64 or len(record.camera_id) > 100:
-        return "jdsports sent a sale with an id longer than the portal stores"
+    problem = column_problem(Transaction, {"transaction_id": record.transaction_id, "item_ref": record.item_id,
+                                           "camera_ref": record.camera_id})
+    if problem:
+        return f"jdsports sent a sale with {problem}"
     return None
-
-
-def _upsert(model, key, rows, run, label):
-    """Create or update rows on their natural key; count what changed."""
-    for natural, fields in rows:
-        obj, created = model.objects.get_or_create(**{key: natural}, defaults=fields)
-        if created:
-            run.count(f"{label}_created")
-        elif any(getattr(obj, f) != v for f, v in fields.items()):
-            for f, v in fields.items():
-                setattr(obj, f, v)
-            obj.save()
-            run.count(f"{label}_updated")
-
-
-ESTATE_KINDS = ("store", "pos", "camera", "item")
-
-
-def sync_estate(run, client, *, retrying=None):
-    """Stores, then points of sale, cameras and items (parents before children).
-
-    The estate comes whole every time: a record that cannot be read is set aside,
-    and an open record of an estate item that now reads (or is gone) is resolved.
-    `retrying` ((kind, key) of a set-aside record) retries that one: the estate is
-    stored the same way and the retry fails while that record still cannot be;
-    other bad records keep their open records as they are.
-    """
-    stores, pos_rows, cameras, items = client.stores(), client.points_of_sale(), client.cameras(), client.items()
-    bad = {kind: {} for kind in ESTATE_KINDS}
-    for parsed in (stores, pos_rows, cameras, items):
-        for item in parsed.unreadable:
-            bad[item.kind][item.key] = item
-    for item in items.records:
-        if abs(item.price) > MAX_AMOUNT:
-            bad["item"][item.key] = Unreadable("item", item.key, f"jdsports sent an item with item_price {item.price}, more than a price can hold", item.raw)
-    with transaction.atomic():
-        _upsert(Store, "store_id", [
-            (s.store_id, {"name": s.name, "address": s.address, "phone": s.phone, "email": s.email}) for s in stores.records
-        ], run, "stores")
-        store_pk = dict(Store.objects.values_list("store_id", "pk"))
-        _upsert(PointOfSale, "pos_id", [
-            (p.pos_id, {"name": p.name, "store_id": store_pk.get(p.store_id), "camera_id": p.camera_id}) for p in pos_rows.records
-        ], run, "pos")
-        pos_pk = dict(PointOfSale.objects.values_list("pos_id", "pk"))
-        _upsert(Camera, "camera_id", [
-            (c.camera_id, {"name": c.name, "location": c.location, "status": c.status, "model": c.model, "pos_id": pos_pk.get(c.pos_id)})
-            for c in cameras.records
-        ], run, "cameras")
-        _upsert(Item, "item_id", [
-            (i.item_id, {"name": i.name, "price": i.price, "quantity": i.quantity}) for i in items.records if i.key not in bad["item"]
-        ], run, "items")
-        for kind in ESTATE_KINDS:
-            # A camera set aside for want of a mapping is not the estate's to resolve.
-            still_open = set(open_records("sales").filter(kind=kind).exclude(
-                key__startswith=camera_mapping.UNMAPPED_PREFIX).values_list("key", flat=True))
-            resolve_items(run.record, "sales", kind, still_open - set(bad[kind]))
-            for item in bad[kind].values():
-                if retrying is None:
-                    run.set_aside(kind, item.key, item.reason, payload=item.raw)
-                elif retrying == (kind, item.key):
-                    raise OperationFailed(item.reason)
-    run.ok(sum(len(p.records) for p in (stores, pos_rows, cameras)) + len(items.records) - len(bad["item"]))
-
-
-def retry_estate_record(run, record):
-    """Retry of a set-aside store, point of sale, camera or item: the estate again."""
-    sync_estate(run, common.jdsports_client(), retrying=(record.kind, record.key))
-
-
-def retry_camera_record(run, record):
-    """A set-aside camera: an unreadable estate record, or one waiting for its mapping."""
-    if record.key.startswith(camera_mapping.UNMAPPED_PREFIX):
-        camera_mapping.retry_unmapped_camera(run, record)
-    else:
-        retry_estate_record(run, record)
 
 
 def retry_sale(run, record):

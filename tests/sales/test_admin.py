@@ -56,11 +56,12 @@ def test_the_event_type_form_rejects_a_bad_schema_or_mapping(admin_client, db):
     text = reply.content.decode()
     assert reply.status_code == 200 and "money" in text and "not in the schema" in text
     assert not HelixEventType.objects.exists()
-    ok = admin_client.post(url, {"name": "Checkout", "active": "on", "is_default": "on", "event_schema": '{"amount": "float"}',
-                                 "attribute_mapping": '{"amount": "amount"}'})
-    assert ok.status_code == 302 and HelixEventType.objects.get().attribute_mapping == {"amount": "amount"}
+    schema, fields = '{"amount": "float", "sale": "string"}', '{"amount": "amount", "sale": "transaction_id"}'
+    ok = admin_client.post(url, {"name": "Checkout", "active": "on", "is_default": "on", "event_schema": schema,
+                                 "attribute_mapping": fields})
+    assert ok.status_code == 302 and HelixEventType.objects.get().attribute_mapping == {"amount": "amount", "sale": "transaction_id"}
     # Several types may be active (routing rules choose); one default at most, and active.
-    second = {"name": "Returns", "active": "on", "event_schema": '{"amount": "float"}', "attribute_mapping": '{"amount": "amount"}'}
+    second = {"name": "Returns", "active": "on", "event_schema": schema, "attribute_mapping": fields}
     refused = admin_client.post(url, {**second, "is_default": "on"})
     assert refused.status_code == 200 and "&#x27;Checkout&#x27; is the default" in refused.content.decode()
     inactive_default = admin_client.post(url, {**second, "active": "", "is_default": "on", "name": "Voids"})

@@ -99,7 +99,11 @@ def test_the_api_never_returns_a_secret(sales_settings, clock, admin_user, api_c
 
 @pytest.mark.parametrize("url", ["/api/sales/stores/101/sales/", "/api/sales/transactions/"])
 @pytest.mark.parametrize("query", [{"date_after": "garbage"}, {"date_before": "2026-13-45"}, {"store": "abc"},
-                                   {"helix_status": "nonsense"}, {"posted": "perhaps"}])
+                                   {"helix_status": "nonsense"}, {"posted": "perhaps"},
+                                   # readable, but before year 1 in UTC: no database can compare it
+                                   {"date_after": "0001-01-01T00:00:00+14:00"},
+                                   {"date_before": "9999-12-31T23:59:59-14:00"},
+                                   {"store": "99999999999999999999999"}])
 def test_a_bad_filter_is_a_400_not_all_time_totals(sales_settings, clock, sandbox, staff_api, url, query):
     synced_sales(clock)
     reply = staff_api.get(url, query)
@@ -107,6 +111,18 @@ def test_a_bad_filter_is_a_400_not_all_time_totals(sales_settings, clock, sandbo
     body = reply.json()
     assert body["success"] is False and body["message"]
     assert next(iter(query)) in str(body)
+
+
+@pytest.mark.parametrize("query", [{"date_afer": "2026-01-01T00:00:00Z"}, {"store_id": "101"}, {"page": "2"}])
+def test_a_parameter_the_store_totals_do_not_know_is_a_400_naming_it(sales_settings, clock, sandbox, staff_api, query):
+    synced_sales(clock)
+    reply = staff_api.get("/api/sales/stores/101/sales/", query)
+    assert reply.status_code == 400, reply.content
+    name = next(iter(query))
+    assert reply.json()["success"] is False and name in reply.json()["error"] and "date_after" in reply.json()["error"]
+    # The parameters it knows still answer.
+    assert staff_api.get("/api/sales/stores/101/sales/", {"date_after": "2026-01-01T00:00:00Z"}).status_code == 200
+    assert staff_api.get("/api/sales/stores/101/sales/", {"format": "json"}).status_code == 200
 
 
 def test_an_ordering_the_list_cannot_use_is_a_400_that_names_the_ones_it_can(sales_settings, staff_api):

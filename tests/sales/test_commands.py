@@ -7,13 +7,16 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from portal.models import SyncRun
+from portal.models import SetAsideRecord, SyncRun
+from portal.sandbox import Fault
 from sales.models import HelixOutbox, SyncCursor, Transaction
 from sales.services import post_helix_events
 
 from .conftest import assert_one_event_per_sale, synced_sales
 
 pytestmark = pytest.mark.django_db
+
+EVENT_PATH = "/cameras/v1/video_tagging/event"
 
 
 def _hour(n):
@@ -104,6 +107,40 @@ def test_the_posting_command_says_what_is_still_pending_and_goes_on_until_empty(
     assert runs == -(-(total - 5) // 10)  # one run per 10, until nothing was due
     assert "0 due now, 0 pending" in out.getvalue()
     assert_one_event_per_sale(sandbox)
+
+
+def test_until_empty_goes_on_through_a_partial_run_and_waits_for_rows_not_due_yet(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    total = Transaction.objects.count()
+    # Verkada refuses one event for good (set aside: the first run is partial) ...
+    sandbox["verkada"].add_fault(Fault.from_json({"status": 400, "count": 1, "path": EVENT_PATH, "exact": True}))
+    # ... and three rows are backed off for two seconds.
+    backed_off = HelixOutbox.objects.order_by("-time_ms").values_list("pk", flat=True)[:3]
+    HelixOutbox.objects.filter(pk__in=list(backed_off)).update(next_attempt_at=datetime.now(UTC) + timedelta(seconds=2))
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="partial"):  # one event set aside: the exit code says so
+        call_command("sales_post_helix_events", "--limit", "10", "--until-empty", stdout=out, stderr=io.StringIO())
+    lines = [line for line in out.getvalue().splitlines() if " sales.post_helix_events " not in line]  # its own lines
+    assert "partial" in lines[0] and "succeeded" in out.getvalue()
+    assert any(line.startswith("waiting ") and "0 due now, 3 pending" in line for line in lines), lines
+    assert "0 due now, 0 pending, 0 waiting" in lines[-2] and lines[-1] == "nothing pending"
+    assert HelixOutbox.objects.filter(status="posted").count() == total - 1
+    assert SetAsideRecord.objects.filter(app="sales", kind="helix_event", status="open").count() == 1
+
+
+def test_until_empty_stops_saying_what_remains_and_when_it_is_due(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    total = Transaction.objects.count()
+    later = datetime.now(UTC) + timedelta(hours=1)
+    HelixOutbox.objects.filter(pk=HelixOutbox.objects.order_by("pk").first().pk).update(next_attempt_at=later)
+    sale_awaiting_check = HelixOutbox.objects.order_by("pk")[1]
+    HelixOutbox.objects.filter(pk=sale_awaiting_check.pk).update(status="posting", claim_token="", check_at=later + timedelta(minutes=5))
+    out = io.StringIO()
+    call_command("sales_post_helix_events", "--until-empty", "--max-wait", "60", stdout=out)
+    last = [line for line in out.getvalue().splitlines() if " sales.post_helix_events " not in line][-1]
+    assert last.startswith("stopped: 0 due now, 1 pending, 1 waiting for their check"), last
+    assert f"the next is due at {later.isoformat(timespec='seconds')}" in last and "past --max-wait 60 s" in last
+    assert HelixOutbox.objects.filter(status="posted").count() == total - 2
 
 
 def test_a_backfill_has_its_own_lock_and_a_range_cap(sales_settings, clock, sandbox):

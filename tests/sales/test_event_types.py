@@ -9,8 +9,8 @@ from sales.models import HelixEventType
 pytestmark = pytest.mark.django_db
 
 #: store_name is text: it cannot fill a number attribute
-WRONG_TYPE = {"name": "Checkout", "event_schema": {"store": "integer", "total": "float"},
-              "attribute_mapping": {"store": "store_name", "total": "amount"}}
+WRONG_TYPE = {"name": "Checkout", "event_schema": {"store": "integer", "total": "float", "sale": "string"},
+              "attribute_mapping": {"store": "store_name", "total": "amount", "sale": "transaction_id"}}
 
 
 def test_the_admin_form_refuses_a_text_field_mapped_to_a_number_attribute(admin_client):
@@ -25,9 +25,9 @@ def test_the_admin_form_refuses_a_text_field_mapped_to_a_number_attribute(admin_
     assert "Attribute &#x27;store&#x27; is a integer but sale field &#x27;store_name&#x27; is a string" in text
     assert not HelixEventType.objects.exists()
     # An integer field fills a float attribute, and any field a string one.
-    fitting = {"store": "string", "till": "float", "total": "float"}
-    ok = admin_client.post(url, {**form, "event_schema": json.dumps(fitting),
-                                 "attribute_mapping": json.dumps({"store": "store_id", "till": "pos_id", "total": "amount"})})
+    fitting = {"store": "string", "till": "float", "total": "float", "sale": "string"}
+    ok = admin_client.post(url, {**form, "event_schema": json.dumps(fitting), "attribute_mapping": json.dumps(
+        {"store": "store_id", "till": "pos_id", "total": "amount", "sale": "transaction_id"})})
     assert ok.status_code == 302 and HelixEventType.objects.get().event_schema == fitting
 
 
@@ -40,14 +40,37 @@ def test_the_api_refuses_a_wrong_type_mapping_with_a_400_that_says_why(api_clien
     assert reply.status_code == 400
     assert "sale field 'store_name' is a string" in str(reply.json())
     assert not HelixEventType.objects.exists()
-    reply = api_client.post("/api/sales/event-types/", {**WRONG_TYPE, "attribute_mapping": {"store": "store_id", "total": "amount"}},
-                            format="json")
+    fitting = {"store": "store_id", "total": "amount", "sale": "transaction_id"}
+    reply = api_client.post("/api/sales/event-types/", {**WRONG_TYPE, "attribute_mapping": fitting}, format="json")
     assert reply.status_code == 201, reply.json()
     created = reply.json()
     uid = created.get("id") or created.get("data", {}).get("id")
     bad = api_client.patch(f"/api/sales/event-types/{uid}/", {"attribute_mapping": {"total": "item_name"}}, format="json")
     assert bad.status_code == 400 and "sale field 'item_name' is a string" in str(bad.json())
-    assert HelixEventType.objects.get().attribute_mapping == {"store": "store_id", "total": "amount"}
+    assert HelixEventType.objects.get().attribute_mapping == fitting
+
+
+def test_a_mapping_without_the_sale_id_is_refused_by_the_api_and_the_admin_form(api_client, admin_user, admin_client):
+    import json
+
+    # Without the transaction id in an attribute, reconciliation cannot tell this type's duplicate events.
+    nameless = {"name": "Checkout", "event_schema": {"total": "float", "sale": "string"},
+                "attribute_mapping": {"total": "amount", "sale": "store_name"}}
+    api_client.force_authenticate(admin_user)
+    reply = api_client.post("/api/sales/event-types/", nameless, format="json")
+    assert reply.status_code == 400 and "'transaction_id'" in str(reply.json()) and "attribute_mapping" in str(reply.json())
+    form = {"name": "Checkout", "active": "on", "event_schema": json.dumps(nameless["event_schema"]),
+            "attribute_mapping": json.dumps(nameless["attribute_mapping"])}
+    reply = admin_client.post(reverse("admin:sales_helixeventtype_add"), form)
+    assert reply.status_code == 200 and "&#x27;transaction_id&#x27;: reconciliation" in reply.content.decode()
+    assert not HelixEventType.objects.exists()
+    # With it, both take the type; a PATCH that drops it is refused.
+    fixed = {**nameless, "attribute_mapping": {"total": "amount", "sale": "transaction_id"}}
+    created = api_client.post("/api/sales/event-types/", fixed, format="json")
+    assert created.status_code == 201, created.json()
+    type_id = HelixEventType.objects.get().pk
+    dropped = api_client.patch(f"/api/sales/event-types/{type_id}/", {"attribute_mapping": {"total": "amount"}}, format="json")
+    assert dropped.status_code == 400 and "'transaction_id'" in str(dropped.json())
 
 
 def test_the_outbox_retarget_action_posts_the_chosen_rows_as_another_type(sales_settings, clock, sandbox, admin_client,
@@ -104,8 +127,9 @@ def test_a_list_or_object_where_a_name_belongs_is_a_400_in_the_api_and_an_error_
     api_client.force_authenticate(user)
     reply = api_client.post("/api/sales/event-types/", {"name": "Odd", **body}, format="json")
     assert reply.status_code == 400 and "attribute_mapping" in str(reply.json()) and says in str(reply.json())
-    created = api_client.post("/api/sales/event-types/", {"name": "Fine", "event_schema": {"a": "float"},
-                                                          "attribute_mapping": {"a": "amount"}}, format="json")
+    created = api_client.post("/api/sales/event-types/", {"name": "Fine", "event_schema": {"a": "float", "s": "string"},
+                                                          "attribute_mapping": {"a": "amount", "s": "transaction_id"}},
+                              format="json")
     uid = created.json().get("id") or created.json().get("data", {}).get("id")
     patched = api_client.patch(f"/api/sales/event-types/{uid}/", body, format="json")
     assert patched.status_code == 400 and says in str(patched.json())

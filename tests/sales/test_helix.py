@@ -202,6 +202,32 @@ def test_footage_and_thumbnail_links_are_stored_per_sale(sales_settings, clock, 
     assert sandbox["verkada"].requests_seen == seen
 
 
+def test_sales_on_unmapped_cameras_never_starve_the_mapped_ones_of_their_links(sales_settings, clock, sandbox):
+    from sales.services import fetch_footage_links
+
+    synced_sales(clock)
+    # The newest sales are on cameras nobody mapped: newest first, they filled every run's limit.
+    newest = list(Transaction.objects.order_by("-transaction_date").values_list("camera_ref", flat=True)[:3])
+    CameraMapping.objects.filter(jd_camera_id__in=newest).delete()
+    unmapped = Transaction.objects.filter(camera_ref__in=newest)
+    mapped = Transaction.objects.exclude(camera_ref__in=newest)
+    assert unmapped.count() > 2 and mapped.count() > 2
+    record = fetch_footage_links(trigger="command", limit=2)
+    assert record.status == "succeeded", record.error
+    assert record.counters["fetched"] == 2 and "camera_not_mapped" not in record.counters
+    assert record.counters["still_without_links"] == mapped.count() - 2
+    assert mapped.filter(links_fetched_at__isnull=False).count() == 2
+    while fetch_footage_links(trigger="beat", limit=2) is not None:
+        pass
+    # Every mapped sale has its links; the unmapped ones wait for their mapping (no run for them alone).
+    assert not mapped.filter(footage_url="").exists()
+    assert not unmapped.filter(links_fetched_at__isnull=False).exists()
+    # Asked for them by name (the admin action): a run that fetched nothing says so.
+    asked = fetch_footage_links(trigger="command", ids=list(unmapped.values_list("pk", flat=True)))
+    assert asked.status == "failed" and "not mapped" in asked.error
+    assert asked.counters["camera_not_mapped"] == unmapped.count()
+
+
 def test_a_run_past_its_time_budget_stops_claiming_and_leaves_the_rest_pending(sales_settings, clock, sandbox):
     synced_sales(clock)
     record = post_helix_events(trigger="beat", max_seconds=-1)

@@ -159,3 +159,48 @@ def test_reconciliation_judges_sales_posted_late_with_old_event_times(sales_sett
     assert post_helix_events(trigger="command").counters["posted"] == 1
     received = {(e["camera_id"], e["time_ms"]) for e in sandbox["verkada"].state()["events"]}
     assert received == {(r.camera_id, r.time_ms) for r in HelixOutbox.objects.all()}
+
+
+@pytest.mark.django_db(transaction=True)  # the posting runs in the sandbox's thread: it must see committed rows
+def test_a_row_moved_between_the_listing_and_the_search_keeps_its_new_event(sales_settings, clock, sandbox):
+    from django.db import connection
+
+    from sales.models import Transaction
+    from sales.services import sync_sales
+
+    now = datetime.now(UTC)
+    config = SalesSettings.load()
+    config.lookback_hours = 2  # the next syncs read the last two hours again
+    config.save()
+    synced_sales(clock)
+    sync_sales(trigger="beat")  # the look-back's hour too
+    assert post_helix_events(trigger="command").status == "succeeded"
+    moved = Transaction.objects.order_by("-transaction_date")[2]
+    listed_at = (moved.helix.camera_id, moved.helix.event_type_uid, moved.helix.time_ms)
+    # Another till of the same store (same zone: the sale keeps its instant).
+    other_camera = Transaction.objects.filter(store=moved.store).exclude(camera_ref=moved.camera_ref).first().camera_ref
+    # JD Sports moves the sale to another camera; the next sync (its look-back) marks the row to move.
+    sandbox["jdsports"].override("sales", moved.transaction_id, {"camera_id": other_camera})
+    clock.set(now + timedelta(seconds=30))
+    moving = sync_sales(trigger="beat")
+    assert moving.counters["outbox_to_update"] == 1, moving.counters
+
+    def posting_runs_meanwhile():
+        # After the reconciliation listed the row (posted at its old camera), before Verkada answers its search.
+        try:
+            assert post_helix_events(trigger="command").counters["posted"] >= 1  # the moved sale (and any new one)
+        finally:
+            connection.close()
+
+    sandbox["verkada"].on_next_search(posting_runs_meanwhile)
+    record = reconcile_helix_events(trigger="command")
+    assert record.status == "succeeded", record.error
+    assert not sandbox["verkada"].search_hooks  # the posting did run in between
+    # The new event is the sale's only one, not a duplicate; the old one's absence is not a loss.
+    assert "duplicates_deleted" not in record.counters and "missing_reposted" not in record.counters
+    assert record.counters["changed_meanwhile"] == 1
+    row = HelixOutbox.objects.get(transaction=moved)
+    assert row.status == "posted" and row.camera_id == other_camera
+    events = {(e["camera_id"], e["event_type_uid"], e["time_ms"]) for e in sandbox["verkada"].state()["events"]}
+    assert (row.camera_id, row.event_type_uid, row.time_ms) in events and listed_at not in events
+    assert_one_event_per_sale(sandbox)

@@ -46,6 +46,16 @@ ESTATE_FAULTS = [
     ("points_of_sale", 1011, {"store_id": "one-oh-one"}, "pos", "1011", "store_id 'one-oh-one'", {"cam-1011"}),
     ("cameras", "cam-1012", {"pos_id": "till two"}, "camera", "cam-1012", "pos_id 'till two'", {"cam-1012"}),
     ("items", 5001, {"item_price": float("nan")}, "item", "5001", "item_price", set()),
+    # Readable, but no column holds it (PostgreSQL: DataError; SQLite: OverflowError): one record, not the run.
+    ("items", 5001, {"item_id": 2**64}, "item", str(2**64), "item id of 18446744073709551616, out of the range", set()),
+    ("items", 5002, {"item_quantity": 2**31}, "item", "5002", "item quantity of 2147483648, out of the range", set()),
+    ("items", 5003, {"item_price": 1e10}, "item", "5003", "item price of 10000000000", set()),
+    ("stores", 101, {"store_name": "S" * 201}, "store", "101", "store name of 201 characters, longer than the 200",
+     {"cam-1011", "cam-1012"}),
+    ("stores", 101, {"store_address": "A" * 301}, "store", "101", "address of 301 characters", {"cam-1011", "cam-1012"}),
+    ("points_of_sale", 1011, {"pos_id": 2**63}, "pos", str(2**63), "out of the range", {"cam-1011"}),
+    ("cameras", "cam-1012", {"camera_location": "L" * 201}, "camera", "cam-1012", "location of 201 characters",
+     {"cam-1012"}),
 ]
 
 
@@ -130,6 +140,9 @@ SALE_FAULTS = [
     ({"transaction_amount": "twelve pounds"}, "non-numeric transaction_amount 'twelve pounds'"),
     ({"transaction_date": "yesterday teatime"}, "unreadable transaction_date 'yesterday teatime'"),
     ({"transaction_amount": 1e15}, "more than a sale can hold"),
+    # readable, but before year 1 (or after 9999) once read in UTC: no column holds the instant
+    ({"transaction_date": "0001-01-01T00:00:00+14:00"}, "out of the range of dates the portal stores"),
+    ({"transaction_date": "9999-12-31T23:59:59-14:00"}, "out of the range of dates the portal stores"),
 ]
 
 

@@ -1,6 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from django.core.management import call_command
 
 from sales.models import Camera, HelixOutbox, Item, PointOfSale, Store, SyncCursor, Transaction
@@ -100,10 +101,9 @@ def test_a_backfill_command_with_an_inverted_range_fails_with_a_message(sales_se
         call_command("backfill_sales", start="2026-01-02", end="2026-01-01")
 
 
-def test_it_follows_every_page_of_a_window(sales_settings, clock, sandbox, monkeypatch):
-    from sales.client import JDSportsClient
-
-    monkeypatch.setattr(JDSportsClient, "PAGE_SIZE", 7)
+def test_it_follows_every_page_of_a_window(sales_settings, clock, sandbox):
+    # JD serves pages of 7, whatever size the client asks for.
+    assert requests.post(f"{sandbox.url}/_sandbox/jdsports/max_page_size", json={"size": 7}, timeout=5).status_code == 200
     clock.freeze(_hour(0))
     assert sync_sales(trigger="command").status == "succeeded"
     expected = upstream_sales(_hour(1), _hour(0) - timedelta(seconds=sales_settings.settle_seconds))

@@ -4,7 +4,7 @@ import logging
 from datetime import timedelta
 
 from portal.http import UpstreamPermanentError
-from portal.runs import operation
+from portal.runs import OperationFailed, operation
 
 from ...models import CameraMapping, SalesSettings, Transaction
 from .. import common
@@ -14,8 +14,16 @@ logger = logging.getLogger(__name__)
 THUMBNAIL_LINK_EXPIRY_S = 7 * 24 * 3600
 
 
+def _linkable():
+    """Sales that can get links: on a JD camera mapped to a Verkada camera. A sale on an
+    unmapped camera is left out (its camera is set aside, `services.cameras`): newest
+    first, enough of them would fill every run's limit and starve the mapped ones."""
+    return Transaction.objects.exclude(camera_ref="").filter(
+        camera_ref__in=CameraMapping.objects.values("jd_camera_id"))
+
+
 def _without_links():
-    return Transaction.objects.filter(links_fetched_at__isnull=True).exclude(camera_ref="")
+    return _linkable().filter(links_fetched_at__isnull=True)
 
 
 def _expired_thumbnails():
@@ -23,9 +31,8 @@ def _expired_thumbnails():
     ones are rarely looked at, and renewing every link ever fetched each week would
     spend the Verkada rate limit the posting needs."""
     now = common.now()
-    return Transaction.objects.filter(
-        links_fetched_at__isnull=False, thumbnail_expires__lt=now, transaction_date__gte=now - common.HELIX_MAX_AGE
-    ).exclude(camera_ref="")
+    return _linkable().filter(
+        links_fetched_at__isnull=False, thumbnail_expires__lt=now, transaction_date__gte=now - common.HELIX_MAX_AGE)
 
 
 def has_sales_without_links():
@@ -54,6 +61,7 @@ def fetch_footage_links(run, limit=500, ids=None):
             todo += [(sale, bool(sale.footage_url)) for sale in expired]
     run.set_total(len(todo))
     mapped = CameraMapping.lookup(sale.camera_ref for sale, _ in todo)
+    asked = 0  # sales whose links were asked of Verkada
     try:
         for sale, thumbnail_only in todo:
             if sale.camera_ref not in mapped:
@@ -62,9 +70,17 @@ def fetch_footage_links(run, limit=500, ids=None):
                 run.advance()
                 continue
             _fetch(run, client, sale, mapped[sale.camera_ref], thumbnail_only)
+            asked += 1
             run.advance()
     finally:
         common.keep_verkada_token(client)
+    if todo and not asked:
+        # Every sale it was given waits for a camera mapping: not a success.
+        raise OperationFailed(f"No links fetched: the cameras of the {len(todo)} sales asked for are not mapped "
+                              "to Verkada cameras (Sales › Camera mappings).")
+    left = _without_links().count()
+    if left:
+        run.set_counter("still_without_links", left)  # past this run's limit: the next tick goes on
 
 
 def _fetch(run, client, sale, camera_id, thumbnail_only):

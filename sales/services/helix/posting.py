@@ -6,6 +6,7 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Min
 
 from portal.http import UpstreamAuthError, UpstreamError, UpstreamPermanentError, UpstreamTransientError
 from portal.runs import OperationFailed, operation
@@ -102,10 +103,15 @@ def _record_outcome(run, row, token, error, attributes, delay):
 def backlog():
     """What the posting still has to do: rows due now, all pending, and lost replies waiting for their check."""
     pending = HelixOutbox.objects.filter(status=Status.PENDING)
+    awaiting_check = HelixOutbox.objects.filter(status=Status.POSTING, claim_token="")
+    # When the next of them is due (a backed-off row's retry, a lost reply's check); None: none left.
+    next_due = [t for t in (pending.aggregate(t=Min("next_attempt_at"))["t"], awaiting_check.aggregate(t=Min("check_at"))["t"])
+                if t is not None]
     return {
         "due": pending.filter(next_attempt_at__lte=common.now()).count(),
         "pending": pending.count(),
-        "awaiting_check": HelixOutbox.objects.filter(status=Status.POSTING, claim_token="").count(),
+        "awaiting_check": awaiting_check.count(),
+        "next_due": min(next_due, default=None),
     }
 
 

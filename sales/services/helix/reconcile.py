@@ -3,6 +3,8 @@
 import logging
 from datetime import timedelta
 
+from django.db import transaction
+
 from portal.runs import operation
 
 from ...models import HelixEventType, HelixOutbox, SalesSettings
@@ -78,8 +80,9 @@ def reconcile_helix_events(run, hours=None):
                         run.count("unreadable_events")
         missing = [row for key, row in expected.items() if key not in found]
         for row in missing:
-            # Only if it is still posted as listed: a row changed meanwhile is the posting's business.
-            if HelixOutbox.objects.filter(pk=row["pk"], status=Status.POSTED).update(
+            # Only if it is still posted as listed (same camera, type and time): a row a
+            # posting run moved or re-typed meanwhile has its event elsewhere.
+            if _as_listed(row).update(
                 status=Status.PENDING, next_attempt_at=common.now(), posted_at=None,
                 last_error="Verkada no longer had this event (reconciliation); posted again.",
             ):
@@ -90,10 +93,7 @@ def reconcile_helix_events(run, hours=None):
                 continue
             sale = _sale_of(event, sale_attributes.get(key[1], ("transaction_id",)))
             if sale and sale in posted_at and posted_at[sale] != key:
-                camera_id, uid, time_ms = key
-                if client.delete_event(camera_id=camera_id, event_type_uid=uid, time_ms=time_ms):
-                    logger.warning("deleted a second Helix event of sale %s at %s", sale, key)
-                    run.count("duplicates_deleted")
+                _delete_duplicate(run, client, sale, key, expected[posted_at[sale]])
             else:
                 run.count("unknown_events")
         run.advance(len(rows))
@@ -102,6 +102,28 @@ def reconcile_helix_events(run, hours=None):
     finally:
         common.keep_verkada_token(client)
     return {"window_start_ms": start_ms, "missing": len(missing)}
+
+
+def _as_listed(row):
+    """The row, if it is still posted where it was listed: same camera, type and time."""
+    return HelixOutbox.objects.filter(pk=row["pk"], status=Status.POSTED, camera_id=row["camera_id"],
+                                      event_type_uid=row["event_type_uid"], time_ms=row["time_ms"])
+
+
+def _delete_duplicate(run, client, sale, key, row):
+    """Delete the sale's event at `key`, a second one beside the event its row was listed
+    with. The row is read again, locked (a posting run claiming it waits for the
+    delete): moved or re-typed since the listing (possibly to `key` itself, the event
+    it just posted), it is the posting's business and the event stays."""
+    with transaction.atomic():
+        if not list(_as_listed(row).select_for_update().values_list("pk", flat=True)):
+            logger.info("sale %s changed after the listing: its event at %s is left alone", sale, key)
+            run.count("changed_meanwhile")
+            return
+        camera_id, uid, time_ms = key
+        if client.delete_event(camera_id=camera_id, event_type_uid=uid, time_ms=time_ms):
+            logger.warning("deleted a second Helix event of sale %s at %s", sale, key)
+            run.count("duplicates_deleted")
 
 
 def sale_id_attributes(event_type):
