@@ -302,7 +302,8 @@ class HelixOutboxAdmin(admin.ModelAdmin):
                 self.message_user(request, f"Nothing re-targeted: {exc}", messages.ERROR)
                 return None
             self.message_user(request, f"{moved} event(s) will be posted as {form.cleaned_data['event_type']}; "
-                                       f"{left} left as they are (posted, in flight, expired or voided).")
+                                       f"{left} left as they are (in flight, another change waiting, already that type, "
+                                       "expired or voided). Posted events move at the next posting run.")
             if moved:
                 queue_from_admin(request, "sales", "post_helix_events")
             return None

@@ -140,6 +140,7 @@ class HelixOutbox(models.Model):
         UPDATE = "update", "attributes to update (PATCH)"
         MOVE = "move", "camera or time changed: old event to delete, then post"
         DELETE = "delete", "sale voided: event to delete"
+        RETARGET = "retarget", "re-targeted: event to delete, then post as the new type"
 
     transaction = models.OneToOneField(Transaction, on_delete=models.CASCADE, related_name="helix")
     camera_id = models.CharField(max_length=100)
@@ -163,6 +164,10 @@ class HelixOutbox(models.Model):
     pending_change = models.CharField(
         max_length=10, choices=Change.choices, blank=True, default="", db_index=True,
         help_text="A change of the sale after posting, applied by the next posting run.",
+    )
+    retarget_to = models.CharField(
+        max_length=100, blank=True,
+        help_text="A posted row re-targeted in the admin: the type its event moves to at the next posting run.",
     )
     last_error = models.TextField(blank=True)
     created = models.DateTimeField(default=timezone.now)

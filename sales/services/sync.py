@@ -282,8 +282,9 @@ def mark_changes_after_posting(run, corrected, voided):
     HelixOutbox.objects.filter(transaction__in=voided, status__in=(Status.PENDING, Status.FAILED, Status.VOIDED)).update(
         status=Status.PENDING, next_attempt_at=common.now(), last_error="", event_type_uid="", route="")
     # Un-voided before its event was deleted: the event stays (and is updated if the rules moved it).
-    HelixOutbox.objects.filter(transaction__in=back, status__in=live).exclude(pending_change=Change.MOVE).update(
-        pending_change=Change.UPDATE)
+    # (A move or a re-target posts the sale afresh anyway, with its current attributes.)
+    HelixOutbox.objects.filter(transaction__in=back, status__in=live).exclude(
+        pending_change__in=(Change.MOVE, Change.RETARGET)).update(pending_change=Change.UPDATE)
 
 
 def create_outbox_rows(run, sales):

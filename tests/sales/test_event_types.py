@@ -75,6 +75,8 @@ def test_a_mapping_without_the_sale_id_is_refused_by_the_api_and_the_admin_form(
 
 def test_the_outbox_retarget_action_posts_the_chosen_rows_as_another_type(sales_settings, clock, sandbox, admin_client,
                                                                         run_on_commit):
+    """Refused rows are posted as the chosen type; a posted one has its event deleted
+    under the old type and posted as the new one: one event per sale in the end."""
     from portal.models import SyncRun
     from sales.models import HelixOutbox, Transaction
     from sales.services import post_helix_events
@@ -95,7 +97,9 @@ def test_the_outbox_retarget_action_posts_the_chosen_rows_as_another_type(sales_
     with run_on_commit(execute=True):
         reply = admin_client.post(url, {"action": "retarget", "_selected_action": chosen, "apply": "1",
                                         "event_type": returns.pk}, follow=True)
-    assert "3 event(s) will be posted as JD Sports return; 1 left as they are" in reply.content.decode()
+    assert "4 event(s) will be posted as JD Sports return; 0 left as they are" in reply.content.decode()
+    run = SyncRun.objects.filter(operation="post_helix_events", trigger="admin").latest("pk")
+    assert run.counters.get("retargeted") == 1, run.counters
     assert SyncRun.objects.filter(operation="post_helix_events", trigger="admin", status="succeeded").exists()
     returns.refresh_from_db()
     sale_uid = HelixEventType.objects.get(active=True).event_type_uid
@@ -104,7 +108,7 @@ def test_the_outbox_retarget_action_posts_the_chosen_rows_as_another_type(sales_
     by_type = {}
     for event in state["events"]:
         by_type.setdefault(event["event_type_uid"], set()).add(str(event["attributes"].get("transaction_id") or event["attributes"]["ref"]))
-    moved = {r.transaction.transaction_id for r in refused}
+    moved = {r.transaction.transaction_id for r in refused} | {posted.transaction.transaction_id}
     assert by_type[returns.event_type_uid] == moved
     assert by_type[sale_uid] == set(Transaction.objects.values_list("transaction_id", flat=True)) - moved
     assert all(set(e["attributes"]) <= {"ref", "refund"} for e in state["events"] if e["event_type_uid"] == returns.event_type_uid)

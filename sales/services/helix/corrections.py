@@ -10,6 +10,7 @@ from portal.setaside import open_records
 from ... import mapping
 from ...models import CameraMapping, HelixOutbox
 from .. import common
+from . import retarget
 from .claims import claim_token_for, finish_claim
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,11 @@ def apply_changes(run, client, router, types):
     now = common.now()
     _set_aside_moves_to_unmapped_cameras(run)
     for row in HelixOutbox.objects.filter(status=Status.PENDING).exclude(pending_change="").exclude(waiting_for_a_mapping()):
-        if row.pending_change in (Change.UPDATE, Change.DELETE):
+        if row.pending_change == Change.RETARGET:
+            # Nothing in Verkada under the old type: post it as the new one.
+            HelixOutbox.objects.filter(pk=row.pk, status=Status.PENDING).update(
+                pending_change="", event_type_uid=row.retarget_to, retarget_to="", route=retarget.ROUTE)
+        elif row.pending_change in (Change.UPDATE, Change.DELETE):
             # Nothing in Verkada to change: the posting routes it afresh.
             HelixOutbox.objects.filter(pk=row.pk, status=Status.PENDING).update(pending_change="", event_type_uid="",
                                                                                  route="")
@@ -70,8 +75,10 @@ def apply_changes(run, client, router, types):
             target = CameraMapping.lookup([sale.camera_ref]).get(sale.camera_ref)
             if target is None:
                 continue  # unmapped since the list was read: set aside next run
+            retargeted = ({"event_type_uid": row.retarget_to, "retarget_to": "", "route": retarget.ROUTE}
+                          if row.retarget_to else {})
             HelixOutbox.objects.filter(pk=row.pk, status=Status.PENDING).update(
-                pending_change="", camera_id=target, time_ms=free_time_ms(target, sale.time_ms, row.pk))
+                pending_change="", camera_id=target, time_ms=free_time_ms(target, sale.time_ms, row.pk), **retargeted)
     for row in HelixOutbox.objects.filter(status=Status.POSTED).exclude(pending_change="").exclude(
         waiting_for_a_mapping()
     ).select_related(
@@ -86,6 +93,8 @@ def apply_changes(run, client, router, types):
         try:
             if row.pending_change == Change.MOVE:
                 _move(run, client, row, token, free_time_ms)
+            elif row.pending_change == Change.RETARGET:
+                _retarget(run, client, row, token)
             else:
                 _reroute(run, client, row, token, router.choose(row.transaction))
             run.ok()
@@ -131,6 +140,15 @@ def _reroute(run, client, row, token, route):
         run.count("retyped")
 
 
+def _retarget(run, client, row, token):
+    """Re-targeted in the admin: the event deleted under its old type, the sale posted
+    again as the chosen one (kept over the routing rules, as for unposted rows)."""
+    client.delete_event(**_triple(row))
+    finish_claim(row, token, status=Status.PENDING, claim_token="", pending_change="", next_attempt_at=common.now(),
+                 event_type_uid=row.retarget_to, retarget_to="", route=retarget.ROUTE, posted_at=None)
+    run.count("retargeted")
+
+
 def _move(run, client, row, token, free_time_ms):
     """A new camera or time: the old event deleted, the sale posted again there as the same type."""
     sale = row.transaction
@@ -141,6 +159,8 @@ def _move(run, client, row, token, free_time_ms):
         finish_claim(row, token, status=Status.POSTED, claim_token="")
         return
     client.delete_event(**_triple(row))
+    # Re-targeted in the admin before it moved: it is posted there as the chosen type.
+    retargeted = {"event_type_uid": row.retarget_to, "retarget_to": "", "route": retarget.ROUTE} if row.retarget_to else {}
     finish_claim(row, token, status=Status.PENDING, claim_token="", pending_change="", next_attempt_at=common.now(),
-                 camera_id=target, time_ms=free_time_ms(target, sale.time_ms, row.pk))
+                 camera_id=target, time_ms=free_time_ms(target, sale.time_ms, row.pk), **retargeted)
     run.count("updated")
