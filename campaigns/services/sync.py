@@ -3,7 +3,9 @@
 Jobs are fetched in parallel threads (HTTP only, bounded by the portal's
 max_concurrent_jobs; the shared rate limiter paces the calls) and written by
 the run's own thread, one transaction per job, with bulk upserts on Netlife's
-uuids.
+uuids. The jobs the last sync found in the webshop are sent for together with
+the activities call (a round trip sooner); one the listing no longer names is
+stopped at its next call and neither stored nor set aside.
 
 One bad record never stops the run: a job, a user or an access key whose call
 still fails after the session's retries (5xx and timeouts are retried with
@@ -33,12 +35,13 @@ from portal.runs import OperationFailed, operation
 
 from .. import conf
 from ..client import JobDetails, NetlifeClient, SubjectRecord, UserDetails, UserLink
-from ..models import Portal, RegisteredUser, Subject
+from ..models import Job, Portal, RegisteredUser, Subject
 from .sync_store import StoredRows, open_set_aside_keys, store_activities, store_job_snapshot
 
 logger = logging.getLogger(__name__)
 
 MAX_START_SPREAD = 1.0  # seconds: the first jobs' start is spread over at most this
+SPECULATIVE_SPREAD = 0.005  # seconds between the starts of the first known jobs (sent before any round trip is timed)
 
 
 @dataclass
@@ -70,6 +73,10 @@ class JobSnapshot:
         return sum(1 for failure in self.failures if failure[0] == "subject")
 
 
+class JobDropped(Exception):
+    """A job the listing no longer names: its fetch stops, its snapshot is not wanted."""
+
+
 class JobFetcher:
     """The HTTP side of one job; called from pool threads, touches no database."""
 
@@ -84,6 +91,15 @@ class JobFetcher:
         self.checked_after = checked_after
         self._lock = threading.Lock()
         self._claimed_users = set(users_with_details)  # fetch each user's details once per run
+        self._dropped = set()  # jobs sent for before the listing that it did not name
+
+    def drop(self, job_uuid):
+        """Stop fetching this job at its next call (it left the webshop)."""
+        self._dropped.add(job_uuid)
+
+    def _go_on(self, job_uuid):
+        if job_uuid in self._dropped:
+            raise JobDropped(job_uuid)
 
     def _claim_user(self, uuid):
         with self._lock:
@@ -113,8 +129,11 @@ class JobFetcher:
         details = self.client.job_details(job_uuid)
         # Non-buyers first: a subject that buys between the two calls is then in
         # both lists (and counted a buyer), never in neither (and deleted).
+        self._go_on(job_uuid)
         non_buyers = self.client.job_subjects(job_uuid, has_order=False)
+        self._go_on(job_uuid)
         buyers = self.client.job_subjects(job_uuid, has_order=True)
+        self._go_on(job_uuid)
         by_uuid = {s.uuid: s for s in non_buyers}
         by_uuid.update({s.uuid: s for s in buyers})  # a subject in both lists bought something
         snapshot = JobSnapshot(
@@ -126,6 +145,7 @@ class JobFetcher:
             snapshot.complete = False
             snapshot.failures.append(("subject", f"{portal}/{job_uuid}/{row.label}", f"subject row: {row.reason}",
                                       {"portal": portal, "job": job_uuid, "row": row.label}, row.raw))
+        self._go_on(job_uuid)
         for link in snapshot.links:
             if self._claim_user(link.user_uuid):
                 try:
@@ -141,6 +161,7 @@ class JobFetcher:
             if self.key_is_fresh(subject.uuid):
                 snapshot.keys_reused += self.fresh_keys[subject.uuid]
                 continue
+            self._go_on(job_uuid)
             try:
                 key, created, revoked = self.fetch_key(job_uuid, subject.uuid)
             except UpstreamAuthError:
@@ -172,6 +193,12 @@ def check_portal(run, portal):
     activities = NetlifeClient(_portal(portal)).activities_in_webshop()
     run.set_counter("activities", len(activities))
     return len(activities)
+
+
+def _jobs_in_webshop(row):
+    """The uuids of the jobs the last sync found in the webshop, the biggest first."""
+    jobs = Job.objects.filter(portal=row, activities__in_webshop=True).distinct()
+    return list(jobs.order_by("-subjects_count", "uuid").values_list("uuid", flat=True))
 
 
 def _fetcher(client, row, *, subjects=None):
@@ -211,29 +238,44 @@ def sync_portal(run, portal):
     run.record.counters.clear()
     run.record.progress_done = 0
     run.set_counter("brand", row.get_brand_display())
+    workers = max(1, row.max_concurrent_jobs)
     try:
-        with run.executor(max(1, row.max_concurrent_jobs)) as pool:
-            # What the fetchers need is read while Netlife answers the activities
-            # call; the jobs are sent for as soon as it answers, and what the run
-            # writes and reads next is done while their first requests are out.
+        with run.executor(workers) as pool:
+            # The jobs in the webshop at the last sync are almost always in it still:
+            # they are sent for with the activities call, not one round trip after it
+            # (a job that left is dropped unstored; a new one is sent for when the
+            # listing names it). The biggest first: the longest chains end last.
             sent = time.monotonic()
             listing = pool.submit(client.activities_in_webshop)
+            expected = _jobs_in_webshop(row)
             fetcher = _fetcher(client, row)
-            activities = listing.result()
-            # The first jobs start spread over one round trip (as long as the listing
+            futures = {pool.submit(fetcher.fetch, uuid, start_in=SPECULATIVE_SPREAD * n if n < workers else 0): uuid
+                       for n, uuid in enumerate(expected)}
+            try:
+                activities = listing.result()
+            except BaseException:
+                for future, uuid in futures.items():
+                    fetcher.drop(uuid)
+                    future.cancel()
+                raise
+            job_uuids = {a.job_uuid for a in activities}
+            for future, uuid in list(futures.items()):
+                if uuid not in job_uuids:  # left the webshop: not stored, its failures not set aside
+                    fetcher.drop(uuid)
+                    future.cancel()
+                    del futures[future]
+            # The first new jobs start spread over one round trip (as long as the listing
             # took), not at once: replies arriving together would queue for the one
             # interpreter lock to be parsed, every round of every job; spread, each is
             # read as it comes. Later jobs start as earlier ones end, keeping the spread.
-            workers = max(1, row.max_concurrent_jobs)
             spread = min(time.monotonic() - sent, MAX_START_SPREAD) / workers
-            job_uuids = sorted({a.job_uuid for a in activities})
-            futures = {pool.submit(fetcher.fetch, uuid, start_in=spread * n if n < workers else 0): uuid
-                       for n, uuid in enumerate(job_uuids)}
+            futures.update({pool.submit(fetcher.fetch, uuid, start_in=spread * n if n < workers else 0): uuid
+                            for n, uuid in enumerate(sorted(job_uuids - set(expected)))})
             run.count("activities_found", len(activities))
             left = store_activities(row, activities, started)
             if left:
                 run.count("activities_left_webshop", left)
-            run.set_total(len(job_uuids))
+            run.set_total(len(futures))
             stored = StoredRows(row)
             open_keys = open_set_aside_keys(row)
             for future in as_completed(futures):

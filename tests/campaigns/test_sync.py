@@ -127,3 +127,22 @@ def test_a_bad_credential_fails_with_a_message_for_staff(portal, netlife):
 def test_an_unknown_portal_fails(db, netlife):
     record = sync_portal(trigger="command", portal="nosuchportal")
     assert record.status == "failed" and "No portal" in record.error
+
+
+def test_a_job_that_left_the_webshop_is_neither_stored_nor_set_aside(synced, netlife):
+    """A re-run sends for the jobs of the last sync before the listing answers; one
+    the listing no longer names is dropped: its rows stay, its failure is not the run's."""
+    from portal.models import SetAsideRecord
+
+    oak = Job.objects.get(name="Oak Ridge Elementary Fall")
+    oak_synced_at = oak.synced_at
+    netlife.remove_activity(KEY, Activity.objects.get(name="Fall picture day").uuid)
+    netlife.add_fault(Fault(count=10, status=503, path=f"/{KEY}/api/v1/jobs/{oak.uuid}", exact=True))
+    record = sync_portal(trigger="command", portal=KEY)
+    assert record.status == "succeeded", record.error
+    assert record.counters["jobs_processed"] == 1 and "jobs_failed" not in record.counters
+    assert record.counters["activities_left_webshop"] == 1
+    assert not SetAsideRecord.objects.exists()
+    oak.refresh_from_db()
+    assert oak.synced_at == oak_synced_at
+    assert Subject.objects.filter(job=oak).count() == 40  # not deleted, not touched
