@@ -36,7 +36,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from django.core.files.storage import default_storage
-from django.db import connection as db, transaction
+from django.db import IntegrityError, connection as db, transaction
 from django.db.models import Count, Min
 from django.utils import timezone
 
@@ -44,6 +44,7 @@ from portal.runs import OperationFailed, RunLost, describe_error, operation
 
 from ..models import CsvStagingLine, CsvUpload, DimShop, FactOrderLine, Platform, Source
 from ..warehouse import AMOUNT_DIGITS, KEY_LIMITS, OrderLine, buyer_key, load_lines, merge_postgres
+from ..warehouse.postgres import _column_types
 
 logger = logging.getLogger(__name__)
 
@@ -126,51 +127,110 @@ def _money(value):
     return amount.quantize(Decimal("0.01"))
 
 
-def _read_row(value, *, platform, shop):
-    """(OrderLine or None, problems) for one row's values by field."""
-    problems = [f"{f} is empty" for f in REQUIRED if not value.get(f)]
-    row_platform = (value.get("platform") or platform).lower()
-    if row_platform not in PLATFORMS:
-        problems.append(f"platform {value.get('platform')!r} is not one of {', '.join(Platform.values)}")
-    for name, limit in TEXT_LIMITS.items():
-        if len(value.get(name) or "") > limit:
-            problems.append(f"{name} is {len(value[name])} characters; at most {limit} fit")
-    parsed = {}
-    for name, convert in (("ordered_at", _date), ("updated_at", _date), ("unit_price", _money),
-                          ("paid_price", _money)):
-        if value.get(name):
+# Values parsed once per distinct text (exports repeat dates, prices and buyers
+# line after line); a cache that grows past this many entries starts again.
+CACHE_ENTRIES = 50_000
+
+
+def _cached(convert):
+    """`convert` with its results kept per text (bounded: streaming memory holds)."""
+    known = {}
+
+    def cached(text):
+        value = known.get(text)
+        if value is None:
+            value = convert(text)  # a ValueError is raised each time (never cached)
+            if len(known) >= CACHE_ENTRIES:
+                known.clear()
+            known[text] = value
+        return value
+    return cached
+
+
+# The staged values of a line, in this order after (upload_id, line_no): see _stage.
+LINE_FIELDS = ("platform", "shop_id", "order_id", "line_id", "ordered_at", "updated_at", "status", "sku",
+               "product_name", "variation", "quantity", "unit_price", "paid_price", "currency", "customer_key",
+               "customer_name", "city", "region", "country")
+
+
+def row_reader(columns, *, platform, shop):
+    """One validator for the file's columns: cells -> (values in LINE_FIELDS order, None)
+    or (None, [problems]). The columns present are fixed per file, so every
+    per-field decision (which checks, which defaults) is taken here, once."""
+    fields = list(columns)
+    indexes = [columns[f] for f in fields]
+    width = max(indexes) + 1
+    absent = len(fields)  # the position of "" (a column the file does not have)
+    at = {f: fields.index(f) if f in columns else absent for f in COLUMNS}
+    required = [(at[f], f"{f} is empty") for f in REQUIRED]
+    texts = [(at[f], f, limit) for f, limit in TEXT_LIMITS.items() if f in columns]
+    dates = _cached(_date)
+    money = _cached(_money)
+    buyers = {}
+    (p_platform, p_shop, p_order, p_line, p_ordered, p_updated, p_status, p_sku, p_name, p_variation, p_quantity,
+     p_unit, p_paid, p_currency, p_customer, p_phone, p_city, p_region, p_country) = (
+        at[f] for f in ("platform", "shop", "order_id", "line_id", "ordered_at", "updated_at", "status", "sku",
+                        "product_name", "variation", "quantity", "unit_price", "paid_price", "currency",
+                        "customer_name", "phone", "city", "region", "country"))
+    platforms = ", ".join(Platform.values)
+
+    def read(cells):
+        if len(cells) < width:
+            cells = cells + [""] * (width - len(cells))
+        value = [cells[i].strip() for i in indexes]
+        value.append("")
+        problems = [problem for i, problem in required if not value[i]]
+        row_platform = (value[p_platform] or platform).lower()
+        if row_platform not in PLATFORMS:
+            problems.append(f"platform {value[p_platform] or None!r} is not one of {platforms}")
+        for i, name, limit in texts:
+            if len(value[i]) > limit:
+                problems.append(f"{name} is {len(value[i])} characters; at most {limit} fit")
+        ordered_at = updated_at = unit = paid = None
+        for i, name, convert in ((p_ordered, "ordered_at", dates), (p_updated, "updated_at", dates),
+                                 (p_unit, "unit_price", money), (p_paid, "paid_price", money)):
+            if value[i]:
+                try:
+                    parsed = convert(value[i])
+                except (ValueError, OverflowError) as exc:
+                    problems.append(f"{name}: {exc}")
+                    continue
+                if i == p_ordered:
+                    ordered_at = parsed
+                elif i == p_updated:
+                    updated_at = parsed
+                elif i == p_unit:
+                    unit = parsed
+                else:
+                    paid = parsed
+        quantity = 1
+        if value[p_quantity]:
             try:
-                parsed[name] = convert(value[name])
-            except (ValueError, OverflowError) as exc:
-                problems.append(f"{name}: {exc}")
-    quantity = 1
-    if value.get("quantity"):
-        try:
-            quantity = int(value["quantity"])
-            if not 1 <= quantity <= MAX_QUANTITY:
-                raise ValueError
-        except ValueError:
-            problems.append(f"quantity: not a positive whole number that fits: {value['quantity']!r}")
-    if problems:
-        return None, problems
-    unit = parsed["unit_price"]
-    paid = parsed.get("paid_price", unit * quantity)
-    if paid.adjusted() >= AMOUNT_DIGITS:
-        return None, [f"paid_price: unit price x quantity ({paid}) has more than {AMOUNT_DIGITS} digits"]
-    shop_id = value.get("shop") or shop
-    name = value.get("customer_name", "")
-    return OrderLine(
-        platform=row_platform, shop_id=shop_id, shop_name=shop_id, order_id=value["order_id"],
-        line_id=value.get("line_id") or value["sku"], ordered_at=parsed["ordered_at"],
-        updated_at=parsed.get("updated_at"), status=value["status"].lower(),
-        sku=value["sku"], product_name=value["product_name"], variation=value.get("variation", ""),
-        quantity=quantity, unit_price=unit, paid_price=paid,
-        currency=value.get("currency", "").upper(), customer_name=name,
-        # The same key as the API's for the same buyer (see buyer_key).
-        customer_key=buyer_key(row_platform, name, value.get("phone", "")),
-        city=value.get("city", ""), region=value.get("region") or value.get("city", ""),
-        country=value.get("country", ""),
-    ), []
+                quantity = int(value[p_quantity])
+                if not 1 <= quantity <= MAX_QUANTITY:
+                    raise ValueError
+            except ValueError:
+                problems.append(f"quantity: not a positive whole number that fits: {value[p_quantity]!r}")
+        if problems:
+            return None, problems
+        if paid is None:
+            paid = unit * quantity
+            if paid.adjusted() >= AMOUNT_DIGITS:
+                return None, [f"paid_price: unit price x quantity ({paid}) has more than {AMOUNT_DIGITS} digits"]
+        shop_id = value[p_shop] or shop
+        name, phone, city = value[p_customer], value[p_phone], value[p_city]
+        buyer = (row_platform, name, phone)
+        key = buyers.get(buyer)
+        if key is None:
+            if len(buyers) >= CACHE_ENTRIES:
+                buyers.clear()
+            # The same key as the API's for the same buyer (see buyer_key).
+            key = buyers[buyer] = buyer_key(row_platform, name, phone)
+        return (row_platform, shop_id, value[p_order], value[p_line] or value[p_sku], ordered_at, updated_at,
+                value[p_status].lower(), value[p_sku], value[p_name], value[p_variation], quantity, unit, paid,
+                value[p_currency].upper(), key, name, city, value[p_region] or city, value[p_country]), None
+
+    return read
 
 
 def _columns(headers):
@@ -189,8 +249,8 @@ def _columns(headers):
     return columns
 
 
-def read_chunks(stream, *, platform, shop, chunk_rows=CHUNK_ROWS):
-    """Yield (good [(line, OrderLine)], bad [(line, reason)]) per chunk of a text stream.
+def read_rows(stream, *, platform, shop, chunk_rows=CHUNK_ROWS):
+    """Yield (good [(line, values in LINE_FIELDS order)], bad [(line, reason)]) per chunk of a text stream.
 
     Raises CsvRejected for what spoils the whole file (no header, a required
     column missing, a byte that is not UTF-8, a broken quote)."""
@@ -200,27 +260,29 @@ def read_chunks(stream, *, platform, shop, chunk_rows=CHUNK_ROWS):
         headers = next(reader, None) or []
         if not any(h.strip() for h in headers):
             raise CsvRejected(["the file is empty"])
-        columns = _columns(headers)
+        read = row_reader(_columns(headers), platform=platform, shop=shop)
+        width = len(headers)
         last_line = reader.line_num
         good, bad, rows = [], [], 0
+        add_good, add_bad = good.append, bad.append
         for cells in reader:
             # A quoted value may span lines: a record starts just after the previous one ended.
             number, last_line = last_line + 1, reader.line_num
             if not cells or cells == [""]:
                 continue
             rows += 1
-            if len(cells) > len(headers):
-                bad.append((number, "more values than columns"))
+            if len(cells) > width:
+                add_bad((number, "more values than columns"))
             else:
-                value = {f: cells[i].strip() if i < len(cells) else "" for f, i in columns.items()}
-                line, problems = _read_row(value, platform=platform, shop=shop)
+                values, problems = read(cells)
                 if problems:
-                    bad.append((number, "; ".join(problems)))
+                    add_bad((number, "; ".join(problems)))
                 else:
-                    good.append((number, line))
+                    add_good((number, values))
             if len(good) + len(bad) >= chunk_rows:
                 yield good, bad
                 good, bad = [], []
+                add_good, add_bad = good.append, bad.append
         if not rows:
             raise CsvRejected(["the file has a header but no rows"])
         if good or bad:
@@ -229,6 +291,18 @@ def read_chunks(stream, *, platform, shop, chunk_rows=CHUNK_ROWS):
         raise CsvRejected([f"line {last_line + 1}: the file is not UTF-8 text ({exc.reason})"]) from None
     except csv.Error as exc:
         raise CsvRejected([f"line {last_line + 1}: the file cannot be read from here: {exc}"]) from None
+
+
+def read_chunks(stream, *, platform, shop, chunk_rows=CHUNK_ROWS):
+    """read_rows with each good row as an OrderLine (for callers that load lines directly)."""
+    for good, bad in read_rows(stream, platform=platform, shop=shop, chunk_rows=chunk_rows):
+        yield [(number, _order_line(values)) for number, values in good], bad
+
+
+def _order_line(values):
+    line = OrderLine(**dict(zip(LINE_FIELDS, values)))
+    line.shop_name = line.shop_id
+    return line
 
 
 def open_text(name):
@@ -245,31 +319,40 @@ def count_lines(name):
     return max(lines - 1, 1)
 
 
-STAGED_FIELDS = [f.name for f in CsvStagingLine._meta.concrete_fields if f.name != "id"]
+STAGED_FIELDS = ["upload_id", "line_no", *LINE_FIELDS]  # CsvStagingLine's columns
 
 
 def _stage(upload_id, good):
-    rows = [(upload_id, number, l.platform, l.shop_id, l.order_id, l.line_id, l.ordered_at, l.updated_at, l.status,
-             l.sku, l.product_name, l.variation, l.quantity, l.unit_price, l.paid_price, l.currency,
-             l.customer_key, l.customer_name, l.city, l.region, l.country) for number, l in good]
-    if not rows:
+    """Write a chunk's good rows ((line, values in LINE_FIELDS order)) to the staging table."""
+    if not good:
         return
     if db.vendor == "postgresql":
-        _copy(rows)
+        _copy(upload_id, good)
     else:
         with transaction.atomic():
             CsvStagingLine.objects.bulk_create(
-                [CsvStagingLine(**dict(zip(STAGED_FIELDS, row))) for row in rows], batch_size=500)
+                [CsvStagingLine(upload_id=upload_id, line_no=number, **dict(zip(LINE_FIELDS, values)))
+                 for number, values in good], batch_size=500)
 
 
-def _copy(rows):
-    """PostgreSQL: COPY the chunk into the staging table (no per-row INSERT)."""
+_staging_types = None
+
+
+def _copy(upload_id, good):
+    """PostgreSQL: COPY the chunk into the staging table, in binary (the client's C
+    dumpers write numbers and times as the server stores them: no text per value
+    to build here or parse there)."""
+    global _staging_types
     table = CsvStagingLine._meta.db_table
-    columns = ", ".join(CsvStagingLine._meta.get_field(f).column for f in STAGED_FIELDS)
+    columns = [CsvStagingLine._meta.get_field(f).column for f in STAGED_FIELDS]
     with transaction.atomic(), db.cursor() as cursor:
-        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        if _staging_types is None:
+            _staging_types = _column_types(cursor, table, columns)
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_staging_types)
+            write = copy.write_row
+            for number, values in good:
+                write((upload_id, number) + values)
 
 
 class Problems:
@@ -329,10 +412,36 @@ def merge_staged(upload_id, run_id):
                         f"{', '.join(ORDER_LINE_FIELDS[2:])} FROM {CsvStagingLine._meta.db_table} "
                         f"WHERE upload_id = {int(upload_id)})")
             with db.cursor() as cursor:
+                if _sampled_new(cursor, upload_id, staged):
+                    # A file of new lines (a first upload): a plain INSERT. A stored line the
+                    # sample missed fails it: back to the savepoint, and merge with ON CONFLICT.
+                    try:
+                        with transaction.atomic():
+                            merge_postgres(cursor, relation, source=Source.CSV, upload_id=upload_id,
+                                           run_id=run_id, new=True)
+                        return staged
+                    except IntegrityError:
+                        pass
                 merge_postgres(cursor, relation, source=Source.CSV, upload_id=upload_id, run_id=run_id)
             return staged
         return sum(load_lines(lines, source=Source.CSV, upload_id=upload_id, run_id=run_id)
                    for lines in _staged_lines(upload_id))
+
+
+# Staged lines looked up in the facts before a file is taken for new (spread over the file).
+SAMPLE = 64
+
+
+def _sampled_new(cursor, upload_id, staged):
+    """Whether none of a sample of the upload's staged lines is in the fact table."""
+    stage, shop, fact = (m._meta.db_table for m in (CsvStagingLine, DimShop, FactOrderLine))
+    cursor.execute(
+        f"SELECT EXISTS (SELECT 1 FROM (SELECT platform, shop_id, order_id, line_id FROM {stage} "
+        f"WHERE upload_id = %s AND line_no %% %s = 0 LIMIT %s) s "
+        f"JOIN {shop} sh ON sh.platform = s.platform AND sh.shop_id = s.shop_id "
+        f"JOIN {fact} f ON f.shop_id = sh.id AND f.order_id = s.order_id AND f.line_id = s.line_id)",
+        [upload_id, max(1, staged // SAMPLE), SAMPLE])
+    return not cursor.fetchone()[0]
 
 
 def _staged_lines(upload_id):
@@ -411,7 +520,7 @@ def _import(run, upload):
     problems, checked = Problems(), 0
     try:
         with open_text(upload.file.name) as stream:
-            for good, bad in read_chunks(stream, platform=upload.platform, shop=upload.shop):
+            for good, bad in read_rows(stream, platform=upload.platform, shop=upload.shop):
                 for number, reason in bad:
                     problems.add(number, reason)
                 _stage(upload.pk, good)  # staged even in a refused file: its repeats are problems too
