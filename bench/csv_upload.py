@@ -142,7 +142,7 @@ def empty_warehouse():
 
 def p1_load(path, batch=100_000):
     """The same lines through `load_lines` (read from the file untimed); seconds."""
-    from marketplace.services.csv_import import read_chunks
+    from marketplace.services.csv_rows import read_chunks
     from marketplace.warehouse import load_lines
 
     took, lines = 0.0, []

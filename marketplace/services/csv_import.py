@@ -15,7 +15,7 @@ hand-made `Order Number, Order Item Id, Created at, ...` both load):
 Dates: `22 Nov 2025 10:15`, `2025-11-22 10:15:00`, `2025-11-22` or ISO 8601;
 without an offset they are in the portal's time zone.
 
-The file is read from the storage API in a stream, in chunks: each chunk's
+The file is read from the storage API in a stream, in chunks (csv_rows.py): each chunk's
 rows are checked (amounts finite and within the column's digits, text within
 its column, dates that parse, a known platform) and the good ones written to a
 staging table in a short transaction of their own. Then SQL finds the lines
@@ -24,252 +24,62 @@ mock generator) wrote: a CSV never overwrites those. Every problem is reported
 with its physical line in the file (the header is line 1). Validate-only mode
 stops there. Load mode is all or nothing: any bad row and nothing loads (the
 upload is `rejected` with the reasons); otherwise the staged lines merge into
-the facts in one transaction (on PostgreSQL one set-based statement per table),
-so a failure leaves nothing of the upload and no earlier row overwritten.
+the facts in one transaction (on PostgreSQL one set-based statement per table:
+a plain INSERT of the facts when a sample of the lines shows none stored, else
+INSERT ... ON CONFLICT), so a failure leaves nothing of the upload and no
+earlier row overwritten.
 """
 
-import csv
-import io
 import logging
-import re
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
 
-from django.core.files.storage import default_storage
-from django.db import connection as db, transaction
+from django.db import IntegrityError, connection as db, transaction
 from django.db.models import Count, Min
-from django.utils import timezone
 
 from portal.runs import OperationFailed, RunLost, describe_error, operation
 
-from ..models import CsvStagingLine, CsvUpload, DimShop, FactOrderLine, Platform, Source
-from ..warehouse import AMOUNT_DIGITS, KEY_LIMITS, OrderLine, buyer_key, load_lines, merge_postgres
+from ..models import CsvStagingLine, CsvUpload, DimShop, FactOrderLine, Source
+from ..warehouse import OrderLine, load_lines, merge_postgres
+from ..warehouse.postgres import _column_types
+from .csv_rows import CHUNK_ROWS, LINE_FIELDS, CsvRejected, count_lines, open_text, read_rows
 
 logger = logging.getLogger(__name__)
 
 MAX_ERRORS_SHOWN = 20
 MAX_ERRORS_KEPT = 1000  # on the upload; the count says how many there were
-CHUNK_ROWS = 5000
-READ_BUFFER = 1 << 20
-
-COLUMNS = {
-    "order_id": ("ordernumber", "orderno", "orderid", "ordersn"),
-    "line_id": ("orderitemid", "lineid", "itemid"),
-    "ordered_at": ("createdat", "createtime", "orderdate", "ordercreationdate", "createdtime"),
-    "updated_at": ("updatedat", "updatetime"),
-    "status": ("status", "orderstatus"),
-    "sku": ("sellersku", "sku", "skureferenceno"),
-    "product_name": ("itemname", "productname", "name"),
-    "variation": ("variation", "variationname"),
-    "quantity": ("quantity", "qty"),
-    "unit_price": ("unitprice", "originalprice", "itemprice", "price"),
-    "paid_price": ("paidprice", "dealprice"),
-    "currency": ("currency",),
-    "customer_name": ("customername", "buyer", "usernamebuyer", "buyerusername"),
-    "phone": ("shippingphonenumber", "shippingphone", "phonenumber", "phone"),
-    "city": ("shippingcity", "city"),
-    "region": ("shippingregion", "region", "province", "state"),
-    "country": ("shippingcountry", "country"),
-    "platform": ("platform", "marketplace"),
-    "shop": ("shop", "shopid", "shopname", "store"),
-}
-# Text must fit its column as sent (the staging table's and the warehouse's).
-TEXT_LIMITS = {**KEY_LIMITS, "product_name": 500, "variation": 300, "currency": 3, "customer_name": 200,
-               "phone": 100,
-               "city": 200, "region": 200, "country": 100, "shop": 200}
-MAX_QUANTITY = 2147483647
-PLATFORMS = frozenset(Platform.values)  # per row, Platform.values builds a list through the enum
-REQUIRED = ("order_id", "ordered_at", "status", "sku", "product_name", "unit_price")
-DATE_FORMATS = ("%d %b %Y %H:%M", "%d %b %Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d",
-                "%d/%m/%Y %H:%M", "%d/%m/%Y")
-
-
-class CsvRejected(Exception):
-    def __init__(self, errors):
-        super().__init__(f"{len(errors)} problem(s)")
-        self.errors = errors
-
-
-def _key(header):
-    return re.sub(r"[^a-z0-9]", "", (header or "").lower())
-
-
-def _date(value):
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        parsed = None
-        for fmt in DATE_FORMATS:
-            try:
-                parsed = datetime.strptime(text, fmt)
-                break
-            except ValueError:
-                continue
-    if parsed is None:
-        raise ValueError(f"not a date: {value!r}")
-    # The portal's zone by name (not the per-thread current one: a lookup per value)
-    return parsed if parsed.tzinfo is not None else timezone.make_aware(parsed, timezone.get_default_timezone())
-
-
-def _money(value):
-    try:
-        amount = Decimal(value.strip().replace(",", ""))
-    except InvalidOperation:
-        raise ValueError(f"not an amount: {value!r}") from None
-    if not amount.is_finite():
-        raise ValueError(f"not a finite amount: {value!r}")
-    if amount < 0:
-        raise ValueError(f"negative amount: {value}")
-    if amount.adjusted() >= AMOUNT_DIGITS:
-        raise ValueError(f"{value} has more than {AMOUNT_DIGITS} digits before the point")
-    return amount.quantize(Decimal("0.01"))
-
-
-def _read_row(value, *, platform, shop):
-    """(OrderLine or None, problems) for one row's values by field."""
-    problems = [f"{f} is empty" for f in REQUIRED if not value.get(f)]
-    row_platform = (value.get("platform") or platform).lower()
-    if row_platform not in PLATFORMS:
-        problems.append(f"platform {value.get('platform')!r} is not one of {', '.join(Platform.values)}")
-    for name, limit in TEXT_LIMITS.items():
-        if len(value.get(name) or "") > limit:
-            problems.append(f"{name} is {len(value[name])} characters; at most {limit} fit")
-    parsed = {}
-    for name, convert in (("ordered_at", _date), ("updated_at", _date), ("unit_price", _money),
-                          ("paid_price", _money)):
-        if value.get(name):
-            try:
-                parsed[name] = convert(value[name])
-            except (ValueError, OverflowError) as exc:
-                problems.append(f"{name}: {exc}")
-    quantity = 1
-    if value.get("quantity"):
-        try:
-            quantity = int(value["quantity"])
-            if not 1 <= quantity <= MAX_QUANTITY:
-                raise ValueError
-        except ValueError:
-            problems.append(f"quantity: not a positive whole number that fits: {value['quantity']!r}")
-    if problems:
-        return None, problems
-    unit = parsed["unit_price"]
-    paid = parsed.get("paid_price", unit * quantity)
-    if paid.adjusted() >= AMOUNT_DIGITS:
-        return None, [f"paid_price: unit price x quantity ({paid}) has more than {AMOUNT_DIGITS} digits"]
-    shop_id = value.get("shop") or shop
-    name = value.get("customer_name", "")
-    return OrderLine(
-        platform=row_platform, shop_id=shop_id, shop_name=shop_id, order_id=value["order_id"],
-        line_id=value.get("line_id") or value["sku"], ordered_at=parsed["ordered_at"],
-        updated_at=parsed.get("updated_at"), status=value["status"].lower(),
-        sku=value["sku"], product_name=value["product_name"], variation=value.get("variation", ""),
-        quantity=quantity, unit_price=unit, paid_price=paid,
-        currency=value.get("currency", "").upper(), customer_name=name,
-        # The same key as the API's for the same buyer (see buyer_key).
-        customer_key=buyer_key(row_platform, name, value.get("phone", "")),
-        city=value.get("city", ""), region=value.get("region") or value.get("city", ""),
-        country=value.get("country", ""),
-    ), []
-
-
-def _columns(headers):
-    by_key = {}
-    for h in headers:
-        by_key.setdefault(_key(h), h)
-    columns = {}
-    for name, aliases in COLUMNS.items():
-        header = next((by_key[a] for a in aliases if a in by_key), None)
-        if header:
-            columns[name] = headers.index(header)
-    missing = [f for f in REQUIRED if f not in columns]
-    if missing:
-        names = ", ".join(COLUMNS[f][0] for f in missing)
-        raise CsvRejected([f"line 1: missing column(s): {names}"])
-    return columns
-
-
-def read_chunks(stream, *, platform, shop, chunk_rows=CHUNK_ROWS):
-    """Yield (good [(line, OrderLine)], bad [(line, reason)]) per chunk of a text stream.
-
-    Raises CsvRejected for what spoils the whole file (no header, a required
-    column missing, a byte that is not UTF-8, a broken quote)."""
-    reader = csv.reader(stream)
-    last_line = 0
-    try:
-        headers = next(reader, None) or []
-        if not any(h.strip() for h in headers):
-            raise CsvRejected(["the file is empty"])
-        columns = _columns(headers)
-        last_line = reader.line_num
-        good, bad, rows = [], [], 0
-        for cells in reader:
-            # A quoted value may span lines: a record starts just after the previous one ended.
-            number, last_line = last_line + 1, reader.line_num
-            if not cells or cells == [""]:
-                continue
-            rows += 1
-            if len(cells) > len(headers):
-                bad.append((number, "more values than columns"))
-            else:
-                value = {f: cells[i].strip() if i < len(cells) else "" for f, i in columns.items()}
-                line, problems = _read_row(value, platform=platform, shop=shop)
-                if problems:
-                    bad.append((number, "; ".join(problems)))
-                else:
-                    good.append((number, line))
-            if len(good) + len(bad) >= chunk_rows:
-                yield good, bad
-                good, bad = [], []
-        if not rows:
-            raise CsvRejected(["the file has a header but no rows"])
-        if good or bad:
-            yield good, bad
-    except UnicodeDecodeError as exc:
-        raise CsvRejected([f"line {last_line + 1}: the file is not UTF-8 text ({exc.reason})"]) from None
-    except csv.Error as exc:
-        raise CsvRejected([f"line {last_line + 1}: the file cannot be read from here: {exc}"]) from None
-
-
-def open_text(name):
-    """The stored file as a text stream (UTF-8, a BOM dropped), read in buffered chunks."""
-    return io.TextIOWrapper(default_storage.open(name, "rb"), encoding="utf-8-sig", newline="")
-
-
-def count_lines(name):
-    """The file's line count, for the run's progress (one streaming pass over bytes)."""
-    lines = 0
-    with default_storage.open(name, "rb") as raw:
-        while chunk := raw.read(READ_BUFFER):
-            lines += chunk.count(b"\n")
-    return max(lines - 1, 1)
-
-
-STAGED_FIELDS = [f.name for f in CsvStagingLine._meta.concrete_fields if f.name != "id"]
+STAGED_FIELDS = ["upload_id", "line_no", *LINE_FIELDS]  # CsvStagingLine's columns
 
 
 def _stage(upload_id, good):
-    rows = [(upload_id, number, l.platform, l.shop_id, l.order_id, l.line_id, l.ordered_at, l.updated_at, l.status,
-             l.sku, l.product_name, l.variation, l.quantity, l.unit_price, l.paid_price, l.currency,
-             l.customer_key, l.customer_name, l.city, l.region, l.country) for number, l in good]
-    if not rows:
+    """Write a chunk's good rows ((line, values in LINE_FIELDS order)) to the staging table."""
+    if not good:
         return
     if db.vendor == "postgresql":
-        _copy(rows)
+        _copy(upload_id, good)
     else:
         with transaction.atomic():
             CsvStagingLine.objects.bulk_create(
-                [CsvStagingLine(**dict(zip(STAGED_FIELDS, row))) for row in rows], batch_size=500)
+                [CsvStagingLine(upload_id=upload_id, line_no=number, **dict(zip(LINE_FIELDS, values)))
+                 for number, values in good], batch_size=500)
 
 
-def _copy(rows):
-    """PostgreSQL: COPY the chunk into the staging table (no per-row INSERT)."""
+_staging_types = None
+
+
+def _copy(upload_id, good):
+    """PostgreSQL: COPY the chunk into the staging table, in binary (the client's C
+    dumpers write numbers and times as the server stores them: no text per value
+    to build here or parse there)."""
+    global _staging_types
     table = CsvStagingLine._meta.db_table
-    columns = ", ".join(CsvStagingLine._meta.get_field(f).column for f in STAGED_FIELDS)
+    columns = [CsvStagingLine._meta.get_field(f).column for f in STAGED_FIELDS]
     with transaction.atomic(), db.cursor() as cursor:
-        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        if _staging_types is None:
+            _staging_types = _column_types(cursor, table, columns)
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_staging_types)
+            write = copy.write_row
+            for number, values in good:
+                write((upload_id, number) + values)
 
 
 class Problems:
@@ -329,10 +139,36 @@ def merge_staged(upload_id, run_id):
                         f"{', '.join(ORDER_LINE_FIELDS[2:])} FROM {CsvStagingLine._meta.db_table} "
                         f"WHERE upload_id = {int(upload_id)})")
             with db.cursor() as cursor:
+                if _sampled_new(cursor, upload_id, staged):
+                    # A file of new lines (a first upload): a plain INSERT. A stored line the
+                    # sample missed fails it: back to the savepoint, and merge with ON CONFLICT.
+                    try:
+                        with transaction.atomic():
+                            merge_postgres(cursor, relation, source=Source.CSV, upload_id=upload_id,
+                                           run_id=run_id, new=True)
+                        return staged
+                    except IntegrityError:
+                        pass
                 merge_postgres(cursor, relation, source=Source.CSV, upload_id=upload_id, run_id=run_id)
             return staged
         return sum(load_lines(lines, source=Source.CSV, upload_id=upload_id, run_id=run_id)
                    for lines in _staged_lines(upload_id))
+
+
+# Staged lines looked up in the facts before a file is taken for new (spread over the file).
+SAMPLE = 64
+
+
+def _sampled_new(cursor, upload_id, staged):
+    """Whether none of a sample of the upload's staged lines is in the fact table."""
+    stage, shop, fact = (m._meta.db_table for m in (CsvStagingLine, DimShop, FactOrderLine))
+    cursor.execute(
+        f"SELECT EXISTS (SELECT 1 FROM (SELECT platform, shop_id, order_id, line_id FROM {stage} "
+        f"WHERE upload_id = %s AND line_no %% %s = 0 LIMIT %s) s "
+        f"JOIN {shop} sh ON sh.platform = s.platform AND sh.shop_id = s.shop_id "
+        f"JOIN {fact} f ON f.shop_id = sh.id AND f.order_id = s.order_id AND f.line_id = s.line_id)",
+        [upload_id, max(1, staged // SAMPLE), SAMPLE])
+    return not cursor.fetchone()[0]
 
 
 def _staged_lines(upload_id):
@@ -411,7 +247,7 @@ def _import(run, upload):
     problems, checked = Problems(), 0
     try:
         with open_text(upload.file.name) as stream:
-            for good, bad in read_chunks(stream, platform=upload.platform, shop=upload.shop):
+            for good, bad in read_rows(stream, platform=upload.platform, shop=upload.shop):
                 for number, reason in bad:
                     problems.add(number, reason)
                 _stage(upload.pk, good)  # staged even in a refused file: its repeats are problems too

@@ -15,7 +15,8 @@ import csv
 
 from ..client.base import OrderMoney
 from ..models import FactOrder, Source
-from .csv_import import COLUMNS, Problems, _date, _key, _money, open_text
+from .csv_import import Problems
+from .csv_rows import COLUMNS, _date, _key, _money, open_text
 from .order_money import load_orders
 
 MONEY_COLUMNS = {

@@ -38,7 +38,8 @@ from django.utils import timezone
 
 from .. import conf
 from ..models import CsvUpload, DimDate, DimProduct, DimShop, FactActivity, FactTraffic, Platform, Source
-from .csv_import import Problems, _date, _key, _reject, open_text
+from .csv_import import Problems, _reject
+from .csv_rows import _date, _key, open_text
 
 DAY_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d %b %Y", "%Y/%m/%d", "%d.%m.%Y")
 

@@ -227,3 +227,20 @@ def test_order_dates_follow_the_marketplace_time_zone(tmp_path, monkeypatch):
               "700001,2025-11-22T20:30:00+00:00,delivered,LA-TEE-001,Linen Tee,19.90\n", tmp_path, platform="shopee")
     # 20:30 UTC is 04:30 the next morning in Singapore.
     assert FactOrderLine.objects.get().date.date.isoformat() == "2025-11-23"
+
+
+@pytest.mark.django_db
+def test_a_file_of_new_lines_with_one_stored_line_its_sample_missed_still_loads_whole(tmp_path):
+    # On PostgreSQL a file whose sampled lines are all new is inserted without ON
+    # CONFLICT; the line stored earlier (physical line 4, between the sampled ones)
+    # fails that insert, and the merge runs again settling each line.
+    def row(n, status):
+        return f"8{n:05d},1,22 Nov 2025 10:15,{status},LA-TEE-001,Linen Tee,19.90,1\n"
+
+    earlier = upload_of(HEADER + row(2, "shipped"), tmp_path, "earlier.csv")
+    upload = upload_of(HEADER + "".join(row(n, "delivered") for n in range(200)), tmp_path)
+    assert upload.status == "loaded" and upload.rows == 200
+    assert FactOrderLine.objects.count() == 200
+    stored = FactOrderLine.objects.select_related("status").get(order_id="800002")
+    assert stored.status.code == "delivered" and stored.upload_id == upload.pk
+    assert not FactOrderLine.objects.filter(upload=earlier).exists()
