@@ -173,3 +173,29 @@ def test_a_batch_of_new_lines_with_a_few_stored_ones_inserts_the_new_and_updates
     if connection.vendor == "postgresql":  # 90100 unchanged: left alone
         assert set(FactOrderLine.objects.values_list("run_id", flat=True)) == {1, 2}
     assert orphan_facts() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("zone_name, moments", [
+    # London's 2026 changes: the last GMT minute, the first BST one; the evening before the
+    # autumn change (already the 25th in BST), both sides of the change back.
+    ("Europe/London", ["2026-03-29T00:59:59", "2026-03-29T01:00:00", "2026-10-24T22:59:59", "2026-10-24T23:00:00",
+                       "2026-10-25T00:59:59", "2026-10-25T01:00:00", "2026-10-25T23:30:00"]),
+    # Lord Howe moves its clocks by half an hour (02:00 local = 15:00 / 15:30 UTC).
+    ("Australia/Lord_Howe", ["2026-04-04T14:59:00", "2026-04-04T15:00:00", "2026-04-04T13:29:59",
+                             "2026-04-04T13:30:00", "2026-10-03T15:29:00", "2026-10-03T15:30:00"]),
+    ("Asia/Kathmandu", ["2026-06-01T18:14:59", "2026-06-01T18:15:00"]),  # +05:45: its midnight is 18:15 UTC
+    # Tehran (2021) changed its clocks at local midnight, on the half hour of UTC: the
+    # minute before is the 21st, the minute after already the 22nd.
+    ("Asia/Tehran", ["2021-03-21T20:29:59", "2021-03-21T20:30:00", "2021-09-21T19:29:59", "2021-09-21T19:30:00",
+                     "2021-09-21T20:29:59", "2021-09-21T20:30:00"]),
+])
+def test_each_line_is_on_its_local_day_in_the_report_zone_across_clock_changes(monkeypatch, zone_name, moments):
+    from zoneinfo import ZoneInfo
+
+    monkeypatch.setenv("MARKETPLACE_TIME_ZONE", zone_name)
+    zone = ZoneInfo(zone_name)
+    instants = [datetime.fromisoformat(m).replace(tzinfo=timezone.utc) for m in moments]
+    load_lines([line(n, ordered_at=when) for n, when in enumerate(instants)], source="api", run_id=None)
+    stored = dict(FactOrderLine.objects.values_list("order_id", "date__date"))
+    assert stored == {f"7000{n}": when.astimezone(zone).date() for n, when in enumerate(instants)}
