@@ -155,3 +155,51 @@ def test_a_sale_moved_to_an_unmapped_camera_is_set_aside_makes_no_run_and_moves_
     assert old_event not in events and (row.status, row.camera_id, row.pending_change) == ("posted", unmapped, "")
     assert events[(unmapped, row.time_ms)]["attributes"]["transaction_id"] == moved.transaction_id
     assert post_helix_events(trigger="beat") is None
+
+
+def _posted_and_a_returns_type(clock):
+    config = SalesSettings.load()
+    config.initial_lookback_hours = config.lookback_hours
+    config.save()
+    clock.set(datetime.now(UTC))
+    sync_sales(trigger="beat")
+    assert post_helix_events(trigger="command").status == "succeeded"
+    returns = HelixEventType.objects.create(name="JD Sports return", active=False,
+                                            event_schema={"ref": "string", "refund": "float"},
+                                            attribute_mapping={"ref": "transaction_id", "refund": "amount"})
+    # The latest sale: inside the look-back of every sync the test runs later.
+    return HelixOutbox.objects.filter(status="posted").order_by("-time_ms").first(), returns
+
+
+def _events_of(sandbox, sale):
+    return [e for e in sandbox["verkada"].state()["events"]
+            if sale.transaction_id in (e["attributes"].get("transaction_id"), e["attributes"].get("ref"))]
+
+
+@pytest.mark.django_db(transaction=True)  # the sync runs in the sandbox's thread: it must see committed rows
+def test_a_void_synced_while_its_retarget_is_in_flight_is_kept_and_the_sale_gets_no_event(sales_settings, clock,
+                                                                                         sandbox):
+    """The posting deletes the event to re-target it; the sync stores a void meanwhile.
+    Finishing the re-target must not clear that void: the voided sale gets no new event."""
+    from django.db import connection
+
+    from sales.services.helix import retarget_outbox
+
+    row, returns = _posted_and_a_returns_type(clock)
+    sale = row.transaction
+    assert retarget_outbox(HelixOutbox.objects.filter(pk=row.pk), returns) == (1, 0)
+    sandbox["jdsports"].override("sales", sale.transaction_id, {"transaction_status": "void"})
+
+    def sync_meanwhile():
+        try:
+            assert _sync_later(clock, 5).counters["outbox_to_remove"] == 1
+        finally:
+            connection.close()
+
+    sandbox["verkada"].on_next_delete(sync_meanwhile)
+    assert post_helix_events(trigger="command").counters["retargeted"] == 1
+    assert not sandbox["verkada"].delete_hooks  # the sync did run while the DELETE was served
+    post_helix_events(trigger="command")
+    assert _events_of(sandbox, sale) == []
+    row.refresh_from_db()
+    assert (row.status, row.pending_change) == ("voided", "")
