@@ -203,3 +203,29 @@ def test_a_void_synced_while_its_retarget_is_in_flight_is_kept_and_the_sale_gets
     assert _events_of(sandbox, sale) == []
     row.refresh_from_db()
     assert (row.status, row.pending_change) == ("voided", "")
+
+
+def test_a_posted_sale_too_old_to_post_again_keeps_its_event_when_retargeted(sales_settings, clock, sandbox,
+                                                                             monkeypatch):
+    """29 days 23 h 59 min on: deleting the event to re-post it would leave none (Helix
+    refuses events past 30 days). Refused when chosen; and a row marked earlier that
+    aged meanwhile keeps its event too, with the reason on the row."""
+    import time
+
+    from sales.services.helix import retarget_outbox
+
+    row, returns = _posted_and_a_returns_type(clock)
+    marked_earlier = HelixOutbox.objects.filter(status="posted").exclude(pk=row.pk).order_by("pk").first()
+    assert retarget_outbox(HelixOutbox.objects.filter(pk=marked_earlier.pk), returns) == (1, 0)
+    shift = timedelta(days=29, hours=23, minutes=59, seconds=30)
+    real = time.time
+    monkeypatch.setattr("sales.sandbox.verkada.events.time.time", lambda: real() + shift.total_seconds())
+    clock.set(datetime.now(UTC) + shift)
+    assert retarget_outbox(HelixOutbox.objects.filter(pk=row.pk), returns) == (0, 1)
+    posting = post_helix_events(trigger="command")
+    assert posting.counters.get("retarget_too_old") == 1, posting.counters
+    for kept in (row, marked_earlier):
+        kept.refresh_from_db()
+        assert (kept.status, kept.pending_change, kept.retarget_to) == ("posted", "", "")
+        assert len(_events_of(sandbox, kept.transaction)) == 1
+    assert "too old" in marked_earlier.last_error

@@ -85,6 +85,8 @@ def apply_changes(run, client, router, types):
         "transaction__item", "transaction__camera__pos", "transaction__store"
     ):
         run.check()
+        if _too_old_to_post_again(run, row):
+            continue
         token = claim_token_for(run.record.pk)
         if not HelixOutbox.objects.filter(pk=row.pk, status=Status.POSTED, pending_change=row.pending_change).update(
             status=Status.POSTING, claim_token=token, claimed_at=now
@@ -105,6 +107,31 @@ def apply_changes(run, client, router, types):
                 raise
             logger.warning("could not apply the %s of outbox row %s: %s", row.pending_change, row.pk, exc)
             run.count("change_deferred")
+
+
+TOO_OLD_TO_RETARGET = ("Not re-targeted: the sale is too old for Helix to take it again (30 days), so its "
+                       "event stays under its type.")
+TOO_OLD_TO_MOVE = ("Not moved: the sale's new time is too old for Helix (30 days), so its event stays at "
+                   "the old camera and time.")
+
+
+def _too_old_to_post_again(run, row):
+    """A re-target or move deletes the event and posts it again; Helix refuses a POST
+    older than 30 days, so for such a sale the delete would leave no event at all. The
+    event stays as it is (the change is dropped, with the reason on the row)."""
+    if row.pending_change == Change.RETARGET:
+        time_ms, reason, counter = row.time_ms, TOO_OLD_TO_RETARGET, "retarget_too_old"
+    elif row.pending_change == Change.MOVE:
+        time_ms, reason, counter = row.transaction.time_ms, TOO_OLD_TO_MOVE, "move_too_old"
+    else:
+        return False
+    if time_ms >= common.helix_cutoff_ms():
+        return False
+    if HelixOutbox.objects.filter(pk=row.pk, status=Status.POSTED, pending_change=row.pending_change).update(
+            pending_change="", retarget_to="", last_error=reason):
+        logger.warning("outbox row %s: %s", row.pk, reason)
+        run.count(counter)
+    return True
 
 
 def _finish_change(row, token, **fields):
