@@ -281,10 +281,17 @@ def mark_changes_after_posting(run, corrected, voided):
     # Not in Verkada (waiting, refused or voided before): routed again, a void or not.
     HelixOutbox.objects.filter(transaction__in=voided, status__in=(Status.PENDING, Status.FAILED, Status.VOIDED)).update(
         status=Status.PENDING, next_attempt_at=common.now(), last_error="", event_type_uid="", route="")
+    # A re-target waiting on a row with no event (a check found none) yields to the void:
+    # the rules decide whether a void gets an event.
+    HelixOutbox.objects.filter(transaction__in=gone, status=Status.PENDING, pending_change=Change.RETARGET).update(
+        pending_change="", retarget_to="")
     # Un-voided before its event was deleted: the event stays (and is updated if the rules moved it).
-    # (A move or a re-target posts the sale afresh anyway, with its current attributes.)
-    HelixOutbox.objects.filter(transaction__in=back, status__in=live).exclude(
-        pending_change__in=(Change.MOVE, Change.RETARGET)).update(pending_change=Change.UPDATE)
+    # A re-target the admin chose before the void (`retarget_to` is kept while the void
+    # waits) is restored; a move or a re-target posts the sale afresh anyway, with its
+    # current attributes. Whatever finishes the change clears `retarget_to`.
+    back_live = HelixOutbox.objects.filter(transaction__in=back, status__in=live)
+    back_live.filter(pending_change=Change.DELETE).exclude(retarget_to="").update(pending_change=Change.RETARGET)
+    back_live.exclude(pending_change__in=(Change.MOVE, Change.RETARGET)).update(pending_change=Change.UPDATE)
 
 
 def create_outbox_rows(run, sales):

@@ -205,6 +205,33 @@ def test_a_void_synced_while_its_retarget_is_in_flight_is_kept_and_the_sale_gets
     assert (row.status, row.pending_change) == ("voided", "")
 
 
+def test_an_unvoid_restores_a_pending_retarget_and_a_later_move_keeps_the_type(sales_settings, clock, sandbox):
+    """Re-targeted, then voided and un-voided before the posting ran: the admin's choice
+    stands (posted as the chosen type), and `retarget_to` is cleared so a later move
+    keeps the type the sale has."""
+    from sales.services.helix import retarget_outbox
+
+    row, returns = _posted_and_a_returns_type(clock)
+    sale = row.transaction
+    retarget_outbox(HelixOutbox.objects.filter(pk=row.pk), returns)
+    returns.refresh_from_db()
+    jd = sandbox["jdsports"]
+    jd.override("sales", sale.transaction_id, {"transaction_status": "void"})
+    _sync_later(clock, 5)
+    jd.override("sales", sale.transaction_id, None)
+    _sync_later(clock, 10)
+    assert post_helix_events(trigger="command").status == "succeeded"
+    row.refresh_from_db()
+    assert (row.status, row.event_type_uid, row.retarget_to) == ("posted", returns.event_type_uid, "")
+    other_camera = Transaction.objects.exclude(camera_ref=sale.camera_ref).first().camera_ref
+    jd.override("sales", sale.transaction_id, {"camera_id": other_camera})
+    _sync_later(clock, 15)
+    post_helix_events(trigger="command")
+    row.refresh_from_db()
+    assert (row.status, row.camera_id, row.event_type_uid) == ("posted", other_camera, returns.event_type_uid)
+    assert [e["event_type_uid"] for e in _events_of(sandbox, sale)] == [returns.event_type_uid]
+
+
 def test_a_posted_sale_too_old_to_post_again_keeps_its_event_when_retargeted(sales_settings, clock, sandbox,
                                                                              monkeypatch):
     """29 days 23 h 59 min on: deleting the event to re-post it would leave none (Helix
