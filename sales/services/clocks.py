@@ -120,7 +120,16 @@ def _retime_pass(run, store, naive_sales):
             last_pk = batch[-1].pk
             moved = []
             for sale in batch:
-                instant = read_till_clock(datetime.fromisoformat(sale.till_clock), locked.zone)
+                try:
+                    instant = read_till_clock(datetime.fromisoformat(sale.till_clock), locked.zone)
+                except (OverflowError, ValueError) as exc:
+                    # A till clock at the calendar's edge (0001-01-01 00:10) has no UTC
+                    # instant in the new zone: that sale keeps its time, the rest go on.
+                    run.set_aside("sale_retime", sale.transaction_id,
+                                  f"sale {sale.transaction_id}'s till clock {sale.till_clock!r} has no instant in "
+                                  f"range in {locked.time_zone}: it keeps its time ({exc}).",
+                                  context={"store_id": locked.store_id, "time_zone": locked.time_zone})
+                    continue
                 if instant != sale.transaction_date:
                     sale.transaction_date = instant
                     moved.append(sale)
