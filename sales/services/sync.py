@@ -145,17 +145,27 @@ def sync_slice(run, client, slice_start, slice_end, *, move_watermark, retrying=
 MAX_AMOUNT = Decimal("9999999999.99")
 
 
+#: the years a sale's UTC instant may fall in: a day from the calendar's edges, so its
+#: local date in every time zone (UTC-12..UTC+14) is a date too
+STORABLE_YEARS = (2, 9998)
+
+
 def sale_problem(record, clocks):
     """Why a readable sale still cannot be stored (None when it can)."""
     if not clocks.can_time(record):
         return no_store_reason(record)
     try:
-        clocks.timing(record)
+        instant, _ = clocks.timing(record)
+        if not STORABLE_YEARS[0] <= instant.year <= STORABLE_YEARS[1]:
+            # Stored, its date in a store's zone (a day's totals, a filter) could fall
+            # outside year 1..9999 and overflow there (0001-01-01 01:00 UTC in New York).
+            raise OverflowError(instant.isoformat())
     except (OverflowError, ValueError):
         # A readable date whose instant no column holds ("0001-01-01T00:00:00+14:00" is
         # before year 1 in UTC): this sale is set aside, not the whole window.
         return (f"jdsports sent a sale with transaction_date {record.raw.get('transaction_date')!r}, "
-                "whose instant (UTC) is out of the range of dates the portal stores")
+                "whose instant (UTC) is out of the range of dates the portal stores (years "
+                f"{STORABLE_YEARS[0]} to {STORABLE_YEARS[1]}, so its date is a date in every time zone)")
     if abs(record.amount) > MAX_AMOUNT:
         return f"jdsports sent a sale with transaction_amount {record.amount}, more than a sale can hold"
     problem = column_problem(Transaction, {"transaction_id": record.transaction_id, "item_ref": record.item_id,

@@ -143,6 +143,10 @@ SALE_FAULTS = [
     # readable, but before year 1 (or after 9999) once read in UTC: no column holds the instant
     ({"transaction_date": "0001-01-01T00:00:00+14:00"}, "out of the range of dates the portal stores"),
     ({"transaction_date": "9999-12-31T23:59:59-14:00"}, "out of the range of dates the portal stores"),
+    # in range in UTC, but its local date in some zone is not (New York: 0000-12-31): a
+    # stored instant stays within years 2..9998, a date in every zone
+    ({"transaction_date": "0001-01-01T01:00:00+00:00"}, "out of the range of dates the portal stores"),
+    ({"transaction_date": "9999-12-31T12:00:00+00:00"}, "out of the range of dates the portal stores"),
 ]
 
 
