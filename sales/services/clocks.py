@@ -46,7 +46,9 @@ def no_store_reason(record):
     # look-back) or by its retry, once JD lists its camera's till and store.
     return (f"jdsports sent sale {record.transaction_id} with a local time {record.raw.get('transaction_date')!r} "
             f"(no offset) from camera {record.camera_id!r}, which belongs to no known store: without the store's "
-            "time zone its instant is unknown. It is stored once JD Sports lists the camera's till and store.")
+            "time zone its instant is unknown. Once JD Sports lists the camera's till and store, the next sync "
+            "stores it while the sale is inside the sync's look-back (Sales settings); after that, retry this "
+            "record.")
 
 
 class SaleClocks:

@@ -88,7 +88,9 @@ def test_a_bad_estate_record_is_set_aside_the_rest_is_stored_and_a_retry_resolve
     assert _stored_ids() == _ids(_from_cameras(upstream_sales(start, end), storeless, keep=False))
     orphans = SetAsideRecord.objects.filter(app="sales", kind="sale")
     assert sorted(orphans.values_list("key", flat=True)) == _ids(_from_cameras(upstream_sales(start, end), storeless))
-    assert all("belongs to no known store" in r.reason for r in orphans)
+    # Nothing retries them on its own past the look-back: the reason says what stores them.
+    assert all("belongs to no known store" in r.reason and "inside the sync's look-back" in r.reason
+               and "retry this record" in r.reason for r in orphans)
     assert SyncCursor.objects.get(source=SOURCE).watermark == end
 
     # Again (the next hourly sync): no duplicate row, one open record seen twice.
