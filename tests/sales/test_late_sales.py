@@ -256,3 +256,28 @@ def test_a_posted_sale_too_old_to_post_again_keeps_its_event_when_retargeted(sal
         assert (kept.status, kept.pending_change, kept.retarget_to) == ("posted", "", "")
         assert len(_events_of(sandbox, kept.transaction)) == 1
     assert "too old" in marked_earlier.last_error
+
+
+def test_a_move_that_waited_until_the_sale_is_too_old_for_helix_keeps_the_old_event(sales_settings, clock, sandbox,
+                                                                                    monkeypatch):
+    """Deleting the event to post it at the new camera would leave none once the sale is
+    past Helix's 30 days: the event stays where it is, the move dropped with its reason."""
+    import time
+
+    row, _ = _posted_and_a_returns_type(clock)
+    sale = row.transaction
+    other_camera = Transaction.objects.exclude(camera_ref=sale.camera_ref).first().camera_ref
+    sandbox["jdsports"].override("sales", sale.transaction_id, {"camera_id": other_camera})
+    _sync_later(clock, 5)
+    row.refresh_from_db()
+    assert row.pending_change == "move"
+    shift = timedelta(days=30)
+    real = time.time
+    monkeypatch.setattr("sales.sandbox.verkada.events.time.time", lambda: real() + shift.total_seconds())
+    clock.set(datetime.now(UTC) + shift)
+    posting = post_helix_events(trigger="command")
+    assert posting.counters.get("move_too_old") == 1, posting.counters
+    row.refresh_from_db()
+    assert (row.status, row.pending_change, row.camera_id) == ("posted", "", sale.camera_ref)
+    assert "too old" in row.last_error
+    assert [(e["camera_id"], e["time_ms"]) for e in _events_of(sandbox, sale)] == [(sale.camera_ref, row.time_ms)]
