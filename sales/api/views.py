@@ -1,3 +1,4 @@
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from django.db.models import Count, Sum
@@ -20,6 +21,7 @@ from portal.models import SyncRun
 
 from ..filtersets import StrictOrderingFilter, TransactionFilter
 from ..models import HelixEventType, HelixRoutingRule, Store, Transaction
+from ..services.sync import STORABLE_YEARS
 from .serializers import (
     HelixEventTypeSerializer,
     HelixRoutingRuleSerializer,
@@ -103,8 +105,14 @@ class StoreViewSet(viewsets.ReadOnlyModelViewSet):
         sales = StrictFilterBackend().filter_queryset(
             request, Transaction.objects.filter(store=store), SimpleNamespace(filterset_class=TransactionFilter))
         totals = sales.aggregate(transactions=Count("id"), total_amount=Sum("amount"))
+        # The sync stores no instant outside years 2..9998 (its local date in every zone
+        # is a date); a row stored before that guard would overflow the day in some
+        # zones (a 500), so the days leave out anything outside that range.
+        low, high = STORABLE_YEARS
         by_day = (
-            sales.annotate(day=TruncDate("transaction_date", tzinfo=store.zone)).values("day")
+            sales.filter(transaction_date__gte=datetime(low, 1, 1, tzinfo=UTC),
+                         transaction_date__lt=datetime(high + 1, 1, 1, tzinfo=UTC))
+            .annotate(day=TruncDate("transaction_date", tzinfo=store.zone)).values("day")
             .annotate(transactions=Count("id"), total_amount=Sum("amount")).order_by("day")
         )
         body = {

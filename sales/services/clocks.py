@@ -46,7 +46,9 @@ def no_store_reason(record):
     # look-back) or by its retry, once JD lists its camera's till and store.
     return (f"jdsports sent sale {record.transaction_id} with a local time {record.raw.get('transaction_date')!r} "
             f"(no offset) from camera {record.camera_id!r}, which belongs to no known store: without the store's "
-            "time zone its instant is unknown. It is stored once JD Sports lists the camera's till and store.")
+            "time zone its instant is unknown. Once JD Sports lists the camera's till and store, the next sync "
+            "stores it while the sale is inside the sync's look-back (Sales settings); after that, retry this "
+            "record.")
 
 
 class SaleClocks:
@@ -120,7 +122,16 @@ def _retime_pass(run, store, naive_sales):
             last_pk = batch[-1].pk
             moved = []
             for sale in batch:
-                instant = read_till_clock(datetime.fromisoformat(sale.till_clock), locked.zone)
+                try:
+                    instant = read_till_clock(datetime.fromisoformat(sale.till_clock), locked.zone)
+                except (OverflowError, ValueError) as exc:
+                    # A till clock at the calendar's edge (0001-01-01 00:10) has no UTC
+                    # instant in the new zone: that sale keeps its time, the rest go on.
+                    run.set_aside("sale_retime", sale.transaction_id,
+                                  f"sale {sale.transaction_id}'s till clock {sale.till_clock!r} has no instant in "
+                                  f"range in {locked.time_zone}: it keeps its time ({exc}).",
+                                  context={"store_id": locked.store_id, "time_zone": locked.time_zone})
+                    continue
                 if instant != sale.transaction_date:
                     sale.transaction_date = instant
                     moved.append(sale)

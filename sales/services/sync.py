@@ -145,17 +145,27 @@ def sync_slice(run, client, slice_start, slice_end, *, move_watermark, retrying=
 MAX_AMOUNT = Decimal("9999999999.99")
 
 
+#: the years a sale's UTC instant may fall in: a day from the calendar's edges, so its
+#: local date in every time zone (UTC-12..UTC+14) is a date too
+STORABLE_YEARS = (2, 9998)
+
+
 def sale_problem(record, clocks):
     """Why a readable sale still cannot be stored (None when it can)."""
     if not clocks.can_time(record):
         return no_store_reason(record)
     try:
-        clocks.timing(record)
+        instant, _ = clocks.timing(record)
+        if not STORABLE_YEARS[0] <= instant.year <= STORABLE_YEARS[1]:
+            # Stored, its date in a store's zone (a day's totals, a filter) could fall
+            # outside year 1..9999 and overflow there (0001-01-01 01:00 UTC in New York).
+            raise OverflowError(instant.isoformat())
     except (OverflowError, ValueError):
         # A readable date whose instant no column holds ("0001-01-01T00:00:00+14:00" is
         # before year 1 in UTC): this sale is set aside, not the whole window.
         return (f"jdsports sent a sale with transaction_date {record.raw.get('transaction_date')!r}, "
-                "whose instant (UTC) is out of the range of dates the portal stores")
+                "whose instant (UTC) is out of the range of dates the portal stores (years "
+                f"{STORABLE_YEARS[0]} to {STORABLE_YEARS[1]}, so its date is a date in every time zone)")
     if abs(record.amount) > MAX_AMOUNT:
         return f"jdsports sent a sale with transaction_amount {record.amount}, more than a sale can hold"
     problem = column_problem(Transaction, {"transaction_id": record.transaction_id, "item_ref": record.item_id,
@@ -281,10 +291,17 @@ def mark_changes_after_posting(run, corrected, voided):
     # Not in Verkada (waiting, refused or voided before): routed again, a void or not.
     HelixOutbox.objects.filter(transaction__in=voided, status__in=(Status.PENDING, Status.FAILED, Status.VOIDED)).update(
         status=Status.PENDING, next_attempt_at=common.now(), last_error="", event_type_uid="", route="")
+    # A re-target waiting on a row with no event (a check found none) yields to the void:
+    # the rules decide whether a void gets an event.
+    HelixOutbox.objects.filter(transaction__in=gone, status=Status.PENDING, pending_change=Change.RETARGET).update(
+        pending_change="", retarget_to="")
     # Un-voided before its event was deleted: the event stays (and is updated if the rules moved it).
-    # (A move or a re-target posts the sale afresh anyway, with its current attributes.)
-    HelixOutbox.objects.filter(transaction__in=back, status__in=live).exclude(
-        pending_change__in=(Change.MOVE, Change.RETARGET)).update(pending_change=Change.UPDATE)
+    # A re-target the admin chose before the void (`retarget_to` is kept while the void
+    # waits) is restored; a move or a re-target posts the sale afresh anyway, with its
+    # current attributes. Whatever finishes the change clears `retarget_to`.
+    back_live = HelixOutbox.objects.filter(transaction__in=back, status__in=live)
+    back_live.filter(pending_change=Change.DELETE).exclude(retarget_to="").update(pending_change=Change.RETARGET)
+    back_live.exclude(pending_change__in=(Change.MOVE, Change.RETARGET)).update(pending_change=Change.UPDATE)
 
 
 def create_outbox_rows(run, sales):

@@ -97,6 +97,23 @@ def test_the_api_never_returns_a_secret(sales_settings, clock, admin_user, api_c
         assert secret not in text
 
 
+def test_a_sale_stored_at_the_calendars_edge_is_left_out_of_the_days_not_a_500(sales_settings, clock, sandbox,
+                                                                               staff_api):
+    """0001-01-01 01:00 UTC is 0000-12-31 in New York: no date. The sync no longer stores
+    such an instant; one stored before is left out of the local days, never a 500."""
+    from sales.models import Store, Transaction
+
+    synced_sales(clock)
+    sale = Transaction.objects.exclude(store=None).order_by("pk").first()
+    Transaction.objects.filter(pk=sale.pk).update(transaction_date=datetime(1, 1, 1, 1, 0, tzinfo=UTC), till_clock="")
+    Store.objects.filter(pk=sale.store_id).update(time_zone="America/New_York")
+    reply = staff_api.get(f"/api/sales/stores/{sale.store.store_id}/sales/")
+    assert reply.status_code == 200, reply.content
+    body = reply.json()
+    assert body["transactions"] == Transaction.objects.filter(store=sale.store).count()
+    assert sum(day["transactions"] for day in body["by_day"]) == body["transactions"] - 1
+
+
 @pytest.mark.parametrize("url", ["/api/sales/stores/101/sales/", "/api/sales/transactions/"])
 @pytest.mark.parametrize("query", [{"date_after": "garbage"}, {"date_before": "2026-13-45"}, {"store": "abc"},
                                    {"helix_status": "nonsense"}, {"posted": "perhaps"},

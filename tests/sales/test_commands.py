@@ -143,6 +143,25 @@ def test_until_empty_stops_saying_what_remains_and_when_it_is_due(sales_settings
     assert HelixOutbox.objects.filter(status="posted").count() == total - 2
 
 
+@pytest.mark.timeout(60)  # before the fix it never stopped
+def test_until_empty_ends_and_says_which_rows_wait_for_a_camera_mapping(sales_settings, clock, sandbox):
+    """A row with no event whose sale moved to an unmapped camera (a check found its
+    event gone while the move waited) cannot be posted until someone maps the camera:
+    it is not due work, so --until-empty ends and says what remains and why."""
+    synced_sales(clock)
+    total = Transaction.objects.count()
+    row = HelixOutbox.objects.order_by("pk").first()
+    Transaction.objects.filter(pk=row.transaction_id).update(camera_ref="cam-nobody-mapped")
+    HelixOutbox.objects.filter(pk=row.pk).update(pending_change="move")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="partial"):  # the unmapped camera is set aside
+        call_command("sales_post_helix_events", "--until-empty", "--max-wait", "5", stdout=out, stderr=io.StringIO())
+    last = [line for line in out.getvalue().splitlines() if " sales.post_helix_events " not in line][-1]
+    assert "0 due now, 0 pending" in last and "1 not postable until their JD camera is mapped" in last, last
+    assert HelixOutbox.objects.filter(status="posted").count() == total - 1
+    assert SetAsideRecord.objects.filter(app="sales", kind="camera", key__contains="cam-nobody-mapped").exists()
+
+
 def test_a_backfill_has_its_own_lock_and_a_range_cap(sales_settings, clock, sandbox):
     from portal.runs.locks import _acquire_lock
     from sales.services import sync_sales

@@ -155,3 +155,129 @@ def test_a_sale_moved_to_an_unmapped_camera_is_set_aside_makes_no_run_and_moves_
     assert old_event not in events and (row.status, row.camera_id, row.pending_change) == ("posted", unmapped, "")
     assert events[(unmapped, row.time_ms)]["attributes"]["transaction_id"] == moved.transaction_id
     assert post_helix_events(trigger="beat") is None
+
+
+def _posted_and_a_returns_type(clock):
+    config = SalesSettings.load()
+    config.initial_lookback_hours = config.lookback_hours
+    config.save()
+    clock.set(datetime.now(UTC))
+    sync_sales(trigger="beat")
+    assert post_helix_events(trigger="command").status == "succeeded"
+    returns = HelixEventType.objects.create(name="JD Sports return", active=False,
+                                            event_schema={"ref": "string", "refund": "float"},
+                                            attribute_mapping={"ref": "transaction_id", "refund": "amount"})
+    # The latest sale: inside the look-back of every sync the test runs later.
+    return HelixOutbox.objects.filter(status="posted").order_by("-time_ms").first(), returns
+
+
+def _events_of(sandbox, sale):
+    return [e for e in sandbox["verkada"].state()["events"]
+            if sale.transaction_id in (e["attributes"].get("transaction_id"), e["attributes"].get("ref"))]
+
+
+@pytest.mark.django_db(transaction=True)  # the sync runs in the sandbox's thread: it must see committed rows
+def test_a_void_synced_while_its_retarget_is_in_flight_is_kept_and_the_sale_gets_no_event(sales_settings, clock,
+                                                                                         sandbox):
+    """The posting deletes the event to re-target it; the sync stores a void meanwhile.
+    Finishing the re-target must not clear that void: the voided sale gets no new event."""
+    from django.db import connection
+
+    from sales.services.helix import retarget_outbox
+
+    row, returns = _posted_and_a_returns_type(clock)
+    sale = row.transaction
+    assert retarget_outbox(HelixOutbox.objects.filter(pk=row.pk), returns) == (1, 0)
+    sandbox["jdsports"].override("sales", sale.transaction_id, {"transaction_status": "void"})
+
+    def sync_meanwhile():
+        try:
+            assert _sync_later(clock, 5).counters["outbox_to_remove"] == 1
+        finally:
+            connection.close()
+
+    sandbox["verkada"].on_next_delete(sync_meanwhile)
+    assert post_helix_events(trigger="command").counters["retargeted"] == 1
+    assert not sandbox["verkada"].delete_hooks  # the sync did run while the DELETE was served
+    post_helix_events(trigger="command")
+    assert _events_of(sandbox, sale) == []
+    row.refresh_from_db()
+    assert (row.status, row.pending_change) == ("voided", "")
+
+
+def test_an_unvoid_restores_a_pending_retarget_and_a_later_move_keeps_the_type(sales_settings, clock, sandbox):
+    """Re-targeted, then voided and un-voided before the posting ran: the admin's choice
+    stands (posted as the chosen type), and `retarget_to` is cleared so a later move
+    keeps the type the sale has."""
+    from sales.services.helix import retarget_outbox
+
+    row, returns = _posted_and_a_returns_type(clock)
+    sale = row.transaction
+    retarget_outbox(HelixOutbox.objects.filter(pk=row.pk), returns)
+    returns.refresh_from_db()
+    jd = sandbox["jdsports"]
+    jd.override("sales", sale.transaction_id, {"transaction_status": "void"})
+    _sync_later(clock, 5)
+    jd.override("sales", sale.transaction_id, None)
+    _sync_later(clock, 10)
+    assert post_helix_events(trigger="command").status == "succeeded"
+    row.refresh_from_db()
+    assert (row.status, row.event_type_uid, row.retarget_to) == ("posted", returns.event_type_uid, "")
+    other_camera = Transaction.objects.exclude(camera_ref=sale.camera_ref).first().camera_ref
+    jd.override("sales", sale.transaction_id, {"camera_id": other_camera})
+    _sync_later(clock, 15)
+    post_helix_events(trigger="command")
+    row.refresh_from_db()
+    assert (row.status, row.camera_id, row.event_type_uid) == ("posted", other_camera, returns.event_type_uid)
+    assert [e["event_type_uid"] for e in _events_of(sandbox, sale)] == [returns.event_type_uid]
+
+
+def test_a_posted_sale_too_old_to_post_again_keeps_its_event_when_retargeted(sales_settings, clock, sandbox,
+                                                                             monkeypatch):
+    """29 days 23 h 59 min on: deleting the event to re-post it would leave none (Helix
+    refuses events past 30 days). Refused when chosen; and a row marked earlier that
+    aged meanwhile keeps its event too, with the reason on the row."""
+    import time
+
+    from sales.services.helix import retarget_outbox
+
+    row, returns = _posted_and_a_returns_type(clock)
+    marked_earlier = HelixOutbox.objects.filter(status="posted").exclude(pk=row.pk).order_by("pk").first()
+    assert retarget_outbox(HelixOutbox.objects.filter(pk=marked_earlier.pk), returns) == (1, 0)
+    shift = timedelta(days=29, hours=23, minutes=59, seconds=30)
+    real = time.time
+    monkeypatch.setattr("sales.sandbox.verkada.events.time.time", lambda: real() + shift.total_seconds())
+    clock.set(datetime.now(UTC) + shift)
+    assert retarget_outbox(HelixOutbox.objects.filter(pk=row.pk), returns) == (0, 1)
+    posting = post_helix_events(trigger="command")
+    assert posting.counters.get("retarget_too_old") == 1, posting.counters
+    for kept in (row, marked_earlier):
+        kept.refresh_from_db()
+        assert (kept.status, kept.pending_change, kept.retarget_to) == ("posted", "", "")
+        assert len(_events_of(sandbox, kept.transaction)) == 1
+    assert "too old" in marked_earlier.last_error
+
+
+def test_a_move_that_waited_until_the_sale_is_too_old_for_helix_keeps_the_old_event(sales_settings, clock, sandbox,
+                                                                                    monkeypatch):
+    """Deleting the event to post it at the new camera would leave none once the sale is
+    past Helix's 30 days: the event stays where it is, the move dropped with its reason."""
+    import time
+
+    row, _ = _posted_and_a_returns_type(clock)
+    sale = row.transaction
+    other_camera = Transaction.objects.exclude(camera_ref=sale.camera_ref).first().camera_ref
+    sandbox["jdsports"].override("sales", sale.transaction_id, {"camera_id": other_camera})
+    _sync_later(clock, 5)
+    row.refresh_from_db()
+    assert row.pending_change == "move"
+    shift = timedelta(days=30)
+    real = time.time
+    monkeypatch.setattr("sales.sandbox.verkada.events.time.time", lambda: real() + shift.total_seconds())
+    clock.set(datetime.now(UTC) + shift)
+    posting = post_helix_events(trigger="command")
+    assert posting.counters.get("move_too_old") == 1, posting.counters
+    row.refresh_from_db()
+    assert (row.status, row.pending_change, row.camera_id) == ("posted", "", sale.camera_ref)
+    assert "too old" in row.last_error
+    assert [(e["camera_id"], e["time_ms"]) for e in _events_of(sandbox, sale)] == [(sale.camera_ref, row.time_ms)]

@@ -88,7 +88,9 @@ def test_a_bad_estate_record_is_set_aside_the_rest_is_stored_and_a_retry_resolve
     assert _stored_ids() == _ids(_from_cameras(upstream_sales(start, end), storeless, keep=False))
     orphans = SetAsideRecord.objects.filter(app="sales", kind="sale")
     assert sorted(orphans.values_list("key", flat=True)) == _ids(_from_cameras(upstream_sales(start, end), storeless))
-    assert all("belongs to no known store" in r.reason for r in orphans)
+    # Nothing retries them on its own past the look-back: the reason says what stores them.
+    assert all("belongs to no known store" in r.reason and "inside the sync's look-back" in r.reason
+               and "retry this record" in r.reason for r in orphans)
     assert SyncCursor.objects.get(source=SOURCE).watermark == end
 
     # Again (the next hourly sync): no duplicate row, one open record seen twice.
@@ -143,6 +145,10 @@ SALE_FAULTS = [
     # readable, but before year 1 (or after 9999) once read in UTC: no column holds the instant
     ({"transaction_date": "0001-01-01T00:00:00+14:00"}, "out of the range of dates the portal stores"),
     ({"transaction_date": "9999-12-31T23:59:59-14:00"}, "out of the range of dates the portal stores"),
+    # in range in UTC, but its local date in some zone is not (New York: 0000-12-31): a
+    # stored instant stays within years 2..9998, a date in every zone
+    ({"transaction_date": "0001-01-01T01:00:00+00:00"}, "out of the range of dates the portal stores"),
+    ({"transaction_date": "9999-12-31T12:00:00+00:00"}, "out of the range of dates the portal stores"),
 ]
 
 

@@ -204,3 +204,29 @@ def test_a_store_time_zone_must_be_an_iana_name(admin_client, sales_settings, cl
     assert reply.status_code == 302
     synced_sales(clock)  # the JD sync does not reset a zone set in the admin
     assert Store.objects.get(store_id=101).time_zone == "Europe/London"
+
+
+def test_a_till_clock_at_the_calendars_edge_is_set_aside_and_the_stores_other_sales_retimed(sales_settings, clock,
+                                                                                             sandbox):
+    """A naive clock stored before the sync refused instants at the calendar's edge
+    (0001-01-01 00:10 in London) has no instant in Amsterdam: that sale is set aside
+    with its reason (the run ends partial), the rest of the store is re-timed."""
+    from portal.setaside import open_records
+    from sales.services import retime_store_sales
+
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    _backfill(start, start + timedelta(hours=1))
+    london = Transaction.objects.filter(store__store_id=101).exclude(till_clock="").order_by("pk")
+    edge = london.last()
+    Transaction.objects.filter(pk=edge.pk).update(till_clock="0001-01-01 00:10:00",
+                                                  transaction_date=datetime(1, 1, 1, 0, 11, 15, tzinfo=UTC))
+    others = {s.pk: s.transaction_date for s in london.exclude(pk=edge.pk)}
+    assert others
+    Store.objects.filter(store_id=101).update(time_zone="Europe/Amsterdam")
+    record = retime_store_sales(trigger="command", store_id=101)
+    assert record.status == "partial", record.error
+    assert record.counters["sales_retimed"] == len(others)
+    assert all(s.transaction_date != others[s.pk] for s in london.exclude(pk=edge.pk))
+    aside = open_records("sales").get(kind="sale_retime")
+    assert aside.key == edge.transaction_id and "0001-01-01 00:10:00" in aside.reason
+    assert Transaction.objects.get(pk=edge.pk).transaction_date == datetime(1, 1, 1, 0, 11, 15, tzinfo=UTC)

@@ -43,7 +43,8 @@ class Command(OperationCommand):
             if waiting["due"] and record is not None:
                 continue
             if waiting["next_due"] is None:
-                self.stdout.write("nothing pending")
+                self.stdout.write(f"nothing pending: {_describe(waiting)}" if waiting["waiting_for_mapping"]
+                                  else "nothing pending")
                 break
             delay = (waiting["next_due"] - common.now()).total_seconds()
             when = waiting["next_due"].isoformat(timespec="seconds")
@@ -66,5 +67,9 @@ def _left(waiting):
 
 
 def _describe(waiting):
-    return (f"{waiting['due']} due now, {waiting['pending']} pending, "
-            f"{waiting['awaiting_check']} waiting for their check after a lost reply")
+    described = (f"{waiting['due']} due now, {waiting['pending']} pending, "
+                 f"{waiting['awaiting_check']} waiting for their check after a lost reply")
+    if waiting.get("waiting_for_mapping"):
+        described += (f"; {waiting['waiting_for_mapping']} not postable until their JD camera is mapped to a "
+                      "Verkada camera (set aside as `camera`)")
+    return described

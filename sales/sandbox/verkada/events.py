@@ -33,6 +33,12 @@ class EventsMixin:
         with self.lock:
             self.search_hooks.append(hook)
 
+    def on_next_delete(self, hook):
+        """Run `hook()` when the next event DELETE is served, before it is answered (a
+        test's way to commit a sync's change while a posting run waits for Verkada)."""
+        with self.lock:
+            self.delete_hooks.append(hook)
+
     def lose_replies(self, count):
         with self.lock:
             self.replies_to_lose = count
@@ -60,6 +66,11 @@ class EventsMixin:
             return refused
         if request.method == "POST":
             return self._event_post(request)
+        if request.method == "DELETE":
+            with self.lock:
+                hooks, self.delete_hooks = self.delete_hooks, []
+            for hook in hooks:  # outside the lock: a hook may call this sandbox
+                hook()
         try:
             key = (request.args["camera_id"], request.args["event_type_uid"], int(request.args["time_ms"]))
         except (KeyError, ValueError):

@@ -37,6 +37,7 @@ class VerkadaSandbox(AccessMixin, EventTypesMixin, EventsMixin, CamerasMixin, Sa
         self.late_accepts_landed = 0
         self.camera_ids = {jd: jd for jd in CAMERA_IDS}  # catalogue camera -> the id Verkada knows it by
         self.search_hooks = []  # callables run when the next search is served (on_next_search)
+        self.delete_hooks = []  # callables run when the next event DELETE is served (on_next_delete)
 
     # --- control -------------------------------------------------------------
     def handle_control(self, action, request):

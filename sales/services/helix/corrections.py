@@ -69,7 +69,7 @@ def apply_changes(run, client, router, types):
         elif row.pending_change in (Change.UPDATE, Change.DELETE):
             # Nothing in Verkada to change: the posting routes it afresh.
             HelixOutbox.objects.filter(pk=row.pk, status=Status.PENDING).update(pending_change="", event_type_uid="",
-                                                                                 route="")
+                                                                                 route="", retarget_to="")
         else:
             sale = row.transaction
             target = CameraMapping.lookup([sale.camera_ref]).get(sale.camera_ref)
@@ -85,6 +85,8 @@ def apply_changes(run, client, router, types):
         "transaction__item", "transaction__camera__pos", "transaction__store"
     ):
         run.check()
+        if _too_old_to_post_again(run, row):
+            continue
         token = claim_token_for(run.record.pk)
         if not HelixOutbox.objects.filter(pk=row.pk, status=Status.POSTED, pending_change=row.pending_change).update(
             status=Status.POSTING, claim_token=token, claimed_at=now
@@ -107,6 +109,48 @@ def apply_changes(run, client, router, types):
             run.count("change_deferred")
 
 
+TOO_OLD_TO_RETARGET = ("Not re-targeted: the sale is too old for Helix to take it again (30 days), so its "
+                       "event stays under its type.")
+TOO_OLD_TO_MOVE = ("Not moved: the sale's new time is too old for Helix (30 days), so its event stays at "
+                   "the old camera and time.")
+
+
+def _too_old_to_post_again(run, row):
+    """A re-target or move deletes the event and posts it again; Helix refuses a POST
+    older than 30 days, so for such a sale the delete would leave no event at all. The
+    event stays as it is (the change is dropped, with the reason on the row)."""
+    if row.pending_change == Change.RETARGET:
+        time_ms, reason, counter = row.time_ms, TOO_OLD_TO_RETARGET, "retarget_too_old"
+    elif row.pending_change == Change.MOVE:
+        time_ms, reason, counter = row.transaction.time_ms, TOO_OLD_TO_MOVE, "move_too_old"
+    else:
+        return False
+    if time_ms >= common.helix_cutoff_ms():
+        return False
+    if HelixOutbox.objects.filter(pk=row.pk, status=Status.POSTED, pending_change=row.pending_change).update(
+            pending_change="", retarget_to="", last_error=reason):
+        logger.warning("outbox row %s: %s", row.pk, reason)
+        run.count(counter)
+    return True
+
+
+def _finish_change(row, token, **fields):
+    """Finish a claimed change. The sync may mark a newer change (a void, a move) on the
+    row while Verkada is asked: then that change stays for the next run (the row's
+    status still says what Verkada now holds); only the change claimed is cleared.
+    `if_changed`: the fields to write instead when a newer change came."""
+    if_changed = fields.pop("if_changed", fields)
+    done = HelixOutbox.objects.filter(pk=row.pk, claim_token=token, status=Status.POSTING,
+                                      pending_change=row.pending_change).update(pending_change="", **fields)
+    if done:
+        return done
+    kept = finish_claim(row, token, **if_changed)
+    if kept:
+        logger.info("outbox row %s: a change came while its %s was applied; it is kept for the next run",
+                    row.pk, row.pending_change)
+    return kept
+
+
 def _triple(row):
     return {"camera_id": row.camera_id, "event_type_uid": row.event_type_uid, "time_ms": row.time_ms}
 
@@ -120,22 +164,26 @@ def _reroute(run, client, row, token, route):
                                             route.event_type.attribute_mapping)
         if client.patch_event(**_triple(row), attributes=attributes) is None:
             # Verkada has no event to update: post it (with the new attributes).
-            finish_claim(row, token, status=Status.PENDING, claim_token="", pending_change="", next_attempt_at=now)
+            _finish_change(row, token, status=Status.PENDING, claim_token="", retarget_to="", next_attempt_at=now)
             run.count("missing_reposted")
         else:
-            finish_claim(row, token, status=Status.POSTED, claim_token="", pending_change="")
+            _finish_change(row, token, status=Status.POSTED, claim_token="", retarget_to="")
             run.count("updated")
         return
     client.delete_event(**_triple(row))
     voided = row.pending_change == Change.DELETE
     run.count("removed" if voided else "updated")
     if voided and route.event_type is None:
-        finish_claim(row, token, status=Status.VOIDED, claim_token="", pending_change="",
-                     last_error="Voided by JD Sports; its Helix event was deleted.")
+        repost = {"status": Status.PENDING, "claim_token": "", "next_attempt_at": now,
+                  "event_type_uid": "", "route": "", "posted_at": None}
+        # Un-voided (or changed) meanwhile: nothing is in Verkada now, so it is routed afresh.
+        _finish_change(row, token, status=Status.VOIDED, claim_token="", retarget_to="",
+                       last_error="Voided by JD Sports; its Helix event was deleted.", if_changed=repost)
         return
     # Posted again as the type the rules choose when it is claimed (or set aside if none does).
-    finish_claim(row, token, status=Status.PENDING, claim_token="", pending_change="", next_attempt_at=now,
-                 event_type_uid="", route="", posted_at=None)
+    # A void or un-void supersedes a re-target the admin chose: the rules decide again.
+    _finish_change(row, token, status=Status.PENDING, claim_token="", retarget_to="", next_attempt_at=now,
+                   event_type_uid="", route="", posted_at=None)
     if not voided:
         run.count("retyped")
 
@@ -144,8 +192,8 @@ def _retarget(run, client, row, token):
     """Re-targeted in the admin: the event deleted under its old type, the sale posted
     again as the chosen one (kept over the routing rules, as for unposted rows)."""
     client.delete_event(**_triple(row))
-    finish_claim(row, token, status=Status.PENDING, claim_token="", pending_change="", next_attempt_at=common.now(),
-                 event_type_uid=row.retarget_to, retarget_to="", route=retarget.ROUTE, posted_at=None)
+    _finish_change(row, token, status=Status.PENDING, claim_token="", next_attempt_at=common.now(),
+                   event_type_uid=row.retarget_to, retarget_to="", route=retarget.ROUTE, posted_at=None)
     run.count("retargeted")
 
 
@@ -161,6 +209,6 @@ def _move(run, client, row, token, free_time_ms):
     client.delete_event(**_triple(row))
     # Re-targeted in the admin before it moved: it is posted there as the chosen type.
     retargeted = {"event_type_uid": row.retarget_to, "retarget_to": "", "route": retarget.ROUTE} if row.retarget_to else {}
-    finish_claim(row, token, status=Status.PENDING, claim_token="", pending_change="", next_attempt_at=common.now(),
-                 camera_id=target, time_ms=free_time_ms(target, sale.time_ms, row.pk), **retargeted)
+    _finish_change(row, token, status=Status.PENDING, claim_token="", next_attempt_at=common.now(),
+                   camera_id=target, time_ms=free_time_ms(target, sale.time_ms, row.pk), **retargeted)
     run.count("updated")

@@ -101,8 +101,12 @@ def _record_outcome(run, row, token, error, attributes, delay):
 
 
 def backlog():
-    """What the posting still has to do: rows due now, all pending, and lost replies waiting for their check."""
-    pending = HelixOutbox.objects.filter(status=Status.PENDING)
+    """What the posting still has to do: rows due now, all pending, and lost replies waiting
+    for their check; apart, the rows no run can post until their camera is mapped."""
+    # A sale moved to an unmapped camera cannot be posted until someone maps it (its
+    # camera is set aside): not work a run can do, so neither due nor pending.
+    all_pending = HelixOutbox.objects.filter(status=Status.PENDING)
+    pending = all_pending.exclude(waiting_for_a_mapping())
     awaiting_check = HelixOutbox.objects.filter(status=Status.POSTING, claim_token="")
     # When the next of them is due (a backed-off row's retry, a lost reply's check); None: none left.
     next_due = [t for t in (pending.aggregate(t=Min("next_attempt_at"))["t"], awaiting_check.aggregate(t=Min("check_at"))["t"])
@@ -111,6 +115,7 @@ def backlog():
         "due": pending.filter(next_attempt_at__lte=common.now()).count(),
         "pending": pending.count(),
         "awaiting_check": awaiting_check.count(),
+        "waiting_for_mapping": all_pending.filter(waiting_for_a_mapping()).count(),
         "next_due": min(next_due, default=None),
     }
 

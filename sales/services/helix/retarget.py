@@ -19,6 +19,8 @@ def retarget_outbox(queryset, event_type, client=None):
     - Posted rows are marked (`retarget`): the next posting run deletes each one's
       event under its old type and posts the sale as the new type, claimed like any
       change, so a crash between the two is settled by the delayed check.
+    - Posted rows too old for Helix to take again (30 days) are left alone: deleting
+      their event would leave none.
     - In-flight rows (a POST whose reply is awaited may have landed), rows with
       another change waiting, expired and voided rows are left as they are.
     Returns (re-targeted, left alone)."""
@@ -27,7 +29,8 @@ def retarget_outbox(queryset, event_type, client=None):
     selected = queryset.count()
     waiting = queryset.filter(status__in=RETARGETABLE, pending_change="").exclude(camera_id="").update(
         event_type_uid=uid, route=ROUTE, status=Status.PENDING, next_attempt_at=common.now(), last_error="")
-    posted = (queryset.filter(status=Status.POSTED, pending_change="").exclude(event_type_uid=uid)
+    posted = (queryset.filter(status=Status.POSTED, pending_change="", time_ms__gte=common.helix_cutoff_ms())
+              .exclude(event_type_uid=uid)
               .update(pending_change=Change.RETARGET, retarget_to=uid, next_attempt_at=common.now()))
     moved = waiting + posted
     return moved, selected - moved
