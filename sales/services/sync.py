@@ -301,7 +301,21 @@ def mark_changes_after_posting(run, corrected, voided):
     # current attributes. Whatever finishes the change clears `retarget_to`.
     back_live = HelixOutbox.objects.filter(transaction__in=back, status__in=live)
     back_live.filter(pending_change=Change.DELETE).exclude(retarget_to="").update(pending_change=Change.RETARGET)
+    # A void that overwrote a pending move (or came in one re-read with a new camera or
+    # time) hid where the sale now is: an event left where the sale no longer is moves
+    # (a move keeps a waiting re-target's type).
+    back_live.filter(pk__in=_off_their_sale(back_live.exclude(pending_change=Change.MOVE))).update(
+        pending_change=Change.MOVE)
     back_live.exclude(pending_change__in=(Change.MOVE, Change.RETARGET)).update(pending_change=Change.UPDATE)
+
+
+def _off_their_sale(rows):
+    """Ids of outbox rows whose event is not where their sale is now: another mapped
+    Verkada camera, or another second (a nudge past a taken millisecond is not a move)."""
+    rows = list(rows.select_related("transaction"))
+    mapped = CameraMapping.lookup({row.transaction.camera_ref for row in rows})
+    return [row.pk for row in rows
+            if mapped.get(row.transaction.camera_ref) != row.camera_id or abs(row.time_ms - row.transaction.time_ms) >= 1000]
 
 
 def create_outbox_rows(run, sales):

@@ -274,10 +274,89 @@ def test_a_move_that_waited_until_the_sale_is_too_old_for_helix_keeps_the_old_ev
     shift = timedelta(days=30)
     real = time.time
     monkeypatch.setattr("sales.sandbox.verkada.events.time.time", lambda: real() + shift.total_seconds())
-    clock.set(datetime.now(UTC) + shift)
+    # The services' clock a little further on: the latest sale may be a few minutes ahead of
+    # real time (the sync's clock ran 5 minutes on), and it must be past Helix's limit.
+    clock.set(datetime.now(UTC) + shift + timedelta(minutes=10))
     posting = post_helix_events(trigger="command")
     assert posting.counters.get("move_too_old") == 1, posting.counters
     row.refresh_from_db()
     assert (row.status, row.pending_change, row.camera_id) == ("posted", "", sale.camera_ref)
     assert "too old" in row.last_error
     assert [(e["camera_id"], e["time_ms"]) for e in _events_of(sandbox, sale)] == [(sale.camera_ref, row.time_ms)]
+
+
+@pytest.mark.parametrize("steps", [
+    # moved, then voided, then un-voided, with no posting run in between
+    ({"camera": True}, {"transaction_status": "void"}, {"transaction_status": "completed"}),
+    # voided and moved in one re-read, then un-voided
+    ({"camera": True, "transaction_status": "void"}, {"transaction_status": "completed"}),
+])
+def test_an_unvoided_sale_whose_camera_changed_meanwhile_has_its_event_moved_not_patched_in_place(
+        sales_settings, clock, sandbox, steps):
+    config = SalesSettings.load()
+    config.initial_lookback_hours = config.lookback_hours
+    config.save()
+    clock.set(datetime.now(UTC))
+    sync_sales(trigger="beat")
+    assert post_helix_events(trigger="command").status == "succeeded"
+    sale = Transaction.objects.order_by("-transaction_date")[20]  # inside the look-back of every re-read
+    other_camera = Transaction.objects.exclude(camera_ref=sale.camera_ref).first().camera_ref
+    old_place = (sale.helix.camera_id, sale.helix.time_ms)
+    jd = sandbox["jdsports"]
+    fields = {}
+    for n, step in enumerate(steps):
+        step = dict(step)
+        if step.pop("camera", False):
+            step["camera_id"] = other_camera
+        fields.update(step)
+        jd.override("sales", sale.transaction_id, dict(fields))
+        _sync_later(clock, 5 * (n + 1))
+    posting = post_helix_events(trigger="command")
+    assert posting.status == "succeeded", posting.error
+    events = _events(sandbox)
+    row = HelixOutbox.objects.get(transaction=sale)
+    assert old_place not in events  # not left at the camera the sale left
+    assert (row.status, row.camera_id) == ("posted", other_camera)
+    assert events[(other_camera, row.time_ms)]["attributes"]["transaction_id"] == sale.transaction_id
+    mine = [e for e in events.values() if e["attributes"].get("transaction_id") == sale.transaction_id]
+    assert len(mine) == 1
+
+
+@pytest.mark.django_db(transaction=True)  # the sync runs in the sandbox's thread: it must see committed rows
+def test_a_second_move_synced_while_the_first_is_in_flight_ends_with_the_event_where_the_sale_is(
+        sales_settings, clock, sandbox):
+    """The posting deletes the event to move the sale; the sync stores a second camera
+    change meanwhile (its mark, "move", is the word being finished). The event must end
+    at the second camera, once."""
+    from django.db import connection
+
+    config = SalesSettings.load()
+    config.initial_lookback_hours = config.lookback_hours
+    config.save()
+    clock.set(datetime.now(UTC))
+    sync_sales(trigger="beat")
+    assert post_helix_events(trigger="command").status == "succeeded"
+    sale = Transaction.objects.order_by("-transaction_date")[20]
+    first, second = (c for c in Transaction.objects.exclude(camera_ref=sale.camera_ref)
+                     .values_list("camera_ref", flat=True).distinct().order_by("camera_ref")[:2])
+    jd = sandbox["jdsports"]
+    jd.override("sales", sale.transaction_id, {"camera_id": first})
+    _sync_later(clock, 5)
+    assert HelixOutbox.objects.get(transaction=sale).pending_change == "move"
+
+    def second_move_meanwhile():
+        try:
+            jd.override("sales", sale.transaction_id, {"camera_id": second})
+            assert _sync_later(clock, 10).counters["transactions_updated"] >= 1
+        finally:
+            connection.close()
+
+    sandbox["verkada"].on_next_delete(second_move_meanwhile)
+    post_helix_events(trigger="command")
+    assert not sandbox["verkada"].delete_hooks  # the sync ran while the DELETE was served
+    assert Transaction.objects.get(pk=sale.pk).camera_ref == second  # ... and stored the second move
+    post_helix_events(trigger="command")
+    events = [e for e in _events(sandbox).values() if e["attributes"].get("transaction_id") == sale.transaction_id]
+    row = HelixOutbox.objects.get(transaction=sale)
+    assert [(e["camera_id"], e["time_ms"]) for e in events] == [(second, row.time_ms)]
+    assert (row.status, row.pending_change) == ("posted", "")

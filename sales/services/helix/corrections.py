@@ -8,7 +8,7 @@ from portal.http import UpstreamError, UpstreamTransientError
 from portal.setaside import open_records
 
 from ... import mapping
-from ...models import CameraMapping, HelixOutbox
+from ...models import CameraMapping, HelixOutbox, Transaction
 from .. import common
 from . import retarget
 from .claims import claim_token_for, finish_claim
@@ -211,4 +211,9 @@ def _move(run, client, row, token, free_time_ms):
     retargeted = {"event_type_uid": row.retarget_to, "retarget_to": "", "route": retarget.ROUTE} if row.retarget_to else {}
     _finish_change(row, token, status=Status.PENDING, claim_token="", next_attempt_at=common.now(),
                    camera_id=target, time_ms=free_time_ms(target, sale.time_ms, row.pk), **retargeted)
+    # The sale moved again while this move was in flight: the sync's mark ("move") looked
+    # like the one just finished and was cleared with it. Read where the sale is now.
+    now_at = Transaction.objects.filter(pk=sale.pk).values_list("camera_ref", "transaction_date").first()
+    if now_at and now_at != (sale.camera_ref, sale.transaction_date):
+        HelixOutbox.objects.filter(pk=row.pk, pending_change="").update(pending_change=Change.MOVE)
     run.count("updated")
