@@ -52,6 +52,9 @@ class HelixEventTypeViewSet(viewsets.ModelViewSet):
     fit its schema (a text field for a number attribute) is refused with a 400."""
 
     filter_backends = FILTERS
+    # JSON only: a schema and a mapping are objects, which a form cannot carry (an empty
+    # multipart PATCH read as "no fields" and answered 200).
+    parser_classes = [JSONParser]
     queryset = HelixEventType.objects.order_by("pk")
     serializer_class = HelixEventTypeSerializer
     http_method_names = ["get", "post", "patch", "head", "options"]
@@ -63,6 +66,7 @@ class HelixRoutingRuleViewSet(viewsets.ModelViewSet):
     type (`default` on an event type), or is set aside when there is none."""
 
     filter_backends = FILTERS
+    parser_classes = [JSONParser]  # as the event types: an empty form is not "no change"
     queryset = HelixRoutingRule.objects.select_related("event_type").order_by("priority", "pk")
     serializer_class = HelixRoutingRuleSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]

@@ -142,3 +142,21 @@ def test_a_list_or_object_where_a_name_belongs_is_a_400_in_the_api_and_an_error_
     page = admin_client.post(reverse("admin:sales_helixeventtype_add"), form)
     assert page.status_code == 200 and says.replace("'", "&#x27;") in page.content.decode()
     assert list(HelixEventType.objects.values_list("name", flat=True)) == ["Fine"]
+
+
+def test_an_event_type_or_rule_patch_is_json_an_empty_form_or_null_changes_nothing_with_a_4xx(api_client,
+                                                                                               django_user_model):
+    """Found by schemathesis: an empty multipart PATCH read as "no fields" and answered 200."""
+    user = django_user_model.objects.create_user("integrator", password="pw-for-tests-only")
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="sales"))
+    api_client.force_authenticate(user)
+    kind = HelixEventType.objects.create(name="Checkout", event_schema={"id": "string"},
+                                         attribute_mapping={"id": "transaction_id"})
+    for url in (f"/api/sales/event-types/{kind.pk}/", "/api/sales/routing-rules/"):
+        form = api_client.generic("PATCH" if "event-types" in url else "POST", url, "--b\r\nNone--b\r\n",
+                                  content_type="multipart/form-data; boundary=b")
+        assert form.status_code == 415, (url, form.status_code)
+    null = api_client.patch(f"/api/sales/event-types/{kind.pk}/", "null", content_type="application/json")
+    assert null.status_code == 400
+    kind.refresh_from_db()
+    assert (kind.name, kind.event_schema) == ("Checkout", {"id": "string"})
