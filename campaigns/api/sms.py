@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
+from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -61,6 +61,7 @@ class SmsAccountSerializer(serializers.ModelSerializer):
 
 
 class SmsAccountViewSet(viewsets.ModelViewSet):
+    parser_classes = [JSONParser]  # settings are JSON objects: an empty form PATCH is not "no change"
     queryset = SmsAccount.objects.all()
     serializer_class = SmsAccountSerializer
 
@@ -223,6 +224,7 @@ class OptOutImportSerializer(serializers.Serializer):
 
 
 class OptOutViewSet(viewsets.ModelViewSet):
+    parser_classes = [JSONParser]  # settings are JSON objects: an empty form PATCH is not "no change"
     queryset = OptOut.objects.all()
     serializer_class = OptOutSerializer
     filterset_fields = ["active", "source", "phone"]

@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -32,6 +33,7 @@ def queued(record):
 
 
 class PortalViewSet(viewsets.ModelViewSet):
+    parser_classes = [JSONParser]  # settings are JSON objects: an empty form PATCH is not "no change"
     queryset = Portal.objects.all()
     serializer_class = PortalSerializer
     lookup_field = "key"
@@ -109,6 +111,7 @@ class SubjectViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class CampaignViewSet(viewsets.ModelViewSet):
+    parser_classes = [JSONParser]  # settings are JSON objects: an empty form PATCH is not "no change"
     queryset = Campaign.objects.prefetch_related("portals", "activities")
     serializer_class = CampaignSerializer
     filterset_fields = ["audience"]
