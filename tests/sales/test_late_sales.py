@@ -157,13 +157,18 @@ def test_a_sale_moved_to_an_unmapped_camera_is_set_aside_makes_no_run_and_moves_
     assert post_helix_events(trigger="beat") is None
 
 
-def _posted_and_a_returns_type(clock):
+def _synced_and_posted(clock):
+    """A first sync over the whole look-back (later re-reads cover the same sales), all posted."""
     config = SalesSettings.load()
     config.initial_lookback_hours = config.lookback_hours
     config.save()
     clock.set(datetime.now(UTC))
     sync_sales(trigger="beat")
     assert post_helix_events(trigger="command").status == "succeeded"
+
+
+def _posted_and_a_returns_type(clock):
+    _synced_and_posted(clock)
     returns = HelixEventType.objects.create(name="JD Sports return", active=False,
                                             event_schema={"ref": "string", "refund": "float"},
                                             attribute_mapping={"ref": "transaction_id", "refund": "amount"})
@@ -266,23 +271,27 @@ def test_a_move_that_waited_until_the_sale_is_too_old_for_helix_keeps_the_old_ev
 
     row, _ = _posted_and_a_returns_type(clock)
     sale = row.transaction
-    other_camera = Transaction.objects.exclude(camera_ref=sale.camera_ref).first().camera_ref
+    old_camera = sale.camera_ref
+    other_camera = Transaction.objects.exclude(camera_ref=old_camera).first().camera_ref
     sandbox["jdsports"].override("sales", sale.transaction_id, {"camera_id": other_camera})
     _sync_later(clock, 5)
     row.refresh_from_db()
     assert row.pending_change == "move"
-    shift = timedelta(days=30)
+    # Both clocks 30 days and 10 minutes past the sale's newer time. Not past real time: the
+    # move can put the till's naive clock in another store's zone (an hour later when it
+    # moves from Amsterdam to London), and the sync's own clock ran 5 minutes on.
+    sale.refresh_from_db()
+    newest = datetime.fromtimestamp(max(row.time_ms, sale.time_ms) / 1000, UTC)
+    shift = newest + timedelta(days=30, minutes=10) - datetime.now(UTC)
     real = time.time
     monkeypatch.setattr("sales.sandbox.verkada.events.time.time", lambda: real() + shift.total_seconds())
-    # The services' clock a little further on: the latest sale may be a few minutes ahead of
-    # real time (the sync's clock ran 5 minutes on), and it must be past Helix's limit.
-    clock.set(datetime.now(UTC) + shift + timedelta(minutes=10))
+    clock.set(datetime.now(UTC) + shift)
     posting = post_helix_events(trigger="command")
     assert posting.counters.get("move_too_old") == 1, posting.counters
     row.refresh_from_db()
-    assert (row.status, row.pending_change, row.camera_id) == ("posted", "", sale.camera_ref)
+    assert (row.status, row.pending_change, row.camera_id) == ("posted", "", old_camera)
     assert "too old" in row.last_error
-    assert [(e["camera_id"], e["time_ms"]) for e in _events_of(sandbox, sale)] == [(sale.camera_ref, row.time_ms)]
+    assert [(e["camera_id"], e["time_ms"]) for e in _events_of(sandbox, sale)] == [(old_camera, row.time_ms)]
 
 
 @pytest.mark.parametrize("steps", [
@@ -293,12 +302,7 @@ def test_a_move_that_waited_until_the_sale_is_too_old_for_helix_keeps_the_old_ev
 ])
 def test_an_unvoided_sale_whose_camera_changed_meanwhile_has_its_event_moved_not_patched_in_place(
         sales_settings, clock, sandbox, steps):
-    config = SalesSettings.load()
-    config.initial_lookback_hours = config.lookback_hours
-    config.save()
-    clock.set(datetime.now(UTC))
-    sync_sales(trigger="beat")
-    assert post_helix_events(trigger="command").status == "succeeded"
+    _synced_and_posted(clock)
     sale = Transaction.objects.order_by("-transaction_date")[20]  # inside the look-back of every re-read
     other_camera = Transaction.objects.exclude(camera_ref=sale.camera_ref).first().camera_ref
     old_place = (sale.helix.camera_id, sale.helix.time_ms)
@@ -330,12 +334,7 @@ def test_a_second_move_synced_while_the_first_is_in_flight_ends_with_the_event_w
     at the second camera, once."""
     from django.db import connection
 
-    config = SalesSettings.load()
-    config.initial_lookback_hours = config.lookback_hours
-    config.save()
-    clock.set(datetime.now(UTC))
-    sync_sales(trigger="beat")
-    assert post_helix_events(trigger="command").status == "succeeded"
+    _synced_and_posted(clock)
     sale = Transaction.objects.order_by("-transaction_date")[20]
     first, second = (c for c in Transaction.objects.exclude(camera_ref=sale.camera_ref)
                      .values_list("camera_ref", flat=True).distinct().order_by("camera_ref")[:2])
