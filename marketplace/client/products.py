@@ -21,13 +21,20 @@ its own item SKU without a price.
 """
 
 import json
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
-from portal.http import UpstreamBadResponse
+from django.utils import timezone
+
+from portal.http import UpstreamBadResponse, UpstreamPermanentError
+
+from .. import conf
 
 from .base import MalformedProduct, ProductSku, UpstreamProduct, bad_value, with_token
 
 LAZADA_PRODUCT_LIMIT = 50
 LAZADA_OFFSET_MAX = 10000  # "offset (deprecated, at most 10000)"
+LAZADA_INVALID_OFFSET = "14"  # "E014: Invalid Offset"
 SHOPEE_ITEM_PAGE = 100
 SHOPEE_BASE_INFO_CHUNK = 50
 SHOPEE_ITEM_STATUSES = ("NORMAL", "UNLIST", "BANNED", "REVIEWING", "SELLER_DELETE", "SHOPEE_DELETE")
@@ -64,19 +71,27 @@ def _item_id(raw):
 
 class LazadaProducts:
     def product_pages(self, keeper):
-        offset = 0
-        while True:
-            params = {"filter": "all", "offset": offset, "limit": LAZADA_PRODUCT_LIMIT}
-            body = with_token(keeper, lambda token: self.call(self.api_url, "/products/get", params, token=token))
-            data = body.get("data") or {}
-            products = data.get("products") or []
-            yield [self._upstream_product(p) for p in products]
-            offset += len(products)
-            if len(products) < LAZADA_PRODUCT_LIMIT or offset >= int(data.get("total_products") or 0):
-                return
-            if offset > LAZADA_OFFSET_MAX:
-                raise UpstreamBadResponse(f"lazada /products/get: more than {LAZADA_OFFSET_MAX} products; the "
-                                          "deprecated offset cannot reach the rest", upstream="lazada")
+        """Yield the shop's whole catalogue page by page, then the products changed while it paged.
+
+        Lazada serves at most offset 10000 and its guide's rule past that is
+        "move created_after to the last item's time and reset the offset", so
+        the list is read in windows (LazadaProductScan). Updates do not move a
+        product in a list sorted by creation time, but the page that holds it
+        may already have been read: the closing pass asks again for the
+        products updated since the run began (less the sync lag, for the
+        platform's clock and late writers), so an edit made while the run
+        paged is stored by this run, and one made during the closing pass by
+        the next (every run reads the whole catalogue; no product is dropped
+        from DimProduct by a sync).
+        """
+        from .lazada import lazada_time
+
+        began = timezone.now()
+        whole = LazadaProductScan(self, keeper)
+        yield from whole.pages()
+        since = began - timedelta(seconds=conf.sync_lag_seconds())
+        yield from LazadaProductScan(self, keeper, offset_max=whole.offset_max,
+                                     update_after=lazada_time(since)).pages()
 
     def _upstream_product(self, raw):
         if not isinstance(raw, dict):
@@ -114,6 +129,113 @@ class LazadaProducts:
                 status=_text(sku.get("Status") or raw.get("status")).lower(),
                 stock=_stock(sku.get("quantity"), "quantity"),
             )
+
+
+class LazadaProductScan:
+    """One pass over /products/get (with optional filters such as update_after).
+
+    Offsets run from 0 while they stay within the cap (10000, or the lower one
+    Lazada shows by refusing an offset with `14`). At the cap the next window
+    starts with `create_after` set to the second of the newest `created_time`
+    read (ISO 8601 has whole seconds; the filter is "after or on", so the
+    products of that second are read again) and the offset back at 0. Items
+    already read in this pass are dropped, so a product tied on that second
+    across the window edge is stored once and never skipped. Moving the
+    window is only sound when the list comes oldest first: if a window needs
+    moving and its products were not in creation order, or one second holds
+    more products than a window, the pass stops with a run error rather than
+    skip products. A catalogue within the cap is read whatever its order.
+    """
+
+    def __init__(self, client, keeper, *, offset_max=LAZADA_OFFSET_MAX, **filters):
+        self.client, self.keeper, self.filters = client, keeper, filters
+        self.offset_max = offset_max
+        self.seen = set()
+
+    def pages(self):
+        created_after = None  # epoch seconds; None = from the first product
+        while True:
+            window = Window(created_after)
+            offset = 0
+            while offset <= self.offset_max:
+                data = self.page(created_after, offset)
+                if data is None:
+                    break
+                products = data.get("products") or []
+                window.note(products)
+                fresh = self.unseen(products)
+                if fresh:
+                    yield [self.client._upstream_product(p) for p in fresh]
+                offset += len(products)
+                if len(products) < LAZADA_PRODUCT_LIMIT or offset >= int(data.get("total_products") or 0):
+                    return
+            created_after = window.next_start(offset)
+
+    def page(self, created_after, offset):
+        """The reply's data, or None when Lazada refuses the offset as past its cap."""
+        params = {"filter": "all", "offset": offset, "limit": LAZADA_PRODUCT_LIMIT, **self.filters}
+        if created_after is not None:
+            params["create_after"] = datetime.fromtimestamp(created_after, dt_timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%S+00:00")
+        client = self.client
+        try:
+            body = with_token(self.keeper, lambda token: client.call(client.api_url, "/products/get", params,
+                                                                     token=token))
+        except UpstreamPermanentError as exc:
+            if exc.body != LAZADA_INVALID_OFFSET or not offset:
+                raise
+            self.offset_max = offset - LAZADA_PRODUCT_LIMIT  # the last offset it served
+            return None
+        return body.get("data") or {}
+
+    def unseen(self, products):
+        fresh = []
+        for raw in products:
+            item_id = _item_id(raw)
+            if item_id and item_id in self.seen:
+                continue
+            self.seen.add(item_id)
+            fresh.append(raw)
+        return fresh
+
+
+class Window:
+    """What one create_after window showed: its newest created_time and whether it came oldest first."""
+
+    def __init__(self, created_after):
+        self.created_after = created_after
+        self.newest = None
+        self.in_order = True
+
+    def note(self, products):
+        floor = None if self.created_after is None else self.created_after * 1000
+        for raw in products:
+            created = _created_ms(raw)
+            if created is None:
+                continue  # stored or set aside as it is; it just cannot place the window
+            if (self.newest is not None and created < self.newest) or (floor is not None and created < floor):
+                self.in_order = False
+            self.newest = created if self.newest is None else max(self.newest, created)
+
+    def next_start(self, read):
+        """The next window's create_after (epoch seconds), or a run error where moving it could skip products."""
+        if not self.in_order or self.newest is None:
+            raise UpstreamBadResponse(f"lazada /products/get: the catalogue is longer than the {read} products "
+                                      "an offset reaches, and they did not come oldest first by created_time, so "
+                                      "moving create_after could skip products", upstream="lazada")
+        second = self.newest // 1000
+        if self.created_after is not None and second <= self.created_after:
+            moment = datetime.fromtimestamp(second, dt_timezone.utc).isoformat()
+            raise UpstreamBadResponse(f"lazada /products/get: more than {read} products were created in the "
+                                      f"second {moment}; create_after cannot page past them", upstream="lazada")
+        return second
+
+
+def _created_ms(raw):
+    try:
+        return int(str(raw.get("created_time")).strip())
+    except (AttributeError, ValueError):
+        return None
 
 
 class ShopeeProducts:
