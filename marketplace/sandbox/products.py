@@ -28,7 +28,9 @@ the second `create_after` can name fall across a page or window edge);
 fields in place of its own (`"fields": null` undoes it), e.g. a NaN price.
 Lazada only: `{"offset_cap": n}` refuses offsets past n with `14` (a test's
 small cap proves the create_after keyset with a few hundred products instead
-of 10,000; `reset` restores 10000), and `{"touch_while_paging":
+of 10,000; `reset` restores 10000), `{"order": "newest_first"}` lists the
+newest first (an order the client cannot move create_after through; the
+default `"oldest_first"` is restored by `reset`), and `{"touch_while_paging":
 {"after_pages": n, "update": k, "create": m}}`: right after the n-th
 product-list page is served, the first k products of that page get a new
 price, stock and `updated_time`, and m new products are created, once.
@@ -75,6 +77,7 @@ class LazadaProducts(ProductOverrides):
         self.products = {}
         self.product_overrides = {}
         self.product_offset_cap = LAZADA_OFFSET_CAP
+        self.products_newest_first = False
         self.product_paging_touch = None
         self.product_pages_served = 0
         self.product_list_served = 0  # products served by list pages, for tests
@@ -128,6 +131,10 @@ class LazadaProducts(ProductOverrides):
             with self.lock:
                 self.product_offset_cap = int(spec["offset_cap"])
             return json_response({"offset_cap": self.product_offset_cap})
+        if "order" in spec:
+            with self.lock:
+                self.products_newest_first = spec["order"] == "newest_first"
+            return json_response({"order": "newest_first" if self.products_newest_first else "oldest_first"})
         if "touch_while_paging" in spec:
             armed = {"after_pages": 1, "update": 0, "create": 0, **spec["touch_while_paging"]}
             with self.lock:
@@ -181,7 +188,8 @@ class LazadaProducts(ProductOverrides):
             except (ValueError, TypeError):
                 return self.error("InvalidParameter", "sku_seller_list must be a JSON array")
         with self.lock:
-            products = sorted(self.products.values(), key=lambda p: (_ms(p["created_time"]), p["item_id"]))
+            products = sorted(self.products.values(), key=lambda p: (_ms(p["created_time"]), p["item_id"]),
+                              reverse=self.products_newest_first)
         products = [p for p in products if all(_ms(p[field]) >= since for field, since in after.items())]
         if wanted == "live":
             products = [p for p in products if any(s["Status"] == "active" for s in p["skus"])]

@@ -110,3 +110,32 @@ def test_more_products_in_one_second_than_a_window_holds_is_a_clear_run_error(sa
     record = sync_products(trigger="command", connection_id=connected_lazada.pk)
     assert record.status == "failed"
     assert "products were created in the second" in record.error and "create_after cannot page past" in record.error
+
+
+@pytest.mark.django_db
+def test_a_catalogue_past_the_cap_that_does_not_come_oldest_first_is_a_clear_run_error(sandbox, connected_lazada):
+    control(sandbox, offset_cap=100)
+    control(sandbox, count=300)
+    control(sandbox, order="newest_first")
+    record = sync_products(trigger="command", connection_id=connected_lazada.pk)
+    assert record.status == "failed"
+    assert "did not come oldest first" in record.error, record.error
+    # Within the cap the order does not matter: everything is read.
+    control(sandbox, offset_cap=10000)
+    assert sync_products(trigger="command", connection_id=connected_lazada.pk).status == "succeeded"
+    assert stored(connected_lazada) == lazada_truth(sandbox["lazada"])
+
+
+@pytest.mark.django_db
+def test_a_shop_of_10120_products_syncs_whole_at_the_contracts_cap_of_10000(sandbox, connected_lazada):
+    """The contract's cap, no test-lowered one: 203 pages, no offset past 10000 asked for."""
+    box = sandbox["lazada"]
+    control(sandbox, count=10115, per_second=7)
+    box.calls.clear()
+    record = sync_products(trigger="command", connection_id=connected_lazada.pk)
+    assert record.status == "succeeded", record.error
+    assert stored(connected_lazada) == lazada_truth(box)
+    assert record.counters["products"] == len(box.products) == 10120
+    offsets = [int(c["offset"]) for c in list_calls(box)]
+    assert max(offsets) == 10000
+    assert sum(1 for c in list_calls(box) if "create_after" in c) >= 1
