@@ -167,7 +167,8 @@ class LazadaProductScan:
                 if fresh:
                     yield [self.client._upstream_product(p) for p in fresh]
                 offset += len(products)
-                if len(products) < LAZADA_PRODUCT_LIMIT or offset >= int(data.get("total_products") or 0):
+                total = data.get("total_products")  # left out, the short page alone ends the pass
+                if len(products) < LAZADA_PRODUCT_LIMIT or (total not in (None, "") and offset >= int(total)):
                     return
             created_after = window.next_start(offset)
 
