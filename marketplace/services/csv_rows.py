@@ -8,12 +8,13 @@ columns and date formats are documented in csv_import.py.
 import csv
 import io
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal, InvalidOperation
 
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from .. import conf
 from ..models import Platform
 from ..warehouse import AMOUNT_DIGITS, KEY_LIMITS, OrderLine, buyer_key
 
@@ -62,6 +63,20 @@ def _key(header):
     return re.sub(r"[^a-z0-9]", "", (header or "").lower())
 
 
+# The years an order date may fall in, both in UTC and in the report time zone.
+# DimDate.year (a positive small integer) and Python's dates (years 1 to 9999)
+# hold more, but a time near either end of Python's range leaves it once shown in
+# another zone (the API and the admin show the portal's), once stepped by a day
+# or a week in a report, or on the way to PostgreSQL's date dimension (year 0 is
+# 1 BC there: a broken load, not a row problem). No marketplace order is from
+# before 1970 or after 2999; a date outside those years is a typo or a
+# placeholder (Excel's 1900-01-00, 0001-01-01, 9999-12-31).
+ORDER_YEARS = (1970, 2999)
+_FIRST_MOMENT = datetime(ORDER_YEARS[0], 1, 1, tzinfo=dt_timezone.utc)
+_END_MOMENT = datetime(ORDER_YEARS[1] + 1, 1, 1, tzinfo=dt_timezone.utc)
+ZONE_MARGIN = timedelta(days=2)  # more than any zone's offset from UTC
+
+
 def _date(value):
     text = value.strip()
     try:
@@ -77,7 +92,22 @@ def _date(value):
     if parsed is None:
         raise ValueError(f"not a date: {value!r}")
     # The portal's zone by name (not the per-thread current one: a lookup per value)
-    return parsed if parsed.tzinfo is not None else timezone.make_aware(parsed, timezone.get_default_timezone())
+    moment = parsed if parsed.tzinfo is not None else timezone.make_aware(parsed, timezone.get_default_timezone())
+    _check_years(value, moment)
+    return moment
+
+
+def _check_years(value, moment):
+    """A ValueError unless `moment` is within ORDER_YEARS in UTC and in the report zone."""
+    zone = conf.report_time_zone()
+    outside = f"{value.strip()!r} is outside the years {ORDER_YEARS[0]} to {ORDER_YEARS[1]}"
+    # Compared as instants first: converting a time at the edge of Python's range
+    # to another zone can itself overflow (9999-12-31T23:00-05:00 is year 10000 in UTC).
+    if not _FIRST_MOMENT - ZONE_MARGIN <= moment < _END_MOMENT + ZONE_MARGIN:
+        raise ValueError(outside)
+    for where, year in (("UTC", moment.astimezone(dt_timezone.utc).year), (str(zone), moment.astimezone(zone).year)):
+        if not ORDER_YEARS[0] <= year <= ORDER_YEARS[1]:
+            raise ValueError(f"{outside} (in {where})")
 
 
 def _money(value):

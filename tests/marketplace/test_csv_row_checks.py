@@ -1,0 +1,71 @@
+"""The row checks of an order export that keep what would break the warehouse
+or its readers out of it, each a problem with its physical line: dates within
+the years the readers can show, shops the warehouse knows, UTF-8 text (the line
+of the bad byte), and numbers as an export writes them."""
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from marketplace.models import CsvUpload, FactOrderLine
+
+HEADER = "Order Number,Order Item Id,Created at,Updated at,Status,Seller SKU,Item Name,Unit Price,Quantity\n"
+
+
+def row(order, created="22 Nov 2025 10:15", updated="", price="19.90", quantity="1"):
+    return f"{order},1,{created},{updated},delivered,LA-TEE-001,Linen Tee,{price},{quantity}\n"
+
+
+def rejected(tmp_path, text, *args, platform="lazada"):
+    """The problems of a file that must be refused, after checking nothing of it loaded."""
+    path = tmp_path / "orders.csv"
+    path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
+    with pytest.raises(CommandError, match="nothing was"):
+        call_command("marketplace_import_csv", str(path), "--platform", platform, *args)
+    upload = CsvUpload.objects.latest("pk")
+    assert upload.status == "rejected" and not FactOrderLine.objects.exists()
+    return upload.errors
+
+
+def loaded(tmp_path, text, *args, platform="lazada"):
+    path = tmp_path / "orders.csv"
+    path.write_text(text)
+    call_command("marketplace_import_csv", str(path), "--platform", platform, *args)
+    upload = CsvUpload.objects.latest("pk")
+    assert upload.status == "loaded", upload.errors
+    return upload
+
+
+@pytest.mark.django_db
+def test_a_date_outside_the_years_in_utc_or_the_report_zone_is_a_row_problem(tmp_path, monkeypatch):
+    # Once loaded, 9999-12-31T23:00-05:00 (year 10000 in UTC) made the summary and
+    # order-line API answer 500; 0001-01-01T00:30+08:00 (year 0 in UTC) ended a
+    # PostgreSQL run with an IntegrityError of the date dimension instead.
+    monkeypatch.setenv("MARKETPLACE_TIME_ZONE", "Asia/Singapore")
+    errors = rejected(tmp_path, HEADER + row(1) + row(2, created="9999-12-31T23:00:00-05:00")
+                      + row(3, created="0001-01-01T00:30:00+08:00")
+                      + row(4, updated="9999-12-31 23:30")
+                      + row(5, created="2999-12-31T20:00:00+00:00")  # 3000-01-01 04:00 in Singapore
+                      + row(6, created="1970-01-01T05:00:00+08:00")  # 1969-12-31 21:00 in UTC
+                      + row(7, created="1899-12-30"))
+    assert errors == [
+        "line 3: ordered_at: '9999-12-31T23:00:00-05:00' is outside the years 1970 to 2999",
+        "line 4: ordered_at: '0001-01-01T00:30:00+08:00' is outside the years 1970 to 2999",
+        "line 5: updated_at: '9999-12-31 23:30' is outside the years 1970 to 2999",
+        "line 6: ordered_at: '2999-12-31T20:00:00+00:00' is outside the years 1970 to 2999 (in Asia/Singapore)",
+        "line 7: ordered_at: '1970-01-01T05:00:00+08:00' is outside the years 1970 to 2999 (in UTC)",
+        "line 8: ordered_at: '1899-12-30' is outside the years 1970 to 2999",
+    ]
+
+
+@pytest.mark.django_db
+def test_orders_at_either_end_of_the_years_load_and_the_api_shows_them(tmp_path, monkeypatch, api_client,
+                                                                      admin_user):
+    monkeypatch.setenv("MARKETPLACE_TIME_ZONE", "Asia/Singapore")
+    loaded(tmp_path, HEADER + row(1, created="2999-12-31T23:59:00+08:00", updated="2999-12-31T15:59:00+00:00")
+           + row(2, created="1970-01-01T00:00:00+00:00"))
+    assert sorted(FactOrderLine.objects.values_list("date__date__year", flat=True)) == [1970, 2999]
+    api_client.force_authenticate(admin_user)
+    assert api_client.get(reverse("marketplace-summary")).status_code == 200
+    lines = api_client.get("/api/marketplace/order-lines/")
+    assert lines.status_code == 200 and len(lines.json()["results"]) == 2
