@@ -47,6 +47,7 @@ TEXT_LIMITS = {**KEY_LIMITS, "product_name": 500, "variation": 300, "currency": 
                "phone": 100,
                "city": 200, "region": 200, "country": 100, "shop": 200}
 MAX_QUANTITY = 2147483647
+QUANTITY_DIGITS = len(str(MAX_QUANTITY))
 PLATFORMS = frozenset(Platform.values)  # per row, Platform.values builds a list through the enum
 REQUIRED = ("order_id", "ordered_at", "status", "sku", "product_name", "unit_price")
 DATE_FORMATS = ("%d %b %Y %H:%M", "%d %b %Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d",
@@ -111,8 +112,13 @@ def _check_years(value, moment):
 
 
 def _money(value):
+    text = value.strip().replace(",", "")
+    # Decimal() also reads Python's literals: 1_000 (and 1_0), and digits of any
+    # script; an export writes neither, so such a value is a typo, not an amount.
+    if "_" in text or not text.isascii():
+        raise ValueError(f"not an amount: {value!r}")
     try:
-        amount = Decimal(value.strip().replace(",", ""))
+        amount = Decimal(text)
     except InvalidOperation:
         raise ValueError(f"not an amount: {value!r}") from None
     if not amount.is_finite():
@@ -202,12 +208,11 @@ def row_reader(columns, *, platform, shop):
                     paid = parsed
         quantity = 1
         if value[p_quantity]:
-            try:
-                quantity = int(value[p_quantity])
-                if not 1 <= quantity <= MAX_QUANTITY:
-                    raise ValueError
-            except ValueError:
-                problems.append(f"quantity: not a positive whole number that fits: {value[p_quantity]!r}")
+            # ASCII digits only: int() also reads 1_0, +5 and digits of any script.
+            digits = value[p_quantity]
+            quantity = int(digits) if len(digits) <= QUANTITY_DIGITS and digits.isdigit() and digits.isascii() else 0
+            if not 1 <= quantity <= MAX_QUANTITY:
+                problems.append(f"quantity: not a positive whole number that fits: {digits!r}")
         if problems:
             return None, problems
         if paid is None:

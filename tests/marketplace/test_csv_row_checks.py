@@ -69,3 +69,20 @@ def test_orders_at_either_end_of_the_years_load_and_the_api_shows_them(tmp_path,
     assert api_client.get(reverse("marketplace-summary")).status_code == 200
     lines = api_client.get("/api/marketplace/order-lines/")
     assert lines.status_code == 200 and len(lines.json()["results"]) == 2
+
+
+@pytest.mark.django_db
+def test_numbers_must_be_written_as_an_export_writes_them(tmp_path):
+    # Python reads 1_000, 1_0 and digits of other scripts as numbers; an export never writes them.
+    errors = rejected(tmp_path, HEADER + row(1, price='"1,000.50"') + row(2, price="1_000")
+                      + row(3, quantity="1_0") + row(4, price="\uff11\uff12")  # fullwidth 12
+                      + row(5, quantity="\u0663")  # Arabic-Indic 3
+                      + row(6, quantity="+5") + row(7, quantity="2147483648"))
+    assert errors == [
+        "line 3: unit_price: not an amount: '1_000'",
+        "line 4: quantity: not a positive whole number that fits: '1_0'",
+        "line 5: unit_price: not an amount: '\uff11\uff12'",
+        "line 6: quantity: not a positive whole number that fits: '\u0663'",
+        "line 7: quantity: not a positive whole number that fits: '+5'",
+        "line 8: quantity: not a positive whole number that fits: '2147483648'",
+    ]
