@@ -5,6 +5,7 @@ row problem is reported with its physical line (the header is line 1). The
 columns and date formats are documented in csv_import.py.
 """
 
+import codecs
 import csv
 import io
 import re
@@ -290,9 +291,37 @@ def read_rows(stream, *, platform, shop, chunk_rows=CHUNK_ROWS):
         if good or bad:
             yield good, bad
     except UnicodeDecodeError as exc:
-        raise CsvRejected([f"line {last_line + 1}: the file is not UTF-8 text ({exc.reason})"]) from None
+        line = _undecodable_line(stream) or last_line + 1
+        raise CsvRejected([f"line {line}: the file is not UTF-8 text ({exc.reason})"]) from None
     except csv.Error as exc:
         raise CsvRejected([f"line {last_line + 1}: the file cannot be read from here: {exc}"]) from None
+
+
+def _undecodable_line(stream):
+    """The physical line of the file's first byte that is not UTF-8 (None when the
+    stream's bytes cannot be read again). The text stream decodes a block at a
+    time, read ahead of the rows the reader has given, so the line is found by
+    reading the bytes again up to the bad one: only for a file that is refused."""
+    try:
+        raw = stream.buffer
+        raw.seek(0)
+    except (AttributeError, OSError, ValueError):
+        return None
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    newlines = 0
+    while block := raw.read(READ_BUFFER):
+        try:
+            decoder.decode(block)
+        except UnicodeDecodeError as exc:
+            # exc.object is the block after the bytes the decoder held back from the
+            # last one (the start of a character cut by the block's end: never a newline).
+            return newlines + exc.object.count(b"\n", 0, exc.start) + 1
+        newlines += block.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return newlines + 1
+    return None
 
 
 def read_chunks(stream, *, platform, shop, chunk_rows=CHUNK_ROWS):

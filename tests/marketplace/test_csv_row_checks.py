@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from marketplace.models import CsvUpload, FactOrderLine
+from marketplace.services.csv_rows import READ_BUFFER
 
 HEADER = "Order Number,Order Item Id,Created at,Updated at,Status,Seller SKU,Item Name,Unit Price,Quantity\n"
 
@@ -86,3 +87,20 @@ def test_numbers_must_be_written_as_an_export_writes_them(tmp_path):
         "line 7: quantity: not a positive whole number that fits: '+5'",
         "line 8: quantity: not a positive whole number that fits: '2147483648'",
     ]
+
+
+@pytest.mark.django_db
+def test_a_file_that_is_not_utf8_is_refused_at_the_line_of_the_bad_byte(tmp_path):
+    # The text stream decodes ahead of the rows read: the line once came out
+    # 100 or so lines early. Here the bad byte is past the first block the line is
+    # looked for in, and a two-byte character straddles that block's end.
+    count = (READ_BUFFER - 200 - len(HEADER)) // len(row("0000000"))
+    head = HEADER.encode() + b"".join(row(f"{n:07d}").encode() for n in range(count))
+    start = b"9000000,1,22 Nov 2025 10:15,,delivered,LA-TEE-001,"
+    straddling = start + b"x" * (READ_BUFFER - 1 - len(head) - len(start)) + "\u00e9".encode() + b",19.90,1\n"
+    data = head + straddling + row(1).encode() * 3 + row(2, price="caf\xe9").encode("latin-1") + row(3).encode()
+    assert data[READ_BUFFER - 1:READ_BUFFER + 1] == "\u00e9".encode()
+    bad_line = 1 + count + 1 + 3 + 1  # the header, the rows, the straddling one, three more
+    assert rejected(tmp_path, data) == [f"line {bad_line}: the file is not UTF-8 text (invalid continuation byte)"]
+    small = HEADER.encode() + row(1).encode() * 2000 + row(2, price="\xe9").encode("latin-1") + row(3).encode()
+    assert rejected(tmp_path, small) == ["line 2002: the file is not UTF-8 text (invalid continuation byte)"]
