@@ -2,7 +2,9 @@
 
 One validator is built per file from its columns (see `row_reader`); every
 row problem is reported with its physical line (the header is line 1). The
-columns and date formats are documented in csv_import.py.
+columns and date formats are documented in csv_import.py. Besides the columns'
+sizes, a row's dates must fall within ORDER_YEARS, its numbers be plain ASCII
+digits, and a shop it names in a shop column be known (see known_shops).
 """
 
 import codecs
@@ -16,7 +18,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from .. import conf
-from ..models import Platform
+from ..models import Connection, DimShop, Platform
 from ..warehouse import AMOUNT_DIGITS, KEY_LIMITS, OrderLine, buyer_key
 
 CHUNK_ROWS = 5000
@@ -177,6 +179,11 @@ def row_reader(columns, *, platform, shop):
                         "product_name", "variation", "quantity", "unit_price", "paid_price", "currency",
                         "customer_name", "phone", "city", "region", "country"))
     platforms = ", ".join(Platform.values)
+    # A shop named in a row must be known (see known_shops); the upload's own shop
+    # is the one staff chose for the file. A file without a shop column is all the upload's.
+    shop_named = "shop" in columns
+    shops = known_shops() if shop_named else {}
+    unknown = {}
 
     def read(cells):
         if len(cells) < width:
@@ -185,8 +192,16 @@ def row_reader(columns, *, platform, shop):
         value.append("")
         problems = [problem for i, problem in required if not value[i]]
         row_platform = (value[p_platform] or platform).lower()
+        shop_id = value[p_shop] or shop
         if row_platform not in PLATFORMS:
             problems.append(f"platform {value[p_platform] or None!r} is not one of {platforms}")
+        elif shop_named and shop_id != shop and shop_id not in shops[row_platform]:
+            problem = unknown.get((row_platform, shop_id))
+            if problem is None:
+                if len(unknown) >= CACHE_ENTRIES:
+                    unknown.clear()
+                problem = unknown[row_platform, shop_id] = _unknown_shop(row_platform, shop_id, shops, shop)
+            problems.append(problem)
         for i, name, limit in texts:
             if len(value[i]) > limit:
                 problems.append(f"{name} is {len(value[i])} characters; at most {limit} fit")
@@ -220,7 +235,6 @@ def row_reader(columns, *, platform, shop):
             paid = unit * quantity
             if paid.adjusted() >= AMOUNT_DIGITS:
                 return None, [f"paid_price: unit price x quantity ({paid}) has more than {AMOUNT_DIGITS} digits"]
-        shop_id = value[p_shop] or shop
         name, phone, city = value[p_customer], value[p_phone], value[p_city]
         buyer = (row_platform, name, phone)
         key = buyers.get(buyer)
@@ -234,6 +248,32 @@ def row_reader(columns, *, platform, shop):
                 value[p_currency].upper(), key, name, city, value[p_region] or city, value[p_country]), None
 
     return read
+
+
+def known_shops():
+    """{platform: {shop id: name}}: the shops a CSV row may name, by the key the
+    warehouse keeps them under. A shop is known once it is connected (its Lazada
+    seller id or Shopee shop id) or once the warehouse holds it (a sync's shop, or
+    an earlier upload's own shop); the mock generator's shops are not for real rows."""
+    known = {platform: {} for platform in PLATFORMS}
+    for platform, shop_id, name in DimShop.objects.filter(is_mock=False).values_list("platform", "shop_id", "name"):
+        known.setdefault(platform, {})[shop_id] = name
+    for platform, shop_id, name in Connection.objects.exclude(shop_id="").values_list("platform", "shop_id",
+                                                                                       "shop_name"):
+        known.setdefault(platform, {}).setdefault(shop_id, name)
+    return known
+
+
+SHOPS_NAMED = 10  # in the problem of an unknown shop
+
+
+def _unknown_shop(platform, shop_id, known, upload_shop):
+    names = [f"{key} ({name})" if name and name != key else key for key, name in sorted(known[platform].items())]
+    listed = ", ".join(names[:SHOPS_NAMED]) or "none yet"
+    if len(names) > SHOPS_NAMED:
+        listed += f" and {len(names) - SHOPS_NAMED} more"
+    return (f"shop {shop_id!r} is not a known {platform} shop (known: {listed}; this upload's: {upload_shop!r}); "
+            "connect the shop first, or upload its rows with it as the upload's shop")
 
 
 def _columns(headers):

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from marketplace.models import CsvUpload, FactOrderLine
+from marketplace.models import Connection, CsvUpload, DimShop, FactOrderLine
 from marketplace.services.csv_rows import READ_BUFFER
 
 HEADER = "Order Number,Order Item Id,Created at,Updated at,Status,Seller SKU,Item Name,Unit Price,Quantity\n"
@@ -104,3 +104,41 @@ def test_a_file_that_is_not_utf8_is_refused_at_the_line_of_the_bad_byte(tmp_path
     assert rejected(tmp_path, data) == [f"line {bad_line}: the file is not UTF-8 text (invalid continuation byte)"]
     small = HEADER.encode() + row(1).encode() * 2000 + row(2, price="\xe9").encode("latin-1") + row(3).encode()
     assert rejected(tmp_path, small) == ["line 2002: the file is not UTF-8 text (invalid continuation byte)"]
+
+
+SHOP_HEADER = "Order Number,Created at,Status,Seller SKU,Item Name,Unit Price,Platform,Shop\n"
+
+
+def shop_row(order, platform, shop):
+    return f"{order},22 Nov 2025 10:15,delivered,LA-TEE-001,Linen Tee,19.90,{platform},{shop}\n"
+
+
+@pytest.mark.django_db
+def test_a_row_naming_a_shop_the_warehouse_does_not_know_is_a_problem_that_names_the_known_ones(tmp_path):
+    # Known: a connected shop (by its seller id), a shop the warehouse already holds
+    # (an earlier upload's own), and the upload's own shop. Not: a typo, a known shop
+    # of the other platform, the mock generator's shop, a connection not yet made.
+    Connection.objects.create(platform="lazada", name="LA Lazada SG", app_key="k", shop_id="1000123456",
+                              shop_name="LA Collections SG")
+    Connection.objects.create(platform="lazada", name="LA Lazada MY", app_key="k")
+    DimShop.objects.create(platform="lazada", shop_id="MOCK-LAZADA", name="Mock Lazada shop", is_mock=True)
+    loaded(tmp_path, HEADER + row(1), "--shop", "LA SG")
+    FactOrderLine.objects.all().delete()
+    known = ("(known: 1000123456 (LA Collections SG), LA SG; this upload's: 'LA MY'); "
+             "connect the shop first, or upload its rows with it as the upload's shop")
+    errors = rejected(tmp_path, SHOP_HEADER + shop_row(11, "lazada", "1000123456") + shop_row(12, "lazada", "LA SG")
+                      + shop_row(13, "lazada", "") + shop_row(14, "lazada", "LA MY")
+                      + shop_row(15, "lazada", "LA SG typo") + shop_row(16, "shopee", "LA SG")
+                      + shop_row(17, "lazada", "MOCK-LAZADA") + shop_row(18, "lazada", "LA Lazada MY"),
+                      "--shop", "LA MY")
+    assert errors == [
+        f"line 6: shop 'LA SG typo' is not a known lazada shop {known}",
+        "line 7: shop 'LA SG' is not a known shopee shop (known: none yet; this upload's: 'LA MY'); "
+        "connect the shop first, or upload its rows with it as the upload's shop",
+        f"line 8: shop 'MOCK-LAZADA' is not a known lazada shop {known}",
+        f"line 9: shop 'LA Lazada MY' is not a known lazada shop {known}",
+    ]
+    loaded(tmp_path, SHOP_HEADER + shop_row(11, "lazada", "1000123456") + shop_row(12, "lazada", "LA SG")
+           + shop_row(13, "lazada", "") + shop_row(14, "lazada", "LA MY"), "--shop", "LA MY")
+    assert sorted(FactOrderLine.objects.values_list("shop__shop_id", flat=True)) == [
+        "1000123456", "LA MY", "LA MY", "LA SG"]
