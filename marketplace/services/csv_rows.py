@@ -103,12 +103,15 @@ def _date(value):
 
 def _check_years(value, moment):
     """A ValueError unless `moment` is within ORDER_YEARS in UTC and in the report zone."""
-    zone = conf.report_time_zone()
+    # Compared as instants first: a time this far inside the years is inside them in
+    # every zone (no conversion to pay for), and converting a time at the edge of
+    # Python's range can itself overflow (9999-12-31T23:00-05:00 is year 10000 in UTC).
+    if _FIRST_MOMENT + ZONE_MARGIN <= moment < _END_MOMENT - ZONE_MARGIN:
+        return
     outside = f"{value.strip()!r} is outside the years {ORDER_YEARS[0]} to {ORDER_YEARS[1]}"
-    # Compared as instants first: converting a time at the edge of Python's range
-    # to another zone can itself overflow (9999-12-31T23:00-05:00 is year 10000 in UTC).
     if not _FIRST_MOMENT - ZONE_MARGIN <= moment < _END_MOMENT + ZONE_MARGIN:
         raise ValueError(outside)
+    zone = conf.report_time_zone()
     for where, year in (("UTC", moment.astimezone(dt_timezone.utc).year), (str(zone), moment.astimezone(zone).year)):
         if not ORDER_YEARS[0] <= year <= ORDER_YEARS[1]:
             raise ValueError(f"{outside} (in {where})")
