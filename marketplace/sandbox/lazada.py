@@ -107,6 +107,7 @@ class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
         self.paging_touch = None
         self.touched_while_paging = []
         self.update_after_inclusive = True
+        self.while_refreshing = None  # see MarketplaceSandbox.serving_refresh
         self.refreshes = 0
         self.rng = random.Random(42)
         self.orders = {}
@@ -273,6 +274,7 @@ class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
             if info is None or info["expires"] <= time.time():
                 return self.error("IllegalRefreshToken", "The specified refresh token is invalid or expired")
             self.refreshes += 1
+        self.serving_refresh()
         # A refresh rotates the refresh token but keeps its expiry.
         reply = self.issue_tokens(refresh_expires=info["expires"])
         reply["country_user_info_list"] = reply.pop("country_user_info")

@@ -85,6 +85,7 @@ class ShopeeSandbox(ShopeeProducts, MarketplaceSandbox):
     touched_status = "COMPLETED"
 
     def reset(self):
+        self.while_refreshing = None  # see MarketplaceSandbox.serving_refresh
         self.partners = {DEMO_PARTNER_ID: DEMO_PARTNER_KEY}
         self.access_lifetime = ACCESS_LIFETIME
         self.refresh_lifetime = REFRESH_LIFETIME
@@ -291,6 +292,7 @@ class ShopeeSandbox(ShopeeProducts, MarketplaceSandbox):
                 if body["shop_id"] in token_info["shop_ids"]:
                     token_info["expires"] = min(token_info["expires"], time.time() + OLD_ACCESS_GRACE)
             self.refreshes += 1
+        self.serving_refresh()
         access, refresh = self.issue([body["shop_id"]])
         return json_response({"request_id": secrets.token_hex(8), "error": "", "message": "",
                               "access_token": access, "refresh_token": refresh, "expire_in": self.access_lifetime,
