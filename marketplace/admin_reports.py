@@ -48,8 +48,9 @@ def default_range():
 class ReportSettingsAdmin(admin.ModelAdmin):
     list_display = ("__str__", "enabled", "weekday", "recipient_count", "include_mock", "last_sent_week", "runs",
                     "charts")
-    fields = ("enabled", "weekday", "recipients", "include_mock", "last_sent_week", "last_sent_at")
-    readonly_fields = ("last_sent_week", "last_sent_at")
+    fields = ("enabled", "weekday", "recipients", "include_mock", "last_sent_week", "last_sent_at", "retry_week",
+              "retry_at", "failed_sends")
+    readonly_fields = ("last_sent_week", "last_sent_at", "retry_week", "retry_at", "failed_sends")
     filter_horizontal = ("recipients",)
     actions = ["send_now"]
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Sum
+from django.db.models import CharField, Count, Sum, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from .conf import report_time_zone
@@ -56,7 +57,10 @@ class ReportFilter:
 
 
 def _figures():
-    return {"orders": Count("order_id", distinct=True), "lines": Count("id"), "units": Sum("quantity"),
+    # An order id is one shop's numbering (two shops may both have order 1001): an
+    # order is (shop, order id), or a total across shops counts such orders once.
+    order = Concat(Cast("shop_id", CharField()), Value(":"), "order_id", output_field=CharField())
+    return {"orders": Count(order, distinct=True), "lines": Count("id"), "units": Sum("quantity"),
             "revenue": Sum("paid_price")}
 
 
@@ -75,6 +79,13 @@ def daily_sales(filters):
     rows = (filters.lines().values("date__date", *SHOP_FIELDS.values()).annotate(**_figures())
             .order_by("date__date", "platform", "shop__shop_id"))
     return [{"date": row.pop("date__date"), **_shop(row), **row} for row in rows]
+
+
+def platform_sales(filters):
+    """The same figures per day and platform (every shop of a platform together)."""
+    rows = (filters.lines().values("date__date", "platform").annotate(**_figures())
+            .order_by("date__date", "platform"))
+    return [{"date": row.pop("date__date"), **row} for row in rows]
 
 
 def shop_sales(filters):

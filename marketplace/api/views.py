@@ -1,7 +1,6 @@
 """The marketplace API under /api/marketplace/: connections (no tokens), order
 lines, a sales summary, CSV upload and run-now endpoints returning the run."""
 
-from django.db.models import Count, Sum
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -97,14 +96,9 @@ class SummaryView(APIView):
         query = SummaryQuerySerializer(data=request.query_params.dict())  # a plain dict: "" is a value, not "absent"
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        lines = reports.ReportFilter.from_query(params).lines()
-        rows = (lines.values("date__date", "platform")
-                .annotate(orders=Count("order_id", distinct=True), lines=Count("id"), units=Sum("quantity"),
-                          revenue=Sum("paid_price"))
-                .order_by("date__date", "platform"))
-        data = [{**row, "date": row.pop("date__date")} for row in rows]
-        totals = lines.aggregate(orders=Count("order_id", distinct=True), revenue=Sum("paid_price"))
-        return Response(SummarySerializer({"results": data, "totals": totals}).data)
+        filters = reports.ReportFilter.from_query(params)
+        return Response(SummarySerializer({"results": reports.platform_sales(filters),
+                                           "totals": reports.totals(filters)}).data)
 
 
 class SyncAllView(APIView):

@@ -10,7 +10,7 @@ import hmac
 import json
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlencode
 
@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 PAGE_LIMIT = 100
 ITEMS_CHUNK = 50
 OFFSET_CAP = 5000  # the guide's cap on offset
+ONE_SECOND = timedelta(seconds=1)  # the grain of Lazada's update times
+TIE_PASSES = 3  # reads of one second of ties before the run gives up on it (the next run reads it again)
 RATE_LIMIT_CODES = {"ApiCallLimit", "901"}  # "this ban will last 1 seconds"; 901: too frequent
 TRANSIENT_CODES = {"ServiceTimeout", "ISP.ServiceUnavailable"}
 REAUTHORIZE_CODES = {"InvalidCode", "IllegalRefreshToken", "AUTH_TYPE_UNSUPPORTED"}
@@ -192,41 +194,88 @@ class LazadaClient(LazadaProducts, MarketplaceClient):
     def order_pages(self, keeper, since: datetime, until: datetime):
         """Yield an OrderPage per page of orders updated in [since, until).
 
-        Keyset paging: pages are sorted by update time, and each page's last
-        update time becomes the next request's `update_after` (inclusive) with
-        offset 0. An order updated while we page moves past `until` (it is read
-        by the next run) instead of shifting every later offset window by one,
-        which is how offset paging lost orders. Orders tied on that time are
-        told apart by order id: the ones already read are skipped; a page made
-        only of ties (or of unreadable times) steps through them by offset.
-        After a page is stored, every order updated before its last time is
-        stored, so that time is the page's cursor; the last page's is `until`.
+        Keyset paging: pages are sorted by update time, `after` is the second
+        before which every order is stored, and each page's last update time
+        becomes the next `after`. An order updated while we page moves past
+        `until` (the next run reads it) instead of shifting every later offset
+        window by one, which is how offset paging lost orders.
+
+        The contract does not say whether `update_after` is inclusive, so every
+        request asks from one second before `after` and drops what is already
+        stored: orders updated before `after`, and those of `after` itself
+        already read (by id). A page that brings nothing past `after` holds a
+        second of more ties than a page: that second is read on its own
+        (_tied_second) and the cursor stays on it until it is read whole.
         """
-        after, offset, seen_at_after = since, 0, set()
+        after, seen = since, set()
         while True:
-            params = {"update_after": lazada_time(after), "update_before": lazada_time(until),
-                      "sort_by": "updated_at", "sort_direction": "ASC", "offset": offset, "limit": PAGE_LIMIT}
-            body = with_token(keeper, lambda token: self.call(self.api_url, "/orders/get", params,
-                                                              token=token))
-            data = body.get("data") or {}
-            orders = data.get("orders") or []
-            total = int(data.get("countTotal") or 0)
-            fresh = [o for o in orders if not (_updated(o) == after and _order_id(o) in seen_at_after)]
-            done = not orders or len(orders) < PAGE_LIMIT or offset + len(orders) >= total
-            last_update = _last_update(orders)
-            if last_update is None or last_update <= after:
-                # No progress in time: step through this group of ties by offset.
-                seen_at_after |= {_order_id(o) for o in orders if _updated(o) in (after, None)}
-                offset += len(orders)
-                if offset >= OFFSET_CAP and not done:
-                    raise UpstreamBadResponse(f"lazada sent more than {OFFSET_CAP} orders updated at {after}",
-                                              upstream="lazada")
-            else:
-                seen_at_after = {_order_id(o) for o in orders if _updated(o) == last_update}
-                after, offset = last_update, 0
-            yield OrderPage(self.with_items(keeper, fresh), until if done else after)
-            if done:
+            orders, total = self._order_list(keeper, after - ONE_SECOND, until, 0)
+            fresh = _unread(orders, after, seen)
+            last = _last_update(orders)
+            if _last_page(orders, total, len(orders)):
+                yield OrderPage(self.with_items(keeper, fresh), until)
                 return
+            if last is not None and last > after:
+                # Every order updated before `last` was on this page or an earlier one.
+                yield OrderPage(self.with_items(keeper, fresh), last)
+                after, seen = last, _ids(o for o in orders if _updated(o) == last)
+                continue
+            if last is None:
+                raise UpstreamBadResponse("lazada sent a whole page of orders without a readable updated_at "
+                                          f"(update_after {lazada_time(after)})", upstream="lazada")
+            seen |= _ids(fresh)
+            yield OrderPage(self.with_items(keeper, fresh), after)
+            yield from self._tied_second(keeper, after, seen)
+            after, seen = after + ONE_SECOND, set()
+
+    def _tied_second(self, keeper, second, seen):
+        """Yield the orders updated in `second` that are not in `seen`, when
+        more share it than one page holds.
+
+        That second is listed on its own and stepped through by offset. An
+        order of it updated meanwhile leaves it and shifts every later offset
+        by one, skipping an order; so a pass counts only if nothing left while
+        it ran (countTotal unchanged; without countTotal, the same orders as the
+        pass before), else the second is read again from offset 0. Pages keep
+        the cursor on `second`: should this run stop, the next one reads it again.
+        """
+        previous = None
+        for _ in range(TIE_PASSES):
+            offset, totals, members = 0, set(), set()
+            while True:
+                orders, total = self._order_list(keeper, second - ONE_SECOND, second + ONE_SECOND, offset)
+                tied = [o for o in orders if _updated(o) in (second, None)]
+                members |= _ids(tied)
+                fresh = _unread(tied, second, seen)
+                seen |= _ids(fresh)
+                totals.add(total)
+                if fresh:
+                    yield OrderPage(self.with_items(keeper, fresh), second)
+                offset += len(orders)
+                if _last_page(orders, total, offset):
+                    break
+                if offset >= OFFSET_CAP:
+                    raise UpstreamBadResponse(f"lazada sent more than {OFFSET_CAP} orders updated at "
+                                              f"{lazada_time(second)}", upstream="lazada")
+            if (None not in totals and len(totals) == 1) or members == previous:
+                return
+            previous = members
+        raise UpstreamTransientError(f"lazada orders updated at {lazada_time(second)} kept changing while they "
+                                     f"were read ({TIE_PASSES} passes); the next run reads them again",
+                                     upstream="lazada")
+
+    def _order_list(self, keeper, update_after, update_before, offset):
+        """One /orders/get page sorted by update time: (orders, countTotal or None)."""
+        params = {"update_after": lazada_time(update_after), "update_before": lazada_time(update_before),
+                  "sort_by": "updated_at", "sort_direction": "ASC", "offset": offset, "limit": PAGE_LIMIT}
+        body = with_token(keeper, lambda token: self.call(self.api_url, "/orders/get", params, token=token))
+        data = body.get("data") or {}
+        total = data.get("countTotal")
+        try:
+            total = None if total in (None, "") else int(total)
+        except (TypeError, ValueError):
+            raise UpstreamBadResponse(f"lazada /orders/get sent countTotal {total!r}", upstream="lazada") from None
+        return data.get("orders") or [], total
 
     def fetch_order(self, keeper, order_id):
         """One order and its items (GetOrder, then GetMultipleOrderItems with its id)."""
@@ -340,6 +389,29 @@ def _updated(order):
         return parse_time(order["updated_at"])
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _ids(orders):
+    """The ids of these orders (an order without one is never taken as read)."""
+    return {order_id for order_id in map(_order_id, orders) if order_id}
+
+
+def _unread(orders, after, seen):
+    """The orders not yet stored: none updated before `after`, none already read by id."""
+    fresh = []
+    for order in orders:
+        updated = _updated(order)
+        if updated is not None and updated < after:
+            continue
+        if _order_id(order) and _order_id(order) in seen:
+            continue
+        fresh.append(order)
+    return fresh
+
+
+def _last_page(orders, total, read):
+    """Whether this page ends the list: a short page, or `read` orders reach countTotal."""
+    return len(orders) < PAGE_LIMIT or (total is not None and read >= total)
 
 
 def _last_update(orders):

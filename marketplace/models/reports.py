@@ -5,8 +5,11 @@ from django.db import models
 
 
 class ReportSettings(models.Model):
-    """Who gets the weekly e-mail and on which day. Beat ticks daily; the run
-    sends only on `weekday`, once per reported week (`last_sent_week`)."""
+    """Who gets the weekly e-mail and on which day. Beat ticks every 15 minutes;
+    the run sends on `weekday` from 07:00 (MARKETPLACE_TIME_ZONE), once per
+    reported week (`last_sent_week`). A scheduled send that fails is due again
+    at `retry_at`, a back-off later (15 minutes, doubling up to 4 hours), for as
+    long as its week is the last full one."""
 
     class Weekday(models.IntegerChoices):
         MONDAY = 1
@@ -28,6 +31,12 @@ class ReportSettings(models.Model):
     last_sent_week = models.DateField(null=True, blank=True, editable=False,
                                       help_text="Monday of the last week a scheduled report was sent for.")
     last_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    retry_week = models.DateField(null=True, blank=True, editable=False,
+                                  help_text="Monday of the week whose scheduled report failed and is tried again.")
+    retry_at = models.DateTimeField(null=True, blank=True, editable=False,
+                                    help_text="When beat tries the failed scheduled report again.")
+    failed_sends = models.PositiveSmallIntegerField(default=0, editable=False,
+                                                    help_text="Failed scheduled sends of retry_week so far.")
 
     class Meta:
         verbose_name = "report settings"

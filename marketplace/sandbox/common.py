@@ -30,6 +30,16 @@ class MarketplaceSandbox(Sandbox):
     def expire(self, what="access"):
         raise NotImplementedError
 
+    # --- in-process test hook ------------------------------------------------------
+    def serving_refresh(self):
+        """Called by the refresh endpoints while they serve a valid refresh, before
+        they answer: runs `self.while_refreshing()` if a test in the sandbox's own
+        process set one (to look at what the caller holds during the call).
+        `reset` clears it."""
+        hook = getattr(self, "while_refreshing", None)
+        if hook is not None:
+            hook()
+
     # --- an update in the middle of paging ---------------------------------------
     def touch_while_paging(self, after_pages=1, count=5, status=None):
         with self.lock:

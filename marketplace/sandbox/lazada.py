@@ -16,6 +16,9 @@ Choices where the contract is silent:
   `deny=1` to simulate a seller refusing (`?error=access_denied`).
 - `update_after` is inclusive, `update_before` exclusive; `sort_by=updated_at`
   sorts by update time, else by creation time; a tie is broken by order id.
+  The contract does not say which bounds are inclusive: `POST .../orders
+  {"update_after": "exclusive"}` makes `update_after` leave out its own second
+  (`"inclusive"` restores it; `reset` does too).
 - Token lifetimes default to the online app's (access 30 d, refresh 180 d); the
   control endpoint `POST /_sandbox/lazada/tokens {"access_expires_in": s,
   "refresh_expires_in": s}` shortens them, `POST .../expire {"what": "access"|"refresh"}`
@@ -103,6 +106,8 @@ class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
         self.overrides = {}  # str(order_id) -> {"fields", "item_fields"} served instead (see common.py)
         self.paging_touch = None
         self.touched_while_paging = []
+        self.update_after_inclusive = True
+        self.while_refreshing = None  # see MarketplaceSandbox.serving_refresh
         self.refreshes = 0
         self.rng = random.Random(42)
         self.orders = {}
@@ -269,6 +274,7 @@ class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
             if info is None or info["expires"] <= time.time():
                 return self.error("IllegalRefreshToken", "The specified refresh token is invalid or expired")
             self.refreshes += 1
+        self.serving_refresh()
         # A refresh rotates the refresh token but keeps its expiry.
         reply = self.issue_tokens(refresh_expires=info["expires"])
         reply["country_user_info_list"] = reply.pop("country_user_info")
@@ -321,7 +327,7 @@ class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
             o for o in orders
             if ("created_after" not in bounds or o["created"] >= bounds["created_after"])
             and ("created_before" not in bounds or o["created"] < bounds["created_before"])
-            and ("update_after" not in bounds or o["updated"] >= bounds["update_after"])
+            and ("update_after" not in bounds or self.updated_after(o["updated"], bounds["update_after"]))
             and ("update_before" not in bounds or o["updated"] < bounds["update_before"])
             and (not params.get("status") or o["status"] == params["status"])
         ]
@@ -332,6 +338,20 @@ class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
             "count": len(page), "countTotal": len(matching), "orders": [self.render_order(o) for o in page]}})
         self.page_served([o["order_id"] for o in page])
         return reply
+
+    def updated_after(self, updated, bound):
+        if self.update_after_inclusive:
+            return updated >= bound
+        return updated.replace(microsecond=0) > bound  # the second shown to clients, after the bound's
+
+    def handle_control(self, action, request):
+        if action == "orders" and request.method == "POST":
+            spec = json.loads(request.get_data() or b"{}")
+            if spec.get("update_after") in ("inclusive", "exclusive"):
+                with self.lock:
+                    self.update_after_inclusive = spec["update_after"] == "inclusive"
+                return json_response({"update_after": spec["update_after"]})
+        return super().handle_control(action, request)
 
     def render_order(self, order):
         items = self.items[order["order_id"]]

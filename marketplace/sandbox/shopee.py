@@ -17,6 +17,8 @@ Choices where the contract is silent:
   each refresh giving that shop its own pair.
 - The auth link auto-approves and redirects to `redirect` with `code` and
   `shop_id` appended to the redirect's own query string (state kept there).
+  The shop is DEMO_SHOP_ID; add `as_shop=<id>` to the auth link for a seller
+  who grants another shop.
 - The order list is sorted by the chosen time field, then order_sn; the cursor
   is opaque to clients (the last listed order's key, base64), so an order
   updated while a client pages is not skipped.
@@ -83,6 +85,7 @@ class ShopeeSandbox(ShopeeProducts, MarketplaceSandbox):
     touched_status = "COMPLETED"
 
     def reset(self):
+        self.while_refreshing = None  # see MarketplaceSandbox.serving_refresh
         self.partners = {DEMO_PARTNER_ID: DEMO_PARTNER_KEY}
         self.access_lifetime = ACCESS_LIFETIME
         self.refresh_lifetime = REFRESH_LIFETIME
@@ -227,12 +230,17 @@ class ShopeeSandbox(ShopeeProducts, MarketplaceSandbox):
         # `main_account=1` (a test's or demo's choice on the consent page): the
         # seller grants with a main account covering DEMO_MAIN_SHOP_IDS.
         main = bool(request.args.get("main_account"))
+        # `as_shop=<id>`: the seller picks another of their shops on the consent page.
+        try:
+            chosen = int(request.args.get("as_shop") or DEMO_SHOP_ID)
+        except ValueError:
+            return self.error("error_param", "as_shop must be a shop id.")
         with self.lock:
-            self.codes[code] = {"shop_id": None if main else DEMO_SHOP_ID,
+            self.codes[code] = {"shop_id": None if main else chosen,
                                 "main_account_id": DEMO_MAIN_ACCOUNT_ID if main else None,
                                 "partner_id": int(request.args["partner_id"]), "expires": time.time() + CODE_LIFETIME}
         joiner = "&" if "?" in redirect else "?"
-        owner = {"main_account_id": DEMO_MAIN_ACCOUNT_ID} if main else {"shop_id": DEMO_SHOP_ID}
+        owner = {"main_account_id": DEMO_MAIN_ACCOUNT_ID} if main else {"shop_id": chosen}
         return Response("", 302, headers={"Location": redirect + joiner + urlencode({"code": code, **owner})})
 
     @route("/api/v2/auth/token/get", methods=("POST",))
@@ -284,6 +292,7 @@ class ShopeeSandbox(ShopeeProducts, MarketplaceSandbox):
                 if body["shop_id"] in token_info["shop_ids"]:
                     token_info["expires"] = min(token_info["expires"], time.time() + OLD_ACCESS_GRACE)
             self.refreshes += 1
+        self.serving_refresh()
         access, refresh = self.issue([body["shop_id"]])
         return json_response({"request_id": secrets.token_hex(8), "error": "", "message": "",
                               "access_token": access, "refresh_token": refresh, "expire_in": self.access_lifetime,

@@ -18,16 +18,40 @@ from ..models import ReportSettings
 logger = logging.getLogger(__name__)
 
 
+SEND_HOUR = 7  # on the chosen day, from 07:00 in MARKETPLACE_TIME_ZONE
+RETRY_FIRST = timedelta(minutes=15)  # a failed scheduled send is tried again after this,
+RETRY_MAX = timedelta(hours=4)  # doubling up to this, while its week is the last full one
+
+
+def now():
+    """The weekly schedule's clock (the one thing its tests move)."""
+    return timezone.now()
+
+
 def _today():
-    return timezone.now().astimezone(report_time_zone()).date()
+    return now().astimezone(report_time_zone()).date()
 
 
 def weekly_report_due():
-    """Beat ticks daily: only the configured day, once per week, makes a run."""
+    """Beat ticks every 15 minutes: a run is made on the configured day from
+    SEND_HOUR, once per week, and after a failed scheduled send when its
+    `retry_at` has come (the same week only)."""
     config = ReportSettings.load()
-    today = _today()
-    return (config.enabled and today.isoweekday() == config.weekday
-            and config.last_sent_week != reports.last_full_week(today)[0])
+    moment = now()
+    local = moment.astimezone(report_time_zone())
+    week = reports.last_full_week(local.date())[0]
+    if not config.enabled or config.last_sent_week == week:
+        return False
+    if config.retry_week == week:
+        return config.retry_at is None or moment >= config.retry_at
+    return local.isoweekday() == config.weekday and local.hour >= SEND_HOUR
+
+
+def _scheduled_send_failed(config, week):
+    failed = config.failed_sends + 1 if config.retry_week == week else 1
+    retry_at = now() + min(RETRY_FIRST * 2 ** (failed - 1), RETRY_MAX)
+    ReportSettings.objects.filter(pk=config.pk).update(retry_week=week, retry_at=retry_at, failed_sends=failed)
+    logger.warning("weekly report for %s failed (%s so far); beat tries again at %s", week, failed, retry_at)
 
 
 def recipient_addresses(config):
@@ -53,15 +77,26 @@ def weekly_body(monday, sunday, shops, total, include_mock):
 def send_weekly_report(run, week_start=None, scheduled=False):
     """Send the report of the week starting `week_start` (a Monday; by default the
     last full week) to the chosen staff. From beat (`scheduled`) it sends once per
-    week on the configured day; run now always sends."""
+    week on the configured day, and a failed scheduled send is due again a
+    back-off later (see weekly_report_due); run now always sends."""
     config = ReportSettings.load()
     if week_start:
         monday = date.fromisoformat(str(week_start))
         if monday.isoweekday() != 1:
             raise OperationFailed(f"week_start {monday} is not a Monday.")
-        sunday = monday + timedelta(days=6)
     else:
-        monday, sunday = reports.last_full_week(_today())
+        monday = reports.last_full_week(_today())[0]
+    if not scheduled:
+        return _send(run, config, monday)
+    try:
+        return _send(run, config, monday, scheduled=True)
+    except Exception:
+        _scheduled_send_failed(config, monday)
+        raise
+
+
+def _send(run, config, monday, scheduled=False):
+    sunday = monday + timedelta(days=6)
     if scheduled and not config.enabled:
         raise OperationFailed("The weekly report is disabled in Report settings.")
     to = recipient_addresses(config)
@@ -76,9 +111,13 @@ def send_weekly_report(run, week_start=None, scheduled=False):
         from_email=settings.DEFAULT_FROM_EMAIL, to=to)
     message.attach(f"marketplace-week-{monday:%Y-%m-%d}.csv", reports.daily_sales_csv(reports.daily_sales(filters)),
                    "text/csv")
-    message.send(fail_silently=False)
+    try:
+        message.send(fail_silently=False)
+    except OSError as exc:  # smtplib's errors are OSErrors too
+        raise OperationFailed(f"The mail server did not take the report: {exc or type(exc).__name__}") from exc
     if scheduled:
-        ReportSettings.objects.filter(pk=config.pk).update(last_sent_week=monday, last_sent_at=timezone.now())
+        ReportSettings.objects.filter(pk=config.pk).update(last_sent_week=monday, last_sent_at=now(),
+                                                           retry_week=None, retry_at=None, failed_sends=0)
     run.count("recipients", len(to))
     run.count("shops", len(shops))
     run.set_cursor({"week_start": monday.isoformat()})

@@ -156,10 +156,12 @@ class ConnectionTokens(TokenKeeper):
 
 def _connect_failed(connection, exc):
     """Record a failed Connect / Reconnect. A shop that still has working tokens
-    keeps them and its status; only a shop with none is marked as in error."""
+    keeps them and its status; only a shop with none is marked as in error.
+    Judged on the stored row: the attempt may have changed `connection` in memory."""
     now = timezone.now()
+    stored = Connection.objects.get(pk=connection.pk)
     fields = {"connect_failed_at": now, "connect_error": str(exc)[:2000], "updated": now}
-    if not (connection.has_tokens and (connection.access_valid(now) or connection.refresh_valid(now))):
+    if not (stored.has_tokens and (stored.access_valid(now) or stored.refresh_valid(now))):
         fields.update(status=Connection.Status.ERROR, last_error=str(exc)[:2000], refresh_due_at=None)
     Connection.objects.filter(pk=connection.pk).update(**fields)
 
@@ -170,9 +172,10 @@ def connect_account(run, connection_id):
     tokens. Not repeatable by design: the code is single-use and cleared here.
 
     A Shopee main-account grant (`main_account_id`, no `shop_id`) connects every
-    shop of the grant: this connection takes the first, and each other shop gets
-    (or updates) its own connection with the same app. A failed attempt keeps a
-    working shop's tokens and status, and is recorded on the connection."""
+    shop of the grant: this connection takes its own shop when the grant covers
+    it (else the first one no other connection has), and each other shop gets
+    (or updates) its own connection with the same app. Every failed attempt is
+    recorded on the connection it was for, which keeps working tokens and status."""
     connection = Connection.objects.get(pk=connection_id)
     code, shop_id, main_account_id = connection.oauth_code, connection.oauth_shop_id, connection.oauth_main_account_id
     if not code:
@@ -180,31 +183,54 @@ def connect_account(run, connection_id):
     Connection.objects.filter(pk=connection.pk).update(oauth_code="", oauth_state="", oauth_main_account_id="")
     client = client_for(connection)
     try:
-        tokens = client.exchange_code(code, shop_id, main_account_id=main_account_id)
-    except ReauthorizationRequired as exc:
-        _connect_failed(connection, exc)
-        raise OperationFailed(f"{connection}: the marketplace refused the authorisation code ({exc}).") from exc
-    except UpstreamError as exc:
+        try:
+            tokens = client.exchange_code(code, shop_id, main_account_id=main_account_id)
+        except ReauthorizationRequired as exc:
+            raise OperationFailed(f"{connection}: the marketplace refused the authorisation code ({exc}).") from exc
+        shop_ids = [str(s) for s in tokens.shop_ids or [tokens.shop_id or shop_id] if s]
+        if not shop_ids:
+            raise OperationFailed(f"{connection}: the marketplace named no shop in its grant.")
+        connection.refresh_from_db()
+        own_shop = _shop_for(connection, shop_ids)
+        connected = _connect_shop(run, client, connection, tokens, own_shop, main_account_id)
+    except Exception as exc:
         _connect_failed(connection, exc)
         raise
-    shop_ids = tokens.shop_ids or [tokens.shop_id or shop_id]
-    if not shop_ids or not shop_ids[0]:
-        exc = OperationFailed(f"{connection}: the marketplace named no shop in its grant.")
-        _connect_failed(connection, exc)
-        raise exc
-    connection.refresh_from_db()
-    connected = [_connect_shop(run, client, connection, tokens, shop_ids[0], main_account_id)]
-    for other_shop in shop_ids[1:]:
-        sibling = Connection.objects.filter(platform=connection.platform, shop_id=str(other_shop)).first()
+    for other_shop in shop_ids:
+        if other_shop == own_shop:
+            continue
+        sibling = Connection.objects.filter(platform=connection.platform, shop_id=other_shop).first()
         if sibling is None:
             sibling = Connection(platform=connection.platform, name=f"{connection.name} ({other_shop})",
                                  app_key=connection.app_key, app_secret=connection.app_secret,
                                  country=connection.country)
-        connected.append(_connect_shop(run, client, sibling, tokens, other_shop, main_account_id))
-    return connected[0]
+        try:
+            _connect_shop(run, client, sibling, tokens, other_shop, main_account_id)
+        except Exception as exc:
+            if sibling.pk:
+                _connect_failed(sibling, exc)
+            raise
+    return connected
+
+
+def _shop_for(connection, shop_ids):
+    """The shop of the grant `connection` takes: its own when the grant covers it
+    (reconnecting any shop of a main account), else the first that no other
+    connection has, else the first (which then fails as connected elsewhere)."""
+    if connection.shop_id in shop_ids:
+        return connection.shop_id
+    taken = set(Connection.objects.filter(platform=connection.platform, shop_id__in=shop_ids)
+                .exclude(pk=connection.pk).values_list("shop_id", flat=True))
+    return next((s for s in shop_ids if s not in taken), shop_ids[0])
 
 
 def _connect_shop(run, client, connection, tokens, shop_id, main_account_id):
+    if connection.shop_id and connection.shop_id != str(shop_id):
+        # Another seller's shop: the old shop's cursor would skip the new one's older orders.
+        logger.info("connection #%s: shop %s replaces shop %s; its order sync starts over",
+                    connection.pk, shop_id, connection.shop_id)
+        connection.orders_cursor = None
+        run.count("orders_cursor_reset")
     apply_tokens(connection, tokens)
     connection.shop_id = str(shop_id)
     connection.main_account_id = main_account_id or ""

@@ -72,3 +72,5 @@ def test_the_beat_schedules_exist():
     assert (products.interval.every, products.interval.period) == (6, "hours")
     weekly = PeriodicTask.objects.get(task="marketplace.send_weekly_report")
     assert weekly.crontab is not None and json.loads(weekly.kwargs) == {"scheduled": True}
+    # It polls the report's due time (07:00 on its day, or a failed send's retry_at).
+    assert (weekly.crontab.minute, weekly.crontab.hour) == ("*/15", "*")
