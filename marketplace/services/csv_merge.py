@@ -52,7 +52,7 @@ from ..models import (
     CsvLineBeforeImage, CsvOrderBeforeImage, CsvStagingLine, CsvUpload, DimShop, FactOrder, FactOrderLine, Source,
 )
 from ..warehouse.sqlite import merge_sqlite
-from .order_money import MONEY_FIELDS, load_orders
+from .order_money import MONEY_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ def merge_in_chunks(run, upload_id, order_money):
     """Merge an upload's staged lines (and its orders' money) in short
     transactions, keeping the before-image, then publish it. The upload must be
     `loading`. Returns the lines written."""
+    from .csv_order_money import upsert_order_money_sqlite  # it reads files with csv_import's helpers
     run_id = run.record.pk
     chunks, written, last = Chunks(), 0, 0
     staged = CsvStagingLine.objects.filter(upload_id=upload_id).order_by("line_no").values_list("line_no", flat=True)
@@ -132,14 +133,13 @@ def merge_in_chunks(run, upload_id, order_money):
         written += chunks.write(merge_chunk, chunks.size)
         run.set_counter("lines_merged", written)
         run.save_progress()  # and stops here at the time limit or a takeover
-    orders = order_money or []
-    start = 0
+    orders, start, chunks = order_money or [], 0, Chunks()
     while start < len(orders):
         part = orders[start:start + chunks.size]
 
         def merge_orders(part=part):
             _keep_order_images(upload_id, part)
-            load_orders(part, source=Source.CSV, upload_id=upload_id, run_id=run_id)
+            upsert_order_money_sqlite(part, upload_id, run_id)
 
         chunks.write(merge_orders, len(part))
         start += len(part)
