@@ -155,8 +155,9 @@ def test_a_worker_killed_mid_merge_is_taken_over_and_the_file_loads_whole_once(s
     run = enqueue("marketplace", "import_orders_csv", trigger="api", upload_id=upload.pk)
 
     def half_merged():
+        # On SQLite chunks of it are committed; on PostgreSQL its one transaction is open.
         return (CsvUpload.objects.filter(pk=upload.pk, status="loading").exists()
-                and CsvLineBeforeImage.objects.filter(upload_id=upload.pk).exists())
+                and (connection.vendor != "sqlite" or CsvLineBeforeImage.objects.filter(upload_id=upload.pk).exists()))
 
     wait_until(half_merged, 120, "the merge under way")
     run.refresh_from_db()
