@@ -19,6 +19,7 @@ from django.db import connection
 from marketplace.models import (
     CsvLineBeforeImage, CsvOrderBeforeImage, CsvStagingLine, CsvUpload, FactOrder, FactOrderLine,
 )
+from marketplace.reports import ReportFilter
 from marketplace.services import import_orders_csv
 from tests.conftest import ROOT, _worker_database_url
 
@@ -145,13 +146,11 @@ def test_a_failure_late_in_the_merge_leaves_the_warehouse_exactly_as_before(pois
     assert seen["failed_writes"] == []
 
 
-@pytest.mark.worker
-def test_a_worker_killed_mid_merge_is_taken_over_and_the_file_loads_whole_once(spare_workers, tmp_path):
+def kill_mid_merge(spare_workers, upload):
+    """Queue the upload's import on a spare worker and SIGKILL it while the merge is under way."""
     from portal.operations import enqueue
-    from tests.portal.test_kill import recover_within, wait_until
+    from tests.portal.test_kill import wait_until
 
-    earlier, _ = load(export(300))
-    upload = new_upload(export(BIG, price="55.00", fee="4.00"))
     run = enqueue("marketplace", "import_orders_csv", trigger="api", upload_id=upload.pk)
 
     def half_merged():
@@ -163,7 +162,19 @@ def test_a_worker_killed_mid_merge_is_taken_over_and_the_file_loads_whole_once(s
     run.refresh_from_db()
     spare_workers.kill(run)
     if connection.vendor == "sqlite":
-        assert FactOrderLine.objects.filter(upload=upload).count() < 2 * BIG  # killed half-way
+        assert 0 < FactOrderLine.objects.filter(upload=upload).count() < 2 * BIG  # killed half-way
+    # What the dead worker merged is not seen by the readers.
+    assert not ReportFilter(include_mock=True, include_cancelled=True).lines().filter(upload=upload).exists()
+    return run
+
+
+@pytest.mark.worker
+def test_a_worker_killed_mid_merge_is_taken_over_and_the_file_loads_whole_once(spare_workers, tmp_path):
+    from tests.portal.test_kill import recover_within
+
+    earlier, _ = load(export(300))
+    upload = new_upload(export(BIG, price="55.00", fee="4.00"))
+    run = kill_mid_merge(spare_workers, upload)
     recover_within(run, seconds=120)
     upload.refresh_from_db()
     assert run.takeovers == 1, spare_workers.logs()
@@ -181,3 +192,22 @@ def test_a_worker_killed_mid_merge_is_taken_over_and_the_file_loads_whole_once(s
     assert not CsvLineBeforeImage.objects.exists() and not CsvOrderBeforeImage.objects.exists()
     assert not CsvStagingLine.objects.exists()
     assert not FactOrderLine.objects.filter(upload=earlier).exists()
+
+
+@pytest.mark.worker
+def test_a_merge_whose_killed_run_is_closed_is_undone_by_the_next_import(spare_workers, tmp_path):
+    from portal.runs import close_lost_run
+
+    load(export(300))
+    before = warehouse()
+    upload = new_upload(export(BIG, price="55.00", fee="4.00"))
+    run = kill_mid_merge(spare_workers, upload)
+    close_lost_run(run, "Closed by the reaper: the process running it stopped")  # not resumed
+    _, record = load(export(1, first=900_000))  # any later import settles it
+    upload.refresh_from_db()
+    assert record.status == "succeeded"
+    assert upload.status == "failed" and "run it again" in upload.errors[0]
+    lines, orders = warehouse()
+    assert (lines[:len(before[0])], orders[:len(before[1])]) == before  # exactly as before, then the new file
+    assert len(lines) == len(before[0]) + 2 and len(orders) == len(before[1]) + 1
+    assert not CsvLineBeforeImage.objects.exists() and not CsvOrderBeforeImage.objects.exists()
