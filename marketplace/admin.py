@@ -292,8 +292,16 @@ class ExactOrderSearchMixin:
         return queryset.filter(shop_id__in=shops, order_id=term), False
 
 
+class PublishedFactsMixin:
+    """Not the rows of a CSV upload still loading (services/csv_merge.py)."""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).published()
+
+
 @admin.register(FactOrderLine)
-class FactOrderLineAdmin(ExactOrderSearchMixin, BigTableAdminMixin, ActionsWithoutSelectionMixin, ReadOnlyAdmin):
+class FactOrderLineAdmin(PublishedFactsMixin, ExactOrderSearchMixin, BigTableAdminMixin, ActionsWithoutSelectionMixin,
+                         ReadOnlyAdmin):
     list_display = ("platform", "order_id", "line_id", "ordered_at", "shop", "product", "quantity", "paid_price",
                     "currency", "status", "source", "is_mock")
     # a date filter, not date_hierarchy: its DISTINCT over every date costs a quarter-second at 1M rows
@@ -323,7 +331,7 @@ class FactOrderLineAdmin(ExactOrderSearchMixin, BigTableAdminMixin, ActionsWitho
 
 
 @admin.register(FactOrder)
-class FactOrderAdmin(ExactOrderSearchMixin, BigTableAdminMixin, ReadOnlyAdmin):
+class FactOrderAdmin(PublishedFactsMixin, ExactOrderSearchMixin, BigTableAdminMixin, ReadOnlyAdmin):
     """Order-level money (shipping fee, vouchers, totals), one row per order."""
 
     list_display = ("platform", "order_id", "ordered_at", "shop", "items_total", "shipping_fee", "voucher_total",

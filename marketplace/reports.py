@@ -2,7 +2,8 @@
 charts page, the /api/marketplace/reports/ endpoints and the weekly e-mail, so
 all three show the same numbers.
 
-Every report leaves out mock rows and cancelled/returned lines unless asked.
+Every report leaves out mock rows and cancelled/returned lines unless asked,
+and always the lines of a CSV upload still loading (services/csv_merge.py).
 Days are the date dimension's (order dates in MARKETPLACE_TIME_ZONE).
 """
 
@@ -36,7 +37,7 @@ class ReportFilter:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__ and v is not None})
 
     def lines(self):
-        lines = FactOrderLine.objects.all()
+        lines = FactOrderLine.objects.published()  # not the lines of an upload still loading
         if not self.include_cancelled:
             lines = lines.exclude(status__group__in=[DimStatus.Group.CANCELLED, DimStatus.Group.RETURNED])
         return self.scope(lines, platform_field="platform")

@@ -78,7 +78,7 @@ class ConnectionViewSet(viewsets.ReadOnlyModelViewSet):
 class OrderLineViewSet(LeanListMixin, viewsets.ReadOnlyModelViewSet):
     """Fact rows (one per order line) with their dimensions, newest first."""
 
-    queryset = FactOrderLine.objects.select_related("shop", "date", "product", "customer", "status")
+    queryset = FactOrderLine.objects.published().select_related("shop", "date", "product", "customer", "status")
     serializer_class = OrderLineSerializer
     filterset_class = OrderLineFilter
     ordering_fields = ["ordered_at", "paid_price", "updated_at"]

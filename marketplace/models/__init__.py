@@ -1,6 +1,7 @@
 """Marketplace models: seller connections (OAuth) and the star-schema warehouse."""
 
 from .connections import Connection, CsvUpload, Platform
+from .csv_merge import CsvLineBeforeImage, CsvOrderBeforeImage
 from .reports import ReportSettings
 from .warehouse import (
     CsvStagingLine,
@@ -17,6 +18,6 @@ from .warehouse import (
 )
 
 __all__ = [
-    "Connection", "CsvUpload", "CsvStagingLine", "Platform", "ReportSettings",
+    "Connection", "CsvUpload", "CsvStagingLine", "CsvLineBeforeImage", "CsvOrderBeforeImage", "Platform", "ReportSettings",
     "DimCustomer", "DimDate", "DimProduct", "DimShop", "DimStatus", "FactActivity", "FactOrder", "FactOrderLine", "FactTraffic", "Source",
 ]

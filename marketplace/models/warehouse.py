@@ -8,6 +8,7 @@ generator carry `is_mock` (facts and shops) so reports can leave them out.
 from django.db import models
 
 from .connections import Platform
+from .csv_merge import Published
 
 
 class Source(models.TextChoices):
@@ -136,6 +137,8 @@ class FactOrderLine(models.Model):
     """One line of one order. Natural key: (shop, order_id, line_id): the shops
     of one main-account grant may number their orders alike."""
 
+    objects = Published.as_manager()
+
     platform = models.CharField(max_length=20, choices=Platform.choices)
     order_id = models.CharField(max_length=100)
     line_id = models.CharField(max_length=100)
@@ -206,6 +209,8 @@ class FactOrder(models.Model):
     Lazada's order gives its items' price, shipping fee and vouchers (split by
     who funds them when `voucher_seller`/`voucher_platform` come); Shopee's
     order detail gives only the total amount."""
+
+    objects = Published.as_manager()
 
     platform = models.CharField(max_length=20, choices=Platform.choices)
     shop = models.ForeignKey(DimShop, on_delete=models.PROTECT, related_name="orders")

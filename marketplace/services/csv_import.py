@@ -24,10 +24,14 @@ mock generator) wrote: a CSV never overwrites those. Every problem is reported
 with its physical line in the file (the header is line 1). Validate-only mode
 stops there. Load mode is all or nothing: any bad row and nothing loads (the
 upload is `rejected` with the reasons); otherwise the staged lines merge into
-the facts in one transaction (on PostgreSQL one set-based statement per table:
-a plain INSERT of the facts when a sample of the lines shows none stored, else
-INSERT ... ON CONFLICT), so a failure leaves nothing of the upload and no
-earlier row overwritten.
+the facts, and a failure leaves nothing of the upload and no earlier row
+overwritten. On PostgreSQL the merge is one transaction of one set-based
+statement per table (a plain INSERT of the facts when a sample of the lines
+shows none stored, else INSERT ... ON CONFLICT): MVCC lets other writers and
+readers through meanwhile. On SQLite one transaction would hold the database's
+single write lock for the whole file, so the merge commits in short chunks,
+keeps a before-image to undo them, and its rows stay hidden from the readers
+until the upload is published (csv_merge.py).
 """
 
 import logging
@@ -38,8 +42,9 @@ from django.db.models import Count, Min
 from portal.runs import OperationFailed, RunLost, describe_error, operation
 
 from ..models import CsvStagingLine, CsvUpload, DimShop, FactOrderLine, Source
-from ..warehouse import OrderLine, load_lines, merge_postgres
+from ..warehouse import merge_postgres
 from ..warehouse.postgres import _column_types
+from .csv_merge import delete_in_chunks, forget, merge_in_chunks, staged_relation, undo_merge
 from .csv_rows import CHUNK_ROWS, LINE_FIELDS, CsvRejected, count_lines, open_text, read_rows
 
 logger = logging.getLogger(__name__)
@@ -56,10 +61,7 @@ def _stage(upload_id, good):
     if db.vendor == "postgresql":
         _copy(upload_id, good)
     else:
-        with transaction.atomic():
-            CsvStagingLine.objects.bulk_create(
-                [CsvStagingLine(upload_id=upload_id, line_no=number, **dict(zip(LINE_FIELDS, values)))
-                 for number, values in good], batch_size=500)
+        _insert_sqlite(upload_id, good)
 
 
 _staging_types = None
@@ -80,6 +82,29 @@ def _copy(upload_id, good):
             write = copy.write_row
             for number, values in good:
                 write((upload_id, number) + values)
+
+
+def _insert_sqlite(upload_id, good):
+    """SQLite: one executemany of the chunk, the times adapted as Django stores them
+    (a model instance per row would hold the write lock for the ORM's per-field work)."""
+    table = CsvStagingLine._meta.db_table
+    columns = [CsvStagingLine._meta.get_field(f).column for f in STAGED_FIELDS]
+    adapt, stored = db.ops.adapt_datetimefield_value, {}
+
+    def moment(value):
+        if value is None:
+            return None
+        text = stored.get(value)
+        if text is None:
+            text = stored[value] = adapt(value)
+        return text
+
+    at, updated = LINE_FIELDS.index("ordered_at"), LINE_FIELDS.index("updated_at")
+    rows = [(upload_id, number, *values[:at], moment(values[at]), moment(values[updated]), *values[updated + 1:])
+            for number, values in good]
+    with transaction.atomic(), db.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
+                           rows)
 
 
 class Problems:
@@ -120,39 +145,43 @@ def _check_staged(upload_id, problems):
                                  "a CSV never overwrites it")
 
 
-def merge_staged(upload_id, run_id):
-    """Merge an upload's staged lines into the facts in ONE transaction: a
-    failure leaves the warehouse as it was (no row of it written, no earlier
-    row overwritten). On PostgreSQL it is one set-based statement per table
-    straight from the staging table; on SQLite the batched loader, chunk by chunk."""
-    if db.vendor == "postgresql":
-        # Statistics for the planner first (the staged rows arrived since autovacuum
-        # last looked; without them it probes the dimensions once per line). Outside
-        # the merge's transaction: ANALYZE's lock would be held to its end, and a
-        # second upload's ANALYZE would wait for the whole merge.
-        with db.cursor() as cursor:
-            cursor.execute(f"ANALYZE {CsvStagingLine._meta.db_table}")
+def merge_staged(upload_id, run_id, order_money):
+    """PostgreSQL: merge an upload's staged lines and its orders' money into the
+    facts and publish it, in ONE transaction (one set-based statement per table
+    straight from the staging table): a failure leaves the warehouse as it was
+    (no row of it written, no earlier row overwritten). Returns the lines
+    written. (SQLite: csv_merge.merge_in_chunks.)"""
+    from .csv_order_money import load_order_money
+
+    # Statistics for the planner first (the staged rows arrived since autovacuum
+    # last looked; without them it probes the dimensions once per line). Outside
+    # the merge's transaction: ANALYZE's lock would be held to its end, and a
+    # second upload's ANALYZE would wait for the whole merge.
+    with db.cursor() as cursor:
+        cursor.execute(f"ANALYZE {CsvStagingLine._meta.db_table}")
     with transaction.atomic():
-        if db.vendor == "postgresql":
-            staged = CsvStagingLine.objects.filter(upload_id=upload_id).count()
-            relation = (f"(SELECT line_no AS seq, platform, shop_id, shop_id AS shop_name, "
-                        f"{', '.join(ORDER_LINE_FIELDS[2:])} FROM {CsvStagingLine._meta.db_table} "
-                        f"WHERE upload_id = {int(upload_id)})")
-            with db.cursor() as cursor:
-                if _sampled_new(cursor, upload_id, staged):
-                    # A file of new lines (a first upload): a plain INSERT. A stored line the
-                    # sample missed fails it: back to the savepoint, and merge with ON CONFLICT.
-                    try:
-                        with transaction.atomic():
-                            merge_postgres(cursor, relation, source=Source.CSV, upload_id=upload_id,
-                                           run_id=run_id, new=True)
-                        return staged
-                    except IntegrityError:
-                        pass
-                merge_postgres(cursor, relation, source=Source.CSV, upload_id=upload_id, run_id=run_id)
-            return staged
-        return sum(load_lines(lines, source=Source.CSV, upload_id=upload_id, run_id=run_id)
-                   for lines in _staged_lines(upload_id))
+        written = _merge_lines_postgres(upload_id, run_id)
+        load_order_money(order_money, upload_id, run_id)
+        CsvUpload.objects.filter(pk=upload_id).update(status=CsvUpload.Status.LOADED, rows=written)
+    return written
+
+
+def _merge_lines_postgres(upload_id, run_id):
+    staged = CsvStagingLine.objects.filter(upload_id=upload_id).count()
+    relation = staged_relation(upload_id)
+    with db.cursor() as cursor:
+        if _sampled_new(cursor, upload_id, staged):
+            # A file of new lines (a first upload): a plain INSERT. A stored line the
+            # sample missed fails it: back to the savepoint, and merge with ON CONFLICT.
+            try:
+                with transaction.atomic():
+                    merge_postgres(cursor, relation, source=Source.CSV, upload_id=upload_id,
+                                   run_id=run_id, new=True)
+                return staged
+            except IntegrityError:
+                pass
+        merge_postgres(cursor, relation, source=Source.CSV, upload_id=upload_id, run_id=run_id)
+    return staged
 
 
 # Staged lines looked up in the facts before a file is taken for new (spread over the file).
@@ -171,23 +200,6 @@ def _sampled_new(cursor, upload_id, staged):
     return not cursor.fetchone()[0]
 
 
-def _staged_lines(upload_id):
-    """The staged lines in chunks, as OrderLines, by line number."""
-    last = 0
-    while True:
-        chunk = list(CsvStagingLine.objects.filter(upload_id=upload_id, line_no__gt=last).order_by("line_no")
-                     .values_list(*STAGED_FIELDS[1:])[:CHUNK_ROWS])
-        if not chunk:
-            return
-        last = chunk[-1][0]
-        yield [OrderLine(**dict(zip(ORDER_LINE_FIELDS, row[1:]))) for row in chunk]
-
-
-ORDER_LINE_FIELDS = ["platform", "shop_id", "order_id", "line_id", "ordered_at", "updated_at", "status", "sku",
-                     "product_name", "variation", "quantity", "unit_price", "paid_price", "currency", "customer_key",
-                     "customer_name", "city", "region", "country"]
-
-
 def summarize(errors):
     shown = errors[:MAX_ERRORS_SHOWN]
     more = len(errors) - len(shown)
@@ -196,11 +208,25 @@ def summarize(errors):
 
 def _settle_abandoned_uploads():
     """An upload whose run ended without settling it (its worker died and the
-    reaper closed the run) must not stay pending for ever."""
-    CsvUpload.objects.filter(
+    reaper closed the run) must not stay pending for ever; one that died while
+    merging is undone first (it stays hidden from the readers until then)."""
+    abandoned = CsvUpload.objects.filter(
         status__in=[CsvUpload.Status.PENDING, CsvUpload.Status.CHECKING, CsvUpload.Status.LOADING],
-        run__finished__isnull=False,
-    ).update(status=CsvUpload.Status.FAILED, errors=["the import run ended before the file was loaded; run it again"])
+        run__finished__isnull=False)
+    for upload_id in abandoned.filter(status=CsvUpload.Status.LOADING).values_list("pk", flat=True):
+        undo_merge(upload_id)
+    abandoned.update(status=CsvUpload.Status.FAILED, errors=["the import run ended before the file was loaded; "
+                                                             "run it again"])
+
+
+def _abandon(upload_id, exc):
+    """A run that stops before its upload is settled: a half-merge is undone
+    (the upload stays `loading`, so hidden, until that is done), then the upload is `failed`."""
+    if CsvUpload.objects.filter(pk=upload_id, status=CsvUpload.Status.LOADING).exists():
+        undo_merge(upload_id)  # if this fails, the upload stays hidden and the next import undoes it
+    CsvUpload.objects.filter(pk=upload_id).exclude(
+        status__in=[CsvUpload.Status.REJECTED, CsvUpload.Status.VALID, CsvUpload.Status.LOADED]).update(
+        status=CsvUpload.Status.FAILED, errors=[describe_error(exc)])
 
 
 @operation("marketplace", "import_orders_csv", lock_key=lambda p: str(p.get("upload_id")))
@@ -211,19 +237,21 @@ def import_orders_csv(run, upload_id):
     its rows record the upload and the run."""
     _settle_abandoned_uploads()
     upload = CsvUpload.objects.get(pk=upload_id)
+    if upload.status == CsvUpload.Status.LOADING:
+        undo_merge(upload.pk)  # a takeover: the dead worker's half-merge goes before the file starts again
+    forget(upload.pk)  # the before-images of a merge published just before its worker died
     CsvUpload.objects.filter(pk=upload.pk).update(run=run.record, status=CsvUpload.Status.CHECKING, rows_checked=0,
                                                   error_count=0, errors=[])
     try:
         return _import(run, upload)
     except RunLost:
-        raise  # the worker that took the run over settles the upload
+        raise  # the worker that took the run over settles the upload (and owns its staged lines now)
     except BaseException as exc:  # the time limit too: the upload must not stay pending
-        CsvUpload.objects.filter(pk=upload.pk).exclude(
-            status__in=[CsvUpload.Status.REJECTED, CsvUpload.Status.VALID, CsvUpload.Status.LOADED]).update(
-            status=CsvUpload.Status.FAILED, errors=[describe_error(exc)])
+        _abandon(upload.pk, exc)
         raise
     finally:
-        CsvStagingLine.objects.filter(upload_id=upload.pk).delete()
+        if not run.lost:
+            delete_in_chunks(CsvStagingLine.objects.filter(upload_id=upload.pk))
 
 
 def _reject(run, upload, errors, count):
@@ -234,7 +262,7 @@ def _reject(run, upload, errors, count):
 
 
 def _import(run, upload):
-    from .csv_order_money import load_order_money, read_order_money
+    from .csv_order_money import read_order_money
 
     if not upload.file:
         _reject(run, upload, ["the upload has no file"], 1)
@@ -242,7 +270,7 @@ def _import(run, upload):
         from .csv_reports import import_report
 
         return import_report(run, upload)
-    CsvStagingLine.objects.filter(upload_id=upload.pk).delete()  # a run taken over starts the file again
+    delete_in_chunks(CsvStagingLine.objects.filter(upload_id=upload.pk))  # a run taken over starts the file again
     run.set_total(count_lines(upload.file.name))
     problems, checked = Problems(), 0
     try:
@@ -266,11 +294,12 @@ def _import(run, upload):
         run.ok(checked)
         return 0
     CsvUpload.objects.filter(pk=upload.pk).update(status=CsvUpload.Status.LOADING)
-    with transaction.atomic():  # the lines and their orders' money, all or nothing
-        written = merge_staged(upload.pk, run.record.pk)
-        load_order_money(order_money, upload.pk, run.record.pk)
-    run.count("lines_merged", written)
-    CsvUpload.objects.filter(pk=upload.pk).update(status=CsvUpload.Status.LOADED, rows=written)
+    # The lines and their orders' money, all or nothing; `loaded` when done.
+    if db.vendor == "postgresql":
+        written = merge_staged(upload.pk, run.record.pk, order_money)
+    else:
+        written = merge_in_chunks(run, upload.pk, order_money)
+    run.set_counter("lines_merged", written)
     run.ok(checked)
     run.count("lines", written)
     return written
