@@ -28,7 +28,7 @@ def daily(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("marketplace", "0020_fact_fillfactor"),
+        ("marketplace", "0021_csv_merge_before_images"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
