@@ -18,7 +18,8 @@ Choices where the contract is silent:
   sorts by update time, else by creation time; a tie is broken by order id.
   The contract does not say which bounds are inclusive: `POST .../orders
   {"update_after": "exclusive"}` makes `update_after` leave out its own second
-  (`"inclusive"` restores it; `reset` does too).
+  (`"inclusive"` restores it; `reset` does too). `{"count_total": false}` leaves
+  `countTotal` out of `/orders/get` replies (the reference marks it optional).
 - Token lifetimes default to the online app's (access 30 d, refresh 180 d); the
   control endpoint `POST /_sandbox/lazada/tokens {"access_expires_in": s,
   "refresh_expires_in": s}` shortens them, `POST .../expire {"what": "access"|"refresh"}`
@@ -107,6 +108,7 @@ class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
         self.paging_touch = None
         self.touched_while_paging = []
         self.update_after_inclusive = True
+        self.send_count_total = True
         self.while_refreshing = None  # see MarketplaceSandbox.serving_refresh
         self.refreshes = 0
         self.rng = random.Random(42)
@@ -334,8 +336,10 @@ class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
         key = "updated" if sort_by == "updated_at" else "created"
         matching.sort(key=lambda o: (o[key], o["order_id"]), reverse=direction == "DESC")
         page = matching[offset:offset + limit]
-        reply = json_response({"code": "0", "request_id": secrets.token_hex(8), "data": {
-            "count": len(page), "countTotal": len(matching), "orders": [self.render_order(o) for o in page]}})
+        data = {"count": len(page), "countTotal": len(matching), "orders": [self.render_order(o) for o in page]}
+        if not self.send_count_total:
+            del data["countTotal"]
+        reply = json_response({"code": "0", "request_id": secrets.token_hex(8), "data": data})
         self.page_served([o["order_id"] for o in page])
         return reply
 
@@ -351,6 +355,10 @@ class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
                 with self.lock:
                     self.update_after_inclusive = spec["update_after"] == "inclusive"
                 return json_response({"update_after": spec["update_after"]})
+            if "count_total" in spec:
+                with self.lock:
+                    self.send_count_total = bool(spec["count_total"])
+                return json_response({"count_total": self.send_count_total})
         return super().handle_control(action, request)
 
     def render_order(self, order):
