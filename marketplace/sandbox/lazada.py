@@ -18,7 +18,8 @@ Choices where the contract is silent:
   sorts by update time, else by creation time; a tie is broken by order id.
   The contract does not say which bounds are inclusive: `POST .../orders
   {"update_after": "exclusive"}` makes `update_after` leave out its own second
-  (`"inclusive"` restores it; `reset` does too).
+  (`"inclusive"` restores it; `reset` does too). `{"count_total": false}` leaves
+  `countTotal` out of `/orders/get` replies (the reference marks it optional).
 - Token lifetimes default to the online app's (access 30 d, refresh 180 d); the
   control endpoint `POST /_sandbox/lazada/tokens {"access_expires_in": s,
   "refresh_expires_in": s}` shortens them, `POST .../expire {"what": "access"|"refresh"}`
@@ -38,7 +39,6 @@ Choices where the contract is silent:
 
 import hashlib
 import hmac
-import json
 import random
 import secrets
 import time
@@ -50,19 +50,18 @@ from werkzeug.wrappers import Response
 from portal.sandbox.base import json_response, route
 
 from .common import MarketplaceSandbox
+# order_money is imported from here by the order-money tests.
+from .lazada_orders import STATUSES, LazadaOrderRoutes, order_money, reply_time, request_time  # noqa: F401
 from .products import LazadaProducts
 
 DEMO_APP_KEY = "100200"
 DEMO_APP_SECRET = "lazada-sandbox-secret"
 DEMO_SELLER_ID = "1000123456"
 DEMO_COUNTRY = "sg"
-SGT = timezone(timedelta(hours=8))
 ACCESS_LIFETIME = 30 * 86400
 REFRESH_LIFETIME = 180 * 86400
 CODE_LIFETIME = 30 * 60
 MAX_SKEW_MS = 7200 * 1000
-OFFSET_CAP = 5000
-STATUSES = ("pending", "packed", "ready_to_ship", "shipped", "delivered", "canceled", "returned")
 PRODUCTS = [
     ("LA-TEE-001", "Linen Tee", "Color family:White;Size:M", "19.90"),
     ("LA-DRS-014", "Wrap Dress", "Color family:Navy;Size:S", "49.00"),
@@ -78,19 +77,7 @@ def lazada_sign(secret, api_path, params):
     return hmac.new(secret.encode(), base.encode(), hashlib.sha256).hexdigest().upper()
 
 
-def _iso(moment):
-    return moment.astimezone(SGT).strftime("%Y-%m-%d %H:%M:%S +0800")
-
-
-def _parse_iso(value):
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        return None
-    return parsed if parsed.tzinfo else None
-
-
-class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
+class LazadaSandbox(LazadaOrderRoutes, LazadaProducts, MarketplaceSandbox):
     name = "lazada"
     touched_status = "delivered"
 
@@ -107,6 +94,7 @@ class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
         self.paging_touch = None
         self.touched_while_paging = []
         self.update_after_inclusive = True
+        self.send_count_total = True
         self.while_refreshing = None  # see MarketplaceSandbox.serving_refresh
         self.refreshes = 0
         self.rng = random.Random(42)
@@ -137,7 +125,7 @@ class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
                     lines.append({
                         "order_item_id": order_id * 10 + n, "sku": sku, "shop_sku": f"{sku}-SG", "sku_id": 9000 + n,
                         "name": name, "variation": variation, "item_price": price, "paid_price": price,
-                        "currency": "SGD", "tracking_code": "", "created_at": _iso(created_at),
+                        "currency": "SGD", "tracking_code": "", "created_at": reply_time(created_at),
                     })
                 status = self.rng.choice(STATUSES)
                 self.orders[order_id] = {
@@ -193,7 +181,7 @@ class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
         try:
             stamp = int(params["timestamp"])
         except ValueError:
-            parsed = _parse_iso(params["timestamp"])
+            parsed = request_time(params["timestamp"])
             stamp = int(parsed.timestamp() * 1000) if parsed else None
         if stamp is None or abs(stamp - time.time() * 1000) > MAX_SKEW_MS:
             return params, self.error("InvalidTimestamp", "Timestamp is invalid or out of the allowed 7200 s window")
@@ -290,132 +278,6 @@ class LazadaSandbox(LazadaProducts, MarketplaceSandbox):
             "seller_id": int(DEMO_SELLER_ID), "name": "LA Collections", "name_company": "LA Collections Pte Ltd",
             "short_code": "SG4LA", "email": "seller@la-collections.test", "logo_url": "", "cb": False,
             "location": "Singapore", "status": "ACTIVE", "verified": True}})
-
-    @route("/api/rest/orders/get")
-    def orders_get(self, request):
-        params, error = self.check(request, "/orders/get", seller_call=True)
-        if error:
-            return error
-        try:
-            offset = int(params.get("offset", 0))
-            limit = int(params.get("limit", 10))
-        except ValueError:
-            return self.error("14", "Invalid Offset")
-        if offset < 0 or offset > OFFSET_CAP:
-            return self.error("14", "Invalid Offset")
-        if limit < 1 or limit > 100:
-            return self.error("19", "The limit must be between 1 and 100")
-        bounds = {}
-        for name in ("created_after", "created_before", "update_after", "update_before"):
-            if params.get(name):
-                bounds[name] = _parse_iso(params[name])
-                if bounds[name] is None:
-                    return self.error("17", f"Invalid Date Format: {name}")
-        if "created_after" not in bounds and "update_after" not in bounds:
-            return self.error("MissingParameter", "Either created_after or update_after is mandatory")
-        if params.get("status") and params["status"] not in STATUSES:
-            return self.error("36", "Invalid status filter")
-        sort_by = params.get("sort_by", "created_at")
-        if sort_by not in ("created_at", "updated_at"):
-            return self.error("74", "Invalid sort filter")
-        direction = params.get("sort_direction", "DESC")
-        if direction not in ("ASC", "DESC"):
-            return self.error("75", "Invalid sort direction")
-        with self.lock:
-            orders = list(self.orders.values())
-        matching = [
-            o for o in orders
-            if ("created_after" not in bounds or o["created"] >= bounds["created_after"])
-            and ("created_before" not in bounds or o["created"] < bounds["created_before"])
-            and ("update_after" not in bounds or self.updated_after(o["updated"], bounds["update_after"]))
-            and ("update_before" not in bounds or o["updated"] < bounds["update_before"])
-            and (not params.get("status") or o["status"] == params["status"])
-        ]
-        key = "updated" if sort_by == "updated_at" else "created"
-        matching.sort(key=lambda o: (o[key], o["order_id"]), reverse=direction == "DESC")
-        page = matching[offset:offset + limit]
-        reply = json_response({"code": "0", "request_id": secrets.token_hex(8), "data": {
-            "count": len(page), "countTotal": len(matching), "orders": [self.render_order(o) for o in page]}})
-        self.page_served([o["order_id"] for o in page])
-        return reply
-
-    def updated_after(self, updated, bound):
-        if self.update_after_inclusive:
-            return updated >= bound
-        return updated.replace(microsecond=0) > bound  # the second shown to clients, after the bound's
-
-    def handle_control(self, action, request):
-        if action == "orders" and request.method == "POST":
-            spec = json.loads(request.get_data() or b"{}")
-            if spec.get("update_after") in ("inclusive", "exclusive"):
-                with self.lock:
-                    self.update_after_inclusive = spec["update_after"] == "inclusive"
-                return json_response({"update_after": spec["update_after"]})
-        return super().handle_control(action, request)
-
-    def render_order(self, order):
-        items = self.items[order["order_id"]]
-        total = sum(float(i["item_price"]) for i in items)
-        return self.served(order["order_id"], {
-            "order_id": order["order_id"], "order_number": order["order_number"],
-            "created_at": _iso(order["created"]), "updated_at": _iso(order["updated"]),
-            "price": f"{total:.2f}", **order_money(order["order_id"]), "payment_method": order["payment_method"],
-            "items_count": len(items), "statuses": [order["status"]],
-            "customer_first_name": order["customer_first_name"], "customer_last_name": "",
-            "address_shipping": order["address_shipping"], "address_billing": order["address_shipping"],
-        })
-
-    @route("/api/rest/order/get")
-    def order_get(self, request):
-        params, error = self.check(request, "/order/get", seller_call=True)
-        if error:
-            return error
-        try:
-            order_id = int(params.get("order_id", ""))
-        except ValueError:
-            return self.error("MissingParameter", "The input parameter order_id that is mandatory for processing "
-                              "this request is not supplied")
-        with self.lock:
-            order = self.orders.get(order_id)
-        if order is None:
-            return self.error("InvalidParameter", f"Order {order_id} not found")
-        return json_response({"code": "0", "request_id": secrets.token_hex(8), "data": self.render_order(order)})
-
-    @route("/api/rest/orders/items/get")
-    def order_items_get(self, request):
-        params, error = self.check(request, "/orders/items/get", seller_call=True)
-        if error:
-            return error
-        try:
-            ids = [int(i) for i in json.loads(params.get("order_ids", ""))]
-        except (ValueError, TypeError):
-            return self.error("MissingParameter", "order_ids must be a JSON list of order ids")
-        if not 1 <= len(ids) <= 50:
-            return self.error("InvalidParameter", "order_ids takes 1 to 50 ids")
-        data = []
-        with self.lock:
-            for order_id in ids:
-                order = self.orders.get(order_id)
-                if order is None:
-                    continue
-                items = [{**i, "order_id": order_id, "status": order["status"]} for i in self.items[order_id]]
-                items = self.served_items(order_id, items)
-                data.append({"order_id": order_id, "order_number": order["order_number"], "order_items": items})
-        return json_response({"code": "0", "request_id": secrets.token_hex(8), "data": data})
-
-
-def order_money(order_id):
-    """Shipping fee and vouchers, drawn from the order id (no random draw, so the
-    orders' other values stay as they were). Every shape the contract allows:
-    amounts as strings or numbers, a voucher split by who funds it on some
-    orders (`voucher_seller`, `voucher_platform`), none on others."""
-    shipping = (order_id % 4) * 1.5
-    voucher = 2.0 if order_id % 3 == 0 else 0.0
-    money = {"shipping_fee": f"{shipping:.2f}", "voucher": f"{voucher:.2f}"}
-    if order_id % 2 == 0:
-        money = {"shipping_fee": shipping, "voucher": voucher, "voucher_seller": voucher / 2,
-                 "voucher_platform": voucher / 2}
-    return money
 
 
 _MESSAGES = {

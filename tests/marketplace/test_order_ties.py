@@ -106,3 +106,24 @@ def test_an_order_updated_at_the_cursors_second_is_read_when_update_after_leaves
     second = sync_orders(trigger="command", connection_id=connected_lazada.pk)
     assert second.status == "succeeded", second.error
     assert warehouse() == truth(box)
+
+
+@pytest.mark.django_db
+def test_orders_of_one_second_are_all_stored_when_the_list_sends_no_count_total(sandbox, connected_lazada, no_lag):
+    box = sandbox["lazada"]
+    reply = requests.post(f"{sandbox.url}/_sandbox/lazada/orders", json={"count_total": False}, timeout=5)
+    assert reply.status_code == 200, reply.text
+    tied_at = (datetime.now(dt_timezone.utc) - timedelta(minutes=5)).replace(microsecond=0)
+    only_orders(box, [(tied_at, 250)])
+    # Without countTotal a pass of that second counts as whole when it lists the
+    # same orders as the pass before; a touch during the first pass changes them.
+    box.touch_while_paging(after_pages=3, count=5)
+
+    first = sync_orders(trigger="command", connection_id=connected_lazada.pk)
+    assert first.status == "succeeded", first.error
+    touched = {str(t) for t in box.touched_while_paging}
+    assert {row for row in truth(box) if row[0] not in touched} <= warehouse()
+    time.sleep(1.1)
+    second = sync_orders(trigger="command", connection_id=connected_lazada.pk)
+    assert second.status == "succeeded", second.error
+    assert warehouse() == truth(box)
