@@ -206,10 +206,7 @@ def _set_aside_key(row):
 
 
 def _twilio_code(error):
-    """Twilio's error code from a reply body ({"code": 20429, ...}), else None."""
-    body = getattr(error, "body", None)
-    if isinstance(body, dict) and str(body.get("code", "")).isdigit():
-        return int(body["code"])
+    """20429 (Twilio's "too many requests") for a 429; a 5xx or a lost reply has no code."""
     return 20429 if getattr(error, "status", None) == 429 else None
 
 
