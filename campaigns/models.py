@@ -29,12 +29,19 @@ CONTACT_COLUMNS = [
 ]
 
 
+# Placeholders only a message has (not export columns): a household's children with
+# their links, their names, and one subject's link (campaigns.services.messages).
+MESSAGE_ONLY_PLACEHOLDERS = ["children", "names", "link"]
+
+
 def validate_message_template(value):
+    placeholders = CONTACT_COLUMNS + MESSAGE_ONLY_PLACEHOLDERS
     try:
-        value.format_map(dict.fromkeys(CONTACT_COLUMNS, ""))
+        value.format_map(dict.fromkeys(placeholders, ""))
     except KeyError as exc:
-        raise ValidationError(f"Unknown placeholder {exc}; use any of: {', '.join(CONTACT_COLUMNS)}.") from exc
-    except (ValueError, IndexError, AttributeError) as exc:
+        raise ValidationError(f"Unknown placeholder {exc}; use any of: {', '.join(placeholders)}.") from exc
+    except (ValueError, IndexError, AttributeError, TypeError) as exc:
+        # TypeError: an index into a text value, e.g. "{buyer[x]}"
         raise ValidationError(f"Not a valid template: {exc}") from exc
 
 
@@ -105,9 +112,8 @@ def validate_basic_auth_text(value):
     try:
         str(value).encode("latin-1")
     except UnicodeEncodeError as exc:
-        raise ValidationError(
-            f"HTTP Basic cannot carry the character {exc.object[exc.start]!r}; use latin-1 characters only."
-        ) from exc
+        # The message names the rule, never the character: the value may be a password.
+        raise ValidationError("HTTP Basic carries latin-1 characters only; this value has one outside it.") from exc
 
 
 def validate_basic_auth_username(value):

@@ -72,3 +72,16 @@ def check(raw, *, country="", default_code="1") -> PhoneCheck:
 def normalise(raw, *, country="", default_code="1"):
     """E.164 ("+12015550101") or "" when the value is not a number that takes an SMS."""
     return check(raw, country=country, default_code=default_code).e164
+
+
+def to_e164(raw, *, default_code="1"):
+    """Any valid number in E.164, landlines included, or "" (for lists of numbers not to
+    text, such as opt-outs: a number is listed as the send will see it, whatever its type)."""
+    text = str(raw or "").strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region_for("", default_code))
+    except phonenumbers.NumberParseException:
+        return ""
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164) if phonenumbers.is_valid_number(number) else ""

@@ -67,7 +67,11 @@ class SmsCampaignAdmin(CampaignAdmin):
     def cancel_send(self, request, queryset):
         for campaign in queryset:
             cancelled = sending.cancel_campaign(campaign.pk, user=request.user)
-            self.message_user(request, f"{campaign}: {cancelled} unsent messages cancelled.")
+            state = Campaign.objects.filter(pk=campaign.pk).values_list("send_state", flat=True).first()
+            if state == SendState.CANCELLED:
+                self.message_user(request, f"{campaign}: {cancelled} unsent messages cancelled.")
+            else:
+                self.message_user(request, f"{campaign}: not sending ({state}), nothing cancelled.", messages.WARNING)
 
     def has_send_permission(self, request, obj=None):
         return request.user.has_perm(SEND_PERMISSION)

@@ -181,9 +181,49 @@ class OptOut(models.Model):
     def __str__(self):
         return self.phone
 
+    # Every way in (admin form, API, CSV import, inbound STOP, Twilio's 21610) stores the
+    # number in E.164, the form the send compares: "(201) 555-0601" typed by staff must
+    # block +12015550601.
+    @staticmethod
+    def default_calling_code():
+        """The portals' default calling code (the most common one), for numbers typed without one."""
+        from django.db.models import Count
+
+        from .models import Portal
+
+        row = Portal.objects.values("default_country_code").annotate(n=Count("pk")).order_by("-n", "default_country_code").first()
+        return row["default_country_code"] if row else "1"
+
+    @classmethod
+    def normalise_phone(cls, raw, default_code=None):
+        """E.164, or a ValidationError on `phone` for what is not a phone number."""
+        from .phones import to_e164
+
+        if not default_code:
+            default_code = "1" if str(raw or "").strip().startswith(("+", "00")) else cls.default_calling_code()
+        phone = to_e164(raw, default_code=default_code)
+        if not phone:
+            raise ValidationError({"phone": "Not a phone number; give it in E.164 (+12015550101) or as dialled locally."})
+        return phone
+
+    def clean(self):
+        super().clean()
+        if self.phone:  # blank: the field's own "required" error says it
+            self.phone = self.normalise_phone(self.phone)
+
+    def save(self, *args, **kwargs):
+        self.phone = self.normalise_phone(self.phone)
+        super().save(*args, **kwargs)
+
     @classmethod
     def blocked_numbers(cls, phones=None):
+        """The active opt-outs among `phones` (all when None), as given: a number is
+        compared in its E.164 form, the form every opt-out is stored in."""
+        from .phones import to_e164
+
         rows = cls.objects.filter(active=True)
-        if phones is not None:
-            rows = rows.filter(phone__in=list(phones))
-        return set(rows.values_list("phone", flat=True))
+        if phones is None:
+            return set(rows.values_list("phone", flat=True))
+        given = {phone: to_e164(phone) or phone for phone in phones}
+        listed = set(rows.filter(phone__in=set(given.values())).values_list("phone", flat=True))
+        return {phone for phone, e164 in given.items() if e164 in listed}

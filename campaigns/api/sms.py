@@ -35,6 +35,9 @@ from ..services import sending
 from ..services.optouts import import_opt_outs
 from ..twilio_client import signature_is_valid
 
+#: phone numbers, names and access links are shown only with this (as in the admin)
+CONTACTS_PERMISSION = "campaigns.view_subject"
+
 
 class SmsAccountSerializer(serializers.ModelSerializer):
     auth_token = serializers.CharField(write_only=True, required=False, style={"input_type": "password"})
@@ -64,12 +67,14 @@ class SmsAccountViewSet(viewsets.ModelViewSet):
     parser_classes = [JSONParser]  # settings are JSON objects: an empty form PATCH is not "no change"
     queryset = SmsAccount.objects.all()
     serializer_class = SmsAccountSerializer
+    #: set per action by @action(required_permission=…): HasAppPermission reads it before the handler runs
+    required_permission = None
 
     @extend_schema(request=None, responses={200: SyncRunSerializer})
-    @action(detail=True, methods=["post"], url_path="test-message", permission_classes=[HasAppPermission])
+    @action(detail=True, methods=["post"], url_path="test-message", permission_classes=[HasAppPermission],
+            required_permission="campaigns.change_smsaccount")
     def test_message(self, request, pk=None):
-        """Send one test text to the account's test phone (or `{"phone": "+1…"}`); the run says how it went."""
-        self.required_permission = "campaigns.change_smsaccount"
+        """Send one test text (a paid SMS) to the account's test phone (or `{"phone": "+1…"}`); the run says how it went."""
         account = self.get_object()
         record = sending.send_test_sms(trigger="api", user=request.user, account=account.pk,
                                        phone=str(request.data.get("phone") or ""))
@@ -80,7 +85,7 @@ class CampaignMessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = CampaignMessage
         fields = ["id", "phone", "status", "error_code", "error_message", "encoding", "segments", "sid", "subjects",
-                  "body", "due_at", "submitted_at", "status_updated_at", "attempts"]
+                  "body", "due_at", "submitted_at", "status_updated_at", "attempts", "uncertain"]
 
 
 class PreviewMessageSerializer(serializers.Serializer):
@@ -107,7 +112,9 @@ class CancelResultSerializer(serializers.Serializer):
 
 
 class CampaignPreviewView(APIView):
-    """GET: a sample of rendered messages (charset, segments, cost) and totals: what approval would send."""
+    """GET: a sample of rendered messages (charset, segments, cost) and totals: what approval would send.
+    The sample shows phone numbers and access links (personal data): only to users with
+    view_subject, as the delivery table and the admin's preview; others get the totals."""
 
     permission_classes = [HasAppPermission]
     required_permission = "campaigns.view_campaign"
@@ -120,7 +127,12 @@ class CampaignPreviewView(APIView):
             sample = max(1, min(50, int(request.query_params.get("sample", 5))))
         except ValueError:
             return envelope("Bad sample", "sample must be a number", status_code=400)
-        return Response(composition.preview(campaign, sample=sample))
+        if not request.user.has_perm(CONTACTS_PERMISSION):
+            sample = 0
+        try:
+            return Response(composition.preview(campaign, sample=sample))
+        except OperationFailed as exc:  # a template saved before validation that cannot be filled in
+            return envelope("Bad message template", str(exc), status_code=400)
 
 
 class CampaignApproveView(APIView):
@@ -162,7 +174,7 @@ class CampaignDeliveryView(APIView):
     (`?status=failed`). Phone numbers are personal data: needs view_subject."""
 
     permission_classes = [HasAppPermission]
-    required_permission = "campaigns.view_subject"
+    required_permission = CONTACTS_PERMISSION
 
     @extend_schema(parameters=[OpenApiParameter("status", str, description="Only messages in this status")],
                    responses={200: inline_serializer("CampaignDelivery", {
@@ -192,11 +204,15 @@ class OptOutSerializer(serializers.ModelSerializer):
         read_only_fields = ["source", "keyword", "updated_at"]
 
     def validate_phone(self, value):
-        from ..sms_models import E164
+        from django.core.exceptions import ValidationError
 
-        if not E164.match(value):
-            raise serializers.ValidationError("A number in E.164 form (+12015550101).")
-        return value
+        try:
+            phone = OptOut.normalise_phone(value)  # the model's own rule, as the admin and the import
+        except ValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict["phone"]) from exc
+        if self.instance and OptOut.objects.filter(phone=phone).exclude(pk=self.instance.pk).exists():
+            raise serializers.ValidationError("This number is already on the list.")
+        return phone
 
     def create(self, validated):
         return sending.record_opt_out(validated["phone"], source=OptOut.Source.STAFF, note=validated.get("note", ""),
@@ -228,6 +244,7 @@ class OptOutViewSet(viewsets.ModelViewSet):
     queryset = OptOut.objects.all()
     serializer_class = OptOutSerializer
     filterset_fields = ["active", "source", "phone"]
+    required_permission = None  # set per action (see SmsAccountViewSet)
 
     @extend_schema(
         request={"text/csv": {"type": "string"},
@@ -236,10 +253,9 @@ class OptOutViewSet(viewsets.ModelViewSet):
         responses={200: OptOutImportSerializer},
     )
     @action(detail=False, methods=["post"], url_path="import", permission_classes=[HasAppPermission],
-            parser_classes=[CsvParser, MultiPartParser, FormParser])
+            parser_classes=[CsvParser, MultiPartParser, FormParser], required_permission="campaigns.add_optout")
     def import_csv(self, request):
         """Upload a CSV (`file`, or the body as text/csv) with a `phone` column (or numbers in the first column)."""
-        self.required_permission = "campaigns.add_optout"
         upload = request.FILES.get("file") if hasattr(request, "FILES") else None
         raw = upload.read(MAX_CSV_BYTES + 1) if upload else (request.data.get("csv") or b"")
         if len(raw) > MAX_CSV_BYTES:

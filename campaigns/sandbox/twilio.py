@@ -15,6 +15,8 @@ Served under `/twilio/2010-04-01/Accounts/{AccountSid}/...`:
   newest first, paged with relative `next_page_uri` (null on the last page).
 - `GET Messages/{sid}.json`; `POST Messages/{sid}.json` `Status=canceled` (only
   `scheduled` ones, else 400 code 30409).
+- Throughput: `segments_per_second` (config): creates that take the last second's
+  segments past it are counted (`segment_overruns`), as Twilio queues them.
 - Throughput: `per_second` API requests per account per second (sliding
   window); over it 429 code 20429 with Retry-After: 1.
 - Lifecycle: a background thread walks each message queued -> sending -> sent ->
@@ -23,16 +25,19 @@ Served under `/twilio/2010-04-01/Accounts/{AccountSid}/...`:
   `X-Twilio-Signature` (HMAC-SHA1 of URL + sorted params, base64).
 
 Control (`/_sandbox/twilio/<action>`, JSON bodies):
-- `config {"per_second": n, "step_ms": ms, "undelivered_every": n,
+- `config {"per_second": n, "segments_per_second": n, "step_ms": ms, "undelivered_every": n,
   "undelivered_code": 30003, "duplicate_callbacks": bool, "reverse_callbacks": bool,
   "inbound_url": url, "callbacks": bool}`: throughput, callback pace, a share that
   end undelivered, duplicate and out-of-order callbacks, where inbound goes; no
   lifecycle at all (benchmarks).
 - `destiny {"to": "+47...", "status": "undelivered"|"failed", "error_code": 30005}`:
   how messages to one number end.
-- `lose_reply {"count": 1, "mode": "reset"|"timeout", "timeout_s": 5, "after": 0}`:
+- `lose_reply {"count": 1, "mode": "reset"|"timeout"|"error", "timeout_s": 5, "status": 500, "after": 0}`:
   the next `count` creates (after `after` that are answered) are stored (and
-  delivered) but the client gets no reply.
+  delivered) but the client gets no reply ("error": a 5xx reply, Twilio's
+  "accepted, then 500").
+- `after_create[n] = callable` (attribute, for in-process tests): runs once the
+  n-th message is created, before its reply.
 - `inbound {"from": "+1...", "to": "<our sender>", "body": "STOP"}`: a person
   texts us; STOP-family keywords opt them out, START-family back in, and the
   signed inbound webhook is POSTed to `inbound_url` (answer in the reply).
@@ -113,6 +118,12 @@ class TwilioSandbox(Sandbox):
         self.opted_out = set()
         self.destinies = {}
         self.per_second = PER_SECOND
+        # A sender's throughput is in segments a second (shared/upstreams/twilio.md); Twilio
+        # queues what exceeds it. The sandbox counts each create that took the last second's
+        # segments past `segments_per_second` (0: not watched): a sender not paced by segments.
+        self.segments_per_second = 0
+        self.segment_window = deque()  # (monotonic time, segments)
+        self.segment_overruns = 0
         self.step_ms = 20
         self.undelivered_every = 0
         self.undelivered_code = 30003
@@ -121,6 +132,9 @@ class TwilioSandbox(Sandbox):
         self.inbound_url = ""
         self.callbacks = True
         self.lose_replies = deque()
+        # {n: callable}: called (in-process, by tests) once the n-th message is created, before
+        # its reply: something that happens while a send is under way (a cancel)
+        self.after_create = {}
         self.window = defaultdict(deque)
         self.callbacks_sent = []  # (sid, status, http status or error)
         self.inbound_sent = []
@@ -140,6 +154,7 @@ class TwilioSandbox(Sandbox):
         return {
             "created": self.created,
             "rate_limited": self.rate_limited,
+            "segment_overruns": self.segment_overruns,
             "opted_out": sorted(self.opted_out),
             "messages": [self._public(self.messages[sid]) for sid in self.order],
             "callbacks_sent": len(self.callbacks_sent),
@@ -228,14 +243,32 @@ class TwilioSandbox(Sandbox):
                 "_callback": form.get("StatusCallback", ""), "_number": number,
             }
             self.messages[sid] = msg
+            self._watch_segments(segments(body))
             self.order.append(sid)
             self.created += 1
             if self.callbacks:
                 self._plan_lifecycle(msg)
             lost = self.lose_replies.popleft() if self.lose_replies else None
+        hook = self.after_create.get(number)
+        if hook:
+            hook()
+        if lost and lost.get("mode") == "error":
+            # created (and delivered) all the same: a 5xx is not proof that nothing was sent
+            return error(int(lost.get("status", 500)), 20500, "Internal Server Error")
         if lost:
             self._lose_reply(request, lost)
         return json_response(self._public(msg), 201)
+
+    def _watch_segments(self, count):
+        if not self.segments_per_second:
+            return
+        now = time.monotonic()
+        window = self.segment_window
+        while window and window[0][0] <= now - 1.0:
+            window.popleft()
+        if sum(n for _, n in window) + count > self.segments_per_second:
+            self.segment_overruns += 1
+        window.append((now, count))
 
     def _lose_reply(self, request, lost):
         if lost.get("mode") == "timeout":
@@ -390,7 +423,7 @@ class TwilioSandbox(Sandbox):
             return json_response({"message": str(exc)}, 400)
         if action == "config" and request.method == "POST":
             with self.lock:
-                for key in ("per_second", "step_ms", "undelivered_every", "undelivered_code"):
+                for key in ("per_second", "segments_per_second", "step_ms", "undelivered_every", "undelivered_code"):
                     if key in spec:
                         setattr(self, key, int(spec[key]))
                 for key in ("duplicate_callbacks", "reverse_callbacks", "callbacks"):

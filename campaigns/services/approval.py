@@ -10,6 +10,7 @@ from portal.runs import OperationFailed
 from ..models import Campaign, CampaignMessage, SendState, SmsAccount
 from . import quiet_hours
 from .messages import compose
+from .retention import PURGED_KEY
 
 logger = logging.getLogger(__name__)
 Status = CampaignMessage.Status
@@ -38,6 +39,10 @@ def approve_campaign(campaign_id, *, user, trigger="admin", queue=True):
         raise NotAllowed("Approving a send needs the “Can approve, send and cancel a campaign's SMS” permission.")
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+        if CampaignMessage.objects.filter(campaign=campaign, key__startswith=PURGED_KEY).exists():
+            # who was texted is no longer known: approving again could text them twice
+            raise OperationFailed(f"Campaign {campaign.name!r} was sent before its messages were purged; "
+                                  "make a new campaign to send again.")
         account = account_for(campaign)
         messages, skipped = compose(campaign, account)
         if not messages:
@@ -61,12 +66,50 @@ def approve_campaign(campaign_id, *, user, trigger="admin", queue=True):
 
 def cancel_campaign(campaign_id, *, user):
     """Stop a send: every message not yet handed to Twilio is marked cancelled (the
-    running send stops at its next batch). Returns how many were cancelled."""
+    running send stops at its next batch). Returns how many were cancelled.
+
+    A campaign already fully sent (or never approved) keeps its state: nothing is
+    relabelled cancelled. A row whose earlier attempt may have reached Twilio
+    (`uncertain`: a timeout, a 5xx) is looked up first (cancel_unsent)."""
     if not (user and user.is_active and user.has_perm("campaigns.send_campaign")):
         raise NotAllowed("Cancelling a send needs the “Can approve, send and cancel a campaign's SMS” permission.")
-    with transaction.atomic():
-        Campaign.objects.filter(pk=campaign_id).update(send_state=SendState.CANCELLED)
-        cancelled = CampaignMessage.objects.filter(campaign_id=campaign_id, status=Status.PENDING).update(
-            status=Status.CANCELLED, claim_token="")
+    if not Campaign.objects.filter(pk=campaign_id, send_state=SendState.SENDING).update(send_state=SendState.CANCELLED):
+        return 0
+    cancelled = cancel_unsent(Campaign.objects.get(pk=campaign_id))
     logger.info("campaign #%s cancelled: %s messages not sent", campaign_id, cancelled)
     return cancelled
+
+
+def cancel_unsent(campaign):
+    """Mark the cancelled campaign's unsent rows cancelled; returns how many.
+
+    An `uncertain` row may have been sent: its message is looked for the send's own
+    way (find_sent: the account's messages to that number since the first claim).
+    Found: the row takes it (it was sent, never shown cancelled). Not found: cancelled.
+    Cannot tell now (Twilio unreachable, another row to the number in flight): left
+    pending and uncertain for the next look (a later cancel or send run)."""
+    from portal.http import UpstreamError
+
+    from ..twilio_client import TwilioClient
+    from .reconcile import Undecided, find_sent
+
+    doubtful = list(CampaignMessage.objects.filter(campaign=campaign, status=Status.PENDING, uncertain=True))
+    cancelled = 0
+    if doubtful:
+        client = TwilioClient.for_account(account_for(campaign))
+        for row in doubtful:
+            try:
+                found = find_sent(client, row)
+            except (Undecided, UpstreamError):
+                continue  # cannot tell now: left pending and uncertain
+            now = quiet_hours.now()
+            if found is None:
+                cancelled += CampaignMessage.objects.filter(pk=row.pk, status=Status.PENDING).update(
+                    status=Status.CANCELLED, claim_token="", uncertain=False)
+            else:
+                status = found.status if found.status in CampaignMessage.RANK else Status.QUEUED
+                CampaignMessage.objects.filter(pk=row.pk, status=Status.PENDING).update(
+                    status=status, sid=found.sid, uncertain=False, claim_token="", submitted_at=now,
+                    status_updated_at=now, error_code=None, error_message="")
+    return cancelled + CampaignMessage.objects.filter(campaign=campaign, status=Status.PENDING, uncertain=False).update(
+        status=Status.CANCELLED, claim_token="")

@@ -7,10 +7,14 @@ that number, each with their own link, so no sibling is lost. With
 Every placeholder has a fallback (the gallery URL where there is no access
 key, "your child" where there is no name), so no message carries a blank
 link; with `skip_subjects_without_key` such subjects are left out instead.
+A placeholder with no fallback ({access_key}: a code cannot be made up) that is
+blank for a contact leaves that contact out, counted as `no_<placeholder>`.
 Whatever is left out is counted with its reason. No database writes.
 """
 
 import logging
+import re
+import string
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -109,10 +113,25 @@ def placeholder_values(campaign, contact, subjects):
     return values
 
 
+def template_placeholders(template):
+    """The placeholder names a template uses ("{buyer[x]}" uses buyer); none for a broken one."""
+    try:
+        parsed = list(string.Formatter().parse(template or ""))
+    except ValueError:
+        return set()
+    return {re.split(r"[.\[]", name, maxsplit=1)[0] for _text, name, _spec, _conv in parsed if name}
+
+
+def _blank_placeholder(used, values):
+    """The first placeholder the template uses that is blank in `values` (those with a
+    fallback never are), or None."""
+    return next((name for name in sorted(used) if name in values and not str(values[name]).strip()), None)
+
+
 def render(campaign, values, subjects):
     try:
         body = campaign.message_template.format_map(values)
-    except (ValueError, IndexError, AttributeError) as exc:
+    except (ValueError, IndexError, AttributeError, TypeError, KeyError) as exc:
         raise OperationFailed(f"The message template cannot be filled in: {exc}") from exc
     if len(subjects) > 1 and not any("{%s" % f in campaign.message_template for f in LINK_FIELDS + HOUSEHOLD_FIELDS):
         # A template with no link would name one child only: add each child's link so the family sees all.
@@ -134,6 +153,7 @@ def compose(campaign, account=None, *, sample=None, blocked=None, stats=None):
     households = {}  # key -> (phone, contact, [SubjectFields])
     stats = Counter() if stats is None else stats
     confirmed_after = timezone.now() - conf.access_key_max_age()
+    used = template_placeholders(campaign.message_template)
     for subject in audience_subjects(campaign).iterator(chunk_size=1000):
         stats["subjects"] += 1
         access_key = exportable_key(subject, confirmed_after)
@@ -162,11 +182,21 @@ def compose(campaign, account=None, *, sample=None, blocked=None, stats=None):
                 skipped["no_sender_for_country"] += 1
                 continue
             reached = True
-            fields = fields or subject_fields(subject, campaign, access_key)
+            if fields is None:
+                fields = subject_fields(subject, campaign, access_key)
+                blank = _blank_placeholder(used, fields)
+                if blank:
+                    # no fallback for it (an access code has none): left out, never sent with a gap
+                    skipped[f"no_{blank}"] += 1
+                    break
             key = f"{phone}:{subject.uuid}" if campaign.one_message_per_subject else phone
             if key not in households:
                 contact = {"phone": phone, "contact_name": contact_name or "there", "contact_email": contact_email,
                            "phone_source": source}
+                blank = _blank_placeholder(used, contact)
+                if blank:
+                    skipped[f"no_{blank}"] += 1
+                    continue
                 households[key] = (phone, contact, [])
             entry = households[key][2]
             if all(s.uuid != subject.uuid for s in entry):

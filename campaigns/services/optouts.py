@@ -2,13 +2,21 @@
 
 import csv
 
+from django.core.exceptions import ValidationError
+
 from ..models import OptOut
-from ..phones import normalise
 
 MAX_ROWS = 200_000
 
 
-def import_opt_outs(handle, *, user=None, default_code="1"):
+def _e164(value, default_code):
+    try:
+        return OptOut.normalise_phone(value, default_code)
+    except ValidationError:
+        return ""
+
+
+def import_opt_outs(handle, *, user=None, default_code=None):
     """Add every number of a CSV (a `phone` column, or the first column) to the opt-out list.
 
     Idempotent: a number already listed stays listed once. Rows that are not a
@@ -27,7 +35,8 @@ def import_opt_outs(handle, *, user=None, default_code="1"):
         raise ValueError(f"At most {MAX_ROWS} rows per file.")
     header = [cell.strip().lower() for cell in rows[0]]
     column = header.index("phone") if "phone" in header else 0
-    body = rows[1:] if "phone" in header or not normalise(rows[0][0] if rows[0] else "") else rows
+    default_code = default_code or OptOut.default_calling_code()
+    body = rows[1:] if "phone" in header or not _e164(rows[0][0] if rows[0] else "", default_code) else rows
     first_line = 2 if body is not rows else 1
     if not any(len(row) > column and row[column].strip() for row in body):
         raise ValueError("The file has no phone numbers (a `phone` column, or numbers in the first column).")
@@ -36,7 +45,7 @@ def import_opt_outs(handle, *, user=None, default_code="1"):
         value = row[column].strip() if len(row) > column else ""
         if not value:
             continue
-        phone = normalise(value, default_code=default_code)
+        phone = _e164(value, default_code)
         if phone:
             numbers.append(phone)
         else:

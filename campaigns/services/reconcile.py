@@ -64,7 +64,9 @@ def find_sent(client, row):
     free = sorted((m for m in candidates if m.sid not in taken),
                   key=lambda m: (m.date_created or quiet_hours.now(), m.sid))
     # rows named by a callback have their message already (it is in `taken`)
-    named_rows = set(StatusCallback.objects.filter(outbox__in=[r.pk for r in doubtful]).values_list("outbox", flat=True))
+    named_rows = dict(StatusCallback.objects.filter(outbox__in=[r.pk for r in doubtful]).values_list("outbox", "sid"))
+    if row.pk in named_rows:  # its own callback came while we listed: it names the message
+        return client.get_message(named_rows[row.pk])
     order = sorted(r.pk for r in doubtful if r.pk not in named_rows)
     place = order.index(row.pk)
     return free[place] if place < len(free) else None

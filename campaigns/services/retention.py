@@ -4,7 +4,9 @@ What goes, once older than the cutoff:
 - subjects no sync has seen since (names, phones, e-mails, delivery contacts, keys);
 - registered users no sync has linked since and no kept subject points to;
 - built contact CSVs (the file; the campaign keeps its built-at time and contact count);
-- the raw payloads of this app's set-aside records (a subject row holds contacts).
+- the raw payloads of this app's set-aside records (a subject row holds contacts);
+- the number, text and subjects of SMS outbox rows done with (their status and
+  codes stay: the delivery counts), and the phone a test message's run names.
 What stays: jobs and activities with their counts, campaigns, the download log
 (who took which export when), and the purge run's counters: counts, never
 personal data.
@@ -14,16 +16,43 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import CharField, Q, Value
+from django.db.models.functions import Cast, Coalesce, Concat
 from django.utils import timezone
 
-from portal.models import SetAsideRecord
+from portal.models import SetAsideRecord, SyncRun
 from portal.runs import OperationFailed, operation
 
 from .. import conf
-from ..models import Campaign, RegisteredUser, Subject
+from ..models import Campaign, CampaignMessage, RegisteredUser, Subject
+
+#: the key of an outbox row whose number was purged
+PURGED_KEY = "purged:"
 
 logger = logging.getLogger(__name__)
+
+
+def _redact_sent_messages(cutoff):
+    """SMS outbox rows done with (not pending or being sent) and last touched before the
+    cutoff lose the number, the text (children's names, access links), the subjects and
+    Twilio's error text (it may quote the number); status, codes, segments and the sid
+    stay, so the campaign's delivery counts do. The key (the number) becomes "purged:<pk>"."""
+    last_touched = Coalesce("status_updated_at", "submitted_at", "due_at")
+    rows = (CampaignMessage.objects.exclude(status__in=CampaignMessage.UNSENT).exclude(key__startswith=PURGED_KEY)
+            .annotate(last_touched=last_touched).filter(last_touched__lt=cutoff))
+    return CampaignMessage.objects.filter(pk__in=rows.values("pk")).update(
+        key=Concat(Value(PURGED_KEY), Cast("pk", CharField())), phone="", body="", subjects=[], error_message="")
+
+
+def _redact_run_params(cutoff):
+    """A test message's run names the phone it texted: dropped from old runs' params."""
+    count = 0
+    for record in SyncRun.objects.filter(app="campaigns", created__lt=cutoff, params__has_key="phone"):
+        if record.params.get("phone"):
+            record.params["phone"] = ""
+            record.save(update_fields=["params"])
+            count += 1
+    return count
 
 
 @operation("campaigns", "purge_personal_data")
@@ -56,6 +85,8 @@ def purge_personal_data(run, days=None):
         run.set_counter("exports_purged", len(old_files))
         payloads = SetAsideRecord.objects.filter(app="campaigns", last_seen__lt=cutoff).exclude(payload=None)
         run.set_counter("set_aside_payloads_purged", payloads.update(payload=None))
+        run.set_counter("sms_messages_redacted", _redact_sent_messages(cutoff))
+        run.set_counter("run_params_redacted", _redact_run_params(cutoff))
     # The rows no longer name the files: delete them now (a crash here leaves
     # an orphan file, never a campaign pointing at nothing).
     for storage, name in old_files:

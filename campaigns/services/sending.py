@@ -34,12 +34,13 @@ from portal.http import UpstreamAuthError, UpstreamError, UpstreamTransientError
 from portal.operations import enqueue
 from portal.ratelimit import get_bucket
 from portal.runs import OperationFailed, operation
+from portal.setaside import resolve_items
 
 from .. import sms_conf
 from ..models import Campaign, CampaignMessage, OptOut, SendState, SmsAccount
 from ..twilio_client import TwilioClient, TwilioRefused
 from . import quiet_hours
-from .approval import NotAllowed, account_for, approve_campaign, cancel_campaign  # noqa: F401
+from .approval import NotAllowed, account_for, approve_campaign, cancel_campaign, cancel_unsent  # noqa: F401
 from .reconcile import Undecided, find_sent, in_flight
 # The webhooks' side (callbacks, inbound texts, opt-outs) lives in sms_events; its
 # names stay importable from here, the one module the views and commands use.
@@ -47,6 +48,8 @@ from .sms_events import (  # noqa: F401
     account_by_sid,
     apply_status,
     apply_stored_callbacks,
+    apply_waiting_callbacks,
+    has_callbacks_waiting,
     delivery_counts,
     record_inbound,
     record_opt_out,
@@ -56,6 +59,8 @@ logger = logging.getLogger(__name__)
 Status = CampaignMessage.Status
 
 MAX_ATTEMPTS = 8
+#: after MAX_ATTEMPTS retryable failures the row waits this long (in the outbox, polled by beat)
+GIVE_UP_FOR = timedelta(hours=1)
 #: a row due this soon is waited for inside the run; later ones are left to beat
 WAIT_IN_RUN_S = 10
 OPT_OUT_CODE = 21610
@@ -119,7 +124,9 @@ def _attempt(client, bucket, account, row, callback):
         sender = account.sender_for(row.phone)
         if sender is None:
             return "no_sender", None
-        bucket.acquire()
+        # Twilio's throughput is in segments, not messages: a 3-segment text takes three turns.
+        for _ in range(max(1, row.segments)):
+            bucket.acquire()
         return "sent", client.create_message(to=row.phone, body=row.body, sender=sender,
                                              status_callback=callback_for(callback, row),
                                              validity_period=account.validity_period)
@@ -137,7 +144,8 @@ def _record(run, row, token, outcome, result):
                  claim_token="", segments=result.num_segments or row.segments, error_code=None, error_message=""):
             run.ok()
             run.advance()
-            apply_stored_callbacks(result.sid)
+            if row.attempts >= MAX_ATTEMPTS:  # it was set aside when the run gave up on it for a while
+                resolve_items(run.record, "campaigns", "sms_message", [_set_aside_key(row)])
         run.count("submitted" if outcome == "sent" else "reconciled_without_resending")
         return None
     if outcome == "undecided":
@@ -174,14 +182,32 @@ def _record(run, row, token, outcome, result):
     # 429 is certain not to have sent; a timeout or a 5xx may have: look before the next try.
     maybe_sent = not (isinstance(error, UpstreamTransientError) and error.status == 429)
     if attempts >= MAX_ATTEMPTS:
-        _mark(row, token, status=Status.PENDING if maybe_sent else Status.FAILED, attempts=attempts, uncertain=maybe_sent,
-              claim_token="", due_at=now + timedelta(hours=1), error_message=f"Gave up for now: {error}"[:500])
+        # Not failed: the row waits in the outbox with its due time and beat's
+        # send_due_messages tries again then. Set aside meanwhile, so the run ends
+        # partial and says what is still unsent (resolved once it goes out).
+        due = now + GIVE_UP_FOR
+        if _mark(row, token, status=Status.PENDING, attempts=attempts, uncertain=row.uncertain or maybe_sent,
+                 claim_token="", due_at=due, error_code=_twilio_code(error),
+                 error_message=f"Gave up until {due:%Y-%m-%d %H:%M} UTC: {error}"[:500]):
+            run.set_aside("sms_message", _set_aside_key(row),
+                          f"Twilio kept answering {error.status or 'without a reply'}; the message waits in the outbox "
+                          f"and is tried again from {due:%Y-%m-%d %H:%M} UTC.",
+                          context={"message": row.pk, "campaign": row.campaign_id})
         run.count("gave_up_for_an_hour")
         return None
     _mark(row, token, status=Status.PENDING, claim_token="", attempts=attempts, uncertain=row.uncertain or maybe_sent,
           due_at=now + _backoff(attempts, getattr(error, "retry_after", None)), error_message=str(error)[:500])
     run.count("rate_limited" if error.status == 429 else "retry_later")
     return None
+
+
+def _set_aside_key(row):
+    return f"{row.campaign_id}/{row.pk}"
+
+
+def _twilio_code(error):
+    """20429 (Twilio's "too many requests") for a 429; a 5xx or a lost reply has no code."""
+    return 20429 if getattr(error, "status", None) == 429 else None
 
 
 def _hold_for_quiet_hours(run, rows, account, token):
@@ -261,9 +287,18 @@ def send_campaign(run, campaign, max_seconds=3000):
                     message = in_flight.pop(future)
                     outcome, result = future.result()
                     auth_error = _record(run, message, token, outcome, result) or auth_error
+            # After the commit: a callback that came while the batch's transaction was
+            # open found no row with its sid and was only stored. Applied now.
+            for future in done:
+                outcome, result = future.result()
+                if outcome in ("sent", "found"):
+                    apply_stored_callbacks(result.sid)
     if _cancelled(row):
-        cancelled = CampaignMessage.objects.filter(campaign=row, status=Status.PENDING).update(status=Status.CANCELLED)
-        run.count("cancelled", cancelled)
+        # rows that may have gone out (uncertain) are looked up first, never labelled cancelled blindly
+        run.count("cancelled", cancel_unsent(row))
+        left = CampaignMessage.objects.filter(campaign=row, status=Status.PENDING).count()
+        if left:
+            run.count("uncertain_left_after_cancel", left)
     _finish_if_done(row)
     if auth_error:
         raise OperationFailed(f"Twilio refused the account's credentials: {auth_error}")
@@ -276,6 +311,13 @@ def retry_message(run, record):
     row = CampaignMessage.objects.filter(pk=record.context.get("message")).select_related("campaign").first()
     if row is None:
         raise OperationFailed(f"Message {record.key} no longer exists.")
+    if row.status == Status.PENDING and not row.sid:
+        # Given up on for a while (429s, 5xx): it waits in the outbox; a retry makes it
+        # due now for beat's send_due_messages, and the record stays open until it goes out.
+        CampaignMessage.objects.filter(pk=row.pk, status=Status.PENDING).update(due_at=quiet_hours.now())
+        run.set_aside(record.kind, record.key, "Made due now: the next send_due_messages (within a minute) sends it.",
+                      context=record.context)
+        return
     if row.status != Status.FAILED or row.sid:
         return  # sent meanwhile (or handed to Twilio and failed in delivery): nothing to resend
     account = account_for(row.campaign)
@@ -287,6 +329,8 @@ def retry_message(run, record):
     bucket = get_bucket(f"twilio-{account.pk}", account.messages_per_second, burst=2)
     outcome, result = _attempt(TwilioClient.for_account(account), bucket, account, row, status_callback_url())
     error = _record(run, row, token, outcome, result)
+    if outcome in ("sent", "found"):
+        apply_stored_callbacks(result.sid)
     if error:
         raise error
 
@@ -316,14 +360,19 @@ def _finish_if_done(campaign):
 
 def has_due_messages():
     return CampaignMessage.objects.filter(
-        status=Status.PENDING, due_at__lte=quiet_hours.now(), campaign__send_state=SendState.SENDING).exists()
+        status=Status.PENDING, due_at__lte=quiet_hours.now(), campaign__send_state=SendState.SENDING).exists() \
+        or has_callbacks_waiting()
 
 
 @operation("campaigns", "send_due_messages", lock=False, has_work=has_due_messages)
 def send_due_messages(run):
     """Beat's every-minute poll: queue a send run for each campaign with messages now due
-    (quiet hours over, backoff elapsed). Idempotent: a campaign whose send is queued
-    or running gets no second run."""
+    (quiet hours over, backoff elapsed), and apply status callbacks stored before their
+    row's sid was committed. Idempotent: a campaign whose send is queued or running gets
+    no second run; a callback is applied once."""
+    applied = apply_waiting_callbacks()
+    if applied:
+        run.count("callbacks_applied_late", applied)
     ids = (CampaignMessage.objects.filter(status=Status.PENDING, due_at__lte=quiet_hours.now(),
                                           campaign__send_state=SendState.SENDING)
            .values_list("campaign_id", flat=True).distinct())

@@ -2,6 +2,7 @@
 the opt-out list they feed; the delivery counts they move. The webhook views
 (campaigns.api.sms) check the signature first, then call these."""
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.utils import timezone
 
@@ -38,6 +39,22 @@ def apply_stored_callbacks(sid):
     return applied
 
 
+def _callbacks_waiting():
+    """Stored callbacks not applied although their message's row now has the sid (the callback
+    came while the send's transaction naming the sid was still open)."""
+    return StatusCallback.objects.filter(applied=False, sid__in=CampaignMessage.objects.exclude(sid="").values("sid"))
+
+
+def has_callbacks_waiting():
+    return _callbacks_waiting().exists()
+
+
+def apply_waiting_callbacks():
+    """Beat's sweep (send_due_messages): apply every stored callback whose row is known now."""
+    sids = set(_callbacks_waiting().values_list("sid", flat=True)[:10000])
+    return sum(apply_stored_callbacks(sid) for sid in sids)
+
+
 DELIVERY_ERRORS = {
     30003: "Unreachable destination handset", 30004: "Message blocked", 30005: "Unknown destination handset",
     30006: "Landline or unreachable carrier", 30007: "Message filtered by the carrier", 30008: "Unknown error",
@@ -49,6 +66,9 @@ START_WORDS = {"START", "YES", "UNSTOP"}
 
 
 def record_opt_out(phone, *, source, keyword="", user=None, note="", active=True):
+    """List (or, active=False, re-subscribe) a number, stored in E.164 whatever form it came in;
+    a ValidationError for what is not a phone number."""
+    phone = OptOut.normalise_phone(phone)
     row, created = OptOut.objects.get_or_create(
         phone=phone, defaults={"source": source, "keyword": keyword, "added_by": user, "note": note, "active": active})
     if not created and (row.active != active or row.source != source):
@@ -62,6 +82,12 @@ def record_opt_out(phone, *, source, keyword="", user=None, note="", active=True
 def record_inbound(phone, body, opt_out_type=""):
     """An inbound text: STOP-family opts the number out, START-family back in. Returns the keyword type or ""."""
     word = (opt_out_type or "").upper() or body.strip().upper()
+    if word not in STOP_WORDS | START_WORDS | {"STOP", "START"}:
+        return ""
+    try:
+        OptOut.normalise_phone(phone)
+    except ValidationError:
+        return ""  # a short code or a sender id: nothing the portal texts
     if word in STOP_WORDS or word == "STOP":
         record_opt_out(phone, source=OptOut.Source.INBOUND, keyword=body.strip()[:20], active=True)
         return "STOP"
