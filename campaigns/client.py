@@ -15,6 +15,8 @@ logs). Unlike the seed's client we keep TLS verification on, and a failure is
 an UpstreamError, never None or {}.
 """
 
+import hashlib
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -31,6 +33,11 @@ logger = logging.getLogger(__name__)
 
 MAX_PAGES = 1000  # a portal that keeps sending "next" must not loop us forever
 PER_PAGE = 100  # what we ask for; a portal may send fewer and page on
+
+
+def fingerprint(body: bytes) -> str:
+    """A reply's exact bytes as a short digest: equal only when every byte is."""
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
 def _text(value, limit=255):
@@ -127,9 +134,10 @@ class JobDetails:
     subject_activities: dict[str, set[str]]
     # image uuid -> activity uuid: subjects whose images come as bare uuids are joined through it
     image_activities: dict[str, str] = field(default_factory=dict)
+    digest: str = ""  # fingerprint of the reply: kept subject pages are trusted only while it is the same
 
     @classmethod
-    def parse(cls, raw):
+    def parse(cls, raw, digest=""):
         subject_activities: dict[str, set[str]] = {}
         image_activities: dict[str, str] = {}
         for image in _values(raw.get("images")):
@@ -143,13 +151,35 @@ class JobDetails:
         for subject in _values(raw.get("subjects")):
             if subject.get("uuid") and subject.get("activity_uuid"):
                 subject_activities.setdefault(str(subject["uuid"]), set()).add(str(subject["activity_uuid"]))
-        return cls(name=_text(raw.get("name")), subject_activities=subject_activities, image_activities=image_activities)
+        return cls(name=_text(raw.get("name")), subject_activities=subject_activities, image_activities=image_activities,
+                   digest=digest)
 
     def activities_of(self, subject: "SubjectRecord") -> set[str]:
         """Every activity a subject was photographed in, whatever shape its images came in."""
         found = set(subject.activity_uuids) | self.subject_activities.get(subject.uuid, set())
         found.update(self.image_activities[i] for i in subject.image_uuids if i in self.image_activities)
         return found
+
+    @property
+    def activity_digest(self):
+        """All that activities_of takes from this reply, as a digest: the same while no image changed activity."""
+        return fingerprint(json.dumps([sorted((s, sorted(a)) for s, a in self.subject_activities.items()),
+                                       sorted(self.image_activities.items())]).encode())
+
+    def read(self):
+        return self
+
+
+@dataclass(frozen=True)
+class UnreadJobDetails:
+    """Job details with the bytes of the last sync's (`digest`): decoded only if needed."""
+
+    digest: str
+    body: bytes
+    name: str = ""  # unknown, and unchanged: the stored job keeps its name
+
+    def read(self) -> JobDetails:
+        return JobDetails.parse(_object(json.loads(self.body), "job"), digest=self.digest)
 
 
 @dataclass(frozen=True)
@@ -248,12 +278,36 @@ class RejectedRow:
     raw: object
 
 
+@dataclass
+class SubjectPage:
+    """One page of a job's subject list as read now; `digest` fingerprints its bytes.
+
+    A page whose url and bytes are those of `known` (the last sync's entry for it,
+    see job_subjects) is not decoded: `kept` is that entry's {uuid: flags} and
+    `body` is held, should the store need the records after all."""
+
+    url: str
+    digest: str
+    next_url: str | None
+    uuids: list
+    kept: dict | None = None
+    body: bytes = b""
+    readable: bool = True  # every row read: only such a page is fingerprinted
+
+
 class SubjectList(list):
-    """SubjectRecords, with the rows that could not be read in `.rejected`."""
+    """SubjectRecords, with the rows that could not be read in `.rejected` and
+    every page read in `.pages` (the subjects of a kept page are not in the list)."""
 
     def __init__(self, *args):
         super().__init__(*args)
         self.rejected: list[RejectedRow] = []
+        self.pages: list[SubjectPage] = []
+
+
+def subject_records(body: bytes) -> list[SubjectRecord]:
+    """The records of a kept page (every row of it was read when it was kept)."""
+    return [SubjectRecord.parse(row) for row in _rows(json.loads(body), "subjects")]
 
 
 def _row_label(row, position, has_order):
@@ -317,7 +371,12 @@ class NetlifeClient:
                 self.calls_total += 1
                 self.calls_failed += failed
 
-    def _get(self, path, *, params=None, timeout=None, what=None):
+    def _get(self, path, *, params=None, timeout=None):
+        response = self._get_ok(path, params=params, timeout=timeout)
+        return response, self.session.json(response, check_status=False)
+
+    def _get_ok(self, path, *, params=None, timeout=None):
+        """A 2xx reply, not yet decoded; a failure raises."""
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         kwargs = {"params": params}
         if timeout:
@@ -326,30 +385,60 @@ class NetlifeClient:
         if response.status_code == 404:
             with self._calls_lock:
                 self.calls_failed += 1
-        return response, self.session.json(response)
+        return self.session.raise_for_status(response)
 
     def activities_in_webshop(self) -> list[ActivityRecord]:
         _response, body = self._get("/activities/search", params={"status_id": "in-webshop"})
         return [ActivityRecord.parse(row) for row in _rows(body, "activities")]
 
-    def job_details(self, job_uuid) -> JobDetails:
+    def job_details(self, job_uuid, *, known="") -> "JobDetails | UnreadJobDetails":
+        """`known`: the last sync's fingerprint of this reply; the same bytes are not decoded."""
         # Netlife builds this reply slowly for big jobs: the seed's client waits 120 s.
-        _response, body = self._get(f"/jobs/{job_uuid}", timeout=conf.job_detail_timeout())
-        return JobDetails.parse(_object(body, "job"))
+        response = self._get_ok(f"/jobs/{job_uuid}", timeout=conf.job_detail_timeout())
+        digest = fingerprint(response.content)
+        if known and digest == known:
+            return UnreadJobDetails(digest, response.content)
+        return JobDetails.parse(_object(self.session.json(response, check_status=False), "job"), digest=digest)
 
-    def job_subjects(self, job_uuid, *, has_order=None) -> "SubjectList":
+    def job_subjects(self, job_uuid, *, has_order=None, known=()) -> "SubjectList":
         """Every page of the job's subjects; rows that cannot be read are kept apart
         in `.rejected` (one bad row must not cost the job its other subjects). A page
-        that fails raises: the caller then has no complete list, and deletes nothing."""
+        that fails raises: the caller then has no complete list, and deletes nothing.
+
+        `known`: the last sync's entries ({url, digest, next, subjects}) of this list.
+        A page with the url and the exact bytes of one is neither decoded nor parsed
+        (most of a re-run's CPU otherwise): its next link and uuids are the entry's."""
         params = {"include_images": "true", "include_favorite_image": "true", "per_page": PER_PAGE}
         if has_order is not None:
             params["filter_has_order"] = "true" if has_order else "false"
-        subjects = SubjectList()
-        for position, row in enumerate(self._pages(f"/jobs/{job_uuid}/subjects", params, "subjects")):
-            try:
-                subjects.append(SubjectRecord.parse(row))
-            except UpstreamBadResponse as exc:
-                subjects.rejected.append(RejectedRow(_row_label(row, position, has_order), str(exc), row))
+        known = {entry["url"]: entry for entry in known}
+        subjects, url, seen, position = SubjectList(), f"{self.base_url}/jobs/{job_uuid}/subjects", set(), 0
+        while url and len(seen) < MAX_PAGES:
+            seen.add(url)
+            response = self._get_ok(url, params=params)
+            params = None  # the next link carries its own query
+            digest, entry = fingerprint(response.content), known.get(response.url)
+            if entry is not None and entry["digest"] == digest:
+                page = SubjectPage(response.url, digest, entry["next"], list(entry["subjects"]), kept=entry["subjects"],
+                                   body=response.content)
+            else:
+                body = self.session.json(response, check_status=False)
+                page, rows = SubjectPage(response.url, digest, self._next_url(body, response.url), []), _rows(body, "subjects")
+                for index, row in enumerate(rows, start=position):
+                    try:
+                        record = SubjectRecord.parse(row)
+                    except UpstreamBadResponse as exc:
+                        subjects.rejected.append(RejectedRow(_row_label(row, index, has_order), str(exc), row))
+                        page.readable = False
+                        continue
+                    subjects.append(record)
+                    page.uuids.append(record.uuid)
+                position += len(rows) - len(page.uuids)  # the rejected rows (the read ones are counted below)
+            position += len(page.uuids)
+            subjects.pages.append(page)
+            url = page.next_url
+            if url in seen:
+                raise UpstreamBadResponse(f"netlife's subjects pagination loops at {url}", upstream="netlife")
         return subjects
 
     def job_users(self, job_uuid) -> list[UserLink]:

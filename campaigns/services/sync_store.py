@@ -9,6 +9,12 @@ store; an unchanged job then costs three UPDATEs ("last seen" stamps) and no
 read. Rows that did not change are not written; new rows get their ids back
 from the insert (RETURNING).
 
+Each job keeps the fingerprints of its subject pages (Job.sync_pages, page_state):
+a re-read page with the same url and bytes is not parsed, its stored rows stand
+for its subjects. They are trusted only while nothing else that shaped those rows
+changed (the job details' bytes, the portal's known activities, each subject still
+stored in this job); otherwise the page is parsed here after all.
+
 The run holds the portal's lock, so no other sync writes these rows meanwhile.
 """
 
@@ -21,9 +27,14 @@ from django.db.models.functions import Cast
 from portal.models import SetAsideRecord
 from portal.setaside import resolve_items
 
+from ..client import fingerprint, subject_records
 from ..models import Activity, Job, RegisteredUser, Subject, SubjectActivity
 
 BATCH = 500
+
+# What the counters (and the key checks) need of a subject, kept with its page's
+# fingerprint: a kept page is not parsed again.
+HAS_PHONE, HAS_EMAIL, HAS_IMAGES, NO_ACTIVITY = 1, 2, 4, 8
 
 # What a stored subject is compared on: unchanged rows are not written again.
 COMPARED = ["job_id", "name", "first_name", "last_name", "external_id", "group", "country", "phone_number", "email",
@@ -65,6 +76,8 @@ class StoredRows:
                       RegisteredUser.objects.filter(portal=portal).values_list("uuid", "id", "username")}
         self.jobs = dict(Job.objects.filter(portal=portal).values_list("uuid", "id"))
         self.activities = activity_ids(portal)
+        # an activity added or removed may add or drop a kept subject's links
+        self.activities_digest = fingerprint("\n".join(sorted(self.activities)).encode())
 
     def unchanged(self, uuid, values):
         """Whether the stored subject has these COMPARED values."""
@@ -135,16 +148,18 @@ def store_job(portal, snapshot, now, run, stored=None):
     `stored` (StoredRows) is the portal's, read once per run when given."""
     stored = StoredRows(portal) if stored is None else stored
     with transaction.atomic(savepoint=False):  # inside store_job_snapshot's transaction: no savepoint needed
-        fields = {"subjects_count": len(snapshot.subjects), "buyers_count": len(snapshot.buyers), "synced_at": now,
-                  **({"name": snapshot.name} if snapshot.name else {})}
+        fields = {"subjects_count": len(snapshot.subjects) + len(snapshot.kept), "buyers_count": len(snapshot.buyers),
+                  "synced_at": now, **({"name": snapshot.name} if snapshot.name else {})}
         job_id = stored.jobs.get(snapshot.uuid)
         if job_id is None or not Job.objects.filter(pk=job_id).update(**fields):
             job_id = stored.jobs[snapshot.uuid] = Job.objects.update_or_create(portal=portal, uuid=snapshot.uuid,
                                                                                 defaults=fields)[0].pk
+        activity_map = _parse_untrusted_pages(snapshot, stored, job_id)
+        details = snapshot.details.read() if snapshot.subjects else snapshot.details  # parsed subjects need it
         user_ids = _store_users(portal, snapshot, now, stored)
         user_of_subject = {link.subject_uuid: user_ids[link.user_uuid] for link in snapshot.links}
 
-        current = [s.uuid for s in snapshot.subjects]
+        current = snapshot.subject_uuids
         listed = set(current)
         created = [uuid for uuid in current if uuid not in stored.subjects]
         # this job's stored rows missing from its lists
@@ -159,6 +174,18 @@ def store_job(portal, snapshot, now, run, stored=None):
             rows[checked].append((values, Subject(
                 portal=portal, uuid=s.uuid, **dict(zip(COMPARED, values)),
                 access_key=snapshot.access_keys.get(s.uuid, ""), access_key_checked_at=now if checked else None, synced_at=now,
+            )))
+        for uuid in snapshot.kept:  # its stored values, but for what comes from elsewhere than its page
+            checked, held = uuid in snapshot.keys_checked, stored.subjects[uuid][1]
+            values = (job_id, *held[1:10], uuid in snapshot.buyers, held[11], user_of_subject.get(uuid))
+            if not checked and values == held:
+                continue
+            contacts = values[CONTACTS]
+            values = (*values[:CONTACTS], json.loads(contacts or "[]") if isinstance(contacts, str) else contacts,
+                      *values[CONTACTS + 1:])
+            rows[checked].append((values, Subject(
+                portal=portal, uuid=uuid, **dict(zip(COMPARED, values)),
+                access_key=snapshot.access_keys.get(uuid, ""), access_key_checked_at=now if checked else None, synced_at=now,
             )))
         # Only a key Netlife was asked about now overwrites the stored one (a
         # revoked key becomes ""); the others keep their key and its check time.
@@ -178,8 +205,9 @@ def store_job(portal, snapshot, now, run, stored=None):
         of_job = Subject.objects.filter(job=job_id) if snapshot.complete else Subject.objects.filter(portal=portal, uuid__in=current)
         of_job.update(synced_at=now)
 
-        subject_ids = {uuid: stored.subjects[uuid][0] for uuid in current}
-        activity_sets = {s.uuid: snapshot.details.activities_of(s) for s in snapshot.subjects}
+        # A kept subject's links stay as they are (its images and the job's did not change).
+        subject_ids = {s.uuid: stored.subjects[s.uuid][0] for s in snapshot.subjects}
+        activity_sets = {s.uuid: details.activities_of(s) for s in snapshot.subjects}
         pairs = {(subject_ids[uuid], stored.activities[activity]) for uuid, found in activity_sets.items()
                  for activity in found if activity in stored.activities}
         held = {(subject, activity): pk for subject in subject_ids.values()
@@ -194,31 +222,81 @@ def store_job(portal, snapshot, now, run, stored=None):
         for link in new_links:
             stored.links.setdefault(link.subject_id, {})[link.activity_id] = link.pk
 
-    _count(run, snapshot, created=len(created), removed=removed,
-           without_activity=sum(1 for s in snapshot.subjects if s.image_count and not activity_sets[s.uuid]))
+        flags = {s.uuid: _flags(s, activity_sets[s.uuid]) for s in snapshot.subjects}
+        flags.update(snapshot.kept)
+        state = page_state(snapshot, stored, flags, activity_map)
+        if state != snapshot.state:
+            Job.objects.filter(pk=job_id).update(sync_pages=state)
+
+    _count(run, snapshot, created=len(created), removed=removed, flags=flags)
 
 
-def _count(run, snapshot, *, created, removed, without_activity):
+def _flags(subject, activities):
+    return ((HAS_PHONE if subject.phone_number or any(c.get("mobile_phone") for c in subject.delivery_contacts) else 0)
+            | (HAS_EMAIL if subject.email or any(c.get("email_address") for c in subject.delivery_contacts) else 0)
+            | (HAS_IMAGES if subject.image_count else 0)
+            | (NO_ACTIVITY if subject.image_count and not activities else 0))
+
+
+def _parse_untrusted_pages(snapshot, stored, job_id):
+    """Parse the kept pages whose stored rows cannot stand for them: which images are
+    in which activity (in the job details) or the portal's known activities changed
+    since they were fingerprinted, or one of their subjects is not stored in this job
+    (deleted by retention, or moved by another job's list). The job details' activity
+    digest is returned (the last one while their bytes are the same)."""
+    state, details = snapshot.state, snapshot.details
+    activity_map = state.get("activity_map") if details.digest == state.get("details") else details.read().activity_digest
+    trusted = bool(activity_map) and activity_map == state.get("activity_map") and (
+        state.get("activities") == stored.activities_digest)
+    parsed = {s.uuid for s in snapshot.subjects}
+    for page in (page for pages in snapshot.pages.values() for page in pages if page.kept is not None):
+        if trusted and all(uuid in parsed or stored.subjects.get(uuid, (None, (None,)))[1][0] == job_id
+                           for uuid in page.uuids):
+            continue
+        page.kept = None
+        for record in subject_records(page.body):
+            snapshot.kept.pop(record.uuid, None)
+            if record.uuid not in parsed:
+                parsed.add(record.uuid)
+                snapshot.subjects.append(record)
+        page.body = b""
+    return activity_map
+
+
+def page_state(snapshot, stored, flags, activity_map):
+    """What the next sync compares its subject pages with (Job.sync_pages): per list,
+    each page read whole (a page with an unreadable row is always parsed) with its
+    url, the fingerprint of its bytes, its next link and its subjects' flags."""
+    state = {"details": snapshot.details.digest, "activity_map": activity_map, "activities": stored.activities_digest}
+    for kind, pages in snapshot.pages.items():
+        state[kind] = [{"url": page.url, "digest": page.digest, "next": page.next_url,
+                        "subjects": page.kept if page.kept is not None else {uuid: flags[uuid] for uuid in page.uuids}}
+                       for page in pages if page.readable]
+    return state
+
+
+def _count(run, snapshot, *, created, removed, flags):
     # the seed client's statistics, by its names
-    subjects = snapshot.subjects
-    run.count("subjects_total", len(subjects))
+    total = len(flags)
+    run.count("subjects_total", total)
     run.count("subjects_buyers", len(snapshot.buyers))
-    run.count("subjects_non_buyers", len(subjects) - len(snapshot.buyers))
-    run.count("subjects_with_phones", sum(1 for s in subjects
-                                          if s.phone_number or any(c.get("mobile_phone") for c in s.delivery_contacts)))
-    run.count("subjects_with_emails", sum(1 for s in subjects
-                                          if s.email or any(c.get("email_address") for c in s.delivery_contacts)))
-    run.count("subjects_with_images", sum(1 for s in subjects if s.image_count))
-    run.count("registered_users_checked", len(subjects))
+    run.count("subjects_non_buyers", total - len(snapshot.buyers))
+    run.count("subjects_with_phones", sum(1 for f in flags.values() if f & HAS_PHONE))
+    run.count("subjects_with_emails", sum(1 for f in flags.values() if f & HAS_EMAIL))
+    run.count("subjects_with_images", sum(1 for f in flags.values() if f & HAS_IMAGES))
+    run.count("registered_users_checked", total)
     run.count("registered_users_found", len(snapshot.links))
     run.count("access_keys_existing", sum(1 for k in snapshot.access_keys.values() if k) - snapshot.keys_created)
     run.count("access_keys_created", snapshot.keys_created)
     run.count("access_keys_revoked", snapshot.keys_revoked)
     run.count("access_keys_reused", snapshot.keys_reused)
     # photographed, yet no activity found: such a subject drops out of every campaign
-    run.count("subjects_without_activity", without_activity)
+    run.count("subjects_without_activity", sum(1 for f in flags.values() if f & NO_ACTIVITY))
     # ours
     run.count("subjects_created", created)
+    run.count("subject_pages_read", sum(len(pages) for pages in snapshot.pages.values()))
+    run.count("subject_pages_unchanged", sum(1 for pages in snapshot.pages.values() for page in pages
+                                             if page.kept is not None))
     run.count("user_details_fetched", len(snapshot.user_details))
     if removed:
         run.count("subjects_removed", removed)
