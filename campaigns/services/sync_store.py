@@ -40,6 +40,8 @@ HAS_PHONE, HAS_EMAIL, HAS_IMAGES, NO_ACTIVITY = 1, 2, 4, 8
 COMPARED = ["job_id", "name", "first_name", "last_name", "external_id", "group", "country", "phone_number", "email",
             "delivery_contacts", "has_order", "image_count", "registered_user_id"]
 CONTACTS = COMPARED.index("delivery_contacts")
+UNREAD = object()  # a stored value not read yet (StoredRows.load): equal to nothing
+_UNREAD_VALUES = (UNREAD,) * (COMPARED.index("has_order") - 1)
 WRITTEN = ["job", "name", "first_name", "last_name", "external_id", "group", "country", "phone_number", "email",
            "delivery_contacts", "has_order", "image_count", "registered_user", "synced_at"]
 
@@ -58,26 +60,44 @@ class StoredRows:
     subjects: uuid -> (id, the COMPARED values); of_job: job id -> subject uuids;
     links: subject id -> {activity id: link id}; users: uuid -> (id, username);
     jobs and activities: uuid -> id. store_job updates it as it writes.
+
+    Up front a subject's values are only its job, buyer flag and user (UNREAD
+    elsewhere): enough for one on a kept page. The rest, and its links, are read
+    (load) for the subjects store_job compares or writes.
     """
 
     def __init__(self, portal):
-        self.subjects, self.of_job, self.links = {}, {}, {}
-        # delivery_contacts is read as text, decoded only when the other values match
-        # (unchanged): decoding 5000 JSON values up front would cost more than the read.
-        columns = [*COMPARED[:CONTACTS], "contacts_text", *COMPARED[CONTACTS + 1:]]
-        rows = Subject.objects.filter(portal=portal).annotate(contacts_text=Cast("delivery_contacts", TextField()))
-        for uuid, pk, *values in rows.values_list("uuid", "id", *columns):
-            self.subjects[uuid] = (pk, tuple(values))
-            self.of_job.setdefault(values[0], set()).add(uuid)
-        for pk, subject, activity in SubjectActivity.objects.filter(subject__portal=portal).values_list(
-                "id", "subject_id", "activity_id"):
-            self.links.setdefault(subject, {})[activity] = pk
+        self.portal = portal
+        self.subjects, self.of_job, self.links, self._linked = {}, {}, {}, set()
+        slim = Subject.objects.filter(portal=portal).values_list("uuid", "id", "job_id", "has_order", "registered_user_id")
+        for uuid, pk, job, has_order, user in slim:
+            self.subjects[uuid] = (pk, (job, *_UNREAD_VALUES, has_order, UNREAD, user))
+            self.of_job.setdefault(job, set()).add(uuid)
         self.users = {uuid: (pk, name) for uuid, pk, name in
                       RegisteredUser.objects.filter(portal=portal).values_list("uuid", "id", "username")}
         self.jobs = dict(Job.objects.filter(portal=portal).values_list("uuid", "id"))
         self.activities = activity_ids(portal)
         # an activity added or removed may add or drop a kept subject's links
         self.activities_digest = fingerprint("\n".join(sorted(self.activities)).encode())
+
+    def load(self, uuids):
+        """Read the values and links of these stored subjects, where not read yet."""
+        unread = [uuid for uuid in uuids if uuid in self.subjects and self.subjects[uuid][1][1] is UNREAD]
+        # delivery_contacts is read as text, decoded only when the other values match
+        # (unchanged): decoding every JSON value up front would cost more than the read.
+        columns = [*COMPARED[:CONTACTS], "contacts_text", *COMPARED[CONTACTS + 1:]]
+        for start in range(0, len(unread), BATCH):
+            rows = Subject.objects.filter(portal=self.portal, uuid__in=unread[start:start + BATCH]).annotate(
+                contacts_text=Cast("delivery_contacts", TextField()))
+            for uuid, pk, *values in rows.values_list("uuid", "id", *columns):
+                self.subjects[uuid] = (pk, tuple(values))
+        pks = [self.subjects[uuid][0] for uuid in uuids if uuid in self.subjects]
+        pks = [pk for pk in pks if pk not in self._linked]
+        for start in range(0, len(pks), BATCH):
+            for pk, subject, activity in SubjectActivity.objects.filter(subject_id__in=pks[start:start + BATCH]).values_list(
+                    "id", "subject_id", "activity_id"):
+                self.links.setdefault(subject, {})[activity] = pk
+        self._linked.update(pks)
 
     def unchanged(self, uuid, values):
         """Whether the stored subject has these COMPARED values."""
@@ -96,6 +116,7 @@ class StoredRows:
             self.of_job.get(held[1][0], set()).discard(uuid)
         self.subjects[uuid] = (pk, values)
         self.of_job.setdefault(values[0], set()).add(uuid)
+        self._linked.add(pk)  # its links are read (load) before it is written, or it has none yet
 
     def drop_subjects(self, uuids):
         for uuid in uuids:
@@ -164,6 +185,11 @@ def store_job(portal, snapshot, now, run, stored=None):
         created = [uuid for uuid in current if uuid not in stored.subjects]
         # this job's stored rows missing from its lists
         missing = [uuid for uuid in stored.of_job.get(job_id, ()) if uuid not in listed]
+        # a kept subject is written only when its key was checked or its job, buyer flag or user changed
+        kept = [(uuid, (job_id, *held[1:10], uuid in snapshot.buyers, held[11], user_of_subject.get(uuid)))
+                for uuid, held in ((uuid, stored.subjects[uuid][1]) for uuid in snapshot.kept)]
+        kept = [(uuid, values) for uuid, values in kept if uuid in snapshot.keys_checked or values != stored.subjects[uuid][1]]
+        stored.load([s.uuid for s in snapshot.subjects] + [uuid for uuid, _values in kept])
         rows = {True: [], False: []}
         for s in snapshot.subjects:
             checked = s.uuid in snapshot.keys_checked
@@ -175,14 +201,12 @@ def store_job(portal, snapshot, now, run, stored=None):
                 portal=portal, uuid=s.uuid, **dict(zip(COMPARED, values)),
                 access_key=snapshot.access_keys.get(s.uuid, ""), access_key_checked_at=now if checked else None, synced_at=now,
             )))
-        for uuid in snapshot.kept:  # its stored values, but for what comes from elsewhere than its page
-            checked, held = uuid in snapshot.keys_checked, stored.subjects[uuid][1]
-            values = (job_id, *held[1:10], uuid in snapshot.buyers, held[11], user_of_subject.get(uuid))
-            if not checked and values == held:
-                continue
-            contacts = values[CONTACTS]
-            values = (*values[:CONTACTS], json.loads(contacts or "[]") if isinstance(contacts, str) else contacts,
-                      *values[CONTACTS + 1:])
+        for uuid, (job, *_unread, has_order, _image_count, user) in kept:  # its stored values, but for those
+            held = stored.subjects[uuid][1]
+            contacts = held[CONTACTS]
+            values = (job, *held[1:CONTACTS], json.loads(contacts or "[]") if isinstance(contacts, str) else contacts,
+                      has_order, held[11], user)
+            checked = uuid in snapshot.keys_checked
             rows[checked].append((values, Subject(
                 portal=portal, uuid=uuid, **dict(zip(COMPARED, values)),
                 access_key=snapshot.access_keys.get(uuid, ""), access_key_checked_at=now if checked else None, synced_at=now,
