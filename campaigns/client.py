@@ -21,7 +21,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from django.utils.dateparse import parse_datetime
 
@@ -378,7 +378,9 @@ class NetlifeClient:
     def _get_ok(self, path, *, params=None, timeout=None):
         """A 2xx reply, not yet decoded; a failure raises."""
         url = path if path.startswith("http") else f"{self.base_url}{path}"
-        kwargs = {"params": params}
+        if params:  # in the url, as requests would put them: the session's log line then needs no second request built
+            url = f"{url}{'&' if urlsplit(url).query else '?'}{urlencode(params)}"
+        kwargs = {}
         if timeout:
             kwargs["timeout"] = (self.session.timeout[0], timeout)
         response = self._request("GET", url, **kwargs)

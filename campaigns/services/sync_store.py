@@ -151,11 +151,13 @@ def _store_users(portal, snapshot, now, stored):
                 for uuid, d in snapshot.user_details.items()]
     linked_only = [RegisteredUser(portal=portal, uuid=uuid, username=name, synced_at=now) for uuid, name in usernames.items()
                    if uuid not in snapshot.user_details and stored.users.get(uuid, (None, None))[1] != name]
-    RegisteredUser.objects.bulk_create(detailed, update_conflicts=True, unique_fields=["portal", "uuid"],
-                                       update_fields=["username", "name", "email", "phone_number", "details_fetched_at",
-                                                      "synced_at"], batch_size=BATCH)
-    RegisteredUser.objects.bulk_create(linked_only, update_conflicts=True, unique_fields=["portal", "uuid"],
-                                       update_fields=["username", "synced_at"], batch_size=BATCH)
+    if detailed:  # (an empty bulk_create still checks its options: a re-run has 20 jobs x 2 of them)
+        RegisteredUser.objects.bulk_create(detailed, update_conflicts=True, unique_fields=["portal", "uuid"],
+                                           update_fields=["username", "name", "email", "phone_number",
+                                                          "details_fetched_at", "synced_at"], batch_size=BATCH)
+    if linked_only:
+        RegisteredUser.objects.bulk_create(linked_only, update_conflicts=True, unique_fields=["portal", "uuid"],
+                                           update_fields=["username", "synced_at"], batch_size=BATCH)
     for user in detailed + linked_only:  # the insert gave their ids back
         stored.users[user.uuid] = (user.pk, user.username)
     user_ids = {uuid: stored.users[uuid][0] for uuid in usernames}
@@ -213,7 +215,7 @@ def store_job(portal, snapshot, now, run, stored=None):
             )))
         # Only a key Netlife was asked about now overwrites the stored one (a
         # revoked key becomes ""); the others keep their key and its check time.
-        for checked, batch in rows.items():
+        for checked, batch in ((checked, batch) for checked, batch in rows.items() if batch):
             Subject.objects.bulk_create([subject for _values, subject in batch], update_conflicts=True,
                                         unique_fields=["portal", "uuid"], batch_size=BATCH,
                                         update_fields=WRITTEN + (["access_key", "access_key_checked_at"] if checked else []))
