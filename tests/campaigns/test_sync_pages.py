@@ -97,3 +97,16 @@ def test_a_subject_gone_upstream_is_deleted_after_a_complete_read(synced, netlif
     assert again.counters["subjects_removed"] == 1
     # Oak Ridge's details lost the subject's images: its pages are parsed, Lincoln's three are not
     assert again.counters["subject_pages_unchanged"] == 3
+
+
+def test_an_activity_new_in_the_webshop_links_the_subjects_of_unchanged_pages(portal, netlife):
+    """Links go only to known activities: one that enters the webshop later must
+    reach subjects whose pages did not change."""
+    retakes = next(a for a in netlife.portals[KEY]["activities"] if a["name"] == "Retakes")
+    retakes["status"] = {"id": "in-production", "name": "In Production"}
+    resync()
+    assert not Activity.objects.filter(uuid=retakes["uuid"]).exists()
+    retakes["status"] = {"id": "in-webshop", "name": "In Webshop"}
+
+    resync()
+    assert Activity.objects.get(uuid=retakes["uuid"]).subjects.count() == 65
