@@ -35,7 +35,7 @@ from portal.runs import OperationFailed, operation
 
 from .. import conf
 from ..client import JobDetails, NetlifeClient, SubjectPage, SubjectRecord, UnreadJobDetails, UserDetails, UserLink
-from ..models import Job, Portal, RegisteredUser, Subject
+from ..models import Activity, Job, Portal, RegisteredUser, Subject
 from .sync_store import HAS_IMAGES, StoredRows, open_set_aside_keys, store_activities, store_job_snapshot
 
 logger = logging.getLogger(__name__)
@@ -226,7 +226,11 @@ def _fetcher(client, row, *, subjects=None):
     fresh = Q(access_key_checked_at__gt=checked_after)
     return JobFetcher(
         client, row, checked_after=checked_after,
-        page_state=dict(Job.objects.filter(portal=row).values_list("uuid", "sync_pages")),
+        # the jobs in the webshop at the last sync: the others' pages will not be read (a job
+        # coming back is read whole once); a retry of keys reads no page
+        page_state={} if subjects is not None else dict(Job.objects.filter(
+            portal=row, pk__in=Activity.objects.filter(portal=row, in_webshop=True).values("job_id")).values_list(
+            "uuid", "sync_pages")),
         users_with_details=set(RegisteredUser.objects.filter(portal=row, details_fetched_at__isnull=False).values_list("uuid", flat=True)),
         fresh_keys={uuid: has_key for uuid, has_key in rows.filter(fresh).annotate(
             has_key=ExpressionWrapper(~Q(access_key=""), output_field=BooleanField())).values_list("uuid", "has_key")},
