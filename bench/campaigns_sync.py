@@ -99,7 +99,7 @@ def timed_sync(url, sandbox_pid):
                            zip((process_cpu(os.getpid()), process_cpu(sandbox_pid), machine_busy_cpu()), cpu_before))
     if record.status != "succeeded":
         raise SystemExit(f"sync {record.status}: {record.error}")
-    cpu = f"cpu {ours:.1f} s + sandbox {sandbox:.1f} s = {(ours + sandbox) / max(busy, 0.01):.0%} of the busy cpu, load {os.getloadavg()[0]:.1f}"
+    cpu = f"cpu {ours:.2f} s + sandbox {sandbox:.2f} s = {(ours + sandbox) / max(busy, 0.01):.0%} of the busy cpu, load {os.getloadavg()[0]:.1f}"
     return elapsed, requests_seen(url) - seen - 1, record, cpu  # less our own state call
 
 

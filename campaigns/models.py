@@ -195,6 +195,9 @@ class Job(models.Model):
     subjects_count = models.PositiveIntegerField(default=0)
     buyers_count = models.PositiveIntegerField(default=0)
     synced_at = models.DateTimeField(null=True, blank=True)
+    # The last sync's fingerprints of this job's replies (services/sync_store.py,
+    # page_state): a subject page whose bytes did not change is not parsed again.
+    sync_pages = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["portal", "name"]

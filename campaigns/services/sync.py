@@ -34,9 +34,9 @@ from portal.operations import enqueue
 from portal.runs import OperationFailed, operation
 
 from .. import conf
-from ..client import JobDetails, NetlifeClient, SubjectRecord, UserDetails, UserLink
-from ..models import Job, Portal, RegisteredUser, Subject
-from .sync_store import StoredRows, open_set_aside_keys, store_activities, store_job_snapshot
+from ..client import JobDetails, NetlifeClient, SubjectPage, SubjectRecord, UnreadJobDetails, UserDetails, UserLink
+from ..models import Activity, Job, Portal, RegisteredUser, Subject
+from .sync_store import HAS_IMAGES, StoredRows, open_set_aside_keys, store_activities, store_job_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class JobSnapshot:
     name: str
     subjects: list[SubjectRecord]
     buyers: set[str]
-    details: JobDetails
+    details: JobDetails | UnreadJobDetails  # unread: the bytes of the last sync's
     links: list[UserLink]
     user_details: dict[str, UserDetails] = field(default_factory=dict)
     # subject uuid -> the key Netlife gave now ("" when it has none: a stored key was revoked)
@@ -67,10 +67,20 @@ class JobSnapshot:
     # False when a subject row could not be read: the lists are then not the
     # whole job, and no stored subject may be deleted for missing from them.
     complete: bool = True
+    # The subjects of pages whose bytes did not change (uuid -> the flags stored with
+    # the page), not parsed: their stored rows stand for them (sync_store.store_job).
+    kept: dict[str, int] = field(default_factory=dict)
+    # "non-buyers"/"buyers" -> the pages read; state: the job's last sync_pages
+    pages: dict[str, list[SubjectPage]] = field(default_factory=dict)
+    state: dict = field(default_factory=dict)
 
     @property
     def rejected_subjects(self):
         return sum(1 for failure in self.failures if failure[0] == "subject")
+
+    @property
+    def subject_uuids(self):
+        return [s.uuid for s in self.subjects] + list(self.kept)
 
 
 class JobDropped(Exception):
@@ -80,8 +90,9 @@ class JobDropped(Exception):
 class JobFetcher:
     """The HTTP side of one job; called from pool threads, touches no database."""
 
-    def __init__(self, client, portal, *, users_with_details, fresh_keys, stale_keys, checked_after):
+    def __init__(self, client, portal, *, users_with_details, fresh_keys, stale_keys, checked_after, page_state=None):
         self.client = client
+        self.page_state = page_state or {}  # job uuid -> its last sync_pages (fingerprints of its subject pages)
         self.create_keys = portal.create_missing_access_keys
         # subject uuid -> whether it has a key, for keys Netlife confirmed (or their
         # absence) after `checked_after` (NETLIFE_ACCESS_KEY_MAX_AGE_HOURS ago): not asked again
@@ -126,19 +137,24 @@ class JobFetcher:
     def fetch(self, job_uuid, *, start_in=0.0) -> JobSnapshot:
         if start_in > 0:
             time.sleep(start_in)  # see sync_portal: the first jobs start spread over one round trip
-        details = self.client.job_details(job_uuid)
+        state = self.page_state.get(job_uuid) or {}
+        details = self.client.job_details(job_uuid, known=state.get("details", ""))
         # Non-buyers first: a subject that buys between the two calls is then in
         # both lists (and counted a buyer), never in neither (and deleted).
         self._go_on(job_uuid)
-        non_buyers = self.client.job_subjects(job_uuid, has_order=False)
+        non_buyers = self.client.job_subjects(job_uuid, has_order=False, known=state.get("non-buyers", ()))
         self._go_on(job_uuid)
-        buyers = self.client.job_subjects(job_uuid, has_order=True)
+        buyers = self.client.job_subjects(job_uuid, has_order=True, known=state.get("buyers", ()))
         self._go_on(job_uuid)
         by_uuid = {s.uuid: s for s in non_buyers}
         by_uuid.update({s.uuid: s for s in buyers})  # a subject in both lists bought something
+        kept = {uuid: flags for page in non_buyers.pages + buyers.pages if page.kept is not None
+                for uuid, flags in page.kept.items() if uuid not in by_uuid}
         snapshot = JobSnapshot(
-            uuid=job_uuid, name=details.name, subjects=list(by_uuid.values()), buyers={s.uuid for s in buyers},
-            details=details, links=self.client.job_users(job_uuid),
+            uuid=job_uuid, name=details.name, subjects=list(by_uuid.values()),
+            buyers={uuid for page in buyers.pages for uuid in page.uuids}, details=details,
+            links=self.client.job_users(job_uuid), kept=kept,
+            pages={"non-buyers": non_buyers.pages, "buyers": buyers.pages}, state=state,
         )
         portal = self.client.portal_key
         for row in non_buyers.rejected + buyers.rejected:
@@ -155,25 +171,25 @@ class JobFetcher:
                 except UpstreamError as exc:  # this user only: the job goes on
                     snapshot.failures.append(("user", f"{portal}/{link.user_uuid}", f"user details: {exc}",
                                               {"portal": portal, "user": link.user_uuid, "job": job_uuid}, None))
-        for subject in snapshot.subjects:
-            if not subject.image_count:
-                continue
-            if self.key_is_fresh(subject.uuid):
-                snapshot.keys_reused += self.fresh_keys[subject.uuid]
+        with_images = [s.uuid for s in snapshot.subjects if s.image_count]
+        with_images += [uuid for uuid, flags in kept.items() if flags & HAS_IMAGES]
+        for subject_uuid in with_images:
+            if self.key_is_fresh(subject_uuid):
+                snapshot.keys_reused += self.fresh_keys[subject_uuid]
                 continue
             self._go_on(job_uuid)
             try:
-                key, created, revoked = self.fetch_key(job_uuid, subject.uuid)
+                key, created, revoked = self.fetch_key(job_uuid, subject_uuid)
             except UpstreamAuthError:
                 raise
             except UpstreamError as exc:  # this key only: the subject is stored without a new one
-                snapshot.failures.append(("access_key", f"{portal}/{subject.uuid}", f"access key: {exc}",
-                                          {"portal": portal, "job": job_uuid, "subject": subject.uuid}, None))
+                snapshot.failures.append(("access_key", f"{portal}/{subject_uuid}", f"access key: {exc}",
+                                          {"portal": portal, "job": job_uuid, "subject": subject_uuid}, None))
                 continue
-            snapshot.keys_checked.add(subject.uuid)
+            snapshot.keys_checked.add(subject_uuid)
             snapshot.keys_created += created
             snapshot.keys_revoked += revoked
-            snapshot.access_keys[subject.uuid] = key
+            snapshot.access_keys[subject_uuid] = key
         return snapshot
 
 
@@ -210,6 +226,11 @@ def _fetcher(client, row, *, subjects=None):
     fresh = Q(access_key_checked_at__gt=checked_after)
     return JobFetcher(
         client, row, checked_after=checked_after,
+        # the jobs in the webshop at the last sync: the others' pages will not be read (a job
+        # coming back is read whole once); a retry of keys reads no page
+        page_state={} if subjects is not None else dict(Job.objects.filter(
+            portal=row, pk__in=Activity.objects.filter(portal=row, in_webshop=True).values("job_id")).values_list(
+            "uuid", "sync_pages")),
         users_with_details=set(RegisteredUser.objects.filter(portal=row, details_fetched_at__isnull=False).values_list("uuid", flat=True)),
         fresh_keys={uuid: has_key for uuid, has_key in rows.filter(fresh).annotate(
             has_key=ExpressionWrapper(~Q(access_key=""), output_field=BooleanField())).values_list("uuid", "has_key")},
@@ -292,7 +313,7 @@ def sync_portal(run, portal):
                     continue
                 store_job_snapshot(run, row, snapshot, started, stored=stored, open_keys=open_keys)
                 # A job went through unless every one of its subject rows was set aside.
-                if snapshot.subjects or not snapshot.rejected_subjects:
+                if snapshot.subjects or snapshot.kept or not snapshot.rejected_subjects:
                     run.ok()
                 run.count("jobs_processed")
                 run.advance()

@@ -9,6 +9,12 @@ store; an unchanged job then costs three UPDATEs ("last seen" stamps) and no
 read. Rows that did not change are not written; new rows get their ids back
 from the insert (RETURNING).
 
+Each job keeps the fingerprints of its subject pages (Job.sync_pages, page_state):
+a re-read page with the same url and bytes is not parsed, its stored rows stand
+for its subjects. They are trusted only while nothing else that shaped those rows
+changed (the job details' bytes, the portal's known activities, each subject still
+stored in this job); otherwise the page is parsed here after all.
+
 The run holds the portal's lock, so no other sync writes these rows meanwhile.
 """
 
@@ -21,14 +27,21 @@ from django.db.models.functions import Cast
 from portal.models import SetAsideRecord
 from portal.setaside import resolve_items
 
+from ..client import fingerprint, subject_records
 from ..models import Activity, Job, RegisteredUser, Subject, SubjectActivity
 
 BATCH = 500
+
+# What the counters (and the key checks) need of a subject, kept with its page's
+# fingerprint: a kept page is not parsed again.
+HAS_PHONE, HAS_EMAIL, HAS_IMAGES, NO_ACTIVITY = 1, 2, 4, 8
 
 # What a stored subject is compared on: unchanged rows are not written again.
 COMPARED = ["job_id", "name", "first_name", "last_name", "external_id", "group", "country", "phone_number", "email",
             "delivery_contacts", "has_order", "image_count", "registered_user_id"]
 CONTACTS = COMPARED.index("delivery_contacts")
+UNREAD = object()  # a stored value not read yet (StoredRows.load): equal to nothing
+_UNREAD_VALUES = (UNREAD,) * (COMPARED.index("has_order") - 1)
 WRITTEN = ["job", "name", "first_name", "last_name", "external_id", "group", "country", "phone_number", "email",
            "delivery_contacts", "has_order", "image_count", "registered_user", "synced_at"]
 
@@ -47,24 +60,44 @@ class StoredRows:
     subjects: uuid -> (id, the COMPARED values); of_job: job id -> subject uuids;
     links: subject id -> {activity id: link id}; users: uuid -> (id, username);
     jobs and activities: uuid -> id. store_job updates it as it writes.
+
+    Up front a subject's values are only its job, buyer flag and user (UNREAD
+    elsewhere): enough for one on a kept page. The rest, and its links, are read
+    (load) for the subjects store_job compares or writes.
     """
 
     def __init__(self, portal):
-        self.subjects, self.of_job, self.links = {}, {}, {}
-        # delivery_contacts is read as text, decoded only when the other values match
-        # (unchanged): decoding 5000 JSON values up front would cost more than the read.
-        columns = [*COMPARED[:CONTACTS], "contacts_text", *COMPARED[CONTACTS + 1:]]
-        rows = Subject.objects.filter(portal=portal).annotate(contacts_text=Cast("delivery_contacts", TextField()))
-        for uuid, pk, *values in rows.values_list("uuid", "id", *columns):
-            self.subjects[uuid] = (pk, tuple(values))
-            self.of_job.setdefault(values[0], set()).add(uuid)
-        for pk, subject, activity in SubjectActivity.objects.filter(subject__portal=portal).values_list(
-                "id", "subject_id", "activity_id"):
-            self.links.setdefault(subject, {})[activity] = pk
+        self.portal = portal
+        self.subjects, self.of_job, self.links, self._linked = {}, {}, {}, set()
+        slim = Subject.objects.filter(portal=portal).values_list("uuid", "id", "job_id", "has_order", "registered_user_id")
+        for uuid, pk, job, has_order, user in slim:
+            self.subjects[uuid] = (pk, (job, *_UNREAD_VALUES, has_order, UNREAD, user))
+            self.of_job.setdefault(job, set()).add(uuid)
         self.users = {uuid: (pk, name) for uuid, pk, name in
                       RegisteredUser.objects.filter(portal=portal).values_list("uuid", "id", "username")}
         self.jobs = dict(Job.objects.filter(portal=portal).values_list("uuid", "id"))
         self.activities = activity_ids(portal)
+        # an activity added or removed may add or drop a kept subject's links
+        self.activities_digest = fingerprint("\n".join(sorted(self.activities)).encode())
+
+    def load(self, uuids):
+        """Read the values and links of these stored subjects, where not read yet."""
+        unread = [uuid for uuid in uuids if uuid in self.subjects and self.subjects[uuid][1][1] is UNREAD]
+        # delivery_contacts is read as text, decoded only when the other values match
+        # (unchanged): decoding every JSON value up front would cost more than the read.
+        columns = [*COMPARED[:CONTACTS], "contacts_text", *COMPARED[CONTACTS + 1:]]
+        for start in range(0, len(unread), BATCH):
+            rows = Subject.objects.filter(portal=self.portal, uuid__in=unread[start:start + BATCH]).annotate(
+                contacts_text=Cast("delivery_contacts", TextField()))
+            for uuid, pk, *values in rows.values_list("uuid", "id", *columns):
+                self.subjects[uuid] = (pk, tuple(values))
+        pks = [self.subjects[uuid][0] for uuid in uuids if uuid in self.subjects]
+        pks = [pk for pk in pks if pk not in self._linked]
+        for start in range(0, len(pks), BATCH):
+            for pk, subject, activity in SubjectActivity.objects.filter(subject_id__in=pks[start:start + BATCH]).values_list(
+                    "id", "subject_id", "activity_id"):
+                self.links.setdefault(subject, {})[activity] = pk
+        self._linked.update(pks)
 
     def unchanged(self, uuid, values):
         """Whether the stored subject has these COMPARED values."""
@@ -83,6 +116,7 @@ class StoredRows:
             self.of_job.get(held[1][0], set()).discard(uuid)
         self.subjects[uuid] = (pk, values)
         self.of_job.setdefault(values[0], set()).add(uuid)
+        self._linked.add(pk)  # its links are read (load) before it is written, or it has none yet
 
     def drop_subjects(self, uuids):
         for uuid in uuids:
@@ -117,11 +151,13 @@ def _store_users(portal, snapshot, now, stored):
                 for uuid, d in snapshot.user_details.items()]
     linked_only = [RegisteredUser(portal=portal, uuid=uuid, username=name, synced_at=now) for uuid, name in usernames.items()
                    if uuid not in snapshot.user_details and stored.users.get(uuid, (None, None))[1] != name]
-    RegisteredUser.objects.bulk_create(detailed, update_conflicts=True, unique_fields=["portal", "uuid"],
-                                       update_fields=["username", "name", "email", "phone_number", "details_fetched_at",
-                                                      "synced_at"], batch_size=BATCH)
-    RegisteredUser.objects.bulk_create(linked_only, update_conflicts=True, unique_fields=["portal", "uuid"],
-                                       update_fields=["username", "synced_at"], batch_size=BATCH)
+    if detailed:  # (an empty bulk_create still checks its options: a re-run has 20 jobs x 2 of them)
+        RegisteredUser.objects.bulk_create(detailed, update_conflicts=True, unique_fields=["portal", "uuid"],
+                                           update_fields=["username", "name", "email", "phone_number",
+                                                          "details_fetched_at", "synced_at"], batch_size=BATCH)
+    if linked_only:
+        RegisteredUser.objects.bulk_create(linked_only, update_conflicts=True, unique_fields=["portal", "uuid"],
+                                           update_fields=["username", "synced_at"], batch_size=BATCH)
     for user in detailed + linked_only:  # the insert gave their ids back
         stored.users[user.uuid] = (user.pk, user.username)
     user_ids = {uuid: stored.users[uuid][0] for uuid in usernames}
@@ -135,20 +171,27 @@ def store_job(portal, snapshot, now, run, stored=None):
     `stored` (StoredRows) is the portal's, read once per run when given."""
     stored = StoredRows(portal) if stored is None else stored
     with transaction.atomic(savepoint=False):  # inside store_job_snapshot's transaction: no savepoint needed
-        fields = {"subjects_count": len(snapshot.subjects), "buyers_count": len(snapshot.buyers), "synced_at": now,
-                  **({"name": snapshot.name} if snapshot.name else {})}
+        fields = {"subjects_count": len(snapshot.subjects) + len(snapshot.kept), "buyers_count": len(snapshot.buyers),
+                  "synced_at": now, **({"name": snapshot.name} if snapshot.name else {})}
         job_id = stored.jobs.get(snapshot.uuid)
         if job_id is None or not Job.objects.filter(pk=job_id).update(**fields):
             job_id = stored.jobs[snapshot.uuid] = Job.objects.update_or_create(portal=portal, uuid=snapshot.uuid,
                                                                                 defaults=fields)[0].pk
+        activity_map = _parse_untrusted_pages(snapshot, stored, job_id)
+        details = snapshot.details.read() if snapshot.subjects else snapshot.details  # parsed subjects need it
         user_ids = _store_users(portal, snapshot, now, stored)
         user_of_subject = {link.subject_uuid: user_ids[link.user_uuid] for link in snapshot.links}
 
-        current = [s.uuid for s in snapshot.subjects]
+        current = snapshot.subject_uuids
         listed = set(current)
         created = [uuid for uuid in current if uuid not in stored.subjects]
         # this job's stored rows missing from its lists
         missing = [uuid for uuid in stored.of_job.get(job_id, ()) if uuid not in listed]
+        # a kept subject is written only when its key was checked or its job, buyer flag or user changed
+        kept = [(uuid, (job_id, *held[1:10], uuid in snapshot.buyers, held[11], user_of_subject.get(uuid)))
+                for uuid, held in ((uuid, stored.subjects[uuid][1]) for uuid in snapshot.kept)]
+        kept = [(uuid, values) for uuid, values in kept if uuid in snapshot.keys_checked or values != stored.subjects[uuid][1]]
+        stored.load([s.uuid for s in snapshot.subjects] + [uuid for uuid, _values in kept])
         rows = {True: [], False: []}
         for s in snapshot.subjects:
             checked = s.uuid in snapshot.keys_checked
@@ -160,9 +203,19 @@ def store_job(portal, snapshot, now, run, stored=None):
                 portal=portal, uuid=s.uuid, **dict(zip(COMPARED, values)),
                 access_key=snapshot.access_keys.get(s.uuid, ""), access_key_checked_at=now if checked else None, synced_at=now,
             )))
+        for uuid, (job, *_unread, has_order, _image_count, user) in kept:  # its stored values, but for those
+            held = stored.subjects[uuid][1]
+            contacts = held[CONTACTS]
+            values = (job, *held[1:CONTACTS], json.loads(contacts or "[]") if isinstance(contacts, str) else contacts,
+                      has_order, held[11], user)
+            checked = uuid in snapshot.keys_checked
+            rows[checked].append((values, Subject(
+                portal=portal, uuid=uuid, **dict(zip(COMPARED, values)),
+                access_key=snapshot.access_keys.get(uuid, ""), access_key_checked_at=now if checked else None, synced_at=now,
+            )))
         # Only a key Netlife was asked about now overwrites the stored one (a
         # revoked key becomes ""); the others keep their key and its check time.
-        for checked, batch in rows.items():
+        for checked, batch in ((checked, batch) for checked, batch in rows.items() if batch):
             Subject.objects.bulk_create([subject for _values, subject in batch], update_conflicts=True,
                                         unique_fields=["portal", "uuid"], batch_size=BATCH,
                                         update_fields=WRITTEN + (["access_key", "access_key_checked_at"] if checked else []))
@@ -178,8 +231,9 @@ def store_job(portal, snapshot, now, run, stored=None):
         of_job = Subject.objects.filter(job=job_id) if snapshot.complete else Subject.objects.filter(portal=portal, uuid__in=current)
         of_job.update(synced_at=now)
 
-        subject_ids = {uuid: stored.subjects[uuid][0] for uuid in current}
-        activity_sets = {s.uuid: snapshot.details.activities_of(s) for s in snapshot.subjects}
+        # A kept subject's links stay as they are (its images and the job's did not change).
+        subject_ids = {s.uuid: stored.subjects[s.uuid][0] for s in snapshot.subjects}
+        activity_sets = {s.uuid: details.activities_of(s) for s in snapshot.subjects}
         pairs = {(subject_ids[uuid], stored.activities[activity]) for uuid, found in activity_sets.items()
                  for activity in found if activity in stored.activities}
         held = {(subject, activity): pk for subject in subject_ids.values()
@@ -194,31 +248,81 @@ def store_job(portal, snapshot, now, run, stored=None):
         for link in new_links:
             stored.links.setdefault(link.subject_id, {})[link.activity_id] = link.pk
 
-    _count(run, snapshot, created=len(created), removed=removed,
-           without_activity=sum(1 for s in snapshot.subjects if s.image_count and not activity_sets[s.uuid]))
+        flags = {s.uuid: _flags(s, activity_sets[s.uuid]) for s in snapshot.subjects}
+        flags.update(snapshot.kept)
+        state = page_state(snapshot, stored, flags, activity_map)
+        if state != snapshot.state:
+            Job.objects.filter(pk=job_id).update(sync_pages=state)
+
+    _count(run, snapshot, created=len(created), removed=removed, flags=flags)
 
 
-def _count(run, snapshot, *, created, removed, without_activity):
+def _flags(subject, activities):
+    return ((HAS_PHONE if subject.phone_number or any(c.get("mobile_phone") for c in subject.delivery_contacts) else 0)
+            | (HAS_EMAIL if subject.email or any(c.get("email_address") for c in subject.delivery_contacts) else 0)
+            | (HAS_IMAGES if subject.image_count else 0)
+            | (NO_ACTIVITY if subject.image_count and not activities else 0))
+
+
+def _parse_untrusted_pages(snapshot, stored, job_id):
+    """Parse the kept pages whose stored rows cannot stand for them: which images are
+    in which activity (in the job details) or the portal's known activities changed
+    since they were fingerprinted, or one of their subjects is not stored in this job
+    (deleted by retention, or moved by another job's list). The job details' activity
+    digest is returned (the last one while their bytes are the same)."""
+    state, details = snapshot.state, snapshot.details
+    activity_map = state.get("activity_map") if details.digest == state.get("details") else details.read().activity_digest
+    trusted = bool(activity_map) and activity_map == state.get("activity_map") and (
+        state.get("activities") == stored.activities_digest)
+    parsed = {s.uuid for s in snapshot.subjects}
+    for page in (page for pages in snapshot.pages.values() for page in pages if page.kept is not None):
+        if trusted and all(uuid in parsed or stored.subjects.get(uuid, (None, (None,)))[1][0] == job_id
+                           for uuid in page.uuids):
+            continue
+        page.kept = None
+        for record in subject_records(page.body):
+            snapshot.kept.pop(record.uuid, None)
+            if record.uuid not in parsed:
+                parsed.add(record.uuid)
+                snapshot.subjects.append(record)
+        page.body = b""
+    return activity_map
+
+
+def page_state(snapshot, stored, flags, activity_map):
+    """What the next sync compares its subject pages with (Job.sync_pages): per list,
+    each page read whole (a page with an unreadable row is always parsed) with its
+    url, the fingerprint of its bytes, its next link and its subjects' flags."""
+    state = {"details": snapshot.details.digest, "activity_map": activity_map, "activities": stored.activities_digest}
+    for kind, pages in snapshot.pages.items():
+        state[kind] = [{"url": page.url, "digest": page.digest, "next": page.next_url,
+                        "subjects": page.kept if page.kept is not None else {uuid: flags[uuid] for uuid in page.uuids}}
+                       for page in pages if page.readable]
+    return state
+
+
+def _count(run, snapshot, *, created, removed, flags):
     # the seed client's statistics, by its names
-    subjects = snapshot.subjects
-    run.count("subjects_total", len(subjects))
+    total = len(flags)
+    run.count("subjects_total", total)
     run.count("subjects_buyers", len(snapshot.buyers))
-    run.count("subjects_non_buyers", len(subjects) - len(snapshot.buyers))
-    run.count("subjects_with_phones", sum(1 for s in subjects
-                                          if s.phone_number or any(c.get("mobile_phone") for c in s.delivery_contacts)))
-    run.count("subjects_with_emails", sum(1 for s in subjects
-                                          if s.email or any(c.get("email_address") for c in s.delivery_contacts)))
-    run.count("subjects_with_images", sum(1 for s in subjects if s.image_count))
-    run.count("registered_users_checked", len(subjects))
+    run.count("subjects_non_buyers", total - len(snapshot.buyers))
+    run.count("subjects_with_phones", sum(1 for f in flags.values() if f & HAS_PHONE))
+    run.count("subjects_with_emails", sum(1 for f in flags.values() if f & HAS_EMAIL))
+    run.count("subjects_with_images", sum(1 for f in flags.values() if f & HAS_IMAGES))
+    run.count("registered_users_checked", total)
     run.count("registered_users_found", len(snapshot.links))
     run.count("access_keys_existing", sum(1 for k in snapshot.access_keys.values() if k) - snapshot.keys_created)
     run.count("access_keys_created", snapshot.keys_created)
     run.count("access_keys_revoked", snapshot.keys_revoked)
     run.count("access_keys_reused", snapshot.keys_reused)
     # photographed, yet no activity found: such a subject drops out of every campaign
-    run.count("subjects_without_activity", without_activity)
+    run.count("subjects_without_activity", sum(1 for f in flags.values() if f & NO_ACTIVITY))
     # ours
     run.count("subjects_created", created)
+    run.count("subject_pages_read", sum(len(pages) for pages in snapshot.pages.values()))
+    run.count("subject_pages_unchanged", sum(1 for pages in snapshot.pages.values() for page in pages
+                                             if page.kept is not None))
     run.count("user_details_fetched", len(snapshot.user_details))
     if removed:
         run.count("subjects_removed", removed)

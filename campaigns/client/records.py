@@ -1,36 +1,29 @@
-"""The only code here that speaks HTTP upstream: a Netlife portal's /api/v1.
+"""What a Netlife portal's replies hold, read into records (the client's other half).
 
-Contract: shared/upstreams/netlife.md (reverse-engineered from the public
-SMS-campaign extractor; Netlife publishes no API docs). HTTP Basic on every
-request; list rows in `data`, `results` or a bare list. The subjects and users
-lists are paged (`meta.next` / `next` / `next_url`): a link may be absolute,
-host-relative ("/api/v1/..."; the seed's client also reads "/jobs/..." as
-relative to /api/v1), path-relative ("users?page=2") or query-only
-("?page=2"), and is resolved against the page it came on (RFC 3986). Job
-details can be slow, so that call alone gets a long timeout.
-
-Everything goes through portal.http.UpstreamSession (timeouts, retries with
-backoff on 5xx/429 honouring Retry-After, the shared rate limit, redacted
-logs). Unlike the seed's client we keep TLS verification on, and a failure is
-an UpstreamError, never None or {}.
+Every reader here is lenient where the seed's client was (lists or objects keyed
+by uuid, images as dicts or bare uuids, links in several forms) and strict where
+a row cannot be keyed: it raises UpstreamBadResponse, and the caller sets the row
+aside. `fingerprint` names a reply's exact bytes: a re-read page with the same
+bytes is not parsed again (SubjectPage, services/sync_store.page_state).
 """
 
-import logging
-import threading
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urljoin, urlsplit
 
 from django.utils.dateparse import parse_datetime
 
-from portal.http import UpstreamAuthError, UpstreamBadResponse, UpstreamSession
+from portal.http import UpstreamBadResponse
 
-from . import conf
-
-logger = logging.getLogger(__name__)
 
 MAX_PAGES = 1000  # a portal that keeps sending "next" must not loop us forever
 PER_PAGE = 100  # what we ask for; a portal may send fewer and page on
+
+
+def fingerprint(body: bytes) -> str:
+    """A reply's exact bytes as a short digest: equal only when every byte is."""
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
 def _text(value, limit=255):
@@ -127,9 +120,10 @@ class JobDetails:
     subject_activities: dict[str, set[str]]
     # image uuid -> activity uuid: subjects whose images come as bare uuids are joined through it
     image_activities: dict[str, str] = field(default_factory=dict)
+    digest: str = ""  # fingerprint of the reply: kept subject pages are trusted only while it is the same
 
     @classmethod
-    def parse(cls, raw):
+    def parse(cls, raw, digest=""):
         subject_activities: dict[str, set[str]] = {}
         image_activities: dict[str, str] = {}
         for image in _values(raw.get("images")):
@@ -143,13 +137,35 @@ class JobDetails:
         for subject in _values(raw.get("subjects")):
             if subject.get("uuid") and subject.get("activity_uuid"):
                 subject_activities.setdefault(str(subject["uuid"]), set()).add(str(subject["activity_uuid"]))
-        return cls(name=_text(raw.get("name")), subject_activities=subject_activities, image_activities=image_activities)
+        return cls(name=_text(raw.get("name")), subject_activities=subject_activities, image_activities=image_activities,
+                   digest=digest)
 
     def activities_of(self, subject: "SubjectRecord") -> set[str]:
         """Every activity a subject was photographed in, whatever shape its images came in."""
         found = set(subject.activity_uuids) | self.subject_activities.get(subject.uuid, set())
         found.update(self.image_activities[i] for i in subject.image_uuids if i in self.image_activities)
         return found
+
+    @property
+    def activity_digest(self):
+        """All that activities_of takes from this reply, as a digest: the same while no image changed activity."""
+        return fingerprint(json.dumps([sorted((s, sorted(a)) for s, a in self.subject_activities.items()),
+                                       sorted(self.image_activities.items())]).encode())
+
+    def read(self):
+        return self
+
+
+@dataclass(frozen=True)
+class UnreadJobDetails:
+    """Job details with the bytes of the last sync's (`digest`): decoded only if needed."""
+
+    digest: str
+    body: bytes
+    name: str = ""  # unknown, and unchanged: the stored job keeps its name
+
+    def read(self) -> JobDetails:
+        return JobDetails.parse(_object(json.loads(self.body), "job"), digest=self.digest)
 
 
 @dataclass(frozen=True)
@@ -248,12 +264,36 @@ class RejectedRow:
     raw: object
 
 
+@dataclass
+class SubjectPage:
+    """One page of a job's subject list as read now; `digest` fingerprints its bytes.
+
+    A page whose url and bytes are those of `known` (the last sync's entry for it,
+    see job_subjects) is not decoded: `kept` is that entry's {uuid: flags} and
+    `body` is held, should the store need the records after all."""
+
+    url: str
+    digest: str
+    next_url: str | None
+    uuids: list
+    kept: dict | None = None
+    body: bytes = b""
+    readable: bool = True  # every row read: only such a page is fingerprinted
+
+
 class SubjectList(list):
-    """SubjectRecords, with the rows that could not be read in `.rejected`."""
+    """SubjectRecords, with the rows that could not be read in `.rejected` and
+    every page read in `.pages` (the subjects of a kept page are not in the list)."""
 
     def __init__(self, *args):
         super().__init__(*args)
         self.rejected: list[RejectedRow] = []
+        self.pages: list[SubjectPage] = []
+
+
+def subject_records(body: bytes) -> list[SubjectRecord]:
+    """The records of a kept page (every row of it was read when it was kept)."""
+    return [SubjectRecord.parse(row) for row in _rows(json.loads(body), "subjects")]
 
 
 def _row_label(row, position, has_order):
@@ -285,124 +325,3 @@ def _keys(body):
 def _first_key(body):
     keys = _keys(body)
     return keys[0] if keys else None
-
-
-class NetlifeClient:
-    """One portal's API with the shared Basic credential."""
-
-    def __init__(self, portal):
-        if not portal.username or not portal.password:
-            raise UpstreamAuthError(f"Portal {portal.key} has no Netlife username/password; set them in the admin.", upstream="netlife")
-        self.portal_key = portal.key
-        self.base_url = portal.api_url
-        rate = portal.requests_per_second or None
-        # One bucket per portal host: each brand is its own server. No burst: a
-        # burst on top of the rate would exceed a per-second limit of that rate.
-        self.session = UpstreamSession(f"netlife-{portal.key}", rate=rate, burst=1)
-        self.session.auth = (portal.username, portal.password)
-        self.session.headers["Accept"] = "application/json"
-        self._calls_lock = threading.Lock()
-        self.calls_total = 0
-        self.calls_failed = 0
-
-    def _request(self, method, url, **kwargs):
-        """Every call counted (api_calls_total / api_calls_failed on the run); pool threads share it."""
-        failed = True
-        try:
-            response = self.session.request(method, url, **kwargs)
-            failed = response.status_code >= 400 and response.status_code != 404
-            return response
-        finally:
-            with self._calls_lock:
-                self.calls_total += 1
-                self.calls_failed += failed
-
-    def _get(self, path, *, params=None, timeout=None, what=None):
-        url = path if path.startswith("http") else f"{self.base_url}{path}"
-        kwargs = {"params": params}
-        if timeout:
-            kwargs["timeout"] = (self.session.timeout[0], timeout)
-        response = self._request("GET", url, **kwargs)
-        if response.status_code == 404:
-            with self._calls_lock:
-                self.calls_failed += 1
-        return response, self.session.json(response)
-
-    def activities_in_webshop(self) -> list[ActivityRecord]:
-        _response, body = self._get("/activities/search", params={"status_id": "in-webshop"})
-        return [ActivityRecord.parse(row) for row in _rows(body, "activities")]
-
-    def job_details(self, job_uuid) -> JobDetails:
-        # Netlife builds this reply slowly for big jobs: the seed's client waits 120 s.
-        _response, body = self._get(f"/jobs/{job_uuid}", timeout=conf.job_detail_timeout())
-        return JobDetails.parse(_object(body, "job"))
-
-    def job_subjects(self, job_uuid, *, has_order=None) -> "SubjectList":
-        """Every page of the job's subjects; rows that cannot be read are kept apart
-        in `.rejected` (one bad row must not cost the job its other subjects). A page
-        that fails raises: the caller then has no complete list, and deletes nothing."""
-        params = {"include_images": "true", "include_favorite_image": "true", "per_page": PER_PAGE}
-        if has_order is not None:
-            params["filter_has_order"] = "true" if has_order else "false"
-        subjects = SubjectList()
-        for position, row in enumerate(self._pages(f"/jobs/{job_uuid}/subjects", params, "subjects")):
-            try:
-                subjects.append(SubjectRecord.parse(row))
-            except UpstreamBadResponse as exc:
-                subjects.rejected.append(RejectedRow(_row_label(row, position, has_order), str(exc), row))
-        return subjects
-
-    def job_users(self, job_uuid) -> list[UserLink]:
-        """Every page of /jobs/{job}/users."""
-        rows = self._pages(f"/jobs/{job_uuid}/users", {"per_page": PER_PAGE}, "users")
-        return [link for link in map(UserLink.parse, rows) if link]
-
-    def _pages(self, path, params, what):
-        """The rows of every page, following the next links until one is empty."""
-        rows, url, seen = [], f"{self.base_url}{path}", set()
-        while url and len(seen) < MAX_PAGES:
-            seen.add(url)
-            response, body = self._get(url, params=params)
-            rows.extend(_rows(body, what))
-            url = self._next_url(body, response.url)
-            params = None  # the next link carries its own query
-            if url in seen:
-                raise UpstreamBadResponse(f"netlife's {what} pagination loops at {url}", upstream="netlife")
-        return rows
-
-    def _next_url(self, body, page_url):
-        if not isinstance(body, dict):
-            return None
-        meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
-        link = meta.get("next") or body.get("next") or body.get("next_url")
-        if not link or not isinstance(link, str):
-            return None
-        api_path = urlsplit(self.base_url).path.rstrip("/")
-        if link.startswith("/") and not link.startswith("//") and api_path and not link.startswith(api_path + "/"):
-            # "/jobs/x/users?page=2": the seed's client reads a link outside the API's
-            # path as relative to /api/v1.
-            return f"{self.base_url}{link}"
-        return urljoin(page_url, link)
-
-    def user_details(self, user_uuid) -> UserDetails:
-        _response, body = self._get(f"/users/{user_uuid}")
-        return UserDetails.parse(_object(body, "user"))
-
-    def access_key(self, job_uuid, subject_uuid, *, prefer="") -> str | None:
-        """The subject's gallery code (`prefer` when Netlife still lists it, else
-        the first one); None when Netlife has none (404 or an empty list)."""
-        url = f"{self.base_url}/jobs/{job_uuid}/subjects/{subject_uuid}/accesskeys"
-        response = self._request("GET", url)
-        if response.status_code == 404:
-            return None
-        keys = _keys(self.session.json(response))
-        if prefer and prefer in keys:
-            return prefer
-        return keys[0] if keys else None
-
-    def create_access_key(self, job_uuid, subject_uuid) -> str | None:
-        # POST is not retried by the session (creating twice would make two codes);
-        # the next sync reads the list first, so a lost reply is found then.
-        url = f"{self.base_url}/jobs/{job_uuid}/subjects/{subject_uuid}/accesskeys"
-        response = self._request("POST", url)
-        return _first_key(self.session.json(response))
