@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0013_quiet_hours_whole_day_help'),
+        ('campaigns', '0014_sms_optout_e164'),
     ]
 
     operations = [
