@@ -117,8 +117,19 @@ def _check_years(value, moment):
             raise ValueError(f"{outside} (in {where})")
 
 
+# A comma is a thousands separator only in whole groups of three (1,299.00): a decimal
+# comma (19,90) read by dropping the comma would load a price 100 times too big.
+_THOUSANDS = re.compile(r"\d{1,3}(,\d{3})+(\.\d*)?")
+CENTS = Decimal("0.01")
+
+
 def _money(value):
-    text = value.strip().replace(",", "")
+    text = value.strip()
+    if "," in text:
+        if not _THOUSANDS.fullmatch(text):
+            raise ValueError(f"not an amount: {value!r} (a comma only between groups of three digits; "
+                             "the decimal point is a point)")
+        text = text.replace(",", "")
     # Decimal() also reads Python's literals: 1_000 (and 1_0), and digits of any
     # script; an export writes neither, so such a value is a typo, not an amount.
     if "_" in text or not text.isascii():
@@ -133,7 +144,10 @@ def _money(value):
         raise ValueError(f"negative amount: {value}")
     if amount.adjusted() >= AMOUNT_DIGITS:
         raise ValueError(f"{value} has more than {AMOUNT_DIGITS} digits before the point")
-    return amount.quantize(Decimal("0.01"))
+    cents = amount.quantize(CENTS)
+    if cents != amount:  # 1.005 would be stored as 1.00 (or 1.01): the column keeps cents
+        raise ValueError(f"{value} has more than 2 decimals")
+    return cents
 
 
 # Values parsed once per distinct text (exports repeat dates, prices and buyers

@@ -78,7 +78,11 @@ def test_numbers_must_be_written_as_an_export_writes_them(tmp_path):
     errors = rejected(tmp_path, HEADER + row(1, price='"1,000.50"') + row(2, price="1_000")
                       + row(3, quantity="1_0") + row(4, price="\uff11\uff12")  # fullwidth 12
                       + row(5, quantity="\u0663")  # Arabic-Indic 3
-                      + row(6, quantity="+5") + row(7, quantity="2147483648"))
+                      + row(6, quantity="+5") + row(7, quantity="2147483648")
+                      # a decimal comma read as a thousands separator loads 100 times the price
+                      + row(8, price='"19,90"') + row(9, price='"1,2,3"') + row(10, price="1.005")
+                      + row(11, price='"12,345,678.00"') + row(12, price="19.900"))
+    comma = "(a comma only between groups of three digits; the decimal point is a point)"
     assert errors == [
         "line 3: unit_price: not an amount: '1_000'",
         "line 4: quantity: not a positive whole number that fits: '1_0'",
@@ -86,6 +90,9 @@ def test_numbers_must_be_written_as_an_export_writes_them(tmp_path):
         "line 6: quantity: not a positive whole number that fits: '\u0663'",
         "line 7: quantity: not a positive whole number that fits: '+5'",
         "line 8: quantity: not a positive whole number that fits: '2147483648'",
+        f"line 9: unit_price: not an amount: '19,90' {comma}",
+        f"line 10: unit_price: not an amount: '1,2,3' {comma}",
+        "line 11: unit_price: 1.005 has more than 2 decimals",
     ]
 
 
