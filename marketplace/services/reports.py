@@ -115,7 +115,9 @@ def _send(run, config, monday, scheduled=False):
         message.send(fail_silently=False)
     except OSError as exc:  # smtplib's errors are OSErrors too
         raise OperationFailed(f"The mail server did not take the report: {exc or type(exc).__name__}") from exc
-    if scheduled:
+    # A run-now of the week whose scheduled send failed delivers it: beat's retry must not
+    # send the same week again (staff often press "Run now" when they see the failure).
+    if scheduled or monday == config.retry_week:
         ReportSettings.objects.filter(pk=config.pk).update(last_sent_week=monday, last_sent_at=now(),
                                                            retry_week=None, retry_at=None, failed_sends=0)
     run.count("recipients", len(to))

@@ -121,3 +121,18 @@ def test_a_retry_left_over_from_last_week_does_not_send_this_weeks_report_before
     assert tick() is None and mailoutbox == []
     clock.set(WEDNESDAY + timedelta(days=7), 7, 0)  # its Wednesday
     assert tick().status == "succeeded" and ReportSettings.load().last_sent_week == WEEK + timedelta(days=7)
+
+
+@pytest.mark.django_db
+def test_a_run_now_of_the_failed_week_delivers_it_and_beat_does_not_send_it_again(
+        clock, wednesday_report, mail_server_down, mailoutbox):
+    clock.set(WEDNESDAY, 7, 0)
+    assert tick().status == "failed"
+    mail_server_down()
+    clock.set(WEDNESDAY, 7, 5)
+    send_weekly_report_task.delay(trigger=SyncRun.Trigger.ADMIN)  # staff press Run now
+    assert len(mailoutbox) == 1
+    config = ReportSettings.load()
+    assert (config.last_sent_week, config.retry_week, config.failed_sends) == (WEEK, None, 0)
+    clock.set(WEDNESDAY, 7, 30)  # past the retry time
+    assert tick() is None and len(mailoutbox) == 1
