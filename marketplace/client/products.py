@@ -167,8 +167,9 @@ class LazadaProductScan:
                 if fresh:
                     yield [self.client._upstream_product(p) for p in fresh]
                 offset += len(products)
-                total = data.get("total_products")  # left out, the short page alone ends the pass
-                if len(products) < LAZADA_PRODUCT_LIMIT or (total not in (None, "") and offset >= int(total)):
+                # Left out (or not a number), the short page alone ends the pass.
+                total = str(data.get("total_products") or "").strip()
+                if len(products) < LAZADA_PRODUCT_LIMIT or (total.isdigit() and offset >= int(total)):
                     return
             created_after = window.next_start(offset)
 
