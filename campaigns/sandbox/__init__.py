@@ -23,7 +23,9 @@ data (see data.py), the others answer an empty activities list.
 - `POST /_sandbox/netlife/revoke_key {"portal": k, "subject": uuid}`: Netlife
   revokes that subject's gallery codes (its list answers 404 from then on).
   `POST /_sandbox/netlife/fail_subjects_page {"page": 2, "count": 5}`: that
-  page of the subject lists answers 503. Control bodies are read as JSON
+  page of the subject lists answers 503. `POST /_sandbox/netlife/subjects_per_page
+  {"max": 10}` serves subject lists in pages of at most that many rows (longer
+  lists: more pages; `{}` back to 50). Control bodies are read as JSON
   whatever their Content-Type.
 - `/jobs/{job}/subjects` splits buyers / non-buyers on `filter_has_order`
   (`has_order` accepted too); images only with `include_images=true`.
@@ -138,6 +140,7 @@ class NetlifeSandbox(Sandbox):
         self.rate_limited = 0
         self.failing_user_pages = {}  # page number -> how many more 503s it answers
         self.failing_subject_pages = {}  # the same for /jobs/{job}/subjects
+        self.subjects_per_page = SUBJECTS_MAX_PER_PAGE
         # (kind, uuid) -> {"status": int, "remaining": int | None (until cleared), "answered": int}
         self.item_faults = {}
 
@@ -183,6 +186,12 @@ class NetlifeSandbox(Sandbox):
         if action == "fail_subjects_page" and request.method == "POST":
             self.failing_subject_pages[int(spec.get("page", 2))] = int(spec.get("count", 1))
             return json_response({"failing": self.failing_subject_pages})
+        if action == "subjects_per_page" and request.method == "POST":
+            try:
+                self.subjects_per_page = max(1, int(spec.get("max", SUBJECTS_MAX_PER_PAGE)))
+            except (TypeError, ValueError):
+                return json_response({"error": "max must be an integer"}, 400)
+            return json_response({"max": self.subjects_per_page})
         if action == "slow_jobs" and request.method == "POST":
             self.slow_job_ms = int(spec.get("ms", 0))
             return json_response({"ms": self.slow_job_ms})
@@ -375,7 +384,7 @@ class NetlifeSandbox(Sandbox):
                 return {**row, "uuid": None}  # a row the client cannot key
             return row
 
-        return self._page(request, subjects, self.failing_subject_pages, max_per_page=SUBJECTS_MAX_PER_PAGE,
+        return self._page(request, subjects, self.failing_subject_pages, max_per_page=self.subjects_per_page,
                           on_row=unreadable_if_asked)
 
     @route(f"{API}/jobs/<job_uuid>/users")
