@@ -18,8 +18,9 @@ data (see data.py), the others answer an empty activities list.
   absolute, host-relative, path-relative or query-only); other lists come whole.
 - Image shapes per portal (data.SHAPES): subject images as dicts with their
   activity, or as bare uuid strings whose activity is only in the job's images
-  (keyed by uuid on some portals). `POST /_sandbox/netlife/shape {"portal": k,
-  "links": "query", "images": "uuids", "keyed": true}` changes one portal.
+  (keyed by uuid on some portals); subject rows with or without `image` /
+  `favorite_image_uuid` ("favorite"). `POST /_sandbox/netlife/shape {"portal": k,
+  "links": "query", "images": "uuids", "keyed": true, "favorite": false}` changes one portal.
 - `POST /_sandbox/netlife/revoke_key {"portal": k, "subject": uuid}`: Netlife
   revokes that subject's gallery codes (its list answers 404 from then on).
   `POST /_sandbox/netlife/fail_subjects_page {"page": 2, "count": 5}`: that
@@ -175,7 +176,7 @@ class NetlifeSandbox(Sandbox):
             if spec.get("links", shape["links"]) not in LINK_FORMS or spec.get("images", shape["images"]) not in IMAGE_SHAPES:
                 return json_response({"error": f"links: one of {LINK_FORMS}; images: one of {IMAGE_SHAPES}"}, 400)
             with self.lock:
-                shape.update({k: spec[k] for k in ("links", "images", "keyed") if k in spec})
+                shape.update({k: spec[k] for k in ("links", "images", "keyed", "favorite") if k in spec})
             return json_response(shape)
         if action == "revoke_key" and request.method == "POST":
             try:
@@ -330,6 +331,8 @@ class NetlifeSandbox(Sandbox):
             row["images"] = [image["uuid"] for image in subject["images"]]
         if shape["images"] == "uuids":
             row.pop("activity_uuid")  # the activity is found only through the job's images
+        if not shape.get("favorite", True):  # the images are the subject's only image uuids
+            row.pop("image"), row.pop("favorite_image_uuid")
         return row
 
     def _page(self, request, rows, failing, *, max_per_page=500, on_row=None):

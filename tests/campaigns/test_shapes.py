@@ -97,6 +97,26 @@ def test_uuid_images_are_really_served_as_strings_with_the_activity_only_on_the_
     assert isinstance(details["images"], dict) and "activity_uuid" in details["images"][with_images["images"][0]]
 
 
+def test_subjects_linked_only_by_uuid_string_images_keep_their_activity(netlife, sandbox):
+    """On westpointportraits a subject row names no favorite image: its bare uuid
+    images, joined to the job's images, are all that ties it to its activity."""
+    key = "westpointportraits"
+    job = next(iter(netlife.portals[key]["jobs"].values()))
+    rows = requests.get(f"{sandbox.url}/netlife/{key}/api/v1/jobs/{job['uuid']}/subjects",
+                        params={"include_images": "true", "include_favorite_image": "true"}, auth=AUTH, timeout=5).json()["data"]
+    photographed = [row for row in rows if row["images"]]
+    assert photographed and all(isinstance(i, str) for row in photographed for i in row["images"])
+    assert not any({"image", "favorite_image_uuid", "activity_uuid"} & set(row) for row in rows)
+    make_portal(key)
+    record = sync_portal(trigger="command", portal=key)
+    assert record.status == "succeeded", record.error
+    assert record.counters["subjects_with_images"] == len(photographed)
+    assert record.counters["subjects_without_activity"] == 0
+    for row in photographed:
+        activity = next(s for s in job["subjects"] if s["uuid"] == row["uuid"])["images"][0]["activity"]["uuid"]
+        assert list(Subject.objects.get(uuid=row["uuid"]).activities.values_list("uuid", flat=True)) == [activity]
+
+
 def test_the_subject_list_is_paged_by_the_portal(netlife, sandbox):
     key = "nowandforeverphoto"
     job = max(netlife.portals[key]["jobs"].values(), key=lambda j: len(j["subjects"]))
