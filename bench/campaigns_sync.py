@@ -1,6 +1,8 @@
 """Benchmark: a big Netlife portal synced against its latency bound, first sync and re-run.
 
     .venv/bin/python bench/campaigns_sync.py [--jobs 20] [--subjects 250] [--latency-ms 50] [--concurrency 10]
+    .venv/bin/python bench/campaigns_sync.py --profile 40   # and one more re-run under cProfile (CPU time,
+                                                            # every thread); BENCH_PROFILE_OUT=file.pstats keeps it
 
 Sets itself up (temporary PORTAL_VAR_DIR and SQLite; the sandbox server in a
 process of its own, as the real service is on another machine, with a
