@@ -1,6 +1,8 @@
 """Benchmark: a big Netlife portal synced against its latency bound, first sync and re-run.
 
     .venv/bin/python bench/campaigns_sync.py [--jobs 20] [--subjects 250] [--latency-ms 50] [--concurrency 10]
+    .venv/bin/python bench/campaigns_sync.py --profile 40   # and one more re-run under cProfile (CPU time,
+                                                            # every thread); BENCH_PROFILE_OUT=file.pstats keeps it
 
 Sets itself up (temporary PORTAL_VAR_DIR and SQLite; the sandbox server in a
 process of its own, as the real service is on another machine, with a
@@ -35,6 +37,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -87,13 +90,48 @@ def machine_busy_cpu():
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def timed_sync(url, sandbox_pid):
+def profiled(call, top):
+    """Run `call` under cProfile in this thread and in every thread it starts (the
+    sync's pool: where the HTTP calls are), print the `top` functions by own time."""
+    import cProfile
+    import pstats
+
+    profiles, lock = [], threading.Lock()
+
+    def start_in_new_thread(*_args):  # the first profile event of a new thread
+        profile = cProfile.Profile(time.thread_time)  # CPU: waits on the network or the GIL are not the client's cost
+        with lock:
+            profiles.append(profile)
+        profile.enable()  # replaces this hook in that thread
+
+    main = cProfile.Profile(time.thread_time)
+    threading.setprofile(start_in_new_thread)
+    main.enable()
+    try:
+        return call()
+    finally:
+        main.disable()
+        threading.setprofile(None)
+        stats = pstats.Stats(main)
+        for profile in profiles:  # the pool's threads have ended with the sync
+            stats.add(profile)
+        stats.sort_stats("tottime").print_stats(top)
+        stats.sort_stats("cumulative").print_stats(top)
+        if os.environ.get("BENCH_PROFILE_OUT"):  # for pstats / snakeviz
+            stats.dump_stats(os.environ["BENCH_PROFILE_OUT"])
+
+
+def timed_sync(url, sandbox_pid, profile_top=0):
+    """`profile_top`: run the sync under cProfile and print that many functions (its time then says little)."""
     from campaigns.services import sync_portal
 
     seen = requests_seen(url)
     cpu_before = (process_cpu(os.getpid()), process_cpu(sandbox_pid), machine_busy_cpu())
     started = time.perf_counter()
-    record = sync_portal(trigger="command", portal=BENCH_PORTAL)
+    if profile_top:
+        record = profiled(lambda: sync_portal(trigger="command", portal=BENCH_PORTAL), profile_top)
+    else:
+        record = sync_portal(trigger="command", portal=BENCH_PORTAL)
     elapsed = time.perf_counter() - started
     ours, sandbox, busy = (after - before for after, before in
                            zip((process_cpu(os.getpid()), process_cpu(sandbox_pid), machine_busy_cpu()), cpu_before))
@@ -110,6 +148,8 @@ def main():
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=10, help="the portal's max_concurrent_jobs (1-20)")
     parser.add_argument("--reruns", type=int, default=3, help="how many times the re-run is timed (the best is judged)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="after the timed syncs, one more re-run under cProfile: print its N costliest functions")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ["DEBUG"] = "0"  # as in production: no SQL kept per query, no debug cursor
@@ -134,6 +174,8 @@ def main():
                                   requests_per_second=10000, max_concurrent_jobs=args.concurrency)
             results = [("first sync", *timed_sync(url, sandbox.pid))]
             results += [(f"re-run {n + 1}", *timed_sync(url, sandbox.pid)) for n in range(max(1, args.reruns))]
+            if args.profile:  # not judged: the profiler's own cost is in its time
+                print(f"profiled re-run: {timed_sync(url, sandbox.pid, profile_top=args.profile)[3]}")
             subjects = Subject.objects.count()
             campaign = Campaign.objects.create(name="bench", audience=Campaign.Audience.ALL)
             campaign.portals.add(Portal.objects.get(key=BENCH_PORTAL))

@@ -3,6 +3,10 @@
 NETLIFE_JOB_DETAIL_TIMEOUT   seconds to wait for GET /jobs/{uuid}, which Netlife
                              answers slowly for big jobs (the seed's client
                              allows 120 s); default 120.
+NETLIFE_MAX_PAGES            the most pages of one list (a job's subjects or
+                             users) a sync follows; a list with more is not
+                             read whole: nothing of that job is deleted and the
+                             job is set aside naming this cap; default 1000.
 NETLIFE_ACCESS_KEY_MAX_AGE_HOURS
                              a subject's access key (or Netlife's "none") is
                              asked again when last confirmed longer ago than
@@ -39,6 +43,11 @@ env = environ.Env()
 def job_detail_timeout() -> float:
     # Read on every call so tests and operators can change it without a reload.
     return env.float("NETLIFE_JOB_DETAIL_TIMEOUT", default=120.0)
+
+
+def max_pages() -> int:
+    # A portal that keeps sending "next" must not loop us forever.
+    return max(1, env.int("NETLIFE_MAX_PAGES", default=1000))
 
 
 def access_key_max_age() -> timedelta:

@@ -23,7 +23,6 @@ from portal.http import UpstreamAuthError, UpstreamBadResponse, UpstreamSession
 
 from .. import conf
 from .records import (  # noqa: F401 (the records are the client's API too)
-    MAX_PAGES,
     PER_PAGE,
     ActivityRecord,
     JobDetails,
@@ -35,6 +34,7 @@ from .records import (  # noqa: F401 (the records are the client's API too)
     UserDetails,
     UserLink,
     _first_key,
+    capped_reason,
     _keys,
     _object,
     _row_label,
@@ -120,7 +120,8 @@ class NetlifeClient:
             params["filter_has_order"] = "true" if has_order else "false"
         known = {entry["url"]: entry for entry in known}
         subjects, url, seen, position = SubjectList(), f"{self.base_url}/jobs/{job_uuid}/subjects", set(), 0
-        while url and len(seen) < MAX_PAGES:
+        cap = conf.max_pages()
+        while url and len(seen) < cap:
             seen.add(url)
             response = self._get_ok(url, params=params)
             params = None  # the next link carries its own query
@@ -146,6 +147,8 @@ class NetlifeClient:
             url = page.next_url
             if url in seen:
                 raise UpstreamBadResponse(f"netlife's subjects pagination loops at {url}", upstream="netlife")
+        if url:  # stopped at the cap with a next link left: the pages read are kept, the list is not whole
+            subjects.capped = capped_reason("subjects", cap, url)
         return subjects
 
     def job_users(self, job_uuid) -> list[UserLink]:
@@ -154,9 +157,11 @@ class NetlifeClient:
         return [link for link in map(UserLink.parse, rows) if link]
 
     def _pages(self, path, params, what):
-        """The rows of every page, following the next links until one is empty."""
+        """The rows of every page, following the next links until one is empty.
+        A list longer than the page cap raises: the job's rows stay as they were."""
         rows, url, seen = [], f"{self.base_url}{path}", set()
-        while url and len(seen) < MAX_PAGES:
+        cap = conf.max_pages()
+        while url and len(seen) < cap:
             seen.add(url)
             response, body = self._get(url, params=params)
             rows.extend(_rows(body, what))
@@ -164,6 +169,8 @@ class NetlifeClient:
             params = None  # the next link carries its own query
             if url in seen:
                 raise UpstreamBadResponse(f"netlife's {what} pagination loops at {url}", upstream="netlife")
+        if url:
+            raise UpstreamBadResponse(capped_reason(what, cap, url), upstream="netlife")
         return rows
 
     def _next_url(self, body, page_url):

@@ -17,7 +17,6 @@ from django.utils.dateparse import parse_datetime
 from portal.http import UpstreamBadResponse
 
 
-MAX_PAGES = 1000  # a portal that keeps sending "next" must not loop us forever
 PER_PAGE = 100  # what we ask for; a portal may send fewer and page on
 
 
@@ -281,6 +280,11 @@ class SubjectPage:
     readable: bool = True  # every row read: only such a page is fingerprinted
 
 
+def capped_reason(what, cap, url):
+    return (f"netlife's {what} list has more than NETLIFE_MAX_PAGES={cap} pages (stopped before {url}): "
+            "not read whole, so nothing of this job is deleted")
+
+
 class SubjectList(list):
     """SubjectRecords, with the rows that could not be read in `.rejected` and
     every page read in `.pages` (the subjects of a kept page are not in the list)."""
@@ -289,6 +293,8 @@ class SubjectList(list):
         super().__init__(*args)
         self.rejected: list[RejectedRow] = []
         self.pages: list[SubjectPage] = []
+        # why the list is not whole though every page read went through (the page cap), else ""
+        self.capped = ""
 
 
 def subject_records(body: bytes) -> list[SubjectRecord]:

@@ -18,12 +18,15 @@ data (see data.py), the others answer an empty activities list.
   absolute, host-relative, path-relative or query-only); other lists come whole.
 - Image shapes per portal (data.SHAPES): subject images as dicts with their
   activity, or as bare uuid strings whose activity is only in the job's images
-  (keyed by uuid on some portals). `POST /_sandbox/netlife/shape {"portal": k,
-  "links": "query", "images": "uuids", "keyed": true}` changes one portal.
+  (keyed by uuid on some portals); subject rows with or without `image` /
+  `favorite_image_uuid` ("favorite"). `POST /_sandbox/netlife/shape {"portal": k,
+  "links": "query", "images": "uuids", "keyed": true, "favorite": false}` changes one portal.
 - `POST /_sandbox/netlife/revoke_key {"portal": k, "subject": uuid}`: Netlife
   revokes that subject's gallery codes (its list answers 404 from then on).
   `POST /_sandbox/netlife/fail_subjects_page {"page": 2, "count": 5}`: that
-  page of the subject lists answers 503. Control bodies are read as JSON
+  page of the subject lists answers 503. `POST /_sandbox/netlife/subjects_per_page
+  {"max": 10}` serves subject lists in pages of at most that many rows (longer
+  lists: more pages; `{}` back to 50). Control bodies are read as JSON
   whatever their Content-Type.
 - `/jobs/{job}/subjects` splits buyers / non-buyers on `filter_has_order`
   (`has_order` accepted too); images only with `include_images=true`.
@@ -138,6 +141,7 @@ class NetlifeSandbox(Sandbox):
         self.rate_limited = 0
         self.failing_user_pages = {}  # page number -> how many more 503s it answers
         self.failing_subject_pages = {}  # the same for /jobs/{job}/subjects
+        self.subjects_per_page = SUBJECTS_MAX_PER_PAGE
         # (kind, uuid) -> {"status": int, "remaining": int | None (until cleared), "answered": int}
         self.item_faults = {}
 
@@ -172,7 +176,7 @@ class NetlifeSandbox(Sandbox):
             if spec.get("links", shape["links"]) not in LINK_FORMS or spec.get("images", shape["images"]) not in IMAGE_SHAPES:
                 return json_response({"error": f"links: one of {LINK_FORMS}; images: one of {IMAGE_SHAPES}"}, 400)
             with self.lock:
-                shape.update({k: spec[k] for k in ("links", "images", "keyed") if k in spec})
+                shape.update({k: spec[k] for k in ("links", "images", "keyed", "favorite") if k in spec})
             return json_response(shape)
         if action == "revoke_key" and request.method == "POST":
             try:
@@ -183,6 +187,12 @@ class NetlifeSandbox(Sandbox):
         if action == "fail_subjects_page" and request.method == "POST":
             self.failing_subject_pages[int(spec.get("page", 2))] = int(spec.get("count", 1))
             return json_response({"failing": self.failing_subject_pages})
+        if action == "subjects_per_page" and request.method == "POST":
+            try:
+                self.subjects_per_page = max(1, int(spec.get("max", SUBJECTS_MAX_PER_PAGE)))
+            except (TypeError, ValueError):
+                return json_response({"error": "max must be an integer"}, 400)
+            return json_response({"max": self.subjects_per_page})
         if action == "slow_jobs" and request.method == "POST":
             self.slow_job_ms = int(spec.get("ms", 0))
             return json_response({"ms": self.slow_job_ms})
@@ -321,6 +331,8 @@ class NetlifeSandbox(Sandbox):
             row["images"] = [image["uuid"] for image in subject["images"]]
         if shape["images"] == "uuids":
             row.pop("activity_uuid")  # the activity is found only through the job's images
+        if not shape.get("favorite", True):  # the images are the subject's only image uuids
+            row.pop("image"), row.pop("favorite_image_uuid")
         return row
 
     def _page(self, request, rows, failing, *, max_per_page=500, on_row=None):
@@ -375,7 +387,7 @@ class NetlifeSandbox(Sandbox):
                 return {**row, "uuid": None}  # a row the client cannot key
             return row
 
-        return self._page(request, subjects, self.failing_subject_pages, max_per_page=SUBJECTS_MAX_PER_PAGE,
+        return self._page(request, subjects, self.failing_subject_pages, max_per_page=self.subjects_per_page,
                           on_row=unreadable_if_asked)
 
     @route(f"{API}/jobs/<job_uuid>/users")

@@ -32,14 +32,17 @@ EMPTY_PORTALS = ["generationsphotos", "nowandgen", "legacyseniorphotos", "legacy
 #   strings (the seed's client's shape) whose activity is only in the job's
 #   images; in the "uuids" shape neither the subject nor the job's images name
 #   the other side, so only the image-uuid join finds the activity;
+# - favorite: whether subject rows carry `image` and `favorite_image_uuid` (one more
+#   image uuid to join on). Without them (westpointportraits) a subject's uuid-string
+#   images are its only link to its activity: a client dropping string images loses it;
 # - keyed: the job's `subjects` and `images` as objects keyed by uuid.
 SHAPES = {
-    "nowandforeverphoto": {"links": "absolute", "images": "dicts", "keyed": False},
-    "legacyphoto": {"links": "query", "images": "uuids", "keyed": True},
-    "westpointportraits": {"links": "path", "images": "uuids", "keyed": False},
-    "coastguardportraits": {"links": "host", "images": "dicts", "keyed": True},
+    "nowandforeverphoto": {"links": "absolute", "images": "dicts", "keyed": False, "favorite": True},
+    "legacyphoto": {"links": "query", "images": "uuids", "keyed": True, "favorite": True},
+    "westpointportraits": {"links": "path", "images": "uuids", "keyed": False, "favorite": False},
+    "coastguardportraits": {"links": "host", "images": "dicts", "keyed": True, "favorite": True},
 }
-DEFAULT_SHAPE = {"links": "absolute", "images": "dicts", "keyed": False}
+DEFAULT_SHAPE = {"links": "absolute", "images": "dicts", "keyed": False, "favorite": True}
 LINK_FORMS = ("absolute", "host", "path", "query")
 IMAGE_SHAPES = ("dicts", "uuids")
 

@@ -161,6 +161,13 @@ class JobFetcher:
             snapshot.complete = False
             snapshot.failures.append(("subject", f"{portal}/{job_uuid}/{row.label}", f"subject row: {row.reason}",
                                       {"portal": portal, "job": job_uuid, "row": row.label}, row.raw))
+        capped = "; ".join(filter(None, (non_buyers.capped, buyers.capped)))
+        if capped:
+            # Every page read went through, yet a list is not whole: what was read is
+            # stored, nothing is deleted, and the job is set aside until a read ends.
+            snapshot.complete = False
+            snapshot.failures.append(("job", f"{portal}/{job_uuid}", f"job {job_uuid}: {capped}",
+                                      {"portal": portal, "job": job_uuid}, None))
         self._go_on(job_uuid)
         for link in snapshot.links:
             if self._claim_user(link.user_uuid):

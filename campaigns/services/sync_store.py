@@ -351,7 +351,7 @@ def store_job_snapshot(run, row, snapshot, started, *, stored=None, open_keys=No
     run.count("users_failed", sum(1 for kind, _ in failed if kind == "user"))
     run.count("access_keys_failed", sum(1 for kind, _ in failed if kind == "access_key"))
     went_through = {
-        "job": [f"{row.key}/{snapshot.uuid}"],
+        "job": [key for key in [f"{row.key}/{snapshot.uuid}"] if ("job", key) not in failed],  # not when capped
         "user": [f"{row.key}/{u}" for u in snapshot.user_details],
         "access_key": [f"{row.key}/{s}" for s in snapshot.keys_checked],
     }

@@ -97,6 +97,26 @@ def test_uuid_images_are_really_served_as_strings_with_the_activity_only_on_the_
     assert isinstance(details["images"], dict) and "activity_uuid" in details["images"][with_images["images"][0]]
 
 
+def test_subjects_linked_only_by_uuid_string_images_keep_their_activity(netlife, sandbox):
+    """On westpointportraits a subject row names no favorite image: its bare uuid
+    images, joined to the job's images, are all that ties it to its activity."""
+    key = "westpointportraits"
+    job = next(iter(netlife.portals[key]["jobs"].values()))
+    rows = requests.get(f"{sandbox.url}/netlife/{key}/api/v1/jobs/{job['uuid']}/subjects",
+                        params={"include_images": "true", "include_favorite_image": "true"}, auth=AUTH, timeout=5).json()["data"]
+    photographed = [row for row in rows if row["images"]]
+    assert photographed and all(isinstance(i, str) for row in photographed for i in row["images"])
+    assert not any({"image", "favorite_image_uuid", "activity_uuid"} & set(row) for row in rows)
+    make_portal(key)
+    record = sync_portal(trigger="command", portal=key)
+    assert record.status == "succeeded", record.error
+    assert record.counters["subjects_with_images"] == len(photographed)
+    assert record.counters["subjects_without_activity"] == 0
+    for row in photographed:
+        activity = next(s for s in job["subjects"] if s["uuid"] == row["uuid"])["images"][0]["activity"]["uuid"]
+        assert list(Subject.objects.get(uuid=row["uuid"]).activities.values_list("uuid", flat=True)) == [activity]
+
+
 def test_the_subject_list_is_paged_by_the_portal(netlife, sandbox):
     key = "nowandforeverphoto"
     job = max(netlife.portals[key]["jobs"].values(), key=lambda j: len(j["subjects"]))
@@ -105,15 +125,21 @@ def test_the_subject_list_is_paged_by_the_portal(netlife, sandbox):
     assert len(page["data"]) == 50 and page["meta"]["total"] == 130 and page["next_url"]
 
 
-def test_a_failed_subjects_page_sets_the_job_aside_and_deletes_no_stored_subject(netlife, sandbox, db):
-    key = "nowandforeverphoto"
+def synced_then_a_subject_leaves(netlife, key):
+    """(stored uuids, the big job, the subject Netlife then drops from it) after a first sync."""
     make_portal(key)
     sync_portal(trigger="command", portal=key)
     before = set(Subject.objects.values_list("uuid", flat=True))
     big = max(netlife.portals[key]["jobs"].values(), key=lambda j: len(j["subjects"]))
-    # Netlife drops a subject from the job; then page 2 of the next read fails for good.
     with netlife.lock:
         gone = big["subjects"].pop(0)
+    return before, big, gone
+
+
+def test_a_failed_subjects_page_sets_the_job_aside_and_deletes_no_stored_subject(netlife, sandbox, db):
+    key = "nowandforeverphoto"
+    # Netlife drops a subject from the job; then page 2 of the next read fails for good.
+    before, big, gone = synced_then_a_subject_leaves(netlife, key)
     requests.post(f"{sandbox.url}/_sandbox/netlife/fail_subjects_page", data='{"page": 2, "count": 100}',
                   timeout=5).raise_for_status()  # JSON without a JSON Content-Type, like /faults
     record = sync_portal(trigger="command", portal=key)
@@ -137,3 +163,41 @@ def test_control_endpoints_read_json_whatever_the_content_type(netlife, sandbox)
         assert reply.status_code == 200, reply.text
     assert netlife.slow_job_ms == 5 and netlife.shapes["legacyphoto"]["links"] == "host"
     assert requests.post(f"{sandbox.url}/_sandbox/netlife/slow_jobs", data="nope", timeout=5).status_code == 400
+
+
+def test_a_subject_list_longer_than_the_page_cap_deletes_nothing_and_sets_the_job_aside(netlife, sandbox, db, monkeypatch):
+    """A read that stops at NETLIFE_MAX_PAGES is not a complete read: the subjects a
+    capped job's list did not reach may be there still."""
+    key = "nowandforeverphoto"
+    # the subject that really left Netlife: even it is not deleted after a capped read
+    before, big, gone = synced_then_a_subject_leaves(netlife, key)
+    # 10 rows a page: the big job's 86 non-buyers take 9 pages, its 104 user links still 2 (of 100)
+    requests.post(f"{sandbox.url}/_sandbox/netlife/subjects_per_page", json={"max": 10}, timeout=5).raise_for_status()
+    monkeypatch.setenv("NETLIFE_MAX_PAGES", "3")
+
+    record = sync_portal(trigger="command", portal=key)
+    assert record.status == "partial", record.error
+    aside = SetAsideRecord.objects.get(status="open")
+    assert aside.kind == "job" and aside.key == f"{key}/{big['uuid']}"
+    assert "NETLIFE_MAX_PAGES=3" in aside.reason and "subjects" in aside.reason
+    assert set(Subject.objects.values_list("uuid", flat=True)) == before
+    assert "subjects_removed" not in record.counters and record.counters["subject_removal_skipped_jobs"] == 1
+
+    monkeypatch.delenv("NETLIFE_MAX_PAGES")
+    record = sync_portal(trigger="command", portal=key)
+    assert record.status == "succeeded" and record.counters["subjects_removed"] == 1
+    assert SetAsideRecord.objects.get().status == "resolved"
+    assert_matches_sandbox(netlife, key)
+
+
+def test_a_user_list_longer_than_the_page_cap_sets_the_job_aside_unchanged(netlife, db, monkeypatch):
+    key = "nowandforeverphoto"
+    make_portal(key)
+    sync_portal(trigger="command", portal=key)
+    links = dict(Subject.objects.exclude(registered_user=None).values_list("uuid", "registered_user__uuid"))
+    monkeypatch.setenv("NETLIFE_MAX_PAGES", "1")  # the big job's 104 user links take 2 pages
+    record = sync_portal(trigger="command", portal=key)
+    assert record.status == "partial", record.error
+    aside = SetAsideRecord.objects.get(status="open")
+    assert aside.kind == "job" and "users list has more than NETLIFE_MAX_PAGES=1" in aside.reason
+    assert dict(Subject.objects.exclude(registered_user=None).values_list("uuid", "registered_user__uuid")) == links

@@ -223,3 +223,34 @@ def test_proxy_variables_are_read_once_per_host_and_merged_as_requests_does(monk
     assert session.merge_environment_settings("https://api.example/x", {}, None, None, None)["proxies"]["https"] == \
         "http://proxy.example:3128"
     assert "https" not in session.merge_environment_settings("https://internal.example/y", {}, None, None, None)["proxies"]
+    # a caller's None turns the environment's proxy off, as in requests
+    for proxies in ({"https": None}, {"http": "http://other.example:8080"}):
+        assert session.merge_environment_settings("https://api.example/x", dict(proxies), None, None, None) == \
+            plain.merge_environment_settings("https://api.example/x", dict(proxies), None, None, None)
+    assert "https" not in session.merge_environment_settings("https://api.example/x", {"https": None}, None, None, None)["proxies"]
+
+
+@pytest.mark.parametrize("session_headers, session_params, request_kwargs", [
+    ({}, {}, {}),  # the common call: every merge skipped
+    ({"Accept": "application/json"}, {}, {"params": {"page": "2"}}),
+    ({"Accept": "application/json", "Accept-Encoding": None}, {}, {}),  # None: "drop this header"
+    ({}, {"per_page": "100"}, {"headers": {"X-Trace": "1"}}),
+    ({"X-Team": "ops"}, {"per_page": "100"}, {"params": {"page": "2", "per_page": None}, "headers": {"X-Team": None}}),
+])
+def test_requests_are_prepared_exactly_as_requests_prepares_them(session_headers, session_params, request_kwargs):
+    """UpstreamSession skips requests' header and param merges when there is nothing
+    to merge: what goes on the wire must not change."""
+    import requests
+
+    ours, plain = UpstreamSession("prepared"), requests.Session()
+    plain.headers = ours.headers.copy()  # the same defaults (our User-Agent)
+    for session in (ours, plain):
+        session.headers.update(session_headers)
+        session.params = dict(session_params)
+        session.auth = ("user", "pass")
+    request = requests.Request("GET", "https://api.example/x?a=1", **request_kwargs)
+    kept = (dict(request.params), dict(request.headers))
+    mine, theirs = ours.prepare_request(request), plain.prepare_request(request)
+    assert (mine.method, mine.url, mine.body) == (theirs.method, theirs.url, theirs.body)
+    assert list(mine.headers.items()) == list(theirs.headers.items())
+    assert (dict(request.params), dict(request.headers)) == kept  # the caller's Request is left as it was
