@@ -37,7 +37,7 @@ class CampaignsConfig(AppConfig):
         register_retry("campaigns", "user", retries.retry_user)
         register_retry("campaigns", "access_key", retries.retry_access_key)
 
-        from .services.sending import retry_message
+        from .services.sms_retry import retry_message
 
         register_retry("campaigns", "sms_message", retry_message)
 

@@ -66,10 +66,13 @@ class SmsCampaignAdmin(CampaignAdmin):
     @admin.action(description="Cancel the send (unsent messages stay unsent)", permissions=["send"])
     def cancel_send(self, request, queryset):
         for campaign in queryset:
-            cancelled = sending.cancel_campaign(campaign.pk, user=request.user)
+            cancelled = sending.cancel_campaign(campaign.pk, user=request.user, trigger="admin")
             state = Campaign.objects.filter(pk=campaign.pk).values_list("send_state", flat=True).first()
             if state == SendState.CANCELLED:
-                self.message_user(request, f"{campaign}: {cancelled} unsent messages cancelled.")
+                checking = sending.being_checked(campaign.pk)
+                self.message_user(request, f"{campaign}: {cancelled} unsent messages cancelled"
+                                           + (f"; {checking} that may have gone out are being checked with Twilio."
+                                              if checking else "."))
             else:
                 self.message_user(request, f"{campaign}: not sending ({state}), nothing cancelled.", messages.WARNING)
 
@@ -116,7 +119,7 @@ class SmsCampaignAdmin(CampaignAdmin):
             rows = rows.filter(status=status)
         context = {**self.admin_site.each_context(request), "title": f"Delivery of {campaign}", "campaign": campaign,
                    "opts": self.model._meta, "counts": sending.delivery_counts(campaign.pk), "rows": rows[:500],
-                   "live": campaign.send_state == "sending", "may_send": request.user.has_perm(SEND_PERMISSION),
+                   "live": campaign.send_state == "sending", "being_checked": sending.being_checked(campaign.pk), "may_send": request.user.has_perm(SEND_PERMISSION),
                    "send_state_labels": dict(SendState.choices)}
         return TemplateResponse(request, "admin/campaigns/campaign/sms_delivery.html", context)
 

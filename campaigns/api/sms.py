@@ -76,6 +76,9 @@ class SmsAccountViewSet(viewsets.ModelViewSet):
     def test_message(self, request, pk=None):
         """Send one test text (a paid SMS) to the account's test phone (or `{"phone": "+1…"}`); the run says how it went."""
         account = self.get_object()
+        refusal = sending.refusal_for_test_phone(str(request.data.get("phone") or account.test_phone))
+        if refusal:
+            return envelope("Opted out", refusal, status_code=400)
         record = sending.send_test_sms(trigger="api", user=request.user, account=account.pk,
                                        phone=str(request.data.get("phone") or ""))
         return Response(SyncRunSerializer(record).data)
@@ -108,6 +111,7 @@ class PreviewSerializer(serializers.Serializer):
 
 class CancelResultSerializer(serializers.Serializer):
     cancelled = serializers.IntegerField(help_text="Messages that will not be sent")
+    being_checked = serializers.IntegerField(help_text="Messages that may have gone out: looked up at Twilio in a run")
     counts = serializers.DictField(child=serializers.IntegerField())
 
 
@@ -163,10 +167,11 @@ class CampaignCancelView(APIView):
     def post(self, request, pk):
         get_object_or_404(Campaign, pk=pk)
         try:
-            cancelled = sending.cancel_campaign(pk, user=request.user)
+            cancelled = sending.cancel_campaign(pk, user=request.user, trigger="api")
         except sending.NotAllowed as exc:
             return envelope("Not allowed", str(exc), status_code=403)
-        return Response({"cancelled": cancelled, "counts": sending.delivery_counts(pk)})
+        return Response({"cancelled": cancelled, "being_checked": sending.being_checked(pk),
+                         "counts": sending.delivery_counts(pk)})
 
 
 class CampaignDeliveryView(APIView):
@@ -181,7 +186,8 @@ class CampaignDeliveryView(APIView):
                        "count": serializers.IntegerField(), "next": serializers.URLField(allow_null=True),
                        "previous": serializers.URLField(allow_null=True), "results": CampaignMessageSerializer(many=True),
                        "counts": serializers.DictField(child=serializers.IntegerField()),
-                       "send_state": serializers.CharField(), "skipped": serializers.DictField(child=serializers.IntegerField()),
+                       "send_state": serializers.CharField(), "being_checked": serializers.IntegerField(),
+                       "skipped": serializers.DictField(child=serializers.IntegerField()),
                    })})
     def get(self, request, pk):
         campaign = get_object_or_404(Campaign, pk=pk)
@@ -193,6 +199,7 @@ class CampaignDeliveryView(APIView):
         data = paginator.get_paginated_response(CampaignMessageSerializer(page, many=True).data).data
         data["counts"] = sending.delivery_counts(campaign.pk)
         data["send_state"] = campaign.send_state
+        data["being_checked"] = sending.being_checked(campaign.pk)
         data["skipped"] = campaign.skipped
         return Response(data)
 
@@ -213,6 +220,18 @@ class OptOutSerializer(serializers.ModelSerializer):
         if self.instance and OptOut.objects.filter(phone=phone).exclude(pk=self.instance.pk).exists():
             raise serializers.ValidationError("This number is already on the list.")
         return phone
+
+    def validate(self, attrs):
+        # A row the E.164 migration left as it was (not a phone number) cannot be saved
+        # as it is (the model stores E.164 only): a change that keeps its number says so.
+        if self.instance and "phone" not in attrs:
+            from django.core.exceptions import ValidationError
+
+            try:
+                OptOut.normalise_phone(self.instance.phone)
+            except ValidationError as exc:
+                raise serializers.ValidationError({"phone": exc.message_dict["phone"]}) from exc
+        return attrs
 
     def create(self, validated):
         return sending.record_opt_out(validated["phone"], source=OptOut.Source.STAFF, note=validated.get("note", ""),

@@ -1,11 +1,13 @@
 """Approving a campaign's send (its outbox written, the send run queued) and cancelling it."""
 
 import logging
+from datetime import timedelta
 
 from django.db import transaction
 
-from portal.operations import enqueue
+from portal.operations import QueueUnavailable, enqueue
 from portal.runs import OperationFailed
+from portal.setaside import open_records, resolve_items
 
 from ..models import Campaign, CampaignMessage, SendState, SmsAccount
 from . import quiet_hours
@@ -14,6 +16,11 @@ from .retention import PURGED_KEY
 
 logger = logging.getLogger(__name__)
 Status = CampaignMessage.Status
+
+#: a row whose message cannot be told yet (another row to its number in flight) looks again this much later
+UNDECIDED_WAIT = timedelta(seconds=5)
+#: ...and this much later when Twilio could not be asked (unreachable, refused the credentials)
+LOOKUP_RETRY = timedelta(minutes=2)
 
 
 class NotAllowed(Exception):
@@ -64,52 +71,91 @@ def approve_campaign(campaign_id, *, user, trigger="admin", queue=True):
     return enqueue("campaigns", "send_campaign", trigger=trigger, user=user, campaign=campaign.pk)
 
 
-def cancel_campaign(campaign_id, *, user):
-    """Stop a send: every message not yet handed to Twilio is marked cancelled (the
-    running send stops at its next batch). Returns how many were cancelled.
+def cancel_campaign(campaign_id, *, user, trigger="admin"):
+    """Stop a send; returns how many messages were cancelled now.
 
-    A campaign already fully sent (or never approved) keeps its state: nothing is
-    relabelled cancelled. A row whose earlier attempt may have reached Twilio
-    (`uncertain`: a timeout, a 5xx) is looked up first (cancel_unsent)."""
+    Quick enough for a web request: rows certainly not handed to Twilio are
+    cancelled at once. Rows that may have gone out (`uncertain`: a timeout, a 5xx;
+    or claimed by a send that may have died) are looked up upstream in a run (the
+    campaign's send run: it holds the campaign's lock, so a claim it finds is dead)
+    queued here; until decided they show as "being checked", and beat's sweep
+    queues the run again while any is left. A campaign already fully sent (or
+    never approved) keeps its state: nothing is relabelled cancelled."""
     if not (user and user.is_active and user.has_perm("campaigns.send_campaign")):
         raise NotAllowed("Cancelling a send needs the “Can approve, send and cancel a campaign's SMS” permission.")
     if not Campaign.objects.filter(pk=campaign_id, send_state=SendState.SENDING).update(send_state=SendState.CANCELLED):
         return 0
-    cancelled = cancel_unsent(Campaign.objects.get(pk=campaign_id))
+    rows = CampaignMessage.objects.filter(campaign_id=campaign_id)
+    cancelled = rows.filter(status=Status.PENDING, uncertain=False).update(status=Status.CANCELLED, claim_token="")
     logger.info("campaign #%s cancelled: %s messages not sent", campaign_id, cancelled)
+    rows.filter(status=Status.PENDING).update(due_at=quiet_hours.now())  # looked up now, not after a backoff
+    try:
+        # also when nothing is left to look up: the run closes the set-aside records of settled rows
+        enqueue("campaigns", "send_campaign", trigger=trigger, user=user, campaign=campaign_id)
+    except QueueUnavailable:
+        logger.warning("campaign #%s: the settling run could not be queued; beat's sweep queues it", campaign_id)
     return cancelled
 
 
-def cancel_unsent(campaign):
-    """Mark the cancelled campaign's unsent rows cancelled; returns how many.
+def being_checked(campaign_id):
+    """A cancelled campaign's messages not yet known sent or unsent (looked up by its run)."""
+    return CampaignMessage.objects.filter(campaign_id=campaign_id, status__in=CampaignMessage.UNSENT,
+                                          campaign__send_state=SendState.CANCELLED).count()
+
+
+def settle_cancelled(run, campaign):
+    """In the cancelled campaign's send run: settle every unsent row. Returns an auth error, if any.
 
     An `uncertain` row may have been sent: its message is looked for the send's own
     way (find_sent: the account's messages to that number since the first claim).
     Found: the row takes it (it was sent, never shown cancelled). Not found: cancelled.
     Cannot tell now (Twilio unreachable, another row to the number in flight): left
-    pending and uncertain for the next look (a later cancel or send run)."""
-    from portal.http import UpstreamError
+    pending and uncertain, due again a little later, for beat's sweep to look again."""
+    from portal.http import UpstreamAuthError, UpstreamError
 
     from ..twilio_client import TwilioClient
     from .reconcile import Undecided, find_sent
 
-    doubtful = list(CampaignMessage.objects.filter(campaign=campaign, status=Status.PENDING, uncertain=True))
-    cancelled = 0
-    if doubtful:
-        client = TwilioClient.for_account(account_for(campaign))
-        for row in doubtful:
-            try:
-                found = find_sent(client, row)
-            except (Undecided, UpstreamError):
-                continue  # cannot tell now: left pending and uncertain
-            now = quiet_hours.now()
-            if found is None:
-                cancelled += CampaignMessage.objects.filter(pk=row.pk, status=Status.PENDING).update(
-                    status=Status.CANCELLED, claim_token="", uncertain=False)
-            else:
-                status = found.status if found.status in CampaignMessage.RANK else Status.QUEUED
-                CampaignMessage.objects.filter(pk=row.pk, status=Status.PENDING).update(
-                    status=status, sid=found.sid, uncertain=False, claim_token="", submitted_at=now,
-                    status_updated_at=now, error_code=None, error_message="")
-    return cancelled + CampaignMessage.objects.filter(campaign=campaign, status=Status.PENDING, uncertain=False).update(
-        status=Status.CANCELLED, claim_token="")
+    rows = CampaignMessage.objects.filter(campaign=campaign, status=Status.PENDING)
+    doubtful = list(rows.filter(uncertain=True))
+    client = TwilioClient.for_account(account_for(campaign)) if doubtful else None
+    for row in doubtful:
+        now = quiet_hours.now()
+        try:
+            found = find_sent(client, row)
+        except Undecided:
+            rows.filter(pk=row.pk).update(due_at=now + UNDECIDED_WAIT)
+            run.count("being_checked")
+            continue
+        except UpstreamAuthError as exc:
+            left = rows.filter(uncertain=True).update(due_at=now + LOOKUP_RETRY)
+            run.count("being_checked", left)
+            return exc
+        except UpstreamError:
+            rows.filter(pk=row.pk).update(due_at=now + LOOKUP_RETRY)
+            run.count("being_checked")
+            continue
+        if found is None:
+            run.count("cancelled", rows.filter(pk=row.pk).update(status=Status.CANCELLED, claim_token="", uncertain=False))
+        else:
+            status = found.status if found.status in CampaignMessage.RANK else Status.QUEUED
+            run.count("found_sent_after_cancel", rows.filter(pk=row.pk).update(
+                status=status, sid=found.sid, uncertain=False, claim_token="", submitted_at=now,
+                status_updated_at=now, error_code=None, error_message=""))
+    run.count("cancelled", rows.filter(uncertain=False).update(status=Status.CANCELLED, claim_token=""))
+    return None
+
+
+def close_settled_records(run_record, campaign):
+    """Close the set-aside records of the campaign's messages that reached a final state
+    (sent, opted out, cancelled; anything settled once the campaign is cancelled): they
+    no longer wait in the outbox. A refused message's record stays open for a retry."""
+    records = dict(open_records("campaigns").filter(kind="sms_message", key__startswith=f"{campaign.pk}/")
+                   .values_list("key", "context"))
+    if not records:
+        return 0
+    message_of = {key: context.get("message") for key, context in records.items()}
+    status_of = dict(CampaignMessage.objects.filter(pk__in=message_of.values()).values_list("pk", "status"))
+    waiting = (*CampaignMessage.UNSENT,) if Campaign.objects.filter(pk=campaign.pk, send_state=SendState.CANCELLED).exists() else (*CampaignMessage.UNSENT, Status.FAILED)
+    done = [key for key, pk in message_of.items() if status_of.get(pk) not in waiting]
+    return resolve_items(run_record, "campaigns", "sms_message", done)

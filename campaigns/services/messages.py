@@ -151,6 +151,7 @@ def compose(campaign, account=None, *, sample=None, blocked=None, stats=None):
     blocked = OptOut.blocked_numbers() if blocked is None else blocked
     skipped = Counter()
     households = {}  # key -> (phone, contact, [SubjectFields])
+    blank_contacts = set()  # keys of households left out for a blank contact field: counted once each
     stats = Counter() if stats is None else stats
     confirmed_after = timezone.now() - conf.access_key_max_age()
     used = template_placeholders(campaign.message_template)
@@ -190,11 +191,14 @@ def compose(campaign, account=None, *, sample=None, blocked=None, stats=None):
                     skipped[f"no_{blank}"] += 1
                     break
             key = f"{phone}:{subject.uuid}" if campaign.one_message_per_subject else phone
+            if key in blank_contacts:
+                continue
             if key not in households:
                 contact = {"phone": phone, "contact_name": contact_name or "there", "contact_email": contact_email,
                            "phone_source": source}
                 blank = _blank_placeholder(used, contact)
                 if blank:
+                    blank_contacts.add(key)
                     skipped[f"no_{blank}"] += 1
                     continue
                 households[key] = (phone, contact, [])

@@ -45,12 +45,17 @@ def _redact_sent_messages(cutoff):
 
 
 def _redact_run_params(cutoff):
-    """A test message's run names the phone it texted: dropped from old runs' params."""
+    """A test message's run names the phone it texted: dropped from old runs' params, and
+    from their error and log (Twilio's refusal quotes it; runs from before the test
+    message kept it out of them)."""
     count = 0
     for record in SyncRun.objects.filter(app="campaigns", created__lt=cutoff, params__has_key="phone"):
-        if record.params.get("phone"):
+        phone = record.params.get("phone")
+        if phone:
             record.params["phone"] = ""
-            record.save(update_fields=["params"])
+            record.error = (record.error or "").replace(phone, "<the test phone>")
+            record.log = (record.log or "").replace(phone, "<the test phone>")
+            record.save(update_fields=["params", "error", "log"])
             count += 1
     return count
 

@@ -27,21 +27,22 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Min
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from portal.http import UpstreamAuthError, UpstreamError, UpstreamTransientError
 from portal.operations import enqueue
 from portal.ratelimit import get_bucket
 from portal.runs import OperationFailed, operation
-from portal.setaside import resolve_items
 
 from .. import sms_conf
 from ..models import Campaign, CampaignMessage, OptOut, SendState, SmsAccount
 from ..twilio_client import TwilioClient, TwilioRefused
 from . import quiet_hours
-from .approval import NotAllowed, account_for, approve_campaign, cancel_campaign, cancel_unsent  # noqa: F401
-from .reconcile import Undecided, find_sent, in_flight
+from .approval import (  # noqa: F401
+    UNDECIDED_WAIT, NotAllowed, account_for, approve_campaign, being_checked, cancel_campaign, close_settled_records, settle_cancelled,
+)
+from .reconcile import IN_FLIGHT_AT_MOST, Undecided, find_sent, in_flight
 # The webhooks' side (callbacks, inbound texts, opt-outs) lives in sms_events; its
 # names stay importable from here, the one module the views and commands use.
 from .sms_events import (  # noqa: F401
@@ -54,6 +55,7 @@ from .sms_events import (  # noqa: F401
     record_inbound,
     record_opt_out,
 )
+from .sms_test_message import send_test_sms, refusal_for_test_phone  # noqa: F401
 
 logger = logging.getLogger(__name__)
 Status = CampaignMessage.Status
@@ -64,8 +66,6 @@ GIVE_UP_FOR = timedelta(hours=1)
 #: a row due this soon is waited for inside the run; later ones are left to beat
 WAIT_IN_RUN_S = 10
 OPT_OUT_CODE = 21610
-#: a row whose message cannot be told yet looks again this much later
-UNDECIDED_WAIT = timedelta(seconds=5)
 
 
 def status_callback_url():
@@ -144,8 +144,6 @@ def _record(run, row, token, outcome, result):
                  claim_token="", segments=result.num_segments or row.segments, error_code=None, error_message=""):
             run.ok()
             run.advance()
-            if row.attempts >= MAX_ATTEMPTS:  # it was set aside when the run gave up on it for a while
-                resolve_items(run.record, "campaigns", "sms_message", [_set_aside_key(row)])
         run.count("submitted" if outcome == "sent" else "reconciled_without_resending")
         return None
     if outcome == "undecided":
@@ -224,6 +222,13 @@ def _hold_for_quiet_hours(run, rows, account, token):
     return ready
 
 
+def _gate(run, rows, account, token):
+    """What every claimed row passes before its POST, in a send run and in a staff retry
+    alike: an opted-out number is skipped and recorded, a recipient outside quiet hours
+    waits in the outbox for the window's opening (beat polls its due time)."""
+    return _hold_for_quiet_hours(run, _skip_opted_out(run, rows, token), account, token)
+
+
 def _skip_opted_out(run, rows, token):
     blocked = OptOut.blocked_numbers(r.phone for r in rows)
     for row in rows:
@@ -244,7 +249,9 @@ def send_campaign(run, campaign, max_seconds=3000):
 
     Idempotent: exactly one message per row whatever retries, kills or re-runs
     (see the module docstring). Rows due later (quiet hours, backoff) are left
-    for beat's send_due_messages. Side effects: POSTs to Twilio.
+    for beat's send_due_messages. On a cancelled campaign it sends nothing and
+    settles the rows cancel could not decide on (settle_cancelled): queued by the
+    cancel and by beat while any is left. Side effects: POSTs to Twilio.
     """
     row = Campaign.objects.filter(pk=campaign).first()
     if row is None:
@@ -272,7 +279,7 @@ def send_campaign(run, campaign, max_seconds=3000):
             stop = auth_error or timezone.now() > deadline or _cancelled(row)
             if not stop and len(in_flight) < concurrency * 2:
                 batch = _claim(row, token, concurrency * 2 - len(in_flight))
-                batch = _hold_for_quiet_hours(run, _skip_opted_out(run, batch, token), account, token)
+                batch = _gate(run, batch, account, token)
                 for message in batch:
                     in_flight[pool.submit(_attempt, client, bucket, account, message, callback)] = message
             if not in_flight:
@@ -293,46 +300,15 @@ def send_campaign(run, campaign, max_seconds=3000):
                 outcome, result = future.result()
                 if outcome in ("sent", "found"):
                     apply_stored_callbacks(result.sid)
-    if _cancelled(row):
-        # rows that may have gone out (uncertain) are looked up first, never labelled cancelled blindly
-        run.count("cancelled", cancel_unsent(row))
-        left = CampaignMessage.objects.filter(campaign=row, status=Status.PENDING).count()
-        if left:
-            run.count("uncertain_left_after_cancel", left)
+    if _cancelled(row) and not auth_error:
+        # This run holds the campaign's lock: every claim left is a dead execution's (released
+        # above). Rows that may have gone out are looked up, never labelled cancelled blindly.
+        auth_error = settle_cancelled(run, row)
     _finish_if_done(row)
+    close_settled_records(run.record, row)
     if auth_error:
         raise OperationFailed(f"Twilio refused the account's credentials: {auth_error}")
     return dict(run.record.counters)
-
-
-def retry_message(run, record):
-    """Retry of a message Twilio refused (a set-aside record): sent once more, the send's own way.
-    Refused again: set aside again with the new reason."""
-    row = CampaignMessage.objects.filter(pk=record.context.get("message")).select_related("campaign").first()
-    if row is None:
-        raise OperationFailed(f"Message {record.key} no longer exists.")
-    if row.status == Status.PENDING and not row.sid:
-        # Given up on for a while (429s, 5xx): it waits in the outbox; a retry makes it
-        # due now for beat's send_due_messages, and the record stays open until it goes out.
-        CampaignMessage.objects.filter(pk=row.pk, status=Status.PENDING).update(due_at=quiet_hours.now())
-        run.set_aside(record.kind, record.key, "Made due now: the next send_due_messages (within a minute) sends it.",
-                      context=record.context)
-        return
-    if row.status != Status.FAILED or row.sid:
-        return  # sent meanwhile (or handed to Twilio and failed in delivery): nothing to resend
-    account = account_for(row.campaign)
-    token = f"{run.record.pk}:{uuid.uuid4().hex[:12]}"
-    if not CampaignMessage.objects.filter(pk=row.pk, status=Status.FAILED, sid="").update(
-            status=Status.CLAIMED, claim_token=token, claimed_at=quiet_hours.now()):
-        return
-    row.refresh_from_db()
-    bucket = get_bucket(f"twilio-{account.pk}", account.messages_per_second, burst=2)
-    outcome, result = _attempt(TwilioClient.for_account(account), bucket, account, row, status_callback_url())
-    error = _record(run, row, token, outcome, result)
-    if outcome in ("sent", "found"):
-        apply_stored_callbacks(result.sid)
-    if error:
-        raise error
 
 
 def _cancelled(campaign):
@@ -358,51 +334,35 @@ def _finish_if_done(campaign):
         Campaign.objects.filter(pk=campaign.pk, send_state=SendState.SENDING).update(send_state=SendState.SENT)
 
 
-def has_due_messages():
+def _needing_a_run():
+    """Rows a send run has to take now: due ones of a sending campaign, rows of a cancelled one
+    still to be looked up (due again after a failed look), and claims left by a dead execution."""
+    now = quiet_hours.now()
     return CampaignMessage.objects.filter(
-        status=Status.PENDING, due_at__lte=quiet_hours.now(), campaign__send_state=SendState.SENDING).exists() \
-        or has_callbacks_waiting()
+        Q(status=Status.PENDING, due_at__lte=now) | Q(status=Status.CLAIMED, claimed_at__lt=now - IN_FLIGHT_AT_MOST),
+        campaign__send_state__in=[SendState.SENDING, SendState.CANCELLED])
+
+
+def has_due_messages():
+    return _needing_a_run().exists() or has_callbacks_waiting()
 
 
 @operation("campaigns", "send_due_messages", lock=False, has_work=has_due_messages)
 def send_due_messages(run):
     """Beat's every-minute poll: queue a send run for each campaign with messages now due
-    (quiet hours over, backoff elapsed), and apply status callbacks stored before their
-    row's sid was committed. Idempotent: a campaign whose send is queued or running gets
-    no second run; a callback is applied once."""
+    (quiet hours over, backoff elapsed; a cancelled campaign's rows still to be looked
+    up), and apply status callbacks stored before their row's sid was committed.
+    Idempotent: a campaign whose send is queued or running gets no second run; a
+    callback is applied once."""
     applied = apply_waiting_callbacks()
     if applied:
         run.count("callbacks_applied_late", applied)
-    ids = (CampaignMessage.objects.filter(status=Status.PENDING, due_at__lte=quiet_hours.now(),
-                                          campaign__send_state=SendState.SENDING)
-           .values_list("campaign_id", flat=True).distinct())
+    ids = _needing_a_run().values_list("campaign_id", flat=True).distinct()
     for campaign_id in sorted(set(ids)):
         record = enqueue("campaigns", "send_campaign", trigger="beat", campaign=campaign_id)
         run.count("already_running" if getattr(record, "already_active", False) else "queued")
     return dict(run.record.counters)
 
 
-# --- a test message ------------------------------------------------------------------------
-
-@operation("campaigns", "send_test_sms", lock=False, target=lambda params: str(params.get("account", "")))
-def send_test_sms(run, account, phone=""):
-    """Send one test text from the account to `phone` (default: its test phone). Not idempotent: one text per call."""
-    row = SmsAccount.objects.filter(pk=account).first()
-    if row is None:
-        raise OperationFailed(f"No SMS account #{account}.")
-    phone = phone or row.test_phone
-    if not phone:
-        raise OperationFailed("Set the account's test phone first.")
-    sender = row.sender_for(phone)
-    if sender is None:
-        raise OperationFailed("An alphanumeric sender cannot text a US or Canadian number; set the US/CA sender.")
-    message = TwilioClient.for_account(row).create_message(
-        to=phone, body=f"Test message from the operations portal ({row.name}).", sender=sender)
-    run.count("sent")
-    run.ok()
-    logger.info("test message sent: %s", message.sid)
-    return {"sid": message.sid, "status": message.status}
-
-
-__all__ = ["retry_message", "approve_campaign", "cancel_campaign", "send_campaign", "send_due_messages", "send_test_sms", "apply_status",
+__all__ = ["being_checked", "approve_campaign", "cancel_campaign", "send_campaign", "send_due_messages", "send_test_sms", "apply_status",
            "record_inbound", "record_opt_out", "delivery_counts", "NotAllowed"]

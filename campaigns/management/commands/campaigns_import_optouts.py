@@ -8,7 +8,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("path", help="CSV file ('-' for stdin)")
-        parser.add_argument("--default-code", default="1", help="calling code for numbers without one (default 1)")
+        # the admin's and the API's default too: the service picks it when none is given
+        parser.add_argument("--default-code", default=None,
+                            help="calling code for numbers without one (default: the portals' most common one)")
 
     def handle(self, *args, **options):
         import sys
