@@ -231,7 +231,12 @@ def _abandon(upload_id, exc):
         status=CsvUpload.Status.FAILED, errors=[describe_error(exc)])
 
 
-@operation("marketplace", "import_orders_csv", lock_key=lambda p: str(p.get("upload_id")))
+# One lock per upload for its import and its undo: an undo never deletes rows
+# while the same upload merges them, nor an import reloads a file being undone.
+UPLOAD_LOCK = "marketplace.csv_upload"
+
+
+@operation("marketplace", "import_orders_csv", lock_key=lambda p: str(p.get("upload_id")), lock_scope=UPLOAD_LOCK)
 def import_orders_csv(run, upload_id):
     """Validate an uploaded CSV (a CsvUpload row) and, in load mode, load it all
     or nothing. Idempotent: loading the same file again updates the same rows.
@@ -327,7 +332,7 @@ def delete_upload_rows(upload_id, run=None):
             run.advance(len(ids))
 
 
-@operation("marketplace", "undo_csv_upload", lock_key=lambda p: str(p.get("upload_id")))
+@operation("marketplace", "undo_csv_upload", lock_key=lambda p: str(p.get("upload_id")), lock_scope=UPLOAD_LOCK)
 def undo_csv_upload(run, upload_id):
     """Delete the rows one upload wrote: order lines, or traffic and activity
     rows (only those: a row another upload or a sync wrote since is not its own

@@ -277,3 +277,26 @@ def test_the_uploads_own_shop_must_be_known_or_asked_for_as_new(tmp_path, admin_
     call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--shop", "LA MY", "--new-shop")
     call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--shop", "LA MY")
     assert CsvUpload.objects.filter(shop="LA MY", status="loaded").count() == 2
+
+
+@pytest.mark.django_db
+def test_an_upload_is_never_undone_while_it_loads(good_csv, monkeypatch):
+    """Its import and its undo share one lock: an undo asked for while the file
+    merges is a skipped run that deletes nothing, and the file loads whole."""
+    from marketplace.services import csv_import, undo_csv_upload
+
+    upload = CsvUpload(platform="lazada", shop="csv", filename="o.csv")
+    upload.file = SimpleUploadedFile("o.csv", GOOD.encode())
+    upload.save()
+    undo_runs = []
+    checked = csv_import._check_staged
+
+    def staff_undoes_meanwhile(*args):
+        checked(*args)
+        undo_runs.append(undo_csv_upload(trigger="admin", upload_id=upload.pk))
+
+    monkeypatch.setattr(csv_import, "_check_staged", staff_undoes_meanwhile)
+    record = import_orders_csv(trigger="command", upload_id=upload.pk)
+    upload.refresh_from_db()
+    assert (record.status, upload.status, FactOrderLine.objects.count()) == ("succeeded", "loaded", 3)
+    assert undo_runs[0].status == "skipped" and "in progress" in undo_runs[0].error
