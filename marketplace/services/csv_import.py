@@ -35,11 +35,12 @@ until the upload is published (csv_merge.py).
 """
 
 import logging
+from contextlib import nullcontext
 
 from django.db import IntegrityError, connection as db, transaction
 from django.db.models import Count, Min
 
-from portal.runs import OperationFailed, RunLost, describe_error, operation
+from portal.runs import OperationFailed, RunLost, describe_error, operation, wait_for_lock
 
 from ..models import CsvStagingLine, CsvUpload, DimShop, FactOrderLine, Source
 from ..warehouse import merge_postgres
@@ -221,6 +222,21 @@ def _settle_abandoned_uploads():
                                                              "run it again"])
 
 
+# SQLite: one CSV merge (or undo of one) at a time. A merge's before-image holds
+# what its keys held when it started; a second upload merging the same keys
+# meanwhile would take the first's unpublished rows for the prior state and, on
+# its own undo, bring back rows of a file that failed. A second upload waits
+# (its run stays running, with its heartbeat) until the first is published or
+# undone. PostgreSQL's merge is one transaction: nothing to wait for.
+SQLITE_MERGE_LOCK = "marketplace.csv_merge_sqlite"
+
+
+def _merging_alone(run):
+    if db.vendor != "sqlite":
+        return nullcontext()
+    return wait_for_lock(SQLITE_MERGE_LOCK, run.record, while_waiting=lambda: run.save_progress(force=True))
+
+
 def _abandon(upload_id, exc):
     """A run that stops before its upload is settled: a half-merge is undone
     (the upload stays `loading`, so hidden, until that is done), then the upload is `failed`."""
@@ -242,10 +258,11 @@ def import_orders_csv(run, upload_id):
     or nothing. Idempotent: loading the same file again updates the same rows.
     The upload's status always ends settled (valid, loaded, rejected or failed);
     its rows record the upload and the run."""
-    _settle_abandoned_uploads()
     upload = CsvUpload.objects.get(pk=upload_id)
-    if upload.status == CsvUpload.Status.LOADING:
-        undo_merge(upload.pk)  # a takeover: the dead worker's half-merge goes before the file starts again
+    with _merging_alone(run):
+        _settle_abandoned_uploads()
+        if CsvUpload.objects.filter(pk=upload.pk, status=CsvUpload.Status.LOADING).exists():
+            undo_merge(upload.pk)  # a takeover: the dead worker's half-merge goes before the file starts again
     forget(upload.pk)  # the before-images of a merge published just before its worker died
     CsvUpload.objects.filter(pk=upload.pk).update(run=run.record, status=CsvUpload.Status.CHECKING, rows_checked=0,
                                                   error_count=0, errors=[])
@@ -301,14 +318,20 @@ def _import(run, upload):
     CsvUpload.objects.filter(pk=upload.pk).update(status=CsvUpload.Status.LOADING)
     # The lines and their orders' money, all or nothing; `loaded` when done.
     try:
-        if db.vendor == "postgresql":
-            written = merge_staged(upload.pk, run.record.pk, with_money)
-        else:
-            written = merge_in_chunks(run, upload.pk, with_money)
+        with _merging_alone(run):
+            _settle_abandoned_uploads()  # a merge whose worker died while this one waited: undone first
+            try:
+                if db.vendor == "postgresql":
+                    written = merge_staged(upload.pk, run.record.pk, with_money)
+                else:
+                    written = merge_in_chunks(run, upload.pk, with_money)
+            except BaseException:
+                if not run.lost:
+                    undo_merge(upload.pk)  # a SQLite half-merge, before another merge may start
+                raise
     except MergeConflict as conflict:
         # A sync wrote some of the file's rows after the check: the merge left
-        # them alone, so the file is refused whole (a SQLite half-merge undone first).
-        undo_merge(upload.pk)
+        # them alone, so the file is refused whole.
         problems = Problems()
         for number, reason in conflict.problems:
             problems.add(number, reason)

@@ -19,7 +19,8 @@ import csv
 from django.db import connection as db
 from django.utils import timezone
 
-from ..models import CsvStagingLine, DimShop, FactOrder, FactOrderLine, Source
+from .. import conf
+from ..models import CsvStagingLine, DimDate, DimShop, FactOrder, FactOrderLine, Source
 from .csv_rows import _key, _money, open_text
 
 MONEY_COLUMNS = {
@@ -144,22 +145,24 @@ ORDER_COLUMNS = ("platform", "shop_id", "order_id", "date_id", "ordered_at", "up
 def merge_order_money(upload_id, run_id, after=None, last=None):
     """Upsert the orders whose first staged line is in (after, last] into FactOrder,
     set-based, in the caller's transaction, after their lines were merged (an
-    order's date is its first line's). A stored order another source wrote is
+    order's day is its first line's, whose DimDate row the lines' merge wrote). A stored order another source wrote is
     left alone (the guard on the update): the caller finds it with
     `order_conflicts` and refuses the file. Returns the orders written."""
-    stage, shop, order, line = _tables()
+    stage, shop, order, _ = _tables()
     updated = ", ".join(f"{c} = excluded.{c}" for c in ORDER_COLUMNS if c not in ("shop_id", "order_id"))
+    # The order's day as its lines' (the same expression as the lines' merge; their DimDate rows exist).
+    local_date, zone = db.ops.datetime_cast_date_sql("s.ordered_at", (), str(conf.report_time_zone()))
     with db.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {order} ({', '.join(ORDER_COLUMNS)}) "
-            f"SELECT s.platform, sh.id, s.order_id, fl.date_id, s.ordered_at, NULL, s.currency, NULL, "
+            f"SELECT s.platform, sh.id, s.order_id, d.id, s.ordered_at, NULL, s.currency, NULL, "
             f"{', '.join(f's.{name}' for name in AMOUNTS)}, s.payment_method, %s, %s, %s, %s, %s "
             f"FROM {stage} s JOIN {shop} sh ON sh.platform = s.platform AND sh.shop_id = s.shop_id "
-            f"JOIN {line} fl ON fl.shop_id = sh.id AND fl.order_id = s.order_id AND fl.line_id = s.line_id "
+            f"JOIN {DimDate._meta.db_table} d ON d.date = {local_date} "
             f"WHERE s.upload_id = %s{line_range('s', after, last)}{first_line_only('s')} "
             f"ON CONFLICT (shop_id, order_id) DO UPDATE SET {updated} WHERE {order}.source = %s",
-            [Source.CSV, upload_id, run_id, False, db.ops.adapt_datetimefield_value(timezone.now()), upload_id,
-             Source.CSV])
+            [Source.CSV, upload_id, run_id, False, db.ops.adapt_datetimefield_value(timezone.now()), *zone,
+             upload_id, Source.CSV])
         return cursor.rowcount
 
 

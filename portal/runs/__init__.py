@@ -43,14 +43,14 @@ from .context import (
     ContextThreadPoolExecutor, OperationFailed, OperationSkipped, RunContext, RunLost, SoftTimeLimitExceeded,
     describe_error,
 )
-from .locks import _acquire_lock, _release_lock, close_lost_run, hold_lock
+from .locks import _acquire_lock, _release_lock, close_lost_run, hold_lock, wait_for_lock
 from .workers import Heartbeat, claim_run, default_actor, stale_before, this_worker, worker_is_dead, worker_is_gone
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "ContextThreadPoolExecutor", "OperationFailed", "OperationSkipped", "RunContext", "RunLost",
-    "SoftTimeLimitExceeded", "claim_run", "close_lost_run", "default_actor", "describe_error", "hold_lock",
+    "SoftTimeLimitExceeded", "claim_run", "close_lost_run", "default_actor", "describe_error", "hold_lock", "wait_for_lock",
     "operation", "service_for", "stale_before", "this_worker", "worker_is_dead", "worker_is_gone",
 ]
 
