@@ -38,7 +38,7 @@ import logging
 from contextlib import nullcontext
 
 from django.db import IntegrityError, connection as db, transaction
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
 
 from portal.runs import OperationFailed, RunLost, describe_error, operation, wait_for_lock
 
@@ -259,7 +259,9 @@ def import_orders_csv(run, upload_id):
     The upload's status always ends settled (valid, loaded, rejected or failed);
     its rows record the upload and the run."""
     upload = CsvUpload.objects.get(pk=upload_id)
-    with _merging_alone(run):
+    half_merged = CsvUpload.objects.filter(Q(pk=upload.pk) | Q(run__finished__isnull=False),
+                                           status=CsvUpload.Status.LOADING).exists()
+    with _merging_alone(run) if half_merged else nullcontext():  # an undo waits for a merge under way
         _settle_abandoned_uploads()
         if CsvUpload.objects.filter(pk=upload.pk, status=CsvUpload.Status.LOADING).exists():
             undo_merge(upload.pk)  # a takeover: the dead worker's half-merge goes before the file starts again

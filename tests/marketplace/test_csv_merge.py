@@ -252,3 +252,27 @@ def test_a_row_a_sync_writes_after_the_check_is_never_overwritten_and_refuses_th
     assert list(FactOrder.objects.values_list("source", "shipping_fee")) == (
         [("api", Decimal("7.00"))] if with_money else [])
     assert not CsvLineBeforeImage.objects.exists() and not CsvOrderBeforeImage.objects.exists()
+
+
+@pytest.mark.worker
+def test_two_uploads_merging_at_once_never_bring_back_a_failed_ones_rows(spare_workers, poisoned_line, tmp_path):
+    """Two real runs merge files of the same orders, both refused by the database at
+    their last line. On SQLite the second waits for the first (one merge at a time):
+    had it merged meanwhile, its before-image would hold the first's unpublished
+    lines, and its undo would write them back after the first's own undo."""
+    from portal.operations import enqueue
+    from portal.models import SyncRun
+    from tests.portal.test_kill import wait_until
+
+    load(export(300))
+    before = warehouse()
+    first = new_upload(export(BIG // 2, price="55.00", fee="4.00", poison=True), "first.csv")
+    second = new_upload(export(BIG // 2, price="66.00", fee="5.00", poison=True), "second.csv")
+    runs = [enqueue("marketplace", "import_orders_csv", trigger="api", upload_id=first.pk)]
+    wait_until(lambda: CsvUpload.objects.filter(pk=first.pk, status="loading").exists(), 120, "the first merging")
+    runs.append(enqueue("marketplace", "import_orders_csv", trigger="api", upload_id=second.pk))
+    wait_until(lambda: SyncRun.objects.filter(pk__in=[r.pk for r in runs], finished__isnull=False).count() == 2,
+               300, "both runs ended")
+    assert set(CsvUpload.objects.filter(pk__in=[first.pk, second.pk]).values_list("status", flat=True)) == {"failed"}
+    assert warehouse() == before  # exactly as before both
+    assert not CsvLineBeforeImage.objects.exists() and not CsvOrderBeforeImage.objects.exists()
