@@ -16,8 +16,8 @@ In one run:
           for more than a second fails; the longest a write took is printed (on
           SQLite that is mostly the wait for the merge's write lock);
   P1 load the same lines (read from the same file, not timed) through `load_lines`
-          (the lines only: P1 had no order-level money; --no-money leaves it out of the file)
-          in calls of 100k into the emptied warehouse, timed;
+          in calls of 100k into the emptied warehouse, timed (the lines only: P1 had no
+          order-level money; --no-money leaves it out of the file too);
   COPY    (PostgreSQL) the loaded fact rows into an empty twin (LIKE fact INCLUDING ALL).
 Targets: peak RSS < 250 MB for 1M rows; upload <= 3x the P1 load of the same
 lines; no other write blocked for more than a second.
