@@ -16,7 +16,8 @@ In one run:
           for more than a second fails; the longest a write took is printed (on
           SQLite that is mostly the wait for the merge's write lock);
   P1 load the same lines (read from the same file, not timed) through `load_lines`
-          in calls of 100k into the emptied warehouse, timed;
+          in calls of 100k into the emptied warehouse, timed (the lines only: P1 had no
+          order-level money; --no-money leaves it out of the file too);
   COPY    (PostgreSQL) the loaded fact rows into an empty twin (LIKE fact INCLUDING ALL).
 Targets: peak RSS < 250 MB for 1M rows; upload <= 3x the P1 load of the same
 lines; no other write blocked for more than a second.
@@ -36,18 +37,21 @@ from urllib.parse import urlsplit, urlunsplit
 
 from benchsetup import setup_django
 
-HEADER = "Order Number,Order Item Id,Created at,Status,Seller SKU,Item Name,Unit Price,Quantity,Customer Name,City\n"
+HEADER = "Order Number,Order Item Id,Created at,Status,Seller SKU,Item Name,Unit Price,Quantity,Customer Name,City"
+# The order-level figures a real Seller Center export repeats on each line of an order.
+MONEY_HEADER = ",Shipping Fee,Seller Voucher,Shopee Voucher,Grand Total,Payment Method"
 
 
-def write_file(path, rows):
+def write_file(path, rows, money=True):
     skus = [f"LA-SKU-{i:04d}" for i in range(500)]
     with open(path, "w", buffering=1 << 20) as out:
-        out.write(HEADER)
+        out.write(HEADER + (MONEY_HEADER if money else "") + "\n")
         for n in range(rows):
             order = 1_000_000 + n // 2
+            figures = f",{order % 7}.50,{order % 3}.00,0.50,{order % 900 + 3}.25,COD" if money else ""
             out.write(f"{order},{n % 2 + 1},2025-{n % 12 + 1:02d}-{n % 28 + 1:02d} 10:{n % 60:02d}:00,"
                       f"delivered,{skus[n % 500]},Item {n % 500},{(n % 9000) / 100 + 1:.2f},{n % 3 + 1},"
-                      f"Buyer {n % 20000},City {n % 50}\n")
+                      f"Buyer {n % 20000},City {n % 50}{figures}\n")
 
 
 def throwaway_postgres(url, prefix="bench_csv_"):
@@ -172,6 +176,8 @@ def p1_load(path, batch=100_000):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--money", action=argparse.BooleanOptionalAction, default=True,
+                        help="order-level money columns, as real exports carry (default: on)")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-csv-")
     base = os.environ.get("DATABASE_URL", "")
@@ -185,13 +191,13 @@ def main():
         from django.core.files import File
         from django.db import connection
 
-        from marketplace.models import CsvUpload, FactOrderLine
+        from marketplace.models import CsvUpload, FactOrder, FactOrderLine
         from marketplace.services import import_orders_csv
 
         print(f"{connection.vendor}; load average at the start: "
               f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
         source = Path(tmp) / "orders.csv"
-        write_file(source, args.rows)
+        write_file(source, args.rows, args.money)
         size = source.stat().st_size
         upload = CsvUpload(platform="lazada", shop="bench", filename="orders.csv", size=size)
         with source.open("rb") as handle:
@@ -206,7 +212,9 @@ def main():
         writes.stop.set()
         writes.join()
         lines = FactOrderLine.objects.filter(upload=upload).count()
-        print(f"file: {args.rows:,} rows, {size / 1e6:.1f} MB; run {record.status}: {lines:,} lines")
+        orders = FactOrder.objects.filter(upload=upload).count()
+        print(f"file: {args.rows:,} rows, {size / 1e6:.1f} MB{' with order money' if args.money else ''}; "
+              f"run {record.status}: {lines:,} lines, {orders:,} orders' money")
         print(f"upload (validate + load): {took:.1f} s ({args.rows / took:,.0f} rows/s)")
         print(f"peak RSS: {peak:.0f} MB (before the upload: {rss_before:.0f} MB); target < 250 MB")
         print(f"other writes meanwhile: {writes.writes}, {len(writes.failures)} blocked (a lock wait over 1 s) "

@@ -22,6 +22,7 @@ from portal.http import UpstreamError
 from portal.models import SyncRun
 
 from . import services
+from .services.csv_shops import UnknownShop, upload_shop
 from .models import (
     Connection,
     CsvUpload,
@@ -181,6 +182,8 @@ class CsvUploadForm(forms.ModelForm):
     file = forms.FileField(help_text="Order export or Seller Center report (CSV, UTF-8), any size. A background run checks every row "
                                      "(problems are listed with their line in the file) and, unless you only "
                                      "validate, loads the file all or nothing.")
+    new_shop = forms.BooleanField(required=False, help_text="The shop is new (not connected, not in the "
+                                                           "warehouse yet): create it.")
     validate_only = forms.BooleanField(required=False, help_text="Only check the file; load nothing.")
 
     class Meta:
@@ -190,6 +193,15 @@ class CsvUploadForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["kind"].required = False  # left out: an order export, as before reports existed
+
+    def clean(self):
+        data = super().clean()
+        if data.get("platform") and data.get("shop"):
+            try:
+                data["shop"] = upload_shop(data["platform"], data["shop"], data.get("new_shop", False))
+            except UnknownShop as exc:
+                self.add_error("shop", str(exc))
+        return data
 
 
 @admin.register(CsvUpload)
@@ -205,11 +217,11 @@ class CsvUploadAdmin(admin.ModelAdmin):
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
             kwargs["form"] = CsvUploadForm
-            kwargs["fields"] = ("kind", "platform", "shop", "file", "validate_only")
+            kwargs["fields"] = ("kind", "platform", "shop", "new_shop", "file", "validate_only")
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
-        return ("kind", "platform", "shop", "file", "validate_only") if obj is None else self.fields
+        return ("kind", "platform", "shop", "new_shop", "file", "validate_only") if obj is None else self.fields
 
     def get_readonly_fields(self, request, obj=None):
         return () if obj is None else self.readonly_fields

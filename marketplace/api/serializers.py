@@ -3,6 +3,7 @@ from rest_framework import serializers
 from portal.api.serializers import StrictBooleanField
 
 from ..models import Connection, CsvUpload, FactOrderLine, Platform
+from ..services.csv_shops import UnknownShop, upload_shop
 
 
 class ConnectionSerializer(serializers.ModelSerializer):
@@ -80,9 +81,20 @@ class CsvUploadRequestSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=CsvUpload.Kind.choices, required=False, default=CsvUpload.Kind.ORDERS,
                                    help_text="orders (an order export), traffic or activity (Seller Center reports)")
     platform = serializers.ChoiceField(choices=Platform.choices)
-    shop = serializers.CharField(max_length=200, required=False, default="csv")
+    shop = serializers.CharField(max_length=200, required=False, default="csv",
+                                 help_text="a connected shop's id (or its name), a shop the warehouse holds, or "
+                                           "with new_shop=true a new one")
+    new_shop = serializers.BooleanField(required=False, default=False,
+                                        help_text="the shop is new: create it (else an unknown shop is refused)")
     check = serializers.BooleanField(required=False, default=False,
                                      help_text="only validate the file (the seed's /upload): nothing is loaded")
+
+    def validate(self, data):
+        try:
+            data["shop"] = upload_shop(data["platform"], data["shop"], data["new_shop"])
+        except UnknownShop as exc:
+            raise serializers.ValidationError({"shop": [str(exc)]}) from exc
+        return data
 
 
 class CsvUploadSerializer(serializers.ModelSerializer):

@@ -275,6 +275,15 @@ class CsvStagingLine(models.Model):
     city = models.CharField(max_length=200)
     region = models.CharField(max_length=200)
     country = models.CharField(max_length=100)
+    # The order-level money the line repeats (None where the file has no such
+    # column): staged with the line, checked for agreement across an order's
+    # lines and merged into FactOrder by SQL, never held per order in memory.
+    shipping_fee = models.DecimalField(max_digits=14, decimal_places=2, null=True)
+    voucher_total = models.DecimalField(max_digits=14, decimal_places=2, null=True)
+    voucher_seller = models.DecimalField(max_digits=14, decimal_places=2, null=True)
+    voucher_platform = models.DecimalField(max_digits=14, decimal_places=2, null=True)
+    total_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True)
+    payment_method = models.CharField(max_length=100, default="")
 
     class Meta:
         indexes = [models.Index(fields=["upload_id", "platform", "shop_id", "order_id", "line_id"]),

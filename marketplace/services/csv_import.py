@@ -35,23 +35,28 @@ until the upload is published (csv_merge.py).
 """
 
 import logging
+from contextlib import nullcontext
 
 from django.db import IntegrityError, connection as db, transaction
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
 
-from portal.runs import OperationFailed, RunLost, describe_error, operation
+from portal.runs import OperationFailed, RunLost, describe_error, operation, wait_for_lock
 
 from ..models import CsvStagingLine, CsvUpload, DimShop, FactOrderLine, Source
 from ..warehouse import merge_postgres
 from ..warehouse.postgres import _column_types
-from .csv_merge import delete_in_chunks, forget, merge_in_chunks, staged_relation, undo_merge
+from .csv_merge import (
+    MergeConflict, delete_in_chunks, forget, line_conflicts, merge_conflicts, merge_in_chunks, staged_relation,
+    undo_merge,
+)
+from .csv_order_money import STAGED_MONEY, disagreeing_lines, has_order_money, merge_order_money, order_conflicts
 from .csv_rows import CHUNK_ROWS, LINE_FIELDS, CsvRejected, count_lines, open_text, read_rows
 
 logger = logging.getLogger(__name__)
 
 MAX_ERRORS_SHOWN = 20
 MAX_ERRORS_KEPT = 1000  # on the upload; the count says how many there were
-STAGED_FIELDS = ["upload_id", "line_no", *LINE_FIELDS]  # CsvStagingLine's columns
+STAGED_FIELDS = ["upload_id", "line_no", *LINE_FIELDS, *STAGED_MONEY]  # CsvStagingLine's columns
 
 
 def _stage(upload_id, good):
@@ -123,8 +128,10 @@ class Problems:
         return [f"line {n}: {reason}" for n, reason in sorted(self.kept)]
 
 
-def _check_staged(upload_id, problems):
-    """Lines repeated in the file, and lines that would overwrite an API or mock row."""
+def _check_staged(upload_id, problems, with_money):
+    """Lines repeated in the file, and lines that would overwrite an API or mock row;
+    `with_money`: the lines of an order that disagree on its money, and orders
+    another source wrote."""
     staged = CsvStagingLine.objects.filter(upload_id=upload_id)
     key = ("platform", "shop_id", "order_id", "line_id")
     repeated = staged.values(*key).annotate(n=Count("id"), first=Min("line_no")).filter(n__gt=1)
@@ -132,27 +139,21 @@ def _check_staged(upload_id, problems):
         for number in staged.filter(**{f: group[f] for f in key}).exclude(line_no=group["first"]).values_list(
                 "line_no", flat=True):
             problems.add(number, f"order {group['order_id']} line {group['line_id']} repeats line {group['first']}")
-    fact, stage, shop = (m._meta.db_table for m in (FactOrderLine, CsvStagingLine, DimShop))
-    with db.cursor() as cursor:
-        cursor.execute(
-            f"SELECT s.line_no, s.order_id, s.line_id, f.source FROM {stage} s "
-            f"JOIN {shop} sh ON sh.platform = s.platform AND sh.shop_id = s.shop_id "
-            f"JOIN {fact} f ON f.shop_id = sh.id AND f.order_id = s.order_id AND f.line_id = s.line_id "
-            "WHERE s.upload_id = %s AND f.source <> %s ORDER BY s.line_no LIMIT %s",
-            [upload_id, Source.CSV, MAX_ERRORS_KEPT])
-        for number, order_id, line_id, source in cursor.fetchall():
-            problems.add(number, f"order {order_id} line {line_id} conflicts with a row from the {source}: "
-                                 "a CSV never overwrites it")
+    for number, reason in line_conflicts(upload_id, MAX_ERRORS_KEPT):
+        problems.add(number, reason)
+    if with_money:
+        for number, reason in disagreeing_lines(upload_id, MAX_ERRORS_KEPT) + order_conflicts(upload_id,
+                                                                                              MAX_ERRORS_KEPT):
+            problems.add(number, reason)
 
 
-def merge_staged(upload_id, run_id, order_money):
-    """PostgreSQL: merge an upload's staged lines and its orders' money into the
-    facts and publish it, in ONE transaction (one set-based statement per table
-    straight from the staging table): a failure leaves the warehouse as it was
-    (no row of it written, no earlier row overwritten). Returns the lines
-    written. (SQLite: csv_merge.merge_in_chunks.)"""
-    from .csv_order_money import load_order_money
-
+def merge_staged(upload_id, run_id, with_money):
+    """PostgreSQL: merge an upload's staged lines and (`with_money`) its orders'
+    money into the facts and publish it, in ONE transaction (one set-based
+    statement per table straight from the staging table): a failure leaves the
+    warehouse as it was (no row of it written, no earlier row overwritten).
+    Returns the lines written. A row a sync wrote since the check makes it
+    MergeConflict, rolled back. (SQLite: csv_merge.merge_in_chunks.)"""
     # Statistics for the planner first (the staged rows arrived since autovacuum
     # last looked; without them it probes the dimensions once per line). Outside
     # the merge's transaction: ANALYZE's lock would be held to its end, and a
@@ -161,7 +162,9 @@ def merge_staged(upload_id, run_id, order_money):
         cursor.execute(f"ANALYZE {CsvStagingLine._meta.db_table}")
     with transaction.atomic():
         written = _merge_lines_postgres(upload_id, run_id)
-        load_order_money(order_money, upload_id, run_id)
+        if with_money:
+            merge_order_money(upload_id, run_id)
+        merge_conflicts(upload_id, with_money)
         CsvUpload.objects.filter(pk=upload_id).update(status=CsvUpload.Status.LOADED, rows=written)
     return written
 
@@ -219,6 +222,21 @@ def _settle_abandoned_uploads():
                                                              "run it again"])
 
 
+# SQLite: one CSV merge (or undo of one) at a time. A merge's before-image holds
+# what its keys held when it started; a second upload merging the same keys
+# meanwhile would take the first's unpublished rows for the prior state and, on
+# its own undo, bring back rows of a file that failed. A second upload waits
+# (its run stays running, with its heartbeat) until the first is published or
+# undone. PostgreSQL's merge is one transaction: nothing to wait for.
+SQLITE_MERGE_LOCK = "marketplace.csv_merge_sqlite"
+
+
+def _merging_alone(run):
+    if db.vendor != "sqlite":
+        return nullcontext()
+    return wait_for_lock(SQLITE_MERGE_LOCK, run.record, while_waiting=lambda: run.save_progress(force=True))
+
+
 def _abandon(upload_id, exc):
     """A run that stops before its upload is settled: a half-merge is undone
     (the upload stays `loading`, so hidden, until that is done), then the upload is `failed`."""
@@ -229,16 +247,24 @@ def _abandon(upload_id, exc):
         status=CsvUpload.Status.FAILED, errors=[describe_error(exc)])
 
 
-@operation("marketplace", "import_orders_csv", lock_key=lambda p: str(p.get("upload_id")))
+# One lock per upload for its import and its undo: an undo never deletes rows
+# while the same upload merges them, nor an import reloads a file being undone.
+UPLOAD_LOCK = "marketplace.csv_upload"
+
+
+@operation("marketplace", "import_orders_csv", lock_key=lambda p: str(p.get("upload_id")), lock_scope=UPLOAD_LOCK)
 def import_orders_csv(run, upload_id):
     """Validate an uploaded CSV (a CsvUpload row) and, in load mode, load it all
     or nothing. Idempotent: loading the same file again updates the same rows.
     The upload's status always ends settled (valid, loaded, rejected or failed);
     its rows record the upload and the run."""
-    _settle_abandoned_uploads()
     upload = CsvUpload.objects.get(pk=upload_id)
-    if upload.status == CsvUpload.Status.LOADING:
-        undo_merge(upload.pk)  # a takeover: the dead worker's half-merge goes before the file starts again
+    half_merged = CsvUpload.objects.filter(Q(pk=upload.pk) | Q(run__finished__isnull=False),
+                                           status=CsvUpload.Status.LOADING).exists()
+    with _merging_alone(run) if half_merged else nullcontext():  # an undo waits for a merge under way
+        _settle_abandoned_uploads()
+        if CsvUpload.objects.filter(pk=upload.pk, status=CsvUpload.Status.LOADING).exists():
+            undo_merge(upload.pk)  # a takeover: the dead worker's half-merge goes before the file starts again
     forget(upload.pk)  # the before-images of a merge published just before its worker died
     CsvUpload.objects.filter(pk=upload.pk).update(run=run.record, status=CsvUpload.Status.CHECKING, rows_checked=0,
                                                   error_count=0, errors=[])
@@ -262,8 +288,6 @@ def _reject(run, upload, errors, count):
 
 
 def _import(run, upload):
-    from .csv_order_money import read_order_money
-
     if not upload.file:
         _reject(run, upload, ["the upload has no file"], 1)
     if upload.kind != CsvUpload.Kind.ORDERS:  # a traffic or activity report (csv_reports)
@@ -284,8 +308,8 @@ def _import(run, upload):
                 run.advance(len(good) + len(bad))
     except CsvRejected as exc:
         _reject(run, upload, exc.errors, len(exc.errors))
-    _check_staged(upload.pk, problems)
-    order_money = read_order_money(upload, problems)  # None: the file has no order-level money column
+    with_money = has_order_money(upload)  # the file has order-level money columns
+    _check_staged(upload.pk, problems, with_money)
     run.count("rows_checked", checked)
     if problems.count:
         _reject(run, upload, problems.sorted(), problems.count)
@@ -295,10 +319,25 @@ def _import(run, upload):
         return 0
     CsvUpload.objects.filter(pk=upload.pk).update(status=CsvUpload.Status.LOADING)
     # The lines and their orders' money, all or nothing; `loaded` when done.
-    if db.vendor == "postgresql":
-        written = merge_staged(upload.pk, run.record.pk, order_money)
-    else:
-        written = merge_in_chunks(run, upload.pk, order_money)
+    try:
+        with _merging_alone(run):
+            _settle_abandoned_uploads()  # a merge whose worker died while this one waited: undone first
+            try:
+                if db.vendor == "postgresql":
+                    written = merge_staged(upload.pk, run.record.pk, with_money)
+                else:
+                    written = merge_in_chunks(run, upload.pk, with_money)
+            except BaseException:
+                if not run.lost:
+                    undo_merge(upload.pk)  # a SQLite half-merge, before another merge may start
+                raise
+    except MergeConflict as conflict:
+        # A sync wrote some of the file's rows after the check: the merge left
+        # them alone, so the file is refused whole.
+        problems = Problems()
+        for number, reason in conflict.problems:
+            problems.add(number, reason)
+        _reject(run, upload, problems.sorted(), problems.count)
     run.set_counter("lines_merged", written)
     run.ok(checked)
     run.count("lines", written)
@@ -318,7 +357,7 @@ def delete_upload_rows(upload_id, run=None):
             run.advance(len(ids))
 
 
-@operation("marketplace", "undo_csv_upload", lock_key=lambda p: str(p.get("upload_id")))
+@operation("marketplace", "undo_csv_upload", lock_key=lambda p: str(p.get("upload_id")), lock_scope=UPLOAD_LOCK)
 def undo_csv_upload(run, upload_id):
     """Delete the rows one upload wrote: order lines, or traffic and activity
     rows (only those: a row another upload or a sync wrote since is not its own

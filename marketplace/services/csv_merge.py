@@ -52,6 +52,7 @@ from ..models import (
     CsvLineBeforeImage, CsvOrderBeforeImage, CsvStagingLine, CsvUpload, DimShop, FactOrder, FactOrderLine, Source,
 )
 from ..warehouse.sqlite import merge_sqlite
+from .csv_order_money import first_line_only, line_range, merge_order_money, order_conflicts
 from .order_money import MONEY_FIELDS
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,42 @@ def staged_relation(upload_id, after=None, last=None):
             f"FROM {CsvStagingLine._meta.db_table} WHERE upload_id = {int(upload_id)}{lines})")
 
 
+class MergeConflict(Exception):
+    """Rows another source (a sync) wrote after the file was checked: the merge
+    left them alone (its updates only touch CSV rows), so the file cannot load
+    whole and is refused, as the check would have refused it."""
+
+    def __init__(self, problems):
+        super().__init__(f"{len(problems)} conflict(s)")
+        self.problems = problems
+
+
+def line_conflicts(upload_id, limit, after=None, last=None):
+    """[(line, problem)]: staged lines (after, last] whose stored row another source wrote."""
+    fact, stage, shop = (m._meta.db_table for m in (FactOrderLine, CsvStagingLine, DimShop))
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.line_no, s.order_id, s.line_id, f.source FROM {stage} s "
+            f"JOIN {shop} sh ON sh.platform = s.platform AND sh.shop_id = s.shop_id "
+            f"JOIN {fact} f ON f.shop_id = sh.id AND f.order_id = s.order_id AND f.line_id = s.line_id "
+            f"WHERE s.upload_id = %s{line_range('s', after, last)} AND f.source <> %s ORDER BY s.line_no LIMIT %s",
+            [upload_id, Source.CSV, limit])
+        return [(number, f"order {order_id} line {line_id} conflicts with a row from the {source}: "
+                         "a CSV never overwrites it") for number, order_id, line_id, source in cursor.fetchall()]
+
+
+def merge_conflicts(upload_id, with_money, after=None, last=None):
+    """After a merge, in its transaction: the rows it was guarded from overwriting (MergeConflict)."""
+    problems = line_conflicts(upload_id, MAX_CONFLICTS, after, last)
+    if with_money:
+        problems += order_conflicts(upload_id, MAX_CONFLICTS, after, last)
+    if problems:
+        raise MergeConflict(sorted(problems))
+
+
+MAX_CONFLICTS = 1000
+
+
 class Chunks:
     """The size of the next chunk, from the time the last one held the lock."""
 
@@ -110,11 +147,12 @@ class Chunks:
         return result
 
 
-def merge_in_chunks(run, upload_id, order_money):
-    """Merge an upload's staged lines (and its orders' money) in short
-    transactions, keeping the before-image, then publish it. The upload must be
-    `loading`. Returns the lines written."""
-    from .csv_order_money import upsert_order_money_sqlite  # it reads files with csv_import's helpers
+def merge_in_chunks(run, upload_id, with_money):
+    """Merge an upload's staged lines (and, `with_money`, its orders' money) in
+    short transactions, keeping the before-image, then publish it. The upload
+    must be `loading`. Returns the lines written. A row a sync wrote since the
+    check stops it with MergeConflict (its chunk rolled back; the caller undoes
+    the rest)."""
     run_id = run.record.pk
     chunks, written, last = Chunks(), 0, 0
     staged = CsvStagingLine.objects.filter(upload_id=upload_id).order_by("line_no").values_list("line_no", flat=True)
@@ -126,24 +164,19 @@ def merge_in_chunks(run, upload_id, order_money):
 
         def merge_chunk(after=after, last=last):
             _keep_line_images(upload_id, after, last)
+            if with_money:
+                _keep_order_images(upload_id, after, last)
             with db.cursor() as cursor:
-                return merge_sqlite(cursor, staged_relation(upload_id, after, last), source=Source.CSV,
-                                    upload_id=upload_id, run_id=run_id)
+                lines = merge_sqlite(cursor, staged_relation(upload_id, after, last), source=Source.CSV,
+                                     upload_id=upload_id, run_id=run_id)
+            if with_money:  # the orders whose first line is in this chunk
+                merge_order_money(upload_id, run_id, after, last)
+            merge_conflicts(upload_id, with_money, after, last)
+            return lines
 
         written += chunks.write(merge_chunk, chunks.size)
         run.set_counter("lines_merged", written)
         run.save_progress()  # and stops here at the time limit or a takeover
-    orders, start, chunks = order_money or [], 0, Chunks()
-    while start < len(orders):
-        part = orders[start:start + chunks.size]
-
-        def merge_orders(part=part):
-            _keep_order_images(upload_id, part)
-            upsert_order_money_sqlite(part, upload_id, run_id)
-
-        chunks.write(merge_orders, len(part))
-        start += len(part)
-        run.save_progress()
     with transaction.atomic():
         CsvUpload.objects.filter(pk=upload_id, status=CsvUpload.Status.LOADING).update(
             status=CsvUpload.Status.LOADED, rows=written)
@@ -167,23 +200,19 @@ def _keep_line_images(upload_id, after, last):
             [upload_id, after, last])
 
 
-def _keep_order_images(upload_id, orders):
-    """The same for order-level money: the stored FactOrder row of each order, or its key if it has none."""
-    keys = {(o.platform, o.shop_id, o.order_id) for o in orders}
-    stored = {}
-    for row in (FactOrder.objects.filter(order_id__in={k[2] for k in keys})
-                .values("id", "upload_id", "shop__platform", "shop__shop_id", "order_id", *ORDER_VALUES)):
-        key = (row.pop("shop__platform"), row.pop("shop__shop_id"), row["order_id"])
-        if key in keys:
-            stored[key] = row
-    images = []
-    for platform, shop, order_id in keys:
-        row = stored.get((platform, shop, order_id))
-        prior = {} if row is None else {"fact_id": row["id"], "prior_upload_id": row["upload_id"],
-                                        **{c: row[c] for c in ORDER_VALUES}}
-        images.append(CsvOrderBeforeImage(upload_id=upload_id, platform=platform, shop=shop, order_id=order_id,
-                                          **prior))
-    CsvOrderBeforeImage.objects.bulk_create(images, batch_size=1000)
+def _keep_order_images(upload_id, after, last):
+    """The same for order-level money: the stored FactOrder row of each order whose
+    first line is in (after, last] (the chunk that merges it), or its key if it has none."""
+    image, stage, shop, fact = (m._meta.db_table for m in (CsvOrderBeforeImage, CsvStagingLine, DimShop, FactOrder))
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {image} (upload_id, platform, shop, order_id, fact_id, prior_upload_id, "
+            f"{', '.join(ORDER_VALUES)}) "
+            f"SELECT s.upload_id, s.platform, s.shop_id, s.order_id, f.id, f.upload_id, "
+            f"{', '.join(f'f.{c}' for c in ORDER_VALUES)} FROM {stage} s "
+            f"LEFT JOIN {shop} sh ON sh.platform = s.platform AND sh.shop_id = s.shop_id "
+            f"LEFT JOIN {fact} f ON f.shop_id = sh.id AND f.order_id = s.order_id "
+            f"WHERE s.upload_id = %s{line_range('s', after, last)}{first_line_only('s')}", [upload_id])
 
 
 def undo_merge(upload_id):

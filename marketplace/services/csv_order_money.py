@@ -6,22 +6,22 @@ Lazada's `shippingFee`, `voucher`, `voucherSeller`, `voucherPlatform`), so
 an order's lines must agree on them: a line that differs from the order's
 first line is a problem named by its physical line. Amounts are checked as the
 lines' are (finite, at most 12 digits before the point, not negative). A file
-without any of these columns writes no FactOrder row. The figures are kept per
-order in memory while the file is read (an order export with these columns
-holds a few hundred bytes per order).
+without any of these columns writes no FactOrder row.
+
+Nothing is kept per order in memory (a 1M-line export holds a few hundred
+thousand orders): each line's figures are staged with the line
+(CsvStagingLine), the lines of one order are compared and the orders merged
+into FactOrder by SQL over the staging table, like the lines themselves.
 """
 
 import csv
 
-from django.db import connection
+from django.db import connection as db
 from django.utils import timezone
 
-from ..client.base import OrderMoney
-from ..models import DimShop, FactOrder, Source
-from ..warehouse import _local_date, _upsert_dates
-from .csv_import import Problems
-from .csv_rows import COLUMNS, _date, _key, _money, open_text
-from .order_money import MONEY_FIELDS, load_orders
+from .. import conf
+from ..models import CsvStagingLine, DimDate, DimShop, FactOrder, FactOrderLine, Source
+from .csv_rows import _key, _money, open_text
 
 MONEY_COLUMNS = {
     "shipping_fee": ("shippingfee", "buyerpaidshippingfee"),
@@ -30,99 +30,140 @@ MONEY_COLUMNS = {
     "voucher_platform": ("voucherplatform", "shopeevoucher", "lazadavoucher"),
     "total_amount": ("totalamount", "grandtotal", "ordertotal"),
 }
-KEY_COLUMNS = ("order_id", "ordered_at", "platform", "shop", "currency", "payment_method")
+AMOUNTS = tuple(MONEY_COLUMNS)
 PAYMENT = ("paymentmethod",)
+# What a line stages after its LINE_FIELDS (CsvStagingLine's money columns).
+STAGED_MONEY = (*AMOUNTS, "payment_method")
+NO_MONEY = (None,) * len(AMOUNTS) + ("",)
+PAYMENT_LIMIT = 100
 
 
-def _columns(headers):
+def _money_columns(headers):
     by_key = {}
     for index, header in enumerate(headers):
         by_key.setdefault(_key(header), index)
-    wanted = {**{name: COLUMNS[name] for name in KEY_COLUMNS if name in COLUMNS}, "payment_method": PAYMENT,
-              **MONEY_COLUMNS}
+    wanted = {**MONEY_COLUMNS, "payment_method": PAYMENT}
     found = {name: next((by_key[a] for a in aliases if a in by_key), None) for name, aliases in wanted.items()}
     return {name: index for name, index in found.items() if index is not None}
 
 
-def read_order_money(upload, problems: Problems):
-    """The OrderMoney of each order in the upload's file (None when it has no
-    money column); each bad or disagreeing line noted in `problems`."""
+def money_reader(headers):
+    """cells -> (values in STAGED_MONEY order, [problems]) for a file with these
+    headers; None when the file has no order-level money column."""
+    columns = _money_columns(headers)
+    if not any(name in columns for name in AMOUNTS):
+        return None
+    amounts = [(columns.get(name), name) for name in AMOUNTS]
+    payment = columns.get("payment_method")
+    known = {}  # amounts repeat line after line: parsed once per text (bounded below)
+
+    def read(cells):
+        values, problems = [], []
+        for index, name in amounts:
+            text = cells[index].strip() if index is not None and index < len(cells) else ""
+            if not text:
+                values.append(None)
+                continue
+            amount = known.get(text)
+            if amount is None:
+                try:
+                    amount = _money(text)
+                except (ValueError, OverflowError) as exc:
+                    problems.append(f"order money: {exc}")
+                    values.append(None)
+                    continue
+                if len(known) > 10_000:
+                    known.clear()
+                known[text] = amount
+            values.append(amount)
+        method = cells[payment].strip()[:PAYMENT_LIMIT] if payment is not None and payment < len(cells) else ""
+        values.append(method)
+        return tuple(values), problems
+    return read
+
+
+def has_order_money(upload):
+    """Whether the upload's file has an order-level money column (its header only is read)."""
     with open_text(upload.file.name) as stream:
-        reader = csv.reader(stream)
-        columns = _columns(next(reader, None) or [])
-        if not any(name in columns for name in MONEY_COLUMNS):
-            return None
-        orders, first_line = {}, {}
-        last = reader.line_num
-        for cells in reader:
-            number, last = last + 1, reader.line_num
-            if not cells or cells == [""]:
-                continue
-            value = {name: cells[i].strip() if i < len(cells) else "" for name, i in columns.items()}
-            if not value.get("order_id") or not value.get("ordered_at"):
-                continue  # the line reader reports it
-            try:
-                amounts = {name: _money(value[name]) if value.get(name) else None for name in MONEY_COLUMNS
-                           if name in columns}
-                ordered_at = _date(value["ordered_at"])
-            except (ValueError, OverflowError) as exc:
-                problems.add(number, f"order money: {exc}")
-                continue
-            platform = (value.get("platform") or upload.platform).lower()
-            key = (platform, value.get("shop") or upload.shop, value["order_id"])
-            money = OrderMoney(platform=platform, shop_id=key[1], order_id=key[2], ordered_at=ordered_at,
-                               currency=value.get("currency", "").upper()[:3],
-                               payment_method=value.get("payment_method", "")[:100], **amounts)
-            known = orders.get(key)
-            if known is None:
-                orders[key], first_line[key] = money, number
-            elif any(getattr(known, n) != getattr(money, n) for n in amounts):
-                problems.add(number, f"order {key[2]}: its order-level amounts differ from line {first_line[key]}")
-    _check_conflicts(orders, first_line, problems)
-    return list(orders.values())
+        return money_reader(next(csv.reader(stream), None) or []) is not None
 
 
-def _check_conflicts(orders, first_line, problems):
-    """An order another source wrote (the API, the mock generator) is never overwritten by a CSV."""
-    ids = sorted({key[2] for key in orders})
-    for start in range(0, len(ids), 1000):
-        held = (FactOrder.objects.filter(order_id__in=ids[start:start + 1000]).exclude(source=Source.CSV)
-                .values_list("platform", "shop__shop_id", "order_id", "source"))
-        for platform, shop, order_id, source in held:
-            line = first_line.get((platform, shop, order_id))
-            if line:
-                problems.add(line, f"order {order_id} conflicts with an order from the {source}: "
-                                   "a CSV never overwrites it")
+def _tables():
+    return tuple(m._meta.db_table for m in (CsvStagingLine, DimShop, FactOrder, FactOrderLine))
 
 
-def load_order_money(orders, upload_id, run_id):
-    return load_orders(orders or [], source=Source.CSV, upload_id=upload_id, run_id=run_id)
+def line_range(alias, after=None, last=None):
+    """SQL: the staged lines (after, last] of the upload (all of them without bounds)."""
+    return "" if after is None else f" AND {alias}.line_no > {int(after)} AND {alias}.line_no <= {int(last)}"
 
 
-def upsert_order_money_sqlite(orders, upload_id, run_id):
-    """SQLite: the same upsert as `load_orders`, in one executemany (a model
-    instance per order would hold the write lock for the ORM's per-field work;
-    the CSV merge sizes its chunks by that lock time). In the caller's transaction."""
-    if not orders:
-        return 0
-    shops = {key: DimShop.objects.get_or_create(platform=key[0], shop_id=key[1],
-                                                defaults={"name": key[1][:200]})[0].pk
-             for key in {(o.platform, o.shop_id) for o in orders}}
-    dates = _upsert_dates(orders)
-    moment = connection.ops.adapt_datetimefield_value
-    now = moment(timezone.now())
-    rows = [(o.platform, shops[(o.platform, o.shop_id)], o.order_id, dates[_local_date(o.ordered_at)],
-             moment(o.ordered_at), moment(o.updated_at), o.currency, *(getattr(o, f) for f in MONEY_FIELDS),
-             o.payment_method, Source.CSV, upload_id, run_id, False, now) for o in orders]
-    columns = ("platform", "shop_id", "order_id", "date_id", "ordered_at", "updated_at", "currency", *MONEY_FIELDS,
-               "payment_method", "source", "upload_id", "run_id", "is_mock", "loaded_at")
-    updated = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in ("shop_id", "order_id"))
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {FactOrder._meta.db_table} ({', '.join(columns)}) "
-            f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT (shop_id, order_id) DO UPDATE SET {updated}",
-            rows)
-    return len(rows)
+def first_line_only(alias):
+    """SQL: `alias` is the first staged line of its order (the one whose figures the order takes)."""
+    stage = CsvStagingLine._meta.db_table
+    return (f" AND NOT EXISTS (SELECT 1 FROM {stage} e WHERE e.upload_id = {alias}.upload_id "
+            f"AND e.platform = {alias}.platform AND e.shop_id = {alias}.shop_id AND e.order_id = {alias}.order_id "
+            # (+: SQLite then probes the order's index, not a range of the upload's line numbers per line)
+            f"AND +e.line_no < {alias}.line_no)")
+
+
+def disagreeing_lines(upload_id, limit):
+    """[(line, problem)]: the lines of an order whose order-level amounts differ from its first line's."""
+    stage = CsvStagingLine._meta.db_table
+    # One pass in the order of each order's lines (a window), each line beside its order's first.
+    firsts = ", ".join(f"first_value({name}) OVER o AS first_{name}" for name in AMOUNTS)
+    differ = " OR ".join(f"{name} IS DISTINCT FROM first_{name}" for name in AMOUNTS)
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"SELECT line_no, order_id, first FROM ("
+            f"  SELECT line_no, order_id, {', '.join(AMOUNTS)}, first_value(line_no) OVER o AS first, {firsts} "
+            f"  FROM {stage} WHERE upload_id = %s "
+            f"  WINDOW o AS (PARTITION BY platform, shop_id, order_id ORDER BY line_no)) lines "
+            f"WHERE line_no > first AND ({differ}) ORDER BY line_no LIMIT %s", [upload_id, limit])
+        return [(number, f"order {order_id}: its order-level amounts differ from line {first}")
+                for number, order_id, first in cursor.fetchall()]
+
+
+def order_conflicts(upload_id, limit, after=None, last=None):
+    """[(line, problem)]: orders (by their first line in (after, last]) another source
+    wrote (the API, the mock generator): a CSV never overwrites them."""
+    stage, shop, order, _ = _tables()
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.line_no, s.order_id, f.source FROM {stage} s "
+            f"JOIN {shop} sh ON sh.platform = s.platform AND sh.shop_id = s.shop_id "
+            f"JOIN {order} f ON f.shop_id = sh.id AND f.order_id = s.order_id "
+            f"WHERE s.upload_id = %s{line_range('s', after, last)} AND f.source <> %s{first_line_only('s')} "
+            "ORDER BY s.line_no LIMIT %s", [upload_id, Source.CSV, limit])
+        return [(number, f"order {order_id} conflicts with an order from the {source}: a CSV never overwrites it")
+                for number, order_id, source in cursor.fetchall()]
+
+
+ORDER_COLUMNS = ("platform", "shop_id", "order_id", "date_id", "ordered_at", "updated_at", "currency", "items_total",
+                 *AMOUNTS, "payment_method", "source", "upload_id", "run_id", "is_mock", "loaded_at")
+
+
+def merge_order_money(upload_id, run_id, after=None, last=None):
+    """Upsert the orders whose first staged line is in (after, last] into FactOrder,
+    set-based, in the caller's transaction, after their lines were merged (an
+    order's day is its first line's, whose DimDate row the lines' merge wrote). A stored order another source wrote is
+    left alone (the guard on the update): the caller finds it with
+    `order_conflicts` and refuses the file. Returns the orders written."""
+    stage, shop, order, _ = _tables()
+    updated = ", ".join(f"{c} = excluded.{c}" for c in ORDER_COLUMNS if c not in ("shop_id", "order_id"))
+    # The order's day as its lines' (the same expression as the lines' merge; their DimDate rows exist).
+    local_date, zone = db.ops.datetime_cast_date_sql("s.ordered_at", (), str(conf.report_time_zone()))
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {order} ({', '.join(ORDER_COLUMNS)}) "
+            f"SELECT s.platform, sh.id, s.order_id, d.id, s.ordered_at, NULL, s.currency, NULL, "
+            f"{', '.join(f's.{name}' for name in AMOUNTS)}, s.payment_method, %s, %s, %s, %s, %s "
+            f"FROM {stage} s JOIN {shop} sh ON sh.platform = s.platform AND sh.shop_id = s.shop_id "
+            f"JOIN {DimDate._meta.db_table} d ON d.date = {local_date} "
+            f"WHERE s.upload_id = %s{line_range('s', after, last)}{first_line_only('s')} "
+            f"ON CONFLICT (shop_id, order_id) DO UPDATE SET {updated} WHERE {order}.source = %s",
+            [Source.CSV, upload_id, run_id, False, db.ops.adapt_datetimefield_value(timezone.now()), *zone,
+             upload_id, Source.CSV])
+        return cursor.rowcount
 
 
 def delete_order_money(upload_id):

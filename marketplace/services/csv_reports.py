@@ -26,7 +26,12 @@ overwritten) and every problem names its physical line (the header is line
 1). Load mode is all or nothing, in one transaction; each row records the
 source `csv`, the upload and the run. Undoing the upload deletes only its rows.
 A report is a row per product per day, small next to an order export: the
-checked rows are held in memory, up to MAX_ROWS.
+checked rows are held in memory, up to MAX_ROWS. On SQLite the load's one
+transaction holds the database's only write lock while it runs (not the
+chunked, published merge of order exports, csv_merge.py), so other writes
+wait for the whole load and one over their busy timeout fails: a known limit,
+acceptable for the report sizes staff upload (a shop's products x days), not
+for a file near MAX_ROWS.
 """
 
 import csv

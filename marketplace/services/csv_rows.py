@@ -18,8 +18,9 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from .. import conf
-from ..models import Connection, DimShop, Platform
+from ..models import Platform
 from ..warehouse import AMOUNT_DIGITS, KEY_LIMITS, OrderLine, buyer_key
+from .csv_shops import _unknown_shop, known_shops
 
 CHUNK_ROWS = 5000
 READ_BUFFER = 1 << 20
@@ -267,32 +268,6 @@ def row_reader(columns, *, platform, shop):
     return read
 
 
-def known_shops():
-    """{platform: {shop id: name}}: the shops a CSV row may name, by the key the
-    warehouse keeps them under. A shop is known once it is connected (its Lazada
-    seller id or Shopee shop id) or once the warehouse holds it (a sync's shop, or
-    an earlier upload's own shop); the mock generator's shops are not for real rows."""
-    known = {platform: {} for platform in PLATFORMS}
-    for platform, shop_id, name in DimShop.objects.filter(is_mock=False).values_list("platform", "shop_id", "name"):
-        known.setdefault(platform, {})[shop_id] = name
-    for platform, shop_id, name in Connection.objects.exclude(shop_id="").values_list("platform", "shop_id",
-                                                                                       "shop_name"):
-        known.setdefault(platform, {}).setdefault(shop_id, name)
-    return known
-
-
-SHOPS_NAMED = 10  # in the problem of an unknown shop
-
-
-def _unknown_shop(platform, shop_id, known, upload_shop):
-    names = [f"{key} ({name})" if name and name != key else key for key, name in sorted(known[platform].items())]
-    listed = ", ".join(names[:SHOPS_NAMED]) or "none yet"
-    if len(names) > SHOPS_NAMED:
-        listed += f" and {len(names) - SHOPS_NAMED} more"
-    return (f"shop {shop_id!r} is not a known {platform} shop (known: {listed}; this upload's: {upload_shop!r}); "
-            "connect the shop first, or upload its rows with it as the upload's shop")
-
-
 def _columns(headers):
     by_key = {}
     for h in headers:
@@ -310,10 +285,13 @@ def _columns(headers):
 
 
 def read_rows(stream, *, platform, shop, chunk_rows=CHUNK_ROWS):
-    """Yield (good [(line, values in LINE_FIELDS order)], bad [(line, reason)]) per chunk of a text stream.
+    """Yield (good [(line, values in LINE_FIELDS + STAGED_MONEY order)], bad [(line, reason)]) per chunk of a
+    text stream.
 
     Raises CsvRejected for what spoils the whole file (no header, a required
     column missing, a byte that is not UTF-8, a broken quote)."""
+    from .csv_order_money import NO_MONEY, money_reader  # it reads amounts with this module's helpers
+
     reader = csv.reader(stream)
     last_line = 0
     try:
@@ -321,6 +299,7 @@ def read_rows(stream, *, platform, shop, chunk_rows=CHUNK_ROWS):
         if not any(h.strip() for h in headers):
             raise CsvRejected(["the file is empty"])
         read = row_reader(_columns(headers), platform=platform, shop=shop)
+        money = money_reader(headers)  # None: the file has no order-level money column
         width = len(headers)
         last_line = reader.line_num
         good, bad, rows = [], [], 0
@@ -335,6 +314,12 @@ def read_rows(stream, *, platform, shop, chunk_rows=CHUNK_ROWS):
                 add_bad((number, "more values than columns"))
             else:
                 values, problems = read(cells)
+                if money is None:
+                    values = values and values + NO_MONEY
+                else:
+                    figures, wrong = money(cells)
+                    problems = (problems or []) + wrong
+                    values = values and values + figures
                 if problems:
                     add_bad((number, "; ".join(problems)))
                 else:

@@ -30,7 +30,7 @@ from django.utils import timezone
 from psycopg import errors as pg_errors
 
 from .. import conf
-from ..models import DimCustomer, DimDate, DimProduct, DimShop, DimStatus, FactOrderLine
+from ..models import DimCustomer, DimDate, DimProduct, DimShop, DimStatus, FactOrderLine, Source
 from . import STATUS_GROUPS, customer_key
 
 # --- The staging path (set-based) -----------------------------------------------------------------------------------
@@ -179,10 +179,13 @@ def merge_postgres(cursor, relation, *, source, is_mock=False, upload_id=None, r
     columns = ("shop_id", "order_id", "line_id") + FACT_UPDATED + ("run_id", "loaded_at")
     changed = ", ".join(f"{fact}.{c}" for c in FACT_UPDATED)
     incoming = ", ".join(f"EXCLUDED.{c}" for c in FACT_UPDATED)
+    # A CSV never overwrites a row another source wrote (the upload's check refuses
+    # such a line; one a sync wrote since is left alone here, and found after).
+    guard = f"{fact}.source = '{Source.CSV}' AND " if source == Source.CSV else ""
     on_conflict = "" if new else (
         f"ON CONFLICT (shop_id, order_id, line_id) DO UPDATE SET "
         f"{', '.join(f'{c} = EXCLUDED.{c}' for c in FACT_UPDATED + ('run_id', 'loaded_at'))} "
-        f"WHERE ROW({changed}) IS DISTINCT FROM ROW({incoming})")
+        f"WHERE {guard}ROW({changed}) IS DISTINCT FROM ROW({incoming})")
     cursor.execute(f"""
         INSERT INTO {fact} ({', '.join(columns)})
         SELECT sh.id, s.order_id, s.line_id, s.platform, d.id, p.id, c.id, st.id, s.quantity, s.unit_price,

@@ -15,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from .. import conf
-from ..models import DimCustomer, DimDate, DimProduct, DimShop, DimStatus, FactOrderLine
+from ..models import DimCustomer, DimDate, DimProduct, DimShop, DimStatus, FactOrderLine, Source
 from . import STATUS_GROUPS
 
 FACT_UPDATED = ("platform", "date_id", "product_id", "customer_id", "status_id", "quantity", "unit_price",
@@ -62,6 +62,8 @@ def merge_sqlite(cursor, relation, *, source, upload_id=None, run_id=None, is_mo
     cursor.execute(f"SELECT DISTINCT {local_date} FROM {relation} s", zone_params)
     _insert_dates([date.fromisoformat(day) for (day,) in cursor.fetchall()])
     sets = ", ".join(f"{c} = excluded.{c}" for c in FACT_UPDATED)
+    # A CSV never overwrites a row another source wrote (see merge_postgres).
+    guard = f" WHERE {fact}.source = '{Source.CSV}'" if source == Source.CSV else ""
     cursor.execute(f"""
         INSERT INTO {fact} (shop_id, order_id, line_id, {', '.join(FACT_UPDATED)})
         SELECT sh.id, s.order_id, s.line_id, s.platform, d.id, p.id, c.id, st.id, s.quantity, s.unit_price,
@@ -73,7 +75,7 @@ def merge_sqlite(cursor, relation, *, source, upload_id=None, run_id=None, is_mo
         JOIN {customer} c ON c.platform = s.platform AND c.customer_key = s.customer_key
         JOIN {status} st ON st.platform = s.platform AND st.code = lower(s.status)
         WHERE true
-        ON CONFLICT (order_id, line_id, shop_id) DO UPDATE SET {sets}""",
+        ON CONFLICT (order_id, line_id, shop_id) DO UPDATE SET {sets}{guard}""",
                    [source, is_mock, upload_id, run_id, connection.ops.adapt_datetimefield_value(timezone.now()),
                     *zone_params])
     return cursor.rowcount

@@ -43,14 +43,14 @@ from .context import (
     ContextThreadPoolExecutor, OperationFailed, OperationSkipped, RunContext, RunLost, SoftTimeLimitExceeded,
     describe_error,
 )
-from .locks import _acquire_lock, _release_lock, close_lost_run, hold_lock
+from .locks import _acquire_lock, _release_lock, close_lost_run, hold_lock, wait_for_lock
 from .workers import Heartbeat, claim_run, default_actor, stale_before, this_worker, worker_is_dead, worker_is_gone
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "ContextThreadPoolExecutor", "OperationFailed", "OperationSkipped", "RunContext", "RunLost",
-    "SoftTimeLimitExceeded", "claim_run", "close_lost_run", "default_actor", "describe_error", "hold_lock",
+    "SoftTimeLimitExceeded", "claim_run", "close_lost_run", "default_actor", "describe_error", "hold_lock", "wait_for_lock",
     "operation", "service_for", "stale_before", "this_worker", "worker_is_dead", "worker_is_gone",
 ]
 
@@ -93,16 +93,21 @@ class operation:
     row exists) `run_id`; other keyword arguments are the operation's parameters,
     stored on the row. `target` (a callable of the parameters; by default the
     lock key's) names what the run acts on, for per-target alerts. The function's
-    return value is left on `record.result` (not stored).
+    return value is left on `record.result` (not stored). `lock_scope` (with a
+    callable `lock_key`) names the lock's namespace instead of the operation:
+    operations with one scope exclude each other on the same key (an upload's
+    import and its undo).
     """
 
-    def __init__(self, app, name, *, lock=True, lock_key=None, lock_ttl=None, has_work=None, target=None):
+    def __init__(self, app, name, *, lock=True, lock_key=None, lock_ttl=None, has_work=None, target=None,
+                 lock_scope=None):
         self.has_work = has_work  # cheap callable; a beat tick with no work writes no row
         self.app = app
         self.name = name
         self.lock = lock
         self.lock_key = lock_key  # None, a string, or a callable(params) -> str
         self.lock_ttl = lock_ttl
+        self.lock_scope = lock_scope
         self.target = target
 
     def __call__(self, fn):
@@ -122,7 +127,7 @@ class operation:
 
     def resolve_lock_key(self, params):
         if callable(self.lock_key):
-            return f"{self.app}.{self.name}:{self.lock_key(params)}"
+            return f"{self.lock_scope or f'{self.app}.{self.name}'}:{self.lock_key(params)}"
         return self.lock_key or f"{self.app}.{self.name}"
 
     def resolve_target(self, params):

@@ -1,6 +1,7 @@
 """Run locks: one run of an operation (or of one object) at a time, freed at once when its holder dies."""
 
 import logging
+import time
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -72,6 +73,29 @@ def hold_lock(key, record, *, ttl=None, busy_message=None):
     try:
         yield
     finally:
+        _release_lock(key, record)
+
+
+@contextmanager
+def wait_for_lock(key, record, *, poll=0.5, ttl=None, while_waiting=None):
+    """Hold `key` for the body, waiting while another run holds it (a holder that
+    died is taken over). `while_waiting()` is called between tries: the waiting
+    run's heartbeat (RunContext.save_progress), so it still stops at its time limit.
+    Re-entrant for the run that holds it (the inner exit leaves it held)."""
+    held = record.__dict__.setdefault("_waited_locks", set())  # this process's holds, by key
+    if key in held:
+        yield
+        return
+    ttl = ttl or settings.CELERY_TASK_TIME_LIMIT
+    while not _acquire_lock(key, record, ttl):  # (a run taken over finds its own lock and keeps it)
+        if while_waiting is not None:
+            while_waiting()
+        time.sleep(poll)
+    held.add(key)
+    try:
+        yield
+    finally:
+        held.discard(key)
         _release_lock(key, record)
 
 

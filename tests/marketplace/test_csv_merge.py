@@ -211,3 +211,68 @@ def test_a_merge_whose_killed_run_is_closed_is_undone_by_the_next_import(spare_w
     assert (lines[:len(before[0])], orders[:len(before[1])]) == before  # exactly as before, then the new file
     assert len(lines) == len(before[0]) + 2 and len(orders) == len(before[1]) + 1
     assert not CsvLineBeforeImage.objects.exists() and not CsvOrderBeforeImage.objects.exists()
+
+
+@pytest.mark.parametrize("with_money", [False, True], ids=["lines", "order money"])
+def test_a_row_a_sync_writes_after_the_check_is_never_overwritten_and_refuses_the_file(
+        transactional_db, tmp_path, monkeypatch, with_money):
+    """A sync commits an order between the upload's conflict check and its merge:
+    the merge leaves the API's row alone, and the file, which can no longer load
+    whole, is refused with the line's conflict, nothing of it left."""
+    from datetime import datetime, timezone as dt_timezone
+
+    from marketplace.client.base import OrderMoney
+    from marketplace.services import csv_import
+    from marketplace.services.order_money import load_orders
+    from marketplace.warehouse import OrderLine, load_lines
+
+    at = datetime(2025, 11, 20, 2, 15, tzinfo=dt_timezone.utc)
+    checked = csv_import._check_staged
+
+    def sync_commits_meanwhile(*args):
+        checked(*args)
+        load_lines([OrderLine(platform="lazada", shop_id="LA SG", order_id="700500", line_id="2", ordered_at=at,
+                              status="shipped", sku="API", product_name="From the API", unit_price=Decimal("5.00"),
+                              paid_price=Decimal("5.00"), customer_key="k")], source="api")
+        if with_money:
+            load_orders([OrderMoney(platform="lazada", shop_id="LA SG", order_id="700900", ordered_at=at,
+                                    shipping_fee=Decimal("7.00"))], source="api")
+
+    text = export(1000)
+    if with_money:  # order 700900's lines are new, but its order row is the API's now
+        text = text.replace("700500,2,", "700500,9,")
+    monkeypatch.setattr(csv_import, "_check_staged", sync_commits_meanwhile)
+    upload, record = load(text)
+    line = 1800 if with_money else 1001  # order 700900's first line; order 700500's second
+    what = ("order 700900 conflicts with an order from the api" if with_money
+            else "order 700500 line 2 conflicts with a row from the api")
+    assert (upload.status, record.status) == ("rejected", "failed")
+    assert upload.errors == [f"line {line}: {what}: a CSV never overwrites it"]
+    assert list(FactOrderLine.objects.values_list("source", "product__sku")) == [("api", "API")]
+    assert list(FactOrder.objects.values_list("source", "shipping_fee")) == (
+        [("api", Decimal("7.00"))] if with_money else [])
+    assert not CsvLineBeforeImage.objects.exists() and not CsvOrderBeforeImage.objects.exists()
+
+
+@pytest.mark.worker
+def test_two_uploads_merging_at_once_never_bring_back_a_failed_ones_rows(spare_workers, poisoned_line, tmp_path):
+    """Two real runs merge files of the same orders, both refused by the database at
+    their last line. On SQLite the second waits for the first (one merge at a time):
+    had it merged meanwhile, its before-image would hold the first's unpublished
+    lines, and its undo would write them back after the first's own undo."""
+    from portal.operations import enqueue
+    from portal.models import SyncRun
+    from tests.portal.test_kill import wait_until
+
+    load(export(300))
+    before = warehouse()
+    first = new_upload(export(BIG // 2, price="55.00", fee="4.00", poison=True), "first.csv")
+    second = new_upload(export(BIG // 2, price="66.00", fee="5.00", poison=True), "second.csv")
+    # At once, on the two workers: the second's merge would follow the first's chunk by chunk.
+    runs = [enqueue("marketplace", "import_orders_csv", trigger="api", upload_id=upload.pk)
+            for upload in (first, second)]
+    wait_until(lambda: SyncRun.objects.filter(pk__in=[r.pk for r in runs], finished__isnull=False).count() == 2,
+               300, "both runs ended")
+    assert set(CsvUpload.objects.filter(pk__in=[first.pk, second.pk]).values_list("status", flat=True)) == {"failed"}
+    assert warehouse() == before  # exactly as before both
+    assert not CsvLineBeforeImage.objects.exists() and not CsvOrderBeforeImage.objects.exists()

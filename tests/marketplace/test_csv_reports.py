@@ -23,7 +23,8 @@ TODAY = date(2025, 11, 30)
 def upload(tmp_path, text, kind, platform, shop, *args, name="report.csv"):
     path = tmp_path / name
     path.write_text(text)
-    call_command("marketplace_import_csv", str(path), "--kind", kind, "--platform", platform, "--shop", shop, *args)
+    call_command("marketplace_import_csv", str(path), "--kind", kind, "--platform", platform, "--shop", shop,
+                 "--new-shop", *args)
     return CsvUpload.objects.latest("pk")
 
 
@@ -64,7 +65,7 @@ def test_an_activity_export_through_the_api_loads_one_row_per_day_and_event(
     api_client.force_authenticate(admin_user)
     with django_capture_on_commit_callbacks(execute=True):
         reply = api_client.post(reverse("marketplace-upload"), {
-            "kind": "activity", "platform": "shopee", "shop": "880011",
+            "kind": "activity", "platform": "shopee", "shop": "880011", "new_shop": "true",
             "file": SimpleUploadedFile("stats.csv", text.encode())}, format="multipart")
     assert reply.status_code == 202, reply.json()
     detail = api_client.get(reverse("marketplace-upload-detail", args=[reply.json()["data"]["upload"]["id"]])).json()
@@ -124,7 +125,7 @@ def test_staff_validate_a_report_in_the_admin_and_nothing_loads(sandbox, admin_c
     text = activity_export(sandbox["lazada"], days=2, today=TODAY)
     with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(reverse("admin:marketplace_csvupload_add"), {
-            "kind": "activity", "platform": "lazada", "shop": "LA SG", "validate_only": "on",
+            "kind": "activity", "platform": "lazada", "shop": "LA SG", "new_shop": "on", "validate_only": "on",
             "file": SimpleUploadedFile("stats.csv", text.encode())}, follow=True)
     checked = CsvUpload.objects.get()
     assert (checked.kind, checked.status, checked.rows_checked) == ("activity", "valid", 2)

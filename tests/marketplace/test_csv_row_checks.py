@@ -129,7 +129,7 @@ def test_a_row_naming_a_shop_the_warehouse_does_not_know_is_a_problem_that_names
                               shop_name="LA Collections SG")
     Connection.objects.create(platform="lazada", name="LA Lazada MY", app_key="k")
     DimShop.objects.create(platform="lazada", shop_id="MOCK-LAZADA", name="Mock Lazada shop", is_mock=True)
-    loaded(tmp_path, HEADER + row(1), "--shop", "LA SG")
+    loaded(tmp_path, HEADER + row(1), "--shop", "LA SG", "--new-shop")
     FactOrderLine.objects.all().delete()
     known = ("(known: 1000123456 (LA Collections SG), LA SG; this upload's: 'LA MY'); "
              "connect the shop first, or upload its rows with it as the upload's shop")
@@ -137,7 +137,7 @@ def test_a_row_naming_a_shop_the_warehouse_does_not_know_is_a_problem_that_names
                       + shop_row(13, "lazada", "") + shop_row(14, "lazada", "LA MY")
                       + shop_row(15, "lazada", "LA SG typo") + shop_row(16, "shopee", "LA SG")
                       + shop_row(17, "lazada", "MOCK-LAZADA") + shop_row(18, "lazada", "LA Lazada MY"),
-                      "--shop", "LA MY")
+                      "--shop", "LA MY", "--new-shop")
     assert errors == [
         f"line 6: shop 'LA SG typo' is not a known lazada shop {known}",
         "line 7: shop 'LA SG' is not a known shopee shop (known: none yet; this upload's: 'LA MY'); "
@@ -146,6 +146,6 @@ def test_a_row_naming_a_shop_the_warehouse_does_not_know_is_a_problem_that_names
         f"line 9: shop 'LA Lazada MY' is not a known lazada shop {known}",
     ]
     loaded(tmp_path, SHOP_HEADER + shop_row(11, "lazada", "1000123456") + shop_row(12, "lazada", "LA SG")
-           + shop_row(13, "lazada", "") + shop_row(14, "lazada", "LA MY"), "--shop", "LA MY")
+           + shop_row(13, "lazada", "") + shop_row(14, "lazada", "LA MY"), "--shop", "LA MY", "--new-shop")
     assert sorted(FactOrderLine.objects.values_list("shop__shop_id", flat=True)) == [
         "1000123456", "LA MY", "LA MY", "LA SG"]

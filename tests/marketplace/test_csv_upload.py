@@ -50,12 +50,12 @@ def upload_of(text, tmp_path, name="orders.csv", *args, platform="lazada"):
 
 @pytest.mark.django_db
 def test_it_loads_a_valid_export_and_a_second_load_changes_nothing(good_csv):
-    call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--shop", "LA SG")
+    call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--shop", "LA SG", "--new-shop")
     assert FactOrderLine.objects.count() == 3
     first = CsvUpload.objects.get()
     assert first.status == "loaded" and first.rows == 3 and first.rows_checked == 3
     assert default_storage.exists(first.file.name)  # stored through the storage API, not in a column
-    call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--shop", "LA SG")
+    call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--shop", "LA SG", "--new-shop")
     assert FactOrderLine.objects.count() == 3
     tee = FactOrderLine.objects.select_related("customer", "status", "date").get(order_id="500001", line_id="1")
     assert str(tee.paid_price) == "17.90" and tee.source == "csv" and not tee.is_mock
@@ -103,7 +103,7 @@ def test_a_csv_row_never_overwrites_an_api_row(tmp_path, sandbox, connected_laza
         "api", api_line.paid_price, api_line.status_id)
     assert not FactOrderLine.objects.filter(order_id="990001").exists()
     # The same order id in another shop is another order: no conflict, both kept.
-    upload_of(text, tmp_path, "orders.csv", "--shop", "LA other shop")
+    upload_of(text, tmp_path, "orders.csv", "--shop", "LA other shop", "--new-shop")
     assert FactOrderLine.objects.filter(order_id=api_line.order_id, line_id=api_line.line_id).count() == 2
     assert FactOrderLine.objects.get(pk=api_line.pk).source == "api"
 
@@ -157,7 +157,7 @@ def test_staff_upload_a_file_in_the_admin_and_it_loads_in_the_background(admin_c
                                                                           django_capture_on_commit_callbacks):
     url = reverse("admin:marketplace_csvupload_add")
     with django_capture_on_commit_callbacks(execute=True):
-        page = admin_client.post(url, {"platform": "shopee", "shop": "LA Shopee",
+        page = admin_client.post(url, {"platform": "shopee", "shop": "LA Shopee", "new_shop": "on",
                                        "file": SimpleUploadedFile("orders.csv", GOOD.encode())}, follow=True)
     assert b"Loading orders.csv: queued as" in page.content
     upload = CsvUpload.objects.get()
@@ -167,7 +167,7 @@ def test_staff_upload_a_file_in_the_admin_and_it_loads_in_the_background(admin_c
     assert b"100% (3 rows checked)" in page.content
 
     with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(url, {"platform": "shopee", "shop": "LA Shopee", "validate_only": "on",
+        admin_client.post(url, {"platform": "shopee", "shop": "LA Shopee", "new_shop": "on", "validate_only": "on",
                                 "file": SimpleUploadedFile("bad.csv", BAD.encode())}, follow=True)
     bad = CsvUpload.objects.get(filename="bad.csv")
     assert bad.status == "rejected" and bad.mode == "validate"
@@ -244,3 +244,59 @@ def test_a_file_of_new_lines_with_one_stored_line_its_sample_missed_still_loads_
     stored = FactOrderLine.objects.select_related("status").get(order_id="800002")
     assert stored.status.code == "delivered" and stored.upload_id == upload.pk
     assert not FactOrderLine.objects.filter(upload=earlier).exists()
+
+
+@pytest.mark.django_db
+def test_the_uploads_own_shop_must_be_known_or_asked_for_as_new(tmp_path, admin_client, api_client, admin_user,
+                                                                 good_csv):
+    """Checked once, when the file is uploaded, by all three ways in: a typo never
+    becomes a second shop beside the real one (whose API rows it would not meet)."""
+    from marketplace.models import Connection, DimShop
+
+    Connection.objects.create(platform="lazada", name="LA Lazada SG", app_key="k", shop_id="1000123456",
+                              shop_name="LA Collections SG")
+    with pytest.raises(CommandError, match=r"--shop: shop 'LA SG typo' is not a known lazada shop \(known: "
+                                           r"1000123456 \(LA Collections SG\)\); .*ask for a new shop"):
+        call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--shop", "LA SG typo")
+    api_client.force_authenticate(admin_user)
+    reply = api_client.post(reverse("marketplace-upload"), {
+        "platform": "lazada", "shop": "LA SG typo", "file": SimpleUploadedFile("o.csv", GOOD.encode())},
+        format="multipart")
+    assert reply.status_code == 400 and "is not a known lazada shop" in str(reply.json()), reply.json()
+    page = admin_client.post(reverse("admin:marketplace_csvupload_add"), {
+        "platform": "lazada", "shop": "LA SG typo", "file": SimpleUploadedFile("o.csv", GOOD.encode())})
+    assert page.status_code == 200 and "is not a known lazada shop" in page.content.decode()
+    assert not CsvUpload.objects.exists()
+    # A connected shop's name (the shop's or the connection's) is its id; the default label passes.
+    for name in ("LA Collections SG", "LA Lazada SG", "1000123456", "csv"):
+        call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--shop", name)
+    assert list(CsvUpload.objects.order_by("pk").values_list("shop", flat=True)) == [
+        "1000123456", "1000123456", "1000123456", "csv"]
+    assert set(DimShop.objects.values_list("shop_id", flat=True)) == {"1000123456", "csv"}
+    # Asked for, a new shop is created; from then on it is known.
+    call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--shop", "LA MY", "--new-shop")
+    call_command("marketplace_import_csv", str(good_csv), "--platform", "lazada", "--shop", "LA MY")
+    assert CsvUpload.objects.filter(shop="LA MY", status="loaded").count() == 2
+
+
+@pytest.mark.django_db
+def test_an_upload_is_never_undone_while_it_loads(good_csv, monkeypatch):
+    """Its import and its undo share one lock: an undo asked for while the file
+    merges is a skipped run that deletes nothing, and the file loads whole."""
+    from marketplace.services import csv_import, undo_csv_upload
+
+    upload = CsvUpload(platform="lazada", shop="csv", filename="o.csv")
+    upload.file = SimpleUploadedFile("o.csv", GOOD.encode())
+    upload.save()
+    undo_runs = []
+    checked = csv_import._check_staged
+
+    def staff_undoes_meanwhile(*args):
+        checked(*args)
+        undo_runs.append(undo_csv_upload(trigger="admin", upload_id=upload.pk))
+
+    monkeypatch.setattr(csv_import, "_check_staged", staff_undoes_meanwhile)
+    record = import_orders_csv(trigger="command", upload_id=upload.pk)
+    upload.refresh_from_db()
+    assert (record.status, upload.status, FactOrderLine.objects.count()) == ("succeeded", "loaded", 3)
+    assert undo_runs[0].status == "skipped" and "in progress" in undo_runs[0].error

@@ -7,6 +7,7 @@ from portal.management.base import OperationCommand
 
 from marketplace.models import CsvUpload, Platform
 from marketplace.services import import_orders_csv
+from marketplace.services.csv_shops import UnknownShop, upload_shop
 
 
 class Command(OperationCommand):
@@ -19,12 +20,18 @@ class Command(OperationCommand):
         parser.add_argument("--kind", default=CsvUpload.Kind.ORDERS, choices=CsvUpload.Kind.values,
                             help="orders (default), or a traffic or activity report")
         parser.add_argument("--shop", default="csv", help="shop label for the rows (default: csv)")
+        parser.add_argument("--new-shop", action="store_true",
+                            help="--shop is a new shop (not connected, not in the warehouse yet): create it")
         parser.add_argument("--check", action="store_true", help="only validate the file; load nothing")
 
     def run(self, options, **who):
         path = Path(options["path"])
         user = who.get("user")
-        upload = CsvUpload(kind=options["kind"], platform=options["platform"], shop=options["shop"], filename=path.name[:255],
+        try:
+            shop = upload_shop(options["platform"], options["shop"], options["new_shop"])
+        except UnknownShop as exc:
+            raise CommandError(f"--shop: {exc}") from exc
+        upload = CsvUpload(kind=options["kind"], platform=options["platform"], shop=shop, filename=path.name[:255],
                            mode=CsvUpload.Mode.VALIDATE if options["check"] else CsvUpload.Mode.LOAD,
                            uploaded_by=user if getattr(user, "pk", None) else None)
         try:
