@@ -161,15 +161,16 @@ def merge_staged(upload_id, run_id, with_money):
     with db.cursor() as cursor:
         cursor.execute(f"ANALYZE {CsvStagingLine._meta.db_table}")
     with transaction.atomic():
-        written = _merge_lines_postgres(upload_id, run_id)
+        written, inserted = _merge_lines_postgres(upload_id, run_id)
         if with_money:
             merge_order_money(upload_id, run_id)
-        merge_conflicts(upload_id, with_money)
+        merge_conflicts(upload_id, with_money, lines=not inserted)
         CsvUpload.objects.filter(pk=upload_id).update(status=CsvUpload.Status.LOADED, rows=written)
     return written
 
 
 def _merge_lines_postgres(upload_id, run_id):
+    """(lines written, whether they went in by a plain INSERT: every one new)."""
     staged = CsvStagingLine.objects.filter(upload_id=upload_id).count()
     relation = staged_relation(upload_id)
     with db.cursor() as cursor:
@@ -180,11 +181,11 @@ def _merge_lines_postgres(upload_id, run_id):
                 with transaction.atomic():
                     merge_postgres(cursor, relation, source=Source.CSV, upload_id=upload_id,
                                    run_id=run_id, new=True)
-                return staged
+                return staged, True
             except IntegrityError:
                 pass
         merge_postgres(cursor, relation, source=Source.CSV, upload_id=upload_id, run_id=run_id)
-    return staged
+    return staged, False
 
 
 # Staged lines looked up in the facts before a file is taken for new (spread over the file).

@@ -111,9 +111,11 @@ def line_conflicts(upload_id, limit, after=None, last=None):
                          "a CSV never overwrites it") for number, order_id, line_id, source in cursor.fetchall()]
 
 
-def merge_conflicts(upload_id, with_money, after=None, last=None):
-    """After a merge, in its transaction: the rows it was guarded from overwriting (MergeConflict)."""
-    problems = line_conflicts(upload_id, MAX_CONFLICTS, after, last)
+def merge_conflicts(upload_id, with_money, after=None, last=None, lines=True):
+    """After a merge, in its transaction: the rows it was guarded from overwriting
+    (MergeConflict). `lines=False`: the lines went in by a plain INSERT, which a stored
+    line fails outright, so none of them can have been guarded out."""
+    problems = line_conflicts(upload_id, MAX_CONFLICTS, after, last) if lines else []
     if with_money:
         problems += order_conflicts(upload_id, MAX_CONFLICTS, after, last)
     if problems:
