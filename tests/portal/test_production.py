@@ -115,7 +115,7 @@ def test_a_big_csv_upload_is_still_taken(gunicorn_web, token, worker):
     assert len(lines) > 2_621_440
     reply = requests.post(f"{gunicorn_web.url}/api/marketplace/uploads/", timeout=60,
                           headers={**PROXY, "Authorization": f"Token {token}"},
-                          data={"platform": "lazada", "shop": "test", "check": "true"},
+                          data={"platform": "lazada", "shop": "test", "new_shop": "true", "check": "true"},
                           files={"file": ("orders.csv", lines.encode(), "text/csv")})
     assert reply.status_code == 202 and reply.json()["data"]["upload"]["size"] == len(lines), reply.text[:300]
     assert "too large" not in reply.text
