@@ -152,28 +152,35 @@ def empty_warehouse():
     DimCustomer.objects.all().delete()
 
 
+def timed_in_batches(records, load, batch):
+    """`load(list)` over `records` in lists of `batch`; seconds spent in `load` only."""
+    took, pending = 0.0, []
+
+    def flush():
+        nonlocal took
+        started = time.perf_counter()
+        load(pending)
+        took += time.perf_counter() - started
+        pending.clear()
+
+    for record in records:
+        pending.append(record)
+        if len(pending) >= batch:
+            flush()
+    if pending:
+        flush()
+    return took
+
+
 def p1_load(path, batch=100_000):
     """The same lines through `load_lines` (read from the file untimed); seconds."""
     from marketplace.services.csv_rows import read_chunks
     from marketplace.warehouse import load_lines
 
-    took, lines = 0.0, []
-
-    def load():
-        nonlocal took
-        started = time.perf_counter()
-        load_lines(lines, source="csv")
-        took += time.perf_counter() - started
-        lines.clear()
-
     with open(path, newline="") as stream:
-        for good, _bad in read_chunks(stream, platform="lazada", shop="bench"):
-            lines.extend(line for _number, line in good)
-            if len(lines) >= batch:
-                load()
-    if lines:
-        load()
-    return took
+        lines = (line for good, _bad in read_chunks(stream, platform="lazada", shop="bench")
+                 for _number, line in good)
+        return timed_in_batches(lines, lambda chunk: load_lines(chunk, source="csv"), batch)
 
 
 def p1_money_load(path, batch=50_000):
@@ -184,31 +191,22 @@ def p1_money_load(path, batch=50_000):
     from marketplace.client.base import OrderMoney
     from marketplace.services.order_money import load_orders
 
-    took, orders, seen = 0.0, [], set()
-
-    def load():
-        nonlocal took
-        started = time.perf_counter()
-        load_orders(orders, source="csv")
-        took += time.perf_counter() - started
-        orders.clear()
-
-    with open(path, newline="") as stream:
+    def first_line_of_each_order(stream):
+        seen = set()
         for row in csv.DictReader(stream):
             if row["Order Number"] in seen:
                 continue
             seen.add(row["Order Number"])
-            orders.append(OrderMoney(
+            yield OrderMoney(
                 platform="lazada", shop_id="bench", order_id=row["Order Number"],
                 ordered_at=datetime.strptime(row["Created at"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc),
                 shipping_fee=Decimal(row["Shipping Fee"]), voucher_seller=Decimal(row["Seller Voucher"]),
                 voucher_platform=Decimal(row["Shopee Voucher"]), total_amount=Decimal(row["Grand Total"]),
-                payment_method=row["Payment Method"]))
-            if len(orders) >= batch:
-                load()
-    if orders:
-        load()
-    return took
+                payment_method=row["Payment Method"])
+
+    with open(path, newline="") as stream:
+        return timed_in_batches(first_line_of_each_order(stream), lambda chunk: load_orders(chunk, source="csv"),
+                                batch)
 
 
 def main():
