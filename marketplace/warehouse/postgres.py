@@ -25,6 +25,9 @@ INSERT ... SELECT ... ON CONFLICT per table) serves the CSV merge (its lines are
 in a staging table already) and the fallback above.
 """
 
+import gc
+from contextlib import contextmanager
+
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg import errors as pg_errors
@@ -252,18 +255,39 @@ class _ConcurrentWrite(Exception):
     """Another transaction wrote or deleted one of the batch's fact rows meanwhile."""
 
 
+@contextmanager
+def _cyclic_gc_paused():
+    """No cyclic garbage collection while a batch is turned into rows: the tuples it makes
+    hold no cycles, but every 700 of them started a collection that walked the batch's
+    lines (a third of the client's time per batch, measured at 100k lines)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_lines_postgres(lines, *, source, is_mock, upload_id, run_id):
+    with _cyclic_gc_paused():
+        return _load_lines_postgres(lines, source=source, is_mock=is_mock, upload_id=upload_id, run_id=run_id)
+
+
+def _load_lines_postgres(lines, *, source, is_mock, upload_id, run_id):
     zone = conf.report_time_zone()
     make_aware = timezone.make_aware
     # Per line only what must be per line: each dimension keeps the last line that names it (its
-    # values are built once per dimension row, in _Dimensions.write).
-    latest, shops, products, customers, statuses, days = {}, {}, {}, {}, {}, set()
+    # values are built once per dimension row, in _Dimensions.write). One time-zone conversion per
+    # distinct time (an order's lines share theirs).
+    latest, shops, products, customers, statuses, day_of = {}, {}, {}, {}, {}, {}
     for line in lines:
         moment = line.ordered_at
         if moment.tzinfo is None:
             moment = make_aware(moment, zone)
-        day = moment.astimezone(zone).date()
-        days.add(day)
+        day = day_of.get(moment)
+        if day is None:
+            day = day_of[moment] = moment.astimezone(zone).date()
         platform, shop_id = line.platform, line.shop_id
         key = line.customer_key or customer_key(line.customer_name)
         shops[(platform, shop_id)] = line
@@ -272,7 +296,7 @@ def load_lines_postgres(lines, *, source, is_mock, upload_id, run_id):
         statuses[(platform, line.status)] = None
         # The last occurrence wins (a later update of the same line in one batch).
         latest[(platform, shop_id, line.order_id, line.line_id)] = (line, moment, day, key)
-    dims = _Dimensions(is_mock, shops, products, customers, statuses, days)
+    dims = _Dimensions(is_mock, shops, products, customers, statuses, set(day_of.values()))
     with transaction.atomic(), connection.cursor() as cursor:
         # No JIT: a batch's statements look costly to the planner (a probe per line) but each is a
         # short loop; compiling them took longer (half a second) than running them.
@@ -301,36 +325,66 @@ def _stage(cursor, name, columns, rows):
             write(row)
 
 
+class _FactRows:
+    """A batch's fact rows, made one at a time as the COPY takes them: the server, writing
+    the rows before, works while the client makes the next (built up front, they were
+    client time the server waited for)."""
+
+    def __init__(self, latest, ids, provenance):
+        self.items = list(latest.items())
+        self.ids = ids
+        self.provenance = provenance
+
+    def __len__(self):
+        return len(self.items)
+
+    def key(self, i):
+        """(order id, line id, shop id) of the i-th line: its key in the fact table."""
+        (platform, shop_id, order_id, line_id), _ = self.items[i]
+        return order_id, line_id, self.ids[0][(platform, shop_id)]
+
+    def rows(self, indexes=None, numbered=False):
+        """The fact rows (FACT_COLUMNS order) of all the lines or those at `indexes`; `numbered`: the
+        update's rows instead (UPDATE_COLUMNS: the line's index, no provenance)."""
+        shops, dates, products, customers, statuses = self.ids
+        source, is_mock, upload_id, run_id, loaded_at = self.provenance
+        items = self.items
+        for i in range(len(items)) if indexes is None else indexes:
+            (platform, shop_id, order_id, line_id), (line, moment, day, key) = items[i]
+            shop = shops[(platform, shop_id)]
+            if numbered:
+                yield (i, shop, order_id, line_id, platform, dates[day], products[(shop, line.sku)],
+                       customers[(platform, key)], statuses[(platform, line.status)], line.quantity,
+                       line.unit_price, line.paid_price, line.currency, moment, line.updated_at)
+            else:
+                yield (shop, order_id, line_id, platform, dates[day], products[(shop, line.sku)],
+                       customers[(platform, key)], statuses[(platform, line.status)], line.quantity,
+                       line.unit_price, line.paid_price, line.currency, moment, line.updated_at,
+                       source, is_mock, upload_id, run_id, loaded_at)
+
+
 def _write_facts(cursor, latest, ids, *, source, is_mock, upload_id, run_id):
     fact = FactOrderLine._meta.db_table
-    shops, dates, products, customers, statuses = ids
-    rows = []
-    append = rows.append
-    for (platform, shop_id, order_id, line_id), (line, moment, day, key) in latest.items():
-        shop = shops[(platform, shop_id)]
-        append((shop, order_id, line_id, platform, dates[day], products[(shop, line.sku)], customers[(platform, key)],
-                statuses[(platform, line.status)], line.quantity, line.unit_price, line.paid_price,
-                line.currency, moment, line.updated_at))
     cursor.execute("SELECT now()")  # the transaction's time, as now() gives an update
-    provenance = (source, is_mock, upload_id, run_id, cursor.fetchone()[0])
+    facts = _FactRows(latest, ids, (source, is_mock, upload_id, run_id, cursor.fetchone()[0]))
     types = _column_types(cursor, fact, FACT_COLUMNS)
-    if _probably_new(cursor, rows):
+    if _probably_new(cursor, facts):
         # A batch of new lines (a first load, a page of new orders): straight in, no probe per
         # line. A line that was there after all fails the COPY, and the batch takes the road below.
         try:
             with transaction.atomic():
-                _copy_facts(cursor, types, rows, provenance)
+                _copy_facts(cursor, types, facts.rows())
             return
         except _ConcurrentWrite:
             pass
     # The stored lines first: updated by natural key where something changed, one probe of its
     # index per line. The lines the update did not return (new, unchanged, or deleted meanwhile by
     # another transaction) are then looked up, and only the missing ones COPYed.
-    updated = _update_facts(cursor, rows, source=source, is_mock=is_mock, upload_id=upload_id, run_id=run_id)
-    rest = [i for i in range(len(rows)) if i not in updated]
+    updated = _update_facts(cursor, facts, source=source, is_mock=is_mock, upload_id=upload_id, run_id=run_id)
+    rest = [i for i in range(len(facts)) if i not in updated]
     if rest:
         # LATERAL ... LIMIT 1 keeps it a nested loop: never a scan of the whole fact table for a batch.
-        _stage(cursor, "marketplace_load_keys", KEY_COLUMNS, ((i, rows[i][1], rows[i][2], rows[i][0]) for i in rest))
+        _stage(cursor, "marketplace_load_keys", KEY_COLUMNS, ((i, *facts.key(i)) for i in rest))
         cursor.execute(f"""
             SELECT k.i FROM marketplace_load_keys k
             JOIN LATERAL (SELECT 1 FROM {fact} f
@@ -338,25 +392,25 @@ def _write_facts(cursor, latest, ids, *, source, is_mock, upload_id, run_id):
                           LIMIT 1) f ON TRUE""")
         stored = {i for (i,) in cursor.fetchall()}
         if len(stored) < len(rest):
-            _copy_facts(cursor, types, (rows[i] for i in rest if i not in stored), provenance)
+            _copy_facts(cursor, types, facts.rows([i for i in rest if i not in stored]))
 
 
 # Lines of a batch looked up before it is taken for new (spread over the batch).
 SAMPLE = 64
 
 
-def _probably_new(cursor, rows):
+def _probably_new(cursor, facts):
     """Whether none of a sample of the batch's lines is in the fact table."""
-    sample = rows[::max(1, len(rows) // SAMPLE)][:SAMPLE]
+    sample = [facts.key(i) for i in range(0, len(facts), max(1, len(facts) // SAMPLE))[:SAMPLE]]
     cursor.execute(
         f"SELECT EXISTS (SELECT 1 FROM {FactOrderLine._meta.db_table} f "
         f"JOIN (VALUES {', '.join(['(%s, %s, %s::bigint)'] * len(sample))}) k (order_id, line_id, shop_id) "
         f"ON f.order_id = k.order_id AND f.line_id = k.line_id AND f.shop_id = k.shop_id)",
-        [value for row in sample for value in (row[1], row[2], row[0])])
+        [value for key in sample for value in key])
     return not cursor.fetchone()[0]
 
 
-def _copy_facts(cursor, types, rows, provenance):
+def _copy_facts(cursor, types, rows):
     """COPY (binary) `rows` into the fact table: the path a raw COPY takes (whole heap pages, one
     WAL record per page). A line another transaction holds makes it fail: _ConcurrentWrite."""
     try:
@@ -365,17 +419,17 @@ def _copy_facts(cursor, types, rows, provenance):
             copy.set_types(types)
             write = copy.write_row
             for row in rows:
-                write(row + provenance)
+                write(row)
     except (pg_errors.UniqueViolation, IntegrityError) as exc:
         raise _ConcurrentWrite from exc
 
 
-def _update_facts(cursor, rows, *, source, is_mock, upload_id, run_id):
-    """Update the stored lines of `rows` (fact rows, FACT_COLUMNS order) where something changed;
-    returns the indexes in `rows` of those updated."""
+def _update_facts(cursor, facts, *, source, is_mock, upload_id, run_id):
+    """Update the stored lines of `facts` where something changed; returns the indexes of those
+    updated."""
     fact = FactOrderLine._meta.db_table
     names = [name for name, _ in UPDATE_COLUMNS]
-    _stage(cursor, "marketplace_load_updates", UPDATE_COLUMNS, ((i, *row) for i, row in enumerate(rows)))
+    _stage(cursor, "marketplace_load_updates", UPDATE_COLUMNS, facts.rows(numbered=True))
     # One probe of the natural key's index per line: the planner, knowing nothing of the fresh
     # temporary table, would otherwise hash the whole fact table for each batch.
     previous = _set_local(cursor, enable_hashjoin="off", enable_mergejoin="off")
