@@ -23,7 +23,7 @@ subjects_total, subjects_buyers, ..., api_calls_total, api_calls_failed).
 import logging
 import threading
 import time
-from concurrent.futures import as_completed
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 
 from django.db.models import BooleanField, ExpressionWrapper, Q
@@ -87,22 +87,40 @@ class JobDropped(Exception):
     """A job the listing no longer names: its fetch stops, its snapshot is not wanted."""
 
 
-class JobFetcher:
-    """The HTTP side of one job; called from pool threads, touches no database."""
+@dataclass
+class KnownRows:
+    """What the database knows that spares calls: users whose details are stored, and keys."""
 
-    def __init__(self, client, portal, *, users_with_details, fresh_keys, stale_keys, checked_after, page_state=None):
+    users_with_details: set[str]
+    # subject uuid -> whether it has a key, for keys Netlife confirmed (or their
+    # absence) after NETLIFE_ACCESS_KEY_MAX_AGE_HOURS ago: not asked again
+    fresh_keys: dict[str, bool]
+    # subject uuid -> its stored key, for the keys to check again (decrypted only these)
+    stale_keys: dict[str, str]
+
+
+class JobFetcher:
+    """The HTTP side of one job; called from pool threads, touches no database.
+
+    `known` (KnownRows, or a Future of them) is first needed after a job's subject
+    pages: a sync sends its first calls, then reads it from the database while
+    they are on the wire (the read took a round trip's time at 5,000 subjects)."""
+
+    def __init__(self, client, portal, *, known, page_state=None):
         self.client = client
         self.page_state = page_state or {}  # job uuid -> its last sync_pages (fingerprints of its subject pages)
         self.create_keys = portal.create_missing_access_keys
-        # subject uuid -> whether it has a key, for keys Netlife confirmed (or their
-        # absence) after `checked_after` (NETLIFE_ACCESS_KEY_MAX_AGE_HOURS ago): not asked again
-        self.fresh_keys = fresh_keys
-        # subject uuid -> its stored key, for the keys to check again (decrypted only these)
-        self.stale_keys = stale_keys
-        self.checked_after = checked_after
+        if not isinstance(known, Future):
+            known, rows = Future(), known
+            known.set_result(rows)
+        self._known = known
         self._lock = threading.Lock()
-        self._claimed_users = set(users_with_details)  # fetch each user's details once per run
+        self._claimed_users = None  # fetch each user's details once per run (KnownRows' set, then claimed ones)
         self._dropped = set()  # jobs sent for before the listing that it did not name
+
+    @property
+    def known(self) -> KnownRows:
+        return self._known.result()  # re-raises the database's error in the job's thread
 
     def drop(self, job_uuid):
         """Stop fetching this job at its next call (it left the webshop)."""
@@ -113,20 +131,23 @@ class JobFetcher:
             raise JobDropped(job_uuid)
 
     def _claim_user(self, uuid):
+        known = self.known
         with self._lock:
+            if self._claimed_users is None:
+                self._claimed_users = set(known.users_with_details)
             if uuid in self._claimed_users:
                 return False
             self._claimed_users.add(uuid)
             return True
 
     def key_is_fresh(self, subject_uuid):
-        return subject_uuid in self.fresh_keys
+        return subject_uuid in self.known.fresh_keys
 
     def fetch_key(self, job_uuid, subject_uuid):
         """The subject's access key as Netlife has it now, created when the portal
         says so; (key or "", created, revoked). A stored key Netlife no longer
         lists was revoked: it is dropped (replaced by a new one when creating)."""
-        stored = self.stale_keys.get(subject_uuid, "")
+        stored = self.known.stale_keys.get(subject_uuid, "")
         key = self.client.access_key(job_uuid, subject_uuid, prefer=stored)
         revoked = bool(stored) and key != stored
         if key is None and self.create_keys:
@@ -182,7 +203,7 @@ class JobFetcher:
         with_images += [uuid for uuid, flags in kept.items() if flags & HAS_IMAGES]
         for subject_uuid in with_images:
             if self.key_is_fresh(subject_uuid):
-                snapshot.keys_reused += self.fresh_keys[subject_uuid]
+                snapshot.keys_reused += self.known.fresh_keys[subject_uuid]
                 continue
             self._go_on(job_uuid)
             try:
@@ -224,26 +245,42 @@ def _jobs_in_webshop(row):
     return list(jobs.order_by("-subjects_count", "uuid").values_list("uuid", flat=True))
 
 
-def _fetcher(client, row, *, subjects=None):
-    """The fetcher of a run, or of a retry (`subjects`, a uuid list: only those are
-    read, with every stored key). Whether a stored key is fresh is asked of the
-    database; a run reads only the keys to check again (each one is decrypted)."""
+def _known_rows(row, *, subjects=None):
+    """KnownRows of a portal, or of a retry (`subjects`, a uuid list: only those, with
+    every stored key). Whether a stored key is fresh is asked of the database; a run
+    reads only the keys to check again (each one is decrypted)."""
     checked_after = timezone.now() - conf.access_key_max_age()
     rows = Subject.objects.filter(portal=row) if subjects is None else Subject.objects.filter(portal=row, uuid__in=subjects)
     fresh = Q(access_key_checked_at__gt=checked_after)
-    return JobFetcher(
-        client, row, checked_after=checked_after,
-        # the jobs in the webshop at the last sync: the others' pages will not be read (a job
-        # coming back is read whole once); a retry of keys reads no page
-        page_state={} if subjects is not None else dict(Job.objects.filter(
-            portal=row, pk__in=Activity.objects.filter(portal=row, in_webshop=True).values("job_id")).values_list(
-            "uuid", "sync_pages")),
+    return KnownRows(
         users_with_details=set(RegisteredUser.objects.filter(portal=row, details_fetched_at__isnull=False).values_list("uuid", flat=True)),
         fresh_keys={uuid: has_key for uuid, has_key in rows.filter(fresh).annotate(
             has_key=ExpressionWrapper(~Q(access_key=""), output_field=BooleanField())).values_list("uuid", "has_key")},
         stale_keys=dict((rows if subjects is not None else rows.exclude(fresh)).exclude(access_key="").values_list(
             "uuid", "access_key")),
     )
+
+
+def _page_state(row):
+    """The jobs in the webshop at the last sync, with their sync_pages: the others' pages will
+    not be read (a job coming back is read whole once)."""
+    return dict(Job.objects.filter(
+        portal=row, pk__in=Activity.objects.filter(portal=row, in_webshop=True).values("job_id")).values_list(
+        "uuid", "sync_pages"))
+
+
+def _fetcher(client, row, *, subjects=None):
+    """The fetcher of a retry (`subjects`: a retry of keys reads no page), with what the
+    database knows already read."""
+    return JobFetcher(client, row, known=_known_rows(row, subjects=subjects),
+                      page_state={} if subjects is not None else _page_state(row))
+
+
+def _stop(fetcher, futures):
+    """Stop the jobs sent for ({future: job uuid}) at their next call."""
+    for future, uuid in futures.items():
+        fetcher.drop(uuid)
+        future.cancel()
 
 
 @operation("campaigns", "sync_portal", lock_key=lambda params: params.get("portal", ""))
@@ -276,15 +313,21 @@ def sync_portal(run, portal):
             sent = time.monotonic()
             listing = pool.submit(client.activities_in_webshop)
             expected = _jobs_in_webshop(row)
-            fetcher = _fetcher(client, row)
+            known = Future()
+            fetcher = JobFetcher(client, row, known=known, page_state=_page_state(row))
             futures = {pool.submit(fetcher.fetch, uuid, start_in=SPECULATIVE_SPREAD * n if n < workers else 0): uuid
                        for n, uuid in enumerate(expected)}
+            # Read while the first calls are on the wire (the jobs need it after their pages).
+            try:
+                known.set_result(_known_rows(row))
+            except BaseException as exc:
+                known.set_exception(exc)
+                _stop(fetcher, futures)
+                raise
             try:
                 activities = listing.result()
             except BaseException:
-                for future, uuid in futures.items():
-                    fetcher.drop(uuid)
-                    future.cancel()
+                _stop(fetcher, futures)
                 raise
             job_uuids = {a.job_uuid for a in activities}
             for future, uuid in list(futures.items()):
