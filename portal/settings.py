@@ -133,6 +133,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A session's memory for temporary tables (the warehouse load stages each batch of
+    # 100k lines in one, ~15 MB): past it, their pages are written to disk and read
+    # back. Only what a session uses is allocated; it must be set before the first
+    # temporary table, so it goes with the connection's start-up options.
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options["options"] = f"{options.get('options', '')} -c temp_buffers={env('POSTGRES_TEMP_BUFFERS', default='64MB')}".strip()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -13,9 +13,10 @@ fact rows COPYed straight into the fact table, stored ones updated in place.
    sample missed fails it (unique violation): back to the savepoint, and on to 3.
 3. otherwise the stored lines are updated by natural key, in one statement, only
    where something changed (IS DISTINCT FROM: a re-run of the same lines writes
-   nothing, an unchanged line keeps its run and `loaded_at`); the lines it did
-   not return (new, unchanged, or deleted meanwhile by another transaction: an
-   undo) are looked up, and the missing ones COPYed. A concurrent writer that
+   nothing, an unchanged line keeps its run and `loaded_at`); when it updated
+   fewer lines than sent (some new, unchanged, or deleted meanwhile by another
+   transaction: an undo), the staged lines not stored are looked up and COPYed
+   (all updated, the common re-run, costs no lookup). A concurrent writer that
    inserted one of them meanwhile makes that COPY fail with a unique violation:
    the batch rolls back to its savepoint and goes through the staging path (ON
    CONFLICT), which settles each line against what is there.
@@ -248,7 +249,6 @@ UPDATE_COLUMNS = (("i", "int4"), ("shop_id", "int8"), ("order_id", "text"), ("li
                   ("platform", "text"), ("date_id", "int8"), ("product_id", "int8"), ("customer_id", "int8"),
                   ("status_id", "int8"), ("quantity", "int4"), ("unit_price", "numeric"), ("paid_price", "numeric"),
                   ("currency", "text"), ("ordered_at", "timestamptz"), ("updated_at", "timestamptz"))
-KEY_COLUMNS = (("i", "int4"), ("order_id", "text"), ("line_id", "text"), ("shop_id", "int8"))
 
 
 class _ConcurrentWrite(Exception):
@@ -378,21 +378,28 @@ def _write_facts(cursor, latest, ids, *, source, is_mock, upload_id, run_id):
         except _ConcurrentWrite:
             pass
     # The stored lines first: updated by natural key where something changed, one probe of its
-    # index per line. The lines the update did not return (new, unchanged, or deleted meanwhile by
-    # another transaction) are then looked up, and only the missing ones COPYed.
-    updated = _update_facts(cursor, facts, source=source, is_mock=is_mock, upload_id=upload_id, run_id=run_id)
-    rest = [i for i in range(len(facts)) if i not in updated]
-    if rest:
-        # LATERAL ... LIMIT 1 keeps it a nested loop: never a scan of the whole fact table for a batch.
-        _stage(cursor, "marketplace_load_keys", KEY_COLUMNS, ((i, *facts.key(i)) for i in rest))
-        cursor.execute(f"""
-            SELECT k.i FROM marketplace_load_keys k
-            JOIN LATERAL (SELECT 1 FROM {fact} f
-                          WHERE f.order_id = k.order_id AND f.line_id = k.line_id AND f.shop_id = k.shop_id
-                          LIMIT 1) f ON TRUE""")
-        stored = {i for (i,) in cursor.fetchall()}
-        if len(stored) < len(rest):
-            _copy_facts(cursor, types, facts.rows([i for i in rest if i not in stored]))
+    # index per line. When fewer lines were updated than sent (some new, unchanged, or deleted
+    # meanwhile by another transaction), the ones not stored are looked up and COPYed.
+    with _no_hash_joins(cursor):
+        updated = _update_facts(cursor, facts, source=source, is_mock=is_mock, upload_id=upload_id, run_id=run_id)
+        if updated < len(facts):
+            cursor.execute(f"""
+                SELECT s.i FROM marketplace_load_updates s
+                WHERE NOT EXISTS (SELECT 1 FROM {fact} f
+                                  WHERE f.order_id = s.order_id AND f.line_id = s.line_id AND f.shop_id = s.shop_id)
+                ORDER BY s.i""")
+            missing = [i for (i,) in cursor.fetchall()]
+            if missing:
+                _copy_facts(cursor, types, facts.rows(missing))
+
+
+@contextmanager
+def _no_hash_joins(cursor):
+    """One probe of the natural key's index per staged line: the planner, knowing nothing of
+    a fresh temporary table, would otherwise hash (or sort) the whole fact table per batch."""
+    previous = _set_local(cursor, enable_hashjoin="off", enable_mergejoin="off")
+    yield
+    _set_local(cursor, **previous)
 
 
 # Lines of a batch looked up before it is taken for new (spread over the batch).
@@ -425,25 +432,20 @@ def _copy_facts(cursor, types, rows):
 
 
 def _update_facts(cursor, facts, *, source, is_mock, upload_id, run_id):
-    """Update the stored lines of `facts` where something changed; returns the indexes of those
-    updated."""
+    """Update the stored lines of `facts` where something changed (their rows staged in
+    marketplace_load_updates); returns how many were updated."""
     fact = FactOrderLine._meta.db_table
     names = [name for name, _ in UPDATE_COLUMNS]
     _stage(cursor, "marketplace_load_updates", UPDATE_COLUMNS, facts.rows(numbered=True))
-    # One probe of the natural key's index per line: the planner, knowing nothing of the fresh
-    # temporary table, would otherwise hash the whole fact table for each batch.
-    previous = _set_local(cursor, enable_hashjoin="off", enable_mergejoin="off")
     cursor.execute(f"""
         UPDATE {fact} f SET {', '.join(f'{c} = s.{c}' for c in names[4:])},
             source = %s, is_mock = %s, upload_id = %s, run_id = %s, loaded_at = now()
         FROM marketplace_load_updates s
         WHERE f.order_id = s.order_id AND f.line_id = s.line_id AND f.shop_id = s.shop_id
           AND ROW({', '.join(f'f.{c}' for c in FACT_UPDATED)})
-              IS DISTINCT FROM ROW({', '.join(f's.{c}' for c in names[4:])}, %s::text, %s::boolean, %s::bigint)
-        RETURNING s.i""", [source, is_mock, upload_id, run_id, source, is_mock, upload_id])
-    updated = {i for (i,) in cursor.fetchall()}
-    _set_local(cursor, **previous)
-    return updated
+              IS DISTINCT FROM ROW({', '.join(f's.{c}' for c in names[4:])}, %s::text, %s::boolean, %s::bigint)""",
+                   [source, is_mock, upload_id, run_id, source, is_mock, upload_id])
+    return cursor.rowcount
 
 
 def _set_local(cursor, **settings):
