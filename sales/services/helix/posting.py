@@ -16,6 +16,7 @@ from ... import mapping
 from ...client import VERKADA_COOLDOWN_S
 from ...models import HelixOutbox, SalesSettings
 from .. import common
+from ..cameras import NO_CAMERA, claimed_on_mapped_cameras
 from .checks import check_uncertain_posts, checks_due
 from .claims import claim_batch, claim_token_for, claims_to_recover, finish_claim, reconcile_delay, release_stale_claims
 from .corrections import apply_changes, waiting_for_a_mapping
@@ -242,9 +243,12 @@ def _drain(run, client, router, types, concurrency, limit, max_seconds, posted, 
 
 
 def _routed(run, router, rows, token, types):
-    """The claimed rows to post, each with its type; a void no rule posts is done (no
-    event), a sale no rule and no default takes is set aside with the reason."""
-    to_post, voided, refused = route_claimed(router, rows, token, types)
+    """The claimed rows to post, each on the camera its sale's JD camera maps to now and
+    with its type; a void no rule posts is done (no event), a sale no rule and no default
+    takes, or whose camera has no mapping, is set aside with the reason."""
+    on_cameras = claimed_on_mapped_cameras(run, rows, token)
+    run.advance(len(rows) - len(on_cameras))
+    to_post, voided, refused = route_claimed(router, on_cameras, token, types)
     for _ in voided:
         run.count("voided")
         run.ok()
@@ -270,6 +274,8 @@ def retry_helix_event(run, record):
         return
     if row.status == Status.EXPIRED or row.time_ms < common.helix_cutoff_ms():
         raise OperationFailed(common.TOO_OLD_FOR_HELIX)
+    if not row.camera_id:
+        raise OperationFailed(NO_CAMERA)
     if not HelixOutbox.retry_now(HelixOutbox.objects.filter(pk=row.pk)):
         raise OperationFailed(f"The event of sale {record.key} is being posted by another run.")
     client = common.verkada_client()
@@ -280,9 +286,13 @@ def retry_helix_event(run, record):
         token, rows = claim_batch(1, run_id=run.record.pk, only_ids=[row.pk])
         if not rows:
             raise OperationFailed(f"The event of sale {record.key} is being posted by another run.")
+        # On the camera the mapping says now; a camera without one sets the sale aside with it.
+        rows = claimed_on_mapped_cameras(run, rows, token)
+        if not rows:
+            return
         to_post, voided, refused = route_claimed(router, rows, token, types)
         if refused:
-            raise OperationFailed(refused[0][1])  # rolls the row back to failed; the record keeps the reason
+            raise OperationFailed(refused[0][1])  # the row is failed again; the record keeps the reason
         if voided:
             run.count("voided")
             return
@@ -294,7 +304,12 @@ def retry_helix_event(run, record):
                 finish_claim(row, token, claim_token="", check_at=common.now() + reconcile_delay(), last_error=str(error)[:1000])
             raise OperationFailed(f"Verkada's reply was lost ({error}); the event is checked after the reconcile delay.")
         if error is not None:
-            raise error  # rolls the row back to failed; the record keeps the new reason
+            # Nothing is in Verkada. Refused for now (429): the posting takes it up after the
+            # cooldown; refused for good: failed again. The record keeps the new reason.
+            later = isinstance(error, UpstreamTransientError)
+            finish_claim(row, token, status=Status.PENDING if later else Status.FAILED, claim_token="",
+                         last_error=str(error)[:1000], next_attempt_at=common.now() + _backoff(row.attempts, VERKADA_COOLDOWN_S))
+            raise error
         finish_claim(row, token, status=Status.POSTED, posted_at=common.now(), claim_token="", last_error="")
         run.count("posted")
     finally:
