@@ -37,6 +37,7 @@ class SalesConfig(AppConfig):
             register_retry("sales", kind, sync.retry_camera_record if kind == "camera" else sync.retry_estate_record)
         register_retry("sales", "sale", sync.retry_sale)
         register_retry("sales", "helix_event", helix.retry_helix_event)
+        register_retry("sales", helix.footage.REFUSED_CAMERA, helix.footage.retry_refused_camera)
 
     def is_configured(self):
         from .models import SalesSettings

@@ -9,7 +9,7 @@ from django.urls import reverse
 from portal.models import SetAsideRecord, SyncRun
 from sales.models import CameraMapping, HelixOutbox, Transaction
 from sales.sandbox import catalog
-from sales.services import post_helix_events, sync_sales
+from sales.services import post_helix_events, prefill_camera_mapping, sync_sales
 from sales.tasks import prefill_camera_mapping_task
 
 from .conftest import assert_one_event_per_sale, synced_sales, upstream_sales
@@ -206,3 +206,39 @@ def test_events_refused_for_a_wrong_mapping_are_retried_to_the_camera_mapped_sin
     assert _events_by_camera(sandbox)["vk-new"] == _sale_ids(camera_ref="cam-1011")
     assert not SetAsideRecord.objects.filter(status="open").exists()
     assert_one_event_per_sale(sandbox)
+
+
+def _jd_renames_its_cameras(sandbox, cameras):
+    """JD Sports names these cameras so Verkada knows none of them by id or name."""
+    for camera in cameras:
+        sandbox["jdsports"].override("cameras", camera, {"camera_name": f"JD {camera}"})
+    sandbox["verkada"].reid_cameras({camera: f"vk-{camera}" for camera in cameras})
+
+
+def test_a_prefill_that_matches_no_camera_fails_and_sets_each_aside(sales_settings, clock, sandbox):
+    _jd_renames_its_cameras(sandbox, catalog.CAMERA_IDS)
+    synced_sales(clock)
+    CameraMapping.objects.all().delete()
+    record = prefill_camera_mapping(trigger="command")
+    assert record.status == "failed" and "None of the" in record.error, (record.status, record.error)
+    assert record.counters["unmatched"] == len(catalog.CAMERA_IDS)
+    aside = SetAsideRecord.objects.filter(kind="camera", status="open")
+    assert set(aside.values_list("key", flat=True)) == {f"unmapped:{c}" for c in catalog.CAMERA_IDS}
+    assert "the prefill found none" in aside.first().reason
+
+
+def test_a_prefill_that_leaves_some_cameras_unmapped_is_partial_and_a_mapping_by_hand_releases_them(
+    sales_settings, clock, sandbox
+):
+    _jd_renames_its_cameras(sandbox, ["cam-1011"])
+    synced_sales(clock, hours_ago=1)  # the estate; its sales are on mapped cameras still
+    CameraMapping.objects.all().delete()
+    record = prefill_camera_mapping(trigger="command")
+    assert record.status == "partial", (record.status, record.error)
+    assert record.counters["unmatched"] == 1 and CameraMapping.objects.count() == len(catalog.CAMERA_IDS) - 1
+    aside = SetAsideRecord.objects.get(kind="camera", status="open")
+    assert aside.key == "unmapped:cam-1011"
+    CameraMapping.objects.create(jd_camera_id="cam-1011", verkada_camera_id="vk-cam-1011")
+    call_command("portal_retry_set_aside", str(aside.pk))
+    aside.refresh_from_db()
+    assert aside.status == "resolved"

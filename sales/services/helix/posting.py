@@ -37,10 +37,28 @@ def _backoff(attempts, retry_after=None):
     return timedelta(seconds=max(retry_after or 0, min(MAX_BACKOFF_S, 5 * 2 ** max(0, attempts - 1))))
 
 
-def expire_old_events():
-    return HelixOutbox.objects.filter(status=Status.PENDING, time_ms__lt=common.helix_cutoff_ms()).update(
-        status=Status.EXPIRED, last_error=common.TOO_OLD_FOR_HELIX
-    )
+def expire_old_events(run):
+    """Rows that aged past Helix's limit before they could be posted can never be: each
+    is marked expired and set aside with its reason (a run where they all expired is not
+    a success; nothing is lost without a record). Returns how many."""
+    expired = 0
+    for row in (HelixOutbox.objects.filter(status=Status.PENDING, time_ms__lt=common.helix_cutoff_ms())
+                .select_related("transaction").iterator(chunk_size=500)):
+        with transaction.atomic():
+            if HelixOutbox.objects.filter(pk=row.pk, status=Status.PENDING).update(
+                    status=Status.EXPIRED, last_error=common.TOO_OLD_FOR_HELIX):
+                _set_aside_expired(run, row, row.last_error)
+                expired += 1
+    return expired
+
+
+def _set_aside_expired(run, row, last_error=""):
+    sale = row.transaction
+    why = f" (its last attempt: {last_error[:300]})" if last_error else ""
+    run.set_aside("helix_event", sale.transaction_id,
+                  f"{common.TOO_OLD_FOR_HELIX} The sale of {sale.transaction_date:%Y-%m-%d %H:%M} UTC was not posted "
+                  f"in time{why}; it can no longer be.",
+                  payload={"camera_id": row.camera_id, "time_ms": row.time_ms}, context={"outbox_id": row.pk})
 
 
 def _post(client, row, attributes):
@@ -84,7 +102,9 @@ def _record_outcome(run, row, token, error, attributes, delay):
     elif isinstance(error, UpstreamPermanentError) and row.time_ms < common.helix_cutoff_ms():
         # Refused because it aged past the limit while in flight; any other refusal
         # of a recent event needs a person, whatever its text says.
-        finish_claim(row, token, status=Status.EXPIRED, claim_token="", last_error=str(error)[:1000])
+        with transaction.atomic():
+            if finish_claim(row, token, status=Status.EXPIRED, claim_token="", last_error=str(error)[:1000]):
+                _set_aside_expired(run, row, str(error))
         run.count("expired")
     elif isinstance(error, UpstreamAuthError):
         finish_claim(row, token, status=Status.PENDING, claim_token="", last_error=str(error)[:1000], next_attempt_at=now)
@@ -152,7 +172,7 @@ def post_helix_events(run, limit=None, max_seconds=RUN_BUDGET_S):
         ensure_built_in_type()
         router = Router()
         types = router.prepare(client)
-        expired = expire_old_events()
+        expired = expire_old_events(run)
         if expired:
             run.count("expired", expired)
         release_stale_claims(run, config)
