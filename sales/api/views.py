@@ -104,13 +104,11 @@ class StoreViewSet(viewsets.ReadOnlyModelViewSet):
         `time_zone`), optionally in a date range."""
         # Not get_object(): the stores' list parameters (page, ordering) mean nothing here.
         store = get_object_or_404(Store, store_id=store_id)
-        # A parameter the totals do not know (`date_afer=`) would be all-time totals that
-        # look like an answer: a 400 naming it.
-        known = set(TransactionFilter.base_filters)
-        unknown = sorted(set(request.query_params) - known - {"format"})
-        if unknown:
-            raise ValidationError({name: [f"Not a parameter of this endpoint; it takes {', '.join(sorted(known))}."]
-                                   for name in unknown})
+        # Filtered as the sales list is. A parameter the totals do not know (`date_afer=`)
+        # would be all-time totals that look like an answer: a 400 naming it.
+        totals = SimpleNamespace(filterset_class=TransactionFilter, filter_backends=[StrictFilterBackend])
+        sales = Transaction.objects.filter(store=store)
+        RefuseUnknownParams().filter_queryset(request, sales, totals)
         # `?store=` naming another store would be this store's totals filtered to none (zeros
         # that look like an answer): refused.
         asked = request.query_params.getlist("store")
@@ -118,8 +116,7 @@ class StoreViewSet(viewsets.ReadOnlyModelViewSet):
             raise ValidationError({"store": [f"This endpoint totals store {store.store_id}; leave store out or give "
                                              f"{store.store_id}, not {', '.join(map(repr, asked))}."]})
         # The lists' own strict filters (an out-of-range store is a 400 there too).
-        sales = StrictFilterBackend().filter_queryset(
-            request, Transaction.objects.filter(store=store), SimpleNamespace(filterset_class=TransactionFilter))
+        sales = StrictFilterBackend().filter_queryset(request, sales, totals)
         totals = sales.aggregate(transactions=Count("id"), total_amount=Sum("amount"))
         # The sync stores no instant outside years 2..9998 (its local date in every zone
         # is a date); a row stored before that guard would overflow the day in some
