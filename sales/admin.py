@@ -94,9 +94,33 @@ class CameraMappingAdmin(ActionsWithoutSelectionMixin, admin.ModelAdmin):
     actions_without_selection = ("prefill_camera_mapping",)
 
     def save_model(self, request, obj, form, change):
+        from .services.cameras import follow_mapping
+
         # Edited by a person: the prefill leaves the row alone from now on.
         obj.source = CameraMapping.Source.MANUAL
+        before = CameraMapping.objects.filter(pk=obj.pk).values_list("jd_camera_id", flat=True).first() if change else None
         super().save_model(request, obj, form, change)
+        # Sales not posted yet go to the new camera; posted events move there (next posting run).
+        self._followed(request, follow_mapping({obj.jd_camera_id, before}))
+
+    def delete_model(self, request, obj):
+        from .services.cameras import follow_mapping
+
+        super().delete_model(request, obj)
+        self._followed(request, follow_mapping([obj.jd_camera_id]))
+
+    def delete_queryset(self, request, queryset):
+        from .services.cameras import follow_mapping
+
+        cameras = list(queryset.values_list("jd_camera_id", flat=True))
+        super().delete_queryset(request, queryset)
+        self._followed(request, follow_mapping(cameras))
+
+    def _followed(self, request, done):
+        if any(done.values()):
+            self.message_user(request, f"{done['repointed']} Helix event(s) not posted yet now go to the mapped camera; "
+                                       f"{done['to_move']} posted event(s) move at the next posting run. A sale whose "
+                                       "camera has no mapping now is set aside when the posting reaches it.")
 
     @admin.display(description="JD camera")
     def jd_camera_name(self, obj):

@@ -37,6 +37,7 @@ class SalesConfig(AppConfig):
             register_retry("sales", kind, sync.retry_camera_record if kind == "camera" else sync.retry_estate_record)
         register_retry("sales", "sale", sync.retry_sale)
         register_retry("sales", "helix_event", helix.retry_helix_event)
+        register_retry("sales", helix.footage.REFUSED_CAMERA, helix.footage.retry_refused_camera)
 
     def is_configured(self):
         from .models import SalesSettings
@@ -50,15 +51,40 @@ class SalesConfig(AppConfig):
 
         from .models import HelixOutbox, SalesSettings, SyncCursor
         from .services import SOURCE, common
+        from .services.helix import waiting
 
         now = common.now()
         pending = HelixOutbox.objects.filter(status=HelixOutbox.Status.PENDING)
         oldest = pending.aggregate(oldest=Min("transaction__transaction_date"))["oldest"]
         watermark = SyncCursor.objects.filter(source=SOURCE).values_list("watermark", flat=True).first()
+        not_in_helix = waiting.summary()
         return {
             "helix_outbox_pending": pending.count(),
             "helix_oldest_pending_age_seconds": int((now - oldest).total_seconds()) if oldest else 0,
+            # Everything not in Helix yet that still could be (waiting, in flight, refused, and
+            # sales waiting for a camera mapping), and how near its oldest is to the 30-day limit.
+            "helix_not_posted": not_in_helix["total"],
+            "helix_refused": not_in_helix["refused"],
+            "helix_waiting_for_camera_mapping": not_in_helix["waiting_for_mapping"],
+            "helix_oldest_not_posted_age_seconds": not_in_helix["oldest_age_seconds"],
+            "helix_oldest_not_posted_days_left": not_in_helix["days_left"],
             "sync_watermark_lag_seconds": int((now - watermark).total_seconds()) if watermark else None,
             # A 401/403 a fresh token did not cure (text; empty when none was seen since the last good call).
             "verkada_key_problem": SalesSettings.objects.filter(pk=1).values_list("verkada_key_problem", flat=True).first() or "",
         }
+
+    def health_problems(self):
+        """What lowers the integration's status in /health/ (a warning): a Verkada key
+        problem a fresh token did not cure, and the oldest sale not in Helix yet nearing
+        Helix's 30-day limit."""
+        from .models import SalesSettings
+        from .services.helix import waiting
+
+        problems = []
+        key_problem = SalesSettings.objects.filter(pk=1).values_list("verkada_key_problem", flat=True).first()
+        if key_problem:
+            problems.append(f"Verkada key: {key_problem}")
+        near_limit = waiting.near_limit_problem()
+        if near_limit:
+            problems.append(near_limit)
+        return problems

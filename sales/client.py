@@ -92,6 +92,11 @@ class _OneTakerAtATime:
         self.bucket.penalize(seconds)
 
 
+class FootageShareSpent(UpstreamTransientError):
+    """The footage links' share of the Verkada rate limit is spent for longer than a
+    caller may wait: the rest of the links wait for a later run."""
+
+
 def _key_problem(reply, method):
     try:
         message = (reply.json() or {}).get("message") or ""
@@ -281,7 +286,7 @@ class VerkadaClient:
     # --- footage ------------------------------------------------------------------------------
     def _footage_budget(self):
         if self.footage_bucket is not None and not self.footage_bucket.acquire():
-            raise UpstreamTransientError("verkada: the footage links' share of the rate limit is spent", upstream="verkada")
+            raise FootageShareSpent("verkada: the footage links' share of the rate limit is spent", upstream="verkada")
 
     def thumbnail_link(self, camera_id, timestamp, expiry=86400):
         self._footage_budget()

@@ -1,6 +1,6 @@
 """Numbers and inline-SVG geometry for the sales dashboard (no CDN at run time)."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Sum
@@ -11,9 +11,6 @@ from .models import HelixOutbox, Store, SyncCursor, Transaction
 
 #: the date ranges the dashboard offers (days)
 DAY_RANGES = (7, 14, 30, 90)
-#: the oldest waiting event turns amber this many days before Helix's 30-day limit
-HELIX_WARN_DAYS_LEFT = 7
-
 PALETTE = ["#1565c0", "#2e7d32", "#ef6c00", "#6a1b9a", "#c62828", "#00838f", "#5d4037", "#455a64"]
 CHART_HEIGHT = 180
 
@@ -64,40 +61,51 @@ def sales_per_store_per_day(days=14):
 
 
 def freshness():
-    """How far behind the sync and the posting are, and how near the oldest waiting
-    event is to Helix's 30-day limit (after which it can never be posted)."""
+    """How far behind the sync and the posting are, and how near the oldest sale not in
+    Helix yet (waiting, refused, or waiting for a camera mapping) is to Helix's 30-day
+    limit, after which it can never be posted."""
     from .services import SOURCE, common
+    from .services.helix import waiting
 
     now = common.now()
     watermark = SyncCursor.objects.filter(source=SOURCE).values_list("watermark", flat=True).first()
-    waiting = HelixOutbox.objects.filter(status__in=[HelixOutbox.Status.PENDING, HelixOutbox.Status.POSTING])
-    oldest = waiting.order_by("time_ms").values_list("time_ms", flat=True).first()
-    oldest_at = datetime.fromtimestamp(oldest / 1000, tz=UTC) if oldest else None
-    days_left = (oldest_at + common.HELIX_MAX_AGE - now).total_seconds() / 86400 if oldest_at else None
+    backlog = waiting.summary()
     return {
         "watermark": watermark,
         "watermark_lag_minutes": round((now - watermark).total_seconds() / 60) if watermark else None,
-        "backlog": waiting.count(),
-        "oldest_waiting": oldest_at,
-        "days_left": round(days_left, 1) if days_left is not None else None,
-        "near_limit": days_left is not None and days_left < HELIX_WARN_DAYS_LEFT,
+        "backlog": backlog["total"],
+        "waiting": backlog,
+        "oldest_waiting": backlog["oldest"],
+        "days_left": backlog["days_left"],
+        "near_limit": backlog["near_limit"],
+        "critical": backlog["critical"],
     }
 
 
 def helix_backlog():
-    """Outbox rows by status, and the pending ones by age."""
+    """Outbox rows by status, and everything not in Helix yet by the age of its sale: rows
+    waiting, in flight or refused, and sales waiting for a camera mapping."""
+    from .services import common
+    from .services.helix import waiting
+
     counts = dict(HelixOutbox.objects.values_list("status").annotate(n=Count("id")))
     statuses = [{"status": s.label, "key": s.value, "count": counts.get(s.value, 0)} for s in HelixOutbox.Status]
-    now = timezone.now()
+    unmapped = waiting.sales_waiting_for_a_mapping()
+    statuses.append({"status": "Waiting for a camera mapping (no outbox row yet)", "key": "unmapped",
+                     "count": unmapped.count()})
+    now = common.now()
     buckets = [("< 1 h", timedelta(0), timedelta(hours=1)), ("1–6 h", timedelta(hours=1), timedelta(hours=6)),
                ("6–24 h", timedelta(hours=6), timedelta(days=1)), ("1–7 d", timedelta(days=1), timedelta(days=7)),
-               ("> 7 d", timedelta(days=7), timedelta(days=3650))]
-    waiting = HelixOutbox.objects.filter(status__in=[HelixOutbox.Status.PENDING, HelixOutbox.Status.POSTING])
+               ("7–23 d", timedelta(days=7), timedelta(days=30 - waiting.WARN_DAYS_LEFT)),
+               (f"> {30 - waiting.WARN_DAYS_LEFT} d (near Helix's limit)", timedelta(days=30 - waiting.WARN_DAYS_LEFT),
+                timedelta(days=3650))]
+    rows = waiting.outbox_rows()
     ages = []
     for label, younger, older in buckets:
-        n = waiting.filter(transaction__transaction_date__lte=now - younger, transaction__transaction_date__gt=now - older).count()
+        n = (rows.filter(transaction__transaction_date__lte=now - younger, transaction__transaction_date__gt=now - older).count()
+             + unmapped.filter(transaction_date__lte=now - younger, transaction_date__gt=now - older).count())
         ages.append({"label": label, "count": n})
     peak = max([a["count"] for a in ages] + [s["count"] for s in statuses] + [1])
     for entry in statuses + ages:
         entry["width"] = round(300 * entry["count"] / peak, 1)
-    return {"statuses": statuses, "ages": ages, "backlog": counts.get("pending", 0) + counts.get("posting", 0)}
+    return {"statuses": statuses, "ages": ages, "backlog": rows.count() + statuses[-1]["count"]}

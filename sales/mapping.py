@@ -54,6 +54,9 @@ def schema_errors(schema, mapping):
     if not isinstance(mapping, dict):
         return ["The attribute mapping must be an object of attribute → sale field."]
     for attribute, kind in schema.items():
+        if not attribute or not attribute.isprintable():
+            # A NUL byte (which PostgreSQL cannot store in JSON), a newline: no attribute name.
+            errors.append(f"Attribute name {attribute!r} must be printable text, without control characters.")
         # A list or object here is unhashable: compare it as text, never look it up.
         if not isinstance(kind, str) or kind not in SCHEMA_TYPES:
             errors.append(f"Attribute {attribute!r} has type {kind!r}; use one of {', '.join(SCHEMA_TYPES)}.")

@@ -13,6 +13,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.exceptions import ValidationError
+from rest_framework.filters import BaseFilterBackend
 
 BOOLEANS = {"true", "false", "1", "0"}
 INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits, as the schema's integer (\d takes any script's)
@@ -74,3 +75,40 @@ class StrictFilterBackend(DjangoFilterBackend):
         if problems:
             raise ValidationError(problems)
         return filterset  # a value the filter cannot read: django-filter's own 400
+
+
+#: paginator attributes that name a query parameter (page number, limit/offset and cursor styles)
+_PAGINATION_PARAMS = ("page_query_param", "page_size_query_param", "limit_query_param", "offset_query_param",
+                      "cursor_query_param")
+
+
+def known_query_params(request, queryset, view):
+    """The query parameters a view reads: its filterset's filters, its other filter
+    backends' (ordering, search), its paginator's, `format`, and `extra_query_params`."""
+    from rest_framework.settings import api_settings
+
+    known = {api_settings.URL_FORMAT_OVERRIDE, *getattr(view, "extra_query_params", ())}
+    paginator = getattr(view, "paginator", None)
+    known |= {getattr(paginator, attr) for attr in _PAGINATION_PARAMS if getattr(paginator, attr, None)}
+    for backend_class in getattr(view, "filter_backends", ()):
+        backend = backend_class()
+        if isinstance(backend, DjangoFilterBackend):
+            filterset_class = backend.get_filterset_class(view, queryset)
+            known |= set(filterset_class.base_filters) if filterset_class is not None else set()
+        known |= {getattr(backend, attr) for attr in ("ordering_param", "search_param") if getattr(backend, attr, None)}
+    return known - {None}
+
+
+class RefuseUnknownParams(BaseFilterBackend):
+    """Opt-in, per view (first in its `filter_backends`): a query parameter the view does
+    not read (`?date_afer=` for `?date_after=`) is a 400 naming it and the parameters the
+    view takes, never an answer that looks filtered and is not. Not in the default
+    backends: other apps' clients may send parameters their lists have always ignored."""
+
+    def filter_queryset(self, request, queryset, view):
+        known = known_query_params(request, queryset, view)
+        unknown = sorted(set(request.query_params) - known)
+        if unknown:
+            takes = ", ".join(sorted(known))
+            raise ValidationError({name: [f"Not a parameter of this endpoint; it takes {takes}."] for name in unknown})
+        return queryset

@@ -1,3 +1,4 @@
+from collections.abc import Mapping
 from datetime import timedelta
 
 from rest_framework import serializers
@@ -51,6 +52,16 @@ class RunRequestSerializer(serializers.Serializer):
 
     start = serializers.DateTimeField(required=False)
     end = serializers.DateTimeField(required=False)
+
+    def to_internal_value(self, data):
+        # A key it does not take (`"strat"`) would be a plain sync queued instead of the
+        # backfill asked for: a 400 naming it.
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Not a parameter of this endpoint; it takes start and end "
+                                                          "(a backfill), or nothing."] for name in unknown})
+        return super().to_internal_value(data)
 
     def validate(self, data):
         if ("start" in data) != ("end" in data):

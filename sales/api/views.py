@@ -7,12 +7,13 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.generics import get_object_or_404
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import operations
-from portal.api.filters import StrictFilterBackend
+from portal.api.filters import RefuseUnknownParams, StrictFilterBackend
 from portal.api.lean import LeanListMixin
 from portal.api.permissions import HasAppPermission
 from portal.api.runs import run_response
@@ -32,8 +33,9 @@ from .serializers import (
 )
 
 
-#: the portal's strict filters, and an ordering that refuses a field it cannot sort by
-FILTERS = [StrictFilterBackend, StrictOrderingFilter]
+#: an unknown query parameter (`?date_afer=`) is a 400, the portal's strict filters, and an
+#: ordering that refuses a field it cannot sort by: a bad filter on any endpoint is a 400
+FILTERS = [RefuseUnknownParams, StrictFilterBackend, StrictOrderingFilter]
 
 
 class TransactionViewSet(LeanListMixin, viewsets.ReadOnlyModelViewSet):
@@ -44,6 +46,8 @@ class TransactionViewSet(LeanListMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = TransactionSerializer
     filterset_class = TransactionFilter
     lookup_field = "transaction_id"
+    # A NUL byte (`/transactions/%00/`) is no transaction id, and PostgreSQL refuses it in a query: a 404.
+    lookup_value_regex = r"[^/\x00]+"
     ordering_fields = ["transaction_date", "amount"]
 
 
@@ -77,6 +81,7 @@ class StoreViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Store.objects.all()
     serializer_class = StoreSerializer
     lookup_field = "store_id"
+    lookup_value_regex = r"-?[0-9]+"  # a store id is a number: anything else is no store (404)
 
     @extend_schema(responses=StoreSerializer(many=True))
     @action(detail=False, url_path="with-transactions")
@@ -97,17 +102,21 @@ class StoreViewSet(viewsets.ReadOnlyModelViewSet):
     def sales(self, request, store_id=None):
         """Sales totals for a store, overall and per day (the store's local days, in its
         `time_zone`), optionally in a date range."""
-        store = self.get_object()
-        # A parameter the totals do not know (`date_afer=`) would be all-time totals that
-        # look like an answer: a 400 naming it.
-        known = set(TransactionFilter.base_filters)
-        unknown = sorted(set(request.query_params) - known - {"format"})
-        if unknown:
-            raise ValidationError({name: [f"Not a parameter of this endpoint; it takes {', '.join(sorted(known))}."]
-                                   for name in unknown})
+        # Not get_object(): the stores' list parameters (page, ordering) mean nothing here.
+        store = get_object_or_404(Store, store_id=store_id)
+        # Filtered as the sales list is. A parameter the totals do not know (`date_afer=`)
+        # would be all-time totals that look like an answer: a 400 naming it.
+        totals = SimpleNamespace(filterset_class=TransactionFilter, filter_backends=[StrictFilterBackend])
+        sales = Transaction.objects.filter(store=store)
+        RefuseUnknownParams().filter_queryset(request, sales, totals)
+        # `?store=` naming another store would be this store's totals filtered to none (zeros
+        # that look like an answer): refused.
+        asked = request.query_params.getlist("store")
+        if any(value != str(store.store_id) for value in asked):
+            raise ValidationError({"store": [f"This endpoint totals store {store.store_id}; leave store out or give "
+                                             f"{store.store_id}, not {', '.join(map(repr, asked))}."]})
         # The lists' own strict filters (an out-of-range store is a 400 there too).
-        sales = StrictFilterBackend().filter_queryset(
-            request, Transaction.objects.filter(store=store), SimpleNamespace(filterset_class=TransactionFilter))
+        sales = StrictFilterBackend().filter_queryset(request, sales, totals)
         totals = sales.aggregate(transactions=Count("id"), total_amount=Sum("amount"))
         # The sync stores no instant outside years 2..9998 (its local date in every zone
         # is a date); a row stored before that guard would overflow the day in some

@@ -20,8 +20,10 @@ class HelixEventType(models.Model):
         default=dict, help_text="Attribute name -> sale field (transaction_id, amount, item_name, store_name, …)."
     )
     active = models.BooleanField(
-        default=True, help_text="New sales may be posted as this type (an inactive type's routing rules are skipped; "
-        "its events already in Verkada are still updated and removed as this type)."
+        default=True, help_text="New sales may be posted as this type. Inactive: its routing rules are skipped and no "
+        "sale is posted as it; its events already in Verkada stay, but one whose sale is corrected goes to the type "
+        "the rules choose now (deleted, then posted as that type: counter `retyped`), and one whose sale is voided is "
+        "removed."
     )
     is_default = models.BooleanField(
         default=False, verbose_name="default",
@@ -147,8 +149,9 @@ class HelixOutbox(models.Model):
     time_ms = models.BigIntegerField(help_text="Event time; nudged by a millisecond if the camera already has an event then.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
     event_type_uid = models.CharField(
-        max_length=100, blank=True, help_text="The type it is posted as: chosen by the routing rules (or re-targeted) "
-        "when first claimed, and kept for its re-posts, updates and removal.")
+        max_length=100, blank=True, help_text="The type it is posted as: chosen by the routing rules as they are "
+        "each time it is claimed for a POST (a type chosen by a re-target is kept), and kept for the check of a "
+        "lost reply, its updates and its removal.")
     route = models.CharField(max_length=250, blank=True, help_text="What chose its type: a routing rule, the default, "
                              "or a re-target in the admin.")
     attempts = models.PositiveIntegerField(default=0)

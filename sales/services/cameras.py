@@ -1,14 +1,15 @@
 """Which Verkada camera a JD Sports camera is: the mapping table, its prefill from
-Verkada's devices list, and the sales that waited for a mapping."""
+Verkada's devices list, the sales that waited for a mapping, and the outbox rows
+that follow the mapping when it changes."""
 
 import logging
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from portal.runs import OperationFailed, operation
 from portal.setaside import resolve_items
 
-from ..models import Camera, CameraMapping, Transaction
+from ..models import Camera, CameraMapping, HelixOutbox, Transaction
 from . import common
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,104 @@ def release_mapped_sales(run, jd_camera_ids=None):
     return released
 
 
+def free_time_ms(camera_id, time_ms, exclude_pk=None):
+    """The sale's time on that camera, nudged by 1 ms past events of other sales there."""
+    taken = HelixOutbox.objects.filter(camera_id=camera_id).exclude(pk=exclude_pk)
+    while taken.filter(time_ms=time_ms).exists():
+        time_ms += 1
+    return time_ms
+
+
+def repoint(row, camera_id, sale_time_ms, *, where, **fields):
+    """Point one outbox row (still matching `where`) at `camera_id`, at its sale's time
+    nudged past other sales' events there, with `fields`. Returns rows updated (0: the
+    row no longer matches). Another row taking that millisecond meanwhile (the unique
+    camera + time) just means the next free one."""
+    for _ in range(20):
+        time_ms = free_time_ms(camera_id, sale_time_ms, row.pk)
+        try:
+            with transaction.atomic():
+                updated = HelixOutbox.objects.filter(pk=row.pk, **where).update(camera_id=camera_id, time_ms=time_ms,
+                                                                                 **fields)
+        except IntegrityError:
+            continue
+        if updated:
+            row.camera_id, row.time_ms = camera_id, time_ms
+        return updated
+    raise OperationFailed(f"No free millisecond on Verkada camera {camera_id!r} near {sale_time_ms} for outbox row {row.pk}.")
+
+
+#: outbox rows with no event in Verkada (waiting or refused), and rows whose event is or may be there
+NOT_POSTED = (HelixOutbox.Status.PENDING, HelixOutbox.Status.FAILED)
+LIVE = (HelixOutbox.Status.POSTED, HelixOutbox.Status.POSTING)
+
+
+def follow_mapping(jd_camera_ids):
+    """After the mapping of these JD cameras changed (edited or deleted in the admin,
+    changed by the prefill): their sales' outbox rows follow it. The one path for every
+    mapping change.
+
+    - A row not posted yet (waiting, or refused) is pointed at the Verkada camera its
+      JD camera maps to now: the posting (or a retry) posts it there. Its camera lost
+      its mapping: it is left for the posting, which sets the sale aside with its
+      camera when it claims the row (`claimed_on_mapped_cameras`), never posting it
+      to the old camera.
+    - A posted (or in-flight) event on another camera than the mapping now says is
+      marked `move`: the next posting run deletes it and posts the sale at the mapped
+      camera, as for a sale whose camera changed. With no mapping left, the event
+      stays where it is and the camera is set aside until it is mapped again.
+
+    Returns {"repointed": n, "to_move": n}."""
+    Change = HelixOutbox.Change
+    ids = {str(i) for i in jd_camera_ids if i}
+    mapped = CameraMapping.lookup(ids)
+    done = {"repointed": 0, "to_move": 0}
+    rows = HelixOutbox.objects.filter(transaction__camera_ref__in=ids, status__in=NOT_POSTED + LIVE).select_related(
+        "transaction")
+    for row in rows.iterator(chunk_size=500):
+        target = mapped.get(row.transaction.camera_ref)
+        if target == row.camera_id:
+            continue
+        if row.status in LIVE:
+            done["to_move"] += HelixOutbox.objects.filter(pk=row.pk, status__in=LIVE).exclude(
+                pending_change__in=(Change.DELETE, Change.MOVE)).update(pending_change=Change.MOVE)
+        elif target is not None:
+            done["repointed"] += repoint(row, target, row.transaction.time_ms, where={"status__in": NOT_POSTED})
+    if any(done.values()):
+        logger.info("camera mapping of %s changed: %s", ", ".join(sorted(ids)), done)
+    return done
+
+
+NO_CAMERA = "The sale has no camera to attach the event to."
+
+
+def claimed_on_mapped_cameras(run, rows, token):
+    """The claimed rows (not posted yet), each on the Verkada camera its sale's JD camera
+    maps to now: a mapping changed since the row was made moves it there before its
+    POST. A row whose JD camera has no mapping (any more) leaves the outbox and its
+    sale is set aside with its camera, like a new sale there (released once mapped);
+    a sale with no camera at all is refused (set aside, kind `helix_event`)."""
+    Status = HelixOutbox.Status
+    claimed = {"claim_token": token, "status": Status.POSTING}
+    mapped = CameraMapping.lookup(row.transaction.camera_ref for row in rows)
+    kept, unmapped = [], []
+    for row in rows:
+        sale = row.transaction
+        target = mapped.get(sale.camera_ref)
+        if not sale.camera_ref:
+            if HelixOutbox.objects.filter(pk=row.pk, **claimed).update(status=Status.FAILED, claim_token="",
+                                                                         last_error=NO_CAMERA):
+                run.set_aside("helix_event", sale.transaction_id, NO_CAMERA, context={"outbox_id": row.pk})
+        elif target is None:
+            if HelixOutbox.objects.filter(pk=row.pk, **claimed).delete()[0]:
+                unmapped.append(sale)
+        elif target == row.camera_id or repoint(row, target, sale.time_ms, where=claimed):
+            kept.append(row)
+    if unmapped:
+        set_aside_unmapped(run, unmapped)
+    return kept
+
+
 def retry_unmapped_camera(run, record):
     """Retry of a camera set aside for want of a mapping: its sales are released if it
     has one now; otherwise the retry fails and the record stays open."""
@@ -91,9 +190,10 @@ def prefill_camera_mapping(run):
     """Map each JD Sports camera without a mapping to the Verkada camera of the same id,
     or else of the same name (when exactly one Verkada camera has it), from Verkada's
     devices list. Rows entered by hand are never changed; a prefilled row follows
-    Verkada. A JD camera with no match, or a name two Verkada cameras share, is left
-    unmapped and counted (`unmatched`, `ambiguous`). Then the sales that waited for a
-    mapping are released to the Helix outbox.
+    Verkada (its sales follow: `follow_mapping`). A JD camera with no match, or a name
+    two Verkada cameras share, is left unmapped, counted (`unmatched`, `ambiguous`) and
+    set aside (kind `camera`): the run ends partial, failed when no camera matched.
+    Then the sales that waited for a mapping are released to the Helix outbox.
 
     Idempotent. Side effects: GETs of Verkada's devices list."""
     devices = common.verkada_client().cameras()
@@ -105,6 +205,7 @@ def prefill_camera_mapping(run):
     existing = {m.jd_camera_id: m for m in CameraMapping.objects.all()}
     cameras = list(Camera.objects.all())
     run.set_total(len(cameras))
+    changed = []  # JD cameras whose mapping the prefill changed: their sales follow it
     with transaction.atomic():
         for camera in cameras:
             current = existing.get(camera.camera_id)
@@ -114,7 +215,10 @@ def prefill_camera_mapping(run):
                 continue
             device, source = _match(camera, by_id, by_name)
             if device is None:
-                run.count("ambiguous" if len(by_name.get(_fold(camera.name), [])) > 1 else "unmatched")
+                ambiguous = len(by_name.get(_fold(camera.name), [])) > 1
+                run.count("ambiguous" if ambiguous else "unmatched")
+                if current is None:
+                    _set_aside_unmatched(run, camera, ambiguous)
                 continue
             fields = {"verkada_camera_id": str(device["camera_id"]), "verkada_name": str(device.get("name") or "")[:200],
                       "source": source}
@@ -123,9 +227,31 @@ def prefill_camera_mapping(run):
                 run.count("created")
             elif any(getattr(current, f) != v for f, v in fields.items()):
                 CameraMapping.objects.filter(pk=current.pk).update(**fields)
+                changed.append(camera.camera_id)
                 run.count("updated")
             else:
                 run.count("unchanged")
             run.ok()
+        for name, n in follow_mapping(changed).items():
+            if n:
+                run.count(f"outbox_{name}", n)
     release_mapped_sales(run)
+    if cameras and not run.ok_count:
+        # Nothing mapped, nothing kept: not a success even with no camera set aside (every
+        # camera's prefilled mapping names a Verkada camera that is not listed any more).
+        raise OperationFailed(f"None of the {len(cameras)} JD cameras matched a Verkada camera by id or name "
+                              f"({len(devices)} Verkada cameras listed).")
     return {"verkada_cameras": len(devices)}
+
+
+def _set_aside_unmatched(run, camera, ambiguous):
+    """A JD camera the prefill could not map, set aside with its sales' camera record
+    (`unmapped:` key): mapping it by hand and retrying releases its sales."""
+    why = (f"two or more Verkada cameras are named {camera.name!r}" + (f" at {camera.location!r}" if camera.location else "")
+           if ambiguous else f"no Verkada camera has its id or its name {camera.name!r}")
+    waiting = list(Transaction.objects.filter(camera_ref=camera.camera_id, helix__isnull=True)
+                   .values_list("transaction_id", flat=True)[:100])
+    run.set_aside("camera", unmapped_key(camera.camera_id),
+                  f"JD camera {camera.camera_id!r} has no Verkada camera in the camera mapping and the prefill found "
+                  f"none ({why}): map it by hand (Sales → Camera mappings), then retry.",
+                  payload={"jd_camera_id": camera.camera_id, "transaction_ids": waiting})

@@ -14,6 +14,7 @@ from ..client import Unreadable
 from ..models import Camera, CameraMapping, HelixOutbox, Item, SalesSettings, SyncCursor, Transaction
 from . import cameras as camera_mapping
 from . import common
+from .cameras import free_time_ms
 from .clocks import SaleClocks, no_store_reason
 from .columns import column_problem
 from .estate import ESTATE_KINDS, retry_camera_record, retry_estate_record, sync_estate  # noqa: F401 (retry handlers)
@@ -234,14 +235,6 @@ def store_sales(run, records, clocks):
     create_outbox_rows(run, created)
 
 
-def free_time_ms(camera_id, time_ms, exclude_pk=None):
-    """The sale's time on that camera, nudged by 1 ms past events of other sales there."""
-    taken = HelixOutbox.objects.filter(camera_id=camera_id).exclude(pk=exclude_pk)
-    while taken.filter(time_ms=time_ms).exists():
-        time_ms += 1
-    return time_ms
-
-
 def move_outbox_rows(run, sales):
     """A sale whose camera or time changed upstream. Not posted yet: the row goes to
     the new camera and time. Posted or in flight: marked `move`, and the next posting
@@ -352,12 +345,17 @@ def create_outbox_rows(run, sales):
         # A void is routed like any sale when claimed: it gets no event unless a rule posts voids.
         row = HelixOutbox(transaction=sale, camera_id=camera_id, time_ms=time_ms, next_attempt_at=common.now())
         if not sale.camera_ref:
-            row.status, row.last_error = HelixOutbox.Status.FAILED, "The sale has no camera to attach the event to."
+            row.status, row.last_error = HelixOutbox.Status.FAILED, camera_mapping.NO_CAMERA
         elif time_ms < cutoff_ms:
             row.status, row.last_error = HelixOutbox.Status.EXPIRED, common.TOO_OLD_FOR_HELIX
         rows.append(row)
     HelixOutbox.objects.bulk_create(rows)
     run.count("outbox_created", len(rows))
+    for row in rows:
+        if not row.transaction.camera_ref:
+            # Stored, but no event can be made for it: set aside with the reason, the run partial.
+            run.set_aside("helix_event", row.transaction.transaction_id, camera_mapping.NO_CAMERA,
+                          payload={"amount": str(row.transaction.amount)}, context={"outbox_id": row.pk})
     expired = sum(1 for r in rows if r.status == HelixOutbox.Status.EXPIRED)
     if expired:
         run.count("outbox_expired", expired)

@@ -161,3 +161,48 @@ def test_the_fetch_footage_links_action_fetches_the_selected_sales_only_even_if_
     fetched = Transaction.objects.filter(pk__in=[first.pk, second.pk])
     assert all("sandbox.verkada.example" in t.footage_url and "sandbox.verkada.example" in t.thumbnail_url for t in fetched)
     assert not Transaction.objects.exclude(pk__in=[first.pk, second.pk]).filter(links_fetched_at__isnull=False).exists()
+
+
+def test_the_dashboard_and_health_count_every_sale_not_in_helix_and_warn_as_the_oldest_nears_the_limit(
+    sales_settings, clock, sandbox, admin_client
+):
+    """Not only rows waiting to post: refused rows a retry may still post, and sales whose
+    camera waits for a mapping (no outbox row yet) are as much at risk of Helix's limit."""
+    from datetime import UTC, datetime, timedelta
+
+    from sales.models import CameraMapping
+
+    from sales.services import sync_sales
+
+    CameraMapping.objects.filter(jd_camera_id="cam-1031").delete()
+    clock.set(datetime.now(UTC))
+    assert sync_sales(trigger="command").status == "partial"  # cam-1031's sales wait, set aside
+    unmapped = Transaction.objects.filter(camera_ref="cam-1031", helix__isnull=True).count()
+    post_helix_events(trigger="command")
+    refused = HelixOutbox.objects.filter(status="posted").order_by("time_ms")[:2]
+    HelixOutbox.objects.filter(pk__in=[r.pk for r in refused]).update(status="failed", last_error="HTTP 400")
+    oldest = Transaction.objects.filter(camera_ref="cam-1031").order_by("transaction_date").first().transaction_date
+    oldest = min(oldest, *(r.transaction.transaction_date for r in HelixOutbox.objects.filter(status="failed")))
+    assert unmapped and not HelixOutbox.objects.filter(status__in=["pending", "posting"]).exists()
+
+    page = admin_client.get(reverse("admin:sales_dashboard")).content.decode()
+    assert f"Helix posting backlog: {unmapped + 2} waiting" in page
+    assert f'id="not-in-helix">{unmapped + 2} (0 waiting, 0 in flight, 2 refused, {unmapped} waiting for a camera mapping)' in page
+    assert "each store's local days" in page and ", UTC)" not in page
+    health = admin_client.get("/health/").json()["integrations"]["sales"]
+    assert (health["figures"]["helix_not_posted"], health["figures"]["helix_refused"],
+            health["figures"]["helix_waiting_for_camera_mapping"]) == (unmapped + 2, 2, unmapped)
+    assert not any("30-day limit" in p for p in health.get("problems", []))
+
+    # 28.5 days on (the services' clock): the oldest of them has a day and a half left.
+    clock.freeze(oldest + timedelta(days=28, hours=12))
+    page = admin_client.get(reverse("admin:sales_dashboard")).content.decode()
+    assert "1.5 days left before Helix's 30-day limit" in page and "color:#c62828" in page
+    health = admin_client.get("/health/").json()["integrations"]["sales"]
+    assert health["status"] in ("warning", "degraded")
+    assert any("1.5 days left before Helix's 30-day limit" in p and "waiting for a camera mapping" in p
+               for p in health["problems"]), health.get("problems")
+    assert health["figures"]["helix_oldest_not_posted_days_left"] == 1.5
+    # Past the limit nothing can post them any more: no longer counted as a backlog.
+    clock.freeze(datetime.now(UTC) + timedelta(days=31))
+    assert admin_client.get("/health/").json()["integrations"]["sales"]["figures"]["helix_not_posted"] == 0

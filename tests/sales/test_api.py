@@ -156,3 +156,75 @@ def test_a_backfill_over_the_range_cap_is_a_400_and_queues_nothing(sales_setting
                             {"start": "2026-01-01T00:00:00Z", "end": "2026-02-05T00:00:00Z"}, format="json")
     assert reply.status_code == 400 and "at most 31 days" in reply.json()["error"]
     assert not SyncRun.objects.exists()
+
+
+LISTS = ["/api/sales/transactions/", "/api/sales/stores/", "/api/sales/stores/with-transactions/",
+         "/api/sales/event-types/", "/api/sales/routing-rules/"]
+
+
+@pytest.mark.parametrize("url", LISTS)
+def test_a_parameter_a_sales_list_does_not_know_is_a_400_naming_it(sales_settings, clock, sandbox, staff_api, url):
+    """`?date_afer=` (a typo) would be the whole list, looking filtered: a 400 on every sales endpoint."""
+    synced_sales(clock)
+    reply = staff_api.get(url, {"date_afer": "garbage", "page_size": "5"})
+    assert reply.status_code == 400, reply.content
+    body = reply.json()
+    assert body["success"] is False and "date_afer" in body["error"] and "page_size" in body["error"]
+    # What the lists do read still answers: pagination, ordering, the format, their filters.
+    assert staff_api.get(url, {"page": "1", "page_size": "5", "format": "json"}).status_code == 200
+    assert staff_api.get(url, {"ordering": "-pk" if "event" in url or "routing" in url else "store_id"}).status_code in (
+        200, 400)  # an ordering field is checked by the ordering filter (its own 400 for one it cannot use)
+    if url == "/api/sales/transactions/":
+        assert staff_api.get(url, {"store": "101", "date_after": "2026-01-01T00:00:00Z", "ordering": "-amount",
+                                   "posted": "false", "camera": "cam-1011", "helix_status": "pending"}).status_code == 200
+        # The detail too: a bad parameter is never silently dropped.
+        sale = Transaction.objects.first().transaction_id
+        assert staff_api.get(f"{url}{sale}/", {"nonsense": "1"}).status_code == 400
+        assert staff_api.get(f"{url}{sale}/").status_code == 200
+
+
+def test_the_store_totals_refuse_another_store_in_their_parameters(sales_settings, clock, sandbox, staff_api):
+    synced_sales(clock)
+    reply = staff_api.get("/api/sales/stores/101/sales/", {"store": "102"})
+    assert reply.status_code == 400 and "store" in reply.json()["error"] and "101" in reply.json()["error"]
+    same = staff_api.get("/api/sales/stores/101/sales/", {"store": "101"})
+    assert same.status_code == 200 and same.json() == staff_api.get("/api/sales/stores/101/sales/").json()
+    assert same.json()["transactions"] > 0
+
+
+def test_fetch_and_store_transactions_refuses_a_body_key_it_does_not_take(sales_settings, admin_user, api_client):
+    api_client.force_authenticate(admin_user)
+    reply = api_client.post("/api/sales/fetch_and_store_transactions/",
+                            {"strat": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z", "dry_run": True}, format="json")
+    assert reply.status_code == 400 and "strat" in reply.json()["error"] and "dry_run" in reply.json()["error"]
+    assert not SyncRun.objects.exists()
+
+
+@pytest.mark.parametrize("url", ["/api/sales/transactions/%00/", "/api/sales/transactions/a%00b/",
+                                 "/api/sales/stores/%00/", "/api/sales/stores/%00/sales/",
+                                 "/api/sales/stores/99999999999999999999999/", "/api/sales/event-types/%00/",
+                                 "/api/sales/routing-rules/%00/"])
+def test_a_nul_byte_or_an_out_of_range_id_in_a_path_is_a_404_not_a_500(sales_settings, clock, sandbox, staff_api, url):
+    synced_sales(clock)
+    assert staff_api.get(url).status_code == 404
+
+
+@pytest.mark.parametrize("query", [{"camera": "\x00"}, {"ordering": "amount\x00"}, {"date_after": "2026\x00"}])
+def test_a_nul_byte_in_a_filter_is_a_400(sales_settings, clock, sandbox, staff_api, query):
+    synced_sales(clock)
+    assert staff_api.get("/api/sales/transactions/", query).status_code == 400
+
+
+@pytest.mark.parametrize("schema,mapping", [
+    ({"transaction_id": "string", "a\x00b": "string"}, {"transaction_id": "transaction_id"}),
+    ({"transaction_id": "string", "amount\x00": "float"}, {"transaction_id": "transaction_id", "amount\x00": "amount"}),
+    ({"transaction_id": "string", "": "string"}, {"transaction_id": "transaction_id"}),
+])
+def test_an_event_type_with_a_nul_byte_in_an_attribute_name_is_a_400(admin_user, api_client, db, schema, mapping):
+    from sales.models import HelixEventType
+
+    api_client.force_authenticate(admin_user)
+    reply = api_client.post("/api/sales/event-types/", {"name": "Checkout", "event_schema": schema,
+                                                        "attribute_mapping": mapping}, format="json")
+    assert reply.status_code == 400 and "printable text" in reply.json()["error"], reply.content
+    assert not HelixEventType.objects.filter(name="Checkout").exists()

@@ -2,8 +2,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
+from portal.models import SetAsideRecord
 from portal.sandbox import Fault
 from sales.models import CameraMapping, HelixEventType, HelixOutbox, SalesSettings, Store, Transaction
 from sales.sandbox import catalog
@@ -171,6 +172,62 @@ def test_a_sale_that_aged_past_30_days_while_pending_is_expired_not_posted(sales
     stale.refresh_from_db()
     assert stale.status == "expired"
     assert len(sandbox["verkada"].state()["events"]) == Transaction.objects.count() - 1
+    # Lost to Helix for good: set aside with the reason, and the run is partial, not a success.
+    assert record.status == "partial", (record.status, record.error)
+    aside = SetAsideRecord.objects.get(kind="helix_event", key=stale.transaction.transaction_id)
+    assert aside.reason.startswith(common.TOO_OLD_FOR_HELIX) and "was not posted in time" in aside.reason
+
+
+def test_a_posting_run_where_every_event_aged_past_30_days_ends_failed_with_each_set_aside(sales_settings, clock, sandbox):
+    synced_sales(clock)
+    sales = Transaction.objects.count()
+    clock.set(datetime.now(UTC) + timedelta(days=31))
+    record = post_helix_events(trigger="command")
+    assert record.status == "failed" and f"All {sales} items failed" in record.error, (record.status, record.error)
+    assert record.counters["expired"] == sales and record.counters["set_aside"] == sales
+    assert SetAsideRecord.objects.filter(kind="helix_event", status="open").count() == sales
+    assert sandbox["verkada"].state()["events"] == []
+
+
+def _verkada_knows_every_camera_by_another_id(sandbox):
+    sandbox["verkada"].reid_cameras({camera: f"vk-{camera}" for camera in catalog.CAMERA_IDS})
+
+
+def test_a_footage_run_where_verkada_refuses_every_camera_ends_failed_and_asks_again_once_mapped(sales_settings, clock, sandbox):
+    from sales.services import fetch_footage_links
+
+    synced_sales(clock)
+    sales = Transaction.objects.count()
+    _verkada_knows_every_camera_by_another_id(sandbox)  # every mapping (JD id = Verkada id) is wrong
+    record = fetch_footage_links(trigger="command")
+    assert record.status == "failed", (record.status, record.error, record.counters)
+    assert record.counters["camera_unknown"] == sales and "fetched" not in record.counters
+    assert not Transaction.objects.filter(links_fetched_at__isnull=False).exists()
+    aside = SetAsideRecord.objects.filter(kind="footage_camera", status="open")
+    cameras = set(Transaction.objects.values_list("camera_ref", flat=True))
+    assert set(aside.values_list("key", flat=True)) == cameras
+    assert "Verkada refused footage links" in aside.first().reason
+    # Each refused camera asked once, not once per sale; and not again while its mapping stays.
+    assert fetch_footage_links(trigger="beat") is None
+    # The mapping fixed: its sales are asked again, and their cameras' records resolved.
+    for camera in cameras:
+        CameraMapping.objects.filter(jd_camera_id=camera).update(verkada_camera_id=f"vk-{camera}")
+    record = fetch_footage_links(trigger="beat")
+    assert record.status == "succeeded" and record.counters["fetched"] == sales, (record.status, record.counters)
+    assert not SetAsideRecord.objects.filter(status="open").exists()
+    assert not Transaction.objects.filter(links_fetched_at__isnull=True).exists()
+
+
+def test_a_footage_run_where_verkada_refuses_one_camera_is_partial(sales_settings, clock, sandbox):
+    from sales.services import fetch_footage_links
+
+    synced_sales(clock)
+    sandbox["verkada"].reid_cameras({"cam-1011": "vk-7f3a"})
+    record = fetch_footage_links(trigger="command")
+    refused = Transaction.objects.filter(camera_ref="cam-1011").count()
+    assert record.status == "partial", (record.status, record.error)
+    assert (record.counters["camera_unknown"], record.counters["fetched"]) == (refused, Transaction.objects.count() - refused)
+    assert SetAsideRecord.objects.get(kind="footage_camera").key == "cam-1011"
 
 
 def test_the_verkada_token_is_stored_encrypted_and_reused(sales_settings, clock, sandbox):
@@ -192,11 +249,13 @@ def test_footage_and_thumbnail_links_are_stored_per_sale(sales_settings, clock, 
     unknown = Transaction.objects.first()
     Transaction.objects.filter(pk=unknown.pk).update(camera_ref="cam-nowhere")
     CameraMapping.objects.create(jd_camera_id="cam-nowhere", verkada_camera_id="cam-nowhere")  # a camera Verkada lacks
-    call_command("fetch_footage_links")
+    with pytest.raises(CommandError, match="partial: camera_unknown=1"):
+        call_command("fetch_footage_links")
     linked = Transaction.objects.exclude(pk=unknown.pk)
     assert all(t.thumbnail_url and t.footage_url and t.camera_ref in t.footage_url for t in linked)
     unknown.refresh_from_db()
-    assert unknown.links_fetched_at and not unknown.footage_url
+    # Not marked fetched: its camera is set aside, and it is asked again once its mapping changes.
+    assert not unknown.links_fetched_at and not unknown.footage_url
     seen = sandbox["verkada"].requests_seen
     call_command("fetch_footage_links")  # nothing left to fetch: no upstream calls but the token
     assert sandbox["verkada"].requests_seen == seen
@@ -395,7 +454,7 @@ def test_an_expired_thumbnail_link_is_renewed_by_the_next_tick(sales_settings, c
     Transaction.objects.filter(pk=sale.pk).update(thumbnail_url="https://old.example/t", thumbnail_expires=datetime.now(UTC) - timedelta(minutes=1))
     seen = sandbox["verkada"].requests_seen
     record = fetch_footage_links(trigger="beat")
-    assert record.status == "succeeded" and record.counters == {"thumbnail_renewed": 1}
+    assert record.status == "succeeded" and record.counters == {"thumbnail_renewed": 1, "items_ok": 1}
     assert sandbox["verkada"].requests_seen == seen + 1  # the thumbnail only: a footage link does not expire
     sale.refresh_from_db()
     assert "sandbox.verkada.example/thumbnails" in sale.thumbnail_url and sale.footage_url == footage
@@ -429,3 +488,24 @@ def test_a_429_without_retry_after_pauses_every_caller_on_the_shared_bucket_for_
         assert other_caller._take() > 3.0
     finally:
         other_caller.penalize(0)  # the next test starts with a bucket that is not cooling down
+
+
+def test_footage_links_stop_at_their_share_of_the_rate_limit_and_the_rest_waits_for_the_next_run(
+    sales_settings, clock, sandbox
+):
+    """The footage links' own bucket refuses a call once their share is spent (here a
+    share so small the next token is minutes away): the run stops asking, fetches no
+    more, and leaves the sales for the next run, so Helix posting keeps the rest."""
+    from sales.services import fetch_footage_links
+
+    synced_sales(clock)
+    assert post_helix_events(trigger="command", limit=1).status == "succeeded"  # a token minted and kept
+    config = SalesSettings.load()
+    config.verkada_requests_per_minute, config.footage_rate_share_percent = 20, 1  # links: one call per 333 s
+    config.save()
+    record = fetch_footage_links(trigger="command", limit=3)
+    assert record.status == "failed" and "share of the Verkada rate limit" in record.error, (record.status, record.error)
+    assert record.counters["deferred"] == 3 and "fetched" not in record.counters
+    # One link call went out on the share's one saved-up token; none after it.
+    assert sandbox["verkada"].state()["links_served"] == {"thumbnail": 1, "footage": 0}
+    assert not Transaction.objects.filter(links_fetched_at__isnull=False).exists()

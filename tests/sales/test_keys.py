@@ -36,13 +36,16 @@ def test_a_key_changed_in_the_admin_is_used_on_the_next_call(sales_settings, clo
     assert "lacks permission" in problem and "Read/Write" in problem
     page = admin_client.get(reverse("admin:sales_salessettings_change", args=[1])).content.decode()
     assert "lacks permission" in page
-    figures = admin_client.get("/health/").json()["integrations"]["sales"]["figures"]
-    assert "lacks permission" in figures["verkada_key_problem"]
+    health = admin_client.get("/health/").json()["integrations"]["sales"]
+    assert "lacks permission" in health["figures"]["verkada_key_problem"]
+    # Not only a figure: a problem of the integration, which lowers its status.
+    assert any(p.startswith("Verkada key: ") and "lacks permission" in p for p in health["problems"])
     minted = sandbox["verkada"].state()["tokens_minted"]
     _save_key_in_admin(admin_client, "verkada-sandbox-key")
     assert SalesSettings.load().verkada_key_problem == ""  # a new key starts with a clean slate
     assert post_helix_events(trigger="command").status == "succeeded"
     assert sandbox["verkada"].state()["tokens_minted"] == minted + 1
+    assert not admin_client.get("/health/").json()["integrations"]["sales"].get("problems")
     assert_one_event_per_sale(sandbox)
 
 

@@ -195,3 +195,76 @@ def test_the_admin_edits_routing_rules_and_refuses_an_inactive_type(admin_client
     types = admin_client.get(reverse("admin:sales_helixeventtype_changelist"))
     assert types.status_code == 200 and "Big sales" in types.content.decode()  # each type lists its rules
     assert admin_client.get(reverse("admin:sales_helixoutbox_changelist")).status_code == 200
+
+
+@pytest.mark.parametrize("first_attempt", ["refused", "throttled"])
+def test_a_rule_edited_after_a_refused_or_throttled_post_applies_when_it_is_posted_again(
+    sales_settings, clock, sandbox, api_client, admin_user, run_on_commit, first_attempt
+):
+    """Nothing of the sale is in Verkada after a refusal or a 429: the rules as they are
+    when it is posted again decide its type, not the ones of its first attempt."""
+    from portal.sandbox import Fault
+
+    sale, big = _type("JD Sports sale", is_default=True), _type("JD Sports big sale")
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=1)  # the event types exist in Verkada
+    status = 400 if first_attempt == "refused" else 429
+    sandbox["verkada"].add_fault(Fault.from_json({"status": status, "count": 4, "retry_after": 1, "exact": True,
+                                                  "path": "/cameras/v1/video_tagging/event"}))
+    post_helix_events(trigger="command", limit=4)
+    waiting = list(HelixOutbox.objects.exclude(status="posted").filter(attempts=1).select_related("transaction"))
+    assert len(waiting) == 4 and {r.status for r in waiting} == {"failed" if first_attempt == "refused" else "pending"}
+    assert {r.event_type_uid for r in waiting} == {HelixEventType.objects.get(pk=sale.pk).event_type_uid}
+    # A rule that takes the largest of them (at least one), added before they are posted again.
+    threshold = max(abs(r.transaction.amount) for r in waiting)
+    _rule("Big sales", 10, "sale", big, amount_at_least=threshold)
+    if first_attempt == "refused":  # a person retries the set-aside events
+        api_client.force_authenticate(admin_user)
+        aside = SetAsideRecord.objects.filter(kind="helix_event", status="open")
+        with run_on_commit(execute=True):
+            reply = api_client.post("/api/portal/set-aside/retry", {"ids": list(aside.values_list("pk", flat=True))},
+                                    format="json")
+        assert SyncRun.objects.get(pk=reply.json()[0]["id"]).status == "succeeded"
+        assert post_helix_events(trigger="command").status == "succeeded"  # the sales not tried yet
+    else:  # the posting takes them up after the backoff
+        clock.set(datetime.now(UTC) + timedelta(minutes=30))
+        assert post_helix_events(trigger="command").status == "succeeded"
+    sale.refresh_from_db()
+    big.refresh_from_db()
+    retried = Transaction.objects.filter(helix__in=waiting)
+    by_type = _sales_by_type(sandbox)
+    over = [t for t in retried if t.amount >= threshold]
+    assert over and set(by_type[big.event_type_uid]) >= set(_ids(over))
+    assert not set(by_type[sale.event_type_uid]) & set(_ids(over))
+    assert HelixOutbox.objects.get(transaction=over[0]).route == "rule 'Big sales' (priority 10)"
+    assert_one_event_per_sale(sandbox)
+
+
+def test_a_correction_to_an_event_of_a_deactivated_type_moves_it_to_the_type_the_rules_choose_now(
+    sales_settings, clock, sandbox
+):
+    """Deactivating a type stops new sales going to it; its events stay in Verkada, and
+    one whose sale is corrected goes where the rules send that sale now (as the help
+    text of `active` says); a void still just removes its event."""
+    SalesSettings.objects.filter(pk=1).update(lookback_hours=3, initial_lookback_hours=3)
+    old = _type("JD Sports sale", is_default=True)
+    clock.set(datetime.now(UTC))
+    sync_sales(trigger="beat")
+    assert post_helix_events(trigger="command").status == "succeeded"
+    first = set(Transaction.objects.values_list("transaction_id", flat=True))
+    HelixEventType.objects.filter(pk=old.pk).update(is_default=False, active=False)
+    new = _type("JD Sports sale v2", is_default=True)
+    corrected, voided = Transaction.objects.order_by("transaction_date")[1:3]
+    sandbox["jdsports"].override("sales", corrected.transaction_id, {"transaction_amount": 12.5})
+    sandbox["jdsports"].override("sales", voided.transaction_id, {"transaction_status": "void"})
+    clock.set(datetime.now(UTC) + timedelta(minutes=5))
+    sync_sales(trigger="beat")
+    record = post_helix_events(trigger="command")
+    assert (record.counters["retyped"], record.counters["removed"]) == (1, 1), record.counters
+    old.refresh_from_db()
+    new.refresh_from_db()
+    by_type = _sales_by_type(sandbox)
+    # The corrected sale moved to the type the rules choose now (with sales synced since); the others stay.
+    assert set(by_type[new.event_type_uid]) & first == {corrected.transaction_id}
+    assert set(by_type[old.event_type_uid]) == first - {corrected.transaction_id, voided.transaction_id}
+    assert sandbox["verkada"].state()["duplicates"] == {}

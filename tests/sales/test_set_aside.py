@@ -221,3 +221,29 @@ def test_a_normal_sync_that_stores_the_fixed_record_resolves_it(sales_settings, 
     assert set(SetAsideRecord.objects.values_list("kind", "status")) == {("store", "resolved"), ("sale", "resolved")}
     assert set(SetAsideRecord.objects.values_list("resolved_by", flat=True)) == {record.pk}
     assert Store.objects.filter(store_id=102).exists() and Transaction.objects.filter(transaction_id=str(bad["transaction_id"])).exists()
+
+
+def test_a_sale_with_no_camera_is_stored_set_aside_with_its_reason_and_never_posted(
+    sales_settings, clock, sandbox, api_client, admin_user, run_on_commit
+):
+    from sales.services import post_helix_events
+
+    clock.freeze(_hour(0))
+    start, end = _window(sales_settings)
+    bad = upstream_sales(start, end)[2]
+    instant = catalog.sale_instant(bad)
+    # With an offset, its time needs no store: it is stored, but no Helix event can be made for it.
+    sandbox["jdsports"].override("sales", bad["transaction_id"], {"camera_id": None, "transaction_date": instant.isoformat()})
+    record = sync_sales(trigger="beat")
+    assert record.status == "partial", (record.status, record.error)
+    aside = SetAsideRecord.objects.get(app="sales", kind="helix_event", status="open")
+    assert aside.key == str(bad["transaction_id"]) and "no camera" in aside.reason
+    assert Transaction.objects.get(transaction_id=str(bad["transaction_id"])).transaction_date == instant
+    posting = post_helix_events(trigger="command")
+    assert posting.status == "succeeded", posting.error
+    assert str(bad["transaction_id"]) not in {e["attributes"]["transaction_id"] for e in sandbox["verkada"].state()["events"]}
+    # A retry while JD still gives it no camera fails, and the record stays open with its reason.
+    [retry] = retry_through_the_api(api_client, admin_user, run_on_commit, [aside])
+    assert retry.status == "failed"
+    aside.refresh_from_db()
+    assert aside.status == "open" and "no camera" in aside.reason

@@ -4,14 +4,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 
-from portal.models import SetAsideRecord
+from portal.models import SetAsideRecord, SyncRun
 from sales.models import CameraMapping, HelixOutbox, Transaction
 from sales.sandbox import catalog
-from sales.services import post_helix_events, sync_sales
+from sales.services import post_helix_events, prefill_camera_mapping, sync_sales
 from sales.tasks import prefill_camera_mapping_task
 
-from .conftest import synced_sales, upstream_sales
+from .conftest import assert_one_event_per_sale, synced_sales, upstream_sales
 
 pytestmark = pytest.mark.django_db
 
@@ -92,3 +93,152 @@ def test_a_void_on_an_unmapped_camera_is_set_aside_with_its_camera_and_handled_o
     voided = HelixOutbox.objects.get(transaction__transaction_id=str(void["transaction_id"]))
     assert voided.status == "voided"  # no rule posts voids: no event, and nothing waits
     assert str(void["transaction_id"]) not in {e["attributes"]["transaction_id"] for e in sandbox["verkada"].state()["events"]}
+
+
+def _edit_mapping(admin_client, jd_camera_id, verkada_camera_id):
+    mapping = CameraMapping.objects.get(jd_camera_id=jd_camera_id)
+    reply = admin_client.post(reverse("admin:sales_cameramapping_change", args=[mapping.pk]), {
+        "jd_camera_id": jd_camera_id, "verkada_camera_id": verkada_camera_id, "verkada_name": ""}, follow=True)
+    assert reply.status_code == 200 and CameraMapping.objects.get(pk=mapping.pk).verkada_camera_id == verkada_camera_id
+    return reply
+
+
+def _events_by_camera(sandbox):
+    by_camera = {}
+    for event in sandbox["verkada"].state()["events"]:
+        by_camera.setdefault(event["camera_id"], set()).add(event["attributes"]["transaction_id"])
+    return by_camera
+
+
+def _sale_ids(**filters):
+    return set(Transaction.objects.filter(**filters).values_list("transaction_id", flat=True))
+
+
+def test_a_mapping_edited_in_the_admin_sends_waiting_sales_and_posted_events_to_the_new_camera(
+    sales_settings, clock, sandbox, admin_client
+):
+    synced_sales(clock, hours_ago=1)
+    assert post_helix_events(trigger="command").status == "succeeded"
+    posted = _sale_ids(camera_ref="cam-1011")
+    synced_sales(clock)  # the next hour's sales wait to be posted
+    waiting = _sale_ids(camera_ref="cam-1011") - posted
+    assert posted and waiting
+    assert {r.camera_id for r in HelixOutbox.objects.filter(transaction__transaction_id__in=waiting)} == {"cam-1011"}
+    # Verkada knows that till's camera as vk-new (the mapping was wrong): fixed in the admin.
+    sandbox["verkada"].reid_cameras({"cam-1011": "vk-new"})
+    reply = _edit_mapping(admin_client, "cam-1011", "vk-new")
+    assert f"{len(waiting)} Helix event(s) not posted yet now go to the mapped camera" in reply.content.decode()
+    record = post_helix_events(trigger="command")
+    assert record.status == "succeeded", (record.status, record.error, record.counters)
+    by_camera = _events_by_camera(sandbox)
+    # Waiting sales went to the camera mapped now, and the events posted before moved there.
+    assert by_camera["vk-new"] == posted | waiting and "cam-1011" not in by_camera
+    assert {r.camera_id for r in HelixOutbox.objects.filter(transaction__camera_ref="cam-1011")} == {"vk-new"}
+    assert not SetAsideRecord.objects.exists()
+    assert_one_event_per_sale(sandbox)
+
+
+def test_a_mapping_deleted_in_the_admin_sets_its_waiting_sales_aside_and_never_posts_them_to_the_old_camera(
+    sales_settings, clock, sandbox, admin_client
+):
+    synced_sales(clock)
+    waiting = _sale_ids(camera_ref="cam-1011")
+    mapping = CameraMapping.objects.get(jd_camera_id="cam-1011")
+    reply = admin_client.post(reverse("admin:sales_cameramapping_delete", args=[mapping.pk]), {"post": "yes"})
+    assert reply.status_code == 302 and not CameraMapping.objects.filter(jd_camera_id="cam-1011").exists()
+    record = post_helix_events(trigger="command")
+    assert record.status == "partial", (record.status, record.error)
+    assert "cam-1011" not in _events_by_camera(sandbox)
+    assert not HelixOutbox.objects.filter(transaction__camera_ref="cam-1011").exists()
+    aside = SetAsideRecord.objects.get(app="sales", kind="camera", key="unmapped:cam-1011", status="open")
+    assert set(aside.payload["transaction_ids"]) == waiting
+    assert record.counters["sales_without_camera_mapping"] == len(waiting)
+
+    # Mapped again (to the id Verkada knows it by): the retry releases the sales, posted there once.
+    sandbox["verkada"].reid_cameras({"cam-1011": "vk-new"})
+    CameraMapping.objects.create(jd_camera_id="cam-1011", verkada_camera_id="vk-new")
+    call_command("portal_retry_set_aside", str(aside.pk))
+    aside.refresh_from_db()
+    assert aside.status == "resolved"
+    assert post_helix_events(trigger="command").status == "succeeded"
+    assert _events_by_camera(sandbox)["vk-new"] == waiting
+    assert_one_event_per_sale(sandbox)
+
+
+def test_posted_events_of_a_deleted_mapping_stay_and_wait_for_a_mapping(sales_settings, clock, sandbox, admin_client):
+    synced_sales(clock)
+    post_helix_events(trigger="command")
+    posted = _sale_ids(camera_ref="cam-1011")
+    admin_client.post(reverse("admin:sales_cameramapping_changelist"), {
+        "action": "delete_selected", "post": "yes",
+        "_selected_action": [CameraMapping.objects.get(jd_camera_id="cam-1011").pk]})
+    assert not CameraMapping.objects.filter(jd_camera_id="cam-1011").exists()
+    post_helix_events(trigger="command")
+    # Never moved to a guess: the events stay where they are, the camera set aside until mapped.
+    assert _events_by_camera(sandbox)["cam-1011"] == posted
+    assert SetAsideRecord.objects.get(kind="camera", key="unmapped:cam-1011").status == "open"
+    assert set(HelixOutbox.objects.filter(transaction__camera_ref="cam-1011").values_list("pending_change", flat=True)) == {"move"}
+    # Mapped back to the same camera: nothing to move, nothing posted twice.
+    CameraMapping.objects.create(jd_camera_id="cam-1011", verkada_camera_id="cam-1011")
+    posts = sandbox["verkada"].state()["event_posts"]
+    record = post_helix_events(trigger="command")
+    assert record.counters.get("move_not_needed") == len(posted), record.counters
+    assert sandbox["verkada"].state()["event_posts"] == posts
+    assert_one_event_per_sale(sandbox)
+
+
+def test_events_refused_for_a_wrong_mapping_are_retried_to_the_camera_mapped_since(
+    sales_settings, clock, sandbox, admin_client, api_client, admin_user, run_on_commit
+):
+    synced_sales(clock)
+    sandbox["verkada"].reid_cameras({"cam-1011": "vk-new"})  # the mapping (cam-1011 → cam-1011) is wrong
+    record = post_helix_events(trigger="command")
+    assert record.status == "partial"
+    refused = SetAsideRecord.objects.filter(kind="helix_event", status="open")
+    assert set(refused.values_list("key", flat=True)) == _sale_ids(camera_ref="cam-1011")
+    _edit_mapping(admin_client, "cam-1011", "vk-new")
+    api_client.force_authenticate(admin_user)
+    with run_on_commit(execute=True):
+        reply = api_client.post("/api/portal/set-aside/retry", {"ids": list(refused.values_list("pk", flat=True))},
+                                format="json")
+    retry = SyncRun.objects.get(pk=reply.json()[0]["id"])
+    assert retry.status == "succeeded", (retry.status, retry.error)
+    assert _events_by_camera(sandbox)["vk-new"] == _sale_ids(camera_ref="cam-1011")
+    assert not SetAsideRecord.objects.filter(status="open").exists()
+    assert_one_event_per_sale(sandbox)
+
+
+def _jd_renames_its_cameras(sandbox, cameras):
+    """JD Sports names these cameras so Verkada knows none of them by id or name."""
+    for camera in cameras:
+        sandbox["jdsports"].override("cameras", camera, {"camera_name": f"JD {camera}"})
+    sandbox["verkada"].reid_cameras({camera: f"vk-{camera}" for camera in cameras})
+
+
+def test_a_prefill_that_matches_no_camera_fails_and_sets_each_aside(sales_settings, clock, sandbox):
+    _jd_renames_its_cameras(sandbox, catalog.CAMERA_IDS)
+    synced_sales(clock)
+    CameraMapping.objects.all().delete()
+    record = prefill_camera_mapping(trigger="command")
+    assert record.status == "failed" and "None of the" in record.error, (record.status, record.error)
+    assert record.counters["unmatched"] == len(catalog.CAMERA_IDS)
+    aside = SetAsideRecord.objects.filter(kind="camera", status="open")
+    assert set(aside.values_list("key", flat=True)) == {f"unmapped:{c}" for c in catalog.CAMERA_IDS}
+    assert "the prefill found none" in aside.first().reason
+
+
+def test_a_prefill_that_leaves_some_cameras_unmapped_is_partial_and_a_mapping_by_hand_releases_them(
+    sales_settings, clock, sandbox
+):
+    _jd_renames_its_cameras(sandbox, ["cam-1011"])
+    synced_sales(clock, hours_ago=1)  # the estate; its sales are on mapped cameras still
+    CameraMapping.objects.all().delete()
+    record = prefill_camera_mapping(trigger="command")
+    assert record.status == "partial", (record.status, record.error)
+    assert record.counters["unmatched"] == 1 and CameraMapping.objects.count() == len(catalog.CAMERA_IDS) - 1
+    aside = SetAsideRecord.objects.get(kind="camera", status="open")
+    assert aside.key == "unmapped:cam-1011"
+    CameraMapping.objects.create(jd_camera_id="cam-1011", verkada_camera_id="vk-cam-1011")
+    call_command("portal_retry_set_aside", str(aside.pk))
+    aside.refresh_from_db()
+    assert aside.status == "resolved"

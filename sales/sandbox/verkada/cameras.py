@@ -36,6 +36,8 @@ class CamerasMixin:
         if error:
             return error
         expiry = int(request.args.get("expiry", 3600))
+        with self.lock:
+            self.links_served["thumbnail"] += 1
         url = f"https://sandbox.verkada.example/thumbnails/{camera_id}/{timestamp}.jpg?expires={int(time.time()) + expiry}"
         return json_response({"url": url, "timestamp": timestamp, "expiry": expiry})
 
@@ -46,6 +48,8 @@ class CamerasMixin:
         camera_id, timestamp, error = self._camera_and_time(request)
         if error:
             return error
+        with self.lock:
+            self.links_served["footage"] += 1
         return json_response({"url": f"https://sandbox.verkada.example/command/history/{camera_id}?t={timestamp}"})
 
     @route("/cameras/v1/devices")

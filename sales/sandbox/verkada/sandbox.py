@@ -35,6 +35,7 @@ class VerkadaSandbox(AccessMixin, EventTypesMixin, EventsMixin, CamerasMixin, Sa
         self.slow_accepts = []  # [accept_after_s, reply_after_s] for the next event POSTs
         self.late_accepts_pending = 0  # accepted-later events not stored yet
         self.late_accepts_landed = 0
+        self.links_served = {"thumbnail": 0, "footage": 0}  # footage and thumbnail links answered
         self.camera_ids = {jd: jd for jd in CAMERA_IDS}  # catalogue camera -> the id Verkada knows it by
         self.search_hooks = []  # callables run when the next search is served (on_next_search)
         self.delete_hooks = []  # callables run when the next event DELETE is served (on_next_delete)
@@ -78,4 +79,5 @@ class VerkadaSandbox(AccessMixin, EventTypesMixin, EventsMixin, CamerasMixin, Sa
             "max_in_short_window": self.max_in_short_window,
             "late_accepts_pending": self.late_accepts_pending,
             "late_accepts_landed": self.late_accepts_landed,
+            "links_served": dict(self.links_served),
         }

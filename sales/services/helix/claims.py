@@ -108,8 +108,9 @@ def claim_batch(size, *, run_id=None, only_ids=None):
         ids = list(due.values_list("id", flat=True)[:size])
         if ids:
             # A row's type is chosen (routing.route_claimed) after this claim and before
-            # its POST; a row given one earlier keeps it (a retry after a lost reply must
-            # look for, and post, the event under that type, whatever the rules say now).
+            # its POST, by the rules as they are now (a re-target in the admin is kept).
+            # A lost reply is never claimed here: it waits `posting` for its check,
+            # which looks for the event under the type it was posted as.
             HelixOutbox.objects.filter(id__in=ids, status=Status.PENDING).update(
                 status=Status.POSTING, claim_token=token, claimed_at=now, attempts=F("attempts") + 1)
     rows = HelixOutbox.objects.filter(claim_token=token, status=Status.POSTING).select_related(

@@ -10,6 +10,7 @@ from portal.setaside import open_records
 from ... import mapping
 from ...models import CameraMapping, HelixOutbox, Transaction
 from .. import common
+from ..cameras import free_time_ms
 from . import retarget
 from .claims import claim_token_for, finish_claim
 
@@ -50,15 +51,14 @@ def apply_changes(run, client, router, types):
       deletes the event and posts the sale as the new type (`updated`, `retyped`);
     - a void deletes the event (`removed`), and a routing rule for voids, if any,
       then posts the void as its type;
-    - a new camera or time deletes the old event and posts the sale again there,
-      as the same type (`updated`).
+    - a new camera or time (or a camera mapping changed: `cameras.follow_mapping`)
+      deletes the old event and posts the sale again there, as the type the rules
+      choose when it is claimed (a type chosen in the admin is kept) (`updated`).
 
     Each row is claimed (`posting`) while Verkada is asked, so a crash leaves it to
     the delayed check like any post; the change stays marked until it is done. Rows
     not posted (a check found no event) take the change at once: a corrected or
     voided one is routed again when claimed, a move just moves."""
-    from ..sync import free_time_ms
-
     now = common.now()
     _set_aside_moves_to_unmapped_cameras(run)
     for row in HelixOutbox.objects.filter(status=Status.PENDING).exclude(pending_change="").exclude(waiting_for_a_mapping()):
@@ -94,7 +94,7 @@ def apply_changes(run, client, router, types):
             continue
         try:
             if row.pending_change == Change.MOVE:
-                _move(run, client, row, token, free_time_ms)
+                _move(run, client, row, token)
             elif row.pending_change == Change.RETARGET:
                 _retarget(run, client, row, token)
             else:
@@ -197,14 +197,23 @@ def _retarget(run, client, row, token):
     run.count("retargeted")
 
 
-def _move(run, client, row, token, free_time_ms):
-    """A new camera or time: the old event deleted, the sale posted again there as the same type."""
+def _move(run, client, row, token):
+    """A new camera or time: the old event deleted, the sale posted again there (routed
+    when claimed, as every post; a re-target is kept)."""
     sale = row.transaction
     target = CameraMapping.lookup([sale.camera_ref]).get(sale.camera_ref)
     if target is None:
         # Unmapped since the list was read. Never to a guessed camera: the old event
         # stays, and the next run sets the camera aside.
         finish_claim(row, token, status=Status.POSTED, claim_token="")
+        return
+    if target == row.camera_id and row.time_ms == free_time_ms(target, sale.time_ms, row.pk):
+        # Already where the sale is (a mapping changed and changed back before the move).
+        if row.retarget_to:
+            _retarget(run, client, row, token)
+        else:
+            _finish_change(row, token, status=Status.POSTED, claim_token="")
+            run.count("move_not_needed")
         return
     client.delete_event(**_triple(row))
     # Re-targeted in the admin before it moved: it is posted there as the chosen type.

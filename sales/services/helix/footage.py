@@ -5,21 +5,38 @@ from datetime import timedelta
 
 from portal.http import UpstreamPermanentError
 from portal.runs import OperationFailed, operation
+from portal.setaside import open_records, resolve_items
 
+from ...client import FootageShareSpent
 from ...models import CameraMapping, SalesSettings, Transaction
 from .. import common
 
 logger = logging.getLogger(__name__)
 
 THUMBNAIL_LINK_EXPIRY_S = 7 * 24 * 3600
+#: set-aside kind of a JD camera whose mapped Verkada camera Verkada refuses links for
+REFUSED_CAMERA = "footage_camera"
+
+
+def _refused_cameras():
+    """JD cameras set aside because Verkada refused links for the camera they are mapped
+    to, while they are still mapped to it: their sales are not asked again (each run
+    would spend its limit on them). A changed mapping asks again at once."""
+    refused = {record.key: (record.payload or {}).get("verkada_camera_id")
+               for record in open_records("sales").filter(kind=REFUSED_CAMERA).only("key", "payload")}
+    if not refused:
+        return []
+    mapped = CameraMapping.lookup(refused)
+    return [camera for camera, verkada in refused.items() if mapped.get(camera) == verkada]
 
 
 def _linkable():
     """Sales that can get links: on a JD camera mapped to a Verkada camera. A sale on an
-    unmapped camera is left out (its camera is set aside, `services.cameras`): newest
-    first, enough of them would fill every run's limit and starve the mapped ones."""
+    unmapped camera is left out (its camera is set aside, `services.cameras`), and so is
+    one whose mapped camera Verkada refused: newest first, enough of them would fill
+    every run's limit and starve the others."""
     return Transaction.objects.exclude(camera_ref="").filter(
-        camera_ref__in=CameraMapping.objects.values("jd_camera_id"))
+        camera_ref__in=CameraMapping.objects.values("jd_camera_id")).exclude(camera_ref__in=_refused_cameras())
 
 
 def _without_links():
@@ -47,8 +64,12 @@ def fetch_footage_links(run, limit=500, ids=None):
     With `ids` (the admin's selection), fetch both links again for those sales only.
 
     Idempotent: each sale is saved as soon as it has its links, so a failed run
-    keeps what it fetched. A camera Verkada does not know is recorded (blank
-    links) and not asked again. Side effects: GETs to Verkada."""
+    keeps what it fetched. A camera Verkada refuses links for (it does not know it:
+    a wrong mapping) is set aside once (`footage_camera`) with its sales, which keep
+    no links and are asked again once its mapping changes (or on retry). Footage
+    links have their share of the Verkada rate limit: once it is spent, the rest
+    waits for the next run (`deferred`). A run that fetched nothing fails; one that
+    set a camera aside is partial. Side effects: GETs to Verkada."""
     config = SalesSettings.load()
     client = common.verkada_client(config)
     limit = int(limit)
@@ -60,20 +81,14 @@ def fetch_footage_links(run, limit=500, ids=None):
             expired = _expired_thumbnails().order_by("-transaction_date")[: limit - len(todo)]
             todo += [(sale, bool(sale.footage_url)) for sale in expired]
     run.set_total(len(todo))
-    mapped = CameraMapping.lookup(sale.camera_ref for sale, _ in todo)
-    asked = 0  # sales whose links were asked of Verkada
     try:
-        for sale, thumbnail_only in todo:
-            if sale.camera_ref not in mapped:
-                # Links for an unmapped camera would be a guess: asked again once it is mapped.
-                run.count("camera_not_mapped")
-                run.advance()
-                continue
-            _fetch(run, client, sale, mapped[sale.camera_ref], thumbnail_only)
-            asked += 1
-            run.advance()
+        asked, deferred = fetch_links(run, client, todo)
     finally:
         common.keep_verkada_token(client)
+    if deferred and not run.ok_count:
+        raise OperationFailed(f"No links fetched: the footage links' share of the Verkada rate limit "
+                              f"({config.footage_rate_share_percent}%, Sales settings) is spent; {deferred} sales "
+                              "wait for the next run.")
     if todo and not asked:
         # Every sale it was given waits for a camera mapping: not a success.
         raise OperationFailed(f"No links fetched: the cameras of the {len(todo)} sales asked for are not mapped "
@@ -83,16 +98,69 @@ def fetch_footage_links(run, limit=500, ids=None):
         run.set_counter("still_without_links", left)  # past this run's limit: the next tick goes on
 
 
+def fetch_links(run, client, todo):
+    """Fetch the links of `todo` ([(sale, thumbnail only)]); a sale whose links come is ok.
+    Returns (sales asked of Verkada, sales deferred because the footage share is spent)."""
+    mapped = CameraMapping.lookup(sale.camera_ref for sale, _ in todo)
+    refused = {}  # JD camera -> (Verkada camera, what Verkada said, its sales here)
+    linked = set()
+    asked = 0
+    for n, (sale, thumbnail_only) in enumerate(todo):
+        camera = sale.camera_ref
+        if camera not in mapped:
+            # Links for an unmapped camera would be a guess: asked again once it is mapped.
+            run.count("camera_not_mapped")
+        elif camera in refused:
+            # Its camera was refused a moment ago: not asked again in this run.
+            refused[camera][2].append(sale.transaction_id)
+            run.count("camera_unknown")
+        else:
+            try:
+                _fetch(run, client, sale, mapped[camera], thumbnail_only)
+            except FootageShareSpent:
+                deferred = len(todo) - n
+                run.count("deferred", deferred)
+                logger.info("the footage links' share of the rate limit is spent: %s sales left for the next run", deferred)
+                break
+            except UpstreamPermanentError as exc:
+                logger.warning("no footage links for sale %s: %s", sale.transaction_id, exc)
+                refused[camera] = (mapped[camera], str(exc), [sale.transaction_id])
+                run.count("camera_unknown")
+            else:
+                linked.add(camera)
+                run.ok()
+            asked += 1
+        run.advance()
+    else:
+        deferred = 0
+    for camera, (verkada_camera, error, sales) in refused.items():
+        run.set_aside(REFUSED_CAMERA, camera,
+                      f"Verkada refused footage links for JD camera {camera!r}, mapped to Verkada camera "
+                      f"{verkada_camera!r} ({error}): its sales have no links. Fix its camera mapping (its sales "
+                      "are asked again once it changes), or retry.",
+                      payload={"jd_camera_id": camera, "verkada_camera_id": verkada_camera, "transaction_ids": sales[:100]})
+    resolve_items(run.record, "sales", REFUSED_CAMERA, linked - set(refused))
+    return asked, deferred
+
+
+def retry_refused_camera(run, record):
+    """Retry of a camera Verkada refused links for: its sales without links, asked again
+    (the record is brought up to date, and stays open, while Verkada still refuses)."""
+    if not CameraMapping.objects.filter(jd_camera_id=record.key).exists():
+        raise OperationFailed(f"JD camera {record.key!r} has no Verkada camera in the camera mapping.")
+    sales = Transaction.objects.filter(camera_ref=record.key, links_fetched_at__isnull=True).order_by("-transaction_date")
+    client = common.verkada_client()
+    try:
+        fetch_links(run, client, [(sale, False) for sale in sales[:500]])
+    finally:
+        common.keep_verkada_token(client)
+
+
 def _fetch(run, client, sale, camera_id, thumbnail_only):
     """A footage (history) link does not expire: a renewal asks for the thumbnail only."""
     timestamp = int(sale.transaction_date.timestamp())
-    try:
-        thumbnail, expiry = client.thumbnail_link(camera_id, timestamp, expiry=THUMBNAIL_LINK_EXPIRY_S)
-        footage = sale.footage_url if thumbnail_only else client.footage_link(camera_id, timestamp)
-    except UpstreamPermanentError as exc:
-        logger.warning("no footage links for sale %s: %s", sale.transaction_id, exc)
-        thumbnail, footage, expiry = "", "", None
-        run.count("camera_unknown")
+    thumbnail, expiry = client.thumbnail_link(camera_id, timestamp, expiry=THUMBNAIL_LINK_EXPIRY_S)
+    footage = sale.footage_url if thumbnail_only else client.footage_link(camera_id, timestamp)
     sale.thumbnail_url, sale.footage_url = thumbnail, footage
     sale.thumbnail_expires = common.now() + timedelta(seconds=expiry) if expiry else None
     sale.links_fetched_at = common.now()

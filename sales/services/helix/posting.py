@@ -16,6 +16,7 @@ from ... import mapping
 from ...client import VERKADA_COOLDOWN_S
 from ...models import HelixOutbox, SalesSettings
 from .. import common
+from ..cameras import NO_CAMERA, claimed_on_mapped_cameras
 from .checks import check_uncertain_posts, checks_due
 from .claims import claim_batch, claim_token_for, claims_to_recover, finish_claim, reconcile_delay, release_stale_claims
 from .corrections import apply_changes, waiting_for_a_mapping
@@ -36,10 +37,28 @@ def _backoff(attempts, retry_after=None):
     return timedelta(seconds=max(retry_after or 0, min(MAX_BACKOFF_S, 5 * 2 ** max(0, attempts - 1))))
 
 
-def expire_old_events():
-    return HelixOutbox.objects.filter(status=Status.PENDING, time_ms__lt=common.helix_cutoff_ms()).update(
-        status=Status.EXPIRED, last_error=common.TOO_OLD_FOR_HELIX
-    )
+def expire_old_events(run):
+    """Rows that aged past Helix's limit before they could be posted can never be: each
+    is marked expired and set aside with its reason (a run where they all expired is not
+    a success; nothing is lost without a record). Returns how many."""
+    expired = 0
+    for row in (HelixOutbox.objects.filter(status=Status.PENDING, time_ms__lt=common.helix_cutoff_ms())
+                .select_related("transaction").iterator(chunk_size=500)):
+        with transaction.atomic():
+            if HelixOutbox.objects.filter(pk=row.pk, status=Status.PENDING).update(
+                    status=Status.EXPIRED, last_error=common.TOO_OLD_FOR_HELIX):
+                _set_aside_expired(run, row, row.last_error)
+                expired += 1
+    return expired
+
+
+def _set_aside_expired(run, row, last_error=""):
+    sale = row.transaction
+    why = f" (its last attempt: {last_error[:300]})" if last_error else ""
+    run.set_aside("helix_event", sale.transaction_id,
+                  f"{common.TOO_OLD_FOR_HELIX} The sale of {sale.transaction_date:%Y-%m-%d %H:%M} UTC was not posted "
+                  f"in time{why}; it can no longer be.",
+                  payload={"camera_id": row.camera_id, "time_ms": row.time_ms}, context={"outbox_id": row.pk})
 
 
 def _post(client, row, attributes):
@@ -83,7 +102,9 @@ def _record_outcome(run, row, token, error, attributes, delay):
     elif isinstance(error, UpstreamPermanentError) and row.time_ms < common.helix_cutoff_ms():
         # Refused because it aged past the limit while in flight; any other refusal
         # of a recent event needs a person, whatever its text says.
-        finish_claim(row, token, status=Status.EXPIRED, claim_token="", last_error=str(error)[:1000])
+        with transaction.atomic():
+            if finish_claim(row, token, status=Status.EXPIRED, claim_token="", last_error=str(error)[:1000]):
+                _set_aside_expired(run, row, str(error))
         run.count("expired")
     elif isinstance(error, UpstreamAuthError):
         finish_claim(row, token, status=Status.PENDING, claim_token="", last_error=str(error)[:1000], next_attempt_at=now)
@@ -151,7 +172,7 @@ def post_helix_events(run, limit=None, max_seconds=RUN_BUDGET_S):
         ensure_built_in_type()
         router = Router()
         types = router.prepare(client)
-        expired = expire_old_events()
+        expired = expire_old_events(run)
         if expired:
             run.count("expired", expired)
         release_stale_claims(run, config)
@@ -242,9 +263,12 @@ def _drain(run, client, router, types, concurrency, limit, max_seconds, posted, 
 
 
 def _routed(run, router, rows, token, types):
-    """The claimed rows to post, each with its type; a void no rule posts is done (no
-    event), a sale no rule and no default takes is set aside with the reason."""
-    to_post, voided, refused = route_claimed(router, rows, token, types)
+    """The claimed rows to post, each on the camera its sale's JD camera maps to now and
+    with its type; a void no rule posts is done (no event), a sale no rule and no default
+    takes, or whose camera has no mapping, is set aside with the reason."""
+    on_cameras = claimed_on_mapped_cameras(run, rows, token)
+    run.advance(len(rows) - len(on_cameras))
+    to_post, voided, refused = route_claimed(router, on_cameras, token, types)
     for _ in voided:
         run.count("voided")
         run.ok()
@@ -270,6 +294,8 @@ def retry_helix_event(run, record):
         return
     if row.status == Status.EXPIRED or row.time_ms < common.helix_cutoff_ms():
         raise OperationFailed(common.TOO_OLD_FOR_HELIX)
+    if not row.camera_id:
+        raise OperationFailed(NO_CAMERA)
     if not HelixOutbox.retry_now(HelixOutbox.objects.filter(pk=row.pk)):
         raise OperationFailed(f"The event of sale {record.key} is being posted by another run.")
     client = common.verkada_client()
@@ -280,9 +306,13 @@ def retry_helix_event(run, record):
         token, rows = claim_batch(1, run_id=run.record.pk, only_ids=[row.pk])
         if not rows:
             raise OperationFailed(f"The event of sale {record.key} is being posted by another run.")
+        # On the camera the mapping says now; a camera without one sets the sale aside with it.
+        rows = claimed_on_mapped_cameras(run, rows, token)
+        if not rows:
+            return
         to_post, voided, refused = route_claimed(router, rows, token, types)
         if refused:
-            raise OperationFailed(refused[0][1])  # rolls the row back to failed; the record keeps the reason
+            raise OperationFailed(refused[0][1])  # the row is failed again; the record keeps the reason
         if voided:
             run.count("voided")
             return
@@ -294,7 +324,12 @@ def retry_helix_event(run, record):
                 finish_claim(row, token, claim_token="", check_at=common.now() + reconcile_delay(), last_error=str(error)[:1000])
             raise OperationFailed(f"Verkada's reply was lost ({error}); the event is checked after the reconcile delay.")
         if error is not None:
-            raise error  # rolls the row back to failed; the record keeps the new reason
+            # Nothing is in Verkada. Refused for now (429): the posting takes it up after the
+            # cooldown; refused for good: failed again. The record keeps the new reason.
+            later = isinstance(error, UpstreamTransientError)
+            finish_claim(row, token, status=Status.PENDING if later else Status.FAILED, claim_token="",
+                         last_error=str(error)[:1000], next_attempt_at=common.now() + _backoff(row.attempts, VERKADA_COOLDOWN_S))
+            raise error
         finish_claim(row, token, status=Status.POSTED, posted_at=common.now(), claim_token="", last_error="")
         run.count("posted")
     finally:

@@ -1,7 +1,10 @@
 """Which Helix event type each sale is posted as: the routing rules, then the default.
 
-A row is routed when it is first claimed, and the type is written to the row before
-its POST, so a re-post, a check, a PATCH or a DELETE uses the row's own type.
+A row is routed each time it is claimed for a POST (it has no event in Verkada then:
+a first post, a retry after a refusal or a 429, a re-post after a check found nothing),
+so rule edits apply to every sale not yet posted; a type the admin chose (re-target)
+is kept. The type is written to the row before its POST, so the delayed check, a
+PATCH or a DELETE of that event uses the row's own type.
 """
 
 from dataclasses import dataclass
@@ -9,6 +12,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from ...models import HelixEventType, HelixOutbox, HelixRoutingRule
+from . import retarget
 from .claims import finish_claim
 from .types import ensure_upstream
 
@@ -57,9 +61,9 @@ class Router:
         (a type whose mapping does not fit its schema stops the run before anything is
         claimed). Returns uid -> type."""
         by_pk = {}
-        # Rows already given a type (a retry, a re-target) are posted as it: its schema too.
-        waiting = set(HelixOutbox.objects.filter(status=Status.PENDING).exclude(event_type_uid="")
-                      .values_list("event_type_uid", flat=True).distinct())
+        # Rows re-targeted in the admin are posted as the chosen type: its schema too.
+        waiting = set(HelixOutbox.objects.filter(status__in=(Status.PENDING, Status.FAILED), route=retarget.ROUTE)
+                      .exclude(event_type_uid="").values_list("event_type_uid", flat=True).distinct())
         for event_type in self.candidates() + list(HelixEventType.objects.filter(event_type_uid__in=waiting)):
             if event_type.pk not in by_pk:
                 by_pk[event_type.pk] = ensure_upstream(client, event_type)
@@ -74,16 +78,18 @@ VOID_WITHOUT_EVENT = "Voided by JD Sports; no routing rule posts voids, so it ha
 
 
 def route_claimed(router, rows, token, types):
-    """Give each claimed row without a type the one its sale is routed to, written to
-    the row (under its claim) before it is posted. Rows of a type deleted here are
-    routed again: a pending row has no event in Verkada yet.
+    """Give each claimed row the type its sale is routed to now, written to the row
+    (under its claim) before it is posted: a claimed row has no event in Verkada, so
+    the current rules decide, whatever type an earlier refused or throttled attempt
+    had. A row re-targeted in the admin keeps the chosen type (unless that type was
+    deleted here: then it is routed too).
 
     Returns (to post: [(row, type)], voided rows, refused: [(row, reason)]). Voided and
     refused rows are finished here; the caller counts them (and sets refusals aside)."""
     to_post, voided, refused = [], [], []
     chosen = {}
     for row in rows:
-        event_type = types_of(row, types)
+        event_type = types_of(row, types) if row.route == retarget.ROUTE else None
         if event_type is None:
             route = router.choose(row.transaction)
             if route.event_type is None:
