@@ -88,9 +88,16 @@ def _coverage(path):
     return frozenset(TTFont(path, fontNumber=0, lazy=True).getBestCmap())
 
 
+# Part of every subset's key: a change to how subsets are made must not reuse the old files.
+SUBSET_RECIPE = 2
+
+
 def subset_key(chars, path):
-    """Names the subset of the font at `path` holding `chars` (its file, PostScript and family names)."""
-    return hashlib.sha256(f"{''.join(sorted(set(chars)))}\0{path}".encode()).hexdigest()[:16]
+    """Names the subset of the font at `path` holding `chars` (its file, PostScript
+    and family names); a new font file there (a package upgrade) gets new names."""
+    stat = os.stat(path)
+    source = f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{SUBSET_RECIPE}"
+    return hashlib.sha256(f"{''.join(sorted(set(chars)))}\0{source}".encode()).hexdigest()[:16]
 
 
 def subset_font_file(chars, path):
