@@ -39,7 +39,6 @@ has expired, and one who has not opted in.
 """
 
 import functools
-import json
 import secrets
 import time
 from collections import deque
@@ -47,7 +46,7 @@ from datetime import datetime, timezone
 
 from werkzeug.wrappers import Response
 
-from portal.sandbox import Sandbox, json_response, route
+from portal.sandbox import BadControl, Sandbox, bool_value, control_body, int_value, json_response, route
 
 DEMO_CHECKOUT_API_KEY = "5a4e0c1d8b7f6e2a9c3d4b5a6f7e8d9c0b1a2f3e4d5c6b7a8f9e0d1c2b3a4f5e"
 DEMO_NORMAL_USER_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -70,20 +69,6 @@ MAINTENANCE_PAGE = (
     "<!DOCTYPE html><html><head><title>CheckOut - Maintenance</title></head>"
     "<body><h1>CheckOut is down for maintenance</h1><p>Please try again later.</p></body></html>"
 )
-
-
-def control_body(request):
-    """A control request's JSON body, whatever its Content-Type (like /faults);
-    None when it is not a JSON object."""
-    try:
-        body = json.loads(request.get_data() or b"{}")
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def _bad_control(message):
-    return json_response({"message": message}, 400)
 
 
 def _now_iso():
@@ -137,11 +122,9 @@ class CheckoutSandbox(Sandbox):
 
     def handle_control(self, action, request):
         if action == "maintenance" and request.method == "POST":
-            body = control_body(request)
-            if body is None:
-                return _bad_control('Send a JSON object, e.g. {"on": true}.')
+            on = bool_value(control_body(request, '{"on": true}'), "on", True)
             with self.lock:
-                self.maintenance = bool(body.get("on", True))
+                self.maintenance = on
             return json_response({"maintenance": self.maintenance})
         return None
 
@@ -289,20 +272,24 @@ class CheckinPageSandbox(Sandbox):
     def handle_control(self, action, request):
         if request.method != "POST":
             return None
-        body = control_body(request)
-        if body is None or (action in ("issue", "expire", "fail", "mismatch") and not body.get("email")):
-            return _bad_control('Send a JSON object with "email", e.g. {"email": "ada@york.ac.uk"}.')
+        example = '{"email": "ada@york.ac.uk"}'
+        body = control_body(request, example)
+        if action in ("issue", "expire", "fail", "mismatch") and not body.get("email"):
+            raise BadControl(f'Send a JSON object with "email", e.g. {example}.')
         if action == "mismatch" and "shown_email" not in body:
-            return _bad_control('Send "shown_email" too.')
+            raise BadControl('Send "shown_email" too.')
         if action == "issue":
             return json_response({"cookie": self.issue(body["email"])})
         if action == "expire":
             self.expire(body["email"])
             return json_response({"expired": body["email"]})
         if action == "fail":
+            status = int_value(body, "status", 0)  # 0 or none: the page works again
+            if status and not 400 <= status <= 599:
+                raise BadControl(f'"status" must be an HTTP error status (400-599), not {status}.')
             with self.lock:
-                if body.get("status"):
-                    self.failing[body["email"]] = int(body["status"])
+                if status:
+                    self.failing[body["email"]] = status
                 else:
                     self.failing.pop(body["email"], None)
             return json_response({"failing": dict(self.failing)})

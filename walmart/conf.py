@@ -32,13 +32,14 @@ MFA_LOCKOUT_AFTER = env.int("WALMART_MFA_LOCKOUT_AFTER", default=3)
 SYNC_BUDGET_SECONDS = env.float("WALMART_SYNC_BUDGET_SECONDS", default=25.0)
 RETRY_AFTER_SECONDS = env.int("WALMART_RETRY_AFTER_SECONDS", default=30)
 # POST edr/batch-download waits up to `wait` seconds (body or ?wait=) for the
-# batch and then answers the seed's synchronous body; this is the wait when the
-# caller gives none (0: answer 202 at once), and the longest one allowed. The
-# longest is the synchronous budget: a longer wait would hold a web worker past
+# batch and then answers the seed's synchronous body. The longest wait allowed
+# is the synchronous budget: a longer one would hold a web worker past
 # gunicorn's 30 s timeout and end in an HTML 500 (a batch still running after it
 # answers the 202 with its status_url, and says how long the portal waited).
-BATCH_DEFAULT_WAIT_SECONDS = env.float("WALMART_BATCH_DEFAULT_WAIT_SECONDS", default=0.0)
+# A caller that gives no `wait` waits that long too: the seed's clients send
+# none and read the synchronous body. `wait: 0` answers the 202 at once.
 BATCH_MAX_WAIT_SECONDS = env.float("WALMART_BATCH_MAX_WAIT_SECONDS", default=SYNC_BUDGET_SECONDS)
+BATCH_DEFAULT_WAIT_SECONDS = env.float("WALMART_BATCH_DEFAULT_WAIT_SECONDS", default=BATCH_MAX_WAIT_SECONDS)
 # Per-step timeouts from the upstream notes (seconds).
 LOGIN_STEP_TIMEOUT = 15
 EDR_TIMEOUT = 30

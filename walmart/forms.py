@@ -14,7 +14,7 @@ class MfaCodeForm(forms.Form):
     # The length is checked by the shared rule (same words as the API); the
     # browser's maxlength only helps typing.
     mfa_code = forms.CharField(label="MFA code", widget=forms.TextInput(
-        attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 8}))
+        attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 6}))
 
     def clean_mfa_code(self):
         return _rule(validation.mfa_code, self.cleaned_data["mfa_code"])

@@ -20,7 +20,7 @@ def html_to_pdf(html: str) -> bytes:
 
     from .pdf_fonts import font_face_css
 
-    fonts = font_face_css(html)  # "" unless the document needs CJK glyphs
+    fonts = font_face_css(html)  # "" unless Helvetica cannot draw some of its characters
     if fonts:
         html = html.replace("</style>", fonts + "</style>", 1)
     out = io.BytesIO()

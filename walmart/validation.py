@@ -5,7 +5,8 @@ Each raises ValueError with the message to show."""
 
 import re
 
-MFA_CODE = re.compile(r"^\d{4,8}$")
+# Retail Link sends a 6-digit code (validateCode {code: "<6 digits>"}).
+MFA_CODE = re.compile(r"^\d{6}$")
 EVENT_ID = re.compile(r"^\d{1,20}$")
 
 MFA_CODE_MESSAGE = "The MFA code is the 6 digits from the SMS."

@@ -55,11 +55,10 @@ data (see data.py), the others answer an empty activities list.
 
 import base64
 import binascii
-import json
 import time
 from collections import defaultdict, deque
 
-from portal.sandbox import Sandbox, json_response, route
+from portal.sandbox import Sandbox, control_body, int_value, json_response, route
 
 from .data import ALL_PORTALS, IMAGE_SHAPES, LINK_FORMS, build_portal, shape_of
 
@@ -159,13 +158,8 @@ class NetlifeSandbox(Sandbox):
         }
 
     def handle_control(self, action, request):
-        # JSON whatever the Content-Type says (curl -d sends form-urlencoded), like /faults.
-        try:
-            spec = json.loads(request.get_data() or b"{}")
-        except ValueError:
-            return json_response({"error": "the body must be JSON"}, 400)
-        if not isinstance(spec, dict):
-            return json_response({"error": "the body must be a JSON object"}, 400)
+        # JSON whatever the Content-Type says (curl -d sends form-urlencoded), like /faults; else a 400.
+        spec = control_body(request, '{"ms": 3000}')
         if action == "shape" and request.method == "POST":
             if "portal" not in spec:
                 self.keyed_maps = bool(spec.get("keyed"))
@@ -194,7 +188,7 @@ class NetlifeSandbox(Sandbox):
                 return json_response({"error": "max must be an integer"}, 400)
             return json_response({"max": self.subjects_per_page})
         if action == "slow_jobs" and request.method == "POST":
-            self.slow_job_ms = int(spec.get("ms", 0))
+            self.slow_job_ms = int_value(spec, "ms", 0, minimum=0)  # "x": a 400 (BadControl), not a crash
             return json_response({"ms": self.slow_job_ms})
         if action == "fail_users_page" and request.method == "POST":
             self.failing_user_pages[int(spec.get("page", 2))] = int(spec.get("count", 1))

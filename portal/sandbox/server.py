@@ -1,5 +1,4 @@
 import io
-import json
 import logging
 import socket
 import struct
@@ -10,6 +9,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from .base import Fault, Sandbox, json_response
+from .controls import BadControl, bad_control, control_body, int_value
 
 logger = logging.getLogger("portal.sandbox")
 
@@ -203,6 +203,15 @@ class SandboxServer:
         sandbox = self.sandboxes.get(name)
         if sandbox is None:
             return json_response({"message": f"no sandbox {name!r}"}, 404)
+        try:
+            return self._control(sandbox, action, request)
+        except BadControl as exc:  # a bad body or value: 400 saying which (see controls.py)
+            return bad_control(exc)
+        except Exception:  # a control bug: a logged JSON 500, not a dropped connection
+            logger.exception("sandbox %s control %r crashed", sandbox.name, action)
+            return json_response({"message": "Internal Server Error"}, 500)
+
+    def _control(self, sandbox, action, request):
         if action == "state" and request.method == "GET":
             with sandbox.lock:
                 data = sandbox.state()
@@ -211,15 +220,14 @@ class SandboxServer:
             return json_response(data)
         if action == "faults" and request.method == "POST":
             try:
-                spec = json.loads(request.get_data() or b"{}")
-                fault = Fault.from_json(spec)
+                fault = Fault.from_json(control_body(request, '{"count": 3, "status": 429}'))
             except (ValueError, TypeError) as exc:
                 return json_response({"message": str(exc)}, 400)
             sandbox.add_fault(fault)
             return json_response({"queued": fault.count})
         if action == "latency" and request.method == "POST":
-            spec = json.loads(request.get_data() or b"{}")
-            sandbox.latency_ms = int(spec.get("latency_ms", 0))
+            spec = control_body(request, '{"latency_ms": 4000}')
+            sandbox.latency_ms = int_value(spec, "latency_ms", 0, minimum=0)
             return json_response({"latency_ms": sandbox.latency_ms})
         if action == "reset" and request.method == "POST":
             sandbox.full_reset()

@@ -163,6 +163,10 @@ def test_control_endpoints_read_json_whatever_the_content_type(netlife, sandbox)
         assert reply.status_code == 200, reply.text
     assert netlife.slow_job_ms == 5 and netlife.shapes["legacyphoto"]["links"] == "host"
     assert requests.post(f"{sandbox.url}/_sandbox/netlife/slow_jobs", data="nope", timeout=5).status_code == 400
+    for bad in ('{"ms": "x"}', '{"ms": -1}', '{"ms": 1.5}'):  # a bad value: 400 saying so, not a dropped connection
+        refused = requests.post(f"{sandbox.url}/_sandbox/netlife/slow_jobs", data=bad, timeout=5)
+        assert refused.status_code == 400 and '"ms"' in refused.json()["message"], bad
+    assert netlife.slow_job_ms == 5
 
 
 def test_a_subject_list_longer_than_the_page_cap_deletes_nothing_and_sets_the_job_aside(netlife, sandbox, db, monkeypatch):

@@ -87,3 +87,33 @@ def test_the_page_rotates_a_live_cookie_and_shows_the_login_page_for_a_dead_one(
     assert "Please log in" in requests.get(url, cookies={"prestostudent_session": new_cookie}).text
     state = requests.get(f"{sandbox.url}/_sandbox/checkin-page/state").json()
     assert [load["rotated"] for load in state["loads"]] == [True, False, False]
+
+
+def control(sandbox, path, body):
+    """A control request as curl -d sends it (raw body, form Content-Type)."""
+    return requests.post(f"{sandbox.url}/_sandbox/{path}", data=body,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=5)
+
+
+def test_maintenance_takes_true_or_false_and_refuses_anything_else(sandbox, checkout):
+    assert control(sandbox, "checkout/maintenance", '{"on": "true"}').json() == {"maintenance": True}
+    assert control(sandbox, "checkout/maintenance", '{"on": "false"}').json() == {"maintenance": False}
+    for bad in ('{"on": "no"}', '{"on": 1}', '{"on": "yes please"}', '{"on": null}'):
+        refused = control(sandbox, "checkout/maintenance", bad)
+        assert refused.status_code == 400 and '"on" must be true or false' in refused.json()["message"], bad
+    assert checkout.state()["maintenance"] is False  # "no" did not switch it on
+
+
+def test_controls_answer_400_on_bad_values_instead_of_dropping_the_connection(sandbox, checkout, page):
+    from .conftest import LIVE
+
+    refused = control(sandbox, "checkin-page/fail", f'{{"email": "{LIVE[0]}", "status": "x"}}')
+    assert refused.status_code == 400 and '"status" must be a whole number' in refused.json()["message"]
+    not_an_error = control(sandbox, "checkin-page/fail", f'{{"email": "{LIVE[0]}", "status": 200}}')
+    assert not_an_error.status_code == 400 and "400-599" in not_an_error.json()["message"]
+    assert page.failing == {}
+    for bad in ("not json", '{"latency_ms": "slow"}', '{"latency_ms": -5}'):
+        refused = control(sandbox, "checkout/latency", bad)
+        assert refused.status_code == 400 and refused.json()["message"], bad
+    assert checkout.latency_ms == 0
+    assert control(sandbox, "checkout/latency", '{"latency_ms": 0}').json() == {"latency_ms": 0}

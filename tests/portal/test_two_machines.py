@@ -94,7 +94,7 @@ def test_work_started_on_one_machine_is_done_by_the_other_and_served_back(machin
 
     # ... is used by B's worker for a batch started through A's API ...
     ids = ["606200", "606201", "606202"]
-    reply = api.post(f"{a.url}/api/walmart/edr/batch-download", json={"event_ids": ids}, timeout=30)
+    reply = api.post(f"{a.url}/api/walmart/edr/batch-download", json={"event_ids": ids, "wait": 0}, timeout=30)
     assert reply.status_code == 202, reply.text
     run = wait_for_run(reply.json()["run"]["id"], timeout=120)
     assert run.status == "succeeded", (run.status, run.error, b.logs())

@@ -70,7 +70,7 @@ def test_the_download_form_explains_bad_input_and_a_missing_session(admin_client
 def test_the_reports_list_links_each_pdf_and_the_action_downloads_again(admin_client, rl_user, django_capture_on_commit_callbacks):
     from walmart import services
 
-    report = services.download_edr(rl_user, "606100")
+    report = services.download_one(rl_user, "606100")
     changelist = reverse("admin:walmart_edrreport_changelist")
     page = admin_client.get(changelist).content.decode()
     pdf_url = reverse("admin:walmart_edrreport_pdf", args=[report.pk])

@@ -108,7 +108,8 @@ def test_one_user_never_uses_another_users_session(api_client, rl_user, staff, a
     bobs, roots = (RetailLinkSession.objects.get(user=u) for u in (bob, rl_user))
     assert bobs.bearer != roots.bearer
     as_user(api_client, rl_user)
-    run_id = api_client.post("/api/walmart/edr/batch-download", {"event_ids": ["606100"]}, format="json").json()["run"]["id"]
+    run_id = api_client.post("/api/walmart/edr/batch-download", {"event_ids": ["606100"], "wait": 0},
+                             format="json").json()["run"]["id"]
     as_user(api_client, bob)
     assert api_client.get(f"/api/walmart/edr/batches/{run_id}").status_code == 404
     assert api_client.get(f"/api/walmart/edr/batches/{run_id}/zip").status_code == 404
@@ -117,7 +118,8 @@ def test_one_user_never_uses_another_users_session(api_client, rl_user, staff, a
 def test_a_batch_is_queued_and_reports_progress_results_and_files(api_client, rl_user, rl, django_capture_on_commit_callbacks):
     as_user(api_client, rl_user)
     with django_capture_on_commit_callbacks(execute=True):
-        reply = api_client.post("/api/walmart/edr/batch-download", {"event_ids": ["606100", "999", 606102]}, format="json")
+        reply = api_client.post("/api/walmart/edr/batch-download", {"event_ids": ["606100", "999", 606102], "wait": 0},
+                                format="json")
     assert reply.status_code == 202
     body = reply.json()
     # eager Celery in unit tests: the run has finished by the time we poll
@@ -138,7 +140,7 @@ def test_a_batch_is_queued_and_reports_progress_results_and_files(api_client, rl
 def test_a_batch_by_date_takes_the_approved_events(api_client, rl_user, rl, django_capture_on_commit_callbacks):
     as_user(api_client, rl_user)
     with django_capture_on_commit_callbacks(execute=True):
-        reply = api_client.post("/api/walmart/edr/batch-download", {"date": "2025-10-08"}, format="json")
+        reply = api_client.post("/api/walmart/edr/batch-download", {"date": "2025-10-08", "wait": 0}, format="json")
     assert reply.json()["run"]["status"] == "queued" and reply.json()["run"]["params"]["date"] == "2025-10-08"
     run_id = reply.json()["run"]["id"]
     status = api_client.get(f"/api/walmart/edr/batches/{run_id}").json()
@@ -158,8 +160,8 @@ def test_auth_endpoints_are_rate_limited(api_client, rl_user):
 def test_the_same_batch_asked_for_twice_is_queued_once(api_client, rl_user):
     as_user(api_client, rl_user)
     # In the test's transaction nothing is sent before commit: the first batch is still queued.
-    first = api_client.post("/api/walmart/edr/batch-download", {"event_ids": ["606100"]}, format="json")
-    second = api_client.post("/api/walmart/edr/batch-download", {"event_ids": ["606100"]}, format="json")
+    first = api_client.post("/api/walmart/edr/batch-download", {"event_ids": ["606100"], "wait": 0}, format="json")
+    second = api_client.post("/api/walmart/edr/batch-download", {"event_ids": ["606100"], "wait": 0}, format="json")
     assert (first.status_code, second.status_code) == (202, 200)
     assert second.json()["run"]["id"] == first.json()["run"]["id"]
     assert "already queued as run" in second.json()["message"]

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from portal.sandbox import Fault
-from walmart import services
+from walmart import services, validation
 from walmart.client.errors import LOG_IN_AGAIN
 from walmart.models import EdrBatchItem, EdrReport, EventAssignment, RetailLinkSession
 
@@ -92,9 +92,23 @@ def test_a_batch_without_a_session_fails_with_what_to_do(admin_user):
     assert record.error == "No active Retail Link session; request an MFA code first."
 
 
+def test_a_batch_takes_its_parameters_by_the_forms_rules(rl_user, rl):
+    """The same rules as the admin form and the API (walmart.validation): ids
+    cleaned and de-duplicated; a bad id or date is the run's error, nothing fetched."""
+    record = services.edr_batch(trigger="command", user_id=rl_user.pk, event_ids=[" 606100", 606100, "606101 "])
+    assert record.status == "succeeded" and record.result["total"] == 2
+    assert sorted(rl.state()["edr_requests"]) == ["606100", "606101"]
+    for params, error in (({"event_ids": ["606100", "60-61"]}, "Event ids are numbers; not: 60-61."),
+                          ({"date": "2025-13-40"}, validation.MALFORMED_DATE)):
+        record = services.edr_batch(trigger="command", user_id=rl_user.pk, **params)
+        assert (record.status, record.error) == ("failed", error)
+    assert sorted(rl.state()["edr_requests"]) == ["606100", "606101"]  # nothing more was fetched
+    assert rl.state()["schedule_requests"] == []
+
+
 def test_the_pdf_holds_the_events_details_items_and_signatures(rl_user, rl):
     EventAssignment.objects.create(event_id="606101", employee_name="María López")
-    report = services.download_edr(rl_user, "606101")
+    report = services.download_one(rl_user, "606101")
     event = rl.events[606101]
     text = pdf_text(report.pdf.path)
     for expected in ("Event Detail Report", "606101", event.name, "2025-10-06", "María López",

@@ -122,3 +122,16 @@ def test_the_sandbox_options_control_takes_json_whatever_its_content_type(sandbo
         refused = requests.post(url, data=bad)
         assert refused.status_code == 400 and "JSON object" in refused.json()["message"]
     assert rl.options["edr_latency_ms"] == 5
+
+
+def test_the_sandbox_options_control_refuses_bad_values(sandbox, rl):
+    import requests
+
+    url = f"{sandbox.url}/_sandbox/retaillink/options"
+    for bad, says in (('{"edr_latency_ms": "x"}', "whole number"), ('{"challenge_always": "no"}', "true or false"),
+                      ('{"types": "words"}', "one of"), ('{"edr_errors": [1]}', "JSON object"),
+                      ('{"edr_latency_msec": 5}', "Unknown option")):
+        refused = requests.post(url, data=bad, timeout=5)
+        assert refused.status_code == 400 and says in refused.json()["message"], (bad, refused.text)
+    assert (rl.options["edr_latency_ms"], rl.options["challenge_always"]) == (0, False)
+    assert requests.post(url, data='{"challenge_always": "false", "challenge_after_edr": null}', timeout=5).ok

@@ -44,19 +44,26 @@ def test_wait_in_the_query_and_a_batch_longer_than_the_wait_gets_the_202(api_cli
     api_client.force_authenticate(rl_user)
     quick = api_client.post("/api/walmart/edr/batch-download?wait=30", {"event_ids": ["606102"]}, format="json")
     assert quick.status_code == 200 and quick.json()["successful"] == 1
-    # Without wait: the 202 with the run to poll, as before.
-    queued = api_client.post("/api/walmart/edr/batch-download", {"event_ids": ["606103"]}, format="json")
+    # Without wait, as the seed's clients ask: the synchronous body too (the default wait).
+    seed_style = api_client.post("/api/walmart/edr/batch-download", {"event_ids": ["606104"]}, format="json")
+    assert seed_style.status_code == 200 and SEED_KEYS <= set(seed_style.json()), seed_style.content
+    assert seed_style.json()["successful"] == 1 and seed_style.json()["results"][0]["pdf_url"]
+    # With wait 0: the 202 with the run to poll, at once.
+    queued = api_client.post("/api/walmart/edr/batch-download", {"event_ids": ["606103"], "wait": 0}, format="json")
     assert queued.status_code == 202 and "status_url" in queued.json()
     assert SEED_KEYS <= set(queued.json())  # a client written for the seed finds every key it reads
 
 
 @pytest.mark.browser
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_the_seeds_example_1_runs_verbatim(live_server, admin_user, rl, monkeypatch, capsys):
+def test_the_seeds_example_1_runs_verbatim(worker, live_server, admin_user, rl, monkeypatch, capsys):
+    """The batch runs on the real worker, as in production: the reply has the
+    results only because the portal waits for them (the default wait)."""
     from rest_framework.authtoken.models import Token
 
     token = Token.objects.create(user=admin_user)
-    monkeypatch.setattr(conf, "BATCH_DEFAULT_WAIT_SECONDS", 60)  # the seed's client knows nothing of `wait`
+    # The settings as shipped: the seed's client knows nothing of `wait`, and gets the synchronous body.
 
     class LoggedIn(requests.Session):  # "Assuming you're logged into the main app"
         def __init__(self):

@@ -1,5 +1,6 @@
 """One Retail Link account serves every portal user: code requests are
-serialised (one SMS for parallel requests), wrong codes are counted locally and
+serialised (one SMS for parallel requests), code entries too (one guess upstream
+with one try left), wrong codes are counted locally and
 the guess that would lock the account is refused, logout is never throttled."""
 
 import threading
@@ -22,28 +23,33 @@ def wrong_code(sandbox):
     return "000000" if sandbox_state(sandbox)["last_code"] != "000000" else "111111"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_two_parallel_code_requests_send_one_sms_and_both_users_get_in(sandbox, django_user_model):
-    first, second = (django_user_model.objects.create_user(name) for name in ("ana", "ben"))
-    errors, barrier = [], threading.Barrier(2)
+def in_parallel(calls):
+    """Run each call in its own thread, started together; each one's exception (or None)."""
+    from django.db import connection
 
-    def ask(user):
-        from django.db import connection
+    outcomes, barrier = [None] * len(calls), threading.Barrier(len(calls))
 
+    def run(index, call):
         try:
             barrier.wait()
-            services.request_mfa(user)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+            call()
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            outcomes[index] = exc
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=ask, args=(user,)) for user in (first, second)]
+    threads = [threading.Thread(target=run, args=(index, call)) for index, call in enumerate(calls)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
-    assert not errors
+        thread.join(timeout=90)
+    return outcomes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_parallel_code_requests_send_one_sms_and_both_users_get_in(sandbox, django_user_model):
+    first, second = (django_user_model.objects.create_user(name) for name in ("ana", "ben"))
+    assert in_parallel([lambda: services.request_mfa(first), lambda: services.request_mfa(second)]) == [None, None]
     state = sandbox_state(sandbox)
     assert state["sms_sent"] == 1 and state["pending_logins"] == 1
     # A third request within the code's life joins the pending login too.
@@ -76,6 +82,44 @@ def test_the_portal_refuses_the_wrong_code_that_would_lock_the_account(admin_use
     assert services.reset_wrong_codes() == 1
     assert services.authenticate(admin_user, sandbox_state(sandbox)["last_code"]).is_authenticated
     assert RetailLinkAccount.objects.get().wrong_codes == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_wrong_codes_at_once_with_one_try_left_send_one_guess_upstream(sandbox, django_user_model):
+    first, second = (django_user_model.objects.create_user(name) for name in ("ana", "ben"))
+    services.request_mfa(first)
+    services.request_mfa(second)  # joins the same login
+    wrong = wrong_code(sandbox)
+    with pytest.raises(LoginRefused, match="1 try left"):
+        services.authenticate(first, wrong)
+
+    outcomes = in_parallel([lambda: services.authenticate(first, wrong), lambda: services.authenticate(second, wrong)])
+    # One guess went to Retail Link (and was wrong); the other was refused here, never sent.
+    assert sorted(type(o).__name__ for o in outcomes) == ["CodeTriesExhausted", "LoginRefused"], outcomes
+    assert "No tries left" in str(next(o for o in outcomes if type(o) is LoginRefused))
+    assert sandbox_state(sandbox)["accounts"]["demo.user@example.com"] == {"locked": False, "failures": 2}
+    assert RetailLinkAccount.objects.get().wrong_codes == 2
+
+
+@pytest.mark.django_db
+def test_a_code_entry_waiting_past_its_budget_is_503_account_busy(api_client, admin_user, sandbox, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from walmart import conf
+
+    api_client.force_authenticate(admin_user)
+    assert api_client.post("/api/walmart/auth/request-mfa").status_code == 200
+    # Another user's code is being checked upstream (the account's claim is held) for longer than this call may wait.
+    RetailLinkAccount.objects.update(claimed_until=timezone.now() + timedelta(minutes=1))
+    monkeypatch.setattr(conf, "SYNC_BUDGET_SECONDS", 2)
+    reply = api_client.post("/api/walmart/auth/authenticate", {"mfa_code": sandbox_state(sandbox)["last_code"]},
+                            format="json")
+    assert reply.status_code == 503 and reply.json()["error"] == "account_busy"
+    assert reply["Retry-After"]
+    assert sandbox_state(sandbox)["accounts"]["demo.user@example.com"]["failures"] == 0  # nothing was sent
+    assert RetailLinkSession.objects.get(user=admin_user).stage == "awaiting_code"  # the code can be entered again
 
 
 @pytest.mark.django_db

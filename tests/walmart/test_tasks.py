@@ -67,7 +67,7 @@ def test_edr_batch_task_progress_is_live_in_the_batch_status_api(worker, admin_u
     rl.options["edr_latency_ms"] = 400  # each EDR takes a while, as the real one does
     ids = [str(606100 + n) for n in range(8)]
     api_client.force_authenticate(admin_user)
-    reply = api_client.post("/api/walmart/edr/batch-download", {"event_ids": ids}, format="json")
+    reply = api_client.post("/api/walmart/edr/batch-download", {"event_ids": ids, "wait": 0}, format="json")
     assert reply.status_code == 202
     run_id = reply.json()["run"]["id"]
     seen = []

@@ -17,7 +17,7 @@ def serializer_errors(serializer):
     return " ".join(str(e) for errors in serializer.errors.values() for e in errors)
 
 
-@pytest.mark.parametrize("code", ["12", "abcdef", "123456789", ""])
+@pytest.mark.parametrize("code", ["12", "1234", "12345678", "abcdef", "123456789", ""])
 def test_a_bad_mfa_code_is_refused_alike(code):
     form, api = form_errors(MfaCodeForm({"mfa_code": code})), serializer_errors(AuthenticateSerializer(data={"mfa_code": code}))
     assert form and api

@@ -43,8 +43,9 @@ class BatchDownloadSerializer(serializers.Serializer):
 
     wait = serializers.FloatField(
         required=False, min_value=0,
-        help_text=("Seconds to wait for the batch (at most WALMART_BATCH_MAX_WAIT_SECONDS, default the 25 s "
-                   "synchronous budget): finished in time, the seed's synchronous body; else 202."),
+        help_text=("Seconds to wait for the batch (at most WALMART_BATCH_MAX_WAIT_SECONDS, default "
+                   "WALMART_BATCH_DEFAULT_WAIT_SECONDS: both the 25 s synchronous budget unless set): finished "
+                   "in time, the seed's synchronous body; else 202. 0: the 202 at once."),
         error_messages={"invalid": "`wait` is a number of seconds."},
     )
 

@@ -63,10 +63,10 @@ from urllib.parse import quote
 
 from werkzeug.wrappers import Response
 
-from portal.sandbox import Sandbox, json_response, route
+from portal.sandbox import Sandbox, control_body, json_response, route
 
 from .catalogue import CLUBS, build_catalogue
-from .controls import bad_control, control_body
+from .options import DEFAULT_OPTIONS, checked_options
 from .pages import CHALLENGE_PAGE, EMS_PAGE, LOGIN_PAGE
 
 logger = logging.getLogger(__name__)
@@ -78,20 +78,6 @@ CODE_TTL_S = 300
 TOKEN_TTL_S = 3600
 MAX_CODE_FAILURES = 3
 STATUS_CODES = {"APPROVED": "2", "CANCELLED": "3"}
-
-DEFAULT_OPTIONS = {
-    "challenge": "412",
-    "challenge_always": False,
-    "authenticate_without_cookie": False,
-    "types": "mixed",
-    "schedule_latency_ms": 0,
-    "edr_latency_ms": 0,
-    "expire_tokens_after_edr": None,
-    "challenge_after_edr": None,
-    "edr_overrides": {},
-    "edr_errors": {},
-}
-
 
 class RetailLinkSandbox(Sandbox):
     name = "retaillink"
@@ -128,13 +114,12 @@ class RetailLinkSandbox(Sandbox):
     def handle_control(self, action, request):
         if request.method != "POST":
             return None
-        with self.lock:
-            if action == "options":
-                body = control_body(request)
-                if body is None:
-                    return bad_control('{"edr_latency_ms": 400}')
-                self.options.update(body)
+        if action == "options":
+            options = checked_options(control_body(request, '{"edr_latency_ms": 400}'))
+            with self.lock:
+                self.options.update(options)
                 return json_response(self.options)
+        with self.lock:
             if action == "expire_codes":
                 for login in self.logins.values():
                     login["code_expires"] = 0

@@ -22,7 +22,6 @@ from .batch import (  # noqa: F401
     user_batch,
 )
 from .edr import (  # noqa: F401
-    download_edr,
     download_edr_run,
     download_one,
     employee_for,

@@ -9,7 +9,6 @@ fetches that one EDR again and puts its PDF into the same batch's report set.
 
 import logging
 from concurrent.futures import FIRST_COMPLETED, wait
-from datetime import date as date_type
 
 from django.contrib.auth import get_user_model
 
@@ -17,7 +16,7 @@ from portal.http import UpstreamError
 from portal.runs import OperationFailed, RunLost, SoftTimeLimitExceeded, operation
 from portal.setaside import record_set_aside, resolve_items
 
-from .. import clock, conf, sessions
+from .. import clock, conf, sessions, validation
 from ..client import BotDefenceError, SessionExpired
 from ..client.errors import LOG_IN_AGAIN
 from ..client.types import approved_event_ids
@@ -36,18 +35,15 @@ KEEP_ALIVE_SECONDS = 30
 
 
 def _batch_event_ids(client, date, event_ids):
-    if date:
-        try:
-            day = date_type.fromisoformat(str(date))
-        except ValueError as exc:
-            raise OperationFailed(f"Malformed date {date!r}; use YYYY-MM-DD.") from exc
-        rows = client.daily_schedule(day, day, conf.club_numbers())
-        return approved_event_ids(rows)
-    ids = []
-    for event_id in event_ids or []:
-        event_id = str(event_id).strip()
-        if event_id and event_id not in ids:
-            ids.append(event_id)
+    """The batch's events: the approved ones of `date`, or `event_ids` cleaned by
+    the rules the forms and the API apply (a bad parameter is the run's error)."""
+    try:
+        day = validation.iso_date(date) if date else None
+        ids = None if date else validation.event_ids(event_ids or [])
+    except ValueError as exc:
+        raise OperationFailed(str(exc)) from exc
+    if day is not None:
+        return approved_event_ids(client.daily_schedule(day, day, conf.club_numbers()))
     return ids
 
 

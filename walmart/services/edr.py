@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
-from portal.runs import OperationFailed, operation
+from portal.runs import operation
 from portal.setaside import resolve_items
 
 from .. import clock, conf, sessions
@@ -109,17 +109,3 @@ def download_edr_run(run, *, user_id, event_id):
     run.count("downloaded")
     return {"event_id": report.event_id, "report_id": report.pk, "filename": report.filename}
 
-
-def download_edr(user, event_id, *, trigger="api"):
-    """Fetch one EDR, render its PDF and store it; returns the EdrReport.
-
-    Synchronous (the caller waits for the PDF) and tracked: it runs the
-    `download_edr` operation, so every download is a SyncRun row. A refusal or
-    an error is raised as OperationFailed with the run's error. Idempotent per
-    event id (the report is upserted, its PDF replaced)."""
-    from portal.models import SyncRun
-
-    record = download_edr_run(trigger=trigger, user=user, user_id=user.pk, event_id=str(event_id))
-    if record.status != SyncRun.Status.SUCCEEDED:
-        raise OperationFailed(record.error)
-    return EdrReport.objects.get(pk=record.result["report_id"])

@@ -1,12 +1,14 @@
 """The Retail Link login: request the SMS code, enter it, log out.
 
 One Retail Link account serves every portal user (RetailLinkAccount): code
-requests are serialised per account, and wrong codes are counted locally so
-the portal refuses before Retail Link's lockout.
+requests and code entries are serialised per account (one claim on its row),
+and wrong codes are counted locally so the portal refuses before Retail
+Link's lockout: with one try left, only one guess can be on its way upstream.
 """
 
 import hashlib
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.db.models import F, Q
@@ -22,11 +24,12 @@ CONFIGURATION_MISSING = (
     "Configuration missing: set WALMART_EDR_USERNAME, WALMART_EDR_PASSWORD and WALMART_EDR_MFA_CREDENTIAL_ID "
     "or fill in the Retail Link settings in the admin."
 )
-# How long one code request may hold the account (a browser login takes seconds).
+# How long one code request or code entry may hold the account (a browser step takes seconds).
 CLAIM_SECONDS = 60
-# How long a second request waits for the first one's SMS before giving up.
-JOIN_WAIT_SECONDS = 20
+# How long a caller waits for the account (another request's SMS, another code's check), within its time budget.
+CLAIM_WAIT_SECONDS = 20
 REQUEST_IN_PROGRESS = "Another code request for the shared Retail Link account is still running; try again in a minute."
+CODE_BEING_CHECKED = "Another code for the shared Retail Link account is still being checked; try again in a moment."
 
 
 class CodeTriesExhausted(OperationFailed):
@@ -54,10 +57,39 @@ def tries_left(account):
 
 
 def _claim(account):
+    """Take the account's claim (a conditional UPDATE: atomic on every backend);
+    its expiry, which is also the token that releases it, or None when held."""
     now = clock.now()
-    return RetailLinkAccount.objects.filter(
+    until = now + timedelta(seconds=CLAIM_SECONDS)
+    taken = RetailLinkAccount.objects.filter(
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), pk=account.pk
-    ).update(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+    ).update(claimed_until=until)
+    return until if taken else None
+
+
+@contextmanager
+def _holding(account, busy_message, *, unless=None):
+    """Hold the account's claim for the block: wait for it as long as the time
+    budget allows (CLAIM_WAIT_SECONDS at most), then AccountBusy. Yields True
+    once held; False, without the claim, as soon as `unless(account)` (checked
+    on the fresh row while waiting) says the wait is not needed any more."""
+    deadline = time.monotonic() + min(CLAIM_WAIT_SECONDS, max(0.0, budget_left() - 1))
+    while True:
+        account.refresh_from_db()
+        if unless is not None and unless(account):
+            yield False
+            return
+        until = _claim(account)
+        if until is not None:
+            break
+        if time.monotonic() > deadline:
+            raise AccountBusy(busy_message)
+        time.sleep(0.2)
+    try:
+        yield True
+    finally:
+        # Only our own claim: past its expiry another caller may hold a new one.
+        RetailLinkAccount.objects.filter(pk=account.pk, claimed_until=until).update(claimed_until=None)
 
 
 def request_mfa(user):
@@ -78,18 +110,10 @@ def _request_mfa(user):
     if not credentials.complete:
         raise OperationFailed(CONFIGURATION_MISSING)
     account = shared_account(credentials)
-    # Wait for the other request's SMS as long as the time budget allows.
-    deadline = time.monotonic() + min(JOIN_WAIT_SECONDS, max(0.0, budget_left() - 1))
-    while True:
-        account.refresh_from_db()
-        if account.code_pending():
+    # A pending code (the other request's SMS, once sent) is joined instead of waited for.
+    with _holding(account, REQUEST_IN_PROGRESS, unless=lambda fresh: fresh.code_pending()) as held:
+        if not held:
             return sessions.start_session(user, account.pending_state)
-        if _claim(account):
-            break
-        if time.monotonic() > deadline:
-            raise AccountBusy(REQUEST_IN_PROGRESS)
-        time.sleep(0.2)  # another request holds the account: wait for its SMS
-    try:
         browser_state = request_code(credentials)
         now = clock.now()
         account.pending_state, account.code_sent_at = browser_state, now
@@ -97,8 +121,6 @@ def _request_mfa(user):
         account.accepted_code = account.accepted_state = account.accepted_bearer = ""
         account.save(update_fields=["pending_state", "code_sent_at", "code_expires_at", "accepted_code",
                                     "accepted_state", "accepted_bearer"])
-    finally:
-        RetailLinkAccount.objects.filter(pk=account.pk).update(claimed_until=None)
     return sessions.start_session(user, browser_state)
 
 
@@ -119,6 +141,9 @@ def authenticate(user, mfa_code):
 
     A wrong code leaves the half-finished login in place for another try and is
     counted; the guess that would reach Retail Link's lockout is refused here.
+    Code entries are serialised per account, and the tries left are read again
+    once this entry holds the account: two users guessing at the same moment
+    with one try left send one guess upstream, the other is refused here.
     Ends within the synchronous time budget (SYNC_BUDGET_SECONDS); past it,
     BudgetExhausted, and the code is not counted as wrong."""
     with time_budget(conf.SYNC_BUDGET_SECONDS):
@@ -131,6 +156,27 @@ def _authenticate(user, mfa_code):
         return session
     code = mfa_code.strip()
     account = shared_account()
+    _refuse_without_tries(account)  # at once, before waiting for the account
+    # While waiting, another entry's wrong code may use up the last try: refused at once then too.
+    with _holding(account, CODE_BEING_CHECKED, unless=lambda fresh: not tries_left(fresh)) as held:
+        if not held:
+            _refuse_without_tries(account)
+        return _enter_code(user, account, code)
+
+
+def _refuse_without_tries(account):
+    if not tries_left(account):
+        raise CodeTriesExhausted(
+            f"{account.wrong_codes} wrong codes in a row: one more would lock the shared Retail Link account for "
+            "every user, so the portal does not send it. An administrator can reset the count "
+            "(Retail Link accounts in the admin) once the right code is at hand.")
+
+
+def _enter_code(user, account, code):
+    """The code entry itself, read on fresh rows while this caller holds the account."""
+    session = sessions.require_session(user)
+    if session.is_authenticated:
+        return session
     joined = account.pending_state and account.pending_state == session.browser_state
     if joined and account.accepted_code:
         # Someone else finished this login: the same code lets this user in too.
@@ -138,11 +184,7 @@ def _authenticate(user, mfa_code):
             return sessions.mark_authenticated(session, account.accepted_state, account.accepted_bearer,
                                                account.accepted_user_agent)
         raise LoginRefused("invalid_code", "That is not the code that was accepted for this login; check the SMS.")
-    if not tries_left(account):
-        raise CodeTriesExhausted(
-            f"{account.wrong_codes} wrong codes in a row: one more would lock the shared Retail Link account for "
-            "every user, so the portal does not send it. An administrator can reset the count "
-            "(Retail Link accounts in the admin) once the right code is at hand.")
+    _refuse_without_tries(account)
     try:
         result = submit_code(session.browser_state, conf.credentials(), code)
     except LoginRefused as exc:
