@@ -100,7 +100,7 @@ class CameraMappingAdmin(ActionsWithoutSelectionMixin, admin.ModelAdmin):
         obj.source = CameraMapping.Source.MANUAL
         before = CameraMapping.objects.filter(pk=obj.pk).values_list("jd_camera_id", flat=True).first() if change else None
         super().save_model(request, obj, form, change)
-        # Sales not posted yet go to the new camera; posted events move there (next posting run).
+        # Sales not posted yet go to the new camera when posted; posted events move there (next posting run).
         self._followed(request, follow_mapping({obj.jd_camera_id, before}))
 
     def delete_model(self, request, obj):
@@ -118,9 +118,9 @@ class CameraMappingAdmin(ActionsWithoutSelectionMixin, admin.ModelAdmin):
 
     def _followed(self, request, done):
         if any(done.values()):
-            self.message_user(request, f"{done['repointed']} Helix event(s) not posted yet now go to the mapped camera; "
-                                       f"{done['to_move']} posted event(s) move at the next posting run. A sale whose "
-                                       "camera has no mapping now is set aside when the posting reaches it.")
+            self.message_user(request, f"{done['waiting']} Helix event(s) not posted yet go to the mapped camera when "
+                                       f"posted; {done['to_move']} posted event(s) move at the next posting run. A sale "
+                                       "whose camera has no mapping now is set aside when the posting reaches it.")
 
     @admin.display(description="JD camera")
     def jd_camera_name(self, obj):

@@ -5,6 +5,7 @@ that follow the mapping when it changes."""
 import logging
 
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 
 from portal.runs import OperationFailed, operation
 from portal.setaside import resolve_items
@@ -93,37 +94,53 @@ NOT_POSTED = (HelixOutbox.Status.PENDING, HelixOutbox.Status.FAILED)
 LIVE = (HelixOutbox.Status.POSTED, HelixOutbox.Status.POSTING)
 
 
+def _on_its_mapped_camera():
+    """An outbox row whose camera is the one its sale's JD camera maps to now."""
+    return Exists(CameraMapping.objects.filter(jd_camera_id=OuterRef("transaction__camera_ref"),
+                                               verkada_camera_id=OuterRef("camera_id")))
+
+
+def mark_events_off_their_mapping(jd_camera_ids=None, statuses=LIVE):
+    """Mark `move` every event (posted, or in flight) still inside Helix's 30-day window
+    whose camera is not the one its sale's JD camera maps to now: the next posting run
+    deletes it and posts the sale at the mapped camera. One set-based UPDATE; an event
+    older than the window could not be posted again, so it stays where it is.
+
+    For `jd_camera_ids` (their mapping just changed) an event whose JD camera has no
+    mapping any more is marked too: it stays until the camera is mapped (set aside).
+    Without them (every posting run's sweep) only mapped cameras count, which heals an
+    event a racing run posted to the old camera. Returns the rows marked."""
+    Change = HelixOutbox.Change
+    rows = (HelixOutbox.objects.filter(status__in=statuses, time_ms__gte=common.helix_cutoff_ms())
+            .exclude(pending_change__in=(Change.DELETE, Change.MOVE)).exclude(_on_its_mapped_camera()))
+    if jd_camera_ids is None:
+        rows = rows.filter(Exists(CameraMapping.objects.filter(jd_camera_id=OuterRef("transaction__camera_ref"))))
+    else:
+        rows = rows.filter(transaction__camera_ref__in=jd_camera_ids)
+    return HelixOutbox.objects.filter(pk__in=rows.values("pk")).update(pending_change=Change.MOVE)
+
+
 def follow_mapping(jd_camera_ids):
     """After the mapping of these JD cameras changed (edited or deleted in the admin,
-    changed by the prefill): their sales' outbox rows follow it. The one path for every
-    mapping change.
+    changed by the prefill): their sales' events follow it. The one path for every
+    mapping change; a few set-based queries, whatever the number of sales.
 
-    - A row not posted yet (waiting, or refused) is pointed at the Verkada camera its
-      JD camera maps to now: the posting (or a retry) posts it there. Its camera lost
-      its mapping: it is left for the posting, which sets the sale aside with its
-      camera when it claims the row (`claimed_on_mapped_cameras`), never posting it
-      to the old camera.
+    - A row not posted yet (waiting, or refused) is left as it is: the posting (or a
+      retry) puts it on the camera mapped when it claims the row, or sets the sale
+      aside with its camera when it has no mapping (`claimed_on_mapped_cameras`).
     - A posted (or in-flight) event on another camera than the mapping now says is
-      marked `move`: the next posting run deletes it and posts the sale at the mapped
-      camera, as for a sale whose camera changed. With no mapping left, the event
-      stays where it is and the camera is set aside until it is mapped again.
+      marked `move` (`mark_events_off_their_mapping`). Again once the change commits:
+      a run that claimed a row before then read the old mapping, and its row is posted
+      or in flight by then. (Every posting run's sweep heals what is still missed.)
 
-    Returns {"repointed": n, "to_move": n}."""
-    Change = HelixOutbox.Change
+    Returns {"waiting": rows not posted that go elsewhere now, "to_move": n}."""
     ids = {str(i) for i in jd_camera_ids if i}
-    mapped = CameraMapping.lookup(ids)
-    done = {"repointed": 0, "to_move": 0}
-    rows = HelixOutbox.objects.filter(transaction__camera_ref__in=ids, status__in=NOT_POSTED + LIVE).select_related(
-        "transaction")
-    for row in rows.iterator(chunk_size=500):
-        target = mapped.get(row.transaction.camera_ref)
-        if target == row.camera_id:
-            continue
-        if row.status in LIVE:
-            done["to_move"] += HelixOutbox.objects.filter(pk=row.pk, status__in=LIVE).exclude(
-                pending_change__in=(Change.DELETE, Change.MOVE)).update(pending_change=Change.MOVE)
-        elif target is not None:
-            done["repointed"] += repoint(row, target, row.transaction.time_ms, where={"status__in": NOT_POSTED})
+    if not ids:
+        return {"waiting": 0, "to_move": 0}
+    waiting = (HelixOutbox.objects.filter(transaction__camera_ref__in=ids, status__in=NOT_POSTED)
+               .exclude(_on_its_mapped_camera()).count())
+    done = {"waiting": waiting, "to_move": mark_events_off_their_mapping(ids)}
+    transaction.on_commit(lambda: mark_events_off_their_mapping(ids))
     if any(done.values()):
         logger.info("camera mapping of %s changed: %s", ", ".join(sorted(ids)), done)
     return done

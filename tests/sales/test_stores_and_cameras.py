@@ -127,7 +127,7 @@ def test_a_mapping_edited_in_the_admin_sends_waiting_sales_and_posted_events_to_
     # Verkada knows that till's camera as vk-new (the mapping was wrong): fixed in the admin.
     sandbox["verkada"].reid_cameras({"cam-1011": "vk-new"})
     reply = _edit_mapping(admin_client, "cam-1011", "vk-new")
-    assert f"{len(waiting)} Helix event(s) not posted yet now go to the mapped camera" in reply.content.decode()
+    assert f"{len(waiting)} Helix event(s) not posted yet go to the mapped camera when posted" in reply.content.decode()
     record = post_helix_events(trigger="command")
     assert record.status == "succeeded", (record.status, record.error, record.counters)
     by_camera = _events_by_camera(sandbox)
@@ -242,3 +242,26 @@ def test_a_prefill_that_leaves_some_cameras_unmapped_is_partial_and_a_mapping_by
     call_command("portal_retry_set_aside", str(aside.pk))
     aside.refresh_from_db()
     assert aside.status == "resolved"
+
+
+def test_a_mapping_edit_marks_only_events_helix_still_takes_in_a_few_queries(
+    sales_settings, clock, sandbox, admin_client, django_assert_max_num_queries
+):
+    """Following a mapping is a few set-based queries whatever the number of sales, and
+    leaves events older than Helix's 30 days where they are (they could not be posted again)."""
+    from sales.services.cameras import follow_mapping
+
+    synced_sales(clock, hours_ago=8)
+    synced_sales(clock)
+    assert post_helix_events(trigger="command").status == "succeeded"
+    # 30 days on, less 4 hours: the events of sales before then are past Helix's window.
+    window_opens = datetime.now(UTC) - timedelta(hours=4)
+    clock.set(window_opens + timedelta(days=30))
+    recent = _sale_ids(camera_ref="cam-1011", transaction_date__gte=window_opens + timedelta(minutes=1))
+    old = _sale_ids(camera_ref="cam-1011", transaction_date__lt=window_opens - timedelta(minutes=1))
+    assert old and recent
+    CameraMapping.objects.filter(jd_camera_id="cam-1011").update(verkada_camera_id="cam-1012")
+    with django_assert_max_num_queries(4):
+        done = follow_mapping(["cam-1011"])
+    marked = set(HelixOutbox.objects.filter(pending_change="move").values_list("transaction__transaction_id", flat=True))
+    assert recent <= marked and not old & marked and done == {"waiting": 0, "to_move": len(marked)}

@@ -10,7 +10,7 @@ from portal.setaside import open_records
 from ... import mapping
 from ...models import CameraMapping, HelixOutbox, Transaction
 from .. import common
-from ..cameras import free_time_ms
+from ..cameras import free_time_ms, mark_events_off_their_mapping
 from . import retarget
 from .claims import claim_token_for, finish_claim
 
@@ -60,6 +60,11 @@ def apply_changes(run, client, router, types):
     not posted (a check found no event) take the change at once: a corrected or
     voided one is routed again when claimed, a move just moves."""
     now = common.now()
+    # Self-healing: an event a run posted to a camera whose mapping changed meanwhile (it
+    # read the old mapping) moves to the mapped one, whatever raced.
+    off_mapping = mark_events_off_their_mapping(statuses=(Status.POSTED,))
+    if off_mapping:
+        run.count("off_camera_mapping", off_mapping)
     _set_aside_moves_to_unmapped_cameras(run)
     for row in HelixOutbox.objects.filter(status=Status.PENDING).exclude(pending_change="").exclude(waiting_for_a_mapping()):
         if row.pending_change == Change.RETARGET:
