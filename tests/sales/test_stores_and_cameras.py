@@ -265,3 +265,27 @@ def test_a_mapping_edit_marks_only_events_helix_still_takes_in_a_few_queries(
         done = follow_mapping(["cam-1011"])
     marked = set(HelixOutbox.objects.filter(pending_change="move").values_list("transaction__transaction_id", flat=True))
     assert recent <= marked and not old & marked and done == {"waiting": 0, "to_move": len(marked)}
+
+
+def test_a_retry_verkada_refuses_again_leaves_the_events_failed_and_never_posts_them_unasked(
+    sales_settings, clock, sandbox, api_client, admin_user, run_on_commit
+):
+    from tests.conftest import retry_through_the_api
+
+    synced_sales(clock)
+    sandbox["verkada"].reid_cameras({"cam-1011": "vk-new"})  # the mapping (cam-1011 → cam-1011) is wrong
+    assert post_helix_events(trigger="command").status == "partial"
+    refused = list(SetAsideRecord.objects.filter(kind="helix_event", status="open"))
+    sales = _sale_ids(camera_ref="cam-1011")
+    assert {r.key for r in refused} == sales
+    # Retried before the mapping is fixed: Verkada refuses them again.
+    retry, = retry_through_the_api(api_client, admin_user, run_on_commit, refused)
+    assert retry.status == "failed", (retry.status, retry.error)
+    assert SetAsideRecord.objects.filter(pk__in=[r.pk for r in refused], status="open").count() == len(refused)
+    rows = HelixOutbox.objects.filter(transaction__transaction_id__in=sales)
+    assert set(rows.values_list("status", "claim_token")) == {("failed", "")}
+    # Verkada knows the camera again: nobody asked for them to be posted, so no run posts them.
+    sandbox["verkada"].reid_cameras({"cam-1011": "cam-1011"})
+    post_helix_events(trigger="command")
+    assert "cam-1011" not in _events_by_camera(sandbox)
+    assert set(rows.values_list("status", flat=True)) == {"failed"}
