@@ -509,3 +509,26 @@ def test_footage_links_stop_at_their_share_of_the_rate_limit_and_the_rest_waits_
     # One link call went out on the share's one saved-up token; none after it.
     assert sandbox["verkada"].state()["links_served"] == {"thumbnail": 1, "footage": 0}
     assert not Transaction.objects.filter(links_fetched_at__isnull=False).exists()
+
+
+def test_a_refused_camera_retried_while_the_footage_share_is_spent_stays_open(
+    sales_settings, clock, sandbox, api_client, admin_user, run_on_commit
+):
+    """Nothing asked of Verkada is not a camera Verkada takes again: the retry fails and
+    the camera's record stays open, its sales without links."""
+    from sales.services import fetch_footage_links
+    from tests.conftest import retry_through_the_api
+
+    synced_sales(clock)
+    sandbox["verkada"].reid_cameras({"cam-1011": "vk-7f3a"})
+    assert fetch_footage_links(trigger="command").status == "partial"
+    aside = SetAsideRecord.objects.get(kind="footage_camera", key="cam-1011", status="open")
+    sandbox["verkada"].reid_cameras({"cam-1011": "cam-1011"})  # Verkada would take it again...
+    config = SalesSettings.load()
+    config.verkada_requests_per_minute, config.footage_rate_share_percent = 20, 1  # ...but the links' share is spent
+    config.save()
+    retry, = retry_through_the_api(api_client, admin_user, run_on_commit, [aside])
+    assert retry.status == "failed", (retry.status, retry.error)
+    aside.refresh_from_db()
+    assert aside.status == "open" and "share of the Verkada rate limit is spent" in aside.reason, aside.reason
+    assert not Transaction.objects.filter(camera_ref="cam-1011", links_fetched_at__isnull=False).exists()

@@ -145,15 +145,21 @@ def fetch_links(run, client, todo):
 
 def retry_refused_camera(run, record):
     """Retry of a camera Verkada refused links for: its sales without links, asked again
-    (the record is brought up to date, and stays open, while Verkada still refuses)."""
+    (the record is brought up to date, and stays open, while Verkada still refuses).
+    Raises, keeping the record open, when the footage share was spent before any of
+    them was asked: nothing says the camera is taken now."""
     if not CameraMapping.objects.filter(jd_camera_id=record.key).exists():
         raise OperationFailed(f"JD camera {record.key!r} has no Verkada camera in the camera mapping.")
     sales = Transaction.objects.filter(camera_ref=record.key, links_fetched_at__isnull=True).order_by("-transaction_date")
+    todo = [(sale, False) for sale in sales[:500]]
     client = common.verkada_client()
     try:
-        fetch_links(run, client, [(sale, False) for sale in sales[:500]])
+        _, deferred = fetch_links(run, client, todo)
     finally:
         common.keep_verkada_token(client)
+    if todo and deferred == len(todo):
+        raise OperationFailed(f"No links fetched for JD camera {record.key!r}: the footage links' share of the Verkada "
+                              f"rate limit is spent; its {deferred} sales are asked at the next retry.")
 
 
 def _fetch(run, client, sale, camera_id, thumbnail_only):
