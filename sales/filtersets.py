@@ -12,9 +12,12 @@ from .models import HelixOutbox, Transaction
 class InstantField(IsoDateTimeField):
     """An ISO date-time that is an instant the database can compare: one whose UTC time
     falls before year 1 or after 9999 ("0001-01-01T00:00:00+14:00") is a 400, not an
-    OverflowError (a 500) when the query is built."""
+    OverflowError (a 500) when the query is built; so is one with a NUL in it."""
 
     def to_python(self, value):
+        if isinstance(value, str) and "\x00" in value:
+            # Python's ISO parser stops at a NUL and would take "2026-01-01\x00junk" as a date.
+            raise forms.ValidationError("A date-time may not contain a NUL character.")
         try:
             instant = super().to_python(value)
             if instant is not None:

@@ -47,11 +47,19 @@ class StoreSalesSerializer(serializers.Serializer):
     by_day = SalesDaySerializer(many=True)
 
 
+class InstantField(serializers.DateTimeField):
+    def to_internal_value(self, value):
+        if isinstance(value, str) and "\x00" in value:
+            # Python's ISO parser stops at a NUL and would take "2026-01-01\x00junk" as a date.
+            raise serializers.ValidationError("A date-time may not contain a NUL character.")
+        return super().to_internal_value(value)
+
+
 class RunRequestSerializer(serializers.Serializer):
     """Empty for a sync since the last one; start and end for a backfill."""
 
-    start = serializers.DateTimeField(required=False)
-    end = serializers.DateTimeField(required=False)
+    start = InstantField(required=False)
+    end = InstantField(required=False)
 
     def to_internal_value(self, data):
         # A key it does not take (`"strat"`) would be a plain sync queued instead of the

@@ -28,7 +28,8 @@ SLICE = timedelta(hours=1)  # each slice commits with its cursor move, so a long
 def _when(value, name):
     if value is None or isinstance(value, datetime):
         return value
-    parsed = parse_datetime(str(value))
+    # Python's ISO parser stops at a NUL: "2026-01-01\x00junk" is not a date-time.
+    parsed = None if "\x00" in str(value) else parse_datetime(str(value))
     if parsed is None:
         raise OperationFailed(f"{name} must be an ISO 8601 date-time, not {value!r}")
     if parsed.tzinfo is None:

@@ -170,8 +170,10 @@ def test_the_dashboard_and_health_count_every_sale_not_in_helix_and_warn_as_the_
     camera waits for a mapping (no outbox row yet) are as much at risk of Helix's limit."""
     from datetime import UTC, datetime, timedelta
 
-    from sales.models import CameraMapping
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
 
+    from sales.models import CameraMapping
     from sales.services import sync_sales
 
     CameraMapping.objects.filter(jd_camera_id="cam-1031").delete()
@@ -198,8 +200,11 @@ def test_the_dashboard_and_health_count_every_sale_not_in_helix_and_warn_as_the_
     clock.freeze(oldest + timedelta(days=28, hours=12))
     page = admin_client.get(reverse("admin:sales_dashboard")).content.decode()
     assert "1.5 days left before Helix's 30-day limit" in page and "color:#c62828" in page
-    health = admin_client.get("/health/").json()["integrations"]["sales"]
+    with CaptureQueriesContext(connection) as queries:
+        health = admin_client.get("/health/").json()["integrations"]["sales"]
     assert health["status"] in ("warning", "degraded")
+    # The figures and the problems share one count of what is not in Helix.
+    assert sum("GROUP BY" in q["sql"] and "sales_helixoutbox" in q["sql"] for q in queries.captured_queries) == 1
     assert any("1.5 days left before Helix's 30-day limit" in p and "waiting for a camera mapping" in p
                for p in health["problems"]), health.get("problems")
     assert health["figures"]["helix_oldest_not_posted_days_left"] == 1.5

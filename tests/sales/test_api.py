@@ -150,6 +150,15 @@ def test_an_ordering_the_list_cannot_use_is_a_400_that_names_the_ones_it_can(sal
     assert staff_api.get("/api/sales/stores/", {"ordering": "password"}).status_code == 400
 
 
+@pytest.mark.parametrize("start", ["2026-01-01T00:00:00Z\x00", "2026-01-01T00:00:00\x00junk"])
+def test_a_backfill_start_with_a_nul_is_a_400_and_queues_nothing(sales_settings, admin_user, api_client, start):
+    api_client.force_authenticate(admin_user)
+    reply = api_client.post("/api/sales/fetch_and_store_transactions/",
+                            {"start": start, "end": "2026-01-05T00:00:00Z"}, format="json")
+    assert reply.status_code == 400 and "NUL" in reply.json()["error"], reply.content
+    assert not SyncRun.objects.exists()
+
+
 def test_a_backfill_over_the_range_cap_is_a_400_and_queues_nothing(sales_settings, admin_user, api_client):
     api_client.force_authenticate(admin_user)
     reply = api_client.post("/api/sales/fetch_and_store_transactions/",
@@ -209,7 +218,9 @@ def test_a_nul_byte_or_an_out_of_range_id_in_a_path_is_a_404_not_a_500(sales_set
     assert staff_api.get(url).status_code == 404
 
 
-@pytest.mark.parametrize("query", [{"camera": "\x00"}, {"ordering": "amount\x00"}, {"date_after": "2026\x00"}])
+@pytest.mark.parametrize("query", [{"camera": "\x00"}, {"ordering": "amount\x00"}, {"date_after": "2026\x00"},
+                                   # a whole date-time then a NUL: Python's ISO parser would stop at the NUL
+                                   {"date_after": "2026-01-01T00:00:00\x00"}, {"date_before": "2026-01-01\x00junk"}])
 def test_a_nul_byte_in_a_filter_is_a_400(sales_settings, clock, sandbox, staff_api, query):
     synced_sales(clock)
     assert staff_api.get("/api/sales/transactions/", query).status_code == 400
