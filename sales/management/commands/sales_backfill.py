@@ -1,3 +1,5 @@
+from django.core.management.base import CommandError
+
 from portal.management.base import OperationCommand
 from sales.services import sync_sales
 
@@ -14,4 +16,7 @@ class Command(OperationCommand):
 
 
 def _as_datetime(value):
+    if "\x00" in value:
+        # Refused before the run is recorded: PostgreSQL stores no NUL in the run's parameters.
+        raise CommandError(f"--start and --end must be an ISO 8601 date or date-time, not {value!r}")
     return f"{value}T00:00:00" if len(value) == 10 else value
