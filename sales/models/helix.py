@@ -180,7 +180,12 @@ class HelixOutbox(models.Model):
         verbose_name_plural = "Helix outbox"
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["camera_id", "time_ms"], name="sales_outbox_camera_time_unique")]
-        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            # The posting run's sweep (the last hour) and the reconciliation (the last day) pick
+            # posted events by when they were posted.
+            models.Index(fields=["status", "posted_at"], name="sales_outbox_status_posted"),
+        ]
 
     def __str__(self):
         return f"{self.transaction_id} → {self.camera_id}@{self.time_ms} ({self.status})"

@@ -100,7 +100,7 @@ def _on_its_mapped_camera():
                                                verkada_camera_id=OuterRef("camera_id")))
 
 
-def mark_events_off_their_mapping(jd_camera_ids=None, statuses=LIVE):
+def mark_events_off_their_mapping(jd_camera_ids=None, statuses=LIVE, posted_since=None):
     """Mark `move` every event (posted, or in flight) still inside Helix's 30-day window
     whose camera is not the one its sale's JD camera maps to now: the next posting run
     deletes it and posts the sale at the mapped camera. One set-based UPDATE; an event
@@ -109,10 +109,14 @@ def mark_events_off_their_mapping(jd_camera_ids=None, statuses=LIVE):
     For `jd_camera_ids` (their mapping just changed) an event whose JD camera has no
     mapping any more is marked too: it stays until the camera is mapped (set aside).
     Without them (every posting run's sweep) only mapped cameras count, which heals an
-    event a racing run posted to the old camera. Returns the rows marked."""
+    event a racing run posted to the old camera; `posted_since` bounds it to the events
+    posted since then (the sweep runs every minute: never a scan of 30 days of events).
+    Returns the rows marked."""
     Change = HelixOutbox.Change
     rows = (HelixOutbox.objects.filter(status__in=statuses, time_ms__gte=common.helix_cutoff_ms())
             .exclude(pending_change__in=(Change.DELETE, Change.MOVE)).exclude(_on_its_mapped_camera()))
+    if posted_since is not None:
+        rows = rows.filter(posted_at__gte=posted_since)
     if jd_camera_ids is None:
         rows = rows.filter(Exists(CameraMapping.objects.filter(jd_camera_id=OuterRef("transaction__camera_ref"))))
     else:

@@ -1,6 +1,7 @@
 """Sales that changed after their Helix event was posted: updated, moved or removed upstream."""
 
 import logging
+from datetime import timedelta
 
 from django.db.models import Q
 
@@ -13,6 +14,9 @@ from .. import common
 from ..cameras import free_time_ms, mark_events_off_their_mapping
 from . import retarget
 from .claims import claim_token_for, finish_claim
+
+# How far back every posting run's sweep looks for events posted to a camera whose mapping changed.
+SWEEP_WINDOW = timedelta(hours=1)
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +65,9 @@ def apply_changes(run, client, router, types):
     voided one is routed again when claimed, a move just moves."""
     now = common.now()
     # Self-healing: an event a run posted to a camera whose mapping changed meanwhile (it
-    # read the old mapping) moves to the mapped one, whatever raced.
-    off_mapping = mark_events_off_their_mapping(statuses=(Status.POSTED,))
+    # read the old mapping) moves to the mapped one, whatever raced. Such a run posts
+    # within minutes of its claim, so the events of the last hour are the ones to look at.
+    off_mapping = mark_events_off_their_mapping(statuses=(Status.POSTED,), posted_since=now - SWEEP_WINDOW)
     if off_mapping:
         run.count("off_camera_mapping", off_mapping)
     _set_aside_moves_to_unmapped_cameras(run)
