@@ -72,7 +72,9 @@ def _holding(account, busy_message, *, unless=None):
     """Hold the account's claim for the block: wait for it as long as the time
     budget allows (CLAIM_WAIT_SECONDS at most), then AccountBusy. Yields True
     once held; False, without the claim, as soon as `unless(account)` (checked
-    on the fresh row while waiting) says the wait is not needed any more."""
+    on the fresh row while waiting, and again once the claim is won) says the
+    wait is not needed any more. Inside the block `account` is the row as read
+    after the claim was taken."""
     deadline = time.monotonic() + min(CLAIM_WAIT_SECONDS, max(0.0, budget_left() - 1))
     while True:
         account.refresh_from_db()
@@ -86,6 +88,12 @@ def _holding(account, busy_message, *, unless=None):
             raise AccountBusy(busy_message)
         time.sleep(0.2)
     try:
+        # The row above was read before the claim: the previous holder may have finished in
+        # between (its wrong code counted, its SMS sent). Decide on the row as it is now.
+        account.refresh_from_db()
+        if unless is not None and unless(account):
+            yield False
+            return
         yield True
     finally:
         # Only our own claim: past its expiry another caller may hold a new one.
