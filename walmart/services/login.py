@@ -16,7 +16,7 @@ from django.db.models import F, Q
 from portal.http import budget_left, time_budget
 from portal.runs import OperationFailed
 
-from .. import clock, conf, sessions
+from .. import clock, conf, sessions, validation
 from ..client import LoginRefused, request_code, submit_code
 from ..models import RetailLinkAccount
 
@@ -34,6 +34,10 @@ CODE_BEING_CHECKED = "Another code for the shared Retail Link account is still b
 
 class CodeTriesExhausted(OperationFailed):
     """The next wrong code would lock the shared account: the portal refuses it."""
+
+
+class MalformedCode(OperationFailed):
+    """Not 6 digits: refused before Retail Link sees it (no try burnt)."""
 
 
 class AccountBusy(OperationFailed):
@@ -162,7 +166,11 @@ def _authenticate(user, mfa_code):
     session = sessions.require_session(user)
     if session.is_authenticated:
         return session
-    code = mfa_code.strip()
+    # Every path (form, API, command) ends here: a malformed code never reaches Retail Link to burn a try.
+    try:
+        code = validation.mfa_code(mfa_code)
+    except ValueError as exc:
+        raise MalformedCode(str(exc)) from exc
     account = shared_account()
     _refuse_without_tries(account)  # at once, before waiting for the account
     # While waiting, another entry's wrong code may use up the last try: refused at once then too.
