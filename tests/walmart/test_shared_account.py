@@ -84,14 +84,20 @@ def test_the_portal_refuses_the_wrong_code_that_would_lock_the_account(admin_use
     assert RetailLinkAccount.objects.get().wrong_codes == 0
 
 
-@pytest.mark.django_db(transaction=True)
-def test_two_wrong_codes_at_once_with_one_try_left_send_one_guess_upstream(sandbox, django_user_model):
+def two_users_one_try_left(sandbox, django_user_model):
+    """Two users in the same pending login, after one wrong code: (ana, ben, a wrong code)."""
     first, second = (django_user_model.objects.create_user(name) for name in ("ana", "ben"))
     services.request_mfa(first)
     services.request_mfa(second)  # joins the same login
     wrong = wrong_code(sandbox)
     with pytest.raises(LoginRefused, match="1 try left"):
         services.authenticate(first, wrong)
+    return first, second, wrong
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_wrong_codes_at_once_with_one_try_left_send_one_guess_upstream(sandbox, django_user_model):
+    first, second, wrong = two_users_one_try_left(sandbox, django_user_model)
 
     outcomes = in_parallel([lambda: services.authenticate(first, wrong), lambda: services.authenticate(second, wrong)])
     # One guess went to Retail Link (and was wrong); the other was refused here, never sent.
@@ -195,12 +201,7 @@ def finishing_first_when_claiming(monkeypatch, other_call):
 @pytest.mark.django_db(transaction=True)
 def test_a_code_entry_whose_last_try_is_used_up_just_before_its_claim_is_not_sent(
         sandbox, django_user_model, monkeypatch):
-    first, second = (django_user_model.objects.create_user(name) for name in ("ana", "ben"))
-    services.request_mfa(first)
-    services.request_mfa(second)  # joins the same login
-    wrong = wrong_code(sandbox)
-    with pytest.raises(LoginRefused, match="1 try left"):
-        services.authenticate(first, wrong)
+    first, second, wrong = two_users_one_try_left(sandbox, django_user_model)
     other_outcome = []
 
     def first_guesses_again():
