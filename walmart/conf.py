@@ -33,9 +33,11 @@ SYNC_BUDGET_SECONDS = env.float("WALMART_SYNC_BUDGET_SECONDS", default=25.0)
 RETRY_AFTER_SECONDS = env.int("WALMART_RETRY_AFTER_SECONDS", default=30)
 # POST edr/batch-download waits up to `wait` seconds (body or ?wait=) for the
 # batch and then answers the seed's synchronous body. The longest wait allowed
-# is the synchronous budget: a longer one would hold a web worker past
-# gunicorn's 30 s timeout and end in an HTML 500 (a batch still running after it
-# answers the 202 with its status_url, and says how long the portal waited).
+# is the synchronous budget (25 s): a longer one would hold one of the web
+# worker's threads (gthread, 8 threads, WEB_TIMEOUT 60 s in portal/gunicorn.conf.py)
+# towards the limits of gunicorn and of a proxy in front (often 60 s), which end a
+# request with an HTML error instead of the JSON envelope (a batch still running
+# after it answers the 202 with its status_url, and says how long the portal waited).
 # A caller that gives no `wait` waits that long too: the seed's clients send
 # none and read the synchronous body. `wait: 0` answers the 202 at once.
 BATCH_MAX_WAIT_SECONDS = env.float("WALMART_BATCH_MAX_WAIT_SECONDS", default=SYNC_BUDGET_SECONDS)

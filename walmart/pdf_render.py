@@ -18,13 +18,14 @@ class PdfRenderError(Exception):
 def html_to_pdf(html: str) -> bytes:
     from xhtml2pdf import pisa
 
-    from .pdf_fonts import font_face_css
+    from .pdf_fonts import font_face_css, subsets_in_use
 
-    fonts = font_face_css(html)  # "" unless Helvetica cannot draw some of its characters
+    fonts, subsets = font_face_css(html)  # "" unless Helvetica cannot draw some of its characters
     if fonts:
         html = html.replace("</style>", fonts + "</style>", 1)
     out = io.BytesIO()
-    status = pisa.CreatePDF(html, dest=out, encoding="utf-8")
+    with subsets_in_use(subsets):
+        status = pisa.CreatePDF(html, dest=out, encoding="utf-8")
     if status.err:
         raise PdfRenderError(f"xhtml2pdf reported {status.err} error(s)")
     return out.getvalue()

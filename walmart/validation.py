@@ -4,10 +4,13 @@ serializers both call these and show the same words.
 Each raises ValueError with the message to show."""
 
 import re
+import unicodedata
 
-# Retail Link sends a 6-digit code (validateCode {code: "<6 digits>"}).
-MFA_CODE = re.compile(r"^\d{6}$")
-EVENT_ID = re.compile(r"^\d{1,20}$")
+# Retail Link sends a 6-digit code (validateCode {code: "<6 digits>"}). ASCII
+# digits only: `\d` would also take other scripts' digits, which Retail Link
+# counts as a wrong code (a try burnt); typed ones are first folded to ASCII.
+MFA_CODE = re.compile(r"^[0-9]{6}$")
+EVENT_ID = re.compile(r"^[0-9]{1,20}$")
 
 MFA_CODE_MESSAGE = "The MFA code is the 6 digits from the SMS."
 NO_EVENT_IDS = "The list of event ids is empty; give at least one."
@@ -15,8 +18,14 @@ DATE_OR_IDS = "Give either a date (YYYY-MM-DD) or a list of event ids, not both 
 MALFORMED_DATE = "Malformed date; use YYYY-MM-DD (e.g. 2025-10-06)."
 
 
+def _folded(value):
+    """Text as typed, folded by NFKC: full-width digits (a CJK keyboard or phone) become ASCII ones."""
+    return unicodedata.normalize("NFKC", str(value or "")).strip()
+
+
 def mfa_code(value):
-    code = str(value or "").strip()
+    """The code to send: 6 ASCII digits (full-width ones folded), else ValueError."""
+    code = _folded(value)
     if not MFA_CODE.match(code):
         raise ValueError(MFA_CODE_MESSAGE)
     return code
@@ -31,7 +40,7 @@ def event_ids(values):
     """Cleaned event ids (text, duplicates dropped, order kept)."""
     cleaned = []
     for value in values:
-        value = str(value).strip()
+        value = _folded(value)
         if value and value not in cleaned:
             cleaned.append(value)
     if not cleaned:

@@ -179,7 +179,8 @@ class NetlifeSandbox(Sandbox):
                 return json_response({"error": f"bad revoke_key: {exc}"}, 400)
             return json_response({"revoked": revoked})
         if action == "fail_subjects_page" and request.method == "POST":
-            self.failing_subject_pages[int(spec.get("page", 2))] = int(spec.get("count", 1))
+            page = int_value(spec, "page", 2, minimum=1)  # "x": a 400 (BadControl), not a crash
+            self.failing_subject_pages[page] = int_value(spec, "count", 1, minimum=0)
             return json_response({"failing": self.failing_subject_pages})
         if action == "subjects_per_page" and request.method == "POST":
             try:
@@ -191,7 +192,8 @@ class NetlifeSandbox(Sandbox):
             self.slow_job_ms = int_value(spec, "ms", 0, minimum=0)  # "x": a 400 (BadControl), not a crash
             return json_response({"ms": self.slow_job_ms})
         if action == "fail_users_page" and request.method == "POST":
-            self.failing_user_pages[int(spec.get("page", 2))] = int(spec.get("count", 1))
+            page = int_value(spec, "page", 2, minimum=1)  # "x": a 400 (BadControl), not a crash
+            self.failing_user_pages[page] = int_value(spec, "count", 1, minimum=0)
             return json_response({"failing": self.failing_user_pages})
         if action == "item_fault" and request.method == "POST":
             try:

@@ -9,12 +9,14 @@ module's `SANDBOXES`). `SandboxServer` serves all of them from one process under
                                     "retry_after": 5, "kind": "timeout"|"reset"|"malformed",
                                     "path": "/api/…" (optional prefix filter),
                                     "exact": true (path must match exactly)}
+    POST /_sandbox/<name>/latency  {"latency_ms": 4000} (every request; at most 600000)
     POST /_sandbox/<name>/reset    back to its initial state
 
 A sandbox's own controls (`handle_control`) read their body and values with
-controls.py: a bad one raises BadControl, answered 400 by the server.
+controls.py: a bad one raises BadControl, answered 400 by the server (so do
+fault and latency values out of range: no control value can crash or hang it).
 """
 
 from .base import Fault, Sandbox, json_response, route  # noqa: F401
-from .controls import BadControl, bool_value, control_body, int_value  # noqa: F401
+from .controls import BadControl, bool_value, control_body, int_value, number_value, text_value  # noqa: F401
 from .server import SandboxServer, discover_sandboxes, start_in_thread  # noqa: F401

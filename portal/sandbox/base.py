@@ -38,20 +38,31 @@ class Fault:
 
     @classmethod
     def from_json(cls, data):
-        fault = cls(
-            count=int(data.get("count", 1)),
-            status=data.get("status"),
-            latency_ms=int(data.get("latency_ms", 0)),
-            retry_after=data.get("retry_after"),
-            kind=data.get("kind"),
-            timeout_s=float(data.get("timeout_s", 15.0)),
-            path=data.get("path", ""),
-            exact=bool(data.get("exact", False)),
-            body=data.get("body"),
+        """A fault from a control body; BadControl (a 400) for any value the
+        sandbox could not act on later (an infinite count, a status of 7)."""
+        from .controls import (  # controls.py builds on this module
+            MAX_LATENCY_MS, BadControl, bool_value, int_value, number_value,
         )
-        if fault.kind not in cls.KINDS:
-            raise ValueError(f"unknown fault kind {fault.kind!r}; one of {cls.KINDS[1:]}")
-        return fault
+
+        kind = data.get("kind")
+        if kind not in cls.KINDS:
+            raise BadControl(f"unknown fault kind {kind!r}; one of {cls.KINDS[1:]}")
+        path, body = data.get("path", ""), data.get("body")
+        if not isinstance(path, str):
+            raise BadControl(f'"path" must be text (a path prefix inside the sandbox), not {path!r}.')
+        if body is not None and not isinstance(body, (dict, list)):
+            raise BadControl(f'"body" must be a JSON object or list, not {body!r}.')
+        return cls(
+            count=int_value(data, "count", 1, minimum=1, maximum=1_000_000),
+            status=int_value(data, "status", None, minimum=100, maximum=599),
+            latency_ms=int_value(data, "latency_ms", 0, minimum=0, maximum=MAX_LATENCY_MS),
+            retry_after=number_value(data, "retry_after", None, minimum=0, maximum=86_400),
+            kind=kind,
+            timeout_s=number_value(data, "timeout_s", 15.0, minimum=0, maximum=MAX_LATENCY_MS / 1000),
+            path=path,
+            exact=bool_value(data, "exact", False),
+            body=body,
+        )
 
 
 class Sandbox:

@@ -12,6 +12,10 @@ import json
 from .base import json_response
 
 
+# Longest latency a control may set: a test wanting more is asking for a hang.
+MAX_LATENCY_MS = 600_000
+
+
 class BadControl(ValueError):
     """A control request the sandbox cannot act on; answered 400 with this message."""
 
@@ -43,6 +47,35 @@ def int_value(body, key, default, *, minimum=None, maximum=None):
         bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
         raise BadControl(f'"{key}" must be {bounds}, not {number}.')
     return number
+
+
+def number_value(body, key, default, *, minimum, maximum):
+    """`body[key]` as a finite number within [minimum, maximum], `default` when
+    absent or null; BadControl otherwise (1e400 parses as infinity)."""
+    value = body.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise BadControl(f'"{key}" must be a number, not {value!r}.')
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadControl(f'"{key}" must be a number, not {value!r}.') from None
+    if not minimum <= number <= maximum:  # also refuses nan and infinities
+        raise BadControl(f'"{key}" must be from {minimum} to {maximum}, not {value!r}.')
+    return number
+
+
+def text_value(body, key, default=None, *, example=None):
+    """`body[key]` as non-empty text (a JSON string), `default` when absent
+    (None: required); BadControl for anything else (a list as an email, say)."""
+    value = body.get(key, default)
+    if isinstance(value, str) and value.strip():
+        return value
+    hint = f", e.g. {example}" if example else ""
+    if value is None:
+        raise BadControl(f'Send "{key}"{hint}.')
+    raise BadControl(f'"{key}" must be non-empty text{hint}, not {value!r}.')
 
 
 def bool_value(body, key, default):

@@ -9,7 +9,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from .base import Fault, Sandbox, json_response
-from .controls import BadControl, bad_control, control_body, int_value
+from .controls import MAX_LATENCY_MS, BadControl, bad_control, control_body, int_value
 
 logger = logging.getLogger("portal.sandbox")
 
@@ -227,7 +227,7 @@ class SandboxServer:
             return json_response({"queued": fault.count})
         if action == "latency" and request.method == "POST":
             spec = control_body(request, '{"latency_ms": 4000}')
-            sandbox.latency_ms = int_value(spec, "latency_ms", 0, minimum=0)
+            sandbox.latency_ms = int_value(spec, "latency_ms", 0, minimum=0, maximum=MAX_LATENCY_MS)
             return json_response({"latency_ms": sandbox.latency_ms})
         if action == "reset" and request.method == "POST":
             sandbox.full_reset()

@@ -169,6 +169,16 @@ def test_control_endpoints_read_json_whatever_the_content_type(netlife, sandbox)
     assert netlife.slow_job_ms == 5
 
 
+@pytest.mark.parametrize("action", ["fail_subjects_page", "fail_users_page"])
+def test_failing_page_controls_answer_400_on_a_bad_page_or_count(netlife, sandbox, action):
+    for bad in ('{"page": "x"}', '{"page": [2]}', '{"page": 0}', '{"page": 2, "count": "many"}', '{"count": 1e400}'):
+        refused = requests.post(f"{sandbox.url}/_sandbox/netlife/{action}", data=bad, timeout=5)
+        assert refused.status_code == 400 and refused.json()["message"], (bad, refused.text)
+    assert netlife.failing_subject_pages == netlife.failing_user_pages == {}
+    reply = requests.post(f"{sandbox.url}/_sandbox/netlife/{action}", data='{"page": "3", "count": 2}', timeout=5)
+    assert reply.status_code == 200 and reply.json()["failing"] == {"3": 2}
+
+
 def test_a_subject_list_longer_than_the_page_cap_deletes_nothing_and_sets_the_job_aside(netlife, sandbox, db, monkeypatch):
     """A read that stops at NETLIFE_MAX_PAGES is not a complete read: the subjects a
     capped job's list did not reach may be there still."""

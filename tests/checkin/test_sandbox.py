@@ -117,3 +117,29 @@ def test_controls_answer_400_on_bad_values_instead_of_dropping_the_connection(sa
         assert refused.status_code == 400 and refused.json()["message"], bad
     assert checkout.latency_ms == 0
     assert control(sandbox, "checkout/latency", '{"latency_ms": 0}').json() == {"latency_ms": 0}
+
+
+def test_controls_answer_400_on_values_of_the_wrong_kind_or_out_of_range(sandbox, checkout, page):
+    from .conftest import LIVE
+
+    # An email that is not text (unhashable as a key): a 400 naming it, not a 500.
+    for path, bad in (("checkin-page/fail", '{"email": ["a"], "status": 500}'),
+                      ("checkin-page/mismatch", '{"email": {"a": 1}, "shown_email": "b@york.ac.uk"}'),
+                      ("checkin-page/mismatch", f'{{"email": "{LIVE[0]}", "shown_email": 7}}'),
+                      ("checkin-page/issue", '{"email": 42}')):
+        refused = control(sandbox, path, bad)
+        assert refused.status_code == 400 and "must be non-empty text" in refused.json()["message"], (path, bad)
+    assert page.failing == {} and page.shown_email == {}
+    # Fault values the sandbox could not act on later (an infinite count, a status of 7, a Retry-After of nan).
+    for bad in ('{"count": 1e400}', '{"count": 0}', '{"status": 7}', '{"status": "x"}', '{"latency_ms": 1e300}',
+                '{"retry_after": "soon"}', '{"retry_after": 1e400}', '{"timeout_s": -1}', '{"exact": "no"}',
+                '{"path": 5}', '{"kind": "explode"}', '{"body": "text"}'):
+        refused = control(sandbox, "checkout/faults", bad)
+        assert refused.status_code == 400 and refused.json()["message"], (bad, refused.text)
+    assert checkout.faults == []
+    # A latency past ten minutes is a hang, not a test: refused, the last one stays.
+    for bad in ('{"latency_ms": 1e300}', '{"latency_ms": 600001}'):
+        refused = control(sandbox, "checkout/latency", bad)
+        assert refused.status_code == 400 and "600000" in refused.json()["message"], bad
+    assert checkout.latency_ms == 0
+    assert control(sandbox, "checkout/faults", '{"count": 2, "status": "503", "retry_after": 1.5}').json() == {"queued": 2}

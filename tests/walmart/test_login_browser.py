@@ -150,6 +150,19 @@ def test_walmart_login_prompts_for_the_code(admin_user, sandbox):
     assert RetailLinkSession.objects.get(user=admin_user).is_authenticated
 
 
-def test_the_old_name_retaillink_login_reports_a_refused_code(admin_user):
-    with pytest.raises(CommandError, match="not accepted"):
+def test_the_old_name_retaillink_login_refuses_a_short_code_without_burning_a_try(admin_user, rl):
+    with pytest.raises(CommandError, match="6 digits from the SMS"):
         call_command("retaillink_login", user="root", stdin=io.StringIO("123\n"), stdout=io.StringIO())
+    assert rl.state()["accounts"]["demo.user@example.com"]["failures"] == 0  # never sent to Retail Link
+    assert services.code_tries_left() == 2
+
+
+class FullWidthSmsReader(SmsReader):
+    def readline(self):
+        return sms_code(self.sandbox).translate({ord(d): 0xFF10 + int(d) for d in "0123456789"}) + "\n"
+
+
+def test_walmart_login_takes_the_code_typed_in_full_width_digits(admin_user, sandbox, rl):
+    call_command("walmart_login", user="root", stdin=FullWidthSmsReader(sandbox), stdout=io.StringIO())
+    assert RetailLinkSession.objects.get(user=admin_user).is_authenticated
+    assert rl.state()["accounts"]["demo.user@example.com"]["failures"] == 0

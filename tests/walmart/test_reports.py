@@ -182,3 +182,39 @@ def test_characters_written_as_entities_get_their_font(tmp_path):
     path = tmp_path / "entities.pdf"
     path.write_bytes(html_to_pdf(html))
     assert "山田 Łukasz · O'Brien" in layout_text(str(path))
+
+
+def edr_fonts_registered():
+    """The subset fonts ReportLab holds in this process (its tables are process-wide)."""
+    from reportlab.pdfbase import pdfmetrics
+
+    return [name for name in pdfmetrics._fonts if name.startswith("edr")]
+
+
+@pytest.mark.skipif(not shutil.which("pdftotext"), reason="poppler-utils is not installed")
+def test_a_long_lived_render_process_keeps_a_bounded_number_of_font_subsets(monkeypatch, tmp_path, settings):
+    """Each document with its own characters gets its own subset; a render process
+    drawing document after document keeps only the recently used ones registered
+    and on disk, and an evicted one draws again when needed."""
+    from walmart import pdf_fonts
+    from walmart.pdf_render import html_to_pdf
+
+    monkeypatch.setenv("PORTAL_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setattr(pdf_fonts, "REGISTERED_SUBSETS_MAX", 4)
+    monkeypatch.setattr(pdf_fonts, "SUBSET_FILES_MAX", 6)
+    names = [f"山田 {chr(0x4E00 + n)}郎 Łukasz{chr(0x100 + n)}" for n in range(10)]  # a Latin and a CJK subset each
+
+    def render(name, index):
+        path = tmp_path / f"doc{index}.pdf"
+        path.write_bytes(html_to_pdf("<html><head><style>body { font-family: Helvetica; }</style></head>"
+                                     f"<body><p>{name}</p></body></html>"))
+        return layout_text(str(path))
+
+    for index, name in enumerate(names):
+        assert name in render(name, index)
+    assert len(edr_fonts_registered()) <= 4 and len(pdf_fonts.registered_subsets()) <= 4
+    on_disk = sorted(p.name for p in (tmp_path / "var" / "pdf-fonts").iterdir())
+    assert len(on_disk) == 6 and all(name.endswith(".otf") for name in on_disk), on_disk  # no .part left behind
+    # The first document's subsets were taken out of ReportLab and off the disk: made and drawn again.
+    assert names[0] in render(names[0], "again")
+

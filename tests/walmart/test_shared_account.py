@@ -84,14 +84,20 @@ def test_the_portal_refuses_the_wrong_code_that_would_lock_the_account(admin_use
     assert RetailLinkAccount.objects.get().wrong_codes == 0
 
 
-@pytest.mark.django_db(transaction=True)
-def test_two_wrong_codes_at_once_with_one_try_left_send_one_guess_upstream(sandbox, django_user_model):
+def two_users_one_try_left(sandbox, django_user_model):
+    """Two users in the same pending login, after one wrong code: (ana, ben, a wrong code)."""
     first, second = (django_user_model.objects.create_user(name) for name in ("ana", "ben"))
     services.request_mfa(first)
     services.request_mfa(second)  # joins the same login
     wrong = wrong_code(sandbox)
     with pytest.raises(LoginRefused, match="1 try left"):
         services.authenticate(first, wrong)
+    return first, second, wrong
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_wrong_codes_at_once_with_one_try_left_send_one_guess_upstream(sandbox, django_user_model):
+    first, second, wrong = two_users_one_try_left(sandbox, django_user_model)
 
     outcomes = in_parallel([lambda: services.authenticate(first, wrong), lambda: services.authenticate(second, wrong)])
     # One guess went to Retail Link (and was wrong); the other was refused here, never sent.
@@ -171,3 +177,55 @@ def test_health_says_when_the_portal_takes_no_more_codes_until_a_reset(admin_cli
                                                               "_selected_action": [account.pk]})
     health = walmart_health()
     assert health["figures"]["retaillink_code_tries_left"] == 2 and "problems" not in health
+
+
+def finishing_first_when_claiming(monkeypatch, other_call):
+    """Hook around the real account claim: the first time a caller goes to take
+    it, `other_call` (another user's whole request or entry) runs to its end in
+    its own thread first, so it finishes and releases the account between this
+    caller's read of the row and this caller's claim."""
+    from walmart.services import login
+
+    real_claim, hooked = login._claim, []
+
+    def claim(account):
+        if not hooked:
+            hooked.append(True)
+            assert in_parallel([other_call]) == [None]
+        return real_claim(account)
+
+    monkeypatch.setattr(login, "_claim", claim)
+    return hooked
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_code_entry_whose_last_try_is_used_up_just_before_its_claim_is_not_sent(
+        sandbox, django_user_model, monkeypatch):
+    first, second, wrong = two_users_one_try_left(sandbox, django_user_model)
+    other_outcome = []
+
+    def first_guesses_again():
+        try:
+            services.authenticate(first, wrong)
+        except LoginRefused as exc:
+            other_outcome.append(exc)
+
+    hooked = finishing_first_when_claiming(monkeypatch, first_guesses_again)
+    with pytest.raises(services.CodeTriesExhausted):
+        services.authenticate(second, wrong)
+    assert hooked and "No tries left" in str(other_outcome[0])
+    # One guess (ana's) went upstream with the last try; ben's was refused here: the account is not locked.
+    assert sandbox_state(sandbox)["accounts"]["demo.user@example.com"] == {"locked": False, "failures": 2}
+    assert RetailLinkAccount.objects.get().wrong_codes == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_code_request_whose_sms_was_sent_just_before_its_claim_joins_it(sandbox, django_user_model, monkeypatch):
+    first, second = (django_user_model.objects.create_user(name) for name in ("ana", "ben"))
+    hooked = finishing_first_when_claiming(monkeypatch, lambda: services.request_mfa(first))
+    services.request_mfa(second)
+    state = sandbox_state(sandbox)
+    assert hooked and state["sms_sent"] == 1 and state["pending_logins"] == 1
+    # Both joined the one login: the one code lets both in.
+    assert services.authenticate(first, state["last_code"]).is_authenticated
+    assert services.authenticate(second, state["last_code"]).is_authenticated

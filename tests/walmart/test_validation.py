@@ -17,7 +17,9 @@ def serializer_errors(serializer):
     return " ".join(str(e) for errors in serializer.errors.values() for e in errors)
 
 
-@pytest.mark.parametrize("code", ["12", "1234", "12345678", "abcdef", "123456789", ""])
+# Arabic-Indic and Devanagari digits: `\d` takes them, Retail Link would count them as a wrong code.
+@pytest.mark.parametrize("code", ["12", "1234", "12345678", "abcdef", "123456789", "", "\u0661\u0662\u0663\u0664\u0665\u0666",
+                                  "\u0967\u0968\u0969\u096a\u096b\u096c", "\uff11\uff12"])
 def test_a_bad_mfa_code_is_refused_alike(code):
     form, api = form_errors(MfaCodeForm({"mfa_code": code})), serializer_errors(AuthenticateSerializer(data={"mfa_code": code}))
     assert form and api
@@ -28,6 +30,13 @@ def test_a_bad_mfa_code_is_refused_alike(code):
 def test_a_good_mfa_code_passes_both():
     assert MfaCodeForm({"mfa_code": " 123456 "}).is_valid()
     assert AuthenticateSerializer(data={"mfa_code": "123456"}).is_valid()
+
+
+def test_a_code_typed_in_full_width_digits_is_sent_as_ascii_by_both():
+    full_width = "\uff11\uff12\uff13\uff14\uff15\uff16"
+    form, api = MfaCodeForm({"mfa_code": full_width}), AuthenticateSerializer(data={"mfa_code": full_width})
+    assert form.is_valid() and api.is_valid()
+    assert form.cleaned_data["mfa_code"] == api.validated_data["mfa_code"] == "123456"
 
 
 def test_bad_event_ids_are_named_alike():

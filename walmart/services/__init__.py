@@ -35,6 +35,7 @@ from .login import (  # noqa: F401
     CONFIGURATION_MISSING,
     AccountBusy,
     CodeTriesExhausted,
+    MalformedCode,
     authenticate,
     code_tries_left,
     codes_refused_problem,

@@ -16,7 +16,7 @@ from django.db.models import F, Q
 from portal.http import budget_left, time_budget
 from portal.runs import OperationFailed
 
-from .. import clock, conf, sessions
+from .. import clock, conf, sessions, validation
 from ..client import LoginRefused, request_code, submit_code
 from ..models import RetailLinkAccount
 
@@ -34,6 +34,10 @@ CODE_BEING_CHECKED = "Another code for the shared Retail Link account is still b
 
 class CodeTriesExhausted(OperationFailed):
     """The next wrong code would lock the shared account: the portal refuses it."""
+
+
+class MalformedCode(OperationFailed):
+    """Not 6 digits: refused before Retail Link sees it (no try burnt)."""
 
 
 class AccountBusy(OperationFailed):
@@ -72,7 +76,9 @@ def _holding(account, busy_message, *, unless=None):
     """Hold the account's claim for the block: wait for it as long as the time
     budget allows (CLAIM_WAIT_SECONDS at most), then AccountBusy. Yields True
     once held; False, without the claim, as soon as `unless(account)` (checked
-    on the fresh row while waiting) says the wait is not needed any more."""
+    on the fresh row while waiting, and again once the claim is won) says the
+    wait is not needed any more. Inside the block `account` is the row as read
+    after the claim was taken."""
     deadline = time.monotonic() + min(CLAIM_WAIT_SECONDS, max(0.0, budget_left() - 1))
     while True:
         account.refresh_from_db()
@@ -86,6 +92,12 @@ def _holding(account, busy_message, *, unless=None):
             raise AccountBusy(busy_message)
         time.sleep(0.2)
     try:
+        # The row above was read before the claim: the previous holder may have finished in
+        # between (its wrong code counted, its SMS sent). Decide on the row as it is now.
+        account.refresh_from_db()
+        if unless is not None and unless(account):
+            yield False
+            return
         yield True
     finally:
         # Only our own claim: past its expiry another caller may hold a new one.
@@ -154,7 +166,11 @@ def _authenticate(user, mfa_code):
     session = sessions.require_session(user)
     if session.is_authenticated:
         return session
-    code = mfa_code.strip()
+    # Every path (form, API, command) ends here: a malformed code never reaches Retail Link to burn a try.
+    try:
+        code = validation.mfa_code(mfa_code)
+    except ValueError as exc:
+        raise MalformedCode(str(exc)) from exc
     account = shared_account()
     _refuse_without_tries(account)  # at once, before waiting for the account
     # While waiting, another entry's wrong code may use up the last try: refused at once then too.
