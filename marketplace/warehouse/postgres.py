@@ -511,16 +511,14 @@ def _upsert(cursor, model, keys, key_types, values, value_types, rows, lock=Fals
     stage = "marketplace_load_dimension"
     _stage(cursor, stage, list(zip(names, key_types + value_types)), (key + value for key, value in rows.items()))
     match = " AND ".join(f"t.{c} = s.{c}" for c in quoted[:len(keys)])
-    select = (f"SELECT t.id, {', '.join(f't.{c}' for c in quoted)} FROM {table} t JOIN {stage} s ON {match}"
-              f"{' FOR KEY SHARE OF t' if lock else ''}")
-    cursor.execute(select)
-    ids = {}
-    for found in cursor.fetchall():
-        key = found[1:1 + len(keys)]
-        if rows.get(key) == found[1 + len(keys):]:
-            ids[key] = found[0]
+    same = " AND ".join([match] + [f"t.{c} IS NOT DISTINCT FROM s.{c}" for c in quoted[len(keys):]])
+    stored_keys = ", ".join(f"t.{c}" for c in quoted[:len(keys)])
+    lock_clause = " FOR KEY SHARE OF t" if lock else ""
+    # The stored rows with the batch's values, compared by the server: only their ids come
+    # back (sending every row's values back to compare them here cost more than the compare).
+    cursor.execute(f"SELECT t.id, {stored_keys} FROM {table} t JOIN {stage} s ON {same}{lock_clause}")
+    ids = {tuple(found[1:]): found[0] for found in cursor.fetchall()}
     if len(ids) < len(rows):
-        same = " AND ".join([match] + [f"t.{c} IS NOT DISTINCT FROM s.{c}" for c in quoted[len(keys):]])
         cursor.execute(
             f"INSERT INTO {table} ({', '.join(quoted)}) SELECT {', '.join(quoted)} FROM {stage} s "
             f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {same}) "
@@ -531,8 +529,8 @@ def _upsert(cursor, model, keys, key_types, values, value_types, rows, lock=Fals
             ids[tuple(found[1:])] = found[0]
         _analyze_if_grown(cursor, table, len(written))
         if len(ids) < len(rows):  # made the same as this batch's by another transaction meanwhile
-            cursor.execute(select)
-            ids.update((tuple(found[1:1 + len(keys)]), found[0]) for found in cursor.fetchall())
+            cursor.execute(f"SELECT t.id, {stored_keys} FROM {table} t JOIN {stage} s ON {match}{lock_clause}")
+            ids.update((tuple(found[1:]), found[0]) for found in cursor.fetchall())
     return ids
 
 
