@@ -59,11 +59,11 @@ class SalesConfig(AppConfig):
         from .services import SOURCE, common
         from .services.helix import waiting
 
+        _health_check.waiting = None  # none left from an earlier request, should this one fail
         now = common.now()
         pending = HelixOutbox.objects.filter(status=HelixOutbox.Status.PENDING)
         oldest = pending.aggregate(oldest=Min("transaction__transaction_date"))["oldest"]
         watermark = SyncCursor.objects.filter(source=SOURCE).values_list("watermark", flat=True).first()
-        _health_check.waiting = None  # none left from an earlier request, should this one fail
         not_in_helix = waiting.summary()
         # /health/ asks for the problems next (portal.health, twice): they use this summary.
         _health_check.waiting = not_in_helix

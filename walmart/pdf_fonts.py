@@ -143,15 +143,24 @@ def subset_font_bytes(chars, path):
     cached by content in subset_folder() (a size-capped LRU). Outlines stay as they
     are (CFF for Noto CJK): xhtml2pdf makes them TrueType."""
     key = subset_key(chars, path)
-    folder = subset_folder()
+    # The disk is a cache only: a folder that cannot be made or read costs a subset made again,
+    # never a document without its font.
+    try:
+        folder = subset_folder()
+    except OSError:
+        logger.warning("no folder for font subsets; made in memory", exc_info=True)
+        return _make_subset(chars, path, key)
     target = os.path.join(folder, f"edr-font-{key}.otf")
     try:
         with open(target, "rb") as handle:
             data = handle.read()
-        os.utime(target)  # recently used: kept by the pruning
+        with contextlib.suppress(OSError):
+            os.utime(target)  # recently used: kept by the pruning
         return data
     except FileNotFoundError:  # not made yet, or pruned by another process just now
         pass
+    except OSError:
+        logger.warning("could not read the font subset %s; made again", target, exc_info=True)
     data = _make_subset(chars, path, key)
     # A unique name per writer (thread or process): two writers of the same subset never share a
     # half-written file; os.replace is atomic, so a reader sees the old file or the new one.
@@ -165,7 +174,8 @@ def subset_font_bytes(chars, path):
                        exc_info=True)
         with contextlib.suppress(OSError):
             os.unlink(partial)
-    _prune_subset_files(folder)
+    with contextlib.suppress(OSError):  # another user's file, a read-only folder: pruned another time
+        _prune_subset_files(folder)
     return data
 
 

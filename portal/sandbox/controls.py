@@ -59,7 +59,7 @@ def number_value(body, key, default, *, minimum, maximum):
         raise BadControl(f'"{key}" must be a number, not {value!r}.')
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # a 400-digit JSON integer overflows float()
         raise BadControl(f'"{key}" must be a number, not {value!r}.') from None
     if not minimum <= number <= maximum:  # also refuses nan and infinities
         raise BadControl(f'"{key}" must be from {minimum} to {maximum}, not {value!r}.')

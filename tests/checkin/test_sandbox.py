@@ -132,7 +132,8 @@ def test_controls_answer_400_on_values_of_the_wrong_kind_or_out_of_range(sandbox
     assert page.failing == {} and page.shown_email == {}
     # Fault values the sandbox could not act on later (an infinite count, a status of 7, a Retry-After of nan).
     for bad in ('{"count": 1e400}', '{"count": 0}', '{"status": 7}', '{"status": "x"}', '{"latency_ms": 1e300}',
-                '{"retry_after": "soon"}', '{"retry_after": 1e400}', '{"timeout_s": -1}', '{"exact": "no"}',
+                '{"retry_after": "soon"}', '{"retry_after": 1e400}', '{"retry_after": 1%s}' % ("0" * 400),
+                '{"timeout_s": -1}', '{"exact": "no"}',
                 '{"path": 5}', '{"kind": "explode"}', '{"body": "text"}'):
         refused = control(sandbox, "checkout/faults", bad)
         assert refused.status_code == 400 and refused.json()["message"], (bad, refused.text)

@@ -218,3 +218,18 @@ def test_a_long_lived_render_process_keeps_a_bounded_number_of_font_subsets(monk
     # The first document's subsets were taken out of ReportLab and off the disk: made and drawn again.
     assert names[0] in render(names[0], "again")
 
+
+
+def test_a_document_draws_its_names_when_the_subset_folder_cannot_be_made(monkeypatch, tmp_path):
+    """The folder of subsets is a cache: a var dir the portal cannot write (here a file where
+    the folder should be) costs a subset made in memory, not a document drawn in boxes."""
+    from walmart.pdf_render import html_to_pdf
+
+    blocked = tmp_path / "var"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("PORTAL_VAR_DIR", str(blocked))
+    name = "山田 太郎 Łukasz Żółć"
+    path = tmp_path / "doc.pdf"
+    path.write_bytes(html_to_pdf("<html><head><style>body { font-family: Helvetica; }</style></head>"
+                                 f"<body><p>{name}</p></body></html>"))
+    assert name in layout_text(str(path))
