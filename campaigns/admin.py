@@ -13,6 +13,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from unfold.admin import ModelAdmin
 
 from portal.admin import SecretFieldsMixin, queue_from_admin, runs_link, secret_status
 from portal.models import SyncRun
@@ -24,7 +25,7 @@ from .services.downloads import export_download_response
 CONTACTS_PERMISSION = "campaigns.view_subject"
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ModelAdmin):
     """Synced from Netlife: browsed here, changed only by a sync."""
 
     def has_add_permission(self, request):
@@ -57,7 +58,7 @@ class ContactFieldsAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Portal)
-class PortalAdmin(SecretFieldsMixin, admin.ModelAdmin):
+class PortalAdmin(SecretFieldsMixin, ModelAdmin):
     list_display = ("key", "name", "brand", "enabled", "username", "password_status", "max_concurrent_jobs",
                     "requests_per_second", "last_synced_at", "runs")
     list_filter = ("enabled", "brand")
@@ -169,7 +170,7 @@ class RegisteredUserAdmin(ContactFieldsAdmin):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(ModelAdmin):
     list_display = ("name", "audience", "portal_keys", "export_built_at", "export_contacts", "download")
     list_filter = ("audience",)
     search_fields = ("name",)

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from portal.admin import SecretFieldsMixin, secret_status
 from portal.runs import OperationFailed
@@ -27,7 +28,7 @@ SEND_PERMISSION = "campaigns.send_campaign"
 
 
 @admin.register(SmsAccount)
-class SmsAccountAdmin(SecretFieldsMixin, admin.ModelAdmin):
+class SmsAccountAdmin(SecretFieldsMixin, ModelAdmin):
     list_display = ("name", "account_sid", "token_status", "messaging_service_sid", "sender", "messages_per_second",
                     "quiet_start", "quiet_end", "enabled")
     actions = ["send_test_message"]
@@ -129,7 +130,7 @@ admin.site.register(Campaign, SmsCampaignAdmin)
 
 
 @admin.register(CampaignMessage)
-class CampaignMessageAdmin(admin.ModelAdmin):
+class CampaignMessageAdmin(ModelAdmin):
     """The delivery table across campaigns (read-only: only sending and callbacks change it)."""
 
     list_display = ("campaign", "phone", "status", "error_code", "error_message", "segments", "submitted_at", "status_updated_at")
@@ -151,7 +152,7 @@ class OptOutImportForm(forms.Form):
 
 
 @admin.register(OptOut)
-class OptOutAdmin(admin.ModelAdmin):
+class OptOutAdmin(ModelAdmin):
     list_display = ("phone", "active", "source", "keyword", "note", "updated_at")
     list_filter = ("active", "source")
     search_fields = ("phone",)

@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin, TabularInline
 
 from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, queue_from_admin, runs_link, secret_status
 
@@ -9,7 +10,7 @@ from .models import CheckinSession, CheckinSettings, CheckoutUser, SessionRefres
 
 
 @admin.register(CheckinSettings)
-class CheckinSettingsAdmin(SecretFieldsMixin, admin.ModelAdmin):
+class CheckinSettingsAdmin(SecretFieldsMixin, ModelAdmin):
     fields = ("checkout_api_key", "cycle_min_hours", "cycle_max_hours", "max_gap_minutes", "next_cycle_at",
               "connected", "connection_checked_at", "runs", "schedules")
     readonly_fields = ("connected", "connection_checked_at", "runs", "schedules")
@@ -50,7 +51,7 @@ def _queue_refreshes(modeladmin, request, emails):
         modeladmin.message_user(request, "None of the selected users has a session with a cookie.", messages.WARNING)
 
 
-class SessionRefreshInline(admin.TabularInline):
+class SessionRefreshInline(TabularInline):
     model = SessionRefresh
     fields = ("created", "result", "message", "changed_rows", "logged_upstream", "run_link")
     readonly_fields = fields
@@ -72,7 +73,7 @@ class SessionRefreshInline(admin.TabularInline):
 
 
 @admin.register(CheckoutUser)
-class CheckoutUserAdmin(ActionsWithoutSelectionMixin, admin.ModelAdmin):
+class CheckoutUserAdmin(ActionsWithoutSelectionMixin, ModelAdmin):
     list_display = ("email", "opted_in", "checkin_report", "checkin_report_time", "session_link", "last_fetched")
     list_filter = ("opted_in", "checkin_report")
     search_fields = ("email",)
@@ -107,7 +108,7 @@ class CheckoutUserAdmin(ActionsWithoutSelectionMixin, admin.ModelAdmin):
 
 
 @admin.register(CheckinSession)
-class CheckinSessionAdmin(admin.ModelAdmin):
+class CheckinSessionAdmin(ModelAdmin):
     # The cookie is never shown: only whether one is stored.
     list_display = ("user", "cookie_status", "last_result", "last_refreshed_at", "next_refresh_at")
     list_filter = ("last_result", "user__opted_in")

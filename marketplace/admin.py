@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from portal.admin import (
     ActionsWithoutSelectionMixin,
@@ -44,7 +45,7 @@ def _run_link(record):
 
 
 @admin.register(Connection)
-class ConnectionAdmin(SecretFieldsMixin, admin.ModelAdmin):
+class ConnectionAdmin(SecretFieldsMixin, ModelAdmin):
     list_display = ("name", "platform", "shop_id", "status", "token_state", "refresh_due_at", "orders_cursor",
                     "connect_link")
     list_filter = ("platform", "status", "sync_enabled")
@@ -205,7 +206,7 @@ class CsvUploadForm(forms.ModelForm):
 
 
 @admin.register(CsvUpload)
-class CsvUploadAdmin(admin.ModelAdmin):
+class CsvUploadAdmin(ModelAdmin):
     list_display = ("__str__", "kind", "platform", "shop", "mode", "status", "progress", "rows", "error_count",
                     "uploaded_by", "created")
     list_filter = ("status", "kind", "platform", "mode")
@@ -281,7 +282,7 @@ class CsvUploadAdmin(admin.ModelAdmin):
             queue_from_admin(request, "marketplace", "undo_csv_upload", label=f"Undo {upload}", upload_id=upload.pk)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ModelAdmin):
     def has_add_permission(self, request):
         return False
 

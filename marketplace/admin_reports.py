@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from portal.admin import queue_from_admin, runs_link
 
@@ -45,7 +46,7 @@ def default_range():
 
 
 @admin.register(ReportSettings)
-class ReportSettingsAdmin(admin.ModelAdmin):
+class ReportSettingsAdmin(ModelAdmin):
     list_display = ("__str__", "enabled", "weekday", "recipient_count", "include_mock", "last_sent_week", "runs",
                     "charts")
     fields = ("enabled", "weekday", "recipients", "include_mock", "last_sent_week", "last_sent_at", "retry_week",

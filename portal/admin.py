@@ -4,6 +4,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from .fields import EncryptedTextField
 from .models import RunLock, SetAsideRecord, SyncRun
@@ -36,7 +37,7 @@ class ReadOnlyAdminMixin:
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SyncRunAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = (
         "id", "app", "operation", "target", "status_badge", "trigger", "actor", "created", "duration", "progress",
         "counters_short",
@@ -170,7 +171,7 @@ def _enqueue_retry_from_admin(request, ids, enqueue_retry):
 
 
 @admin.register(SetAsideRecord)
-class SetAsideRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SetAsideRecordAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("id", "app", "kind", "key", "target", "status", "reason_short", "attempts", "last_seen", "run_link")
     list_filter = ("status", "app", "kind", "operation")
     search_fields = ("=key", "=target", "reason")
@@ -226,7 +227,7 @@ class SetAsideRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(LogEntry)
-class ChangeHistoryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ChangeHistoryAdmin(ReadOnlyAdminMixin, ModelAdmin):
     """Who changed which settings or credentials row, and when. Django's change
     messages name the fields changed, never their values (secrets included)."""
 
@@ -244,7 +245,7 @@ class ChangeHistoryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(RunLock)
-class RunLockAdmin(admin.ModelAdmin):
+class RunLockAdmin(ModelAdmin):
     list_display = ("key", "run", "expires")
 
 
@@ -360,7 +361,7 @@ class ApiTokenForm(forms.ModelForm):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(ModelAdmin):
     """Each client's token: owner, apps, last use. The key is shown once, on creation."""
 
     form = ApiTokenForm
@@ -389,3 +390,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"{count} tokens revoked.")
+
+
+# Auth, Celery beat, login attempts and tokens in the same theme as ours.
+from . import admin_theme  # noqa: E402,F401

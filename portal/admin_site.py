@@ -7,11 +7,12 @@ from django.shortcuts import redirect
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
+from unfold.sites import UnfoldAdminSite
 
 from . import operations
 
 
-class PortalAdminSite(admin.AdminSite):
+class PortalAdminSite(UnfoldAdminSite):
     site_header = "Operations portal"
     site_title = "Operations portal"
     index_title = "Integrations"

@@ -48,6 +48,10 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # django-unfold: the admin's theme (sidebar, dropdown filters, tabs, charts, dark mode);
+    # before the admin so its templates win
+    "unfold",
+    "unfold.contrib.filters",
     "portal.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -94,6 +98,20 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+# The admin's theme: the sidebar is built per request (portal/admin_navigation.py), grouped by integration.
+UNFOLD = {
+    "SITE_TITLE": "Operations portal",
+    "SITE_HEADER": "Operations portal",
+    "SITE_SUBHEADER": "Integrations console",
+    "SITE_SYMBOL": "hub",
+    "SHOW_HISTORY": True,
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": True,
+        "navigation": "portal.admin_navigation.sidebar",
+    },
+}
+
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]

@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, queue_from_admin, runs_link, secret_status
 from portal.admin_lists import BigTableAdminMixin
@@ -12,7 +13,7 @@ from .models import Camera, CameraMapping, HelixEventType, HelixOutbox, HelixRou
 
 
 @admin.register(SalesSettings)
-class SalesSettingsAdmin(SecretFieldsMixin, admin.ModelAdmin):
+class SalesSettingsAdmin(SecretFieldsMixin, ModelAdmin):
     list_display = ("__str__", "jdsports_key", "verkada_key", "verkada_key_check", "verkada_requests_per_minute",
                     "posting_concurrency", "runs")
     readonly_fields = ("verkada_key_check",)
@@ -51,7 +52,7 @@ class SalesSettingsAdmin(SecretFieldsMixin, admin.ModelAdmin):
 
 
 @admin.register(Store)
-class StoreAdmin(admin.ModelAdmin):
+class StoreAdmin(ModelAdmin):
     list_display = ("store_id", "name", "time_zone", "address", "phone", "email", "updated")
     list_filter = ("time_zone",)
     search_fields = ("name", "store_id", "address")
@@ -71,21 +72,21 @@ class StoreAdmin(admin.ModelAdmin):
 
 
 @admin.register(PointOfSale)
-class PointOfSaleAdmin(admin.ModelAdmin):
+class PointOfSaleAdmin(ModelAdmin):
     list_display = ("pos_id", "name", "store", "camera_id", "updated")
     list_filter = ("store",)
     search_fields = ("name", "pos_id")
 
 
 @admin.register(Camera)
-class CameraAdmin(admin.ModelAdmin):
+class CameraAdmin(ModelAdmin):
     list_display = ("camera_id", "name", "location", "status", "model", "pos")
     list_filter = ("status", "pos__store")
     search_fields = ("camera_id", "name")
 
 
 @admin.register(CameraMapping)
-class CameraMappingAdmin(ActionsWithoutSelectionMixin, admin.ModelAdmin):
+class CameraMappingAdmin(ActionsWithoutSelectionMixin, ModelAdmin):
     list_display = ("jd_camera_id", "jd_camera_name", "verkada_camera_id", "verkada_name", "source", "updated")
     list_filter = ("source",)
     search_fields = ("jd_camera_id", "verkada_camera_id", "verkada_name")
@@ -133,13 +134,13 @@ class CameraMappingAdmin(ActionsWithoutSelectionMixin, admin.ModelAdmin):
 
 
 @admin.register(Item)
-class ItemAdmin(admin.ModelAdmin):
+class ItemAdmin(ModelAdmin):
     list_display = ("item_id", "name", "price", "quantity")
     search_fields = ("name", "item_id")
 
 
 @admin.register(Transaction)
-class TransactionAdmin(BigTableAdminMixin, admin.ModelAdmin):
+class TransactionAdmin(BigTableAdminMixin, ModelAdmin):
     list_display = ("transaction_id", "transaction_date", "amount", "item", "store", "camera_ref", "helix_status", "links")
     # a date filter, not date_hierarchy: its DISTINCT over every date costs a quarter-second at 1M rows
     list_filter = ("store", "helix__status", ("transaction_date", admin.DateFieldListFilter))
@@ -211,7 +212,7 @@ class BackfillForm(forms.Form):
 
 
 @admin.register(SyncCursor)
-class SyncCursorAdmin(ActionsWithoutSelectionMixin, admin.ModelAdmin):
+class SyncCursorAdmin(ActionsWithoutSelectionMixin, ModelAdmin):
     list_display = ("source", "watermark", "updated", "runs")
     readonly_fields = ("source", "updated")
     actions = ["sync_sales", "backfill_sales"]
@@ -263,7 +264,7 @@ class HelixEventTypeForm(forms.ModelForm):
 
 
 @admin.register(HelixEventType)
-class HelixEventTypeAdmin(admin.ModelAdmin):
+class HelixEventTypeAdmin(ModelAdmin):
     form = HelixEventTypeForm
     list_display = ("name", "active", "is_default", "rules", "event_type_uid", "in_sync")
     list_filter = ("active", "is_default")
@@ -282,7 +283,7 @@ class HelixEventTypeAdmin(admin.ModelAdmin):
 
 
 @admin.register(HelixRoutingRule)
-class HelixRoutingRuleAdmin(admin.ModelAdmin):
+class HelixRoutingRuleAdmin(ModelAdmin):
     """Which event type each sale is posted as: the first enabled rule that matches, lowest
     priority first; then the default type (Helix event types); a void no rule takes gets no event."""
 
@@ -299,7 +300,7 @@ class HelixRoutingRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(HelixOutbox)
-class HelixOutboxAdmin(admin.ModelAdmin):
+class HelixOutboxAdmin(ModelAdmin):
     list_display = ("transaction", "camera_id", "time_ms", "status", "route", "pending_change", "attempts", "next_attempt_at",
                     "check_at", "posted_at", "last_error_short")
     list_filter = ("status", "pending_change")

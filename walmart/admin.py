@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from portal.admin import SecretFieldsMixin, secret_status
 from portal.runs import OperationFailed
@@ -20,7 +21,7 @@ from .admin_views import USE_PERMISSION, RetailLinkAdminViews
 from .responses import report_pdf_response
 
 @admin.register(RetailLinkSettings)
-class RetailLinkSettingsAdmin(SecretFieldsMixin, admin.ModelAdmin):
+class RetailLinkSettingsAdmin(SecretFieldsMixin, ModelAdmin):
     list_display = ("__str__", "username_status", "password_status", "credential_status", "club_numbers")
     fields = ("username", "password", "mfa_credential_id", "club_numbers")
 
@@ -41,7 +42,7 @@ class RetailLinkSettingsAdmin(SecretFieldsMixin, admin.ModelAdmin):
 
 
 @admin.register(EventAssignment)
-class EventAssignmentAdmin(admin.ModelAdmin):
+class EventAssignmentAdmin(ModelAdmin):
     list_display = ("event_id", "employee_name", "event_date")
     search_fields = ("event_id", "employee_name")
     list_filter = ("event_date",)
@@ -73,7 +74,7 @@ class EventAssignmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(RetailLinkAccount)
-class RetailLinkAccountAdmin(admin.ModelAdmin):
+class RetailLinkAccountAdmin(ModelAdmin):
     """The shared account's code state: when the last SMS went out and how many
     wrong codes the portal has counted (it refuses the one that would lock the
     account). The stored browser states and bearer are never shown."""
@@ -97,7 +98,7 @@ class RetailLinkAccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(RetailLinkSession)
-class RetailLinkSessionAdmin(admin.ModelAdmin):
+class RetailLinkSessionAdmin(ModelAdmin):
     """Who is logged in to Retail Link; deleting a row ends that session.
     The stored browser state and bearer are never shown."""
 
@@ -117,7 +118,7 @@ class RetailLinkSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(EdrReport)
-class EdrReportAdmin(RetailLinkAdminViews, admin.ModelAdmin):
+class EdrReportAdmin(RetailLinkAdminViews, ModelAdmin):
     list_display = ("event_id", "event_name", "event_date", "event_type", "status", "employee_name", "pdf_link", "fetched_at")
     list_filter = ("event_date", "status", "event_type")
     search_fields = ("event_id", "event_name", "employee_name")

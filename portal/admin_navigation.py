@@ -1,0 +1,85 @@
+"""The admin's sidebar: one group per integration, each with its settings, data,
+runs and set-aside records (django-unfold's SIDEBAR navigation, built per request
+so every link follows the user's permissions)."""
+
+from django.urls import NoReverseMatch, reverse
+
+# (title, icon, app label, [(model, icon), ...], extra pages [(title, icon, url name, permission)])
+INTEGRATIONS = [
+    ("Walmart Retail Link", "storefront", "walmart", [
+        ("retaillinksettings", "settings"), ("retaillinkaccount", "key"), ("retaillinksession", "login"),
+        ("eventassignment", "assignment"), ("edrreport", "picture_as_pdf"),
+    ], []),
+    ("Sales → Verkada", "point_of_sale", "sales", [
+        ("salessettings", "settings"), ("store", "store"), ("pointofsale", "point_of_sale"), ("camera", "videocam"),
+        ("cameramapping", "link"), ("item", "inventory_2"), ("transaction", "receipt_long"),
+        ("helixeventtype", "category"), ("helixroutingrule", "alt_route"), ("helixoutbox", "outbox"),
+        ("synccursor", "update"),
+    ], [("Sales dashboard", "monitoring", "admin:sales_dashboard", "sales.view_transaction")]),
+    ("Marketplace", "shopping_cart", "marketplace", [
+        ("connection", "hub"), ("reportsettings", "settings"), ("csvupload", "upload_file"), ("factorder", "orders"),
+        ("factorderline", "list_alt"), ("factactivity", "campaign"), ("facttraffic", "trending_up"),
+        ("dimshop", "store"), ("dimproduct", "inventory_2"), ("dimcustomer", "group"), ("dimstatus", "label"),
+        ("dimdate", "calendar_month"),
+    ], []),
+    ("SMS campaigns", "sms", "campaigns", [
+        ("portal", "photo_library"), ("smsaccount", "settings"), ("campaign", "campaign"),
+        ("campaignmessage", "chat"), ("optout", "block"), ("exportdownload", "download"), ("activity", "event"),
+        ("job", "work"), ("subject", "face"), ("registereduser", "person"),
+    ], []),
+    ("Check-in", "how_to_reg", "checkin", [
+        ("checkinsettings", "settings"), ("checkoutuser", "person"), ("checkinsession", "schedule"),
+    ], []),
+]
+
+PORTAL_ITEMS = [
+    ("portal", "syncrun", "All runs", "history"),
+    ("portal", "setasiderecord", "All set-aside records", "report"),
+    ("portal", "runlock", None, "lock"),
+    ("portal", "apitoken", None, "token"),
+    ("django_celery_beat", "periodictask", "Schedules", "schedule"),
+    ("auth", "user", None, "person"),
+    ("auth", "group", None, "group"),
+    ("admin", "logentry", "Change history", "manage_history"),
+    ("axes", "accessattempt", "Login attempts", "shield"),
+]
+
+
+def _changelist(app, model):
+    try:
+        return reverse(f"admin:{app}_{model}_changelist")
+    except NoReverseMatch:  # not registered in this admin
+        return None
+
+
+def _model_item(request, app, model, icon, title=None):
+    from django.apps import apps
+
+    url = _changelist(app, model)
+    if url is None or not request.user.has_perm(f"{app}.view_{model}") and not request.user.has_perm(
+            f"{app}.change_{model}"):
+        return None
+    meta = apps.get_model(app, model)._meta
+    return {"title": title or str(meta.verbose_name_plural).capitalize(), "icon": icon, "link": url}
+
+
+def sidebar(request):
+    groups = []
+    for title, _icon, app, models, pages in INTEGRATIONS:
+        items = []
+        for url_name, page_title, page_icon, permission in ((p[2], p[0], p[1], p[3]) for p in pages):
+            if request.user.has_perm(permission):
+                items.append({"title": page_title, "icon": page_icon, "link": reverse(url_name)})
+        items += [item for model, icon in models if (item := _model_item(request, app, model, icon))]
+        for model, label, icon in (("syncrun", "Runs", "history"), ("setasiderecord", "Set-aside records", "report")):
+            item = _model_item(request, "portal", model, icon, title=label)
+            if item:
+                item["link"] += f"?app__exact={app}"
+                items.append(item)
+        if items:
+            groups.append({"title": title, "collapsible": True, "items": items})
+    portal_items = [item for app, model, label, icon in PORTAL_ITEMS
+                    if (item := _model_item(request, app, model, icon, title=label))]
+    home = {"title": "Integration health", "icon": "dashboard", "link": reverse("admin:index")}
+    return [{"title": "Operations", "items": [home]}, *groups,
+            {"title": "Portal", "collapsible": True, "items": portal_items}]
