@@ -1,0 +1,90 @@
+"""Charts in the admin: Chart.js as django-unfold bundles it (served from our static
+files, never a CDN), fed by one JSON blob per chart.
+
+Every chart renders `templates/admin/portal/includes/chart.html`: a canvas whose
+`data-value` is the Chart.js data (so a test reads the points a person sees) and
+whose `data-chart` names it, with a legend, axis values (`displayYAxis`) and an
+optional unit. `DateRange` is the one date-range choice every chart page offers.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django import forms
+from django.utils import timezone
+
+# Colours by meaning, the same on every chart (run outcomes, delivery states, series).
+OUTCOME_COLOURS = {
+    "succeeded": "#16a34a", "partial": "#f59e0b", "failed": "#dc2626", "errored": "#7c3aed",
+    "queued": "#64748b", "sent": "#0ea5e9", "delivered": "#16a34a", "undelivered": "#f59e0b",
+}
+PALETTE = ["#7c3aed", "#0ea5e9", "#16a34a", "#f59e0b", "#dc2626", "#db2777", "#0d9488", "#65a30d", "#9333ea", "#ea580c"]
+
+RANGE_CHOICES = [(7, "Last 7 days"), (14, "Last 14 days"), (30, "Last 30 days"), (90, "Last 90 days"),
+                 (365, "Last 365 days")]
+
+
+def chart_data(labels, series, *, unit=None, colours=None):
+    """Chart.js data for `labels` (x axis) and `series` ({name: [value per label]}), as a dict.
+
+    Values are plain numbers (Decimal -> float); the y axis carries its values (and `unit`).
+    """
+    colours = colours or {}
+    datasets = []
+    for n, (name, values) in enumerate(series.items()):
+        colour = colours.get(name) or OUTCOME_COLOURS.get(str(name)) or PALETTE[n % len(PALETTE)]
+        dataset = {"label": str(name), "data": [float(v) if v is not None else None for v in values],
+                   "backgroundColor": colour, "borderColor": colour, "displayYAxis": True}
+        if unit:
+            dataset["suffixYAxis"] = unit
+        datasets.append(dataset)
+    return {"labels": [str(label) for label in labels], "datasets": datasets}
+
+
+def chart(name, title, labels, series, *, kind="bar", unit=None, colours=None, height=280):
+    """The template context of one chart (`{% include "admin/portal/includes/chart.html" with chart=... %}`)."""
+    data = chart_data(labels, series, unit=unit, colours=colours)
+    return {"name": name, "title": title, "kind": kind, "height": height, "data": data,
+            "json": json.dumps(data, separators=(",", ":")),
+            "empty": not any(v for d in data["datasets"] for v in d["data"] if v)}
+
+
+class DateRangeForm(forms.Form):
+    days = forms.TypedChoiceField(choices=RANGE_CHOICES, coerce=int, required=False, label="Range")
+    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise forms.ValidationError("The range starts after it ends.")
+        if data.get("start") and data.get("end") and (data["end"] - data["start"]).days > 366:
+            raise forms.ValidationError("Choose at most a year.")
+        return data
+
+
+@dataclass
+class DateRange:
+    """The days a chart page shows (local days, both ends included), from ?days= or ?start=&end=."""
+
+    start: date
+    end: date
+    form: DateRangeForm
+
+    @classmethod
+    def from_request(cls, request, *, default_days=14, today=None):
+        today = today or timezone.localdate()
+        form = DateRangeForm(request.GET or None)
+        if form.is_bound and form.is_valid():
+            start, end, days = form.cleaned_data.get("start"), form.cleaned_data.get("end"), form.cleaned_data.get("days")
+            if start or end:
+                end = end or today
+                return cls(start or end - timedelta(days=default_days - 1), end, form)
+            if days:
+                return cls(today - timedelta(days=days - 1), today, form)
+        return cls(today - timedelta(days=default_days - 1), today, form)
+
+    @property
+    def days(self):
+        return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
