@@ -45,6 +45,8 @@ SHAPES = {
 DEFAULT_SHAPE = {"links": "absolute", "images": "dicts", "keyed": False, "favorite": True}
 LINK_FORMS = ("absolute", "host", "path", "query")
 IMAGE_SHAPES = ("dicts", "uuids")
+# Keys of a generated subject that are the sandbox's own bookkeeping, never served (see _subject_row).
+PRIVATE_SUBJECT_KEYS = ("_has_order",)
 
 # legacyphoto has a few international families whose only number of their own
 # is a Norwegian landline (Oslo 22 xx xx xx): valid, but it takes no SMS.

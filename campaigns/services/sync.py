@@ -41,7 +41,8 @@ from .sync_store import HAS_IMAGES, StoredRows, open_set_aside_keys, store_activ
 logger = logging.getLogger(__name__)
 
 MAX_START_SPREAD = 1.0  # seconds: the first jobs' start is spread over at most this
-SPECULATIVE_SPREAD = 0.005  # seconds between the starts of the first known jobs (sent before any round trip is timed)
+SPECULATIVE_SPREAD = 0.0005  # seconds between the starts of the first known jobs (sent before any round trip is timed;
+# 5 ms put up to 45 ms on the last chain and measured no better in the bench)
 
 
 @dataclass
@@ -114,13 +115,19 @@ class JobFetcher:
             known, rows = Future(), known
             known.set_result(rows)
         self._known = known
+        self._known_rows = None
         self._lock = threading.Lock()
         self._claimed_users = None  # fetch each user's details once per run (KnownRows' set, then claimed ones)
         self._dropped = set()  # jobs sent for before the listing that it did not name
 
     @property
     def known(self) -> KnownRows:
-        return self._known.result()  # re-raises the database's error in the job's thread
+        # Future.result() takes a lock each time; a re-run asks this once per user and
+        # key (12,600 times at 5,000 subjects): the settled rows are kept after the first.
+        rows = self._known_rows
+        if rows is None:
+            rows = self._known_rows = self._known.result()  # re-raises the database's error in the job's thread
+        return rows
 
     def drop(self, job_uuid):
         """Stop fetching this job at its next call (it left the webshop)."""
@@ -305,13 +312,15 @@ def sync_portal(run, portal):
     run.set_counter("brand", row.get_brand_display())
     workers = max(1, row.max_concurrent_jobs)
     try:
-        with run.executor(workers) as pool:
+        # The activities listing is not a job: it has a thread of its own, so it never
+        # takes one of the portal's `max_concurrent_jobs` job slots (nor a round of them).
+        with run.executor(workers) as pool, run.executor(1) as lister:
             # The jobs in the webshop at the last sync are almost always in it still:
             # they are sent for with the activities call, not one round trip after it
             # (a job that left is dropped unstored; a new one is sent for when the
             # listing names it). The biggest first: the longest chains end last.
             sent = time.monotonic()
-            listing = pool.submit(client.activities_in_webshop)
+            listing = lister.submit(client.activities_in_webshop)
             expected = _jobs_in_webshop(row)
             known = Future()
             fetcher = JobFetcher(client, row, known=known, page_state=_page_state(row))

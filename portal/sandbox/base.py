@@ -82,6 +82,7 @@ class Sandbox:
         self.lock = threading.RLock()
         self.faults: list[Fault] = []
         self.requests_seen = 0
+        self.in_flight = self.max_in_flight = 0
         rules = []
         for attr in dir(type(self)):
             fn = getattr(type(self), attr)
@@ -121,6 +122,7 @@ class Sandbox:
         with self.lock:
             self.faults.clear()
             self.requests_seen = 0
+            self.in_flight = self.max_in_flight = 0
             self.latency_ms = type(self).latency_ms
             self.reset()
 

@@ -153,6 +153,16 @@ class SandboxServer:
         inner_path = "/" + (parts[1] if len(parts) > 1 else "")
         with sandbox.lock:
             sandbox.requests_seen += 1
+            # How many calls a client had open at once (a client's concurrency setting is tested by it).
+            sandbox.in_flight += 1
+            sandbox.max_in_flight = max(sandbox.max_in_flight, sandbox.in_flight)
+        try:
+            return self._answer(sandbox, request, inner_path)
+        finally:
+            with sandbox.lock:
+                sandbox.in_flight -= 1
+
+    def _answer(self, sandbox, request, inner_path):
         sandbox.sleep_ms(sandbox.latency_ms)
         fault = sandbox.take_fault(inner_path)
         if fault:
@@ -217,6 +227,7 @@ class SandboxServer:
                 data = sandbox.state()
                 data["_faults_pending"] = len(sandbox.faults)
                 data["_requests_seen"] = sandbox.requests_seen
+                data["_max_in_flight"] = sandbox.max_in_flight
             return json_response(data)
         if action == "faults" and request.method == "POST":
             try:

@@ -146,3 +146,35 @@ def test_a_job_that_left_the_webshop_is_neither_stored_nor_set_aside(synced, net
     oak.refresh_from_db()
     assert oak.synced_at == oak_synced_at
     assert Subject.objects.filter(job=oak).count() == 40  # not deleted, not touched
+
+
+def test_a_sync_keeps_to_the_portals_jobs_at_a_time(netlife, monkeypatch, sandbox):
+    """`max_concurrent_jobs` is what Netlife sees: never more calls open at once, and no fewer
+    when there are jobs enough (the activities listing is not a job: on a re-run it goes
+    out alongside the jobs the last sync found)."""
+    from campaigns.sandbox import data
+
+    from .conftest import make_portal
+
+    busy = "busyportal"
+    monkeypatch.setitem(data.PORTALS, busy, [(f"Job {n}", 4, [("Picture day", "in-webshop")]) for n in range(6)])
+    monkeypatch.setattr(data, "ALL_PORTALS", [*data.ALL_PORTALS, busy])
+    monkeypatch.setattr("campaigns.sandbox.ALL_PORTALS", data.ALL_PORTALS)
+    netlife.full_reset()
+    netlife.per_second = 0
+    netlife.latency_ms = 40  # the calls of different jobs overlap
+    Portal.objects.filter(pk=make_portal(busy).pk).update(max_concurrent_jobs=3)
+
+    def max_in_flight():
+        with netlife.lock:
+            seen, netlife.max_in_flight = netlife.max_in_flight, 0
+        return seen
+
+    first = sync_portal(trigger="command", portal=busy)
+    assert first.status == "succeeded", first.error
+    assert first.counters["jobs_processed"] == 6
+    assert max_in_flight() == 3  # the listing first, then three jobs at a time
+    rerun = sync_portal(trigger="command", portal=busy)
+    assert rerun.status == "succeeded", rerun.error
+    assert 3 <= max_in_flight() <= 4  # three jobs, and the listing beside them
+    assert counts()["Job"] == 6  # nothing twice
