@@ -147,7 +147,7 @@ def main():
     parser.add_argument("--subjects", type=int, default=250)
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=10, help="the portal's max_concurrent_jobs (1-20)")
-    parser.add_argument("--reruns", type=int, default=3, help="how many times the re-run is timed (the best is judged)")
+    parser.add_argument("--reruns", type=int, default=5, help="how many times the re-run is timed (the best is judged)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="after the timed syncs, one more re-run under cProfile: print its N costliest functions")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
