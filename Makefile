@@ -36,8 +36,13 @@ $(VENV)/.installed: requirements.txt
 .env:
 	PYTHON=$(PY) scripts/ensure-env
 
-# Debian's chromium when present (CHROMIUM_PATH); else Playwright's own build,
-# downloaded into the user's cache (nothing system-wide).
+# Debian's chromium (CHROMIUM_PATH, default /usr/bin/chromium) and the PDF fonts, from
+# Debian's packages when missing and we may install them; never a downloaded browser.
+DEBIAN_PACKAGES := chromium poppler-utils fonts-noto-cjk fonts-dejavu-core
 browser: $(VENV)/.installed
 	@if [ -x "$${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then :; \
-	else $(PY) -m playwright install chromium || echo "warning: no Chromium; browser tests and Retail Link login will not work"; fi
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
+	elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then \
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
+	else echo "warning: no Chromium at $${CHROMIUM_PATH:-/usr/bin/chromium}: install Debian's (apt-get install $(DEBIAN_PACKAGES)) or set CHROMIUM_PATH; browser tests and Retail Link login will not work"; fi
