@@ -166,6 +166,10 @@ class _CappedRetry(Retry):
         return value
 
 
+# connections kept alive per upstream host (see UpstreamSession)
+POOL_MAXSIZE = 24
+
+
 class UpstreamSession(requests.Session):
     def __init__(
         self,
@@ -210,7 +214,9 @@ class UpstreamSession(requests.Session):
         )
         retry.bucket = self.bucket
         retry.upstream_name = name
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+        # Keep-alive for every call a client has open at once (Netlife: up to 20 jobs plus its
+        # activities listing): a call beyond the pool closes its connection after use.
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=POOL_MAXSIZE)
         self.mount("http://", adapter)
         self.mount("https://", adapter)
         self.headers["User-Agent"] = user_agent

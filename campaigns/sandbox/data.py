@@ -141,4 +141,7 @@ def build_portal(key):
             if has_images and i % 4 == 0:
                 keys[subject_uuid] = [f"K{job_index}{i:03d}{key[:3].upper()}"]
         jobs[job_uuid] = {"uuid": job_uuid, "name": job_name, "subjects": subjects, "links": links, "keys": keys}
+        # a private key not listed in PRIVATE_SUBJECT_KEYS would be served to the client
+        unlisted = {k for k in (subjects[0] if subjects else {}) if k.startswith("_")} - set(PRIVATE_SUBJECT_KEYS)
+        assert not unlisted, f"add {unlisted} to PRIVATE_SUBJECT_KEYS"
     return {"activities": activities, "jobs": jobs, "users": users}

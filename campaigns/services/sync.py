@@ -358,24 +358,30 @@ def sync_portal(run, portal):
             run.set_total(len(futures))
             stored = StoredRows(row)
             open_keys = open_set_aside_keys(row)
-            for future in as_completed(futures):
-                job_uuid = futures[future]
-                try:
-                    snapshot = future.result()
-                except UpstreamAuthError:
-                    raise
-                except UpstreamError as exc:  # this job only: its stored rows stay as they were
-                    run.set_aside("job", f"{row.key}/{job_uuid}", f"job {job_uuid}: {exc}",
-                                  context={"portal": row.key, "job": job_uuid})
-                    run.count("jobs_failed")
+            try:
+                for future in as_completed(futures):
+                    job_uuid = futures[future]
+                    try:
+                        snapshot = future.result()
+                    except UpstreamAuthError:
+                        raise
+                    except UpstreamError as exc:  # this job only: its stored rows stay as they were
+                        run.set_aside("job", f"{row.key}/{job_uuid}", f"job {job_uuid}: {exc}",
+                                      context={"portal": row.key, "job": job_uuid})
+                        run.count("jobs_failed")
+                        run.advance()
+                        continue
+                    store_job_snapshot(run, row, snapshot, started, stored=stored, open_keys=open_keys)
+                    # A job went through unless every one of its subject rows was set aside.
+                    if snapshot.subjects or snapshot.kept or not snapshot.rejected_subjects:
+                        run.ok()
+                    run.count("jobs_processed")
                     run.advance()
-                    continue
-                store_job_snapshot(run, row, snapshot, started, stored=stored, open_keys=open_keys)
-                # A job went through unless every one of its subject rows was set aside.
-                if snapshot.subjects or snapshot.kept or not snapshot.rejected_subjects:
-                    run.ok()
-                run.count("jobs_processed")
-                run.advance()
+            except BaseException:
+                # A bad credential, a database error or the time limit: the jobs still
+                # queued or on the wire stop at their next call, not after every one is fetched.
+                _stop(fetcher, futures)
+                raise
     finally:
         run.set_counter("api_calls_total", client.calls_total)
         run.set_counter("api_calls_failed", client.calls_failed)

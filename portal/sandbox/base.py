@@ -122,7 +122,7 @@ class Sandbox:
         with self.lock:
             self.faults.clear()
             self.requests_seen = 0
-            self.in_flight = self.max_in_flight = 0
+            self.max_in_flight = 0  # (in_flight stays: calls being answered now still end)
             self.latency_ms = type(self).latency_ms
             self.reset()
 

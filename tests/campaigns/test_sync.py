@@ -148,33 +148,51 @@ def test_a_job_that_left_the_webshop_is_neither_stored_nor_set_aside(synced, net
     assert Subject.objects.filter(job=oak).count() == 40  # not deleted, not touched
 
 
-def test_a_sync_keeps_to_the_portals_jobs_at_a_time(netlife, monkeypatch, sandbox):
-    """`max_concurrent_jobs` is what Netlife sees: never more calls open at once, and no fewer
-    when there are jobs enough (the activities listing is not a job: on a re-run it goes
-    out alongside the jobs the last sync found)."""
+BUSY = "busyportal"
+
+
+@pytest.fixture
+def busy_portal(netlife, monkeypatch):
+    """A portal of six small jobs in the webshop, its calls slow enough to overlap."""
     from campaigns.sandbox import data
 
     from .conftest import make_portal
 
-    busy = "busyportal"
-    monkeypatch.setitem(data.PORTALS, busy, [(f"Job {n}", 4, [("Picture day", "in-webshop")]) for n in range(6)])
-    monkeypatch.setattr(data, "ALL_PORTALS", [*data.ALL_PORTALS, busy])
+    monkeypatch.setitem(data.PORTALS, BUSY, [(f"Job {n}", 4, [("Picture day", "in-webshop")]) for n in range(6)])
+    monkeypatch.setattr(data, "ALL_PORTALS", [*data.ALL_PORTALS, BUSY])
     monkeypatch.setattr("campaigns.sandbox.ALL_PORTALS", data.ALL_PORTALS)
     netlife.full_reset()
     netlife.per_second = 0
-    netlife.latency_ms = 40  # the calls of different jobs overlap
-    Portal.objects.filter(pk=make_portal(busy).pk).update(max_concurrent_jobs=3)
+    netlife.latency_ms = 100  # the calls of different jobs overlap, even on a loaded machine
+    return make_portal(BUSY)
+
+
+def test_a_sync_keeps_to_the_portals_jobs_at_a_time(busy_portal, netlife):
+    """`max_concurrent_jobs` is what Netlife sees: never more job calls open at once, and no
+    fewer when there are jobs enough. The activities listing is not a job: on a re-run it goes
+    out beside the jobs the last sync found, on a thread of its own."""
+    Portal.objects.filter(pk=busy_portal.pk).update(max_concurrent_jobs=3)
 
     def max_in_flight():
         with netlife.lock:
             seen, netlife.max_in_flight = netlife.max_in_flight, 0
         return seen
 
-    first = sync_portal(trigger="command", portal=busy)
+    first = sync_portal(trigger="command", portal=BUSY)
     assert first.status == "succeeded", first.error
     assert first.counters["jobs_processed"] == 6
     assert max_in_flight() == 3  # the listing first, then three jobs at a time
-    rerun = sync_portal(trigger="command", portal=busy)
+    rerun = sync_portal(trigger="command", portal=BUSY)
     assert rerun.status == "succeeded", rerun.error
-    assert 3 <= max_in_flight() <= 4  # three jobs, and the listing beside them
+    assert max_in_flight() == 4  # three jobs, and the listing beside them (not in a job's slot)
     assert counts()["Job"] == 6  # nothing twice
+
+
+def test_a_bad_credential_mid_run_stops_the_jobs_still_queued(busy_portal, netlife):
+    """A 401 on one job fails the run at once: the jobs queued behind it are not fetched first."""
+    Portal.objects.filter(pk=busy_portal.pk).update(max_concurrent_jobs=1)
+    netlife.add_fault(Fault(path=f"/{BUSY}/api/v1/jobs/", count=1, status=401))
+    record = sync_portal(trigger="command", portal=BUSY)
+    assert record.status == "failed"
+    # the listing and the first job's call; not the other five jobs' nine calls each
+    assert netlife.requests_seen <= 3, netlife.requests_seen
