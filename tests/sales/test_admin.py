@@ -230,3 +230,30 @@ def test_the_dashboard_and_health_count_every_sale_not_in_helix_and_warn_as_the_
     # Past the limit nothing can post them any more: no longer counted as a backlog.
     clock.freeze(datetime.now(UTC) + timedelta(days=31))
     assert admin_client.get("/health/").json()["integrations"]["sales"]["figures"]["helix_not_posted"] == 0
+
+
+def test_the_transactions_list_filters_by_its_dropdowns_and_a_time_range(sales_settings, clock, sandbox, admin_client):
+    from datetime import timedelta
+
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=2)
+    url = reverse("admin:sales_transaction_changelist")
+    posted = set(HelixOutbox.objects.filter(status="posted").values_list("transaction__transaction_id", flat=True))
+
+    def listed(params):
+        page = admin_client.get(url, params).content.decode()
+        assert 'name="helix__status__exact"' in page  # the status filter is a dropdown
+        return {t for t in Transaction.objects.values_list("transaction_id", flat=True) if f">{t}</a>" in page}
+
+    assert listed({"helix__status__exact": "posted"}) == posted
+    from django.utils import timezone
+
+    # the range is entered in the portal's time zone
+    first = timezone.localtime(Transaction.objects.order_by("transaction_date").first().transaction_date)
+    before = first - timedelta(minutes=1)
+    assert listed({"transaction_date_to_0": f"{before:%Y-%m-%d}", "transaction_date_to_1": f"{before:%H:%M:%S}"}) == set()
+    around = {"transaction_date_from_0": f"{before:%Y-%m-%d}", "transaction_date_from_1": f"{before:%H:%M:%S}",
+              "transaction_date_to_0": f"{first:%Y-%m-%d}", "transaction_date_to_1": f"{first:%H:%M:%S}"}
+    assert listed(around) == set(Transaction.objects.filter(
+        transaction_date__gte=first.replace(microsecond=0) - timedelta(minutes=1),
+        transaction_date__lte=first.replace(microsecond=0)).values_list("transaction_id", flat=True)) != set()
