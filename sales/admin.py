@@ -10,7 +10,7 @@ from unfold.contrib.filters.admin import (
     RangeDateTimeFilter,
     RelatedDropdownFilter,
 )
-from unfold.decorators import action
+from unfold.decorators import action, display
 from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminSplitDateTimeWidget
 
 from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, queue_from_admin, runs_link, secret_status
@@ -21,10 +21,10 @@ from . import dashboard, mapping
 from .models import Camera, CameraMapping, HelixEventType, HelixOutbox, HelixRoutingRule, Item, PointOfSale, SalesSettings, Store, SyncCursor, Transaction
 
 
-def action_form(modeladmin, request, queryset, form, *, title, action, submit, intro):
+def action_form(modeladmin, request, queryset, form, *, title, action_name, submit, intro):
     """The page of an action that asks for more (a range, an event type) before it acts."""
     context = {**modeladmin.admin_site.each_context(request), "title": title, "form": form, "queryset": queryset,
-               "opts": modeladmin.model._meta, "action": action, "submit_label": submit, "intro": intro}
+               "opts": modeladmin.model._meta, "action": action_name, "submit_label": submit, "intro": intro}
     return TemplateResponse(request, "admin/sales/action_form.html", context)
 
 
@@ -174,13 +174,12 @@ class TransactionAdmin(BigTableAdminMixin, ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.display(description="Helix", ordering="helix__status")
+    # unfold's coloured labels: posted green, refused red, waiting blue, too old / voided grey
+    @display(description="Helix", ordering="helix__status", label={
+        "posted": "success", "failed": "danger", "pending": "info", "posting": "info", "expired": "warning"})
     def helix_status(self, obj):
         helix = getattr(obj, "helix", None)
-        if helix is None:
-            return "—"
-        colour = {"posted": "#2e7d32", "failed": "#c62828", "expired": "#777"}.get(helix.status, "#1565c0")
-        return format_html('<b style="color:{}" title="{}">{}</b>', colour, helix.last_error, helix.status)
+        return helix.status if helix is not None else "—"
 
     @admin.display(description="footage")
     def links(self, obj):
@@ -258,7 +257,7 @@ class SyncCursorAdmin(ActionsWithoutSelectionMixin, ModelAdmin):
             queue_from_admin(request, "sales", "sync_sales", label=f"Backfill {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M}",
                              start=start.isoformat(), end=end.isoformat())
             return None
-        return action_form(self, request, queryset, form, title="Backfill sales", action="backfill_sales",
+        return action_form(self, request, queryset, form, title="Backfill sales", action_name="backfill_sales",
                            submit="Queue the backfill",
                            intro="Pulls every sale in the range again and stores what is missing (nothing is "
                                  "duplicated). The hourly sync's watermark is left alone.")
@@ -360,7 +359,7 @@ class HelixOutboxAdmin(ModelAdmin):
             if moved:
                 queue_from_admin(request, "sales", "post_helix_events")
             return None
-        return action_form(self, request, queryset, form, title="Re-target Helix events", action="retarget",
+        return action_form(self, request, queryset, form, title="Re-target Helix events", action_name="retarget",
                            submit="Re-target",
                            intro="The selected events that are not in Verkada yet (waiting or refused) are posted as "
                                  "the chosen type, with its attributes. Posted, in-flight, expired and voided ones are "
