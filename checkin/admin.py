@@ -3,6 +3,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import ChoicesDropdownFilter
 
 from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, queue_from_admin, runs_link, secret_status
 
@@ -11,8 +12,13 @@ from .models import CheckinSession, CheckinSettings, CheckoutUser, SessionRefres
 
 @admin.register(CheckinSettings)
 class CheckinSettingsAdmin(SecretFieldsMixin, ModelAdmin):
-    fields = ("checkout_api_key", "cycle_min_hours", "cycle_max_hours", "max_gap_minutes", "next_cycle_at",
-              "connected", "connection_checked_at", "runs", "schedules")
+    # Tabs: the key, the refresh cycle, and what the portal saw (the page was one long form).
+    fieldsets = [
+        ("CheckOut", {"classes": ["tab"], "fields": ["checkout_api_key", "connected", "connection_checked_at"]}),
+        ("Refresh cycle", {"classes": ["tab"], "fields": ["cycle_min_hours", "cycle_max_hours", "max_gap_minutes",
+                                                          "next_cycle_at"]}),
+        ("Runs and schedules", {"classes": ["tab"], "fields": ["runs", "schedules"]}),
+    ]
     readonly_fields = ("connected", "connection_checked_at", "runs", "schedules")
     list_display = ("__str__", "api_key_status", "connected", "next_cycle_at")
 
@@ -75,7 +81,7 @@ class SessionRefreshInline(TabularInline):
 @admin.register(CheckoutUser)
 class CheckoutUserAdmin(ActionsWithoutSelectionMixin, ModelAdmin):
     list_display = ("email", "opted_in", "checkin_report", "checkin_report_time", "session_link", "last_fetched")
-    list_filter = ("opted_in", "checkin_report")
+    list_filter = ("opted_in", ("checkin_report", ChoicesDropdownFilter))
     search_fields = ("email",)
     readonly_fields = ("email", "opted_in", "checkin_report", "checkin_report_time", "sync", "first_seen",
                        "last_fetched", "session_link")
@@ -111,7 +117,7 @@ class CheckoutUserAdmin(ActionsWithoutSelectionMixin, ModelAdmin):
 class CheckinSessionAdmin(ModelAdmin):
     # The cookie is never shown: only whether one is stored.
     list_display = ("user", "cookie_status", "last_result", "last_refreshed_at", "next_refresh_at")
-    list_filter = ("last_result", "user__opted_in")
+    list_filter = (("last_result", ChoicesDropdownFilter), "user__opted_in")
     search_fields = ("user__email",)
     fields = ("user", "cookie_status", "last_result", "last_message", "last_refreshed_at", "next_refresh_at", "runs")
     readonly_fields = ("user", "cookie_status", "last_result", "last_message", "last_refreshed_at", "runs")

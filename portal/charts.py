@@ -34,8 +34,11 @@ def chart_data(labels, series, *, unit=None, colours=None):
     datasets = []
     for n, (name, values) in enumerate(series.items()):
         colour = colours.get(name) or OUTCOME_COLOURS.get(str(name)) or PALETTE[n % len(PALETTE)]
+        # grouped / maxBarThickness: unfold's defaults draw a bar chart's series on top of each
+        # other, 4 px wide, so a second series hid behind the first (bar options; lines ignore them).
         dataset = {"label": str(name), "data": [float(v) if v is not None else None for v in values],
-                   "backgroundColor": colour, "borderColor": colour, "displayYAxis": True}
+                   "backgroundColor": colour, "borderColor": colour, "displayYAxis": True,
+                   "grouped": True, "maxBarThickness": 24}
         if unit:
             dataset["suffixYAxis"] = unit
         datasets.append(dataset)

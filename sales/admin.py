@@ -3,13 +3,29 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
+from django.shortcuts import redirect
 from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import (
+    ChoicesDropdownFilter,
+    RangeDateTimeFilter,
+    RelatedDropdownFilter,
+)
+from unfold.decorators import action, display
+from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminSplitDateTimeWidget
 
 from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, queue_from_admin, runs_link, secret_status
 from portal.admin_lists import BigTableAdminMixin
+from portal.charts import DateRange
 
 from . import dashboard, mapping
 from .models import Camera, CameraMapping, HelixEventType, HelixOutbox, HelixRoutingRule, Item, PointOfSale, SalesSettings, Store, SyncCursor, Transaction
+
+
+def action_form(modeladmin, request, queryset, form, *, title, action_name, submit, intro):
+    """The page of an action that asks for more (a range, an event type) before it acts."""
+    context = {**modeladmin.admin_site.each_context(request), "title": title, "form": form, "queryset": queryset,
+               "opts": modeladmin.model._meta, "action": action_name, "submit_label": submit, "intro": intro}
+    return TemplateResponse(request, "admin/sales/action_form.html", context)
 
 
 @admin.register(SalesSettings)
@@ -17,12 +33,14 @@ class SalesSettingsAdmin(SecretFieldsMixin, ModelAdmin):
     list_display = ("__str__", "jdsports_key", "verkada_key", "verkada_key_check", "verkada_requests_per_minute",
                     "posting_concurrency", "runs")
     readonly_fields = ("verkada_key_check",)
+    # One tab per upstream: the page was a long scroll of three unrelated sections.
     fieldsets = [
-        ("JD Sports", {"fields": ["jdsports_api_key", "initial_lookback_hours", "settle_seconds", "lookback_hours",
-                                  "backfill_max_days"]}),
-        ("Verkada", {"fields": ["verkada_api_key", "verkada_key_check", "verkada_requests_per_minute",
-                                "verkada_rate_headroom_percent", "posting_concurrency", "footage_rate_share_percent"]}),
-        ("Helix reconciliation", {"fields": ["reconcile_delay_seconds", "reconcile_window_hours"]}),
+        ("JD Sports", {"classes": ["tab"], "fields": ["jdsports_api_key", "initial_lookback_hours", "settle_seconds",
+                                                      "lookback_hours", "backfill_max_days"]}),
+        ("Verkada", {"classes": ["tab"], "fields": ["verkada_api_key", "verkada_key_check", "verkada_requests_per_minute",
+                                                    "verkada_rate_headroom_percent", "posting_concurrency",
+                                                    "footage_rate_share_percent"]}),
+        ("Helix reconciliation", {"classes": ["tab"], "fields": ["reconcile_delay_seconds", "reconcile_window_hours"]}),
     ]
 
     @admin.display(description="Verkada key check")
@@ -74,21 +92,21 @@ class StoreAdmin(ModelAdmin):
 @admin.register(PointOfSale)
 class PointOfSaleAdmin(ModelAdmin):
     list_display = ("pos_id", "name", "store", "camera_id", "updated")
-    list_filter = ("store",)
+    list_filter = (("store", RelatedDropdownFilter),)
     search_fields = ("name", "pos_id")
 
 
 @admin.register(Camera)
 class CameraAdmin(ModelAdmin):
     list_display = ("camera_id", "name", "location", "status", "model", "pos")
-    list_filter = ("status", "pos__store")
+    list_filter = ("status", ("pos__store", RelatedDropdownFilter))
     search_fields = ("camera_id", "name")
 
 
 @admin.register(CameraMapping)
 class CameraMappingAdmin(ActionsWithoutSelectionMixin, ModelAdmin):
     list_display = ("jd_camera_id", "jd_camera_name", "verkada_camera_id", "verkada_name", "source", "updated")
-    list_filter = ("source",)
+    list_filter = (("source", ChoicesDropdownFilter),)
     search_fields = ("jd_camera_id", "verkada_camera_id", "verkada_name")
     readonly_fields = ("source", "updated")
     actions = ["prefill_camera_mapping"]
@@ -143,24 +161,25 @@ class ItemAdmin(ModelAdmin):
 class TransactionAdmin(BigTableAdminMixin, ModelAdmin):
     list_display = ("transaction_id", "transaction_date", "amount", "item", "store", "camera_ref", "helix_status", "links")
     # a date filter, not date_hierarchy: its DISTINCT over every date costs a quarter-second at 1M rows
-    list_filter = ("store", "helix__status", ("transaction_date", admin.DateFieldListFilter))
+    list_filter = (("store", RelatedDropdownFilter), ("helix__status", ChoicesDropdownFilter),
+                   ("transaction_date", RangeDateTimeFilter))
+    list_filter_submit = True  # the range filter needs its Apply button
     search_fields = ("transaction_id",)
     exact_search_fields = ("transaction_id",)  # unique, so indexed
     list_select_related = ("item", "store", "helix")
     readonly_fields = [f.name for f in Transaction._meta.fields]
     actions = ["fetch_footage_links"]
-    change_list_template = "admin/sales/transaction_change_list.html"
+    actions_list = ["open_dashboard"]
 
     def has_add_permission(self, request):
         return False
 
-    @admin.display(description="Helix", ordering="helix__status")
+    # unfold's coloured labels: posted green, refused red, waiting blue, too old / voided grey
+    @display(description="Helix", ordering="helix__status", label={
+        "posted": "success", "failed": "danger", "pending": "info", "posting": "info", "expired": "warning"})
     def helix_status(self, obj):
         helix = getattr(obj, "helix", None)
-        if helix is None:
-            return "—"
-        colour = {"posted": "#2e7d32", "failed": "#c62828", "expired": "#777"}.get(helix.status, "#1565c0")
-        return format_html('<b style="color:{}" title="{}">{}</b>', colour, helix.last_error, helix.status)
+        return helix.status if helix is not None else "—"
 
     @admin.display(description="footage")
     def links(self, obj):
@@ -173,6 +192,10 @@ class TransactionAdmin(BigTableAdminMixin, ModelAdmin):
     def fetch_footage_links(self, request, queryset):
         queue_from_admin(request, "sales", "fetch_footage_links", ids=list(queryset.values_list("pk", flat=True)))
 
+    @action(description="Dashboard", icon="monitoring", url_path="open-dashboard", permissions=["view"])
+    def open_dashboard(self, request):
+        return redirect("admin:sales_dashboard")
+
     def get_urls(self):
         return [
             path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="sales_dashboard"),
@@ -183,23 +206,22 @@ class TransactionAdmin(BigTableAdminMixin, ModelAdmin):
             from django.core.exceptions import PermissionDenied
 
             raise PermissionDenied
-        days = int(request.GET["days"]) if request.GET.get("days", "").isdigit() else 14
-        if days not in dashboard.DAY_RANGES:
-            days = 14
+        # The range ends on the latest local day a store has reached (see latest_local_day).
+        date_range = DateRange.from_request(request, default_days=14, today=dashboard.latest_local_day())
         context = {
             **self.admin_site.each_context(request),
             "title": "Sales dashboard",
-            "sales": dashboard.sales_per_store_per_day(days),
+            "range": date_range,
+            "sales_charts": dashboard.sales_charts(date_range),
             "backlog": dashboard.helix_backlog(),
             "freshness": dashboard.freshness(),
-            "day_ranges": dashboard.DAY_RANGES,
         }
         return TemplateResponse(request, "admin/sales/dashboard.html", context)
 
 
 class BackfillForm(forms.Form):
-    start = forms.SplitDateTimeField(help_text="UTC, inclusive")
-    end = forms.SplitDateTimeField(help_text="UTC, exclusive")
+    start = forms.SplitDateTimeField(help_text="UTC, inclusive", widget=UnfoldAdminSplitDateTimeWidget)
+    end = forms.SplitDateTimeField(help_text="UTC, exclusive", widget=UnfoldAdminSplitDateTimeWidget)
 
     def clean(self):
         data = super().clean()
@@ -235,13 +257,14 @@ class SyncCursorAdmin(ActionsWithoutSelectionMixin, ModelAdmin):
             queue_from_admin(request, "sales", "sync_sales", label=f"Backfill {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M}",
                              start=start.isoformat(), end=end.isoformat())
             return None
-        context = {**self.admin_site.each_context(request), "title": "Backfill sales", "form": form, "queryset": queryset,
-                   "opts": self.model._meta}
-        return TemplateResponse(request, "admin/sales/backfill.html", context)
+        return action_form(self, request, queryset, form, title="Backfill sales", action_name="backfill_sales",
+                           submit="Queue the backfill",
+                           intro="Pulls every sale in the range again and stores what is missing (nothing is "
+                                 "duplicated). The hourly sync's watermark is left alone.")
 
 
 class RetargetForm(forms.Form):
-    event_type = forms.ModelChoiceField(queryset=HelixEventType.objects.order_by("name"),
+    event_type = forms.ModelChoiceField(queryset=HelixEventType.objects.order_by("name"), widget=UnfoldAdminSelectWidget,
                                         help_text="Rows with no event in Verkada yet are posted as this type.")
 
 
@@ -269,6 +292,10 @@ class HelixEventTypeAdmin(ModelAdmin):
     list_display = ("name", "active", "is_default", "rules", "event_type_uid", "in_sync")
     list_filter = ("active", "is_default")
     readonly_fields = ("event_type_uid",)
+    fieldsets = [
+        (None, {"classes": ["tab"], "fields": ["name", "active", "is_default", "event_type_uid"]}),
+        ("Schema and attributes", {"classes": ["tab"], "fields": ["event_schema", "attribute_mapping"]}),
+    ]
 
     @admin.display(description="routing rules")
     def rules(self, obj):
@@ -289,7 +316,7 @@ class HelixRoutingRuleAdmin(ModelAdmin):
 
     list_display = ("priority", "name", "match", "amount_at_least", "event_type", "enabled", "updated")
     list_display_links = ("name",)
-    list_filter = ("enabled", "match", "event_type")
+    list_filter = ("enabled", ("match", ChoicesDropdownFilter), ("event_type", RelatedDropdownFilter))
     search_fields = ("name",)
     fields = ("name", "priority", "match", "amount_at_least", "event_type", "enabled")
 
@@ -303,7 +330,7 @@ class HelixRoutingRuleAdmin(ModelAdmin):
 class HelixOutboxAdmin(ModelAdmin):
     list_display = ("transaction", "camera_id", "time_ms", "status", "route", "pending_change", "attempts", "next_attempt_at",
                     "check_at", "posted_at", "last_error_short")
-    list_filter = ("status", "pending_change")
+    list_filter = (("status", ChoicesDropdownFilter), ("pending_change", ChoicesDropdownFilter))
     search_fields = ("transaction__transaction_id", "camera_id")
     readonly_fields = [f.name for f in HelixOutbox._meta.fields]
     list_select_related = ("transaction",)
@@ -332,9 +359,11 @@ class HelixOutboxAdmin(ModelAdmin):
             if moved:
                 queue_from_admin(request, "sales", "post_helix_events")
             return None
-        context = {**self.admin_site.each_context(request), "title": "Re-target Helix events", "form": form,
-                   "queryset": queryset, "opts": self.model._meta}
-        return TemplateResponse(request, "admin/sales/retarget.html", context)
+        return action_form(self, request, queryset, form, title="Re-target Helix events", action_name="retarget",
+                           submit="Re-target",
+                           intro="The selected events that are not in Verkada yet (waiting or refused) are posted as "
+                                 "the chosen type, with its attributes. Posted, in-flight, expired and voided ones are "
+                                 "left as they are.")
 
     @admin.display(description="last error")
     def last_error_short(self, obj):

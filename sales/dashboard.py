@@ -1,63 +1,127 @@
-"""Numbers and inline-SVG geometry for the sales dashboard (no CDN at run time)."""
+"""The sales dashboard's numbers: sales per store per local day, the Helix backlog by
+age and the freshness of the sync. Each is aggregated by the database (an indexed
+range of transactions, a few GROUP BYs), never a loop over rows, and charted with
+portal.charts (Chart.js from our own static files)."""
 
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from portal.charts import chart
+
 from .models import HelixOutbox, Store, SyncCursor, Transaction
 
-#: the date ranges the dashboard offers (days)
-DAY_RANGES = (7, 14, 30, 90)
-PALETTE = ["#1565c0", "#2e7d32", "#ef6c00", "#6a1b9a", "#c62828", "#00838f", "#5d4037", "#455a64"]
-CHART_HEIGHT = 180
 
-
-def sales_per_store_per_day(days=14):
-    """Grouped bars: one group per day, one bar per store. Each store's sales are
-    counted in its own local days (a London store's 00:30 BST sale is on that day,
-    not on the UTC day before)."""
+def latest_local_day():
+    """The latest day any store with sales has reached: Amsterdam's sales after its
+    midnight are on its new day while the server's zone (UTC) still says yesterday."""
     from .services import common
 
-    zones = set(Store.objects.filter(transactions__isnull=False).values_list("time_zone", flat=True).distinct())
-    # The last day is the latest any store has reached: Amsterdam's sales after its
-    # midnight are on its new day while the server's zone (UTC) still says yesterday.
     now = common.now()
-    today = max((now.astimezone(ZoneInfo(name)).date() for name in zones), default=timezone.localdate(now))
-    first = today - timedelta(days=days - 1)
+    zones = Store.objects.filter(transactions__isnull=False).values_list("time_zone", flat=True).distinct()
+    return max((now.astimezone(ZoneInfo(name)).date() for name in set(zones)), default=timezone.localdate(now))
+
+
+def sales_per_store_per_day(start, end):
+    """Each store's sales in its own local days from `start` to `end` (both included):
+    {"days": [date, ...], "stores": [Store, ...], "amount": {store: [...]}, "count": {store: [...]}}.
+
+    A London store's 00:30 BST sale is on that day, not on the UTC day before. One
+    query per time zone in use, on the (store, transaction_date) index."""
+    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    zones = Store.objects.values_list("time_zone", flat=True).distinct()
     totals = {}
-    for zone_name in zones:
+    for zone_name in set(zones):
         zone = ZoneInfo(zone_name)
-        since = datetime.combine(first, time.min, tzinfo=zone)
         rows = (
-            Transaction.objects.filter(transaction_date__gte=since, store__time_zone=zone_name)
-            .annotate(day=TruncDate("transaction_date", tzinfo=zone)).values("day", "store_id")
+            Transaction.objects.filter(store__time_zone=zone_name,
+                                       transaction_date__gte=datetime.combine(start, time.min, tzinfo=zone),
+                                       transaction_date__lt=datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone))
+            .order_by().annotate(day=TruncDate("transaction_date", tzinfo=zone)).values("day", "store_id")
             .annotate(total=Sum("amount"), count=Count("id"))
         )
         totals.update({(r["day"], r["store_id"]): r for r in rows})
-    stores = list(Store.objects.filter(pk__in={r["store_id"] for r in totals.values()}).order_by("store_id"))
-    peak = max([float(r["total"]) for r in totals.values()] or [1.0])
-    group_width = max(1, len(stores)) * 10 + 8
-    groups = []
-    for n in range(days):
-        day = first + timedelta(days=n)
-        bars = []
-        for i, store in enumerate(stores):
-            row = totals.get((day, store.pk))
-            total = float(row["total"]) if row else 0.0
-            height = round(CHART_HEIGHT * total / peak, 1)
-            bars.append({
-                "x": n * group_width + i * 10, "y": CHART_HEIGHT - height, "height": height,
-                "colour": PALETTE[i % len(PALETTE)], "title": f"{store.name} {day}: £{total:,.2f} ({row['count'] if row else 0} sales)",
-            })
-        groups.append({"day": day, "label_x": n * group_width, "bars": bars})
-    legend = [{"name": s.name, "colour": PALETTE[i % len(PALETTE)]} for i, s in enumerate(stores)]
-    # The value axis: 0, half and the peak, so a bar's height reads as money.
-    ticks = [{"y": CHART_HEIGHT - round(CHART_HEIGHT * f, 1), "label": f"£{peak * f:,.0f}"} for f in (0, 0.5, 1)]
-    return {"groups": groups, "legend": legend, "width": days * group_width, "height": CHART_HEIGHT, "peak": peak,
-            "ticks": ticks, "days": days}
+    stores = list(Store.objects.filter(pk__in={store for _day, store in totals}).order_by("store_id"))
+    return {
+        "days": days,
+        "stores": stores,
+        "amount": {s: [totals[(d, s.pk)]["total"] if (d, s.pk) in totals else 0 for d in days] for s in stores},
+        "count": {s: [totals[(d, s.pk)]["count"] if (d, s.pk) in totals else 0 for d in days] for s in stores},
+    }
+
+
+def sales_charts(date_range):
+    """The two charts of the sales per store per local day: money and number of sales."""
+    sales = sales_per_store_per_day(date_range.start, date_range.end)
+    labels = [day.isoformat() for day in sales["days"]]
+    amount = {store.name: values for store, values in sales["amount"].items()}
+    count = {store.name: values for store, values in sales["count"].items()}
+    return [
+        chart("sales-amount-per-store-per-day", "Sales per store per day (£)", labels, amount,
+              unit="£"),
+        chart("sales-count-per-store-per-day", "Number of sales per store per day", labels,
+              count),
+    ]
+
+
+def backlog_age_buckets():
+    """(label, younger than, older than) of the backlog-by-age chart; the last bucket is
+    near Helix's 30-day limit (the dashboard's amber warning)."""
+    from .services.helix import waiting
+
+    warn = timedelta(days=30 - waiting.WARN_DAYS_LEFT)
+    return [("< 1 h", timedelta(0), timedelta(hours=1)), ("1–6 h", timedelta(hours=1), timedelta(hours=6)),
+            ("6–24 h", timedelta(hours=6), timedelta(days=1)), ("1–7 d", timedelta(days=1), timedelta(days=7)),
+            (f"7–{warn.days} d", timedelta(days=7), warn),
+            (f"> {warn.days} d (near Helix's limit)", warn, timedelta(days=3650))]
+
+
+def helix_backlog():
+    """Outbox rows by status, and everything not in Helix yet by the age of its sale.
+
+    "Not in Helix yet" is waiting.py's one definition (rows waiting, in flight or
+    refused, and sales waiting for a camera mapping); each is counted per age bucket
+    in one query (a conditional count per bucket)."""
+    from .services import common
+    from .services.helix import waiting
+
+    counts = dict(HelixOutbox.objects.order_by().values_list("status").annotate(n=Count("id")))
+    statuses = [{"status": s.label, "key": s.value, "count": counts.get(s.value, 0)} for s in HelixOutbox.Status]
+    unmapped = waiting.sales_waiting_for_a_mapping()
+    unmapped_count = unmapped.count()
+    statuses.append({"status": "Waiting for a camera mapping (no outbox row yet)", "key": "unmapped",
+                     "count": unmapped_count})
+    now = common.now()
+    buckets = backlog_age_buckets()
+
+    def ms(instant):
+        return int(instant.timestamp() * 1000)
+
+    # The outbox row's time_ms is its sale's instant (what summary()'s oldest reads too).
+    # The youngest bucket has no upper end: a till clock ahead of ours is still counted.
+    in_outbox = waiting.outbox_rows().aggregate(**{
+        f"b{n}": Count("pk", filter=Q(time_ms__gt=ms(now - older)) & (Q(time_ms__lte=ms(now - younger)) if n else Q()))
+        for n, (_label, younger, older) in enumerate(buckets)})
+    no_row = unmapped.aggregate(**{
+        f"b{n}": Count("pk", filter=Q(transaction_date__gt=now - older) & (
+            Q(transaction_date__lte=now - younger) if n else Q()))
+        for n, (_label, younger, older) in enumerate(buckets)}) if unmapped_count else {}
+    ages = [{"label": label, "count": (in_outbox[f"b{n}"] or 0) + (no_row.get(f"b{n}") or 0)}
+            for n, (label, _younger, _older) in enumerate(buckets)]
+    waiting_total = sum(counts.get(s, 0) for s in waiting.NOT_IN_HELIX)
+    return {
+        "statuses": statuses,
+        "ages": ages,
+        "chart": chart("helix-backlog-by-age", "Sales not in Helix yet, by age of the sale", [a["label"] for a in ages],
+                       {"Sales not in Helix yet": [a["count"] for a in ages]}, colours={"Sales not in Helix yet": "#f59e0b"}),
+        "status_chart": chart("helix-outbox-by-status", "Helix outbox by status",
+                              [s["status"] for s in statuses], {"Events": [s["count"] for s in statuses]}),
+        "backlog": sum(a["count"] for a in ages),
+        "outbox_waiting": waiting_total,
+    }
 
 
 def freshness():
@@ -80,32 +144,3 @@ def freshness():
         "near_limit": backlog["near_limit"],
         "critical": backlog["critical"],
     }
-
-
-def helix_backlog():
-    """Outbox rows by status, and everything not in Helix yet by the age of its sale: rows
-    waiting, in flight or refused, and sales waiting for a camera mapping."""
-    from .services import common
-    from .services.helix import waiting
-
-    counts = dict(HelixOutbox.objects.values_list("status").annotate(n=Count("id")))
-    statuses = [{"status": s.label, "key": s.value, "count": counts.get(s.value, 0)} for s in HelixOutbox.Status]
-    unmapped = waiting.sales_waiting_for_a_mapping()
-    statuses.append({"status": "Waiting for a camera mapping (no outbox row yet)", "key": "unmapped",
-                     "count": unmapped.count()})
-    now = common.now()
-    buckets = [("< 1 h", timedelta(0), timedelta(hours=1)), ("1–6 h", timedelta(hours=1), timedelta(hours=6)),
-               ("6–24 h", timedelta(hours=6), timedelta(days=1)), ("1–7 d", timedelta(days=1), timedelta(days=7)),
-               ("7–23 d", timedelta(days=7), timedelta(days=30 - waiting.WARN_DAYS_LEFT)),
-               (f"> {30 - waiting.WARN_DAYS_LEFT} d (near Helix's limit)", timedelta(days=30 - waiting.WARN_DAYS_LEFT),
-                timedelta(days=3650))]
-    rows = waiting.outbox_rows()
-    ages = []
-    for label, younger, older in buckets:
-        n = (rows.filter(transaction__transaction_date__lte=now - younger, transaction__transaction_date__gt=now - older).count()
-             + unmapped.filter(transaction_date__lte=now - younger, transaction_date__gt=now - older).count())
-        ages.append({"label": label, "count": n})
-    peak = max([a["count"] for a in ages] + [s["count"] for s in statuses] + [1])
-    for entry in statuses + ages:
-        entry["width"] = round(300 * entry["count"] / peak, 1)
-    return {"statuses": statuses, "ages": ages, "backlog": rows.count() + statuses[-1]["count"]}

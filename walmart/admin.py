@@ -10,6 +10,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import RangeDateFilter
+from unfold.decorators import action
 
 from portal.admin import SecretFieldsMixin, secret_status
 from portal.runs import OperationFailed
@@ -17,7 +19,7 @@ from portal.runs import OperationFailed
 from . import services
 from .forms import AssignmentImportForm
 from .models import EdrReport, EventAssignment, RetailLinkAccount, RetailLinkSession, RetailLinkSettings
-from .admin_views import USE_PERMISSION, RetailLinkAdminViews
+from .admin_views import RetailLinkAdminViews
 from .responses import report_pdf_response
 
 @admin.register(RetailLinkSettings)
@@ -45,8 +47,13 @@ class RetailLinkSettingsAdmin(SecretFieldsMixin, ModelAdmin):
 class EventAssignmentAdmin(ModelAdmin):
     list_display = ("event_id", "employee_name", "event_date")
     search_fields = ("event_id", "employee_name")
-    list_filter = ("event_date",)
-    change_list_template = "admin/walmart/eventassignment/change_list.html"
+    list_filter = (("event_date", RangeDateFilter),)
+    list_filter_submit = True  # the range filter needs its Apply button
+    actions_list = ["import_csv"]
+
+    @action(description="Import CSV", icon="upload_file", url_path="import-csv", permissions=["add", "change"])
+    def import_csv(self, request):
+        return redirect("admin:walmart_eventassignment_import")
 
     def get_urls(self):
         return [
@@ -120,14 +127,20 @@ class RetailLinkSessionAdmin(ModelAdmin):
 @admin.register(EdrReport)
 class EdrReportAdmin(RetailLinkAdminViews, ModelAdmin):
     list_display = ("event_id", "event_name", "event_date", "event_type", "status", "employee_name", "pdf_link", "fetched_at")
-    list_filter = ("event_date", "status", "event_type")
+    list_filter = (("event_date", RangeDateFilter), "status", "event_type")
+    list_filter_submit = True  # the range filter needs its Apply button
     search_fields = ("event_id", "event_name", "employee_name")
     date_hierarchy = "event_date"
     readonly_fields = ("event_id", "event_name", "event_date", "event_type", "status", "employee_name", "pdf_link",
                        "fetched_at", "fetched_by", "data")
-    exclude = ("pdf",)
+    # The event's data (Retail Link's JSON) is long: its own tab, the report first.
+    fieldsets = [
+        ("Report", {"classes": ["tab"], "fields": ["event_id", "event_name", "event_date", "event_type", "status",
+                                                   "employee_name", "pdf_link", "fetched_at", "fetched_by"]}),
+        ("Retail Link data", {"classes": ["tab"], "fields": ["data"]}),
+    ]
     actions = ["redownload"]
-    change_list_template = "admin/walmart/edrreport/change_list.html"
+    actions_list = ["open_retaillink_login", "open_download_edrs"]
 
     def has_add_permission(self, request):
         return False
@@ -143,10 +156,6 @@ class EdrReportAdmin(RetailLinkAdminViews, ModelAdmin):
         if not obj.pdf:
             return "-"
         return format_html('<a href="{}">{}</a>', reverse("admin:walmart_edrreport_pdf", args=[obj.pk]), obj.filename)
-
-    def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "can_use_retaillink": request.user.has_perm(USE_PERMISSION)}
-        return super().changelist_view(request, extra_context)
 
     # --- action ---------------------------------------------------------------------------
     @admin.action(description="Download the selected EDRs again", permissions=["use_retaillink"])

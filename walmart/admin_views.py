@@ -9,6 +9,9 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from unfold.decorators import action
+
+from portal.charts import DateRange, chart
 
 from portal.admin import queue_from_admin, runs_link
 from portal.http import UpstreamError
@@ -40,6 +43,16 @@ class RetailLinkAdminViews:
 
     def has_use_retaillink_permission(self, request):
         return request.user.has_perm(USE_PERMISSION)
+
+    # The reports list's buttons (unfold's actions_list), shown to those who may use Retail Link.
+    @action(description="Retail Link login", icon="login", url_path="open-retaillink-login",
+            permissions=["use_retaillink"])
+    def open_retaillink_login(self, request):
+        return redirect("admin:walmart_retaillink_login")
+
+    @action(description="Download EDRs", icon="download", url_path="open-download-edrs", permissions=["use_retaillink"])
+    def open_download_edrs(self, request):
+        return redirect("admin:walmart_download_edrs")
 
     def _start_batch(self, request, **params):
         try:
@@ -94,7 +107,7 @@ class RetailLinkAdminViews:
         session = sessions.live_session(request.user)
         return TemplateResponse(request, "admin/walmart/retaillink_login.html", self._context(
             request, "Retail Link login", session=session, session_info=sessions.session_info(session) if session else None,
-            code_form=code_form,
+            code_form=code_form, download_url=reverse("admin:walmart_download_edrs"),
         ), status=status)
 
     def download_view(self, request):
@@ -106,8 +119,14 @@ class RetailLinkAdminViews:
             if record is not None:
                 return redirect("admin:walmart_edr_batch", record.pk)
         session = sessions.live_session(request.user)
+        date_range = DateRange.from_request(request, default_days=14)
+        per_day = services.batches_per_day(date_range.start, date_range.end)
         return TemplateResponse(request, "admin/walmart/download_edrs.html", self._context(
-            request, "Download EDRs", form=form, session=session,
+            request, "Download EDRs", form=form, session=session, range=date_range,
+            batches_chart=chart("edr-batches-per-day", "EDR batches per day (everyone's) and their failed events",
+                                [day.isoformat() for day in per_day["days"]],
+                                {"Batches": per_day["batches"], "Failed events": per_day["failed_events"]},
+                                colours={"Batches": "#0ea5e9", "Failed events": "#dc2626"}),
             recent=SyncRun.objects.filter(app="walmart", operation="edr_batch", triggered_by=request.user)[:10],
         ))
 
@@ -120,6 +139,8 @@ class RetailLinkAdminViews:
         return TemplateResponse(request, "admin/walmart/edr_batch.html", self._context(
             request, f"EDR batch #{record.pk}", run=record, runs_link=runs_link("walmart", "edr_batch"),
             failures_open=services.batch_failures(record).count(),
+            zip_url=reverse("admin:walmart_edr_batch_zip", args=[record.pk]), zip_attrs={"id": "batch-zip"},
+            retry_attrs={"id": "batch-retry"},
         ))
 
     def batch_progress(self, request, run_id):

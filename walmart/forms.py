@@ -1,4 +1,5 @@
 from django import forms
+from unfold.widgets import UnfoldAdminFileFieldWidget, UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget
 
 from . import validation
 
@@ -13,7 +14,7 @@ def _rule(rule, value):
 class MfaCodeForm(forms.Form):
     # The length is checked by the shared rule (same words as the API); the
     # browser's maxlength only helps typing.
-    mfa_code = forms.CharField(label="MFA code", widget=forms.TextInput(
+    mfa_code = forms.CharField(label="MFA code", widget=UnfoldAdminTextInputWidget(
         attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 6}))
 
     def clean_mfa_code(self):
@@ -22,9 +23,9 @@ class MfaCodeForm(forms.Form):
 
 class DownloadEdrsForm(forms.Form):
     date = forms.DateField(required=False, input_formats=["%Y-%m-%d"], help_text="YYYY-MM-DD: the approved events of that date.",
-                           widget=forms.DateInput(attrs={"type": "date"}),
+                           widget=UnfoldAdminTextInputWidget(attrs={"type": "date"}),
                            error_messages={"invalid": validation.MALFORMED_DATE})
-    event_ids = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
+    event_ids = forms.CharField(required=False, widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
                                 help_text="Or event ids, separated by commas, spaces or new lines.")
 
     def clean_event_ids(self):
@@ -39,4 +40,4 @@ class DownloadEdrsForm(forms.Form):
 
 
 class AssignmentImportForm(forms.Form):
-    csv_file = forms.FileField(label="CSV file", help_text="Columns: event_id, employee_name and optionally event_date (YYYY-MM-DD).")
+    csv_file = forms.FileField(label="CSV file", widget=UnfoldAdminFileFieldWidget, help_text="Columns: event_id, employee_name and optionally event_date (YYYY-MM-DD).")

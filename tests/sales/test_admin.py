@@ -5,6 +5,7 @@ from portal.models import SyncRun
 from sales.models import HelixEventType, HelixOutbox, SalesSettings, SyncCursor, Transaction
 from sales.services import post_helix_events
 
+from ..charts import chart_in_page
 from .conftest import synced_sales
 
 pytestmark = pytest.mark.django_db
@@ -88,15 +89,28 @@ def test_the_settings_page_never_shows_a_secret_and_blank_keeps_it(sales_setting
 
 
 def test_the_dashboard_charts_sales_per_store_per_day_and_the_backlog(sales_settings, clock, sandbox, admin_client):
+    from django.db.models import Count, Sum
+
     synced_sales(clock)
     post_helix_events(trigger="command", limit=4)
     page = admin_client.get(reverse("admin:sales_dashboard")).content.decode()
-    assert 'id="sales-per-store-per-day"' in page and page.count('class="bar"') >= 3
-    assert "London Oxford Street" in page
+    # What each store sold per day, as the database sums it (every synced sale is on the server's today or yesterday)
+    expected = {}
+    for row in Transaction.objects.values("store__name").annotate(total=Sum("amount"), n=Count("id")):
+        expected[row["store__name"]] = (float(row["total"]), row["n"])
+    amount = chart_in_page(page, "sales-amount-per-store-per-day")
+    count = chart_in_page(page, "sales-count-per-store-per-day")
+    assert len(amount["labels"]) == 14 and "London Oxford Street" in amount["series"]
+    assert {store: (round(sum(values), 2), sum(count["series"][store])) for store, values in amount["series"].items()} == {
+        store: (round(total, 2), n) for store, (total, n) in expected.items()}
     waiting = HelixOutbox.objects.filter(status="pending").count()
     assert f"Helix posting backlog: {waiting} waiting" in page
+    assert sum(chart_in_page(page, "helix-backlog-by-age")["series"]["Sales not in Helix yet"]) == waiting
+    statuses = chart_in_page(page, "helix-outbox-by-status")
+    assert dict(zip(statuses["labels"], statuses["series"]["Events"]))["Posted"] == 4
     changelist = admin_client.get(reverse("admin:sales_transaction_changelist")).content.decode()
-    assert reverse("admin:sales_dashboard") in changelist
+    assert reverse("admin:sales_transaction_open_dashboard") in changelist
+    assert admin_client.get(reverse("admin:sales_transaction_open_dashboard")).url == reverse("admin:sales_dashboard")
 
 
 def test_the_dashboard_shows_the_lag_a_range_choice_and_the_oldest_event_near_helixs_limit(
@@ -106,13 +120,18 @@ def test_the_dashboard_shows_the_lag_a_range_choice_and_the_oldest_event_near_he
 
     synced_sales(clock)
     page = admin_client.get(reverse("admin:sales_dashboard"), {"days": 30}).content.decode()
-    assert "last 30 days" in page and 'href="?days=7"' in page
-    assert "min behind" in page and page.count('class="tick"') == 3 and "£0" in page
+    assert len(chart_in_page(page, "sales-amount-per-store-per-day")["labels"]) == 30
+    assert '<option value="30" selected>' in page and "min behind" in page
     oldest = HelixOutbox.objects.order_by("time_ms").first()
     HelixOutbox.objects.filter(pk=oldest.pk).update(time_ms=int((datetime.now(UTC) - timedelta(days=27)).timestamp() * 1000))
     page = admin_client.get(reverse("admin:sales_dashboard"), {"days": "garbage"}).content.decode()
-    assert "last 14 days" in page
-    assert "3.0 days left before Helix's 30-day limit" in page and "color:#ef6c00" in page
+    assert len(chart_in_page(page, "sales-amount-per-store-per-day")["labels"]) == 14
+    assert "3.0 days left before Helix's 30-day limit" in page and 'data-warning="near-limit"' in page
+    ages = chart_in_page(page, "helix-backlog-by-age")
+    assert dict(zip(ages["labels"], ages["series"]["Sales not in Helix yet"]))["> 23 d (near Helix's limit)"] == 1
+    # A chosen range: those days only
+    page = admin_client.get(reverse("admin:sales_dashboard"), {"start": "2026-01-01", "end": "2026-01-03"}).content.decode()
+    assert chart_in_page(page, "sales-amount-per-store-per-day")["labels"] == ["2026-01-01", "2026-01-02", "2026-01-03"]
 
 
 def test_the_transactions_changelist_shows_posting_status_and_footage_links(sales_settings, clock, sandbox, admin_client, run_on_commit):
@@ -199,7 +218,7 @@ def test_the_dashboard_and_health_count_every_sale_not_in_helix_and_warn_as_the_
     # 28.5 days on (the services' clock): the oldest of them has a day and a half left.
     clock.freeze(oldest + timedelta(days=28, hours=12))
     page = admin_client.get(reverse("admin:sales_dashboard")).content.decode()
-    assert "1.5 days left before Helix's 30-day limit" in page and "color:#c62828" in page
+    assert "1.5 days left before Helix's 30-day limit" in page and 'data-warning="critical"' in page
     with CaptureQueriesContext(connection) as queries:
         health = admin_client.get("/health/").json()["integrations"]["sales"]
     assert health["status"] in ("warning", "degraded")
@@ -211,3 +230,30 @@ def test_the_dashboard_and_health_count_every_sale_not_in_helix_and_warn_as_the_
     # Past the limit nothing can post them any more: no longer counted as a backlog.
     clock.freeze(datetime.now(UTC) + timedelta(days=31))
     assert admin_client.get("/health/").json()["integrations"]["sales"]["figures"]["helix_not_posted"] == 0
+
+
+def test_the_transactions_list_filters_by_its_dropdowns_and_a_time_range(sales_settings, clock, sandbox, admin_client):
+    from datetime import timedelta
+
+    synced_sales(clock)
+    post_helix_events(trigger="command", limit=2)
+    url = reverse("admin:sales_transaction_changelist")
+    posted = set(HelixOutbox.objects.filter(status="posted").values_list("transaction__transaction_id", flat=True))
+
+    def listed(params):
+        page = admin_client.get(url, params).content.decode()
+        assert 'name="helix__status__exact"' in page  # the status filter is a dropdown
+        return {t for t in Transaction.objects.values_list("transaction_id", flat=True) if f">{t}</a>" in page}
+
+    assert listed({"helix__status__exact": "posted"}) == posted
+    from django.utils import timezone
+
+    # the range is entered in the portal's time zone
+    first = timezone.localtime(Transaction.objects.order_by("transaction_date").first().transaction_date)
+    before = first - timedelta(minutes=1)
+    assert listed({"transaction_date_to_0": f"{before:%Y-%m-%d}", "transaction_date_to_1": f"{before:%H:%M:%S}"}) == set()
+    around = {"transaction_date_from_0": f"{before:%Y-%m-%d}", "transaction_date_from_1": f"{before:%H:%M:%S}",
+              "transaction_date_to_0": f"{first:%Y-%m-%d}", "transaction_date_to_1": f"{first:%H:%M:%S}"}
+    assert listed(around) == set(Transaction.objects.filter(
+        transaction_date__gte=first.replace(microsecond=0) - timedelta(minutes=1),
+        transaction_date__lte=first.replace(microsecond=0)).values_list("transaction_id", flat=True)) != set()

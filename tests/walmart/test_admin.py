@@ -122,7 +122,10 @@ def test_assignments_are_imported_from_a_csv_upload(admin_client):
     from walmart.models import EventAssignment
 
     url = reverse("admin:walmart_eventassignment_import")
-    assert url in admin_client.get(reverse("admin:walmart_eventassignment_changelist")).content.decode()
+    # The list's "Import CSV" button leads to the import page.
+    button = reverse("admin:walmart_eventassignment_import_csv")
+    assert button in admin_client.get(reverse("admin:walmart_eventassignment_changelist")).content.decode()
+    assert admin_client.get(button).url == url
     upload = SimpleUploadedFile("a.csv", b"event_id,employee_name,event_date\n606100,John Doe,2025-10-06\n")
     reply = admin_client.post(url, {"csv_file": upload}, follow=True)
     assert "1 assignments created, 0 updated." in reply.content.decode()
@@ -130,3 +133,25 @@ def test_assignments_are_imported_from_a_csv_upload(admin_client):
     bad = SimpleUploadedFile("b.csv", b"event_id,employee_name,event_date\n606101,Ann Lee,06/10/2025\n")
     page = admin_client.post(url, {"csv_file": bad}).content.decode()
     assert "Bad row in the CSV" in page and EventAssignment.objects.count() == 1
+
+
+def test_the_list_buttons_follow_the_permissions(client, django_user_model):
+    """Staff who may see reports but not use Retail Link get no Retail Link buttons, and the
+    buttons' addresses refuse them; likewise the import without the add permission."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("viewer", password="pw-for-tests-only", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="walmart", codename__startswith="view_"))
+    client.force_login(user)
+    reports = client.get(reverse("admin:walmart_edrreport_changelist")).content.decode()
+    assert reverse("admin:walmart_edrreport_open_download_edrs") not in reports and "Download EDRs" not in reports
+    assert client.get(reverse("admin:walmart_edrreport_open_download_edrs")).status_code == 403
+    assignments = client.get(reverse("admin:walmart_eventassignment_changelist")).content.decode()
+    assert reverse("admin:walmart_eventassignment_import_csv") not in assignments
+    assert client.get(reverse("admin:walmart_eventassignment_import_csv")).status_code == 403
+    user.user_permissions.add(Permission.objects.get(codename="use_retaillink"))
+    user = django_user_model.objects.get(pk=user.pk)  # no cached permissions
+    client.force_login(user)
+    reports = client.get(reverse("admin:walmart_edrreport_changelist")).content.decode()
+    assert "Download EDRs" in reports and "Retail Link login" in reports
+    assert client.get(reverse("admin:walmart_edrreport_open_download_edrs")).url == reverse("admin:walmart_download_edrs")

@@ -31,6 +31,7 @@ from .edr import (  # noqa: F401
     store_report,
 )
 from .housekeeping import clear_expired_sessions  # noqa: F401
+from .stats import batches_per_day  # noqa: F401
 from .login import (  # noqa: F401
     CONFIGURATION_MISSING,
     AccountBusy,
