@@ -13,6 +13,7 @@ from datetime import date, timedelta
 
 from django import forms
 from django.utils import timezone
+from unfold.widgets import INPUT_CLASSES, UnfoldAdminSelectWidget
 
 # Colours by meaning, the same on every chart (run outcomes, delivery states, series).
 OUTCOME_COLOURS = {
@@ -54,9 +55,14 @@ def chart(name, title, labels, series, *, kind="bar", unit=None, colours=None, h
 
 
 class DateRangeForm(forms.Form):
-    days = forms.TypedChoiceField(choices=RANGE_CHOICES, coerce=int, required=False, label="Range")
-    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    # the theme's own widget classes (its CSS is prebuilt: classes of our own would not be styled);
+    # "From / to" is what the select shows when dates are given
+    days = forms.TypedChoiceField(choices=[("", "From / to")] + RANGE_CHOICES, coerce=int, empty_value=None,
+                                  required=False, label="Range", widget=UnfoldAdminSelectWidget)
+    start = forms.DateField(required=False, label="From",
+                            widget=forms.DateInput(attrs={"type": "date", "class": " ".join(INPUT_CLASSES)}))
+    end = forms.DateField(required=False, label="To",
+                          widget=forms.DateInput(attrs={"type": "date", "class": " ".join(INPUT_CLASSES)}))
 
     def clean(self):
         data = super().clean()
@@ -78,7 +84,7 @@ class DateRange:
     @classmethod
     def from_request(cls, request, *, default_days=14, today=None):
         today = today or timezone.localdate()
-        form = DateRangeForm(request.GET or None)
+        form = DateRangeForm(request.GET or None, initial={"days": default_days})
         if form.is_bound and form.is_valid():
             start, end, days = form.cleaned_data.get("start"), form.cleaned_data.get("end"), form.cleaned_data.get("days")
             if start or end:
