@@ -15,6 +15,8 @@ STATUS_COLOURS = {
     "running": "#1565c0", "queued": "#546e7a", "skipped": "#777",
 }
 LOG_PAGE_LINES = 200
+#: the run page lists this many of its set-aside records (a link leads to all)
+RUN_PAGE_SET_ASIDE = 50
 
 
 def status_badge_html(status):
@@ -47,8 +49,9 @@ class SyncRunAdmin(ReadOnlyAdminMixin, ModelAdmin):
     date_hierarchy = "created"
     show_full_result_count = False
     change_form_template = "admin/portal/syncrun/change_form.html"
-    readonly_fields = [f.name for f in SyncRun._meta.fields if f.name != "log"] + ["progress"]
-    exclude = ("log",)  # shown paged by the template; old runs are pruned by reap_runs
+    # the log is shown paged and the counters as a table by the template; old runs are pruned by reap_runs
+    readonly_fields = [f.name for f in SyncRun._meta.fields if f.name not in ("log", "counters")] + ["progress"]
+    exclude = ("log", "counters")
 
     def get_queryset(self, request):
         return visible_runs(super().get_queryset(request), request.user)
@@ -59,6 +62,7 @@ class SyncRunAdmin(ReadOnlyAdminMixin, ModelAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("<int:pk>/log.txt", wrap(self.log_download), name="portal_syncrun_log"),
+            path("<int:pk>/status.json", wrap(self.status_json), name="portal_syncrun_status"),
             path("<int:pk>/run-again/", wrap(self.run_again), name="portal_syncrun_run_again"),
             path("<int:pk>/retry-set-aside/", wrap(self.retry_set_aside), name="portal_syncrun_retry_set_aside"),
         ] + super().get_urls()
@@ -77,17 +81,24 @@ class SyncRunAdmin(ReadOnlyAdminMixin, ModelAdmin):
         # newest last: the default page is the last one
         page = pages.get_page(request.GET.get("log_page") or pages.num_pages)
         open_set_aside = record.set_aside.filter(status=SetAsideRecord.Status.OPEN).count()
+        set_aside_total = record.set_aside.count()
         extra = {
             "run": record,
             "counters_table": record.counters_table,
             "log_page": page,
             "log_lines_total": len(lines),
-            "set_aside_total": record.set_aside.count(),
+            "set_aside_total": set_aside_total,
             "set_aside_open": open_set_aside,
             "set_aside_url": reverse("admin:portal_setasiderecord_changelist") + f"?run__id__exact={record.pk}",
             "can_run_again": _may_run(request.user, record.app, record.operation) and bool(record.is_finished),
             "can_retry": open_set_aside and _may_run(request.user, record.app, "retry_set_aside"),
             "status_badge": status_badge_html(record.status),
+            "progress_text": f"{record.progress_done} / {record.progress_total} ({record.progress_percent}%)",
+            "set_aside_records": record.set_aside.order_by("-last_seen")[:RUN_PAGE_SET_ASIDE],
+            "tabs": [("counters", "Counters"), ("set-aside", f"Set-aside records ({set_aside_total})"),
+                     ("log", f"Log ({len(lines)} lines)")],
+            # paging the log keeps its tab open
+            "first_tab": "log" if "log_page" in request.GET else "counters",
         }
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
@@ -98,6 +109,14 @@ class SyncRunAdmin(ReadOnlyAdminMixin, ModelAdmin):
         response = HttpResponse(record.log or "", content_type="text/plain; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="run-{record.pk}.log"'
         return response
+
+    def status_json(self, request, pk):
+        """What the run page polls while the run is queued or running."""
+        from django.http import JsonResponse
+
+        record = self._visible(request, pk)
+        return JsonResponse({"status": record.status, "finished": record.is_finished,
+                             "done": record.progress_done, "total": record.progress_total})
 
     def run_again(self, request, pk):
         from django.core.exceptions import PermissionDenied
