@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 
+from .admin_filters import ChoicesDropdownFilter, ValuesDropdownFilter
 from .fields import EncryptedTextField
 from .models import RunLock, SetAsideRecord, SyncRun
 
@@ -44,7 +45,8 @@ class SyncRunAdmin(ReadOnlyAdminMixin, ModelAdmin):
         "id", "app", "operation", "target", "status_badge", "trigger", "actor", "created", "duration", "progress",
         "counters_short",
     )
-    list_filter = ("status", "app", "operation", "trigger")
+    list_filter = (("status", ChoicesDropdownFilter), ("app", ValuesDropdownFilter),
+                   ("operation", ValuesDropdownFilter), ("trigger", ChoicesDropdownFilter))
     search_fields = ("=id", "target", "error", "task_id", "operation", "actor")
     date_hierarchy = "created"
     show_full_result_count = False
@@ -192,7 +194,8 @@ def _enqueue_retry_from_admin(request, ids, enqueue_retry):
 @admin.register(SetAsideRecord)
 class SetAsideRecordAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("id", "app", "kind", "key", "target", "status", "reason_short", "attempts", "last_seen", "run_link")
-    list_filter = ("status", "app", "kind", "operation")
+    list_filter = (("status", ChoicesDropdownFilter), ("app", ValuesDropdownFilter), ("kind", ValuesDropdownFilter),
+                   ("operation", ValuesDropdownFilter))
     search_fields = ("=key", "=target", "reason")
     show_full_result_count = False
     actions = ["retry_selected", "dismiss_selected"]

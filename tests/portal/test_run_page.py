@@ -78,3 +78,47 @@ def test_settings_changes_are_listed_without_their_secret_values(admin_client):
     history = admin_client.get("/admin/admin/logentry/").content.decode()
     assert entry.object_repr in history and "Checkout api key" in history
     assert "super-secret-value" not in history
+
+
+def test_the_run_page_lists_its_set_aside_records_in_a_tab(admin_client, partial_run):
+    record = SetAsideRecord.objects.get()
+    other = SyncRun.objects.create(app="portal", operation="demo_items", trigger="beat", status="partial")
+    SetAsideRecord.objects.create(app="portal", operation="demo_items", kind="demo", key="other-run", reason="x",
+                                  run=other)
+    page = admin_client.get(f"/admin/portal/syncrun/{partial_run.pk}/change/").content.decode()
+    records = page.split('id="run-set-aside-records"')[1].split('id="run-log"')[0]
+    assert f'data-set-aside="{record.pk}"' in records and "has no usable value" in records
+    assert "other-run" not in records
+    assert "Set-aside records (1)" in page
+
+
+def test_a_queued_run_page_polls_its_status_and_a_finished_one_does_not(admin_client, partial_run):
+    queued = SyncRun.objects.create(app="portal", operation="reap_runs", trigger="admin", status="queued")
+    page = admin_client.get(f"/admin/portal/syncrun/{queued.pk}/change/").content.decode()
+    assert 'data-finished="0"' in page and f"/admin/portal/syncrun/{queued.pk}/status.json" in page
+    assert "window.location.reload()" in page
+    assert admin_client.get(f"/admin/portal/syncrun/{queued.pk}/status.json").json() == {
+        "status": "queued", "finished": False, "done": 0, "total": None}
+    finished = admin_client.get(f"/admin/portal/syncrun/{partial_run.pk}/change/").content.decode()
+    assert 'data-finished="1"' in finished and "window.location.reload()" not in finished
+
+
+def test_the_status_of_a_run_the_user_may_not_see_is_not_found(client, django_user_model, partial_run):
+    from django.contrib.auth.models import Permission
+
+    staff = django_user_model.objects.create_user("s", "s@example.com", "x", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_syncrun"))
+    client.force_login(staff)
+    sales = SyncRun.objects.create(app="sales", operation="sync_sales", trigger="beat", status="running")
+    assert client.get(f"/admin/portal/syncrun/{partial_run.pk}/status.json").status_code == 200  # a portal run
+    assert client.get(f"/admin/portal/syncrun/{sales.pk}/status.json").status_code == 404  # no sales permission
+
+
+def test_the_run_and_set_aside_lists_filter_by_dropdowns(admin_client, partial_run):
+    checkin = SyncRun.objects.create(app="checkin", operation="fetch_users", trigger="beat", status="failed")
+    page = admin_client.get("/admin/portal/syncrun/?app=checkin").content.decode()
+    assert '<select name="app"' in page and '<select name="status__exact"' in page
+    assert f"/admin/portal/syncrun/{checkin.pk}/change/" in page
+    assert f"/admin/portal/syncrun/{partial_run.pk}/change/" not in page
+    listing = admin_client.get("/admin/portal/setasiderecord/?app=portal&status__exact=open").content.decode()
+    assert '<select name="kind"' in listing and "has no usable value" in listing
