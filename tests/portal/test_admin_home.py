@@ -180,24 +180,25 @@ def test_runs_queued_and_running(admin_client):
 
 
 def test_the_outcome_chart_counts_runs_per_local_day(admin_client, settings):
-    settings.TIME_ZONE = "Asia/Singapore"  # UTC+8: 20:00 UTC is the next local day
-    timezone.activate("Asia/Singapore")
-    today = timezone.localdate()
-    yesterday_late_utc = timezone.make_aware(datetime.combine(today, datetime.min.time())) - timedelta(hours=1)
-    finished_run("checkin", "fetch_users", "succeeded", timezone.now())
-    finished_run("checkin", "fetch_users", "failed", timezone.now())
-    finished_run("checkin", "refresh_sessions", "errored", timezone.now())
-    finished_run("checkin", "fetch_users", "partial", yesterday_late_utc)  # 23:00 local, yesterday
-    finished_run("checkin", "fetch_users", "failed", timezone.now() - timedelta(days=20))  # outside the 14 days
-    page = admin_client.get("/admin/").content.decode()
-    data = json.loads(re.search(r'data-chart="run-outcomes-checkin" data-type="bar" data-value="([^"]*)"', page)
-                      .group(1).replace("&quot;", '"'))
-    series = {d["label"]: d["data"] for d in data["datasets"]}
-    assert len(data["labels"]) == 14 and data["labels"][-1] == today.strftime("%d %b")
-    assert series["succeeded"][-1] == 1 and series["failed"][-1] == 2 and series["partial"][-1] == 0
-    assert series["partial"][-2] == 1
-    assert sum(series["failed"]) == 2
-    assert 'data-chart="run-outcomes-portal"' in page
+    settings.TIME_ZONE = "Asia/Singapore"  # UTC+8
+    with timezone.override("Asia/Singapore"):
+        today = timezone.localdate()
+        # 01:00 local yesterday is 17:00 UTC the day before: counted on the local day
+        yesterday_1am = timezone.make_aware(datetime.combine(today - timedelta(days=1), datetime.min.time())) + timedelta(hours=1)
+        finished_run("checkin", "fetch_users", "succeeded", timezone.now())
+        finished_run("checkin", "fetch_users", "failed", timezone.now())
+        finished_run("checkin", "refresh_sessions", "errored", timezone.now())
+        finished_run("checkin", "fetch_users", "partial", yesterday_1am)
+        finished_run("checkin", "fetch_users", "failed", timezone.now() - timedelta(days=20))  # outside the 14 days
+        page = admin_client.get("/admin/").content.decode()
+        data = json.loads(re.search(r'data-chart="run-outcomes-checkin" data-type="bar" data-value="([^"]*)"', page)
+                          .group(1).replace("&quot;", '"'))
+        series = {d["label"]: d["data"] for d in data["datasets"]}
+        assert len(data["labels"]) == 14 and data["labels"][-1] == today.strftime("%d %b")
+        assert series["succeeded"][-1] == 1 and series["failed"][-1] == 2 and series["partial"][-1] == 0
+        assert series["partial"][-2] == 1 and series["partial"][-3] == 0
+        assert sum(series["failed"]) == 2
+        assert 'data-chart="run-outcomes-portal"' in page
 
 
 def test_the_latest_failures_link_to_their_run_pages(admin_client):
