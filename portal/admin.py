@@ -200,6 +200,16 @@ class SetAsideRecordAdmin(ReadOnlyAdminMixin, ModelAdmin):
     show_full_result_count = False
     actions = ["retry_selected", "dismiss_selected"]
     readonly_fields = [f.name for f in SetAsideRecord._meta.fields]
+    # a long record in tabs: what it is, what came back from upstream, its history
+    fieldsets = [
+        ("Record", {"fields": ["app", "operation", "kind", "key", "target", "status", "reason"], "classes": ["tab"]}),
+        ("Payload", {"fields": ["payload", "context"], "classes": ["tab"]}),
+        ("History", {"fields": ["run", "attempts", "first_seen", "last_seen", "resolved_at", "resolved_by"],
+                     "classes": ["tab"]}),
+    ]
+    # "Retry" / "Dismiss" buttons on a record's page: they post the list's own actions
+    # for that one record (one path for both)
+    change_form_outer_before_template = "admin/portal/setasiderecord/record_actions.html"
 
     def get_queryset(self, request):
         return visible_runs(super().get_queryset(request), request.user).select_related("run")
@@ -212,6 +222,10 @@ class SetAsideRecordAdmin(ReadOnlyAdminMixin, ModelAdmin):
             func, action_name, description = self.get_action(name)
             actions[action_name] = (func, action_name, description)
         return actions
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        buttons = [("retry_selected", "Retry through its app", "primary"), ("dismiss_selected", "Dismiss", "default")]
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "record_actions": buttons})
 
     @admin.display(description="reason")
     def reason_short(self, obj):

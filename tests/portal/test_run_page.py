@@ -122,3 +122,17 @@ def test_the_run_and_set_aside_lists_filter_by_dropdowns(admin_client, partial_r
     assert f"/admin/portal/syncrun/{partial_run.pk}/change/" not in page
     listing = admin_client.get("/admin/portal/setasiderecord/?app=portal&status__exact=open").content.decode()
     assert '<select name="kind"' in listing and "has no usable value" in listing
+
+
+def test_a_set_aside_record_is_retried_from_its_own_page(admin_client, partial_run, django_capture_on_commit_callbacks):
+    from tests.portal.test_set_aside import UPSTREAM
+
+    record = SetAsideRecord.objects.get()
+    page = admin_client.get(f"/admin/portal/setasiderecord/{record.pk}/change/").content.decode()
+    assert 'id="record-actions"' in page and 'value="retry_selected"' in page
+    assert "activeFieldsetTab = 'payload'" in page and "activeFieldsetTab = 'history'" in page  # in tabs
+    UPSTREAM["b"] = 2
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post("/admin/portal/setasiderecord/", {"action": "retry_selected", "_selected_action": record.pk})
+    assert SetAsideRecord.objects.get().status == "resolved"
+    assert 'id="record-actions"' not in admin_client.get(f"/admin/portal/setasiderecord/{record.pk}/change/").content.decode()
