@@ -98,7 +98,7 @@ class SyncRunAdmin(ReadOnlyAdminMixin, ModelAdmin):
             "progress_text": f"{record.progress_done} / {record.progress_total} ({record.progress_percent}%)",
             "set_aside_records": record.set_aside.order_by("-last_seen")[:RUN_PAGE_SET_ASIDE],
             "tabs": [("counters", "Counters"), ("set-aside", f"Set-aside records ({set_aside_total})"),
-                     ("log", f"Log ({len(lines)} lines)")],
+                     ("log", f"Log ({len(lines)} line{'' if len(lines) == 1 else 's'})")],
             # paging the log keeps its tab open
             "first_tab": "log" if "log_page" in request.GET else "counters",
         }

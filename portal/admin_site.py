@@ -26,6 +26,8 @@ class PortalAdminSite(UnfoldAdminSite):
         from .charts import DateRange
 
         date_range = DateRange.from_request(request, default_days=14)
+        if not date_range.form.is_bound:
+            date_range.form.initial = {"days": 14}  # the choice shown is the range shown
         extra_context = {
             **(extra_context or {}),
             "integrations": home.integration_cards(request.user),
