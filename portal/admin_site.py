@@ -1,6 +1,6 @@
 """The admin site: the home page is integration health (portal.home) with "run now"."""
 
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import path
