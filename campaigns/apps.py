@@ -60,3 +60,28 @@ class CampaignsConfig(AppConfig):
             "subjects": Subject.objects.count(),
             "oldest_portal_sync_age_seconds": round((timezone.now() - oldest).total_seconds()) if oldest else None,
         }
+
+    def home_figures(self):
+        """The admin home's figures: SMS due now, waiting (quiet hours, backoff) and with
+        Twilio awaiting delivery (the (status, due_at) index)."""
+        from django.db.models import Count, Q
+        from django.utils import timezone
+
+        from portal.home import Figure, admin_url
+
+        from .sms_models import CampaignMessage
+
+        Status = CampaignMessage.Status
+        now = timezone.now()
+        counts = CampaignMessage.objects.filter(
+            status__in=[Status.PENDING, Status.ACCEPTED, Status.QUEUED, Status.SENDING]).aggregate(
+            due=Count("pk", filter=Q(status=Status.PENDING, due_at__lte=now)),
+            waiting=Count("pk", filter=Q(status=Status.PENDING, due_at__gt=now)),
+            with_twilio=Count("pk", filter=~Q(status=Status.PENDING)),
+        )
+        messages = admin_url("admin:campaigns_campaignmessage_changelist")
+        return [
+            Figure("SMS due now", counts["due"], messages and f"{messages}?status__exact=pending"),
+            Figure("SMS waiting (quiet hours, backoff)", counts["waiting"], messages and f"{messages}?status__exact=pending"),
+            Figure("SMS queued at Twilio", counts["with_twilio"], messages),
+        ]

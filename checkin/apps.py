@@ -49,3 +49,22 @@ class CheckinConfig(AppConfig):
             "sessions_due_for_refresh": sessions.filter(next_refresh_at__lte=timezone.now()).count(),
             "sessions_refresh_failed": sessions.filter(last_result=CheckinSession.Result.FAIL).count(),
         }
+
+    def home_figures(self):
+        """The admin home's figures: users, sessions due for refresh and failed refreshes."""
+        from django.utils import timezone
+
+        from portal.home import Figure, admin_url, count_tone
+
+        from .models import CheckinSession, CheckoutUser
+        from .services import eligible_sessions
+
+        sessions = eligible_sessions()
+        failed = sessions.filter(last_result=CheckinSession.Result.FAIL).count()
+        listing = admin_url("admin:checkin_checkinsession_changelist")
+        return [
+            Figure("Opted-in users", CheckoutUser.objects.filter(opted_in=True).count(),
+                   admin_url("admin:checkin_checkoutuser_changelist")),
+            Figure("Sessions due for refresh", sessions.filter(next_refresh_at__lte=timezone.now()).count(), listing),
+            Figure("Sessions whose refresh failed", failed, listing, count_tone(failed)),
+        ]

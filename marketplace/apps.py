@@ -77,3 +77,36 @@ class MarketplaceConfig(AppConfig):
             "refresh_tokens_expiring_24h": counts["refresh_expiring"],
             "oldest_order_sync_age_seconds": int((now - oldest).total_seconds()) if oldest else None,
         }
+
+    def home_figures(self):
+        """The admin home's figures: connections whose tokens expired or expire within a
+        day (a handful of rows)."""
+        from datetime import timedelta
+
+        from django.db.models import Count, Q
+        from django.utils import timezone
+
+        from portal.home import Figure, admin_url, count_tone
+
+        from .models import Connection
+
+        now = timezone.now()
+        soon = now + timedelta(hours=24)
+        counts = Connection.objects.filter(status=Connection.Status.CONNECTED).aggregate(
+            connected=Count("pk"),
+            access_expired=Count("pk", filter=Q(access_expires_at__lte=now)),
+            access_soon=Count("pk", filter=Q(access_expires_at__gt=now, access_expires_at__lt=soon)),
+            # past this the seller has to connect the shop again
+            refresh_expired=Count("pk", filter=Q(refresh_expires_at__lte=now)),
+            refresh_soon=Count("pk", filter=Q(refresh_expires_at__gt=now, refresh_expires_at__lt=soon)),
+        )
+        connections = admin_url("admin:marketplace_connection_changelist")
+        return [
+            Figure("Shops connected", counts["connected"], connections),
+            Figure("Access tokens expired", counts["access_expired"], connections, count_tone(counts["access_expired"])),
+            Figure("Access tokens expiring in 24 h", counts["access_soon"], connections),
+            Figure("Refresh tokens expired", counts["refresh_expired"], connections,
+                   count_tone(counts["refresh_expired"], bad=True)),
+            Figure("Refresh tokens expiring in 24 h", counts["refresh_soon"], connections,
+                   count_tone(counts["refresh_soon"])),
+        ]

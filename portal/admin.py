@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 
+from .admin_filters import ChoicesDropdownFilter, ValuesDropdownFilter
 from .fields import EncryptedTextField
 from .models import RunLock, SetAsideRecord, SyncRun
 
@@ -15,6 +16,8 @@ STATUS_COLOURS = {
     "running": "#1565c0", "queued": "#546e7a", "skipped": "#777",
 }
 LOG_PAGE_LINES = 200
+#: the run page lists this many of its set-aside records (a link leads to all)
+RUN_PAGE_SET_ASIDE = 50
 
 
 def status_badge_html(status):
@@ -42,13 +45,15 @@ class SyncRunAdmin(ReadOnlyAdminMixin, ModelAdmin):
         "id", "app", "operation", "target", "status_badge", "trigger", "actor", "created", "duration", "progress",
         "counters_short",
     )
-    list_filter = ("status", "app", "operation", "trigger")
+    list_filter = (("status", ChoicesDropdownFilter), ("app", ValuesDropdownFilter),
+                   ("operation", ValuesDropdownFilter), ("trigger", ChoicesDropdownFilter))
     search_fields = ("=id", "target", "error", "task_id", "operation", "actor")
     date_hierarchy = "created"
     show_full_result_count = False
     change_form_template = "admin/portal/syncrun/change_form.html"
-    readonly_fields = [f.name for f in SyncRun._meta.fields if f.name != "log"] + ["progress"]
-    exclude = ("log",)  # shown paged by the template; old runs are pruned by reap_runs
+    # the log is shown paged and the counters as a table by the template; old runs are pruned by reap_runs
+    readonly_fields = [f.name for f in SyncRun._meta.fields if f.name not in ("log", "counters")] + ["progress"]
+    exclude = ("log", "counters")
 
     def get_queryset(self, request):
         return visible_runs(super().get_queryset(request), request.user)
@@ -59,6 +64,7 @@ class SyncRunAdmin(ReadOnlyAdminMixin, ModelAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("<int:pk>/log.txt", wrap(self.log_download), name="portal_syncrun_log"),
+            path("<int:pk>/status.json", wrap(self.status_json), name="portal_syncrun_status"),
             path("<int:pk>/run-again/", wrap(self.run_again), name="portal_syncrun_run_again"),
             path("<int:pk>/retry-set-aside/", wrap(self.retry_set_aside), name="portal_syncrun_retry_set_aside"),
         ] + super().get_urls()
@@ -77,17 +83,24 @@ class SyncRunAdmin(ReadOnlyAdminMixin, ModelAdmin):
         # newest last: the default page is the last one
         page = pages.get_page(request.GET.get("log_page") or pages.num_pages)
         open_set_aside = record.set_aside.filter(status=SetAsideRecord.Status.OPEN).count()
+        set_aside_total = record.set_aside.count()
         extra = {
             "run": record,
             "counters_table": record.counters_table,
             "log_page": page,
             "log_lines_total": len(lines),
-            "set_aside_total": record.set_aside.count(),
+            "set_aside_total": set_aside_total,
             "set_aside_open": open_set_aside,
             "set_aside_url": reverse("admin:portal_setasiderecord_changelist") + f"?run__id__exact={record.pk}",
             "can_run_again": _may_run(request.user, record.app, record.operation) and bool(record.is_finished),
             "can_retry": open_set_aside and _may_run(request.user, record.app, "retry_set_aside"),
             "status_badge": status_badge_html(record.status),
+            "progress_text": f"{record.progress_done} / {record.progress_total} ({record.progress_percent}%)",
+            "set_aside_records": record.set_aside.order_by("-last_seen")[:RUN_PAGE_SET_ASIDE],
+            "tabs": [("counters", "Counters"), ("set-aside", f"Set-aside records ({set_aside_total})"),
+                     ("log", f"Log ({len(lines)} line{'' if len(lines) == 1 else 's'})")],
+            # paging the log keeps its tab open
+            "first_tab": "log" if "log_page" in request.GET else "counters",
         }
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
@@ -98,6 +111,14 @@ class SyncRunAdmin(ReadOnlyAdminMixin, ModelAdmin):
         response = HttpResponse(record.log or "", content_type="text/plain; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="run-{record.pk}.log"'
         return response
+
+    def status_json(self, request, pk):
+        """What the run page polls while the run is queued or running."""
+        from django.http import JsonResponse
+
+        record = self._visible(request, pk)
+        return JsonResponse({"status": record.status, "finished": record.is_finished,
+                             "done": record.progress_done, "total": record.progress_total})
 
     def run_again(self, request, pk):
         from django.core.exceptions import PermissionDenied
@@ -173,11 +194,22 @@ def _enqueue_retry_from_admin(request, ids, enqueue_retry):
 @admin.register(SetAsideRecord)
 class SetAsideRecordAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("id", "app", "kind", "key", "target", "status", "reason_short", "attempts", "last_seen", "run_link")
-    list_filter = ("status", "app", "kind", "operation")
+    list_filter = (("status", ChoicesDropdownFilter), ("app", ValuesDropdownFilter), ("kind", ValuesDropdownFilter),
+                   ("operation", ValuesDropdownFilter))
     search_fields = ("=key", "=target", "reason")
     show_full_result_count = False
     actions = ["retry_selected", "dismiss_selected"]
     readonly_fields = [f.name for f in SetAsideRecord._meta.fields]
+    # a long record in tabs: what it is, what came back from upstream, its history
+    fieldsets = [
+        ("Record", {"fields": ["app", "operation", "kind", "key", "target", "status", "reason"], "classes": ["tab"]}),
+        ("Payload", {"fields": ["payload", "context"], "classes": ["tab"]}),
+        ("History", {"fields": ["run", "attempts", "first_seen", "last_seen", "resolved_at", "resolved_by"],
+                     "classes": ["tab"]}),
+    ]
+    # "Retry" / "Dismiss" buttons on a record's page: they post the list's own actions
+    # for that one record (one path for both)
+    change_form_outer_before_template = "admin/portal/setasiderecord/record_actions.html"
 
     def get_queryset(self, request):
         return visible_runs(super().get_queryset(request), request.user).select_related("run")
@@ -190,6 +222,10 @@ class SetAsideRecordAdmin(ReadOnlyAdminMixin, ModelAdmin):
             func, action_name, description = self.get_action(name)
             actions[action_name] = (func, action_name, description)
         return actions
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        buttons = [("retry_selected", "Retry through its app", "primary"), ("dismiss_selected", "Dismiss", "default")]
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "record_actions": buttons})
 
     @admin.display(description="reason")
     def reason_short(self, obj):
@@ -344,53 +380,8 @@ class ActionsWithoutSelectionMixin:
         return super().changelist_view(request, extra_context)
 
 
-# --- API tokens per integration client -------------------------------------------
-from django.contrib import messages  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from .api_tokens import ApiToken  # noqa: E402
-
-
-class ApiTokenForm(forms.ModelForm):
-    apps = forms.MultipleChoiceField(choices=[(a, a) for a in ("portal", "checkin", "walmart", "sales", "marketplace",
-                                                               "campaigns")], widget=forms.CheckboxSelectMultiple)
-
-    class Meta:
-        model = ApiToken
-        fields = ["name", "owner", "apps"]
-
-
-@admin.register(ApiToken)
-class ApiTokenAdmin(ModelAdmin):
-    """Each client's token: owner, apps, last use. The key is shown once, on creation."""
-
-    form = ApiTokenForm
-    list_display = ["name", "owner", "apps_list", "key_prefix", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["revoked_at"]
-    search_fields = ["name", "owner__username", "key_prefix"]
-    readonly_fields = ["key_prefix", "created_at", "last_used_at", "revoked_at"]
-    actions = ["revoke"]
-
-    @admin.display(description="apps")
-    def apps_list(self, obj):
-        return ", ".join(obj.apps)
-
-    def get_fields(self, request, obj=None):
-        return ["name", "owner", "apps"] + (self.readonly_fields if obj else [])
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            return super().save_model(request, obj, form, change)
-        token, key = ApiToken.objects.create_token(owner=obj.owner, apps=obj.apps, name=obj.name)
-        obj.pk, obj.key_prefix, obj.key_hash = token.pk, token.key_prefix, token.key_hash
-        self.message_user(request, f"Token for {obj.name}: {key} (copy it now: it is not stored and cannot be shown again)",
-                          messages.WARNING)
-
-    @admin.action(description="Revoke selected tokens", permissions=["change"])
-    def revoke(self, request, queryset):
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        self.message_user(request, f"{count} tokens revoked.")
-
+# API tokens per integration client
+from . import admin_tokens  # noqa: E402,F401
 
 # Auth, Celery beat, login attempts and tokens in the same theme as ours.
 from . import admin_theme  # noqa: E402,F401

@@ -74,7 +74,7 @@ def sidebar(request):
         for model, label, icon in (("syncrun", "Runs", "history"), ("setasiderecord", "Set-aside records", "report")):
             item = _model_item(request, "portal", model, icon, title=label)
             if item:
-                item["link"] += f"?app__exact={app}"
+                item["link"] += f"?app={app}"
                 items.append(item)
         if items:
             groups.append({"title": title, "collapsible": True, "items": items})

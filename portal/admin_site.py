@@ -1,10 +1,9 @@
-"""The admin home: every integration with its last run, next run and "run now"."""
+"""The admin site: the home page is integration health (portal.home) with "run now"."""
 
-from django.apps import apps
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from unfold.sites import UnfoldAdminSite
@@ -15,34 +14,27 @@ from . import operations
 class PortalAdminSite(UnfoldAdminSite):
     site_header = "Operations portal"
     site_title = "Operations portal"
-    index_title = "Integrations"
+    index_title = "Integration health"
 
     def get_urls(self):
         return [
             path("run/<str:app>/<str:name>/", self.admin_view(require_POST(self.run_now)), name="run_operation"),
         ] + super().get_urls()
 
-    def integrations(self, request):
-        panels = []
-        for app, ops in operations.by_app().items():
-            if not request.user.has_module_perms(app):
-                continue
-            rows = []
-            for op in ops:
-                rows.append({"op": op, "last_run": op.last_run(), "next_run": op.next_run_at()})
-            config = apps.get_app_config(app)
-            is_configured = getattr(config, "is_configured", None)
-            panels.append({
-                "app": app,
-                "name": config.verbose_name,
-                "url": _app_url(app),
-                "configured": is_configured() if callable(is_configured) else None,
-                "operations": rows,
-            })
-        return panels
-
     def index(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "integrations": self.integrations(request)}
+        from . import home
+        from .charts import DateRange
+
+        date_range = DateRange.from_request(request, default_days=14)
+        if not date_range.form.is_bound:
+            date_range.form.initial = {"days": 14}  # the choice shown is the range shown
+        extra_context = {
+            **(extra_context or {}),
+            "integrations": home.integration_cards(request.user),
+            "outcome_charts": home.outcome_charts(request.user, date_range),
+            "range": date_range,
+            "latest_failures": home.latest_failures(request.user),
+        }
         return super().index(request, extra_context)
 
     def run_now(self, request, app, name):
@@ -63,18 +55,3 @@ class PortalAdminSite(UnfoldAdminSite):
         if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
             return redirect(back)
         return redirect("admin:index")
-
-
-def _app_url(app_label):
-    try:
-        return reverse("admin:app_list", args=[app_label])
-    except NoReverseMatch:  # an app with no models in the admin
-        return None
-
-
-def _change_perms(app):
-    from django.contrib.auth.models import Permission
-
-    return Permission.objects.filter(content_type__app_label=app, codename__startswith="change_").values_list(
-        "codename", flat=True
-    )

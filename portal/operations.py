@@ -58,15 +58,13 @@ class Operation:
         return PeriodicTask.objects.filter(task=self.task_name)
 
     def next_run_at(self):
-        from django.utils import timezone
+        return min((next_due(task) for task in self.periodic_tasks().filter(enabled=True)), default=None)
 
-        soonest = None
-        for task in self.periodic_tasks().filter(enabled=True):
-            remaining = task.schedule.remaining_estimate(task.last_run_at or task.date_changed or timezone.now())
-            due = timezone.now() + remaining
-            if soonest is None or due < soonest:
-                soonest = due
-        return soonest
+
+def next_due(task):
+    """When an enabled beat schedule (a PeriodicTask) runs next."""
+    remaining = task.schedule.remaining_estimate(task.last_run_at or task.date_changed or timezone.now())
+    return timezone.now() + remaining
 
 
 _REGISTRY: dict[str, Operation] = {}

@@ -50,7 +50,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 INSTALLED_APPS = [
     # django-unfold: the admin's theme (sidebar, dropdown filters, tabs, charts, dark mode);
     # before the admin so its templates win
-    "unfold",
+    # BasicAppConfig: unfold's default config would replace our PortalAdminSite (the home
+    # page, run now) with a plain UnfoldAdminSite
+    "unfold.apps.BasicAppConfig",
     "unfold.contrib.filters",
     "portal.apps.PortalAdminConfig",
     "django.contrib.auth",

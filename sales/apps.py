@@ -97,3 +97,29 @@ class SalesConfig(AppConfig):
         if near_limit:
             problems.append(near_limit)
         return problems
+
+    def home_figures(self):
+        """The admin home's figures: the Helix backlog (waiting.summary, the one definition
+        the dashboard and /health/ use) and how far the sales sync lags."""
+        from portal.home import Figure, admin_url, count_tone
+
+        from .models import SyncCursor
+        from .services import SOURCE, common
+        from .services.helix import waiting
+
+        backlog = waiting.summary()
+        outbox = admin_url("admin:sales_helixoutbox_changelist")
+        days_left = backlog["days_left"]
+        watermark = SyncCursor.objects.filter(source=SOURCE).values_list("watermark", flat=True).first()
+        lag = common.now() - watermark if watermark else None
+        return [
+            Figure("Helix outbox backlog", backlog["total"], outbox, "warn" if backlog["total"] else "ok"),
+            Figure("Refused by Helix", backlog["refused"], outbox and f"{outbox}?status__exact=failed",
+                   count_tone(backlog["refused"])),
+            Figure("Waiting for a camera mapping", backlog["waiting_for_mapping"],
+                   admin_url("admin:sales_cameramapping_changelist"), count_tone(backlog["waiting_for_mapping"])),
+            Figure("Oldest not in Helix: days left", "-" if days_left is None else days_left, outbox,
+                   "bad" if backlog["critical"] else "warn" if backlog["near_limit"] else "ok"),
+            Figure("Sales sync lag", f"{int(lag.total_seconds() // 60)} min" if lag else "never synced",
+                   admin_url("admin:sales_synccursor_changelist")),
+        ]

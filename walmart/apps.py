@@ -45,6 +45,22 @@ class WalmartConfig(AppConfig):
 
         return [problem for problem in (chromium_problem(), codes_refused_problem()) if problem]
 
+    def home_figures(self):
+        """The admin home's figures: Retail Link sessions valid and expired (expires_at is indexed)."""
+        from portal.home import Figure, admin_url, count_tone
+
+        from .models import RetailLinkSession
+
+        sessions = admin_url("admin:walmart_retaillinksession_changelist")
+        expired = RetailLinkSession.objects.expired().count()
+        return [
+            Figure("Retail Link sessions valid",
+                   RetailLinkSession.objects.live().filter(stage=RetailLinkSession.Stage.AUTHENTICATED).count(),
+                   sessions),
+            # idle past their timeout: the clear_expired_sessions operation deletes them
+            Figure("Retail Link sessions expired", expired, sessions, count_tone(expired)),
+        ]
+
     def health_figures(self):
         from portal.models import SyncRun
 

@@ -13,7 +13,15 @@ def test_the_sidebar_groups_every_integration_and_dark_mode_switches(admin_page)
         assert group in sidebar
     html = admin_page.locator("html")
     assert "dark" not in (html.get_attribute("class") or "")
-    admin_page.evaluate("localStorage.setItem('adminTheme', JSON.stringify('dark'))")
-    admin_page.reload()
+    # the theme's own switch: the user menu at the foot of the sidebar, then "Dark"
+    admin_page.locator("[x-on\\:click='openUserLinks = !openUserLinks']").click()
+    admin_page.locator("a[x-on\\:click=\"switchTheme('dark')\"]").click()
+    admin_page.wait_for_function("document.documentElement.classList.contains('dark')")
+    admin_page.reload()  # the choice is kept
     screenshot(admin_page, "theme-dark")
     assert "dark" in (html.get_attribute("class") or "")
+    admin_page.locator("[x-on\\:click='openUserLinks = !openUserLinks']").click()
+    admin_page.locator("a[x-on\\:click=\"switchTheme('light')\"]").click()
+    admin_page.wait_for_function("!document.documentElement.classList.contains('dark')")
+    admin_page.reload()
+    assert "dark" not in (html.get_attribute("class") or "")

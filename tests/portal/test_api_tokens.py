@@ -61,7 +61,8 @@ def test_a_revoked_or_unknown_token_is_a_401_envelope(api_client, owner, admin_c
 def test_the_admin_creates_a_token_shows_its_key_once_and_lists_owner_and_last_use(admin_client, owner, api_client):
     reply = admin_client.post("/admin/portal/apitoken/add/", {"name": "Warehouse", "owner": owner.pk, "apps": ["portal"]},
                               follow=True)
-    key = re.search(r"(pt_[A-Za-z0-9_-]+)", reply.content.decode()).group(1)
+    # the message, not an icon name of the sidebar (receipt_long)
+    key = re.search(r"Token for Warehouse: (pt_[A-Za-z0-9_-]+)", reply.content.decode()).group(1)
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert api_client.get("/api/portal/runs/").status_code == 200
     listing = admin_client.get("/admin/portal/apitoken/").content.decode()
