@@ -8,11 +8,13 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
+from unfold.decorators import action
 
 from portal.admin import queue_from_admin, runs_link
 from portal.charts import DateRange, chart
@@ -85,6 +87,7 @@ class ReportSettingsAdmin(ModelAdmin):
     readonly_fields = ("last_sent_week", "last_sent_at", "retry_week", "retry_at", "failed_sends")
     filter_horizontal = ("recipients",)
     actions = ["send_now"]
+    actions_list = ["charts_button"]  # the sales charts, a button above the settings
 
     def has_add_permission(self, request):
         return not ReportSettings.objects.exists() and super().has_add_permission(request)
@@ -103,6 +106,11 @@ class ReportSettingsAdmin(ModelAdmin):
     @admin.display(description="charts")
     def charts(self, obj):
         return format_html('<a href="{}">Sales charts</a>', reverse("admin:marketplace_reports"))
+
+    @action(description="Sales charts", url_path="charts-button", icon="monitoring",
+            permissions=["marketplace.view_factorderline"])
+    def charts_button(self, request):
+        return redirect("admin:marketplace_reports")
 
     @admin.action(description="Send the weekly report now (last full week)")
     def send_now(self, request, queryset):
