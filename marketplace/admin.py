@@ -79,7 +79,7 @@ class ConnectionAdmin(SecretFieldsMixin, ModelAdmin):
             return "Save first, then connect."
         url = reverse("admin:marketplace_connection_connect", args=[obj.pk])
         label = "Reconnect" if obj.has_tokens else "Connect"
-        return format_html('<a class="button" href="{}">{}</a>', url, label)
+        return format_html('<a class="text-primary-600 font-medium" href="{}">{}</a>', url, label)
 
     @admin.display(description="runs")
     def runs(self, obj):
