@@ -50,3 +50,30 @@ def test_a_lazada_shop_is_connected_through_the_oauth_pages(admin_page, sandbox)
     page.goto(f"{page.live_url}/admin/marketplace/connection/")
     row = page.locator("#result_list tbody tr", has_text="LA Lazada SG")
     assert "Connected" in row.inner_text() and "Reconnect" in row.inner_text()
+
+
+def test_the_sales_charts_are_drawn_from_static_chart_js_in_light_and_dark(admin_page):
+    from django.urls import reverse
+
+    from marketplace.services import generate_mock_orders
+
+    generate_mock_orders(orders=60, days=14, seed=5, trigger="command")
+    page = admin_page
+    page.goto(f"{page.live_url}{reverse('admin:marketplace_reports')}?include_mock=on&days=14")
+    drawn = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll("canvas.chart")].map(canvas => {
+        const chart = Chart.getChart(canvas);
+        return [canvas.dataset.chart, chart && {labels: chart.data.labels, series: chart.data.datasets.map(d => d.data),
+                                                given: JSON.parse(canvas.dataset.value).datasets.map(d => d.data)}];
+    }))""")
+    assert set(drawn) == {"orders-per-day", "revenue-per-day", "top-products", "visitors-per-day", "conversion-per-day"}
+    for name, chart in drawn.items():
+        assert chart, f"{name} was not drawn"
+        assert chart["series"] == chart["given"]  # Chart.js draws the numbers the page carries
+    assert len(drawn["orders-per-day"]["labels"]) == 14
+    assert sum(map(sum, drawn["orders-per-day"]["series"])) > 0 and sum(map(sum, drawn["visitors-per-day"]["series"])) > 0
+    screenshot(page, "marketplace-charts-light")
+    page.evaluate("localStorage.setItem('adminTheme', JSON.stringify('dark'))")
+    page.reload()
+    assert "dark" in (page.locator("html").get_attribute("class") or "")
+    assert page.evaluate("Chart.getChart(document.querySelector('canvas[data-chart=\"orders-per-day\"]')) !== undefined")
+    screenshot(page, "marketplace-charts-dark")
