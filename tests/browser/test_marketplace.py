@@ -4,6 +4,7 @@ sandbox's authorize page, the callback, and the connection shown connected."""
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from marketplace.models import Connection
 from marketplace.sandbox.lazada import DEMO_APP_KEY, DEMO_APP_SECRET
@@ -42,9 +43,10 @@ def test_a_lazada_shop_is_connected_through_the_oauth_pages(admin_page, sandbox)
     assert f"{connection} is connected (shop {connection.shop_id})" in body
     assert connection.access_token not in page.content() and DEMO_APP_SECRET not in page.content()
     tab = page.locator(".tab-wrapper.fieldset-connection")
-    assert not tab.is_visible()  # the change page is in tabs: App first
+    expect(tab).to_be_hidden()  # the change page is in tabs: App first
     page.locator("nav a", has_text=re.compile(r"^\s*Connection\s*$")).click()
-    assert tab.is_visible() and "valid for" in tab.inner_text()  # the token state, never the token
+    expect(tab).to_be_visible()
+    assert "valid for" in tab.inner_text()  # the token state, never the token
     screenshot(page, "marketplace-lazada-connected")
 
     page.goto(f"{page.live_url}/admin/marketplace/connection/")
