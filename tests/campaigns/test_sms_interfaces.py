@@ -125,6 +125,10 @@ def test_the_admin_sends_a_test_message_and_imports_opt_outs(client, sender, twi
     assert [m["to"] for m in twilio.state()["messages"]] == ["+12015550199"]
     from django.core.files.uploadedfile import SimpleUploadedFile
 
+    listing = client.get("/admin/campaigns/optout/").content.decode()
+    assert 'href="/admin/campaigns/optout/import-csv/"' in listing  # a button above the list
+    page = client.get("/admin/campaigns/optout/import-csv/", follow=True)
+    assert page.redirect_chain[-1][0] == "/admin/campaigns/optout/import/" and 'type="file"' in page.content.decode()
     upload = SimpleUploadedFile("optouts.csv", b"+12015550660\n+12015550661\n", content_type="text/csv")
     assert client.post("/admin/campaigns/optout/import/", {"file": upload}).status_code == 302
     assert OptOut.blocked_numbers() == {"+12015550660", "+12015550661"}
