@@ -99,7 +99,7 @@ class SmsCampaignAdmin(CampaignAdmin):
         found = sending.delivery_by_campaign(span.start, span.end)
         stages = list(sending.DELIVERY_STAGES)
         figure = chart("campaign-delivery", "Delivery per campaign", [campaign.name for campaign, _ in found],
-                       {stage: [counts[stage] for _, counts in found] for stage in stages}, unit="messages")
+                       {stage: [counts[stage] for _, counts in found] for stage in stages})
         context = {**self.admin_site.each_context(request), "title": "Campaign delivery", "opts": self.model._meta,
                    "range": span, "chart": figure, "stages": stages, "found": found,
                    "may_see_contacts": request.user.has_perm(CONTACTS_PERMISSION)}

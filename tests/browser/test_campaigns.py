@@ -2,6 +2,7 @@
 user with the send permission, the send run on a real worker process, Twilio's sandbox
 texting each recipient once, and the delivery page's counts."""
 
+import json
 import os
 import re
 import time
@@ -70,4 +71,14 @@ def test_a_campaign_is_approved_and_sent_from_the_admin(browser, live_server, se
     assert Campaign.objects.get(pk=campaign.pk).send_state == "sent"
     assert sandbox_texts(twilio) == {phone: 1 for phone in HOMES}  # exactly one text per recipient
     screenshot(page, "campaign-delivery")
+
+    page.goto(f"{live_server.url}/admin/campaigns/campaign/")
+    page.locator("a", has_text="Delivery chart").first.click()  # the button above the campaign list
+    canvas = page.locator('canvas[data-chart="campaign-delivery"]')
+    data = json.loads(canvas.get_attribute("data-value"))
+    assert data["labels"] == ["Spring photos"]
+    assert {d["label"]: d["data"] for d in data["datasets"]} == {
+        "queued": [0], "sent": [0], "delivered": [2], "undelivered": [0]}
+    assert page.evaluate("Chart.getChart(document.querySelector('canvas[data-chart=\"campaign-delivery\"]')) !== undefined")
+    screenshot(page, "campaign-delivery-chart")
     page.close()
