@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
 
 from portal.admin import SecretFieldsMixin, queue_from_admin, runs_link, secret_status
 from portal.models import SyncRun
@@ -62,6 +63,7 @@ class PortalAdmin(SecretFieldsMixin, ModelAdmin):
     list_display = ("key", "name", "brand", "enabled", "username", "password_status", "max_concurrent_jobs",
                     "requests_per_second", "last_synced_at", "runs")
     list_filter = ("enabled", "brand")
+    list_filter_submit = True
     search_fields = ("key", "name")
     readonly_fields = ("last_synced_at", "runs", "sync_history")
     actions = ["sync_portal", "check_portal"]
@@ -121,14 +123,16 @@ class PortalAdmin(SecretFieldsMixin, ModelAdmin):
 @admin.register(Job)
 class JobAdmin(ReadOnlyAdmin):
     list_display = ("name", "portal", "uuid", "subjects_count", "buyers_count", "synced_at")
-    list_filter = ("portal",)
+    list_filter = (("portal", RelatedDropdownFilter),)
+    list_filter_submit = True
     search_fields = ("name", "uuid")
 
 
 @admin.register(Activity)
 class ActivityAdmin(ReadOnlyAdmin):
     list_display = ("name", "portal", "job", "status", "in_webshop", "starting", "subject_count")
-    list_filter = ("portal", "in_webshop", "status")
+    list_filter = (("portal", RelatedDropdownFilter), "in_webshop", "status")
+    list_filter_submit = True
     search_fields = ("name", "uuid", "job__name")
     list_select_related = ("portal", "job")
 
@@ -141,7 +145,8 @@ class ActivityAdmin(ReadOnlyAdmin):
 class SubjectAdmin(ContactFieldsAdmin):
     list_display = ("__str__", "portal", "job", "group", "has_order", "phone_number", "email", "registered_user",
                     "access_key_status", "image_count")
-    list_filter = ("portal", "has_order", "job")
+    list_filter = (("portal", RelatedDropdownFilter), "has_order", ("job", RelatedDropdownFilter))
+    list_filter_submit = True
     search_fields = ("name", "first_name", "last_name", "external_id", "uuid", "phone_number", "email")
     list_select_related = ("portal", "job", "registered_user")
     fields = ("portal", "job", "uuid", "name", "first_name", "last_name", "external_id", "group", "country",
@@ -162,7 +167,8 @@ class SubjectAdmin(ContactFieldsAdmin):
 @admin.register(RegisteredUser)
 class RegisteredUserAdmin(ContactFieldsAdmin):
     list_display = ("uuid", "portal", "username", "name", "email", "phone_number", "details_fetched_at")
-    list_filter = ("portal",)
+    list_filter = (("portal", RelatedDropdownFilter),)
+    list_filter_submit = True
     search_fields = ("uuid", "username", "email", "name")
     fields = ("portal", "uuid", "username", "name", "email", "phone_number", "details_fetched_at")
     readonly_fields = fields
@@ -172,7 +178,8 @@ class RegisteredUserAdmin(ContactFieldsAdmin):
 @admin.register(Campaign)
 class CampaignAdmin(ModelAdmin):
     list_display = ("name", "audience", "portal_keys", "export_built_at", "export_contacts", "download")
-    list_filter = ("audience",)
+    list_filter = (("audience", ChoicesDropdownFilter),)
+    list_filter_submit = True
     search_fields = ("name",)
     filter_horizontal = ("portals",)
     autocomplete_fields = ("activities",)
@@ -222,7 +229,8 @@ class ExportDownloadAdmin(ReadOnlyAdmin):
     """Every download of a contact CSV: who, when, which campaign. Never edited."""
 
     list_display = ("downloaded_at", "username", "campaign_name", "via", "contacts", "file_name")
-    list_filter = ("via",)
+    list_filter = (("via", ChoicesDropdownFilter),)
+    list_filter_submit = True
     search_fields = ("username", "campaign_name")
     date_hierarchy = "downloaded_at"
 

@@ -14,8 +14,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
+from unfold.decorators import action
 
 from portal.admin import SecretFieldsMixin, secret_status
+from portal.charts import DateRange, chart
 from portal.runs import OperationFailed
 
 from .admin import CONTACTS_PERMISSION, CampaignAdmin
@@ -49,8 +52,20 @@ class SmsAccountAdmin(SecretFieldsMixin, ModelAdmin):
 
 class SmsCampaignAdmin(CampaignAdmin):
     list_display = (*CampaignAdmin.list_display, "send_state", "delivery")
+    list_filter = (*CampaignAdmin.list_filter, ("send_state", ChoicesDropdownFilter))
+    list_filter_submit = True
     readonly_fields = (*CampaignAdmin.readonly_fields, "send_state", "approved_by", "approved_at", "skipped", "delivery")
+    fieldsets = (
+        ("Audience", {"classes": ["tab"], "fields": ("name", "portals", "audience", "activities")}),
+        ("Message", {"classes": ["tab"], "fields": ("message_template", "sender_id", "one_message_per_subject",
+                                                    "skip_subjects_without_key", "sms_account")}),
+        ("Sending", {"classes": ["tab"], "fields": ("send_state", "approved_by", "approved_at", "skipped", "delivery")}),
+        ("Export", {"classes": ["tab"], "fields": ("export_built_at", "export_contacts", "download", "runs")}),
+    )
     actions = [*CampaignAdmin.actions, "preview_and_approve", "cancel_send"]
+    # buttons: the delivery chart above the list; the approval and delivery pages on a campaign
+    actions_list = ["delivery_chart"]
+    actions_detail = ["open_approval", "open_delivery"]
 
     @admin.display(description="delivery")
     def delivery(self, obj):
@@ -76,6 +91,27 @@ class SmsCampaignAdmin(CampaignAdmin):
                                               if checking else "."))
             else:
                 self.message_user(request, f"{campaign}: not sending ({state}), nothing cancelled.", messages.WARNING)
+
+    @action(description="Delivery chart", url_path="delivery-chart", icon="bar_chart", permissions=["view"])
+    def delivery_chart(self, request):
+        """Queued / sent / delivered / undelivered per campaign approved in the chosen days."""
+        span = DateRange.from_request(request, default_days=30)
+        found = sending.delivery_by_campaign(span.start, span.end)
+        stages = list(sending.DELIVERY_STAGES)
+        figure = chart("campaign-delivery", "Delivery per campaign", [campaign.name for campaign, _ in found],
+                       {stage: [counts[stage] for _, counts in found] for stage in stages})
+        context = {**self.admin_site.each_context(request), "title": "Campaign delivery", "opts": self.model._meta,
+                   "range": span, "chart": figure, "stages": stages, "found": found,
+                   "may_see_contacts": request.user.has_perm(CONTACTS_PERMISSION)}
+        return TemplateResponse(request, "admin/campaigns/campaign/delivery_chart.html", context)
+
+    @action(description="Preview and approve", url_path="open-approval", icon="send", permissions=["view"])
+    def open_approval(self, request, object_id):
+        return redirect("admin:campaigns_campaign_approve", object_id)
+
+    @action(description="Delivery", url_path="open-delivery", icon="monitoring", permissions=[CONTACTS_PERMISSION])
+    def open_delivery(self, request, object_id):
+        return redirect("admin:campaigns_campaign_delivery", object_id)
 
     def has_send_permission(self, request, obj=None):
         return request.user.has_perm(SEND_PERMISSION)
@@ -134,7 +170,8 @@ class CampaignMessageAdmin(ModelAdmin):
     """The delivery table across campaigns (read-only: only sending and callbacks change it)."""
 
     list_display = ("campaign", "phone", "status", "error_code", "error_message", "segments", "submitted_at", "status_updated_at")
-    list_filter = ("status", "campaign")
+    list_filter = (("status", ChoicesDropdownFilter), ("campaign", RelatedDropdownFilter))
+    list_filter_submit = True
     search_fields = ("phone", "sid")
 
     def has_add_permission(self, request):
@@ -154,14 +191,20 @@ class OptOutImportForm(forms.Form):
 @admin.register(OptOut)
 class OptOutAdmin(ModelAdmin):
     list_display = ("phone", "active", "source", "keyword", "note", "updated_at")
-    list_filter = ("active", "source")
+    list_filter = ("active", ("source", ChoicesDropdownFilter))
+    list_filter_submit = True
     search_fields = ("phone",)
+    actions_list = ["import_button"]
     fields = ("phone", "active", "note")
 
     def save_model(self, request, obj, form, change):
         if not change:
             obj.source, obj.added_by = OptOut.Source.STAFF, request.user
         super().save_model(request, obj, form, change)
+
+    @action(description="Import a CSV", url_path="import-csv", icon="upload_file", permissions=["add"])
+    def import_button(self, request):
+        return redirect("admin:campaigns_optout_import")
 
     def get_urls(self):
         return [path("import/", self.admin_site.admin_view(self.import_view), name="campaigns_optout_import"),

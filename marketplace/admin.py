@@ -1,5 +1,6 @@
 """Marketplace admin: connections with their OAuth flow and token status (never
-the tokens), CSV upload, mock data, and the warehouse tables read-only."""
+the tokens) and CSV upload; the warehouse tables (read-only, mock data) are in
+admin_warehouse.py, the charts page and report settings in admin_reports.py."""
 
 import hmac
 
@@ -10,33 +11,16 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import ChoicesDropdownFilter
+from unfold.decorators import action
 
-from portal.admin import (
-    ActionsWithoutSelectionMixin,
-    SecretFieldsMixin,
-    queue_from_admin,
-    runs_link,
-    secret_status,
-)
-from portal.admin_lists import BigTableAdminMixin
+from portal.admin import SecretFieldsMixin, queue_from_admin, runs_link, secret_status
 from portal.http import UpstreamError
 from portal.models import SyncRun
 
 from . import services
 from .services.csv_shops import UnknownShop, upload_shop
-from .models import (
-    Connection,
-    CsvUpload,
-    DimCustomer,
-    DimDate,
-    DimProduct,
-    DimShop,
-    DimStatus,
-    FactActivity,
-    FactOrder,
-    FactOrderLine,
-    FactTraffic,
-)
+from .models import Connection, CsvUpload
 
 
 def _run_link(record):
@@ -48,19 +32,23 @@ def _run_link(record):
 class ConnectionAdmin(SecretFieldsMixin, ModelAdmin):
     list_display = ("name", "platform", "shop_id", "status", "token_state", "refresh_due_at", "orders_cursor",
                     "connect_link")
-    list_filter = ("platform", "status", "sync_enabled")
+    list_filter = (("platform", ChoicesDropdownFilter), ("status", ChoicesDropdownFilter), "sync_enabled")
+    list_filter_submit = True
     search_fields = ("name", "shop_id", "shop_name")
     fieldsets = (
-        (None, {"fields": ("platform", "name", "app_key", "app_secret", "country", "sync_enabled")}),
-        ("Connection", {"fields": ("connect_link", "status", "shop_id", "shop_name", "token_state",
-                                   "access_expires_at", "refresh_expires_at", "refresh_due_at",
-                                   "token_refreshed_at", "last_error")}),
-        ("Orders", {"fields": ("orders_cursor", "orders_synced_at", "products_synced_at", "runs")}),
+        ("App", {"classes": ["tab"], "fields": ("platform", "name", "app_key", "app_secret", "country",
+                                                "sync_enabled")}),
+        ("Connection", {"classes": ["tab"], "fields": (
+            "connect_link", "status", "shop_id", "shop_name", "token_state", "access_expires_at", "refresh_expires_at",
+            "refresh_due_at", "token_refreshed_at", "last_error")}),
+        ("Orders", {"classes": ["tab"], "fields": ("orders_cursor", "orders_synced_at", "products_synced_at",
+                                                   "runs")}),
     )
     readonly_fields = ("connect_link", "status", "shop_id", "shop_name", "token_state", "access_expires_at",
                        "refresh_expires_at", "refresh_due_at", "token_refreshed_at", "last_error", "orders_synced_at",
                        "products_synced_at", "runs")
     actions = ["sync_orders", "sync_products", "refresh_token"]
+    actions_detail = ["connect_button"]  # the OAuth flow as a button on a saved connection
     # The fieldsets leave the tokens and the pending OAuth code out of every form.
     exclude = ("access_token", "refresh_token", "oauth_code", "oauth_state", "oauth_shop_id")
 
@@ -91,13 +79,17 @@ class ConnectionAdmin(SecretFieldsMixin, ModelAdmin):
             return "Save first, then connect."
         url = reverse("admin:marketplace_connection_connect", args=[obj.pk])
         label = "Reconnect" if obj.has_tokens else "Connect"
-        return format_html('<a class="button" href="{}">{}</a>', url, label)
+        return format_html('<a class="text-primary-600 font-medium" href="{}">{}</a>', url, label)
 
     @admin.display(description="runs")
     def runs(self, obj):
         return runs_link("marketplace", "sync_orders", label="order sync runs")
 
     # --- OAuth ---------------------------------------------------------------------
+    @action(description="Connect / reconnect", url_path="connect-button", icon="link", permissions=["change"])
+    def connect_button(self, request, object_id):
+        return redirect(reverse("admin:marketplace_connection_connect", args=[object_id]))
+
     def get_urls(self):
         own = [
             path("<int:pk>/connect/", self.admin_site.admin_view(self.connect_view),
@@ -209,7 +201,9 @@ class CsvUploadForm(forms.ModelForm):
 class CsvUploadAdmin(ModelAdmin):
     list_display = ("__str__", "kind", "platform", "shop", "mode", "status", "progress", "rows", "error_count",
                     "uploaded_by", "created")
-    list_filter = ("status", "kind", "platform", "mode")
+    list_filter = (("status", ChoicesDropdownFilter), ("kind", ChoicesDropdownFilter),
+                   ("platform", ChoicesDropdownFilter), ("mode", ChoicesDropdownFilter))
+    list_filter_submit = True
     readonly_fields = ("kind", "platform", "shop", "filename", "size", "mode", "status", "progress", "rows_checked", "rows",
                        "error_count", "error_list", "import_run", "uploaded_by", "created")
     fields = readonly_fields
@@ -282,122 +276,5 @@ class CsvUploadAdmin(ModelAdmin):
             queue_from_admin(request, "marketplace", "undo_csv_upload", label=f"Undo {upload}", upload_id=upload.pk)
 
 
-class ReadOnlyAdmin(ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class ExactOrderSearchMixin:
-    """Search by exact order id through the natural-key index, which starts
-    with the shop: every shop is named (there are few)."""
-
-    search_fields = ("order_id",)
-    search_help_text = "Exact order id"
-
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        shops = list(DimShop.objects.values_list("pk", flat=True))
-        return queryset.filter(shop_id__in=shops, order_id=term), False
-
-
-class PublishedFactsMixin:
-    """Not the rows of a CSV upload still loading (services/csv_merge.py)."""
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).published()
-
-
-@admin.register(FactOrderLine)
-class FactOrderLineAdmin(PublishedFactsMixin, ExactOrderSearchMixin, BigTableAdminMixin, ActionsWithoutSelectionMixin,
-                         ReadOnlyAdmin):
-    list_display = ("platform", "order_id", "line_id", "ordered_at", "shop", "product", "quantity", "paid_price",
-                    "currency", "status", "source", "is_mock")
-    # a date filter, not date_hierarchy: its DISTINCT over every date costs a quarter-second at 1M rows
-    list_filter = ("platform", ("ordered_at", admin.DateFieldListFilter), "source", "is_mock", "status__group", "shop")
-    list_select_related = ("shop", "product", "status")
-    actions = ["generate_mock_orders", "purge_mock_orders"]
-    actions_without_selection = ("generate_mock_orders", "purge_mock_orders")
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # facts leave only through purge (mock) or a re-sync
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
-    def has_generate_permission(self, request):
-        return request.user.has_perm("marketplace.add_factorderline") or request.user.is_superuser
-
-    @admin.action(description="Generate 200 mock orders (no selection needed)", permissions=["generate"])
-    def generate_mock_orders(self, request, queryset):
-        queue_from_admin(request, "marketplace", "generate_mock_orders", label="Mock data generation", orders=200)
-
-    @admin.action(description="Delete all mock orders (no selection needed)", permissions=["generate"])
-    def purge_mock_orders(self, request, queryset):
-        queue_from_admin(request, "marketplace", "generate_mock_orders", label="Mock data removal", purge=True)
-
-
-@admin.register(FactOrder)
-class FactOrderAdmin(PublishedFactsMixin, ExactOrderSearchMixin, BigTableAdminMixin, ReadOnlyAdmin):
-    """Order-level money (shipping fee, vouchers, totals), one row per order."""
-
-    list_display = ("platform", "order_id", "ordered_at", "shop", "items_total", "shipping_fee", "voucher_total",
-                    "total_amount", "currency", "source", "is_mock")
-    list_filter = ("platform", ("ordered_at", admin.DateFieldListFilter), "source", "is_mock", "shop")
-    list_select_related = ("shop",)
-
-
-@admin.register(DimShop)
-class DimShopAdmin(ReadOnlyAdmin):
-    list_display = ("platform", "shop_id", "name", "is_mock")
-    list_filter = ("platform", "is_mock")
-
-
-@admin.register(DimProduct)
-class DimProductAdmin(ReadOnlyAdmin):
-    list_display = ("platform", "shop", "sku", "name", "category", "price", "currency", "status", "stock",
-                    "catalogue_synced_at")
-    list_filter = ("platform", "shop", "status")
-    search_fields = ("sku", "name")
-
-
-@admin.register(DimCustomer)
-class DimCustomerAdmin(ReadOnlyAdmin):
-    list_display = ("platform", "name", "city", "region", "country")
-    list_filter = ("platform", "country", "region")
-    search_fields = ("name", "city")
-
-
-@admin.register(DimStatus)
-class DimStatusAdmin(ReadOnlyAdmin):
-    list_display = ("platform", "code", "group")
-    list_filter = ("platform", "group")
-
-
-@admin.register(DimDate)
-class DimDateAdmin(ReadOnlyAdmin):
-    list_display = ("date", "year", "quarter", "month", "weekday", "iso_week")
-    date_hierarchy = "date"
-
-
-@admin.register(FactTraffic)
-class FactTrafficAdmin(ReadOnlyAdmin):
-    list_display = ("date", "shop", "product", "visitors", "page_views", "add_to_cart", "orders", "source", "is_mock")
-    list_filter = ("shop__platform", "is_mock", "shop")
-    list_select_related = ("date", "shop", "product")
-
-
-@admin.register(FactActivity)
-class FactActivityAdmin(ReadOnlyAdmin):
-    list_display = ("date", "shop", "event", "count", "source", "is_mock")
-    list_filter = ("shop__platform", "event", "is_mock", "shop")
-    list_select_related = ("date", "shop")
-
-
 from . import admin_reports  # noqa: E402,F401  (the charts page and report settings)
+from . import admin_warehouse  # noqa: E402,F401  (the warehouse tables, read-only)

@@ -51,6 +51,8 @@ from .sms_events import (  # noqa: F401
     apply_stored_callbacks,
     apply_waiting_callbacks,
     has_callbacks_waiting,
+    DELIVERY_STAGES,
+    delivery_by_campaign,
     delivery_counts,
     record_inbound,
     record_opt_out,
@@ -365,4 +367,4 @@ def send_due_messages(run):
 
 
 __all__ = ["being_checked", "approve_campaign", "cancel_campaign", "send_campaign", "send_due_messages", "send_test_sms", "apply_status",
-           "record_inbound", "record_opt_out", "delivery_counts", "NotAllowed"]
+           "record_inbound", "record_opt_out", "delivery_counts", "delivery_by_campaign", "NotAllowed"]

@@ -103,7 +103,7 @@ def test_the_admin_shows_the_approval_figures_and_approves(client, sender, campa
     page = client.get(f"/admin/campaigns/campaign/{campaign.pk}/approve/")
     assert page.status_code == 200
     text = page.content.decode()
-    assert '<td id="recipients">2</td>' in text and 'id="segments"' in text and 'id="cost"' in text
+    assert 'id="recipients">2</p>' in text and 'id="segments"' in text and 'id="cost"' in text
     assert "Approve and send 2 messages" in text
     reply = client.post(f"/admin/campaigns/campaign/{campaign.pk}/approve/")
     assert reply.status_code == 302
@@ -125,6 +125,10 @@ def test_the_admin_sends_a_test_message_and_imports_opt_outs(client, sender, twi
     assert [m["to"] for m in twilio.state()["messages"]] == ["+12015550199"]
     from django.core.files.uploadedfile import SimpleUploadedFile
 
+    listing = client.get("/admin/campaigns/optout/").content.decode()
+    assert 'href="/admin/campaigns/optout/import-csv/"' in listing  # a button above the list
+    page = client.get("/admin/campaigns/optout/import-csv/", follow=True)
+    assert page.redirect_chain[-1][0] == "/admin/campaigns/optout/import/" and 'type="file"' in page.content.decode()
     upload = SimpleUploadedFile("optouts.csv", b"+12015550660\n+12015550661\n", content_type="text/csv")
     assert client.post("/admin/campaigns/optout/import/", {"file": upload}).status_code == 302
     assert OptOut.blocked_numbers() == {"+12015550660", "+12015550661"}
@@ -182,14 +186,14 @@ def test_the_delivery_counts_update_in_place_while_sending(live_server, sender, 
             page.goto(f"{live_server.url}/admin/login/?next=/admin/campaigns/campaign/{campaign.pk}/delivery/")
             page.fill("#id_username", "sender")
             page.fill("#id_password", "pw-sender-1")
-            page.click("input[type=submit]")
+            page.click("[type=submit]")
             page.wait_for_selector("#counts")
             assert page.evaluate(delivered) == "0"
             page.evaluate("window.loadedOnce = true")  # gone if the page reloads
             CampaignMessage.objects.filter(pk=rows[0].pk).update(status="delivered")
-            page.wait_for_function(f"{delivered} === '1'", timeout=20000)
+            page.wait_for_function(f"{delivered} === '1'", polling=500, timeout=20000)
             Campaign.objects.filter(pk=campaign.pk).update(send_state="sent")
-            page.wait_for_function("document.getElementById('send-state').textContent === 'Sent'", timeout=20000)
+            page.wait_for_function("document.getElementById('send-state').textContent === 'Sent'", polling=500, timeout=20000)
             assert page.evaluate("window.loadedOnce") is True
             assert page.evaluate("document.querySelector('#counts').dataset.live") == "0"  # polling stopped
         finally:

@@ -1,5 +1,7 @@
 """Connection admin actions, run by POSTing to the changelist."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -73,3 +75,30 @@ def test_saving_the_form_keeps_the_secret_and_tokens_rotated_meanwhile(admin_cli
     assert after.name == "Renamed"
     assert after.refresh_token == "rotated-meanwhile"
     assert after.app_secret == connected_shopee.app_secret  # blank keeps the stored secret
+
+
+@pytest.mark.django_db
+def test_the_order_lines_filter_by_platform_shop_and_a_date_range(admin_client):
+    from datetime import datetime, timedelta
+    from decimal import Decimal
+    from zoneinfo import ZoneInfo
+
+    from marketplace.models import DimShop
+    from marketplace.warehouse import OrderLine, load_lines
+
+    day = datetime(2026, 3, 10, 12, tzinfo=ZoneInfo("UTC"))
+    load_lines([OrderLine(platform=platform, shop_id=shop, shop_name=shop, order_id=order, line_id="1",
+                          ordered_at=day + timedelta(days=offset), status="delivered", sku="S", product_name="P",
+                          quantity=1, unit_price=Decimal("1"), paid_price=Decimal("1"), currency="SGD",
+                          customer_key="c")
+                for platform, shop, order, offset in [("lazada", "LZ-1", "A-in", 0), ("lazada", "LZ-1", "A-late", 5),
+                                                      ("lazada", "LZ-2", "B-in", 0), ("shopee", "SP-1", "C-in", 0)]],
+               source="api")
+    shop = DimShop.objects.get(shop_id="LZ-1")
+    page = admin_client.get(reverse("admin:marketplace_factorderline_changelist"), {
+        "platform__exact": "lazada", "shop__id__exact": shop.pk,
+        "date__date_from": "2026-03-09", "date__date_to": "2026-03-10"})  # both days included
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "A-in" in html and not {"A-late", "B-in", "C-in"} & set(re.findall(r"[ABC]-(?:in|late)", html))
+    assert 'name="shop__id__exact"' in html and "<select" in html  # the filters are dropdowns

@@ -6,8 +6,9 @@ import csv
 import io
 import json
 import re
+from html import unescape
 from collections import defaultdict
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -123,30 +124,74 @@ def test_the_reports_need_the_warehouse_view_permission(api_client, django_user_
     assert api_client.get(reverse("marketplace-report-daily-sales")).status_code == 403
 
 
+def page_charts(html):
+    """{chart name: (its data endpoint, the Chart.js data it draws)} from the charts page."""
+    found = re.findall(r'<div class="chart-source" data-endpoint="([^"]+)">.*?<canvas class="chart" '
+                       r'data-chart="([^"]+)"[^>]*data-value="([^"]+)"', html, re.S)
+    return {name: (unescape(endpoint), json.loads(unescape(value))) for endpoint, name, value in found}
+
+
+def series(data):
+    """{label: {day: value}} without the zero days a chart draws between the orders."""
+    return {d["label"]: {day: v for day, v in zip(data["labels"], d["data"]) if v} for d in data["datasets"]}
+
+
 @pytest.mark.django_db
-def test_the_charts_page_carries_the_endpoints_data_and_serves_chart_js_from_static(admin_client, staff_api,
-                                                                                     warehouse):
+def test_the_charts_page_draws_the_endpoints_data_with_chart_js_from_static(admin_client, staff_api, warehouse):
     page = admin_client.get(reverse("admin:marketplace_reports"))
     assert page.status_code == 200
     html = page.content.decode()
-    assert re.search(r'<script src="/static/vendor/chart.js/chart.umd.min.js', html)
+    assert re.search(r'<script src="/static/unfold/js/chart/chart.js', html)
     assert "cdn" not in html.lower()
-    for chart in ("orders-per-day", "revenue-per-day", "top-products", "conversion-per-day"):
-        tag = re.search(rf'<canvas id="{chart}"[^>]*data-endpoint="([^"]+)"[^>]*data-source="([^"]+)"', html)
-        assert tag, chart
-        endpoint, source = tag.group(1).replace("&amp;", "&"), tag.group(2)
-        embedded = json.loads(re.search(rf'<script id="{source}" type="application/json">(.*?)</script>',
-                                        html, re.S).group(1))
-        assert staff_api.get(endpoint).json() == embedded
-    daily = json.loads(re.search(r'<script id="daily-data" type="application/json">(.*?)</script>', html,
-                                 re.S).group(1))
-    assert as_table(daily["results"]) == expected_per_shop_day()  # the default range covers the last 30 days
+    charts = page_charts(html)
+    assert set(charts) == {"orders-per-day", "revenue-per-day", "top-products", "visitors-per-day",
+                           "conversion-per-day"}
+    expected = expected_per_shop_day()
+    shop_names = {"LZ-1": "Shop LZ-1", "LZ-2": "Shop LZ-2", "SP-1": "Shop SP-1"}
+    want_orders, want_revenue = defaultdict(dict), defaultdict(dict)
+    for (day, platform, shop), (orders, _units, revenue) in expected.items():
+        want_orders[f"{platform} · {shop_names[shop]}"][day] = orders
+        want_revenue[f"{platform} · {shop_names[shop]}"][day] = float(revenue)
+    endpoint, data = charts["orders-per-day"]
+    assert {k: v for k, v in series(data).items() if v} == want_orders  # the default range: the last 30 days
+    assert data["labels"][-1] == timezone.now().astimezone(report_time_zone()).date().isoformat()
+    assert len(data["labels"]) == 30 and all(d["displayYAxis"] for d in data["datasets"])  # values on the axis
+    assert {k: v for k, v in series(charts["revenue-per-day"][1]).items() if v} == want_revenue
+    # each chart draws what its endpoint returns
+    daily = staff_api.get(endpoint).json()
+    assert {(r["date"], f"{r['platform']} · {r['shop_name']}", r["orders"]) for r in daily["results"]} == {
+        (day, label, n) for label, days in series(data).items() for day, n in days.items()}
+    top_endpoint, top = charts["top-products"]
+    assert top["datasets"][0]["data"] == [float(r["revenue"]) for r in staff_api.get(top_endpoint).json()["results"]]
 
-    mocked = admin_client.get(reverse("admin:marketplace_reports"), {"include_mock": "on"}).content.decode()
-    endpoint = re.search(r'<canvas id="orders-per-day"[^>]*data-endpoint="([^"]+)"', mocked).group(1)
-    assert "include_mock=true" in endpoint
-    assert admin_client.get(reverse("admin:marketplace_reports"),
-                            {"date_from": "2026-02-02", "date_to": "2026-02-01"}).status_code == 200
+    mocked = page_charts(admin_client.get(reverse("admin:marketplace_reports"), {"include_mock": "on"}).content.decode())
+    assert "include_mock=true" in mocked["orders-per-day"][0]
+    assert sum(map(sum, (d["data"] for d in mocked["orders-per-day"][1]["datasets"]))) > sum(
+        map(sum, (d["data"] for d in data["datasets"])))
+    one_day = warehouse.isoformat()
+    narrowed = page_charts(admin_client.get(reverse("admin:marketplace_reports"),
+                                            {"start": one_day, "end": one_day, "platform": "lazada"}).content.decode())
+    assert narrowed["orders-per-day"][1]["labels"] == [one_day]
+    assert {label.split(" · ")[0] for label in series(narrowed["orders-per-day"][1])} == {"lazada"}
+    wrong = admin_client.get(reverse("admin:marketplace_reports"), {"start": "2026-02-02", "end": "2026-02-01"})
+    assert wrong.status_code == 200 and "starts after it ends" in wrong.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_order_charts_count_local_days(admin_client, monkeypatch):
+    """An order at 00:30 in Singapore is that day's, though it is the day before in UTC."""
+    monkeypatch.setenv("MARKETPLACE_TIME_ZONE", "Asia/Singapore")
+    zone = report_time_zone()
+    today = timezone.now().astimezone(zone).date()
+    early = datetime.combine(today - timedelta(days=1), time(0, 30), tzinfo=zone)
+    assert early.astimezone(UTC).date() == today - timedelta(days=2)
+    load_lines([OrderLine(platform="lazada", shop_id="LZ-9", shop_name="Night shop", order_id=f"N{n}", line_id="1",
+                          ordered_at=early, status="delivered", sku="S", product_name="P", quantity=1,
+                          unit_price=Decimal("5"), paid_price=Decimal("5"), currency="SGD", customer_key="c")
+                for n in range(3)], source="api")
+    _, data = page_charts(admin_client.get(reverse("admin:marketplace_reports"), {"days": 7}).content.decode())[
+        "orders-per-day"]
+    assert series(data) == {"lazada · Night shop": {(today - timedelta(days=1)).isoformat(): 3}}
 
 
 @pytest.fixture
