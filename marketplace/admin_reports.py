@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextInputWidget, UnfoldBooleanWidget
 from unfold.admin import ModelAdmin
 from unfold.decorators import action
 
@@ -30,10 +31,12 @@ DEFAULT_DAYS = 30
 class ReportFilterForm(forms.Form):
     """What the charts show besides the days (those are the shared DateRange choice)."""
 
-    platform = forms.ChoiceField(choices=[("", "All platforms"), *Platform.choices], required=False)
-    shop_id = forms.CharField(required=False, max_length=200, label="Shop id")
-    include_mock = forms.BooleanField(required=False, label="Include mock rows")
-    include_cancelled = forms.BooleanField(required=False, label="Include cancelled/returned")
+    # the theme's own widgets: its stylesheet is prebuilt, so classes of our own would not be styled
+    platform = forms.ChoiceField(choices=[("", "All platforms"), *Platform.choices], required=False,
+                                 widget=UnfoldAdminSelectWidget)
+    shop_id = forms.CharField(required=False, max_length=200, label="Shop id", widget=UnfoldAdminTextInputWidget)
+    include_mock = forms.BooleanField(required=False, label="Include mock rows", widget=UnfoldBooleanWidget)
+    include_cancelled = forms.BooleanField(required=False, label="Include cancelled/returned", widget=UnfoldBooleanWidget)
 
 
 def local_today():

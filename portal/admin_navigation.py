@@ -9,7 +9,7 @@ INTEGRATIONS = [
     ("Walmart Retail Link", "storefront", "walmart", [
         ("retaillinksettings", "settings"), ("retaillinkaccount", "key"), ("retaillinksession", "login"),
         ("eventassignment", "assignment"), ("edrreport", "picture_as_pdf"),
-    ], []),
+    ], [("Download EDRs", "download", "admin:walmart_download_edrs", "walmart.use_retaillink")]),
     ("Sales → Verkada", "point_of_sale", "sales", [
         ("salessettings", "settings"), ("store", "store"), ("pointofsale", "point_of_sale"), ("camera", "videocam"),
         ("cameramapping", "link"), ("item", "inventory_2"), ("transaction", "receipt_long"),
@@ -21,12 +21,12 @@ INTEGRATIONS = [
         ("factorderline", "list_alt"), ("factactivity", "campaign"), ("facttraffic", "trending_up"),
         ("dimshop", "store"), ("dimproduct", "inventory_2"), ("dimcustomer", "group"), ("dimstatus", "label"),
         ("dimdate", "calendar_month"),
-    ], []),
+    ], [("Sales charts", "monitoring", "admin:marketplace_reports", "marketplace.view_factorderline")]),
     ("SMS campaigns", "sms", "campaigns", [
         ("portal", "photo_library"), ("smsaccount", "settings"), ("campaign", "campaign"),
         ("campaignmessage", "chat"), ("optout", "block"), ("exportdownload", "download"), ("activity", "event"),
         ("job", "work"), ("subject", "face"), ("registereduser", "person"),
-    ], []),
+    ], [("Delivery chart", "bar_chart", "admin:campaigns_campaign_delivery_chart", "campaigns.view_campaign")]),
     ("Check-in", "how_to_reg", "checkin", [
         ("checkinsettings", "settings"), ("checkoutuser", "person"), ("checkinsession", "schedule"),
     ], []),
