@@ -103,3 +103,16 @@ def test_reap_runs_prunes_runs_past_the_retention(settings):
     call_command("reap_runs", stdout=io.StringIO())
     assert not SyncRun.objects.filter(pk=old.pk).exists()
     assert SyncRun.objects.filter(pk=recent.pk).exists()
+
+
+def test_a_fresh_database_migrates_and_passes_the_checks(tmp_path):
+    """`make run` on a fresh machine: migrate runs every system check first (the admin
+    theme's included) on a database with no tables yet."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PORTAL_VAR_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/fresh.sqlite3"}
+    for args in (["migrate", "--noinput"], ["check"]):
+        done = subprocess.run([sys.executable, "manage.py", *args], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
