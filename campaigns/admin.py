@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
 
+from portal.admin_filters import ValuesDropdownFilter
 from portal.admin import SecretFieldsMixin, queue_from_admin, runs_link, secret_status
 from portal.models import SyncRun
 
@@ -62,7 +63,7 @@ class ContactFieldsAdmin(ReadOnlyAdmin):
 class PortalAdmin(SecretFieldsMixin, ModelAdmin):
     list_display = ("key", "name", "brand", "enabled", "username", "password_status", "max_concurrent_jobs",
                     "requests_per_second", "last_synced_at", "runs")
-    list_filter = ("enabled", "brand")
+    list_filter = ("enabled", ("brand", ChoicesDropdownFilter))
     list_filter_submit = True
     search_fields = ("key", "name")
     readonly_fields = ("last_synced_at", "runs", "sync_history")
@@ -131,7 +132,7 @@ class JobAdmin(ReadOnlyAdmin):
 @admin.register(Activity)
 class ActivityAdmin(ReadOnlyAdmin):
     list_display = ("name", "portal", "job", "status", "in_webshop", "starting", "subject_count")
-    list_filter = (("portal", RelatedDropdownFilter), "in_webshop", "status")
+    list_filter = (("portal", RelatedDropdownFilter), "in_webshop", ("status", ValuesDropdownFilter))
     list_filter_submit = True
     search_fields = ("name", "uuid", "job__name")
     list_select_related = ("portal", "job")

@@ -23,7 +23,8 @@ class CheckinSettingsAdmin(SecretFieldsMixin, ModelAdmin):
     list_display = ("__str__", "api_key_status", "connected", "next_cycle_at")
 
     def has_add_permission(self, request):
-        return not CheckinSettings.objects.exists()
+        # one row at most, and only for who may add it
+        return super().has_add_permission(request) and not CheckinSettings.objects.exists()
 
     def has_delete_permission(self, request, obj=None):
         return False

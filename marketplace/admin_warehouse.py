@@ -5,6 +5,7 @@ from django.contrib import admin
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateFilter, RelatedDropdownFilter
 
+from portal.admin_filters import ValuesDropdownFilter
 from portal.admin import ActionsWithoutSelectionMixin, queue_from_admin
 from portal.admin_lists import BigTableAdminMixin
 
@@ -100,7 +101,7 @@ class DimShopAdmin(ReadOnlyAdmin):
 class DimProductAdmin(ReadOnlyAdmin):
     list_display = ("platform", "shop", "sku", "name", "category", "price", "currency", "status", "stock",
                     "catalogue_synced_at")
-    list_filter = (("platform", ChoicesDropdownFilter), ("shop", RelatedDropdownFilter), "status")
+    list_filter = (("platform", ChoicesDropdownFilter), ("shop", RelatedDropdownFilter), ("status", ValuesDropdownFilter))
     list_filter_submit = True
     search_fields = ("sku", "name")
 
@@ -108,7 +109,7 @@ class DimProductAdmin(ReadOnlyAdmin):
 @admin.register(DimCustomer)
 class DimCustomerAdmin(ReadOnlyAdmin):
     list_display = ("platform", "name", "city", "region", "country")
-    list_filter = (("platform", ChoicesDropdownFilter), "country", "region")
+    list_filter = (("platform", ChoicesDropdownFilter), ("country", ValuesDropdownFilter), ("region", ValuesDropdownFilter))
     list_filter_submit = True
     search_fields = ("name", "city")
 
@@ -137,6 +138,6 @@ class FactTrafficAdmin(ReadOnlyAdmin):
 @admin.register(FactActivity)
 class FactActivityAdmin(ReadOnlyAdmin):
     list_display = ("date", "shop", "event", "count", "source", "is_mock")
-    list_filter = (("shop__platform", ChoicesDropdownFilter), "event", "is_mock", ("shop", RelatedDropdownFilter))
+    list_filter = (("shop__platform", ChoicesDropdownFilter), ("event", ChoicesDropdownFilter), "is_mock", ("shop", RelatedDropdownFilter))
     list_filter_submit = True
     list_select_related = ("date", "shop")

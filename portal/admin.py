@@ -5,6 +5,7 @@ from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import RelatedDropdownFilter
 
 from .admin_filters import ChoicesDropdownFilter, ValuesDropdownFilter
 from .fields import EncryptedTextField
@@ -70,8 +71,11 @@ class SyncRunAdmin(ReadOnlyAdminMixin, ModelAdmin):
         ] + super().get_urls()
 
     def _visible(self, request, pk):
+        from django.http import Http404
         from django.shortcuts import get_object_or_404
 
+        if not str(pk).isdigit():  # /admin/portal/syncrun/abc/change/: no run, not a ValueError
+            raise Http404
         return get_object_or_404(self.get_queryset(request), pk=pk)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -224,7 +228,11 @@ class SetAsideRecordAdmin(ReadOnlyAdminMixin, ModelAdmin):
         return actions
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        record = self.get_object(request, object_id)
+        # shown only to who may press them: the actions check the app's retry permission
         buttons = [("retry_selected", "Retry through its app", "primary"), ("dismiss_selected", "Dismiss", "default")]
+        if record is None or not _may_run(request.user, record.app, "retry_set_aside"):
+            buttons = []
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), "record_actions": buttons})
 
     @admin.display(description="reason")
@@ -268,7 +276,7 @@ class ChangeHistoryAdmin(ReadOnlyAdminMixin, ModelAdmin):
     messages name the fields changed, never their values (secrets included)."""
 
     list_display = ("action_time", "user", "content_type", "object_repr", "action_flag", "change_message")
-    list_filter = ("action_flag", "content_type")
+    list_filter = (("action_flag", ChoicesDropdownFilter), ("content_type", RelatedDropdownFilter))
     search_fields = ("object_repr", "user__username")
     date_hierarchy = "action_time"
     show_full_result_count = False

@@ -34,6 +34,8 @@ class PortalAdminSite(UnfoldAdminSite):
             "outcome_charts": home.outcome_charts(request.user, date_range),
             "range": date_range,
             "latest_failures": home.latest_failures(request.user),
+            # run pages need the portal's own view permission: without it, statuses show unlinked
+            "may_see_runs": request.user.has_perm("portal.view_syncrun"),
         }
         return super().index(request, extra_context)
 

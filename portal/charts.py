@@ -22,6 +22,11 @@ OUTCOME_COLOURS = {
 }
 PALETTE = ["#7c3aed", "#0ea5e9", "#16a34a", "#f59e0b", "#dc2626", "#db2777", "#0d9488", "#65a30d", "#9333ea", "#ea580c"]
 
+MAX_DAYS = 366  # the longest range a chart page shows
+# Where a chosen day is moved to: no data is older, and no day past a year ahead means
+# anything (a day at the calendar's ends would overflow as a local midnight in a time zone).
+EARLIEST_DAY = date(2000, 1, 1)
+
 RANGE_CHOICES = [(7, "Last 7 days"), (14, "Last 14 days"), (30, "Last 30 days"), (90, "Last 90 days"),
                  (365, "Last 365 days")]
 
@@ -68,9 +73,16 @@ class DateRangeForm(forms.Form):
         data = super().clean()
         if data.get("start") and data.get("end") and data["start"] > data["end"]:
             raise forms.ValidationError("The range starts after it ends.")
-        if data.get("start") and data.get("end") and (data["end"] - data["start"]).days > 366:
+        if data.get("start") and data.get("end") and (data["end"] - data["start"]).days >= MAX_DAYS:
             raise forms.ValidationError("Choose at most a year.")
         return data
+
+
+def _days_before(day, days):
+    try:
+        return day - timedelta(days=days)
+    except OverflowError:  # before 0001-01-01
+        return date.min
 
 
 @dataclass
@@ -83,16 +95,22 @@ class DateRange:
 
     @classmethod
     def from_request(cls, request, *, default_days=14, today=None):
+        """Any query gives a range of 1 to MAX_DAYS days between EARLIEST_DAY and a year
+        ahead: a start after the end is that one day, a longer span keeps its last MAX_DAYS
+        days (a page of a million days, or a 500 at the calendar's ends, otherwise)."""
         today = today or timezone.localdate()
         form = DateRangeForm(request.GET or None, initial={"days": default_days})
+        start, end = _days_before(today, default_days - 1), today
         if form.is_bound and form.is_valid():
-            start, end, days = form.cleaned_data.get("start"), form.cleaned_data.get("end"), form.cleaned_data.get("days")
-            if start or end:
-                end = end or today
-                return cls(start or end - timedelta(days=default_days - 1), end, form)
-            if days:
-                return cls(today - timedelta(days=days - 1), today, form)
-        return cls(today - timedelta(days=default_days - 1), today, form)
+            chosen_start, chosen_end, days = (form.cleaned_data.get(name) for name in ("start", "end", "days"))
+            if chosen_start or chosen_end:
+                end = chosen_end or today
+                start = chosen_start or _days_before(end, default_days - 1)
+            elif days:
+                start = _days_before(today, days - 1)
+        end = min(max(end, EARLIEST_DAY), today + timedelta(days=MAX_DAYS))
+        start = min(max(start, EARLIEST_DAY, _days_before(end, MAX_DAYS - 1)), end)
+        return cls(start, end, form)
 
     @property
     def days(self):

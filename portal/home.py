@@ -135,7 +135,8 @@ def integration_cards(user):
         aside = open_set_aside.get(app, 0)
         figures = _figures(config) + [Figure(
             "Open set-aside records", aside,
-            admin_url("admin:portal_setasiderecord_changelist", f"app={app}&status__exact=open"),
+            admin_url("admin:portal_setasiderecord_changelist", f"app={app}&status__exact=open")
+            if user.has_perm("portal.view_setasiderecord") else None,
             count_tone(aside))]
         cards.append({
             "app": app,

@@ -13,6 +13,7 @@ from unfold.contrib.filters.admin import (
 from unfold.decorators import action, display
 from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminSplitDateTimeWidget
 
+from portal.admin_filters import ValuesDropdownFilter
 from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, queue_from_admin, runs_link, secret_status
 from portal.admin_lists import BigTableAdminMixin
 from portal.charts import DateRange
@@ -51,7 +52,8 @@ class SalesSettingsAdmin(SecretFieldsMixin, ModelAdmin):
         return "no problem seen" if obj.verkada_api_key else "not set"
 
     def has_add_permission(self, request):
-        return not SalesSettings.objects.exists()
+        # one row at most, and only for who may add it
+        return super().has_add_permission(request) and not SalesSettings.objects.exists()
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -72,7 +74,7 @@ class SalesSettingsAdmin(SecretFieldsMixin, ModelAdmin):
 @admin.register(Store)
 class StoreAdmin(ModelAdmin):
     list_display = ("store_id", "name", "time_zone", "address", "phone", "email", "updated")
-    list_filter = ("time_zone",)
+    list_filter = (("time_zone", ValuesDropdownFilter),)
     search_fields = ("name", "store_id", "address")
     actions = ["retime_store_sales"]
 
@@ -99,7 +101,7 @@ class PointOfSaleAdmin(ModelAdmin):
 @admin.register(Camera)
 class CameraAdmin(ModelAdmin):
     list_display = ("camera_id", "name", "location", "status", "model", "pos")
-    list_filter = ("status", ("pos__store", RelatedDropdownFilter))
+    list_filter = (("status", ValuesDropdownFilter), ("pos__store", RelatedDropdownFilter))
     search_fields = ("camera_id", "name")
 
 

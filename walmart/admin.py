@@ -14,6 +14,7 @@ from unfold.contrib.filters.admin import RangeDateFilter
 from unfold.decorators import action
 
 from portal.admin import SecretFieldsMixin, secret_status
+from portal.admin_filters import ValuesDropdownFilter
 from portal.runs import OperationFailed
 
 from . import services
@@ -127,7 +128,7 @@ class RetailLinkSessionAdmin(ModelAdmin):
 @admin.register(EdrReport)
 class EdrReportAdmin(RetailLinkAdminViews, ModelAdmin):
     list_display = ("event_id", "event_name", "event_date", "event_type", "status", "employee_name", "pdf_link", "fetched_at")
-    list_filter = (("event_date", RangeDateFilter), "status", "event_type")
+    list_filter = (("event_date", RangeDateFilter), ("status", ValuesDropdownFilter), ("event_type", ValuesDropdownFilter))
     list_filter_submit = True  # the range filter needs its Apply button
     search_fields = ("event_id", "event_name", "employee_name")
     date_hierarchy = "event_date"

@@ -221,6 +221,21 @@ def test_a_user_sees_only_the_integrations_they_hold_a_permission_of(client, dja
     assert 'data-run-now="checkin.fetch_users"' not in page  # viewing is not running
 
 
+def test_a_user_without_the_run_pages_sees_statuses_without_links_to_them(client, django_user_model):
+    """Run and set-aside pages need the portal's view permissions: no link that ends in a 403."""
+    from django.contrib.auth.models import Permission
+
+    failed = finished_run("checkin", "fetch_users", "failed", timezone.now(), error="boom")
+    SetAsideRecord.objects.create(app="checkin", operation="fetch_users", kind="user", key="u1", reason="bad row")
+    staff = django_user_model.objects.create_user("s", "s@example.com", "x", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_checkinsettings"))
+    client.force_login(staff)
+    page = client.get("/admin/").content.decode()
+    assert 'data-integration="checkin"' in page and f'data-failed-run="{failed.pk}"' in page
+    assert "/admin/portal/syncrun/" not in page and "/admin/portal/setasiderecord/" not in page
+    assert client.get(f"/admin/portal/syncrun/{failed.pk}/change/").status_code == 403  # why: no link to it
+
+
 def test_the_home_page_reads_no_big_table(admin_client):
     """Counts over indexes only: no query reads the sales transactions or the warehouse's
     facts (with every camera mapped, the Helix backlog is the outbox's status index)."""
