@@ -52,3 +52,15 @@ def test_every_list_and_add_page_of_the_theme_answers(admin_client):
         assert reply.status_code in (200, 302), (info, reply.status_code)  # a single settings row: its page
         if model_admin.has_add_permission(reply.wsgi_request):
             assert admin_client.get(reverse("admin:%s_%s_add" % info)).status_code == 200, info
+
+
+def test_the_sidebar_lists_only_what_the_user_may_open(client, staff):
+    grant(staff, "view_retaillinksettings", "use_retaillink")
+    page = client.get("/admin/").content.decode()
+    assert "/admin/walmart/retaillinksettings/" in page and "/admin/walmart/edrreport/download/" in page
+    for hidden in ("/admin/walmart/retaillinkaccount/", "/admin/sales/", "/admin/marketplace/", "/admin/campaigns/",
+                   "/admin/portal/syncrun/", "Sales dashboard", "Sales charts", "Delivery chart"):
+        assert hidden not in page, hidden
+    grant(staff, "view_transaction", "view_syncrun")
+    page = client.get("/admin/").content.decode()
+    assert "Sales dashboard" in page and "/admin/portal/syncrun/?app=walmart" in page
