@@ -3,6 +3,8 @@ whose item table fits: columns sized to content, the header on every page, long
 words wrapped, CJK names in an embedded font, 300 items on few pages. Checked
 page by page with pdftotext."""
 
+import html
+import re
 import shutil
 import subprocess
 
@@ -89,12 +91,14 @@ def test_codes_are_names_in_the_api_admin_and_pdf(rl_user, rl, api_client, admin
     assert (one["status"], one["event_type"]) == ("APPROVED", report.event_type)
 
     changelist = admin_client.get("/admin/walmart/edrreport/").content.decode()
-    for status in statuses:  # one filter value per status
-        assert changelist.count(f"?status={status}") == 1
-    assert "?status=2" not in changelist
-    for event_type in types:  # event types filter by name too
-        assert changelist.count(f"?event_type={event_type.replace(' ', '+')}") == 1
-    assert not any(f"?event_type={code}" in changelist for code in EVENT_TYPE_NAMES)
+
+    def dropdown(name):  # the values of a filter's dropdown (the theme's list filters)
+        found = re.search(rf'<select[^>]*name="{name}"[^>]*>(.*?)</select>', changelist, re.S)
+        return [html.unescape(value) for value in re.findall(r'<option value="([^"]*)"', found.group(1)) if value]
+
+    assert sorted(dropdown("status")) == sorted(statuses)  # one filter value per status, names not codes
+    assert sorted(dropdown("event_type")) == sorted(types)  # event types filter by name too
+    assert admin_client.get("/admin/walmart/edrreport/", {"event_type": report.event_type}).status_code == 200
     by_type = api_client.get("/api/walmart/edr/reports/", {"event_type": report.event_type}).json()
     assert {r["event_id"] for r in by_type["results"]} >= {"606101"}
     assert {r["event_type"] for r in by_type["results"]} == {report.event_type}
