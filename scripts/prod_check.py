@@ -153,9 +153,10 @@ def main():
             assets = check_page(session, base, path)
             print(f"ok  {path}: no other host, {len(assets)} assets load")
         static = session.get(base + "/admin/login/", headers=PROXY_HEADERS, timeout=10)
-        css = re.search(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', static.text)
+        # the admin's theme (django-unfold) stylesheet, under its hashed name
+        css = re.search(r'href="(/static/unfold/css/styles\.[0-9a-f]{12}\.css)"', static.text)
         links = re.findall(r'href="[^"]*"', static.text)[:3]
-        assert css, f"the admin login page has no hashed admin/css/base.css: {static.status_code} {static.url} {links}"
+        assert css, f"the admin login page has no hashed unfold/css/styles.css: {static.status_code} {static.url} {links}"
         reply = session.get(base + css.group(1), headers={**PROXY_HEADERS, "Accept-Encoding": "gzip"}, timeout=10)
         assert reply.status_code == 200 and "max-age" in reply.headers.get("Cache-Control", ""), reply.headers
         print(f"ok  {css.group(1)} ({reply.headers.get('Content-Encoding', 'identity')}, {reply.headers['Cache-Control']})")
