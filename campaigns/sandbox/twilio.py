@@ -143,6 +143,9 @@ class TwilioSandbox(Sandbox):
         self._counter = itertools.count(1)
         self._schedule = []  # heap of (due, seq, url, params, sid, status)
         self._schedule_seq = itertools.count()
+        # The callback popped off the schedule and still on the wire: until its POST
+        # returns, the portal may not have applied it, so it still counts as pending.
+        self._posting = 0
         if not getattr(self, "_thread", None):
             # One condition and one thread for the sandbox's life: a reset must not
             # strand the thread waiting on a condition nobody notifies.
@@ -158,7 +161,7 @@ class TwilioSandbox(Sandbox):
             "opted_out": sorted(self.opted_out),
             "messages": [self._public(self.messages[sid]) for sid in self.order],
             "callbacks_sent": len(self.callbacks_sent),
-            "callbacks_pending": len(self._schedule),
+            "callbacks_pending": len(self._schedule) + self._posting,
             "inbound_sent": list(self.inbound_sent),
         }
 
@@ -401,8 +404,13 @@ class TwilioSandbox(Sandbox):
                     params["MessagingServiceSid"] = msg["messaging_service_sid"]
                 if code:
                     params["ErrorCode"] = str(code)
+                self._posting = 1 if url else 0
             if url:
-                self._post_signed(url, params, token, self.callbacks_sent, sid, status)
+                try:
+                    self._post_signed(url, params, token, self.callbacks_sent, sid, status)
+                finally:
+                    with self.lock:
+                        self._posting = 0
 
     def _post_signed(self, url, params, token, log, *what):
         try:
