@@ -9,7 +9,7 @@ optional unit. `DateRange` is the one date-range choice every chart page offers.
 
 import json
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.utils import timezone
@@ -78,6 +78,20 @@ class DateRangeForm(forms.Form):
         return data
 
 
+def days_between(start, end):
+    """Every day from `start` to `end`, both included."""
+    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def local_day_bounds(start, end, zone=None):
+    """(since, until): the aware instants a range of local days covers, `until` excluded
+    (the midnight after `end`), in `zone` (the portal's time zone by default). A
+    day of a clock change is 23 or 25 hours, as the zone says."""
+    zone = zone or timezone.get_current_timezone()
+    return (datetime.combine(start, time.min, tzinfo=zone),
+            datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone))
+
+
 def _days_before(day, days):
     try:
         return day - timedelta(days=days)
@@ -114,4 +128,8 @@ class DateRange:
 
     @property
     def days(self):
-        return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
+        return days_between(self.start, self.end)
+
+    def bounds(self, zone=None):
+        """(since, until) of these local days: see local_day_bounds."""
+        return local_day_bounds(self.start, self.end, zone)

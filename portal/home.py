@@ -12,7 +12,7 @@ scan of a big table.
 """
 
 from collections import namedtuple
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
 from django.apps import apps
 from django.db.models import Count
@@ -159,17 +159,13 @@ def _app_list_url(app):
         return None
 
 
-def _local_midnight(day):
-    return timezone.make_aware(datetime.combine(day, time.min))
-
-
 def outcome_charts(user, date_range):
     """One chart per integration: its runs' outcomes per local day (by when each run
     finished): succeeded, partial, failed (errored included)."""
     from .admin import visible_runs
 
     days = date_range.days
-    start, end = _local_midnight(days[0]), _local_midnight(days[-1] + timedelta(days=1))
+    start, end = date_range.bounds()
     # created is indexed; a run finishes within a day of being created (a longer one
     # is cut off by the reaper), so this bounds the rows read to the range's.
     runs = visible_runs(SyncRun.objects.all(), user).filter(

@@ -3,14 +3,14 @@ age and the freshness of the sync. Each is aggregated by the database (an indexe
 range of transactions, a few GROUP BYs), never a loop over rows, and charted with
 portal.charts (Chart.js from our own static files)."""
 
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from portal.charts import chart
+from portal.charts import chart, days_between, local_day_bounds
 
 from .models import HelixOutbox, Store, SyncCursor, Transaction
 
@@ -31,15 +31,14 @@ def sales_per_store_per_day(start, end):
 
     A London store's 00:30 BST sale is on that day, not on the UTC day before. One
     query per time zone in use, on the (store, transaction_date) index."""
-    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    days = days_between(start, end)
     zones = Store.objects.values_list("time_zone", flat=True).distinct()
     totals = {}
     for zone_name in set(zones):
         zone = ZoneInfo(zone_name)
+        since, until = local_day_bounds(start, end, zone)
         rows = (
-            Transaction.objects.filter(store__time_zone=zone_name,
-                                       transaction_date__gte=datetime.combine(start, time.min, tzinfo=zone),
-                                       transaction_date__lt=datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone))
+            Transaction.objects.filter(store__time_zone=zone_name, transaction_date__gte=since, transaction_date__lt=until)
             .order_by().annotate(day=TruncDate("transaction_date", tzinfo=zone)).values("day", "store_id")
             .annotate(total=Sum("amount"), count=Count("id"))
         )

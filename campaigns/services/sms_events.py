@@ -2,11 +2,12 @@
 the opt-out list they feed; the delivery counts they move. The webhook views
 (campaigns.api.sms) check the signature first, then call these."""
 
-from datetime import datetime, time, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.utils import timezone
+
+from portal.charts import local_day_bounds
 
 from ..models import Campaign, CampaignMessage, OptOut, SmsAccount, StatusCallback
 
@@ -122,9 +123,7 @@ DELIVERY_STAGES = {
 def delivery_by_campaign(start, end):
     """[(campaign, {stage: n})] for the campaigns approved from `start` to `end` (local
     days, both included), oldest first: one grouped query, never a loop over messages."""
-    zone = timezone.get_current_timezone()
-    since = datetime.combine(start, time.min, tzinfo=zone)
-    until = datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone)
+    since, until = local_day_bounds(start, end)
     counts = {stage: Count("messages", filter=Q(messages__status__in=statuses))
               for stage, statuses in DELIVERY_STAGES.items()}
     campaigns = (Campaign.objects.filter(approved_at__gte=since, approved_at__lt=until)

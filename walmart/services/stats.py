@@ -2,12 +2,12 @@
 settings' time zone). Two GROUP BYs on indexed ranges (SyncRun's app/operation/created
 index, the items' run foreign key), never a loop over rows."""
 
-from datetime import datetime, time, timedelta
 
 from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from portal.charts import days_between, local_day_bounds
 from portal.models import SyncRun
 
 from ..models import EdrBatchItem
@@ -18,13 +18,12 @@ def batches_per_day(start, end):
     (local days, both included). A failed event is one whose EDR the batch did not get
     and no retry has got since (a retry that succeeds marks the item done)."""
     zone = timezone.get_current_timezone()
-    since = datetime.combine(start, time.min, tzinfo=zone)
-    until = datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone)
+    since, until = local_day_bounds(start, end, zone)
     runs = SyncRun.objects.filter(app="walmart", operation="edr_batch", created__gte=since, created__lt=until)
     batches = dict(runs.order_by().annotate(day=TruncDate("created", tzinfo=zone)).values_list("day")
                    .annotate(n=Count("pk")))
     failed = dict(EdrBatchItem.objects.filter(run__in=runs, success=False).order_by()
                   .annotate(day=TruncDate("run__created", tzinfo=zone)).values_list("day").annotate(n=Count("pk")))
-    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    days = days_between(start, end)
     return {"days": days, "batches": [batches.get(d, 0) for d in days],
             "failed_events": [failed.get(d, 0) for d in days]}
