@@ -9,6 +9,7 @@ import io
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -28,6 +29,7 @@ from .services import sending
 from .services.optouts import import_opt_outs
 
 SEND_PERMISSION = "campaigns.send_campaign"
+DELIVERY_PAGE_ROWS = 200  # recipients per page of the admin's delivery table
 
 
 @admin.register(SmsAccount)
@@ -159,8 +161,11 @@ class SmsCampaignAdmin(CampaignAdmin):
         status = request.GET.get("status")
         if status:
             rows = rows.filter(status=status)
+        # Paged like the API's delivery list: a campaign of 10,000 numbers is not one page.
+        page = Paginator(rows, DELIVERY_PAGE_ROWS).get_page(request.GET.get("page"))
         context = {**self.admin_site.each_context(request), "title": f"Delivery of {campaign}", "campaign": campaign,
-                   "opts": self.model._meta, "counts": sending.delivery_counts(campaign.pk), "rows": rows[:500],
+                   "opts": self.model._meta, "counts": sending.delivery_counts(campaign.pk), "rows": page,
+                   "status": status or "",
                    "live": campaign.send_state == "sending", "being_checked": sending.being_checked(campaign.pk), "may_send": request.user.has_perm(SEND_PERMISSION),
                    "send_state_labels": dict(SendState.choices)}
         return TemplateResponse(request, "admin/campaigns/campaign/sms_delivery.html", context)

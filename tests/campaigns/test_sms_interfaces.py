@@ -198,3 +198,29 @@ def test_the_delivery_counts_update_in_place_while_sending(live_server, sender, 
             assert page.evaluate("document.querySelector('#counts').dataset.live") == "0"  # polling stopped
         finally:
             browser.close()
+
+
+def test_the_admin_delivery_table_pages_every_recipient(client, sender, campaign):
+    """A campaign of 450 numbers: every recipient is on some page of the admin's table
+    (it showed the first 500 and no more), and a status filter stays on while paging."""
+    from django.utils import timezone
+
+    from campaigns.sms_admin import DELIVERY_PAGE_ROWS
+
+    now = timezone.now()
+    phones = [f"+1201555{n:04d}" for n in range(1000, 1450)]
+    CampaignMessage.objects.bulk_create(
+        CampaignMessage(campaign=campaign, key=phone, phone=phone, body="b", due_at=now,
+                        status="delivered" if n % 2 else "undelivered") for n, phone in enumerate(phones))
+    client.force_login(sender)
+    url = f"/admin/campaigns/campaign/{campaign.pk}/delivery/"
+    pages = -(-len(phones) // DELIVERY_PAGE_ROWS)
+    seen = []
+    for number in range(1, pages + 1):
+        text = client.get(url, {"page": number}).content.decode()
+        seen += [phone for phone in phones if f">{phone}<" in text]
+    assert seen == phones  # each once, in order, none left out
+    undelivered = client.get(url, {"status": "undelivered", "page": 1}).content.decode()
+    assert f'href="?status=undelivered&amp;page=2"' in undelivered
+    assert "of 225 (page 1 of 2)" in undelivered
+    assert client.get(url, {"page": "x"}).status_code == 200  # a bad page number is the first page
