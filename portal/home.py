@@ -78,11 +78,6 @@ def streak_of(runs):
     return streak
 
 
-def failure_streak(app):
-    """The integration's current failure streak, across its operations."""
-    return streak_of([run for op in operations.by_app().get(app, []) for run in _recent_runs(app, op.name)])
-
-
 def _last_finished(runs):
     return max((r for r in runs if r.is_finished), key=lambda r: (r.finished or r.created, r.pk), default=None)
 
