@@ -7,7 +7,7 @@ from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RelatedDropdownFilter
 
-from .admin_filters import ChoicesDropdownFilter, ValuesDropdownFilter
+from .admin_filters import ChoicesDropdownFilter, LocalRangeDateTimeFilter, OperationValuesFilter, ValuesDropdownFilter
 from .fields import EncryptedTextField
 from .models import RunLock, SetAsideRecord, SyncRun
 
@@ -46,10 +46,12 @@ class SyncRunAdmin(ReadOnlyAdminMixin, ModelAdmin):
         "id", "app", "operation", "target", "status_badge", "trigger", "actor", "created", "duration", "progress",
         "counters_short",
     )
-    list_filter = (("status", ChoicesDropdownFilter), ("app", ValuesDropdownFilter),
-                   ("operation", ValuesDropdownFilter), ("trigger", ChoicesDropdownFilter))
+    # a from/to filter, not date_hierarchy: its DISTINCT over every run's date reads the whole table
+    list_filter = (("status", ChoicesDropdownFilter), ("app", OperationValuesFilter),
+                   ("operation", OperationValuesFilter), ("trigger", ChoicesDropdownFilter),
+                   ("created", LocalRangeDateTimeFilter))
+    list_filter_submit = True  # the range filter needs its Apply button
     search_fields = ("=id", "target", "error", "task_id", "operation", "actor")
-    date_hierarchy = "created"
     show_full_result_count = False
     change_form_template = "admin/portal/syncrun/change_form.html"
     # the log is shown paged and the counters as a table by the template; old runs are pruned by reap_runs
@@ -198,8 +200,8 @@ def _enqueue_retry_from_admin(request, ids, enqueue_retry):
 @admin.register(SetAsideRecord)
 class SetAsideRecordAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("id", "app", "kind", "key", "target", "status", "reason_short", "attempts", "last_seen", "run_link")
-    list_filter = (("status", ChoicesDropdownFilter), ("app", ValuesDropdownFilter), ("kind", ValuesDropdownFilter),
-                   ("operation", ValuesDropdownFilter))
+    list_filter = (("status", ChoicesDropdownFilter), ("app", OperationValuesFilter), ("kind", ValuesDropdownFilter),
+                   ("operation", OperationValuesFilter))
     search_fields = ("=key", "=target", "reason")
     show_full_result_count = False
     actions = ["retry_selected", "dismiss_selected"]

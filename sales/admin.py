@@ -7,13 +7,12 @@ from django.shortcuts import redirect
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import (
     ChoicesDropdownFilter,
-    RangeDateTimeFilter,
     RelatedDropdownFilter,
 )
 from unfold.decorators import action, display
 from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminSplitDateTimeWidget
 
-from portal.admin_filters import ValuesDropdownFilter
+from portal.admin_filters import LocalRangeDateTimeFilter, ValuesDropdownFilter
 from portal.admin import ActionsWithoutSelectionMixin, SecretFieldsMixin, queue_from_admin, runs_link, secret_status
 from portal.admin_lists import BigTableAdminMixin
 from portal.charts import DateRange
@@ -164,7 +163,7 @@ class TransactionAdmin(BigTableAdminMixin, ModelAdmin):
     list_display = ("transaction_id", "transaction_date", "amount", "item", "store", "camera_ref", "helix_status", "links")
     # a date filter, not date_hierarchy: its DISTINCT over every date costs a quarter-second at 1M rows
     list_filter = (("store", RelatedDropdownFilter), ("helix__status", ChoicesDropdownFilter),
-                   ("transaction_date", RangeDateTimeFilter))
+                   ("transaction_date", LocalRangeDateTimeFilter))
     list_filter_submit = True  # the range filter needs its Apply button
     search_fields = ("transaction_id",)
     exact_search_fields = ("transaction_id",)  # unique, so indexed

@@ -85,3 +85,39 @@ def test_a_changelist_over_stale_statistics_shows_the_rows_there_are(admin_clien
     assert reply.context["cl"].result_count == 120  # the estimate numbered the pages (counted before the page)
     assert len(reply.context["cl"].result_list) == 10  # an estimated page (a list of rows) renders as any other
     assert admin_client.get("/admin/sales/transaction/?p=3").status_code == 302  # past the rows: Django's ?e=1
+
+
+def test_the_runs_list_offers_every_operation_without_a_distinct_over_the_runs(admin_client, client, django_user_model):
+    """The app and operation dropdowns come from the registered operations (a DISTINCT
+    operation read every run on PostgreSQL), limited to the apps the user may see."""
+    from django.contrib.auth.models import Permission
+
+    from portal import operations
+    from portal.models import SyncRun
+
+    SyncRun.objects.create(app="sales", operation="sync_sales", status="succeeded")
+    reply, sql = list_queries(admin_client, "/admin/portal/syncrun/")
+    assert not any("DISTINCT" in q and "PORTAL_SYNCRUN" in q for q in sql), [q for q in sql if "DISTINCT" in q]
+    page = reply.content.decode()
+    for op in operations.all_operations():
+        assert f'value="{op.name}"' in page and f'value="{op.app}"' in page
+    reply, sql = list_queries(admin_client, "/admin/portal/setasiderecord/")
+    assert not any("DISTINCT" in q and ('"APP"' in q or '"OPERATION"' in q) for q in sql), sql
+    # the from/to filter on created (date_hierarchy's DISTINCT is gone), read in the portal's
+    # time zone with aware datetimes (a naive one is a RuntimeWarning, an error here)
+    import warnings
+
+    run = SyncRun.objects.get()
+    created = timezone.localtime(run.created)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for start, runs in ((created - timedelta(minutes=1), [run]), (created + timedelta(minutes=1), [])):
+            reply, _ = list_queries(admin_client, f"/admin/portal/syncrun/?created_from_0={start:%Y-%m-%d}"
+                                                  f"&created_from_1={start:%H:%M:%S}")
+            assert list(reply.context["cl"].result_list) == runs
+    clerk = django_user_model.objects.create_user("clerk", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_syncrun"),
+                               Permission.objects.get(codename="view_checkinsettings"))
+    client.force_login(clerk)
+    page = client.get("/admin/portal/syncrun/").content.decode()
+    assert 'value="checkin"' in page and 'value="walmart"' not in page
