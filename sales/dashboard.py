@@ -3,6 +3,7 @@ age and the freshness of the sync. Each is aggregated by the database (an indexe
 range of transactions, a few GROUP BYs), never a loop over rows, and charted with
 portal.charts (Chart.js from our own static files)."""
 
+from collections import Counter
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -52,12 +53,21 @@ def sales_per_store_per_day(start, end):
     }
 
 
+def _store_labels(stores):
+    """{store: its series' name}: the store's name, with its id when another store (or
+    none) has that name; a series keyed by name alone merged two such stores' sales."""
+    names = Counter(store.name for store in stores)
+    return {store: store.name if store.name and names[store.name] == 1 else f"{store.name or 'Store'} ({store.store_id})"
+            for store in stores}
+
+
 def sales_charts(date_range):
     """The two charts of the sales per store per local day: money and number of sales."""
     sales = sales_per_store_per_day(date_range.start, date_range.end)
     labels = [day.isoformat() for day in sales["days"]]
-    amount = {store.name: values for store, values in sales["amount"].items()}
-    count = {store.name: values for store, values in sales["count"].items()}
+    label = _store_labels(sales["stores"])
+    amount = {label[store]: values for store, values in sales["amount"].items()}
+    count = {label[store]: values for store, values in sales["count"].items()}
     return [
         chart("sales-amount-per-store-per-day", "Sales per store per day (£)", labels, amount,
               unit="£"),

@@ -113,6 +113,21 @@ def test_the_dashboard_charts_sales_per_store_per_day_and_the_backlog(sales_sett
     assert admin_client.get(reverse("admin:sales_transaction_open_dashboard")).url == reverse("admin:sales_dashboard")
 
 
+def test_two_stores_of_one_name_are_two_series_on_the_sales_charts(sales_settings, clock, sandbox, admin_client):
+    from django.db.models import Sum
+
+    from sales.models import Store
+
+    synced_sales(clock)
+    first, second = Store.objects.filter(transactions__isnull=False).distinct().order_by("store_id")[:2]
+    Store.objects.filter(pk=second.pk).update(name=first.name)
+    page = admin_client.get(reverse("admin:sales_dashboard")).content.decode()
+    series = chart_in_page(page, "sales-amount-per-store-per-day")["series"]
+    for store in (first, second):
+        total = Transaction.objects.filter(store=store).aggregate(total=Sum("amount"))["total"]
+        assert round(sum(series[f"{first.name} ({store.store_id})"]), 2) == round(float(total), 2)
+
+
 def test_the_dashboard_shows_the_lag_a_range_choice_and_the_oldest_event_near_helixs_limit(
     sales_settings, clock, sandbox, admin_client
 ):
