@@ -161,11 +161,8 @@ def outcome_charts(user, date_range):
 
     days = date_range.days
     start, end = date_range.bounds()
-    # created is indexed; a run finishes within a day of being created (a longer one
-    # is cut off by the reaper), so this bounds the rows read to the range's.
-    runs = visible_runs(SyncRun.objects.all(), user).filter(
-        created__gte=start - timedelta(days=1), created__lt=end, finished__gte=start, finished__lt=end,
-        status__in=ENDED)
+    # on the finished index: a run is counted on the day it ended, however long it was queued
+    runs = visible_runs(SyncRun.objects.all(), user).filter(finished__gte=start, finished__lt=end, status__in=ENDED)
     index = {day: n for n, day in enumerate(days)}
     counts = {}
     per_day = (runs.order_by().annotate(day=TruncDate("finished", tzinfo=timezone.get_current_timezone()))

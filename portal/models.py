@@ -73,6 +73,9 @@ class SyncRun(models.Model):
             models.Index(fields=["app", "operation", "-created"]),
             models.Index(fields=["app", "operation", "target", "-created"]),
             models.Index(fields=["status", "heartbeat"]),
+            # the home page's outcomes per day are by when runs finished (a run queued
+            # a long while finishes days after it was created)
+            models.Index(fields=["finished"], name="portal_syncrun_finished"),
         ]
 
     def __str__(self):

@@ -187,13 +187,17 @@ def test_the_outcome_chart_counts_runs_per_local_day(admin_client, settings):
         finished_run("checkin", "fetch_users", "failed", timezone.now())
         finished_run("checkin", "refresh_sessions", "errored", timezone.now())
         finished_run("checkin", "fetch_users", "partial", yesterday_1am)
+        # on the chart's first day, a run queued three days before (a broker outage): counted on the day it ended
+        first_day = timezone.now() - timedelta(days=13)
+        SyncRun.objects.filter(pk=finished_run("checkin", "fetch_users", "succeeded", first_day).pk).update(
+            created=first_day - timedelta(days=3))
         finished_run("checkin", "fetch_users", "failed", timezone.now() - timedelta(days=20))  # outside the 14 days
         page = admin_client.get("/admin/").content.decode()
         data = json.loads(re.search(r'data-chart="run-outcomes-checkin" data-type="bar" data-value="([^"]*)"', page)
                           .group(1).replace("&quot;", '"'))
         series = {d["label"]: d["data"] for d in data["datasets"]}
         assert len(data["labels"]) == 14 and data["labels"][-1] == today.strftime("%d %b")
-        assert series["succeeded"][-1] == 1 and series["failed"][-1] == 2 and series["partial"][-1] == 0
+        assert series["succeeded"][-1] == 1 and series["failed"][-1] == 2 and series["succeeded"][0] == 1 and series["partial"][-1] == 0
         assert series["partial"][-2] == 1 and series["partial"][-3] == 0
         assert sum(series["failed"]) == 2
         assert 'data-chart="run-outcomes-portal"' in page
