@@ -68,6 +68,14 @@ class PortalAdmin(SecretFieldsMixin, ModelAdmin):
     search_fields = ("key", "name")
     readonly_fields = ("last_synced_at", "runs", "sync_history")
     actions = ["sync_portal", "check_portal"]
+    # tabs (unfold): the portal, how it is called, what a sync may do, its history
+    fieldsets = (
+        ("Portal", {"classes": ["tab"], "fields": ["key", "name", "brand", "enabled", "shop_url"]}),
+        ("Connection", {"classes": ["tab"], "fields": ["base_url", "username", "password", "max_concurrent_jobs",
+                                                        "requests_per_second"]}),
+        ("Sync", {"classes": ["tab"], "fields": ["create_missing_access_keys", "default_country_code"]}),
+        ("History", {"classes": ["tab"], "fields": ["last_synced_at", "runs", "sync_history"]}),
+    )
 
     def get_changeform_initial_data(self, request):
         # A new portal's brand is suggested from its key (?key=... prefills it too); staff may change it.

@@ -81,6 +81,8 @@ def test_each_portals_counters_over_time_in_the_admin_and_the_api(netlife, api_c
     assert rows[1]["counters"]["api_calls_total"] > rows[0]["counters"]["api_calls_total"]  # the re-run asks less
     page = admin_client.get(f"/admin/campaigns/portal/{portal.pk}/change/").content.decode()
     assert f"#{first.pk}" in page and f"#{second.pk}" in page and "api calls failed" in page
+    # the long form is in tabs, the history one of them
+    assert all(f"tab-wrapper fieldset-{tab}" in page for tab in ("portal", "connection", "sync", "history"))
     # the run page shows the counters as a table
     run_page = admin_client.get(f"/admin/portal/syncrun/{first.pk}/change/").content.decode()
     assert "Access keys failed" in run_page and "Api calls total" in run_page
