@@ -2,6 +2,8 @@
 runs and set-aside records (django-unfold's SIDEBAR navigation, built per request
 so every link follows the user's permissions)."""
 
+from urllib.parse import parse_qsl, urlsplit
+
 from django.urls import NoReverseMatch, reverse
 
 # (title, icon, app label, [(model, icon), ...], extra pages [(title, icon, url name, permission)])
@@ -81,5 +83,28 @@ def sidebar(request):
     portal_items = [item for app, model, label, icon in PORTAL_ITEMS
                     if (item := _model_item(request, app, model, icon, title=label))]
     home = {"title": "Integration health", "icon": "dashboard", "link": reverse("admin:index")}
-    return [{"title": "Operations", "items": [home]}, *groups,
-            {"title": "Portal", "collapsible": True, "items": portal_items}]
+    navigation = [{"title": "Operations", "items": [home]}, *groups,
+                  {"title": "Portal", "collapsible": True, "items": portal_items}]
+    _mark_active(request, [item for group in navigation for item in group["items"]])
+    return navigation
+
+
+def _mark_active(request, items):
+    """One highlighted entry: the most specific link the page is under. unfold's own
+    rule (the link's path anywhere in the page's, query ignored) lit every integration's
+    "Runs" on a run page, and "Report settings" beside "Sales charts" on the charts page."""
+    asked = set(parse_qsl(request.META.get("QUERY_STRING", "")))
+
+    def specificity(item):
+        link = urlsplit(item["link"])
+        params = set(parse_qsl(link.query))
+        if link.path == reverse("admin:index"):
+            return (1, 0) if request.path == link.path else None
+        if not request.path.startswith(link.path) or not params <= asked:
+            return None
+        return (len(link.path), len(params))
+
+    scores = [specificity(item) for item in items]
+    best = max((score for score in scores if score), default=None)
+    for item, score in zip(items, scores):
+        item["active"] = best is not None and score == best

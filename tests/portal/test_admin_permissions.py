@@ -64,3 +64,23 @@ def test_the_sidebar_lists_only_what_the_user_may_open(client, staff):
     grant(staff, "view_transaction", "view_syncrun")
     page = client.get("/admin/").content.decode()
     assert "Sales dashboard" in page and "/admin/portal/syncrun/?app=walmart" in page
+
+
+def test_the_sidebar_lights_one_entry_the_page_is_under(admin_client):
+    """The most specific link only: on a run page "All runs" (not every integration's
+    "Runs"), on a filtered run list that integration's, on the marketplace charts page
+    "Sales charts" (not "Report settings" too)."""
+    import re
+
+    from portal.models import SyncRun
+
+    def active(path):
+        page = admin_client.get(path).content.decode()
+        return re.findall(r'<a href="([^"]+)" class="[^"]*\bactive"', page)
+
+    run = SyncRun.objects.create(app="walmart", operation="edr_batch", status="succeeded")
+    assert active(f"/admin/portal/syncrun/{run.pk}/change/") == ["/admin/portal/syncrun/"]
+    assert active("/admin/portal/syncrun/?app=sales") == ["/admin/portal/syncrun/?app=sales"]
+    assert active("/admin/marketplace/reportsettings/charts/") == ["/admin/marketplace/reportsettings/charts/"]
+    assert active("/admin/marketplace/reportsettings/") == ["/admin/marketplace/reportsettings/"]
+    assert active("/admin/") == ["/admin/"]
