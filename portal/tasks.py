@@ -80,7 +80,13 @@ def reap_runs(run):
         if record.pk == run.record.pk:
             continue
         resumable = record.task_name and record.task_name in current_app.tasks and record.resends < MAX_RESENDS
-        recently = record.sent_at and record.sent_at > now - _backoff(settings.RUN_STALE_SECONDS, record.resends)
+        # A message sent lately is left a while to be delivered (backing off per re-send),
+        # unless a worker has claimed the run since it was sent: every claim writes the
+        # heartbeat, so that message was taken, the worker that took it is dead, and
+        # nothing else is on its way. (A kill 10 s after the start waited out the minute.)
+        taken_since = record.heartbeat and record.sent_at and record.heartbeat >= record.sent_at
+        recently = (record.sent_at and record.sent_at > now - _backoff(settings.RUN_STALE_SECONDS, record.resends)
+                    and not taken_since)
         if resumable and not recently:
             if _mark_resent(record, now):
                 record.refresh_from_db()

@@ -153,6 +153,8 @@ class RetailLinkAdminViews:
             "status": record.status, "finished": record.is_finished, "error": record.error,
             "done": record.progress_done, "total": record.progress_total, "percent": record.progress_percent,
             "successful": summary["successful"], "failed": summary["failed"], "results": summary["results"],
+            # what the retry button retries: shown by the page when the batch ends, without a reload
+            "failures_open": services.batch_failures(record).count() if record.is_finished else 0,
         })
 
     def batch_retry(self, request, run_id):

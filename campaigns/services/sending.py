@@ -11,7 +11,8 @@ kills or re-runs happen, because:
   `uncertain`: before any second attempt the row's message is looked for (see
   `_find_sent`: a status callback to the row's own URL names it exactly; else the
   account's messages to that number since the first claim, with the row's body,
-  that no other row holds), and adopted instead;
+  that no other row holds), and adopted instead; a dead execution's claims are
+  looked up only once its last POSTs cannot still reach Twilio (claim_settle);
 - rows to one number are never in flight at once, so what that listing shows
   is never a POST still on its way;
 - 429/20429 is certain not to have sent: retried with backoff, no listing needed.
@@ -109,11 +110,27 @@ def _mark(row, token, **fields):
     return CampaignMessage.objects.filter(pk=row.pk, claim_token=token, status=Status.CLAIMED).update(**fields)
 
 
+def claim_settle():
+    """How long a POST of a dead execution may still reach Twilio: a call's connect and
+    read timeouts. Its row is looked up only after that, or the listing could come
+    before the message it is looking for (a takeover starts seconds after a kill)."""
+    from django.conf import settings
+
+    return timedelta(seconds=settings.UPSTREAM_CONNECT_TIMEOUT + settings.UPSTREAM_TIMEOUT)
+
+
 def _release_dead_claims(campaign):
     """Claims of an earlier execution (we hold the campaign's lock, so it is dead):
-    the POST may have gone out, so the row is checked upstream before any retry."""
-    return CampaignMessage.objects.filter(campaign=campaign, status=Status.CLAIMED).update(
-        status=Status.PENDING, claim_token="", uncertain=True)
+    the POST may have gone out, so the row is checked upstream before any retry,
+    once nothing of that execution can still be on its way (claim_settle).
+    Returns (rows released, when they may be looked up)."""
+    now = quiet_hours.now()
+    settled_at = now + claim_settle()
+    claims = CampaignMessage.objects.filter(campaign=campaign, status=Status.CLAIMED)
+    # a claim older than any POST lives (in_flight's bound) is decided at once
+    released = in_flight(claims, now).update(status=Status.PENDING, claim_token="", uncertain=True, due_at=settled_at)
+    long_dead = claims.update(status=Status.PENDING, claim_token="", uncertain=True)
+    return released + long_dead, settled_at if released else None
 
 
 def _attempt(client, bucket, account, row, callback):
@@ -267,9 +284,12 @@ def send_campaign(run, campaign, max_seconds=3000):
     bucket = get_bucket(f"twilio-{account.pk}", account.messages_per_second, burst=2)
     callback = status_callback_url()
     token = f"{run.record.pk}:{uuid.uuid4().hex[:12]}"
-    recovered = _release_dead_claims(row)
+    recovered, settled_at = _release_dead_claims(row)
     if recovered:
         run.count("claims_recovered", recovered)
+    if settled_at:
+        logger.info("messages of a stopped send are looked up at Twilio from %s (a request of the stopped "
+                    "send could still arrive until then)", f"{settled_at:%H:%M:%S}")
     run.set_total(CampaignMessage.objects.filter(campaign=row, status=Status.PENDING).count())
     concurrency = _concurrency(account)
     deadline = timezone.now() + timedelta(seconds=max_seconds)
@@ -285,7 +305,7 @@ def send_campaign(run, campaign, max_seconds=3000):
                 for message in batch:
                     in_flight[pool.submit(_attempt, client, bucket, account, message, callback)] = message
             if not in_flight:
-                if stop or not _wait_for_due(row):
+                if stop or not _wait_for_due(row, settled_at):
                     break
                 continue
             done, _ = wait(list(in_flight), timeout=5, return_when=FIRST_COMPLETED)
@@ -304,7 +324,10 @@ def send_campaign(run, campaign, max_seconds=3000):
                     apply_stored_callbacks(result.sid)
     if _cancelled(row) and not auth_error:
         # This run holds the campaign's lock: every claim left is a dead execution's (released
-        # above). Rows that may have gone out are looked up, never labelled cancelled blindly.
+        # above). Rows that may have gone out are looked up, never labelled cancelled blindly,
+        # and not before the dead execution's last requests have settled.
+        if settled_at:
+            _sleep_until(settled_at)
         auth_error = settle_cancelled(run, row)
     _finish_if_done(row)
     close_settled_records(run.record, row)
@@ -317,18 +340,25 @@ def _cancelled(campaign):
     return Campaign.objects.filter(pk=campaign.pk, send_state=SendState.CANCELLED).exists()
 
 
-def _wait_for_due(campaign):
-    """Sleep until the next row comes due if that is soon; False when nothing is due soon."""
+def _wait_for_due(campaign, settled_at=None):
+    """Sleep until the next row comes due if that is soon (or is a released claim, due
+    when it has settled); False when nothing is due soon."""
     import time
 
     nearest = CampaignMessage.objects.filter(campaign=campaign, status=Status.PENDING).aggregate(m=Min("due_at"))["m"]
     if nearest is None:
         return False
     wait_s = (nearest - quiet_hours.now()).total_seconds()
-    if wait_s > WAIT_IN_RUN_S:
+    if wait_s > WAIT_IN_RUN_S and not (settled_at and nearest <= settled_at):
         return False
     time.sleep(max(0.05, min(wait_s, 1.0)))
     return True
+
+
+def _sleep_until(moment):
+    import time
+
+    time.sleep(max(0.0, (moment - quiet_hours.now()).total_seconds()))
 
 
 def _finish_if_done(campaign):

@@ -48,6 +48,8 @@ def test_a_batch_started_from_the_admin_fills_its_progress_bar(worker, admin_pag
     rows = page.locator("#batch-results tbody tr")
     assert [rows.nth(n).locator("td").first.inner_text() for n in range(rows.count())] == EVENTS
     assert "failed" in rows.nth(5).inner_text()
+    # the one event with no EDR can be retried from here, without a reload
+    assert page.locator("#batch-retry").is_visible() and page.inner_text("#batch-failures-count") == "1"
     screenshot(page, "walmart-edr-batch")
     page.evaluate("localStorage.setItem('adminTheme', JSON.stringify('dark'))")
     page.goto(f"{page.live_url}/admin/walmart/edrreport/download/")

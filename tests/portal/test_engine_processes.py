@@ -62,6 +62,35 @@ def test_the_reaper_sends_a_dead_workers_run_again_and_the_delivery_takes_it_ove
     assert reap_runs(trigger="command").counters.get("taken_over") is None  # nothing left to heal
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_worker_died_seconds_after_taking_it_is_sent_again_at_once_but_a_resend_on_its_way_is_not():
+    """The message was taken (the claim wrote the heartbeat after it was sent), so the
+    reaper need not wait out the minute; a re-send no worker has claimed yet is left."""
+    import tests.portal.worker_tasks  # noqa: F401 - the probe's task, run eagerly here
+    from portal.tasks import reap_runs
+
+    now = timezone.now()
+    taken = SyncRun.objects.create(
+        app="portal", operation="probe_swallowing_loop", trigger="api", status="running",
+        task_name="tests.probe_swallowing_loop", params={"items": 2, "seconds_per_item": 0},
+        worker=f"{socket.gethostname()}:{dead_pid()}", sent_at=now - timedelta(seconds=10),
+        started=now - timedelta(seconds=9), heartbeat=now - timedelta(seconds=9),
+    )
+    record = reap_runs(trigger="command")
+    assert record.counters.get("taken_over") == 1, record.counters
+    taken.refresh_from_db()
+    assert taken.status == "succeeded" and taken.takeovers == 1
+    on_its_way = SyncRun.objects.create(
+        app="portal", operation="probe_swallowing_loop", trigger="api", status="running", resends=1,
+        task_name="tests.probe_swallowing_loop", params={"items": 2, "seconds_per_item": 0},
+        worker=f"{socket.gethostname()}:{dead_pid()}", sent_at=now - timedelta(seconds=5),
+        started=now - timedelta(seconds=60), heartbeat=now - timedelta(seconds=30),
+    )
+    assert reap_runs(trigger="command").counters.get("taken_over") is None
+    on_its_way.refresh_from_db()
+    assert (on_its_way.status, on_its_way.resends) == ("running", 1)
+
+
 # --- takeover on redelivery ----------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_a_redelivered_run_whose_worker_died_is_taken_over_with_its_lock():
