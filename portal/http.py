@@ -102,6 +102,14 @@ def time_budget(seconds):
         _budget.reset(token)
 
 
+def request_lifetime():
+    """The longest one request of ours lives with the default timeouts (connect + read):
+    a dead process's request still on its way to an upstream has arrived by then."""
+    from datetime import timedelta
+
+    return timedelta(seconds=settings.UPSTREAM_CONNECT_TIMEOUT + settings.UPSTREAM_TIMEOUT)
+
+
 def budget_left():
     """Seconds left in the current time budget, or None outside one."""
     current = _budget.get()

@@ -23,6 +23,7 @@ Waits (backoff, quiet hours) are the row's `due_at`, polled by beat's
 
 import logging
 import random
+import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, wait
 from datetime import timedelta
@@ -111,26 +112,47 @@ def _mark(row, token, **fields):
 
 
 def claim_settle():
-    """How long a POST of a dead execution may still reach Twilio: a call's connect and
-    read timeouts. Its row is looked up only after that, or the listing could come
-    before the message it is looking for (a takeover starts seconds after a kill)."""
-    from django.conf import settings
+    """How long a POST of a dead execution may still reach Twilio: a request's whole life
+    (portal.http.request_lifetime). Its row is looked up only after that, or the listing
+    could come before the message it is looking for (a takeover starts seconds after a kill)."""
+    from portal.http import request_lifetime
 
-    return timedelta(seconds=settings.UPSTREAM_CONNECT_TIMEOUT + settings.UPSTREAM_TIMEOUT)
+    return request_lifetime()
 
 
-def _release_dead_claims(campaign):
-    """Claims of an earlier execution (we hold the campaign's lock, so it is dead):
-    the POST may have gone out, so the row is checked upstream before any retry,
-    once nothing of that execution can still be on its way (claim_settle).
-    Returns (rows released, when they may be looked up)."""
-    now = quiet_hours.now()
-    settled_at = now + claim_settle()
-    claims = CampaignMessage.objects.filter(campaign=campaign, status=Status.CLAIMED)
-    # a claim older than any POST lives (in_flight's bound) is decided at once
-    released = in_flight(claims, now).update(status=Status.PENDING, claim_token="", uncertain=True, due_at=settled_at)
-    long_dead = claims.update(status=Status.PENDING, claim_token="", uncertain=True)
-    return released + long_dead, settled_at if released else None
+class DeadClaims:
+    """Claims an earlier execution left (we hold the campaign's lock, so it is dead). Their
+    POSTs may have gone out and may still be on their way, so the rows stay claimed (under
+    this execution's settling token: in flight for every reader, so no row to the same
+    number is claimed or looked up meanwhile) until claim_settle() has passed, measured from
+    now: a row may have waited in the pool or the rate bucket long after its claim. Then
+    they are pending and uncertain, and looked up upstream before any retry. A takeover
+    that dies while they settle leaves them claimed for the next one, which waits again."""
+
+    def __init__(self, campaign, token):
+        self.rows = CampaignMessage.objects.filter(campaign=campaign, status=Status.CLAIMED,
+                                                   claim_token=f"{token}:settling")
+        self.count = CampaignMessage.objects.filter(campaign=campaign, status=Status.CLAIMED).update(
+            claim_token=f"{token}:settling", claimed_at=quiet_hours.now())
+        self._settles = time.monotonic() + claim_settle().total_seconds() if self.count else None
+
+    @property
+    def waiting(self):
+        return self._settles is not None
+
+    def seconds_left(self):
+        return max(0.0, self._settles - time.monotonic()) if self.waiting else 0.0
+
+    def release_if_settled(self, *, wait=False):
+        """Pending and uncertain once settled (`wait`: sleep until then, at most claim_settle)."""
+        if not self.waiting:
+            return 0
+        if wait:
+            time.sleep(self.seconds_left())
+        elif self.seconds_left() > 0:
+            return 0
+        self._settles = None
+        return self.rows.update(status=Status.PENDING, claim_token="", uncertain=True, due_at=quiet_hours.now())
 
 
 def _attempt(client, bucket, account, row, callback):
@@ -284,13 +306,12 @@ def send_campaign(run, campaign, max_seconds=3000):
     bucket = get_bucket(f"twilio-{account.pk}", account.messages_per_second, burst=2)
     callback = status_callback_url()
     token = f"{run.record.pk}:{uuid.uuid4().hex[:12]}"
-    recovered, settled_at = _release_dead_claims(row)
-    if recovered:
-        run.count("claims_recovered", recovered)
-    if settled_at:
-        logger.info("messages of a stopped send are looked up at Twilio from %s (a request of the stopped "
-                    "send could still arrive until then)", f"{settled_at:%H:%M:%S}")
-    run.set_total(CampaignMessage.objects.filter(campaign=row, status=Status.PENDING).count())
+    dead = DeadClaims(row, token)
+    if dead.count:
+        run.count("claims_recovered", dead.count)
+        logger.info("%s message(s) of a stopped send are looked up at Twilio in %.0f s (a request of the "
+                    "stopped send could still arrive until then)", dead.count, dead.seconds_left())
+    run.set_total(CampaignMessage.objects.filter(campaign=row, status=Status.PENDING).count() + dead.count)
     concurrency = _concurrency(account)
     deadline = timezone.now() + timedelta(seconds=max_seconds)
     auth_error = None
@@ -298,6 +319,7 @@ def send_campaign(run, campaign, max_seconds=3000):
     with run.executor(concurrency) as pool:
         while True:
             run.check()
+            dead.release_if_settled()
             stop = auth_error or timezone.now() > deadline or _cancelled(row)
             if not stop and len(in_flight) < concurrency * 2:
                 batch = _claim(row, token, concurrency * 2 - len(in_flight))
@@ -305,7 +327,7 @@ def send_campaign(run, campaign, max_seconds=3000):
                 for message in batch:
                     in_flight[pool.submit(_attempt, client, bucket, account, message, callback)] = message
             if not in_flight:
-                if stop or not _wait_for_due(row, settled_at):
+                if stop or not _wait_for_due(row, dead):
                     break
                 continue
             done, _ = wait(list(in_flight), timeout=5, return_when=FIRST_COMPLETED)
@@ -326,8 +348,7 @@ def send_campaign(run, campaign, max_seconds=3000):
         # This run holds the campaign's lock: every claim left is a dead execution's (released
         # above). Rows that may have gone out are looked up, never labelled cancelled blindly,
         # and not before the dead execution's last requests have settled.
-        if settled_at:
-            _sleep_until(settled_at)
+        dead.release_if_settled(wait=True)
         auth_error = settle_cancelled(run, row)
     _finish_if_done(row)
     close_settled_records(run.record, row)
@@ -340,25 +361,20 @@ def _cancelled(campaign):
     return Campaign.objects.filter(pk=campaign.pk, send_state=SendState.CANCELLED).exists()
 
 
-def _wait_for_due(campaign, settled_at=None):
-    """Sleep until the next row comes due if that is soon (or is a released claim, due
-    when it has settled); False when nothing is due soon."""
-    import time
-
+def _wait_for_due(campaign, dead=None):
+    """Sleep until the next row comes due if that is soon, or until a dead execution's
+    claims settle (DeadClaims); False when nothing is due soon."""
+    if dead is not None and dead.waiting:
+        time.sleep(max(0.05, min(dead.seconds_left(), 1.0)))
+        return True
     nearest = CampaignMessage.objects.filter(campaign=campaign, status=Status.PENDING).aggregate(m=Min("due_at"))["m"]
     if nearest is None:
         return False
     wait_s = (nearest - quiet_hours.now()).total_seconds()
-    if wait_s > WAIT_IN_RUN_S and not (settled_at and nearest <= settled_at):
+    if wait_s > WAIT_IN_RUN_S:
         return False
     time.sleep(max(0.05, min(wait_s, 1.0)))
     return True
-
-
-def _sleep_until(moment):
-    import time
-
-    time.sleep(max(0.0, (moment - quiet_hours.now()).total_seconds()))
 
 
 def _finish_if_done(campaign):

@@ -16,8 +16,10 @@ pytestmark = pytest.mark.worker
 
 def test_a_send_killed_once_and_run_twice_texts_each_recipient_once(spare_workers, sandbox, sender):
     twilio = sandbox["twilio"]
-    families = {f"+1201555{n:04d}": ["Ava"] for n in range(400, 430)}
-    campaign = make_campaign(make_families(families), make_account(messages_per_second=20))
+    # siblings texted one message each, the same text: several rows to one number
+    families = {f"+1201555{n:04d}": ["Emma", "Liam"] if n % 4 == 0 else ["Ava"] for n in range(400, 430)}
+    campaign = make_campaign(make_families(families), make_account(messages_per_second=20), one_message_per_subject=True,
+                             message_template="Hi {contact_name}, your photos are ready.")  # one text, twice to a number
     # slow enough to be killed mid-send with POSTs in flight, which land at Twilio up to 1.5 s
     # after the kill: later than the takeover starts looking for them
     twilio.latency_ms = 1500
@@ -34,8 +36,52 @@ def test_a_send_killed_once_and_run_twice_texts_each_recipient_once(spare_worker
     assert not RunLock.objects.filter(run=run).exists()
     # and once more, as a staff member re-running the send would
     assert send_campaign(trigger="command", campaign=campaign.pk).status == "succeeded"
-    assert sandbox_texts(twilio) == {phone: 1 for phone in families}
-    assert CampaignMessage.objects.filter(campaign=campaign).count() == len(families)
+    assert sandbox_texts(twilio) == {phone: len(names) for phone, names in families.items()}
+    assert CampaignMessage.objects.filter(campaign=campaign).count() == sum(map(len, families.values()))
     assert not CampaignMessage.objects.filter(campaign=campaign, status__in=["pending", "claimed"]).exists()
     # each row holds the one message Twilio has for its number (the lost replies' found again)
-    assert {r.phone: r.sid for r in CampaignMessage.objects.all()} == {m["to"]: m["sid"] for m in twilio.state()["messages"]}
+    assert sorted(CampaignMessage.objects.values_list("sid", flat=True)) == sorted(m["sid"] for m in twilio.state()["messages"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_sends_post_landing_after_the_takeover_began_is_adopted_not_sent_again(sandbox, sender, public_url):
+    """The takeover finds the dead send's claim, and that send's POST reaches Twilio a
+    moment later: the row is looked up only once such a POST has arrived (a request's
+    connect + read timeouts), so it takes that message and sends nothing."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    from campaigns.models import Campaign, StatusCallback
+    from campaigns.twilio_client import TwilioClient
+
+    from .test_sms_sending import control
+
+    twilio = sandbox["twilio"]
+    phone = "+12015550441"
+    account = make_account()
+    campaign = make_campaign(make_families({phone: ["Ava"]}), account)
+    control("config", {"callbacks": False})  # only the listing can tell the row's message
+    approve_campaign(campaign.pk, user=sender)
+    control("reset", {})  # Twilio forgets it: as if the dead send's POST had not arrived yet
+    StatusCallback.objects.all().delete()
+    row = CampaignMessage.objects.get(campaign=campaign)
+    CampaignMessage.objects.filter(pk=row.pk).update(status="claimed", sid="", claim_token="dead", uncertain=False)
+    Campaign.objects.filter(pk=campaign.pk).update(send_state="sending")
+
+    outcome = {}
+
+    def takeover():
+        outcome["run"] = send_campaign(trigger="command", campaign=campaign.pk)
+        connection.close()
+
+    thread = threading.Thread(target=takeover)
+    thread.start()
+    time.sleep(1)  # the takeover is running, the claim settling
+    late = TwilioClient.for_account(account).create_message(to=phone, body=row.body, sender=account.sender_for(phone))
+    thread.join(timeout=60)
+    assert outcome["run"].status == "succeeded", (outcome["run"].error, outcome["run"].log[-1500:])
+    assert sandbox_texts(twilio) == {phone: 1}
+    row.refresh_from_db()
+    assert row.sid == late.sid and not row.uncertain
