@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from .models import BeatTick, SetAsideRecord, SyncRun
 from .operations import send_queued
-from .runs import close_lost_run, operation, worker_is_dead
+from .runs import close_lost_run, operation, stale_before, worker_is_dead
 
 MAX_RESENDS = 5
 
@@ -48,11 +48,20 @@ def reaper_has_work():
     )
 
 
-def _mark_resent(record, now):
-    """Conditional: of two reapers at once, one re-sends."""
-    return SyncRun.objects.filter(pk=record.pk, status=record.status, resends=record.resends).update(
-        resends=record.resends + 1, sent_at=now
-    )
+def _mark_resent(record, now, *, dead_worker=False):
+    """Conditional: of two reapers at once, one re-sends.
+
+    `dead_worker`: the reaper's verdict goes with the message. This host's process table
+    saw the worker gone, but the delivery may land on another host, which can only read
+    the heartbeat: it is set past RUN_STALE_SECONDS there, so that host takes the run
+    over (with the heartbeat still fresh it dropped the delivery as a duplicate). A
+    worker wrongly judged dead writes its heartbeat again on its next beat."""
+    fields = {"resends": record.resends + 1, "sent_at": now}
+    rows = SyncRun.objects.filter(pk=record.pk, status=record.status, resends=record.resends)
+    if dead_worker:
+        rows = rows.filter(worker=record.worker, heartbeat=record.heartbeat)
+        fields["heartbeat"] = stale_before(now) - timedelta(seconds=1)
+    return rows.update(**fields)
 
 
 @operation("portal", "reap_runs", has_work=reaper_has_work)
@@ -88,7 +97,7 @@ def reap_runs(run):
         recently = (record.sent_at and record.sent_at > now - _backoff(settings.RUN_STALE_SECONDS, record.resends)
                     and not taken_since)
         if resumable and not recently:
-            if _mark_resent(record, now):
+            if _mark_resent(record, now, dead_worker=True):
                 record.refresh_from_db()
                 send_queued(record, current_app)
                 run.count("taken_over")

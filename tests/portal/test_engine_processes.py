@@ -91,6 +91,28 @@ def test_a_run_whose_worker_died_seconds_after_taking_it_is_sent_again_at_once_b
     assert (on_its_way.status, on_its_way.resends) == ("running", 1)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_resend_for_a_worker_seen_dead_here_is_taken_over_on_any_host():
+    """This host's process table says the worker is gone; the re-sent message may be
+    taken by a worker on another host, which judges by the heartbeat alone: the resend
+    makes the heartbeat say so too (it was fresh, and that host dropped the delivery)."""
+    from portal.runs import worker_is_dead
+    from portal.tasks import _mark_resent
+
+    now = timezone.now()
+    run = SyncRun.objects.create(
+        app="portal", operation="probe_swallowing_loop", trigger="api", status="running",
+        task_name="tests.probe_swallowing_loop", worker=f"{socket.gethostname()}:{dead_pid()}",
+        started=now - timedelta(seconds=12), heartbeat=now - timedelta(seconds=2), sent_at=now - timedelta(seconds=12),
+    )
+    seen_by_another_reaper = SyncRun.objects.get(pk=run.pk)
+    assert not worker_is_dead("another-host:4242", run.heartbeat, now)  # the heartbeat alone: alive
+    assert _mark_resent(run, now, dead_worker=True)
+    run.refresh_from_db()
+    assert worker_is_dead("another-host:4242", run.heartbeat, now) and run.resends == 1
+    assert not _mark_resent(seen_by_another_reaper, now, dead_worker=True)  # two reapers: one re-send
+
+
 # --- takeover on redelivery ----------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_a_redelivered_run_whose_worker_died_is_taken_over_with_its_lock():
