@@ -183,3 +183,23 @@ def test_a_run_whose_every_check_or_change_verkada_answers_with_a_5xx_ends_faile
     assert not HelixOutbox.objects.exclude(status="posted").exists()
     assert not HelixOutbox.objects.exclude(pending_change="").exists()
     assert_one_event_per_sale(sandbox)
+
+
+def test_a_dead_workers_claim_older_than_the_delay_still_waits_the_delay_from_its_takeover(sales_settings, clock, sandbox):
+    """Claimed 3 minutes ago (past the 2-minute delay), but the row may have waited in the
+    rate limiter and been POSTed the moment its worker died, just now: Verkada may still
+    be accepting it, so its check waits the delay from now, not from the claim."""
+    synced_sales(clock)
+    claimer = SyncRun.objects.create(app="sales", operation="post_helix_events", trigger="beat", status="running",
+                                     worker=f"{socket.gethostname()}:{_dead_pid()}", heartbeat=datetime.now(UTC))
+    post_helix_events(trigger="command", limit=1)  # the event type
+    rows = list(HelixOutbox.objects.filter(status="pending")[:2])
+    _claim_as(claimer, rows, HelixEventType.objects.get(active=True), when=datetime.now(UTC) - timedelta(minutes=3))
+    record = post_helix_events(trigger="beat")
+    assert record.counters["claims_released"] == 2 and "recovered_pending" not in record.counters
+    for row in HelixOutbox.objects.filter(pk__in=[r.pk for r in rows]):
+        assert row.status == "posting" and row.check_at > datetime.now(UTC) + timedelta(seconds=100)
+    _past_the_reconcile_delay(clock)
+    record = post_helix_events(trigger="beat")
+    assert record.counters["recovered_pending"] == 2  # neither had reached Verkada: posted now, once
+    assert_one_event_per_sale(sandbox)

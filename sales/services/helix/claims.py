@@ -76,11 +76,17 @@ def reconcile_delay(config=None):
 def release_stale_claims(run, config):
     """Rows left `posting` by a crash or a takeover may or may not have reached Verkada,
     and Verkada may still be accepting them: each waits for its check, due a reconcile
-    delay after its claim (at once when that has passed)."""
+    delay after its POST. A claim older than STALE_CLAIM posted long ago (at once when the
+    delay has passed since the claim); a younger one's POST may have started well after
+    the claim (the rate limiter holds a row up to 300 s) and as late as its worker's death,
+    which a takeover now follows within seconds: its check waits the delay from now."""
     delay = reconcile_delay(config)
+    now = common.now()
     released = 0
     for row in HelixOutbox.objects.filter(pk__in=claims_to_recover(run.record.pk), status=Status.POSTING):
-        due = max(row.check_at or row.claimed_at or common.now(), (row.claimed_at or common.now()) + delay)
+        claimed = row.claimed_at or now
+        posted_by = claimed if claimed < now - STALE_CLAIM else now
+        due = max(row.check_at or claimed, posted_by + delay)
         released += HelixOutbox.objects.filter(pk=row.pk, claim_token=row.claim_token, status=Status.POSTING).update(
             claim_token="", check_at=due
         )
