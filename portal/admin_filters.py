@@ -48,12 +48,11 @@ class LocalRangeDateTimeFilter(RangeDateTimeFilter):
             if day in EMPTY_VALUES or clock in EMPTY_VALUES:
                 continue
             moment = parse_datetime_str(f"{day} {clock}")
-            if moment is None:  # not a date and time: this end does not filter
+            # not a date and time, or at the calendar's ends (in UTC the database would
+            # overflow past year 1 or 9999): this end does not filter
+            if moment is None or not 1 < moment.year < 9999:
                 continue
-            try:
-                bounds[f"{self.parameter_name}__{lookup}"] = timezone.make_aware(moment)
-            except OverflowError:  # 0001-01-01 00:00 west of UTC
-                continue
+            bounds[f"{self.parameter_name}__{lookup}"] = timezone.make_aware(moment)
         return queryset.filter(**bounds)
 
 

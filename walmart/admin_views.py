@@ -138,7 +138,7 @@ class RetailLinkAdminViews:
         record = self._own_batch(request, run_id)
         return TemplateResponse(request, "admin/walmart/edr_batch.html", self._context(
             request, f"EDR batch #{record.pk}", run=record, runs_link=runs_link("walmart", "edr_batch"),
-            failures_open=services.batch_failures(record).count(),
+            failures_open=_failures_to_retry(record),
             zip_url=reverse("admin:walmart_edr_batch_zip", args=[record.pk]), zip_attrs={"id": "batch-zip"},
             retry_attrs={"id": "batch-retry"},
         ))
@@ -154,7 +154,7 @@ class RetailLinkAdminViews:
             "done": record.progress_done, "total": record.progress_total, "percent": record.progress_percent,
             "successful": summary["successful"], "failed": summary["failed"], "results": summary["results"],
             # what the retry button retries: shown by the page when the batch ends, without a reload
-            "failures_open": services.batch_failures(record).count() if record.is_finished else 0,
+            "failures_open": _failures_to_retry(record),
         })
 
     def batch_retry(self, request, run_id):
@@ -177,3 +177,8 @@ class RetailLinkAdminViews:
     def batch_zip(self, request, run_id):
         return batch_zip_response(self._own_batch(request, run_id))
 
+
+def _failures_to_retry(record):
+    """What the batch page's retry button retries: the failed events, once the batch has ended
+    (the page and its progress JSON count alike; a running batch shows no button)."""
+    return services.batch_failures(record).count() if record.is_finished else 0

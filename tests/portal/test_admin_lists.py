@@ -115,6 +115,15 @@ def test_the_runs_list_offers_every_operation_without_a_distinct_over_the_runs(a
             reply, _ = list_queries(admin_client, f"/admin/portal/syncrun/?created_from_0={start:%Y-%m-%d}"
                                                   f"&created_from_1={start:%H:%M:%S}")
             assert list(reply.context["cl"].result_list) == runs
+        # odd input filters by the ends it can read and is never a 500
+        # (the calendar's ends east and west of UTC: past year 1 or 9999 in UTC)
+        for odd, zone in (("created_from_0=garbage&created_from_1=10:00", "UTC"), ("created_from_0=2026-01-01", "UTC"),
+                          ("created_from_0=0001-01-01&created_from_1=00:00:00", "Asia/Singapore"),
+                          ("created_to_0=9999-12-31&created_to_1=23:59:59", "America/New_York"),
+                          ("created_from_0=2026-13-45&created_from_1=25:61", "UTC")):
+            with timezone.override(zone):
+                reply, _ = list_queries(admin_client, f"/admin/portal/syncrun/?{odd}")
+            assert list(reply.context["cl"].result_list) == [run], odd
     clerk = django_user_model.objects.create_user("clerk", is_staff=True)
     clerk.user_permissions.add(Permission.objects.get(codename="view_syncrun"),
                                Permission.objects.get(codename="view_checkinsettings"))
