@@ -58,7 +58,7 @@ import binascii
 import time
 from collections import defaultdict, deque
 
-from portal.sandbox import Sandbox, control_body, int_value, json_response, route
+from portal.sandbox import Sandbox, bulk_json_response, control_body, int_value, json_response, route
 
 from .data import ALL_PORTALS, IMAGE_SHAPES, LINK_FORMS, PRIVATE_SUBJECT_KEYS, build_portal, shape_of
 
@@ -314,7 +314,8 @@ class NetlifeSandbox(Sandbox):
         if self.keyed_maps or shape["keyed"]:
             subjects = {s["uuid"]: {k: v for k, v in s.items() if k != "uuid"} for s in subjects}
             images = {i["uuid"]: {k: v for k, v in i.items() if k != "uuid"} for i in images}
-        return json_response({"success": True, "data": {"uuid": job["uuid"], "name": job["name"], "subjects": subjects, "images": images}})
+        return bulk_json_response({"success": True, "data": {"uuid": job["uuid"], "name": job["name"], "subjects": subjects,
+                                                             "images": images}})
 
     def shape(self, request):
         return self.shapes.get(request.path.split("/")[2], shape_of(""))
@@ -351,7 +352,7 @@ class NetlifeSandbox(Sandbox):
         served = rows[(page - 1) * per_page: page * per_page]
         if on_row is not None:  # per-item faults hit the rows this page serves, not the whole list
             served = [on_row(row) for row in served]
-        return json_response({"success": True, "data": served,
+        return bulk_json_response({"success": True, "data": served,
                               "meta": {"page": page, "per_page": per_page, "total": len(rows), "next": next_url},
                               "next_url": next_url})
 

@@ -17,6 +17,6 @@ controls.py: a bad one raises BadControl, answered 400 by the server (so do
 fault and latency values out of range: no control value can crash or hang it).
 """
 
-from .base import Fault, Sandbox, json_response, route  # noqa: F401
+from .base import Fault, Sandbox, bulk_json_response, json_response, route  # noqa: F401
 from .controls import BadControl, bool_value, control_body, int_value, number_value, text_value  # noqa: F401
 from .server import SandboxServer, discover_sandboxes, start_in_thread  # noqa: F401

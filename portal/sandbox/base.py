@@ -11,6 +11,18 @@ def json_response(data, status=200, headers=None):
     return Response(json.dumps(data, default=str), status=status, headers=headers, mimetype="application/json")
 
 
+def bulk_json_response(data, status=200, headers=None):
+    """json_response for a big listing of strings, integers and booleans (a job's 250
+    subjects: 200 KB): orjson encodes it in a tenth of json's time, and a sandbox
+    shares the benchmarks' two cores with the client it serves. Not for a body that may
+    hold a float (orjson writes a NaN as null, where a fault serves the bare NaN)."""
+    import orjson
+
+    body = orjson.dumps(data, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+                        | orjson.OPT_NON_STR_KEYS)
+    return Response(body, status=status, headers=headers, mimetype="application/json")
+
+
 def route(path, methods=("GET",)):
     """Mark a Sandbox method as the handler of `path` (werkzeug rule syntax)."""
 
