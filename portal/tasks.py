@@ -60,7 +60,8 @@ def _mark_resent(record, now, *, dead_worker=False):
     rows = SyncRun.objects.filter(pk=record.pk, status=record.status, resends=record.resends)
     if dead_worker:
         rows = rows.filter(worker=record.worker, heartbeat=record.heartbeat)
-        fields["heartbeat"] = stale_before(now) - timedelta(seconds=1)
+        # a full stale period older than stale: another host's clock may be behind ours
+        fields["heartbeat"] = stale_before(now) - timedelta(seconds=settings.RUN_STALE_SECONDS)
     return rows.update(**fields)
 
 

@@ -127,14 +127,17 @@ class DeadClaims:
     number is claimed or looked up meanwhile) until claim_settle() has passed, measured from
     now: a row may have waited in the pool or the rate bucket long after its claim. Then
     they are pending and uncertain, and looked up upstream before any retry. A takeover
-    that dies while they settle leaves them claimed for the next one, which waits again."""
+    that stops or dies while they settle leaves them claimed: their claimed_at is set so
+    that they count as in flight (reconcile.in_flight) exactly until they have settled,
+    and beat's sweep (_needing_a_run) takes them from then on."""
 
     def __init__(self, campaign, token):
+        settle = claim_settle()
         self.rows = CampaignMessage.objects.filter(campaign=campaign, status=Status.CLAIMED,
                                                    claim_token=f"{token}:settling")
         self.count = CampaignMessage.objects.filter(campaign=campaign, status=Status.CLAIMED).update(
-            claim_token=f"{token}:settling", claimed_at=quiet_hours.now())
-        self._settles = time.monotonic() + claim_settle().total_seconds() if self.count else None
+            claim_token=f"{token}:settling", claimed_at=quiet_hours.now() - IN_FLIGHT_AT_MOST + settle)
+        self._settles = time.monotonic() + settle.total_seconds() if self.count else None
 
     @property
     def waiting(self):
@@ -344,11 +347,13 @@ def send_campaign(run, campaign, max_seconds=3000):
                 outcome, result = future.result()
                 if outcome in ("sent", "found"):
                     apply_stored_callbacks(result.sid)
+    # A dead execution's claims still settling when the loop ended (a cancel, an auth error,
+    # the deadline): pending and uncertain once they have, for whichever run sends next.
+    dead.release_if_settled(wait=True)
     if _cancelled(row) and not auth_error:
-        # This run holds the campaign's lock: every claim left is a dead execution's (released
-        # above). Rows that may have gone out are looked up, never labelled cancelled blindly,
-        # and not before the dead execution's last requests have settled.
-        dead.release_if_settled(wait=True)
+        # This run holds the campaign's lock: every claim left was a dead execution's (settled
+        # and released just above). Rows that may have gone out are looked up, never
+        # labelled cancelled blindly.
         auth_error = settle_cancelled(run, row)
     _finish_if_done(row)
     close_settled_records(run.record, row)

@@ -14,8 +14,10 @@ def json_response(data, status=200, headers=None):
 def bulk_json_response(data, status=200, headers=None):
     """json_response for a big listing of strings, integers and booleans (a job's 250
     subjects: 200 KB): orjson encodes it in a tenth of json's time, and a sandbox
-    shares the benchmarks' two cores with the client it serves. Not for a body that may
-    hold a float (orjson writes a NaN as null, where a fault serves the bare NaN)."""
+    shares the benchmarks' two cores with the client it serves. Only for bodies of plain
+    strings, integers, booleans and None: orjson writes a NaN or an infinity as null
+    (a fault serves the bare NaN), an Enum as its value, and refuses an integer past
+    64 bits or a lone surrogate."""
     import orjson
 
     body = orjson.dumps(data, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS

@@ -19,7 +19,7 @@ def test_a_send_killed_once_and_run_twice_texts_each_recipient_once(spare_worker
     # siblings texted one message each, the same text: several rows to one number
     families = {f"+1201555{n:04d}": ["Emma", "Liam"] if n % 4 == 0 else ["Ava"] for n in range(400, 430)}
     campaign = make_campaign(make_families(families), make_account(messages_per_second=20), one_message_per_subject=True,
-                             message_template="Hi {contact_name}, your photos are ready.")  # one text, twice to a number
+                             message_template="Your photos from {portal} are ready.")  # one text, twice to a number
     # slow enough to be killed mid-send with POSTs in flight, which land at Twilio up to 1.5 s
     # after the kill: later than the takeover starts looking for them
     twilio.latency_ms = 1500
@@ -45,13 +45,17 @@ def test_a_send_killed_once_and_run_twice_texts_each_recipient_once(spare_worker
 
 @pytest.mark.django_db(transaction=True)
 def test_a_dead_sends_post_landing_after_the_takeover_began_is_adopted_not_sent_again(sandbox, sender, public_url):
-    """The takeover finds the dead send's claim, and that send's POST reaches Twilio a
-    moment later: the row is looked up only once such a POST has arrived (a request's
-    connect + read timeouts), so it takes that message and sends nothing."""
+    """Two children, one text each, the same words, to one number. The dead send had
+    claimed the first long ago (the row waited its turn) and its POST reaches Twilio a
+    moment after the takeover began; the second's earlier reply was lost, its message is
+    at Twilio. Nothing about that number is looked up until such a POST has arrived (a
+    request's connect + read timeouts): two rows, two texts, each row one of them."""
     import threading
     import time
+    from datetime import timedelta
 
     from django.db import connection
+    from django.utils import timezone
 
     from campaigns.models import Campaign, StatusCallback
     from campaigns.twilio_client import TwilioClient
@@ -61,13 +65,21 @@ def test_a_dead_sends_post_landing_after_the_takeover_began_is_adopted_not_sent_
     twilio = sandbox["twilio"]
     phone = "+12015550441"
     account = make_account()
-    campaign = make_campaign(make_families({phone: ["Ava"]}), account)
-    control("config", {"callbacks": False})  # only the listing can tell the row's message
+    campaign = make_campaign(make_families({phone: ["Ava", "Liam"]}), account, one_message_per_subject=True,
+                             message_template="Your photos from {portal} are ready.")
+    control("config", {"callbacks": False})  # only the listing can tell the rows' messages
     approve_campaign(campaign.pk, user=sender)
-    control("reset", {})  # Twilio forgets it: as if the dead send's POST had not arrived yet
+    control("reset", {})  # Twilio forgets both: as if neither had arrived
     StatusCallback.objects.all().delete()
-    row = CampaignMessage.objects.get(campaign=campaign)
-    CampaignMessage.objects.filter(pk=row.pk).update(status="claimed", sid="", claim_token="dead", uncertain=False)
+    first, second = CampaignMessage.objects.filter(campaign=campaign).order_by("pk")
+    assert first.body == second.body
+    client = TwilioClient.for_account(account)
+    earlier = client.create_message(to=phone, body=second.body, sender=account.sender_for(phone))  # the lost reply's
+    long_ago = timezone.now() - timedelta(minutes=12)
+    CampaignMessage.objects.filter(pk=first.pk).update(status="claimed", sid="", claim_token="dead", uncertain=False,
+                                                       claimed_at=long_ago, first_claimed_at=long_ago)
+    CampaignMessage.objects.filter(pk=second.pk).update(status="pending", sid="", uncertain=True, due_at=long_ago,
+                                                        first_claimed_at=long_ago)
     Campaign.objects.filter(pk=campaign.pk).update(send_state="sending")
 
     outcome = {}
@@ -79,9 +91,32 @@ def test_a_dead_sends_post_landing_after_the_takeover_began_is_adopted_not_sent_
     thread = threading.Thread(target=takeover)
     thread.start()
     time.sleep(1)  # the takeover is running, the claim settling
-    late = TwilioClient.for_account(account).create_message(to=phone, body=row.body, sender=account.sender_for(phone))
+    late = client.create_message(to=phone, body=first.body, sender=account.sender_for(phone))  # the dead send's POST
     thread.join(timeout=60)
     assert outcome["run"].status == "succeeded", (outcome["run"].error, outcome["run"].log[-1500:])
-    assert sandbox_texts(twilio) == {phone: 1}
+    assert sandbox_texts(twilio) == {phone: 2}
+    rows = CampaignMessage.objects.filter(campaign=campaign)
+    assert sorted(rows.values_list("sid", flat=True)) == sorted([earlier.sid, late.sid])
+    assert not rows.filter(uncertain=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_sends_claim_is_handed_on_when_the_takeover_stops_on_a_refused_credential(sandbox, sender, public_url):
+    """The takeover stops at once (Twilio refuses the account): the dead claim still waits
+    out its settling, then is left pending and uncertain for the next send to look up,
+    not claimed under the stopped run's token."""
+    from campaigns.models import Campaign, SmsAccount
+
+    phone = "+12015550451"
+    campaign = make_campaign(make_families({phone: ["Ava"]}), make_account())
+    approve_campaign(campaign.pk, user=sender)
+    row = CampaignMessage.objects.get(campaign=campaign)
+    CampaignMessage.objects.filter(pk=row.pk).update(status="claimed", sid="", claim_token="dead")
+    Campaign.objects.filter(pk=campaign.pk).update(send_state="sending")
+    SmsAccount.objects.update(auth_token="not-the-token")
+    CampaignMessage.objects.create(campaign=campaign, key="+12015550452", phone="+12015550452", body="b",
+                                   due_at=row.due_at)  # a row the run tries, and Twilio refuses the account on
+    run = send_campaign(trigger="command", campaign=campaign.pk)
+    assert run.status == "failed" and "credentials" in run.error
     row.refresh_from_db()
-    assert row.sid == late.sid and not row.uncertain
+    assert (row.status, row.claim_token, row.uncertain) == ("pending", "", True)

@@ -92,13 +92,19 @@ def test_a_run_whose_worker_died_seconds_after_taking_it_is_sent_again_at_once_b
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_resend_for_a_worker_seen_dead_here_is_taken_over_on_any_host():
+def test_a_resend_for_a_worker_seen_dead_here_is_taken_over_on_any_host(monkeypatch):
     """This host's process table says the worker is gone; the re-sent message may be
-    taken by a worker on another host, which judges by the heartbeat alone: the resend
-    makes the heartbeat say so too (it was fresh, and that host dropped the delivery)."""
-    from portal.runs import worker_is_dead
-    from portal.tasks import _mark_resent
+    taken by a worker on another host, which judges by the heartbeat alone: the reaper's
+    resend makes the heartbeat say so too (it was fresh, and that host dropped the
+    delivery), with a whole stale period to spare for that host's clock."""
+    from django.conf import settings
 
+    import tests.portal.worker_tasks  # noqa: F401 - the probe's task is a registered one
+    from portal import tasks
+    from portal.runs import worker_is_dead
+
+    sent = []
+    monkeypatch.setattr(tasks, "send_queued", lambda record, app: sent.append(record.pk))  # the broker, not the reaper
     now = timezone.now()
     run = SyncRun.objects.create(
         app="portal", operation="probe_swallowing_loop", trigger="api", status="running",
@@ -107,10 +113,11 @@ def test_a_resend_for_a_worker_seen_dead_here_is_taken_over_on_any_host():
     )
     seen_by_another_reaper = SyncRun.objects.get(pk=run.pk)
     assert not worker_is_dead("another-host:4242", run.heartbeat, now)  # the heartbeat alone: alive
-    assert _mark_resent(run, now, dead_worker=True)
+    assert tasks.reap_runs(trigger="command").counters.get("taken_over") == 1 and sent == [run.pk]
     run.refresh_from_db()
-    assert worker_is_dead("another-host:4242", run.heartbeat, now) and run.resends == 1
-    assert not _mark_resent(seen_by_another_reaper, now, dead_worker=True)  # two reapers: one re-send
+    behind = timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS - 1)  # a host whose clock is that far behind
+    assert run.resends == 1 and worker_is_dead("another-host:4242", run.heartbeat, behind)
+    assert not tasks._mark_resent(seen_by_another_reaper, now, dead_worker=True)  # two reapers: one re-send
 
 
 # --- takeover on redelivery ----------------------------------------------------------
