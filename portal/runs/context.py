@@ -168,3 +168,10 @@ class ContextThreadPoolExecutor(ThreadPoolExecutor):
                 close_old_connections()
 
         return super().submit(call)
+
+    def __exit__(self, exc_type, exc, tb):
+        # A run stopping on an error (lost to a takeover, its time limit, a refused
+        # credential) starts none of its queued work: a POST queued by a run that was
+        # taken over would otherwise still go out. What is running already finishes.
+        self.shutdown(wait=True, cancel_futures=exc_type is not None)
+        return False
