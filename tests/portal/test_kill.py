@@ -48,7 +48,8 @@ def test_a_killed_helix_posting_run_is_taken_over_and_posts_each_sale_once(spare
     config = SalesSettings.load()
     config.jdsports_api_key, config.verkada_api_key = JD_KEY, VERKADA_KEY
     config.verkada_requests_per_minute = FAST_LIMIT
-    # the killed run's claims are checked against Verkada at once (nothing is slow to accept here)
+    # no reconcile delay: Verkada accepts within the request here, so the killed run's claims are
+    # checked once its POSTs still on their way have arrived (a request's lifetime after the takeover)
     config.reconcile_delay_seconds = 0
     config.lookback_hours = 0
     config.save()
@@ -71,7 +72,12 @@ def test_a_killed_helix_posting_run_is_taken_over_and_posts_each_sale_once(spare
     assert run.status in ("succeeded", "partial"), (run.status, run.error)
     assert took < 90
     assert not RunLock.objects.filter(run=run).exists()
-    # whatever the takeover left for the next tick, the next run posts it
+    # whatever the takeover left for the next tick, the next run posts it: the dead run's
+    # claims are checked once a POST of it still on its way has arrived (a request's lifetime)
+    from django.utils import timezone
+
+    wait_until(lambda: not HelixOutbox.objects.filter(status="posting", check_at__gt=timezone.now()).exists(), 60,
+               "the released claims' checks due")
     again = enqueue("sales", "post_helix_events", trigger="api")
     wait_for_run(again.pk, timeout=60)
     assert not HelixOutbox.objects.exclude(status="posted").exists()

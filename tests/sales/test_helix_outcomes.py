@@ -203,3 +203,23 @@ def test_a_dead_workers_claim_older_than_the_delay_still_waits_the_delay_from_it
     record = post_helix_events(trigger="beat")
     assert record.counters["recovered_pending"] == 2  # neither had reached Verkada: posted now, once
     assert_one_event_per_sale(sandbox)
+
+
+def test_with_no_reconcile_delay_a_dead_workers_claim_still_waits_a_requests_lifetime(sales_settings, clock, sandbox):
+    """Even set to check at once, a takeover does not ask Verkada before a POST of the dead
+    worker still on its way has arrived: one request's connect + read timeouts."""
+    from portal.http import request_lifetime
+
+    sales_settings.reconcile_delay_seconds = 0
+    sales_settings.save()
+    synced_sales(clock)
+    claimer = SyncRun.objects.create(app="sales", operation="post_helix_events", trigger="beat", status="running",
+                                     worker=f"{socket.gethostname()}:{_dead_pid()}", heartbeat=datetime.now(UTC))
+    post_helix_events(trigger="command", limit=1)  # the event type
+    rows = list(HelixOutbox.objects.filter(status="pending")[:2])
+    _claim_as(claimer, rows, HelixEventType.objects.get(active=True))
+    before = datetime.now(UTC)
+    record = post_helix_events(trigger="beat")
+    assert record.counters["claims_released"] == 2 and "recovered_pending" not in record.counters
+    for row in HelixOutbox.objects.filter(pk__in=[r.pk for r in rows]):
+        assert row.status == "posting" and row.check_at >= before + request_lifetime()

@@ -79,14 +79,17 @@ def release_stale_claims(run, config):
     delay after its POST. A claim older than STALE_CLAIM posted long ago (at once when the
     delay has passed since the claim); a younger one's POST may have started well after
     the claim (the rate limiter holds a row up to 300 s) and as late as its worker's death,
-    which a takeover now follows within seconds: its check waits the delay from now."""
+    which a takeover now follows within seconds: its check waits the delay from now, and
+    never less than a request's lifetime (a POST still on its way has arrived by then)."""
+    from portal.http import request_lifetime
+
     delay = reconcile_delay(config)
     now = common.now()
     released = 0
     for row in HelixOutbox.objects.filter(pk__in=claims_to_recover(run.record.pk), status=Status.POSTING):
         claimed = row.claimed_at or now
-        posted_by = claimed if claimed < now - STALE_CLAIM else now
-        due = max(row.check_at or claimed, posted_by + delay)
+        young = claimed >= now - STALE_CLAIM
+        due = max(row.check_at or claimed, (now + max(delay, request_lifetime())) if young else claimed + delay)
         released += HelixOutbox.objects.filter(pk=row.pk, claim_token=row.claim_token, status=Status.POSTING).update(
             claim_token="", check_at=due
         )
