@@ -25,6 +25,9 @@ VERKADA_TOKEN_REUSE = timedelta(minutes=25)  # tokens live 30 min; mint before t
 VERKADA_COOLDOWN_S = 5.0
 
 
+
+FOOTAGE_WAIT_S = 15.0  # the longest a footage link waits for its share of the rate limit
+
 class JDSportsClient:
     """Sales, Inventory, Camera, Point of Sale and Store APIs (API-key auth)."""
 
@@ -285,7 +288,10 @@ class VerkadaClient:
 
     # --- footage ------------------------------------------------------------------------------
     def _footage_budget(self):
-        if self.footage_bucket is not None and not self.footage_bucket.acquire():
+        # A token due within FOOTAGE_WAIT_S is waited for; a later one means the share is
+        # spent and the rest wait for the next run (blocking up to 300 s held the worker,
+        # and a test, for nearly five minutes at a 1% share).
+        if self.footage_bucket is not None and not self.footage_bucket.acquire(timeout=FOOTAGE_WAIT_S):
             raise FootageShareSpent("verkada: the footage links' share of the rate limit is spent", upstream="verkada")
 
     def thumbnail_link(self, camera_id, timestamp, expiry=86400):
