@@ -10,19 +10,13 @@ class AddIndexConcurrentlyOnPostgres(AddIndex):
     `atomic = False` (PostgreSQL builds it concurrently only outside a transaction)."""
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
-            return
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.add_index(model, self.index, concurrently=True)
-        else:
-            schema_editor.add_index(model, self.index)
+        self._apply(schema_editor, to_state.apps.get_model(app_label, self.model_name), "add_index")
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        model = from_state.apps.get_model(app_label, self.model_name)
+        self._apply(schema_editor, from_state.apps.get_model(app_label, self.model_name), "remove_index")
+
+    def _apply(self, schema_editor, model, method):
         if not self.allow_migrate_model(schema_editor.connection.alias, model):
             return
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.remove_index(model, self.index, concurrently=True)
-        else:
-            schema_editor.remove_index(model, self.index)
+        concurrently = {"concurrently": True} if schema_editor.connection.vendor == "postgresql" else {}
+        getattr(schema_editor, method)(model, self.index, **concurrently)
