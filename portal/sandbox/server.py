@@ -3,6 +3,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -19,6 +20,13 @@ def discover_sandboxes() -> list[Sandbox]:
     from portal.discovery import app_modules
 
     return [cls() for module in app_modules("sandbox") for cls in getattr(module, "SANDBOXES", [])]
+
+
+# WSGI environ keys between KeepAliveRequestHandler and SandboxServer: when the request
+# line came, that the handler holds a read's reply until REPLY_AT (the reply then leaves
+# whole, built and encoded, when its latency is over).
+# REPLIED: called once it is written (the sandbox counts it in flight until then).
+ARRIVED, HOLD_REPLY, REPLY_AT, REPLIED = "sandbox.arrived", "sandbox.hold_reply", "sandbox.reply_at", "sandbox.replied"
 
 
 class RedactingRequestHandler(WSGIRequestHandler):
@@ -51,6 +59,11 @@ class KeepAliveRequestHandler(RedactingRequestHandler):
     # connection a second small write would wait for the client's delayed ACK (~40 ms).
     disable_nagle_algorithm = True
 
+    def parse_request(self):
+        # The request line is in: a read's latency counts from here (SandboxServer._answer).
+        self.arrived = time.monotonic()
+        return super().parse_request()
+
     def run_wsgi(self):
         if self.headers.get("Transfer-Encoding") or self.request_version != "HTTP/1.1":
             self.close_connection = True
@@ -66,6 +79,7 @@ class KeepAliveRequestHandler(RedactingRequestHandler):
         environ = self.environ = self.make_environ()
         environ["wsgi.input"] = io.BytesIO(body)
         environ["wsgi.input_terminated"] = True
+        environ[ARRIVED], environ[HOLD_REPLY] = self.arrived, True
         reply = {}
 
         def start_response(status, headers, exc_info=None):
@@ -89,10 +103,13 @@ class KeepAliveRequestHandler(RedactingRequestHandler):
             else:
                 data = b""
             self._headers_buffer.append(b"\r\n" + data)
+            _sleep_until(environ.get(REPLY_AT, 0))  # the reply is whole: it leaves when its latency is over
             self.flush_headers()
         except (ConnectionError, OSError) as exc:  # the client went, or a fault reset the socket
             self.close_connection = True
             self.connection_dropped(exc, environ)
+        finally:
+            environ.pop(REPLIED, lambda: None)()
 
 
 def serve(host, port, app):
@@ -100,6 +117,12 @@ def serve(host, port, app):
     http_server.daemon_threads = True
     app.set_base_url(f"http://{host}:{http_server.server_port}")
     return http_server
+
+
+def _sleep_until(deadline):
+    remaining = deadline - time.monotonic()
+    if remaining > 0:
+        time.sleep(remaining)
 
 
 class _Reset(Exception):
@@ -156,19 +179,50 @@ class SandboxServer:
             # How many calls a client had open at once (a client's concurrency setting is tested by it).
             sandbox.in_flight += 1
             sandbox.max_in_flight = max(sandbox.max_in_flight, sandbox.in_flight)
-        try:
-            return self._answer(sandbox, request, inner_path)
-        finally:
+        def replied():
             with sandbox.lock:
                 sandbox.in_flight -= 1
 
+        held = False
+        try:
+            response = self._answer(sandbox, request, inner_path)
+            held = REPLY_AT in request.environ
+            if held:  # in flight until the handler has written it
+                request.environ[REPLIED] = replied
+            return response
+        finally:
+            if not held:
+                replied()
+
     def _answer(self, sandbox, request, inner_path):
-        sandbox.sleep_ms(sandbox.latency_ms)
+        """The reply, `latency_ms` after the request came.
+
+        A read's reply is built first and then held for what is left of its latency:
+        a real service's latency includes its own work, and the bench that measures a
+        client against latency x requests shares its machine with this process (slept
+        first, every reply came this process' CPU time late). A write waits first and
+        acts when its latency is over ("accepted, reply late" and the takeover tests
+        need a write that lands late); so does a read hit by a fault: the latency,
+        then the fault (a fault's own latency and timeout come on top)."""
+        reads = request.method in ("GET", "HEAD")
+        reply_at = request.environ.get(ARRIVED, time.monotonic()) + sandbox.latency_ms / 1000.0
+        if not reads:
+            sandbox.sleep_ms(sandbox.latency_ms)
         fault = sandbox.take_fault(inner_path)
         if fault:
+            _sleep_until(reply_at)
             injected = self.apply_fault(fault, sandbox, request)
             if injected is not None:
                 return injected
+        try:
+            return self._route(sandbox, request, inner_path)
+        finally:
+            if reads and request.environ.get(HOLD_REPLY):
+                request.environ[REPLY_AT] = reply_at  # KeepAliveRequestHandler holds it until then
+            elif reads:
+                _sleep_until(reply_at)
+
+    def _route(self, sandbox, request, inner_path):
         adapter = sandbox.url_map.bind("sandbox", path_info=inner_path, url_scheme="http")
         try:
             endpoint, kwargs = adapter.match(method=request.method)
