@@ -23,7 +23,7 @@ subjects_total, subjects_buyers, ..., api_calls_total, api_calls_failed).
 import logging
 import threading
 import time
-from concurrent.futures import Future, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 
 from django.db.models import BooleanField, ExpressionWrapper, Q
@@ -36,7 +36,9 @@ from portal.runs import OperationFailed, operation
 from .. import conf
 from ..client import JobDetails, NetlifeClient, SubjectPage, SubjectRecord, UnreadJobDetails, UserDetails, UserLink
 from ..models import Activity, Job, Portal, RegisteredUser, Subject
-from .sync_store import HAS_IMAGES, StoredRows, open_set_aside_keys, store_activities, store_job_snapshot
+from .sync_store import (
+    HAS_IMAGES, KnownRows, StoredRows, open_set_aside_keys, store_activities, store_job_snapshots,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -86,18 +88,6 @@ class JobSnapshot:
 
 class JobDropped(Exception):
     """A job the listing no longer names: its fetch stops, its snapshot is not wanted."""
-
-
-@dataclass
-class KnownRows:
-    """What the database knows that spares calls: users whose details are stored, and keys."""
-
-    users_with_details: set[str]
-    # subject uuid -> whether it has a key, for keys Netlife confirmed (or their
-    # absence) after NETLIFE_ACCESS_KEY_MAX_AGE_HOURS ago: not asked again
-    fresh_keys: dict[str, bool]
-    # subject uuid -> its stored key, for the keys to check again (decrypted only these)
-    stale_keys: dict[str, str]
 
 
 class JobFetcher:
@@ -253,18 +243,17 @@ def _jobs_in_webshop(row):
 
 
 def _known_rows(row, *, subjects=None):
-    """KnownRows of a portal, or of a retry (`subjects`, a uuid list: only those, with
-    every stored key). Whether a stored key is fresh is asked of the database; a run
-    reads only the keys to check again (each one is decrypted)."""
+    """KnownRows of a portal (as a sync reads them), or of a retry of keys (`subjects`,
+    a uuid list: only those, with every stored key to check again)."""
     checked_after = timezone.now() - conf.access_key_max_age()
-    rows = Subject.objects.filter(portal=row) if subjects is None else Subject.objects.filter(portal=row, uuid__in=subjects)
-    fresh = Q(access_key_checked_at__gt=checked_after)
+    if subjects is None:
+        return StoredRows(row, keys_checked_after=checked_after).known_rows()
+    rows = Subject.objects.filter(portal=row, uuid__in=subjects)
     return KnownRows(
         users_with_details=set(RegisteredUser.objects.filter(portal=row, details_fetched_at__isnull=False).values_list("uuid", flat=True)),
-        fresh_keys={uuid: has_key for uuid, has_key in rows.filter(fresh).annotate(
+        fresh_keys={uuid: has_key for uuid, has_key in rows.filter(access_key_checked_at__gt=checked_after).annotate(
             has_key=ExpressionWrapper(~Q(access_key=""), output_field=BooleanField())).values_list("uuid", "has_key")},
-        stale_keys=dict((rows if subjects is not None else rows.exclude(fresh)).exclude(access_key="").values_list(
-            "uuid", "access_key")),
+        stale_keys=dict(rows.exclude(access_key="").values_list("uuid", "access_key")),
     )
 
 
@@ -326,9 +315,11 @@ def sync_portal(run, portal):
             fetcher = JobFetcher(client, row, known=known, page_state=_page_state(row))
             futures = {pool.submit(fetcher.fetch, uuid, start_in=SPECULATIVE_SPREAD * n if n < workers else 0): uuid
                        for n, uuid in enumerate(expected)}
-            # Read while the first calls are on the wire (the jobs need it after their pages).
+            # Read while the first calls are on the wire (the jobs need the keys and users
+            # after their pages; this thread needs the rest to store the first job).
             try:
-                known.set_result(_known_rows(row))
+                stored = StoredRows(row, keys_checked_after=timezone.now() - conf.access_key_max_age())
+                known.set_result(stored.known_rows())
             except BaseException as exc:
                 known.set_exception(exc)
                 _stop(fetcher, futures)
@@ -356,27 +347,34 @@ def sync_portal(run, portal):
             if left:
                 run.count("activities_left_webshop", left)
             run.set_total(len(futures))
-            stored = StoredRows(row)
+            stored.read_jobs()  # as store_activities left them
             open_keys = open_set_aside_keys(row)
             try:
-                for future in as_completed(futures):
-                    job_uuid = futures[future]
-                    try:
-                        snapshot = future.result()
-                    except UpstreamAuthError:
-                        raise
-                    except UpstreamError as exc:  # this job only: its stored rows stay as they were
-                        run.set_aside("job", f"{row.key}/{job_uuid}", f"job {job_uuid}: {exc}",
-                                      context={"portal": row.key, "job": job_uuid})
-                        run.count("jobs_failed")
-                        run.advance()
+                waiting = set(futures)
+                while waiting:
+                    # Every fetch that ended meanwhile is stored in one transaction (see store_job_snapshots).
+                    done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                    snapshots = []
+                    for future in sorted(done, key=futures.get):
+                        job_uuid = futures[future]
+                        try:
+                            snapshots.append(future.result())
+                        except UpstreamAuthError:
+                            raise
+                        except UpstreamError as exc:  # this job only: its stored rows stay as they were
+                            run.set_aside("job", f"{row.key}/{job_uuid}", f"job {job_uuid}: {exc}",
+                                          context={"portal": row.key, "job": job_uuid})
+                            run.count("jobs_failed")
+                            run.advance()
+                    if not snapshots:
                         continue
-                    store_job_snapshot(run, row, snapshot, started, stored=stored, open_keys=open_keys)
-                    # A job went through unless every one of its subject rows was set aside.
-                    if snapshot.subjects or snapshot.kept or not snapshot.rejected_subjects:
-                        run.ok()
-                    run.count("jobs_processed")
-                    run.advance()
+                    store_job_snapshots(run, row, snapshots, started, stored=stored, open_keys=open_keys)
+                    for snapshot in snapshots:
+                        # A job went through unless every one of its subject rows was set aside.
+                        if snapshot.subjects or snapshot.kept or not snapshot.rejected_subjects:
+                            run.ok()
+                        run.count("jobs_processed")
+                        run.advance()
             except BaseException:
                 # A bad credential, a database error or the time limit: the jobs still
                 # queued or on the wire stop at their next call, not after every one is fetched.

@@ -19,9 +19,10 @@ The run holds the portal's lock, so no other sync writes these rows meanwhile.
 """
 
 import json
+from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import TextField
+from django.db.models import Case, IntegerField, Q, TextField, Value, When
 from django.db.models.functions import Cast
 
 from portal.models import SetAsideRecord
@@ -46,6 +47,36 @@ WRITTEN = ["job", "name", "first_name", "last_name", "external_id", "group", "co
            "delivery_contacts", "has_order", "image_count", "registered_user", "synced_at"]
 
 
+@dataclass
+class KnownRows:
+    """What the database knows that spares calls: users whose details are stored, and keys."""
+
+    users_with_details: set[str]
+    # subject uuid -> whether it has a key, for keys Netlife confirmed (or their
+    # absence) after NETLIFE_ACCESS_KEY_MAX_AGE_HOURS ago: not asked again
+    fresh_keys: dict[str, bool]
+    # subject uuid -> its stored key, for the keys to check again (decrypted only these)
+    stale_keys: dict[str, str]
+
+
+# A stored subject's key, as of a time (StoredRows' key_state): confirmed since then
+# with a key or with none; or not, with a stored key to check again, or with none.
+KEY_NONE, KEY_STALE, KEY_FRESH_NONE, KEY_FRESH = 0, 1, 2, 3
+
+
+def _key_state(checked_after):
+    # One integer per row, computed by the database: the key itself is encrypted, and
+    # only the stale ones are read (known_rows).
+    has_key = ~Q(access_key="")
+    return Case(When(Q(access_key_checked_at__gt=checked_after) & has_key, then=Value(KEY_FRESH)),
+                When(access_key_checked_at__gt=checked_after, then=Value(KEY_FRESH_NONE)),
+                When(has_key, then=Value(KEY_STALE)), default=Value(KEY_NONE), output_field=IntegerField())
+
+
+def _is_set(field_name):
+    return Case(When(**{f"{field_name}__isnull": False}, then=Value(1)), default=Value(0), output_field=IntegerField())
+
+
 def _ids(model, portal, uuids):
     return dict(model.objects.filter(portal=portal, uuid__in=list(uuids)).values_list("uuid", "id"))
 
@@ -66,19 +97,49 @@ class StoredRows:
     (load) for the subjects store_job compares or writes.
     """
 
-    def __init__(self, portal):
+    def __init__(self, portal, *, keys_checked_after=None):
+        """`keys_checked_after`: also read which keys were confirmed since then
+        (known_rows), in the same pass over the subjects and users (the first round of
+        calls is on the wire meanwhile, and this process' CPU is what delays their replies)."""
         self.portal = portal
         self.subjects, self.of_job, self.links, self._linked = {}, {}, {}, set()
-        slim = Subject.objects.filter(portal=portal).values_list("uuid", "id", "job_id", "has_order", "registered_user_id")
-        for uuid, pk, job, has_order, user in slim:
+        self.jobs, self.activities, self.activities_digest = {}, {}, ""
+        self._key_states = {}
+        subjects = Subject.objects.filter(portal=portal)
+        columns = ["uuid", "id", "job_id", "has_order", "registered_user_id"]
+        if keys_checked_after is not None:
+            subjects = subjects.annotate(key_state=_key_state(keys_checked_after))
+            columns.append("key_state")
+        for uuid, pk, job, has_order, user, *key_state in subjects.values_list(*columns):
             self.subjects[uuid] = (pk, (job, *_UNREAD_VALUES, has_order, UNREAD, user))
             self.of_job.setdefault(job, set()).add(uuid)
-        self.users = {uuid: (pk, name) for uuid, pk, name in
-                      RegisteredUser.objects.filter(portal=portal).values_list("uuid", "id", "username")}
-        self.jobs = dict(Job.objects.filter(portal=portal).values_list("uuid", "id"))
-        self.activities = activity_ids(portal)
+            if key_state:
+                self._key_states[uuid] = key_state[0]
+        self.users, self._users_with_details = {}, set()
+        for uuid, pk, name, has_details in RegisteredUser.objects.filter(portal=portal).annotate(
+                has_details=_is_set("details_fetched_at")).values_list("uuid", "id", "username", "has_details"):
+            self.users[uuid] = (pk, name)
+            if has_details:
+                self._users_with_details.add(uuid)
+        self.read_jobs()
+
+    def read_jobs(self):
+        """The portal's jobs and activities (again after store_activities wrote them)."""
+        self.jobs = dict(Job.objects.filter(portal=self.portal).values_list("uuid", "id"))
+        self.activities = activity_ids(self.portal)
         # an activity added or removed may add or drop a kept subject's links
         self.activities_digest = fingerprint("\n".join(sorted(self.activities)).encode())
+
+    def known_rows(self) -> KnownRows:
+        """The KnownRows of the keys_checked_after this was read with; only the stale
+        keys are read (and decrypted) here, and only when there are some."""
+        fresh = {uuid: state == KEY_FRESH for uuid, state in self._key_states.items() if state >= KEY_FRESH_NONE}
+        stale = [uuid for uuid, state in self._key_states.items() if state == KEY_STALE]
+        stale_keys = {}
+        for start in range(0, len(stale), BATCH):
+            stale_keys.update(Subject.objects.filter(portal=self.portal, uuid__in=stale[start:start + BATCH]).exclude(
+                access_key="").values_list("uuid", "access_key"))
+        return KnownRows(users_with_details=set(self._users_with_details), fresh_keys=fresh, stale_keys=stale_keys)
 
     def load(self, uuids):
         """Read the values and links of these stored subjects, where not read yet."""
@@ -337,15 +398,31 @@ def open_set_aside_keys(portal):
 
 
 def store_job_snapshot(run, row, snapshot, started, *, stored=None, open_keys=None):
-    """Store one fetched job with its failed users and keys set aside, in one transaction;
-    close the open records of the users, keys, subject rows and job that went through.
+    """Store one fetched job (store_job_snapshots of one)."""
+    store_job_snapshots(run, row, [snapshot], started, stored=stored, open_keys=open_keys)
+
+
+def store_job_snapshots(run, row, snapshots, started, *, stored=None, open_keys=None):
+    """Store fetched jobs with their failed users and keys set aside, in one transaction;
+    close the open records of the users, keys, subject rows and jobs that went through.
     `stored` (StoredRows) and `open_keys` (from open_set_aside_keys) are read once per
     run and passed in; `open_keys` spares the queries for records that are not open.
-    Without them they are read here."""
+    Without them they are read here.
+
+    A run stores together the jobs whose fetches ended while it stored the last ones:
+    the last jobs of a run end nearly together, and each one's own transaction (its
+    begin and commit) was most of an unchanged job's store, on the run's critical path."""
+    stored = StoredRows(row) if stored is None else stored
     with transaction.atomic():
-        store_job(row, snapshot, started, run, stored)
-        for kind, key, reason, context, payload in snapshot.failures:
-            run.set_aside(kind, key, reason, context=context, payload=payload)
+        for snapshot in snapshots:
+            store_job(row, snapshot, started, run, stored)
+            for kind, key, reason, context, payload in snapshot.failures:
+                run.set_aside(kind, key, reason, context=context, payload=payload)
+    for snapshot in snapshots:
+        _close_went_through(run, row, snapshot, open_keys)
+
+
+def _close_went_through(run, row, snapshot, open_keys):
     failed = {(kind, key) for kind, key, *_ in snapshot.failures}
     run.count("subjects_failed", sum(1 for kind, _ in failed if kind == "subject"))
     run.count("users_failed", sum(1 for kind, _ in failed if kind == "user"))
