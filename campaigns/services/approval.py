@@ -136,14 +136,30 @@ def settle_cancelled(run, campaign):
             run.count("being_checked")
             continue
         if found is None:
-            run.count("cancelled", rows.filter(pk=row.pk).update(status=Status.CANCELLED, claim_token="", uncertain=False))
+            settled = rows.filter(pk=row.pk).update(status=Status.CANCELLED, claim_token="", uncertain=False)
+            run.count("cancelled", settled)
         else:
             status = found.status if found.status in CampaignMessage.RANK else Status.QUEUED
-            run.count("found_sent_after_cancel", rows.filter(pk=row.pk).update(
+            settled = rows.filter(pk=row.pk).update(
                 status=status, sid=found.sid, uncertain=False, claim_token="", submitted_at=now,
-                status_updated_at=now, error_code=None, error_message=""))
-    run.count("cancelled", rows.filter(uncertain=False).update(status=Status.CANCELLED, claim_token=""))
+                status_updated_at=now, error_code=None, error_message="")
+            run.count("found_sent_after_cancel", settled)
+        run.advance(settled)
+    settled = rows.filter(uncertain=False).update(status=Status.CANCELLED, claim_token="")
+    run.count("cancelled", settled)
+    run.advance(settled)
     return None
+
+
+def count_cancelled_as_done(run, campaign):
+    """A cancelled send's run ends complete: the rows of its total that the cancel took at
+    once (cancel_campaign, in the web request, outside any run) are done, and counted
+    cancelled. Only rows still being checked with Twilio are left to do."""
+    record = run.record
+    taken = (record.progress_total or 0) - record.progress_done - being_checked(campaign.pk)
+    if taken > 0:
+        run.count("cancelled", taken)
+        run.advance(taken)
 
 
 def close_settled_records(run_record, campaign):

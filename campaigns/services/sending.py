@@ -42,7 +42,8 @@ from ..models import Campaign, CampaignMessage, OptOut, SendState, SmsAccount
 from ..twilio_client import TwilioClient, TwilioRefused
 from . import quiet_hours
 from .approval import (  # noqa: F401
-    UNDECIDED_WAIT, NotAllowed, account_for, approve_campaign, being_checked, cancel_campaign, close_settled_records, settle_cancelled,
+    UNDECIDED_WAIT, NotAllowed, account_for, approve_campaign, being_checked, cancel_campaign, close_settled_records,
+    count_cancelled_as_done, settle_cancelled,
 )
 from .reconcile import IN_FLIGHT_AT_MOST, Undecided, find_sent, in_flight
 # The webhooks' side (callbacks, inbound texts, opt-outs) lives in sms_events; its
@@ -197,6 +198,7 @@ def _record(run, row, token, outcome, result):
     if outcome == "no_sender":
         _mark(row, token, status=Status.FAILED, error_message="No sender may text this country.", claim_token="")
         run.count("no_sender_for_country")
+        run.advance()
         return None
     error = result
     if isinstance(error, TwilioRefused):
@@ -267,9 +269,9 @@ def _hold_for_quiet_hours(run, rows, account, token):
 
 
 def _gate(run, rows, account, token):
-    """What every claimed row passes before its POST, in a send run and in a staff retry
-    alike: an opted-out number is skipped and recorded, a recipient outside quiet hours
-    waits in the outbox for the window's opening (beat polls its due time)."""
+    """What every claimed row passes before its POST: an opted-out number is skipped and
+    recorded, a recipient outside quiet hours waits in the outbox for the window's opening
+    (beat polls its due time)."""
     return _hold_for_quiet_hours(run, _skip_opted_out(run, rows, token), account, token)
 
 
@@ -279,6 +281,7 @@ def _skip_opted_out(run, rows, token):
         if row.phone in blocked:
             _mark(row, token, status=Status.OPTED_OUT, claim_token="", error_message="On the opt-out list.")
             run.count("opted_out")
+            run.advance()
     return [r for r in rows if r.phone not in blocked]
 
 
@@ -350,11 +353,13 @@ def send_campaign(run, campaign, max_seconds=3000):
     # A dead execution's claims still settling when the loop ended (a cancel, an auth error,
     # the deadline): pending and uncertain once they have, for whichever run sends next.
     dead.release_if_settled(wait=True)
-    if _cancelled(row) and not auth_error:
-        # This run holds the campaign's lock: every claim left was a dead execution's (settled
-        # and released just above). Rows that may have gone out are looked up, never
-        # labelled cancelled blindly.
-        auth_error = settle_cancelled(run, row)
+    if _cancelled(row):
+        if not auth_error:
+            # This run holds the campaign's lock: every claim left was a dead execution's (settled
+            # and released just above). Rows that may have gone out are looked up, never
+            # labelled cancelled blindly.
+            auth_error = settle_cancelled(run, row)
+        count_cancelled_as_done(run, row)
     _finish_if_done(row)
     close_settled_records(run.record, row)
     if auth_error:
@@ -383,8 +388,10 @@ def _wait_for_due(campaign, dead=None):
 
 
 def _finish_if_done(campaign):
-    if not CampaignMessage.objects.filter(campaign=campaign, status__in=CampaignMessage.UNSENT).exists():
-        Campaign.objects.filter(pk=campaign.pk, send_state=SendState.SENDING).update(send_state=SendState.SENT)
+    with transaction.atomic():  # the campaign's row locked: a staff retry making a message due (sms_retry) is seen
+        list(Campaign.objects.select_for_update().filter(pk=campaign.pk).values_list("pk", flat=True))
+        if not CampaignMessage.objects.filter(campaign=campaign, status__in=CampaignMessage.UNSENT).exists():
+            Campaign.objects.filter(pk=campaign.pk, send_state=SendState.SENDING).update(send_state=SendState.SENT)
 
 
 def _needing_a_run():

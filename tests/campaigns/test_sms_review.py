@@ -256,6 +256,9 @@ def test_a_running_send_stops_when_cancelled_and_the_rest_stay_unsent(twilio, pu
     shown = counts(campaign)
     assert shown.get("cancelled") == len(families) - len(sent) and "pending" not in shown and "claimed" not in shown
     assert Campaign.objects.get(pk=campaign.pk).send_state == "cancelled"
+    # the stopped send's progress is complete: what the cancel took counts as done, shown cancelled
+    assert (run.progress_done, run.progress_total, run.progress_percent) == (len(families), len(families), 100)
+    assert run.counters["cancelled"] == len(families) - len(sent), run.counters
 
 
 def test_a_cancel_while_a_maybe_sent_row_is_in_doubt_shows_it_sent_not_cancelled(twilio, public_url, sender):
@@ -297,6 +300,9 @@ def test_cancel_looks_up_an_uncertain_row_and_never_relabels_a_sent_campaign(twi
     unsent.refresh_from_db()
     assert sent.status != "cancelled" and sent.sid and not sent.uncertain
     assert unsent.status == "cancelled"
+    settling = SyncRun.objects.filter(operation="send_campaign").latest("pk")  # queued by the cancel
+    assert (settling.progress_done, settling.progress_total) == (2, 2)
+    assert (settling.counters["cancelled"], settling.counters["found_sent_after_cancel"]) == (1, 1), settling.counters
 
 
 def test_a_500_after_twilio_created_the_message_is_reconciled_without_a_second_one(twilio, public_url, sender):
