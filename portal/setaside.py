@@ -6,7 +6,10 @@ Apps say how one of their records is retried:
 
 The handler runs the same service path as the sync for that one item (it may
 fetch the item again upstream). It raises, or calls run.set_aside() again, when
-the item still fails; otherwise the record is resolved by the retry run.
+the item still fails; it returns HANDED_ON when it handed the item to another run
+(queued it, made it due) after keep_open() gave the record its new reason: the retry
+went through and that run closes the record. Otherwise the record is resolved by the
+retry run.
 """
 
 import logging
@@ -25,6 +28,17 @@ _RETRY_HANDLERS = {}
 # Field names that hold secrets in upstream payloads, beyond the URL parameters.
 SECRET_FIELDS = SECRET_PARAMS | {"passwd", "pass", "authorization", "cookie", "session", "x-api-key", "credential"}
 PAYLOAD_LIMIT = 20_000  # characters of raw payload kept per record
+
+
+# A retry handler's outcome: the item went on to another run, which closes its record.
+HANDED_ON = "handed_on"
+
+
+def keep_open(record, reason):
+    """Say what now happens to an open record (a handler about to hand its item on): its
+    reason only, never reopening one that run closed meanwhile, and not a new failure."""
+    SetAsideRecord.objects.filter(pk=record.pk, status=SetAsideRecord.Status.OPEN).update(
+        reason=str(reason)[:4000], last_seen=timezone.now())
 
 
 def register_retry(app, kind, handler):
@@ -141,7 +155,7 @@ def _retry(run, ids):
             # No transaction around the handler: it runs the app's own path, which
             # keeps its own transactions, and an upstream side effect it cannot undo
             # (a rotated cookie) must not lose the row that records it.
-            handler(run, record)
+            outcome = handler(run, record)
         except Exception as exc:
             from .runs import RunLost, SoftTimeLimitExceeded
 
@@ -150,7 +164,10 @@ def _retry(run, ids):
             logger.info("retry of %s %s failed", record.kind, record.key, exc_info=True)
             run.set_aside(record.kind, record.key, describe_error(exc), payload=record.payload, context=record.context)
         else:
-            if run.set_aside_count == before:
+            if outcome == HANDED_ON and run.set_aside_count == before:
+                run.count("handed_on")  # open until the run it went to closes it
+                run.ok()
+            elif run.set_aside_count == before:
                 resolve([record], run.record)
                 run.count("resolved")
                 run.ok()

@@ -6,6 +6,7 @@ from django.db import transaction
 
 from portal.operations import QueueUnavailable, enqueue
 from portal.runs import OperationFailed
+from portal.setaside import HANDED_ON, keep_open
 
 from ..models import Campaign, CampaignMessage, SendState
 from . import quiet_hours
@@ -38,8 +39,8 @@ def retry_message(run, record):
         if row.sid or row.status not in (Status.FAILED, *CampaignMessage.UNSENT):
             return  # sent meanwhile (or handed to Twilio and failed in delivery): nothing to resend
         if row.status == Status.CLAIMED:
-            run.set_aside(record.kind, record.key, "A send run is sending it now.", context=record.context)
-            return
+            keep_open(record, "A send run is sending it now.")
+            return HANDED_ON
         now = quiet_hours.now()
         account = account_for(campaign)
         due = max(now, quiet_hours.next_opening(row.phone, now, account.quiet_start, account.quiet_end))
@@ -49,15 +50,16 @@ def retry_message(run, record):
         # unsent again: the campaign is sending until it goes (beat polls only sending campaigns)
         Campaign.objects.filter(pk=campaign.pk, send_state=SendState.SENT).update(send_state=SendState.SENDING)
         # Before the send can take it: a send closing the record must find it open, not have it reopened after.
-        run.set_aside(record.kind, record.key, (
+        keep_open(record, (
             f"Waits for the recipient's quiet hours to end; beat sends it from {due:%Y-%m-%d %H:%M} UTC."
-            if due > now else "Due again: the campaign's send run sends it now."), context=record.context)
+            if due > now else "Due again: the campaign's send run sends it now."))
     run.count("made_due_again")
     if due > now:
-        return
+        return HANDED_ON  # to beat's send_due_messages, at the window's opening
     try:
         send = enqueue("campaigns", "send_campaign", trigger=run.record.trigger, user=run.record.triggered_by,
                        campaign=campaign.pk)
         logger.info("message %s is sent by send run #%s", record.key, send.pk)
     except QueueUnavailable:
         logger.warning("campaign #%s: the send could not be queued; beat's send_due_messages sends it", campaign.pk)
+    return HANDED_ON

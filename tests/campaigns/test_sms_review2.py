@@ -73,7 +73,9 @@ def test_a_retry_at_night_waits_for_the_recipients_morning_and_beat_sends_it(twi
     campaign, failed, record = refused_once(twilio, sender, {US: ["Emma"]}, quiet_start="08:00", quiet_end="21:00")
     assert Campaign.objects.get(pk=campaign.pk).send_state == "sent"
     clock["now"] = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)  # 03:00 in New York
-    retry_set_aside(ids=[record.pk], trigger="admin")
+    [retry] = retry_set_aside(ids=[record.pk], trigger="admin")
+    # The retry went through (handed to the outbox): not a failed run in the runs list and its alerts.
+    assert (retry.status, retry.counters.get("handed_on"), retry.counters.get("set_aside")) == ("succeeded", 1, None)
     failed.refresh_from_db()
     assert sandbox_texts(twilio)[US] == 0
     assert failed.status == "pending" and failed.due_at == datetime(2026, 12, 2, 13, 0, tzinfo=UTC)
