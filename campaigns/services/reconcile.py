@@ -5,6 +5,7 @@ lost (a timeout, a reset, a 5xx, a dead worker) may or may not have sent it. Bef
 any second attempt the send run asks `find_sent`, which is exact (see its docstring).
 """
 
+import time
 from datetime import timedelta
 
 from django.db.models import Q
@@ -70,3 +71,50 @@ def find_sent(client, row):
     order = sorted(r.pk for r in doubtful if r.pk not in named_rows)
     place = order.index(row.pk)
     return free[place] if place < len(free) else None
+
+
+def claim_settle():
+    """How long a POST of a dead execution may still reach Twilio: a request's whole life
+    (portal.http.request_lifetime). Its row is looked up only after that, or the listing
+    could come before the message it is looking for (a takeover starts seconds after a kill)."""
+    from portal.http import request_lifetime
+
+    return request_lifetime()
+
+
+class DeadClaims:
+    """Claims an earlier execution left (we hold the campaign's lock, so it is dead). Their
+    POSTs may have gone out and may still be on their way, so the rows stay claimed (under
+    this execution's settling token: in flight for every reader, so no row to the same
+    number is claimed or looked up meanwhile) until claim_settle() has passed, measured from
+    now: a row may have waited in the pool or the rate bucket long after its claim. Then
+    they are pending and uncertain, and looked up upstream before any retry. A takeover
+    that stops or dies while they settle leaves them claimed: their claimed_at is set so
+    that they count as in flight (reconcile.in_flight) exactly until they have settled,
+    and beat's sweep (_needing_a_run) takes them from then on."""
+
+    def __init__(self, campaign, token):
+        settle = claim_settle()
+        self.rows = CampaignMessage.objects.filter(campaign=campaign, status=Status.CLAIMED,
+                                                   claim_token=f"{token}:settling")
+        self.count = CampaignMessage.objects.filter(campaign=campaign, status=Status.CLAIMED).update(
+            claim_token=f"{token}:settling", claimed_at=quiet_hours.now() - IN_FLIGHT_AT_MOST + settle)
+        self._settles = time.monotonic() + settle.total_seconds() if self.count else None
+
+    @property
+    def waiting(self):
+        return self._settles is not None
+
+    def seconds_left(self):
+        return max(0.0, self._settles - time.monotonic()) if self.waiting else 0.0
+
+    def release_if_settled(self, *, wait=False):
+        """Pending and uncertain once settled (`wait`: sleep until then, at most claim_settle)."""
+        if not self.waiting:
+            return 0
+        if wait:
+            time.sleep(self.seconds_left())
+        elif self.seconds_left() > 0:
+            return 0
+        self._settles = None
+        return self.rows.update(status=Status.PENDING, claim_token="", uncertain=True, due_at=quiet_hours.now())

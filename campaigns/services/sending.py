@@ -38,14 +38,14 @@ from portal.ratelimit import get_bucket
 from portal.runs import OperationFailed, operation
 
 from .. import sms_conf
-from ..models import Campaign, CampaignMessage, OptOut, SendState, SmsAccount
+from ..models import Campaign, CampaignMessage, OptOut, SendState
 from ..twilio_client import TwilioClient, TwilioRefused
 from . import quiet_hours
 from .approval import (  # noqa: F401
     UNDECIDED_WAIT, NotAllowed, account_for, approve_campaign, being_checked, cancel_campaign, close_settled_records,
     count_cancelled_as_done, settle_cancelled,
 )
-from .reconcile import IN_FLIGHT_AT_MOST, Undecided, find_sent, in_flight
+from .reconcile import IN_FLIGHT_AT_MOST, DeadClaims, Undecided, find_sent, in_flight
 # The webhooks' side (callbacks, inbound texts, opt-outs) lives in sms_events; its
 # names stay importable from here, the one module the views and commands use.
 from .sms_events import (  # noqa: F401
@@ -110,53 +110,6 @@ def _claim(campaign, token, size):
 def _mark(row, token, **fields):
     """Only the claim's holder marks the row (a takeover's new token wins)."""
     return CampaignMessage.objects.filter(pk=row.pk, claim_token=token, status=Status.CLAIMED).update(**fields)
-
-
-def claim_settle():
-    """How long a POST of a dead execution may still reach Twilio: a request's whole life
-    (portal.http.request_lifetime). Its row is looked up only after that, or the listing
-    could come before the message it is looking for (a takeover starts seconds after a kill)."""
-    from portal.http import request_lifetime
-
-    return request_lifetime()
-
-
-class DeadClaims:
-    """Claims an earlier execution left (we hold the campaign's lock, so it is dead). Their
-    POSTs may have gone out and may still be on their way, so the rows stay claimed (under
-    this execution's settling token: in flight for every reader, so no row to the same
-    number is claimed or looked up meanwhile) until claim_settle() has passed, measured from
-    now: a row may have waited in the pool or the rate bucket long after its claim. Then
-    they are pending and uncertain, and looked up upstream before any retry. A takeover
-    that stops or dies while they settle leaves them claimed: their claimed_at is set so
-    that they count as in flight (reconcile.in_flight) exactly until they have settled,
-    and beat's sweep (_needing_a_run) takes them from then on."""
-
-    def __init__(self, campaign, token):
-        settle = claim_settle()
-        self.rows = CampaignMessage.objects.filter(campaign=campaign, status=Status.CLAIMED,
-                                                   claim_token=f"{token}:settling")
-        self.count = CampaignMessage.objects.filter(campaign=campaign, status=Status.CLAIMED).update(
-            claim_token=f"{token}:settling", claimed_at=quiet_hours.now() - IN_FLIGHT_AT_MOST + settle)
-        self._settles = time.monotonic() + settle.total_seconds() if self.count else None
-
-    @property
-    def waiting(self):
-        return self._settles is not None
-
-    def seconds_left(self):
-        return max(0.0, self._settles - time.monotonic()) if self.waiting else 0.0
-
-    def release_if_settled(self, *, wait=False):
-        """Pending and uncertain once settled (`wait`: sleep until then, at most claim_settle)."""
-        if not self.waiting:
-            return 0
-        if wait:
-            time.sleep(self.seconds_left())
-        elif self.seconds_left() > 0:
-            return 0
-        self._settles = None
-        return self.rows.update(status=Status.PENDING, claim_token="", uncertain=True, due_at=quiet_hours.now())
 
 
 def _attempt(client, bucket, account, row, callback):
