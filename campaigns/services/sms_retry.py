@@ -52,7 +52,7 @@ def retry_message(run, record):
         # Before the send can take it: a send closing the record must find it open, not have it reopened after.
         keep_open(record, (
             f"Waits for the recipient's quiet hours to end; beat sends it from {due:%Y-%m-%d %H:%M} UTC."
-            if due > now else "Due again: the campaign's send run sends it now."))
+            if due > now else "Due again: the campaign's send run sends it (beat's, within a minute, at the latest)."))
     run.count("made_due_again")
     if due > now:
         return HANDED_ON  # to beat's send_due_messages, at the window's opening
