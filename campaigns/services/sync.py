@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
-from portal.http import UpstreamAuthError, UpstreamError
+from portal.http import UpstreamAuthError, UpstreamError, request_lifetime
 from portal.operations import enqueue
 from portal.runs import OperationFailed, operation
 
@@ -95,10 +95,12 @@ class JobFetcher:
 
     `known` (KnownRows, or a Future of them) is first needed after a job's subject
     pages: a sync sends its first calls, then reads it from the database while
-    they are on the wire (the read took a round trip's time at 5,000 subjects)."""
+    they are on the wire (the read took a round trip's time at 5,000 subjects).
+    `keys_not_before` (a time.monotonic()): see keys_settled_at."""
 
-    def __init__(self, client, portal, *, known, page_state=None):
+    def __init__(self, client, portal, *, known, page_state=None, keys_not_before=None):
         self.client = client
+        self.keys_not_before = keys_not_before
         self.page_state = page_state or {}  # job uuid -> its last sync_pages (fingerprints of its subject pages)
         self.create_keys = portal.create_missing_access_keys
         if not isinstance(known, Future):
@@ -145,6 +147,8 @@ class JobFetcher:
         says so; (key or "", created, revoked). A stored key Netlife no longer
         lists was revoked: it is dropped (replaced by a new one when creating)."""
         stored = self.known.stale_keys.get(subject_uuid, "")
+        if self.create_keys and self.keys_not_before is not None:
+            time.sleep(max(0.0, self.keys_not_before - time.monotonic()))  # only what the job's calls left
         key = self.client.access_key(job_uuid, subject_uuid, prefer=stored)
         revoked = bool(stored) and key != stored
         if key is None and self.create_keys:
@@ -236,6 +240,17 @@ def check_portal(run, portal):
     return len(activities)
 
 
+def keys_settled_at(run, row):
+    """When a takeover may list a subject's keys, or None (no wait). The dead execution's
+    key POSTs (never retried) may still be on their way to Netlife, held in its latency; a
+    list read before one lands shows no key and we would POST a second valid one. As for
+    the SMS send (sending.DeadClaims), they land within a request's lifetime, counted from
+    here (after the takeover). Only a takeover that may create keys waits."""
+    if not (run.record.takeovers and row.create_missing_access_keys):
+        return None
+    return time.monotonic() + request_lifetime().total_seconds()
+
+
 def _jobs_in_webshop(row):
     """The uuids of the jobs the last sync found in the webshop, the biggest first."""
     jobs = Job.objects.filter(portal=row, activities__in_webshop=True).distinct()
@@ -292,6 +307,7 @@ def sync_portal(run, portal):
     where it was.
     """
     row = _portal(portal)
+    keys_not_before = keys_settled_at(run, row)
     client = NetlifeClient(row)
     started = timezone.now()
     # A run taken over after its worker died starts again from the top (every
@@ -312,7 +328,7 @@ def sync_portal(run, portal):
             listing = lister.submit(client.activities_in_webshop)
             expected = _jobs_in_webshop(row)
             known = Future()
-            fetcher = JobFetcher(client, row, known=known, page_state=_page_state(row))
+            fetcher = JobFetcher(client, row, known=known, page_state=_page_state(row), keys_not_before=keys_not_before)
             futures = {pool.submit(fetcher.fetch, uuid, start_in=SPECULATIVE_SPREAD * n if n < workers else 0): uuid
                        for n, uuid in enumerate(expected)}
             # Read while the first calls are on the wire (the jobs need the keys and users
