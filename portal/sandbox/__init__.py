@@ -8,7 +8,8 @@ module's `SANDBOXES`). `SandboxServer` serves all of them from one process under
     POST /_sandbox/<name>/faults   {"count": N, "status": 500, "latency_ms": 200,
                                     "retry_after": 5, "kind": "timeout"|"reset"|"malformed",
                                     "path": "/api/…" (optional prefix filter),
-                                    "exact": true (path must match exactly)}
+                                    "exact": true (path must match exactly),
+                                    "method": "POST" (only requests of this method)}
     POST /_sandbox/<name>/latency  {"latency_ms": 4000} (every request; at most 600000)
     POST /_sandbox/<name>/reset    back to its initial state
 

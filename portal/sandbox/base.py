@@ -45,6 +45,7 @@ class Fault:
     timeout_s: float = 15.0
     path: str = ""  # only requests whose path (inside the sandbox) starts with this
     exact: bool = False  # ...or is exactly this
+    method: str = ""  # only requests of this method ("POST": a write held while its reads go through)
     body: dict | None = None
     used: int = field(default=0)
 
@@ -61,7 +62,9 @@ class Fault:
         kind = data.get("kind")
         if kind not in cls.KINDS:
             raise BadControl(f"unknown fault kind {kind!r}; one of {cls.KINDS[1:]}")
-        path, body = data.get("path", ""), data.get("body")
+        path, body, method = data.get("path", ""), data.get("body"), data.get("method", "")
+        if not isinstance(method, str):
+            raise BadControl(f'"method" must be text (e.g. "POST"), not {method!r}.')
         if not isinstance(path, str):
             raise BadControl(f'"path" must be text (a path prefix inside the sandbox), not {path!r}.')
         if body is not None and not isinstance(body, (dict, list)):
@@ -75,6 +78,7 @@ class Fault:
             timeout_s=number_value(data, "timeout_s", 15.0, minimum=0, maximum=MAX_LATENCY_MS / 1000),
             path=path,
             exact=bool_value(data, "exact", False),
+            method=method.upper(),
             body=body,
         )
 
@@ -122,9 +126,11 @@ class Sandbox:
         with self.lock:
             self.faults.append(fault)
 
-    def take_fault(self, path):
+    def take_fault(self, path, method=""):
         with self.lock:
             for fault in self.faults:
+                if fault.method and fault.method != method:
+                    continue
                 if (path == fault.path) if fault.exact else path.startswith(fault.path):
                     fault.used += 1
                     if fault.used >= fault.count:

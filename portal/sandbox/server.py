@@ -208,7 +208,7 @@ class SandboxServer:
         reply_at = request.environ.get(ARRIVED, time.monotonic()) + sandbox.latency_ms / 1000.0
         if not reads:
             sandbox.sleep_ms(sandbox.latency_ms)
-        fault = sandbox.take_fault(inner_path)
+        fault = sandbox.take_fault(inner_path, request.method)
         if fault:
             _sleep_until(reply_at)
             injected = self.apply_fault(fault, sandbox, request)
