@@ -171,7 +171,8 @@ def main():
         if args.serve:
             return serve(args, var_dir)
         sandbox = subprocess.Popen([sys.executable, __file__, "--serve", *sys.argv[1:]], stdout=subprocess.PIPE, text=True)
-        os.sched_setaffinity(0, own_cores(sandbox=False))  # the child chose its own before this
+        # The child was forked with the whole set and takes its core from it; this process the rest.
+        os.sched_setaffinity(0, own_cores(sandbox=False))
         try:
             url = sandbox.stdout.readline().strip()
             if not url.startswith("http"):

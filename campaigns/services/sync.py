@@ -137,6 +137,8 @@ def sync_portal(run, portal):
     run.record.counters.clear()
     run.record.progress_done = 0
     run.set_counter("brand", row.get_brand_display())
+    if keys_not_before is not None:  # on the run page: why its key calls started late
+        run.set_counter("keys_wait_for_dead_posts_s", round(request_lifetime().total_seconds(), 1))
     workers = max(1, row.max_concurrent_jobs)
     try:
         # The activities listing is not a job: it has a thread of its own, so it never
@@ -156,7 +158,7 @@ def sync_portal(run, portal):
             # Read while the first calls are on the wire (the jobs need the keys and users
             # after their pages; this thread needs the rest to store the first job).
             try:
-                stored = StoredRows(row, keys_checked_after=timezone.now() - conf.access_key_max_age())
+                stored = StoredRows(row, keys_checked_after=timezone.now() - conf.access_key_max_age(), with_jobs=False)
                 known.set_result(stored.known_rows())
             except BaseException as exc:
                 known.set_exception(exc)

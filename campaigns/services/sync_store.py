@@ -97,10 +97,12 @@ class StoredRows:
     (load) for the subjects store_job compares or writes.
     """
 
-    def __init__(self, portal, *, keys_checked_after=None):
+    def __init__(self, portal, *, keys_checked_after=None, with_jobs=True):
         """`keys_checked_after`: also read which keys were confirmed since then
         (known_rows), in the same pass over the subjects and users (the first round of
-        calls is on the wire meanwhile, and this process' CPU is what delays their replies)."""
+        calls is on the wire meanwhile, and this process' CPU is what delays their replies).
+        `with_jobs=False`: the jobs and activities are read later (read_jobs), by a sync
+        once store_activities has written them."""
         self.portal = portal
         self.subjects, self.of_job, self.links, self._linked = {}, {}, {}, set()
         self.jobs, self.activities, self.activities_digest = {}, {}, ""
@@ -121,7 +123,8 @@ class StoredRows:
             self.users[uuid] = (pk, name)
             if has_details:
                 self._users_with_details.add(uuid)
-        self.read_jobs()
+        if with_jobs:
+            self.read_jobs()
 
     def read_jobs(self):
         """The portal's jobs and activities (again after store_activities wrote them)."""

@@ -10,7 +10,11 @@ module's `SANDBOXES`). `SandboxServer` serves all of them from one process under
                                     "path": "/api/…" (optional prefix filter),
                                     "exact": true (path must match exactly),
                                     "method": "POST" (only requests of this method)}
-    POST /_sandbox/<name>/latency  {"latency_ms": 4000} (every request; at most 600000)
+    POST /_sandbox/<name>/latency  {"latency_ms": 4000} (every request; at most 600000): a
+                                    read is answered from the state at its arrival, its reply
+                                    held until latency_ms after it came; a write waits first and
+                                    takes effect when its latency is over (so a read sent after a
+                                    write may not see it: "accepted, landed late")
     POST /_sandbox/<name>/reset    back to its initial state
 
 A sandbox's own controls (`handle_control`) read their body and values with

@@ -104,12 +104,15 @@ class KeepAliveRequestHandler(RedactingRequestHandler):
                 data = b""
             self._headers_buffer.append(b"\r\n" + data)
             _sleep_until(environ.get(REPLY_AT, 0))  # the reply is whole: it leaves when its latency is over
+            # Out of flight before it is written: a client that has its reply may send its next
+            # call at once, and must never be counted with two calls open (max_in_flight).
+            environ.pop(REPLIED, lambda: None)()
             self.flush_headers()
         except (ConnectionError, OSError) as exc:  # the client went, or a fault reset the socket
             self.close_connection = True
             self.connection_dropped(exc, environ)
         finally:
-            environ.pop(REPLIED, lambda: None)()
+            environ.pop(REPLIED, lambda: None)()  # a reply that failed before it was written
 
 
 def serve(host, port, app):
@@ -234,6 +237,8 @@ class SandboxServer:
             return json_response({"message": exc.description}, exc.code)
         try:
             return getattr(sandbox, endpoint)(request, **kwargs)
+        except _Reset:  # the endpoint dropped the connection on purpose ("accepted, reply lost")
+            raise
         except Exception:  # a sandbox bug should look like an upstream 500, and be logged
             logger.exception("sandbox %s crashed on %s", sandbox.name, inner_path)
             return json_response({"message": "Internal Server Error"}, 500)

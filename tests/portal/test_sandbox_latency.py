@@ -49,3 +49,15 @@ def test_a_faulted_read_gets_the_latency_then_its_fault(sandbox):
     netlife.add_fault(Fault(status=503, latency_ms=200))
     reply, elapsed = _get(f"{sandbox.url}/netlife/nowhere")
     assert reply.status_code == 503 and elapsed >= LATENCY_S + 0.2
+
+
+def test_a_client_calling_one_at_a_time_is_never_seen_with_two_calls_open(sandbox):
+    # Over several kept-alive connections, each call sent the moment the last reply came:
+    # the sandbox measures a client's concurrency by this (test_sync's jobs at a time).
+    netlife = sandbox["netlife"]
+    netlife.latency_ms = 2
+    netlife.max_in_flight = 0
+    sessions = [requests.Session() for _ in range(4)]
+    for n in range(200):
+        assert sessions[n % 4].get(f"{sandbox.url}/netlife/nowhere", timeout=10).status_code == 404
+    assert netlife.max_in_flight == 1
