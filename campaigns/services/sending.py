@@ -45,7 +45,7 @@ from .approval import (  # noqa: F401
     UNDECIDED_WAIT, NotAllowed, account_for, approve_campaign, being_checked, cancel_campaign, close_settled_records,
     count_cancelled_as_done, settle_cancelled,
 )
-from .reconcile import IN_FLIGHT_AT_MOST, DeadClaims, Undecided, find_sent, in_flight
+from .reconcile import IN_FLIGHT_AT_MOST, DeadClaims, Undecided, claim_settle, find_sent, in_flight
 # The webhooks' side (callbacks, inbound texts, opt-outs) lives in sms_events; its
 # names stay importable from here, the one module the views and commands use.
 from .sms_events import (  # noqa: F401
@@ -192,8 +192,14 @@ def _record(run, row, token, outcome, result):
                           context={"message": row.pk, "campaign": row.campaign_id})
         run.count("gave_up_for_an_hour")
         return None
+    due = now + _backoff(attempts, getattr(error, "retry_after", None))
+    if maybe_sent and error.status is None and row.claimed_at:
+        # No reply at all (a timeout, a dropped connection): the POST may still be in Twilio's
+        # hands and its message appear after our timeout ("accepted late"). Looked for only
+        # once it cannot any more, as a dead execution's claims are (claim_settle).
+        due = max(due, row.claimed_at + claim_settle())
     _mark(row, token, status=Status.PENDING, claim_token="", attempts=attempts, uncertain=row.uncertain or maybe_sent,
-          due_at=now + _backoff(attempts, getattr(error, "retry_after", None)), error_message=str(error)[:500])
+          due_at=due, error_message=str(error)[:500])
     run.count("rate_limited" if error.status == 429 else "retry_later")
     return None
 

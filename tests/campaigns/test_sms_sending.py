@@ -10,6 +10,7 @@ from campaigns.models import CampaignMessage, OptOut
 from campaigns.sandbox.twilio import AUTH_TOKEN, signature
 from campaigns.services import approve_campaign, cancel_campaign, send_campaign, send_due_messages
 from campaigns.services.sending import NotAllowed, apply_status
+from portal.sandbox import Fault
 
 from .sms_fixtures import make_account, make_campaign, make_families, sandbox_texts
 
@@ -74,6 +75,24 @@ def test_a_reply_lost_after_twilio_accepted_is_reconciled_without_a_second_messa
     assert sandbox_texts(twilio) == {phone: 1 for phone in FAMILIES}
     sids = {m["to"]: m["sid"] for m in twilio.state()["messages"]}
     assert {r.phone: r.sid for r in CampaignMessage.objects.all()} == sids
+
+
+def test_a_message_twilio_accepts_after_our_timeout_is_found_not_sent_again(twilio, public_url, sender, settings):
+    # Twilio takes the POST, our read times out (2 s), and only then the message appears
+    # (4.5 s): a look-up after the usual backoff (1-2 s) finds nothing and sends it again.
+    # Looked for once a request's lifetime (connect 5 s + read 2 s) has passed, it is found.
+    settings.UPSTREAM_CONNECT_TIMEOUT = 5.0
+    phone = "+12015550171"
+    campaign = make_campaign(make_families({phone: ["Emma"]}), make_account())
+    twilio.add_fault(Fault(method="POST", latency_ms=4500, path="/2010-04-01/Accounts/"))
+    run = approve_campaign(campaign.pk, user=sender)
+    run.refresh_from_db()
+    assert run.status == "succeeded", (run.status, run.error, run.log[-2000:])
+    wait_for(lambda: twilio.in_flight == 0, what="the late POST landed at Twilio")
+    assert sandbox_texts(twilio) == {phone: 1}
+    assert (run.counters.get("retry_later"), run.counters.get("reconciled_without_resending")) == (1, 1)
+    row = CampaignMessage.objects.get(campaign=campaign)
+    assert row.sid == twilio.state()["messages"][0]["sid"] and not row.uncertain
 
 
 def _same_text_twice_to_one_number():
