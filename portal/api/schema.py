@@ -1,7 +1,7 @@
 """The error envelope in the OpenAPI schema: every operation documents the
 answers every endpoint can give ({"success": false, "message", "error", "data"}),
 so a client (and schemathesis) knows a 400, 401, 403, 404, 429 or 500 is not a
-surprise."""
+surprise; and the server's own 414 for a request line over its limit."""
 
 ENVELOPE = "ErrorEnvelope"
 ENVELOPE_SCHEMA = {
@@ -27,6 +27,10 @@ ERRORS = {
     "429": "Too many requests (see Retry-After).",
     "500": "Internal server error (logged).",
 }
+# Answered by gunicorn before the request reaches Django (its limit_request_line, 4,094
+# bytes), as its own HTML page: a client sending a huge query string gets it.
+URI_TOO_LONG = {"description": "URI too long: the request line is over the server's limit (4,094 bytes).",
+                "content": {"text/html": {"schema": {"type": "string"}}}}
 PUBLIC_SKIPS = ("401", "403")
 METHODS = ("get", "put", "post", "patch", "delete", "head", "options", "trace")
 
@@ -53,4 +57,5 @@ def document_error_envelope(result, generator, request, public):
                 if code == "413" and method in ("get", "head", "delete"):
                     continue
                 responses.setdefault(code, {"description": description, "content": {"application/json": {"schema": ref}}})
+            responses.setdefault("414", URI_TOO_LONG)
     return result
