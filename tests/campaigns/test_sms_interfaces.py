@@ -221,6 +221,6 @@ def test_the_admin_delivery_table_pages_every_recipient(client, sender, campaign
         seen += [phone for phone in phones if f">{phone}<" in text]
     assert seen == phones  # each once, in order, none left out
     undelivered = client.get(url, {"status": "undelivered", "page": 1}).content.decode()
-    assert f'href="?status=undelivered&amp;page=2"' in undelivered
+    assert 'href="?status=undelivered&amp;page=2"' in undelivered
     assert "of 225 (page 1 of 2)" in undelivered
     assert client.get(url, {"page": "x"}).status_code == 200  # a bad page number is the first page

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from walmart import conf
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT.parent / "shared" / "seeds" / "000_b4176afbac57f1fc.txt"

@@ -18,7 +18,7 @@ from ...models import HelixOutbox, SalesSettings
 from .. import common
 from ..cameras import NO_CAMERA, claimed_on_mapped_cameras
 from .checks import check_uncertain_posts, checks_due
-from .claims import claim_batch, claim_token_for, claims_to_recover, finish_claim, reconcile_delay, release_stale_claims
+from .claims import claim_batch, claims_to_recover, finish_claim, reconcile_delay, release_stale_claims
 from .corrections import apply_changes, waiting_for_a_mapping
 from .routing import Router, route_claimed
 from .types import ensure_built_in_type
