@@ -122,6 +122,10 @@ class CampaignMessage(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     first_claimed_at = models.DateTimeField(null=True, blank=True, help_text="When the first attempt began: the reconcile looks from here.")
     uncertain = models.BooleanField(default=False, help_text="An attempt may have reached Twilio (timeout, 5xx): look before sending again.")
+    look_up_after = models.DateTimeField(
+        null=True, blank=True,
+        help_text="The last attempt got no answer we can trust (timeout, 5xx): Twilio may still create its message "
+                  "until then, so it is not looked for (nor sent again, nor called cancelled) before.")
     attempts = models.PositiveSmallIntegerField(default=0)
     sid = models.CharField(max_length=34, blank=True, db_index=True)
     error_code = models.PositiveIntegerField(null=True, blank=True)

@@ -37,7 +37,12 @@ HANDED_ON = "handed_on"
 def keep_open(record, reason):
     """Say what now happens to an open record (a handler about to hand its item on): its
     reason only, never reopening one that run closed meanwhile, and not a new failure."""
-    SetAsideRecord.objects.filter(pk=record.pk, status=SetAsideRecord.Status.OPEN).update(
+    reword_open(record.app, record.kind, record.key, reason)
+
+
+def reword_open(app, kind, key, reason):
+    """A new reason for the item's open record, if it has one (none is opened)."""
+    SetAsideRecord.objects.filter(app=app, kind=kind, key=str(key)[:255], status=SetAsideRecord.Status.OPEN).update(
         reason=str(reason)[:4000], last_seen=timezone.now())
 
 

@@ -123,8 +123,8 @@ def settle_cancelled(run, campaign):
         now = quiet_hours.now()
         try:
             found = find_sent(client, row)
-        except Undecided:
-            rows.filter(pk=row.pk).update(due_at=now + UNDECIDED_WAIT)
+        except Undecided as undecided:
+            rows.filter(pk=row.pk).update(due_at=undecided.due(now, UNDECIDED_WAIT))
             run.count("being_checked")
             continue
         except UpstreamAuthError as exc:

@@ -28,7 +28,16 @@ def in_flight(rows, now):
 
 
 class Undecided(Exception):
-    """The row's message cannot be told yet (another row to that number is in flight)."""
+    """The row's message cannot be told yet (another row to that number is in flight, or an
+    attempt's message may still appear until `until`)."""
+
+    def __init__(self, until=None):
+        super().__init__(until)
+        self.until = until
+
+    def due(self, now, wait):
+        """When to look again: after `wait`, and not before `until`."""
+        return max(now + wait, self.until) if self.until else now + wait
 
 
 def find_sent(client, row):
@@ -51,9 +60,15 @@ def find_sent(client, row):
         return client.get_message(named)
     in_doubt = CampaignMessage.objects.filter(phone=row.phone, body=row.body, sid="").filter(
         Q(uncertain=True) | Q(status=Status.CLAIMED)).exclude(pk=row.pk)
-    if in_flight(in_doubt, quiet_hours.now()).exists():
+    now = quiet_hours.now()
+    if in_flight(in_doubt, now).exists():
         raise Undecided()
     doubtful = [row, *in_doubt]
+    # An attempt that got no trustworthy answer may still make its message ("accepted
+    # late"): until then a listing without it proves nothing, for this row or a sibling.
+    settling = [r.look_up_after for r in doubtful if r.look_up_after and r.look_up_after > now]
+    if settling:
+        raise Undecided(until=max(settling))
     since = min(r.first_claimed_at or r.claimed_at or quiet_hours.now() for r in doubtful) - CLOCK_SLACK
     candidates = [m for m in client.messages_to(row.phone, since=since) if m.body == row.body]
     if not candidates:

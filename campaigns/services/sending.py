@@ -36,6 +36,7 @@ from portal.http import UpstreamAuthError, UpstreamError, UpstreamTransientError
 from portal.operations import enqueue
 from portal.ratelimit import get_bucket
 from portal.runs import OperationFailed, operation
+from portal.setaside import reword_open
 
 from .. import sms_conf
 from ..models import Campaign, CampaignMessage, OptOut, SendState
@@ -71,6 +72,8 @@ GIVE_UP_FOR = timedelta(hours=1)
 #: a row due this soon is waited for inside the run; later ones are left to beat
 WAIT_IN_RUN_S = 10
 OPT_OUT_CODE = 21610
+#: statuses of a failed POST that Twilio itself did not answer (None: no reply at all)
+ANSWERLESS = (None, 502, 504)
 
 
 def status_callback_url():
@@ -128,8 +131,8 @@ def _attempt(client, bucket, account, row, callback):
         return "sent", client.create_message(to=row.phone, body=row.body, sender=sender,
                                              status_callback=callback_for(callback, row),
                                              validity_period=account.validity_period)
-    except Undecided:
-        return "undecided", None
+    except Undecided as undecided:
+        return "undecided", undecided
     except UpstreamError as exc:
         return "error", exc
 
@@ -145,11 +148,14 @@ def _record(run, row, token, outcome, result):
         run.count("submitted" if outcome == "sent" else "reconciled_without_resending")
         return None
     if outcome == "undecided":
-        _mark(row, token, status=Status.PENDING, claim_token="", due_at=now + UNDECIDED_WAIT)
+        _mark(row, token, status=Status.PENDING, claim_token="", due_at=result.due(now, UNDECIDED_WAIT))
         run.count("reconcile_waited")
         return None
     if outcome == "no_sender":
         _mark(row, token, status=Status.FAILED, error_message="No sender may text this country.", claim_token="")
+        # A retried message's record (it said "due again") says why it stays unsent.
+        reword_open("campaigns", "sms_message", _set_aside_key(row),
+                    "No sender may text this country: add one to the SMS account, then retry.")
         run.count("no_sender_for_country")
         run.advance()
         return None
@@ -178,6 +184,12 @@ def _record(run, row, token, outcome, result):
     attempts = row.attempts + 1
     # 429 is certain not to have sent; a timeout or a 5xx may have: look before the next try.
     maybe_sent = not (isinstance(error, UpstreamTransientError) and error.status == 429)
+    # No answer from Twilio itself (a timeout, a dropped connection, a gateway's 502/504): it
+    # may still be creating the message ("accepted late"), so it is not looked for (find_sent)
+    # until a request's lifetime from now, as a dead execution's claims are (claim_settle):
+    # not by this send, a staff retry or a cancel's settling run either. Twilio's own 5xx
+    # answer comes after it has done what it does: its message, if any, is there to find.
+    settles = {"look_up_after": now + claim_settle()} if maybe_sent and error.status in ANSWERLESS else {}
     if attempts >= MAX_ATTEMPTS:
         # Not failed: the row waits in the outbox with its due time and beat's
         # send_due_messages tries again then. Set aside meanwhile, so the run ends
@@ -185,21 +197,16 @@ def _record(run, row, token, outcome, result):
         due = now + GIVE_UP_FOR
         if _mark(row, token, status=Status.PENDING, attempts=attempts, uncertain=row.uncertain or maybe_sent,
                  claim_token="", due_at=due, error_code=_twilio_code(error),
-                 error_message=f"Gave up until {due:%Y-%m-%d %H:%M} UTC: {error}"[:500]):
+                 error_message=f"Gave up until {due:%Y-%m-%d %H:%M} UTC: {error}"[:500], **settles):
             run.set_aside("sms_message", _set_aside_key(row),
                           f"Twilio kept answering {error.status or 'without a reply'}; the message waits in the outbox "
                           f"and is tried again from {due:%Y-%m-%d %H:%M} UTC.",
                           context={"message": row.pk, "campaign": row.campaign_id})
         run.count("gave_up_for_an_hour")
         return None
-    due = now + _backoff(attempts, getattr(error, "retry_after", None))
-    if maybe_sent and error.status is None and row.claimed_at:
-        # No reply at all (a timeout, a dropped connection): the POST may still be in Twilio's
-        # hands and its message appear after our timeout ("accepted late"). Looked for only
-        # once it cannot any more, as a dead execution's claims are (claim_settle).
-        due = max(due, row.claimed_at + claim_settle())
+    due = max([now + _backoff(attempts, getattr(error, "retry_after", None)), *settles.values()])
     _mark(row, token, status=Status.PENDING, claim_token="", attempts=attempts, uncertain=row.uncertain or maybe_sent,
-          due_at=due, error_message=str(error)[:500])
+          due_at=due, error_message=str(error)[:500], **settles)
     run.count("rate_limited" if error.status == 429 else "retry_later")
     return None
 

@@ -1,10 +1,12 @@
 """Sending through the live Twilio sandbox, with its callbacks to a live portal server."""
 
+import threading
 import time
 from datetime import UTC, datetime
 
 import pytest
 import requests
+from django.utils import timezone
 
 from campaigns.models import CampaignMessage, OptOut
 from campaigns.sandbox.twilio import AUTH_TOKEN, signature
@@ -77,22 +79,54 @@ def test_a_reply_lost_after_twilio_accepted_is_reconciled_without_a_second_messa
     assert {r.phone: r.sid for r in CampaignMessage.objects.all()} == sids
 
 
-def test_a_message_twilio_accepts_after_our_timeout_is_found_not_sent_again(twilio, public_url, sender, settings):
-    # Twilio takes the POST, our read times out (2 s), and only then the message appears
-    # (4.5 s): a look-up after the usual backoff (1-2 s) finds nothing and sends it again.
-    # Looked for once a request's lifetime (connect 5 s + read 2 s) has passed, it is found.
+LATE = ("+12015550171", "+12015550172")
+
+
+def _posts_accepted_late(twilio, settings, held_ms):
+    """Twilio takes each of the first two POSTs and creates its message `held_ms` later;
+    our read times out after 2 s; a request's lifetime is 7 s (connect 5 s + read 2 s)."""
     settings.UPSTREAM_CONNECT_TIMEOUT = 5.0
-    phone = "+12015550171"
-    campaign = make_campaign(make_families({phone: ["Emma"]}), make_account())
-    twilio.add_fault(Fault(method="POST", latency_ms=4500, path="/2010-04-01/Accounts/"))
+    twilio.add_fault(Fault(method="POST", latency_ms=held_ms, count=2, path="/2010-04-01/Accounts/"))
+    # One POST at a time: the second row waits behind the first for a whole read timeout.
+    return make_campaign(make_families({phone: ["Emma"] for phone in LATE}), make_account(messages_per_second=1))
+
+
+def test_messages_twilio_accepts_after_our_timeout_are_found_not_sent_again(twilio, public_url, sender, settings):
+    # A look-up after the usual backoff (1-2 s), or a request's lifetime after the claim
+    # (the second row's POST began 2 s after it), finds nothing yet and sends again.
+    # Looked for a request's lifetime after the timeout, each message is found.
+    campaign = _posts_accepted_late(twilio, settings, held_ms=6500)
     run = approve_campaign(campaign.pk, user=sender)
     run.refresh_from_db()
     assert run.status == "succeeded", (run.status, run.error, run.log[-2000:])
-    wait_for(lambda: twilio.in_flight == 0, what="the late POST landed at Twilio")
-    assert sandbox_texts(twilio) == {phone: 1}
-    assert (run.counters.get("retry_later"), run.counters.get("reconciled_without_resending")) == (1, 1)
-    row = CampaignMessage.objects.get(campaign=campaign)
-    assert row.sid == twilio.state()["messages"][0]["sid"] and not row.uncertain
+    wait_for(lambda: twilio.in_flight == 0, what="the late POSTs landed at Twilio")
+    assert sandbox_texts(twilio) == dict.fromkeys(LATE, 1)
+    assert (run.counters.get("retry_later"), run.counters.get("reconciled_without_resending")) == (2, 2)
+    rows = CampaignMessage.objects.filter(campaign=campaign)
+    assert {r.sid for r in rows} == {m["sid"] for m in twilio.state()["messages"]}
+    assert not any(r.uncertain for r in rows)
+
+
+def test_a_cancel_right_after_a_timeout_waits_before_calling_the_message_cancelled(twilio, public_url, sender,
+                                                                                    settings):
+    # Cancelled while POSTs are still in Twilio's hands: a look-up then finds nothing, and
+    # a message created a moment later went out while the portal showed it cancelled.
+    campaign = _posts_accepted_late(twilio, settings, held_ms=4000)
+    sending = threading.Thread(target=approve_campaign, args=(campaign.pk,), kwargs={"user": sender})
+    sending.start()
+    wait_for(lambda: CampaignMessage.objects.filter(phone=LATE[0], uncertain=True).exists(), what="the first POST timed out")
+    cancel_campaign(campaign.pk, user=sender)
+    sending.join()
+    wait_for(lambda: twilio.in_flight == 0, what="the late POSTs landed at Twilio")
+    rows = CampaignMessage.objects.filter(campaign=campaign)
+    assert sorted(r.status for r in rows) == ["pending", "pending"]  # being checked, neither called cancelled
+    settled = max(r.look_up_after for r in rows)
+    wait_for(lambda: timezone.now() > settled, what="a request's lifetime after the last timeout")
+    send_due_messages(trigger="beat")  # beat's sweep: the cancelled campaign's rows still to be looked up
+    assert sandbox_texts(twilio) == dict.fromkeys(LATE, 1)
+    sids = {m["to"]: m["sid"] for m in twilio.state()["messages"]}
+    assert {r.phone: (r.sid, r.status != "cancelled", r.uncertain) for r in rows.all()} == {
+        phone: (sid, True, False) for phone, sid in sids.items()}
 
 
 def _same_text_twice_to_one_number():
