@@ -45,8 +45,11 @@ def retry_message(run, record):
         account = account_for(campaign)
         due = max(now, quiet_hours.next_opening(row.phone, now, account.quiet_start, account.quiet_end))
         # a staff retry gets the send's full round of attempts again
-        CampaignMessage.objects.filter(pk=row.pk, status=row.status, sid="").update(
-            status=Status.PENDING, due_at=due, attempts=0)
+        if not CampaignMessage.objects.filter(pk=row.pk, status=row.status, sid="").update(
+                status=Status.PENDING, due_at=due, attempts=0):
+            # a send run claimed it a moment ago (claims do not take the campaign's lock)
+            keep_open(record, "A send run is sending it now.")
+            return HANDED_ON
         # unsent again: the campaign is sending until it goes (beat polls only sending campaigns)
         Campaign.objects.filter(pk=campaign.pk, send_state=SendState.SENT).update(send_state=SendState.SENDING)
         # Before the send can take it: a send closing the record must find it open, not have it reopened after.
